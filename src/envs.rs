@@ -1,0 +1,370 @@
+//! The environments model shared by every binary: which environments exist, their branches,
+//! their promotion order, and what AWS account/region each one expects.
+//!
+//! With no configuration the seed's model applies: `dev` (branch `dev`) -> `staging` (branch
+//! `main`) -> `prod` (branch `prod`, production). An app repository may override it in
+//! `.github/gitops.yml`:
+//!
+//! ```yaml
+//! environments:        # list order = promotion order
+//!   - name: dev
+//!     branch: dev
+//!   - name: staging
+//!     branch: main
+//!   - name: prod
+//!     branch: prod
+//!     production: true
+//!     aws-account-id: "123456789012"
+//!     aws-region: eu-west-1
+//! ```
+//!
+//! Unknown keys, bad names, duplicate names or branches are refused with a clear error (exit 2).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::exit::{Failure, Result};
+use crate::runner::single_line;
+use crate::validate;
+
+/// Where an app repository keeps its override, relative to the repository root.
+pub const CONFIG_PATH: &str = ".github/gitops.yml";
+
+/// One environment.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Environment {
+    /// Name, e.g. `staging`: lowercase letters, digits and `-`, starting with a letter.
+    pub name: String,
+    /// The branch that *is* this environment, e.g. `main`.
+    pub branch: String,
+    /// Production environments get stricter rules (GitHub `production_environment`, policy).
+    #[serde(default)]
+    pub production: bool,
+    /// The AWS account this environment must deploy into (12 digits), if pinned.
+    #[serde(default)]
+    pub aws_account_id: Option<String>,
+    /// The AWS region this environment deploys into, if pinned.
+    #[serde(default)]
+    pub aws_region: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    environments: Vec<Environment>,
+}
+
+/// The ordered list of environments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Model {
+    envs: Vec<Environment>,
+    /// Where the model came from (a file path, or `built-in default`).
+    pub source: String,
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        let e = |name: &str, branch: &str, production: bool| Environment {
+            name: name.into(),
+            branch: branch.into(),
+            production,
+            aws_account_id: None,
+            aws_region: None,
+        };
+        Model {
+            envs: vec![
+                e("dev", "dev", false),
+                e("staging", "main", false),
+                e("prod", "prod", true),
+            ],
+            source: "built-in default".into(),
+        }
+    }
+}
+
+impl Model {
+    /// Parse and validate a model from YAML text.
+    pub fn from_yaml(text: &str, source: &str) -> Result<Model> {
+        let file: File = serde_yaml_ng::from_str(text).map_err(|e| {
+            Failure::usage(
+                "config",
+                format!("{source}: {}", single_line(&e.to_string())),
+            )
+        })?;
+        let model = Model {
+            envs: file.environments,
+            source: source.to_string(),
+        };
+        model.validate()?;
+        Ok(model)
+    }
+
+    /// Load the model for a repository checkout: `explicit` (a `config` input) if given, else
+    /// `<root>/.github/gitops.yml` if it exists, else the built-in default.
+    pub fn load(root: &Path, explicit: Option<&Path>) -> Result<Model> {
+        let path: PathBuf = match explicit {
+            Some(p) => p.to_path_buf(),
+            None => root.join(CONFIG_PATH),
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Model::from_yaml(&text, &path.display().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
+                Ok(Model::default())
+            }
+            Err(e) => Err(Failure::usage(
+                "config",
+                format!("cannot read {}: {e}", path.display()),
+            )),
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let src = &self.source;
+        if self.envs.is_empty() {
+            return Err(Failure::usage(
+                "config",
+                format!("{src}: `environments` is empty"),
+            ));
+        }
+        if self.envs.len() > 20 {
+            return Err(Failure::usage(
+                "config",
+                format!("{src}: at most 20 environments are supported"),
+            ));
+        }
+        for (i, e) in self.envs.iter().enumerate() {
+            validate_env_name(&e.name)
+                .map_err(|f| f.context(format!("{src}: environments[{i}].name")))?;
+            validate::branch_name(&e.branch)
+                .map_err(|f| f.context(format!("{src}: environments[{i}].branch")))?;
+            if let Some(a) = &e.aws_account_id {
+                validate::account_id(a)
+                    .map_err(|f| f.context(format!("{src}: environments[{i}].aws-account-id")))?;
+            }
+            if let Some(r) = &e.aws_region {
+                validate::region(r)
+                    .map_err(|f| f.context(format!("{src}: environments[{i}].aws-region")))?;
+            }
+            for other in &self.envs[..i] {
+                if other.name == e.name {
+                    return Err(Failure::usage(
+                        "config",
+                        format!("{src}: environment `{}` is listed twice", e.name),
+                    ));
+                }
+                if other.branch == e.branch {
+                    return Err(Failure::usage(
+                        "config",
+                        format!(
+                            "{src}: branch `{}` is used by both `{}` and `{}`",
+                            e.branch, other.name, e.name
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// All environments in promotion order.
+    pub fn environments(&self) -> &[Environment] {
+        &self.envs
+    }
+
+    /// Look an environment up by its exact name. Near misses (`Prod`, `prod `) are refused with
+    /// a hint; the field name is used in the message.
+    pub fn get(&self, field: &str, name: &str) -> Result<&Environment> {
+        if let Some(e) = self.envs.iter().find(|e| e.name == name) {
+            return Ok(e);
+        }
+        let shown = single_line(name);
+        let known: Vec<&str> = self.envs.iter().map(|e| e.name.as_str()).collect();
+        let hint = self
+            .envs
+            .iter()
+            .find(|e| e.name.eq_ignore_ascii_case(name.trim()))
+            .map(|e| {
+                format!(
+                    " (did you mean `{}`? names are exact and case-sensitive)",
+                    e.name
+                )
+            })
+            .unwrap_or_default();
+        let what = if name.is_empty() {
+            "is empty".to_string()
+        } else {
+            format!("`{shown}` is not a configured environment")
+        };
+        Err(Failure::usage(
+            field,
+            format!(
+                "{what}{hint}; known: {} (from {})",
+                known.join(", "),
+                self.source
+            ),
+        ))
+    }
+
+    /// Position in the promotion order.
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.envs.iter().position(|e| e.name == name)
+    }
+
+    /// The environment after `name`, if any.
+    pub fn next(&self, name: &str) -> Option<&Environment> {
+        self.index(name).and_then(|i| self.envs.get(i + 1))
+    }
+
+    /// The environment before `name`, if any.
+    pub fn previous(&self, name: &str) -> Option<&Environment> {
+        self.index(name)
+            .and_then(|i| i.checked_sub(1))
+            .and_then(|i| self.envs.get(i))
+    }
+
+    /// The environment whose branch is `branch`.
+    pub fn by_branch(&self, branch: &str) -> Option<&Environment> {
+        self.envs.iter().find(|e| e.branch == branch)
+    }
+}
+
+/// Environment names: 1–32 chars of `[a-z0-9-]`, starting with a letter, not ending with `-`.
+pub fn validate_env_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::usage(
+            "environment",
+            format!("`{}` is not a valid environment name (1-32 of a-z, 0-9, '-', starting with a letter)", single_line(name)),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_the_seed_model() {
+        let m = Model::default();
+        let names: Vec<_> = m
+            .environments()
+            .iter()
+            .map(|e| (e.name.as_str(), e.branch.as_str(), e.production))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("dev", "dev", false),
+                ("staging", "main", false),
+                ("prod", "prod", true)
+            ]
+        );
+        assert_eq!(m.next("dev").unwrap().name, "staging");
+        assert_eq!(m.next("staging").unwrap().name, "prod");
+        assert!(m.next("prod").is_none());
+        assert_eq!(m.previous("staging").unwrap().name, "dev");
+        assert_eq!(m.by_branch("main").unwrap().name, "staging");
+    }
+
+    #[test]
+    fn override_file_sets_order_and_fields() {
+        let m = Model::from_yaml(
+            "environments:\n  - name: qa\n    branch: qa\n  - name: live\n    branch: release\n    production: true\n    aws-account-id: \"123456789012\"\n    aws-region: eu-west-1\n",
+            "t.yml",
+        )
+        .unwrap();
+        assert_eq!(m.environments().len(), 2);
+        let live = m.get("environment", "live").unwrap();
+        assert!(live.production);
+        assert_eq!(live.aws_account_id.as_deref(), Some("123456789012"));
+        assert_eq!(m.next("qa").unwrap().name, "live");
+    }
+
+    #[test]
+    fn refusals() {
+        let cases = [
+            (
+                "environments:\n  - name: dev\n    branch: dev\n    prodution: true\n",
+                "unknown field `prodution`",
+            ),
+            ("environments: []\n", "is empty"),
+            (
+                "environments:\n  - name: Dev\n    branch: dev\n",
+                "not a valid environment name",
+            ),
+            (
+                "environments:\n  - name: dev\n    branch: dev\n  - name: dev\n    branch: x\n",
+                "listed twice",
+            ),
+            (
+                "environments:\n  - name: a\n    branch: dev\n  - name: b\n    branch: dev\n",
+                "used by both",
+            ),
+            ("environments:\n  - name: a\n    branch: 'a..b'\n", "branch"),
+            (
+                "environments:\n  - name: a\n    branch: a\n    aws-account-id: '12345'\n",
+                "12 digits",
+            ),
+            (
+                "environments:\n  - name: a\n    branch: a\n    aws-region: US-EAST-1\n",
+                "region",
+            ),
+            ("envs: []\n", "unknown field `envs`"),
+        ];
+        for (yaml, needle) in cases {
+            let e = Model::from_yaml(yaml, "t.yml").unwrap_err();
+            assert_eq!(e.class, crate::exit::ExitClass::Usage, "{yaml}");
+            assert!(e.to_string().contains(needle), "{yaml}: {e}");
+        }
+    }
+
+    #[test]
+    fn lookups_are_exact() {
+        let m = Model::default();
+        for bad in ["Prod", "prod ", "../prod", "", "PROD", "prod\n"] {
+            let e = m.get("environment", bad).unwrap_err();
+            assert_eq!(e.class, crate::exit::ExitClass::Usage);
+            assert!(e.to_string().contains("environment"), "{e}");
+            assert!(
+                !e.to_string().contains('\n'),
+                "message must be one line: {e:?}"
+            );
+        }
+        assert!(m
+            .get("environment", "Prod")
+            .unwrap_err()
+            .to_string()
+            .contains("did you mean `prod`"));
+    }
+
+    #[test]
+    fn load_prefers_file_and_falls_back() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Model::load(dir.path(), None).unwrap(), Model::default());
+        std::fs::create_dir_all(dir.path().join(".github")).unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_PATH),
+            "environments:\n  - name: one\n    branch: one\n",
+        )
+        .unwrap();
+        assert_eq!(
+            Model::load(dir.path(), None).unwrap().environments()[0].name,
+            "one"
+        );
+        let missing = dir.path().join("nope.yml");
+        assert_eq!(
+            Model::load(dir.path(), Some(&missing)).unwrap_err().class,
+            crate::exit::ExitClass::Usage
+        );
+    }
+}

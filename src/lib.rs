@@ -1,0 +1,35 @@
+//! # gitops-actions
+//!
+//! One library behind five thin binaries (`oidc-login`, `plan-gate`, `ecr-push`, `promote`,
+//! `tag-deploy`), each wrapped as a composite GitHub Action. A tour by concern:
+//!
+//! - [`exit`]: the exit-code classes and the one error type ([`exit::Failure`]).
+//! - [`runner`]: the GitHub Actions runner protocol (outputs, env exports, masks, annotations,
+//!   step summary, neutralising untrusted text). Every byte a binary prints goes through it.
+//! - [`secret`]: a string type that never prints itself.
+//! - [`envs`]: the environments model (`dev` -> `staging` -> `prod` by default, or `.github/gitops.yml`).
+//! - [`validate`]: validators for inputs several binaries share (regions, accounts, refs, SHAs).
+//! - [`cli`]: the shared `main` (parse, run, exit code) and `GITOPS_*` naming.
+//! - [`oidc`], [`aws`]: GitHub OIDC tokens and STS (oidc-login).
+//! - [`plan`], [`policy`]: Terraform plan JSON parsing, counting, rendering and the policy gate (plan-gate).
+//! - [`registry`]: OCI distribution client, image sources and ECR specifics (ecr-push).
+//! - [`git`], [`github`], [`deploy`]: deploy tags, promotion, the GitHub REST API (promote, tag-deploy).
+//! - [`actiongen`]: generates `actions/*/action.yml` and their README tables from the clap definitions.
+//! - [`cmd`]: one module per binary: its clap `Args` (flags = action inputs) and `run`.
+
+pub mod actiongen;
+pub mod aws;
+pub mod cli;
+pub mod cmd;
+pub mod deploy;
+pub mod envs;
+pub mod exit;
+pub mod git;
+pub mod github;
+pub mod oidc;
+pub mod plan;
+pub mod policy;
+pub mod registry;
+pub mod runner;
+pub mod secret;
+pub mod validate;

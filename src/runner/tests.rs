@@ -1,0 +1,312 @@
+//! Unit tests of the runner protocol against the vectors in `hardening.md`.
+
+use super::*;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Buf {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+struct T {
+    r: Runner,
+    out: Buf,
+    err: Buf,
+    dir: tempfile::TempDir,
+}
+
+fn runner(actions: bool, extra: &[(&str, &str)]) -> T {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = BTreeMap::new();
+    if actions {
+        env.insert("GITHUB_ACTIONS".into(), "true".into());
+        for (k, f) in [
+            ("GITHUB_OUTPUT", "out"),
+            ("GITHUB_ENV", "env"),
+            ("GITHUB_STEP_SUMMARY", "summary"),
+        ] {
+            env.insert(k.to_string(), dir.path().join(f).display().to_string());
+        }
+    }
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    let out = Buf::default();
+    let err = Buf::default();
+    let r = Runner::new(
+        env,
+        Arc::new(Mutex::new(out.clone())),
+        Arc::new(Mutex::new(err.clone())),
+    );
+    T { r, out, err, dir }
+}
+
+fn read(t: &T, f: &str) -> String {
+    std::fs::read_to_string(t.dir.path().join(f)).unwrap_or_default()
+}
+
+#[test]
+fn outputs_use_heredocs_with_random_delimiters() {
+    let t = runner(true, &[]);
+    t.r.set_output("image", "reg/repo@sha256:abc").unwrap();
+    t.r.set_output("multi", "line1\nline2\nEOF\nghadelimiter_x")
+        .unwrap();
+    let text = read(&t, "out");
+    let parsed = parse_command_file(&text).unwrap();
+    assert_eq!(parsed[0], ("image".into(), "reg/repo@sha256:abc".into()));
+    assert_eq!(
+        parsed[1],
+        ("multi".into(), "line1\nline2\nEOF\nghadelimiter_x".into())
+    );
+    // Two records never share a delimiter.
+    let delims: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_once("<<").map(|x| x.1))
+        .collect();
+    assert_eq!(delims.len(), 2);
+    assert_ne!(delims[0], delims[1]);
+    assert!(delims[0].len() > 40);
+}
+
+#[test]
+fn delimiter_never_occurs_in_value() {
+    for _ in 0..200 {
+        let v = format!("x\n{}\ny", heredoc_delimiter(""));
+        let d = heredoc_delimiter(&v);
+        assert!(!v.contains(&d));
+    }
+}
+
+#[test]
+fn a_value_cannot_inject_another_output() {
+    let t = runner(true, &[]);
+    // Classic injection attempt: a value that tries to close a fixed delimiter.
+    t.r.set_output("title", "x\nEOF\nevil<<EOF\npwned\nEOF")
+        .unwrap();
+    let parsed = parse_command_file(&read(&t, "out")).unwrap();
+    assert_eq!(parsed.len(), 1);
+    assert_eq!(parsed[0].0, "title");
+}
+
+#[test]
+fn exports_go_to_github_env_and_dangerous_names_are_refused() {
+    let t = runner(true, &[]);
+    t.r.export_env("AWS_REGION", "eu-west-1").unwrap();
+    assert_eq!(
+        parse_command_file(&read(&t, "env")).unwrap(),
+        vec![("AWS_REGION".into(), "eu-west-1".into())]
+    );
+    for name in ["LD_PRELOAD", "NODE_OPTIONS", "BASH_ENV", "PATH"] {
+        assert!(t.r.export_env(name, "x").is_err());
+    }
+    assert!(t.r.export_env("A=B", "x").is_err());
+    assert!(t.r.set_output("bad\nname", "x").is_err());
+}
+
+#[test]
+fn mask_comes_first_and_scrubs_everything_after() {
+    let t = runner(true, &[]);
+    let s = Secret::new("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+    t.r.mask(&s);
+    t.r.info(&format!("leaked? {}", s.expose()));
+    t.r.error(&format!("failed with {}", s.expose()));
+    t.r.set_output("x", &format!("v={}", s.expose())).unwrap();
+    t.r.summary(&format!("| {} |", s.expose())).unwrap();
+    let out = t.out.text();
+    let first = out.lines().next().unwrap();
+    assert_eq!(first, format!("::add-mask::{}", s.expose()));
+    assert_eq!(
+        out.matches(s.expose()).count(),
+        1,
+        "only the mask line may carry it: {out}"
+    );
+    assert!(!read(&t, "out").contains(s.expose()));
+    assert!(!read(&t, "summary").contains(s.expose()));
+}
+
+#[test]
+fn multiline_secrets_are_masked_per_line() {
+    let t = runner(true, &[]);
+    t.r.mask_str("line-one-secret\nline-two-secret");
+    let out = t.out.text();
+    assert!(out.contains("::add-mask::line-one-secret\n"));
+    assert!(out.contains("::add-mask::line-two-secret\n"));
+    t.r.info("a line-two-secret b");
+    assert!(t.out.text().ends_with("a *** b\n"));
+}
+
+#[test]
+fn secret_outputs_are_masked_then_written() {
+    let t = runner(true, &[]);
+    t.r.set_secret_output("aws-secret-access-key", &Secret::new("SECRETVALUE123"))
+        .unwrap();
+    assert!(t.out.text().starts_with("::add-mask::SECRETVALUE123"));
+    assert_eq!(
+        parse_command_file(&read(&t, "out")).unwrap()[0].1,
+        "SECRETVALUE123"
+    );
+}
+
+#[test]
+fn annotation_escaping_follows_the_runner_rules() {
+    assert_eq!(escape_data("100% done\r\nnext"), "100%25 done%0D%0Anext");
+    assert_eq!(escape_property("a:b,c%\n"), "a%3Ab%2Cc%25%0A");
+    let t = runner(true, &[]);
+    t.r.annotate(
+        Level::Warning,
+        "first\n::error::pwned",
+        &Annotation {
+            title: Some("t:1,2".into()),
+            file: Some("main.tf".into()),
+            line: Some(3),
+        },
+    );
+    let out = t.out.text();
+    assert_eq!(
+        out,
+        "::warning title=t%3A1%2C2,file=main.tf,line=3::first%0A::error::pwned\n"
+    );
+    assert_eq!(out.lines().count(), 1);
+}
+
+#[test]
+fn log_injection_vectors_are_neutralised() {
+    let vectors = [
+        "::set-output name=x::y",
+        "  ::error::x",
+        "foo ##[error]bar",
+        "::add-mask::",
+        "::stop-commands::abc",
+        "title\n::error::pwned",
+        "\t::warning::tab",
+    ];
+    for v in vectors {
+        for line in v.split('\n') {
+            let n = neutralise_line(line);
+            assert!(!n.trim_start().starts_with("::"), "{v:?} -> {n:?}");
+            assert!(!n.contains("##["), "{v:?} -> {n:?}");
+        }
+        let one = single_line(v);
+        assert!(!one.contains('\n') && !one.contains('\r'), "{one:?}");
+    }
+    let t = runner(true, &[]);
+    t.r.info("PR title: x\n::error::pwned");
+    for l in t.out.text().lines() {
+        assert!(!l.trim_start().starts_with("::"), "{l}");
+    }
+}
+
+#[test]
+fn untrusted_blocks_stop_commands_with_a_fresh_token() {
+    let t = runner(true, &[]);
+    t.r.untrusted_block("commit message\n::set-env name=A::B\n##[error]x");
+    t.r.untrusted_block("second");
+    let out = t.out.text();
+    let lines: Vec<&str> = out.lines().collect();
+    let tok1 = lines[0].strip_prefix("::stop-commands::").unwrap();
+    assert_eq!(lines[4], format!("::{tok1}::"));
+    assert_eq!(tok1.len(), 32);
+    assert!(lines[2].starts_with(NEUTRAL_MARKER));
+    assert!(!lines[3].contains("##["));
+    let tok2 = lines[5].strip_prefix("::stop-commands::").unwrap();
+    assert_ne!(tok1, tok2, "every block gets a fresh token");
+    // An attacker who guesses the closing form of an old token cannot resume commands early.
+    let t = runner(true, &[]);
+    t.r.untrusted_block(&format!("::{tok1}::\n::error::x"));
+    for l in t.out.text().lines().skip(1) {
+        if l.starts_with("::") {
+            assert!(!l.contains(tok1), "{l}");
+        }
+    }
+}
+
+#[test]
+fn debug_lines_only_with_runner_debug_and_never_secrets() {
+    let t = runner(true, &[]);
+    t.r.debug("hidden");
+    assert_eq!(t.out.text(), "");
+    let t = runner(true, &[("RUNNER_DEBUG", "1")]);
+    t.r.mask_str("tok-123456");
+    t.r.debug("Authorization: bearer tok-123456");
+    let out = t.out.text();
+    assert!(out.contains("::debug::Authorization: bearer ***"));
+    assert_eq!(out.matches("tok-123456").count(), 1);
+}
+
+#[test]
+fn groups_in_and_out_of_actions() {
+    let t = runner(true, &[]);
+    t.r.group("Upload\n::error::x");
+    t.r.endgroup();
+    assert_eq!(t.out.text(), "::group::Upload\\n::error::x\n::endgroup::\n");
+    let t = runner(false, &[]);
+    t.r.group("Upload");
+    t.r.endgroup();
+    assert_eq!(t.out.text(), "== Upload ==\n");
+}
+
+#[test]
+fn outside_actions_outputs_print_readably_or_as_json() {
+    let t = runner(false, &[]);
+    t.r.set_output("b", "2").unwrap();
+    t.r.set_output("a", "1\nnewline").unwrap();
+    t.r.finish(OutputFormat::Text);
+    assert_eq!(t.out.text(), "a: 1\\nnewline\nb: 2\n");
+    let t = runner(false, &[]);
+    t.r.set_output("a", "1").unwrap();
+    t.r.finish(OutputFormat::Json);
+    assert_eq!(t.out.text(), "{\"a\":\"1\"}\n");
+    // Outside Actions, annotations are plain stderr lines.
+    t.r.error("boom");
+    assert_eq!(t.err.text(), "error: boom\n");
+}
+
+#[test]
+fn step_summary_respects_the_limit() {
+    let t = runner(true, &[]);
+    let chunk = format!("{}\n", "x".repeat(1023));
+    for _ in 0..1100 {
+        t.r.summary(&chunk).unwrap();
+    }
+    let s = read(&t, "summary");
+    assert!(s.len() <= STEP_SUMMARY_LIMIT, "{}", s.len());
+    assert!(s.ends_with("see the job log for the rest.\n"));
+    assert_eq!(s.matches("Summary truncated").count(), 1);
+}
+
+#[test]
+fn markdown_escaping() {
+    use markdown::*;
+    assert_eq!(
+        escape("<img src=x onerror=alert(1)>"),
+        "&lt;img src=x onerror=alert\\(1\\)&gt;"
+    );
+    assert_eq!(escape("a|b\nc"), "a\\|b c");
+    assert_eq!(
+        escape("[x](javascript:alert)"),
+        "\\[x\\]\\(javascript:alert\\)"
+    );
+    assert!(escape_max(&"y".repeat(1000), 10).ends_with('…'));
+    assert_eq!(code("a`b"), "``a`b``");
+    assert!(code_block("", "```\nx").starts_with("````\n"));
+    let mut d = Doc::new();
+    d.section("a".repeat(100)).section("b".repeat(100));
+    let cut = d.render_limited(150, "TAIL");
+    assert!(cut.len() <= 150);
+    assert!(cut.ends_with("TAIL") && !cut.contains('b'));
+}

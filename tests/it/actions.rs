@@ -1,0 +1,1 @@
+//! Tests for `actions` (filled in by its owner).

@@ -1,0 +1,1 @@
+//! Tests for `ecr_push` (filled in by its owner).

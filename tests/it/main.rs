@@ -1,0 +1,24 @@
+//! The one integration-test binary. Every test runs the real binaries in a [`support::Sandbox`]
+//! (ambient `GITHUB_*`, `RUNNER_*`, `ACTIONS_*`, `AWS_*` scrubbed) against real stand-ins started
+//! on free 127.0.0.1 ports and stopped when the test ends.
+//!
+//! Modules, one per user-visible area:
+//! - `cli`: every binary's `--help`, `--version`, usage errors and exit codes.
+//! - `oidc_login`: keyless AWS login against moto and our OIDC token endpoint.
+//! - `plan_gate`: plan parsing, counting, rendering, policy, PR comment.
+//! - `ecr_push`: pushes and copies against the CNCF distribution registry and moto's ECR API.
+//! - `tag_deploy`, `promote`: deploy tags and promotion against git smart-HTTP remotes.
+//! - `actions`: generated action.yml files, install.sh, act runs of the composite actions.
+//! - `e2e`: the whole dev -> staging -> prod flow.
+
+mod support;
+
+mod actions;
+mod cli;
+mod e2e;
+mod ecr_push;
+mod harness;
+mod oidc_login;
+mod plan_gate;
+mod promote;
+mod tag_deploy;

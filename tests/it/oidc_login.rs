@@ -1,0 +1,1 @@
+//! Tests for `oidc_login` (filled in by its owner).

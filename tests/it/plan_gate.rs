@@ -1,0 +1,1 @@
+//! Tests for `plan_gate` (filled in by its owner).

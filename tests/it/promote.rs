@@ -1,0 +1,1 @@
+//! Tests for `promote` (filled in by its owner).

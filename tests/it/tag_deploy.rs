@@ -1,0 +1,1 @@
+//! Tests for `tag_deploy` (filled in by its owner).
