@@ -95,11 +95,17 @@ fn proc_guard_kills_the_whole_process_group_on_panic() {
         .unwrap()
         .trim()
         .to_string();
-    std::thread::sleep(std::time::Duration::from_millis(100));
-    let alive = Command::new("kill")
-        .args(["-0", &pid])
-        .status()
-        .unwrap()
-        .success();
-    assert!(!alive, "grandchild {pid} survived the guard");
+    // Dead means gone, or a zombie waiting for a reaper that is not ours (PID 1 in a container).
+    let alive = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .map(|(_, rest)| !rest.starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while alive() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!alive(), "grandchild {pid} survived the guard");
 }
