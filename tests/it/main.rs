@@ -17,6 +17,7 @@ mod actions;
 mod cli;
 mod e2e;
 mod ecr_push;
+mod github_api;
 mod harness;
 mod oidc_login;
 mod plan_gate;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod moto;
+pub mod prism;
 pub mod registry;
 
 use std::collections::BTreeMap;
