@@ -1,1 +1,297 @@
-//! Tests for `actions` (filled in by its owner).
+//! The composite actions users reference: generated `action.yml` files (drift and structure),
+//! `scripts/install.sh` against a local release server, the actions run under act, and the
+//! static checkers (zizmor, action-validator).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use gitops_actions::actiongen::{self, COMMAND_INPUT, FIX_COMMAND, TOKEN_DEFAULT, TOKEN_INPUTS};
+use gitops_actions::cli::env_name;
+use gitops_actions::cmd::binaries;
+use serde_yaml_ng::Value;
+
+use crate::support::{self, root};
+
+fn load_yaml(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}; run `{FIX_COMMAND}`", path.display()));
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// Every `run:` script in a composite action's steps.
+fn run_scripts(action: &Value) -> Vec<String> {
+    action["runs"]["steps"]
+        .as_sequence()
+        .map(|s| {
+            s.iter()
+                .filter_map(|st| str_of(st, "run").map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+// (1) The committed action.yml files and README tables are exactly what the generator writes,
+// and `gitops-dev check` names the command that fixes a drift.
+#[test]
+fn actions_generated_files_match_the_clap_definitions() {
+    let drift =
+        actiongen::drift(&root()).expect("generator accepts every binary's clap definition");
+    assert!(
+        drift.is_empty(),
+        "generated files are out of date: {drift:?}\nfix with: {FIX_COMMAND}"
+    );
+    let sb = support::Sandbox::plain();
+    let run = sb.run_cmd({
+        let mut c = sb.cmd("gitops-dev");
+        c.args(["check", "--root"]).arg(root());
+        c
+    });
+    run.expect_code(0);
+
+    // A drifted copy: check fails, names the file and the fix, and changes nothing.
+    let copy = sb.path().join("repo");
+    std::fs::create_dir_all(copy.join("actions/promote")).unwrap();
+    std::fs::copy(root().join("Cargo.toml"), copy.join("Cargo.toml")).unwrap();
+    for (p, _) in actiongen::render_all(&root()).unwrap() {
+        std::fs::create_dir_all(copy.join(&p).parent().unwrap()).unwrap();
+        std::fs::copy(root().join(&p), copy.join(&p)).unwrap();
+    }
+    let yml = copy.join("actions/promote/action.yml");
+    let tampered = std::fs::read_to_string(&yml).unwrap() + "# hand edit\n";
+    std::fs::write(&yml, &tampered).unwrap();
+    let run = sb.run_cmd({
+        let mut c = sb.cmd("gitops-dev");
+        c.args(["check", "--root"]).arg(&copy);
+        c
+    });
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("actions/promote/action.yml"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(FIX_COMMAND), "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(&yml).unwrap(), tampered);
+
+    // generate repairs it; a second generate writes nothing.
+    let run = sb.run_cmd({
+        let mut c = sb.cmd("gitops-dev");
+        c.args(["generate", "--root"]).arg(&copy);
+        c
+    });
+    run.expect_code(0);
+    assert!(run.stdout.contains("wrote actions/promote/action.yml"));
+    let run = sb.run_cmd({
+        let mut c = sb.cmd("gitops-dev");
+        c.args(["check", "--root"]).arg(&copy);
+        c
+    });
+    run.expect_code(0);
+}
+
+/// Long flags of a clap command and its subcommands: name -> (env, required everywhere, default).
+struct Flag {
+    env: Option<String>,
+    required_in: BTreeSet<String>,
+    used_in: BTreeSet<String>,
+    default: Vec<String>,
+    switch: bool,
+}
+
+fn flags_of(cmd: &clap::Command) -> (std::collections::BTreeMap<String, Flag>, Vec<String>) {
+    let mut cmd = cmd.clone();
+    cmd.build();
+    let mut flags = std::collections::BTreeMap::<String, Flag>::new();
+    let subs: Vec<clap::Command> = cmd
+        .get_subcommands()
+        .filter(|s| s.get_name() != "help")
+        .cloned()
+        .collect();
+    let forms: Vec<(String, &clap::Command)> = std::iter::once((String::new(), &cmd))
+        .chain(subs.iter().map(|s| (s.get_name().to_string(), s)))
+        .collect();
+    for (form, c) in forms {
+        for a in c.get_arguments() {
+            let Some(long) = a.get_long() else { continue };
+            if matches!(long, "help" | "version") {
+                continue;
+            }
+            let f = flags.entry(long.to_string()).or_insert(Flag {
+                env: a.get_env().map(|e| e.to_string_lossy().into_owned()),
+                required_in: BTreeSet::new(),
+                used_in: BTreeSet::new(),
+                default: a
+                    .get_default_values()
+                    .iter()
+                    .map(|v| v.to_string_lossy().into_owned())
+                    .collect(),
+                switch: matches!(a.get_action(), clap::ArgAction::SetTrue),
+            });
+            f.used_in.insert(form.clone());
+            if a.is_required_set() {
+                f.required_in.insert(form.clone());
+            }
+        }
+    }
+    let mut choices: Vec<String> = subs.iter().map(|s| s.get_name().to_string()).collect();
+    if choices.is_empty() {
+        if let Some(p) = cmd.get_arguments().find(|a| a.is_positional()) {
+            choices = p
+                .get_possible_values()
+                .iter()
+                .map(|v| v.get_name().to_string())
+                .collect();
+        }
+    }
+    (flags, choices)
+}
+
+// (2) Read every action.yml on disk and hold it against the binaries themselves: inputs are
+// exactly the long flags (plus `command`), every input reaches its GITOPS_* variable, required
+// and defaults follow clap, token inputs default to the workflow token, every output has a
+// value, and no `run:` script contains an expression.
+#[test]
+fn actions_on_disk_map_every_flag_and_output_of_the_binaries() {
+    for doc in binaries() {
+        let path = root().join("actions").join(doc.name).join("action.yml");
+        let action = load_yaml(&path);
+        let (flags, choices) = flags_of(&(doc.command)());
+        assert_eq!(str_of(&action["runs"], "using"), Some("composite"));
+
+        let empty = serde_yaml_ng::Mapping::new();
+        let inputs = action
+            .get("inputs")
+            .and_then(Value::as_mapping)
+            .unwrap_or(&empty);
+        let names: BTreeSet<String> = inputs
+            .keys()
+            .map(|k| k.as_str().unwrap().to_string())
+            .collect();
+        let mut want: BTreeSet<String> = flags.keys().cloned().collect();
+        if !choices.is_empty() {
+            want.insert(COMMAND_INPUT.to_string());
+        }
+        assert_eq!(
+            names, want,
+            "{}: inputs must be exactly the long flags",
+            doc.name
+        );
+
+        let steps = action["runs"]["steps"].as_sequence().unwrap();
+        assert_eq!(steps.len(), 2, "{}: install step + one run step", doc.name);
+        assert!(str_of(&steps[0], "run")
+            .unwrap()
+            .contains("$GITHUB_ACTION_PATH/../../scripts/install.sh"));
+        let run_step = &steps[1];
+        assert_eq!(str_of(run_step, "id"), Some("run"));
+        let env = run_step["env"].as_mapping().unwrap();
+
+        for (name, f) in &flags {
+            let var = env_name(name);
+            assert_eq!(
+                f.env.as_deref(),
+                Some(var.as_str()),
+                "{}: flag --{name} must be declared with env = \"{var}\" (the action passes it that way)",
+                doc.name
+            );
+            assert_eq!(
+                env.get(var.as_str()).and_then(Value::as_str),
+                Some(format!("${{{{ inputs.{name} }}}}").as_str()),
+                "{}: input {name} must reach {var}",
+                doc.name
+            );
+            let input = &inputs[name.as_str()];
+            assert!(
+                !str_of(input, "description").unwrap_or("").is_empty() || f.default.is_empty(),
+                "{}: input {name} has no description",
+                doc.name
+            );
+            let default = str_of(input, "default");
+            if TOKEN_INPUTS.contains(&name.as_str()) {
+                assert_eq!(default, Some(TOKEN_DEFAULT), "{}: {name}", doc.name);
+            } else if !f.default.is_empty() {
+                assert_eq!(
+                    default,
+                    Some(f.default.join(",").as_str()),
+                    "{}: {name}",
+                    doc.name
+                );
+            } else {
+                assert_eq!(default, None, "{}: {name}", doc.name);
+            }
+            let required_everywhere = !f.required_in.is_empty() && f.required_in == f.used_in;
+            let want_required = required_everywhere && default.is_none();
+            assert_eq!(
+                input["required"].as_bool(),
+                Some(want_required),
+                "{}: input {name} required",
+                doc.name
+            );
+            if f.switch {
+                assert_eq!(default, Some("false"));
+            }
+        }
+        if !choices.is_empty() {
+            assert_eq!(
+                env.get("GITOPS_COMMAND").and_then(Value::as_str),
+                Some("${{ inputs.command }}")
+            );
+            let script = str_of(run_step, "run").unwrap();
+            assert!(script.contains(&format!("{}) ;;", choices.join("|"))));
+            assert!(script.contains("\"$GITOPS_COMMAND\""));
+        }
+        // Nothing but inputs (and the install step's bin dir) reaches the run step.
+        assert_eq!(
+            env.len(),
+            flags.len() + usize::from(!choices.is_empty()) + 1,
+            "{}: unexpected env entries",
+            doc.name
+        );
+
+        let outputs = action
+            .get("outputs")
+            .and_then(Value::as_mapping)
+            .unwrap_or(&empty);
+        let out_names: BTreeSet<&str> = outputs.keys().map(|k| k.as_str().unwrap()).collect();
+        let want_out: BTreeSet<&str> = doc.outputs.iter().map(|o| o.name).collect();
+        assert_eq!(out_names, want_out, "{}: outputs", doc.name);
+        for o in doc.outputs {
+            assert_eq!(
+                str_of(&outputs[o.name], "value"),
+                Some(format!("${{{{ steps.run.outputs.{} }}}}", o.name).as_str())
+            );
+        }
+        for s in run_scripts(&action) {
+            assert!(
+                !s.contains("${{"),
+                "{}: expression inside run: {s}",
+                doc.name
+            );
+        }
+        let readme =
+            std::fs::read_to_string(root().join("actions").join(doc.name).join("README.md"))
+                .unwrap();
+        for name in &want {
+            assert!(
+                readme.contains(&format!("| `{name}` |")),
+                "{}: README lacks {name}",
+                doc.name
+            );
+        }
+    }
+
+    let rootact = load_yaml(&root().join("action.yml"));
+    for o in ["bin-dir", "version"] {
+        assert!(str_of(&rootact["outputs"][o], "value")
+            .unwrap()
+            .contains("steps.install.outputs"));
+    }
+    for s in run_scripts(&rootact) {
+        assert!(!s.contains("${{"));
+        assert!(s.contains("$GITHUB_ACTION_PATH/scripts/install.sh"));
+    }
+}
