@@ -12,6 +12,8 @@ use serde_yaml_ng::Value;
 
 use crate::support::{self, root};
 
+mod install;
+
 fn load_yaml(path: &Path) -> Value {
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("{}: {e}; run `{FIX_COMMAND}`", path.display()));
