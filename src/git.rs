@@ -1,1 +1,960 @@
-//! Placeholder: filled in by its owner (see CONTRIBUTING.md).
+//! The git layer `tag-deploy` and `promote` share: one [`Session`] per command against one remote.
+//!
+//! What it owns:
+//! - **Where**: the checkout's `origin` (or an explicit remote URL / path), and a local object
+//!   store to work in — the checkout itself when it has full history, otherwise a private scratch
+//!   bare repository (deleted on drop). No local ref is ever written in the user's checkout:
+//!   fetched objects are looked up by the ids the remote advertised.
+//! - **Credentials**: `x-access-token:<token>` basic auth from a token, or the
+//!   `http.<url>.extraheader` that `actions/checkout` leaves in the repository config
+//!   (`AUTHORIZATION: basic <base64>`). libgit2 calls the credential callback again and again on
+//!   rejected credentials; we answer at most [`MAX_CREDENTIAL_ATTEMPTS`] times, then fail.
+//! - **State is read from the remote** ([`Session::ls_remote`]), never from local tags that may be
+//!   stale.
+//! - **History questions** on fetched objects: is-ancestor, merge-base, commits between two ids.
+//! - **Writes**: annotated tag objects are created locally (objects only, no refs), then sent in
+//!   ONE push in which every ref update carries a lease: the object id we expect on the remote, or
+//!   "must not exist".
+//!
+//! ## How the compare-and-swap is made
+//! A single ref update goes through libgit2: the push-negotiation callback compares the values
+//! the remote advertised with our expectations and aborts before anything is sent; the command
+//! libgit2 then sends carries the advertised old id, which `receive-pack` checks again under its
+//! ref lock, so a change between advertisement and update is refused by the server too.
+//!
+//! Several ref updates must land all-or-nothing (a deploy's history tag together with the move of
+//! `deploy/<env>/current`). libgit2 1.9 does not implement the `atomic` push capability (it
+//! never sends it, so `receive-pack` applies each command on its own and a lost race would leave
+//! a dangling history tag). For those pushes we invoke the `git` CLI:
+//! `git push --atomic --porcelain --force-with-lease=<ref>:<expect> ...`, with the credentials
+//! passed through `GIT_CONFIG_*` environment variables (never on the command line) and every
+//! credential helper disabled. The server's atomic transaction then guarantees that either all
+//! refs move or none does.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use base64::Engine;
+use git2::{
+    AutotagOption, Cred, CredentialType, Direction, FetchOptions, Oid, PushOptions,
+    RemoteCallbacks, Repository,
+};
+
+use crate::exit::Failure;
+use crate::runner::single_line;
+use crate::secret::Secret;
+use crate::validate;
+
+/// How many times we answer libgit2's credential callback before giving up (it loops on bad
+/// credentials otherwise).
+pub const MAX_CREDENTIAL_ATTEMPTS: u32 = 1;
+
+/// Errors of the git layer. Convert into [`Failure`] with `?` (lease mismatches are refusals,
+/// exit 1; bad names are usage errors, exit 2; the rest runtime failures, exit 3).
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// An input (ref name, sha, URL) broke a rule; nothing was sent.
+    #[error("{0}")]
+    Invalid(Failure),
+    /// The remote rejected our credentials (after one attempt, no loop).
+    #[error("authentication to the git remote {url} failed: {detail} (check the `token` input or the checkout's persisted credentials; the token needs `contents: write` to push)")]
+    Auth {
+        /// The remote (no credentials in it).
+        url: String,
+        /// What the transport said.
+        detail: String,
+    },
+    /// A ref on the remote does not hold the value we based our decision on (someone else moved
+    /// it); nothing was changed.
+    #[error(
+        "{refname} changed on the remote: expected {expected}, found {actual}; nothing was changed"
+    )]
+    Lease {
+        /// The full ref name.
+        refname: String,
+        /// What we expected (`<none>` for "must not exist").
+        expected: String,
+        /// What the remote holds now (`<none>` when absent).
+        actual: String,
+    },
+    /// The remote refused the push for another reason (hook, protection rule, permissions).
+    #[error("the remote rejected the push of {refname}: {reason}; nothing was changed")]
+    Rejected {
+        /// The full ref name.
+        refname: String,
+        /// The server's reason.
+        reason: String,
+    },
+    /// An object we need is not available locally even after fetching.
+    #[error("object {0} is not available from the remote")]
+    Missing(String),
+    /// Any other git or transport failure.
+    #[error("git: {0}")]
+    Other(String),
+}
+
+impl From<git2::Error> for GitError {
+    fn from(e: git2::Error) -> Self {
+        GitError::Other(single_line(e.message()))
+    }
+}
+
+impl From<GitError> for Failure {
+    fn from(e: GitError) -> Self {
+        match e {
+            GitError::Invalid(f) => f,
+            GitError::Lease { .. } | GitError::Rejected { .. } => Failure::refused(e.to_string()),
+            other => Failure::runtime(other.to_string()),
+        }
+    }
+}
+
+/// Shorthand.
+pub type GitResult<T> = std::result::Result<T, GitError>;
+
+/// Credentials for the remote.
+#[derive(Clone, Default)]
+pub struct Auth {
+    user: String,
+    password: Option<Secret>,
+    /// Where they came from, for messages.
+    pub source: &'static str,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Auth({}, {})", self.user, self.source)
+    }
+}
+
+impl Auth {
+    /// No credentials (a local path, or a public remote for reads).
+    pub fn none() -> Auth {
+        Auth {
+            user: String::new(),
+            password: None,
+            source: "none",
+        }
+    }
+    /// `x-access-token:<token>`, as a workflow's `GITHUB_TOKEN` or an App token is used.
+    pub fn token(token: Secret) -> Auth {
+        Auth {
+            user: "x-access-token".into(),
+            password: Some(token),
+            source: "token",
+        }
+    }
+    /// True when there is something to send.
+    pub fn is_some(&self) -> bool {
+        self.password.is_some()
+    }
+    /// The password (token), to mask it.
+    pub fn secret(&self) -> Option<&Secret> {
+        self.password.as_ref()
+    }
+    /// Parse the value `actions/checkout` persists (`AUTHORIZATION: basic <base64(user:pass)>`).
+    pub fn from_extraheader(value: &str) -> Option<Auth> {
+        let (name, rest) = value.split_once(':')?;
+        if !name.trim().eq_ignore_ascii_case("authorization") {
+            return None;
+        }
+        let rest = rest.trim();
+        let (scheme, b64) = rest.split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return None;
+        }
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .ok()?;
+        let raw = String::from_utf8(raw).ok()?;
+        let (user, pass) = raw.split_once(':')?;
+        Some(Auth {
+            user: user.to_string(),
+            password: Some(Secret::new(pass.to_string())),
+            source: "checkout credentials (http.extraheader)",
+        })
+    }
+    /// Look for `actions/checkout`'s persisted header in a repository's config, most specific first.
+    pub fn from_repo_config(repo: &Repository, url: &str) -> Option<Auth> {
+        let cfg = repo.config().ok()?.snapshot().ok()?;
+        let mut candidates = Vec::new();
+        if let Ok(u) = url::Url::parse(url) {
+            if let Some(host) = u.host_str() {
+                let origin = format!("{}://{}/", u.scheme(), host);
+                candidates.push(format!("http.{origin}.extraheader"));
+                candidates.push(format!("http.{}.extraheader", origin.trim_end_matches('/')));
+                candidates.push(format!("http.{url}.extraheader"));
+            }
+        }
+        candidates.push("http.extraheader".into());
+        for key in candidates {
+            if let Ok(mut entries) = cfg.multivar(&key, None) {
+                while let Some(Ok(e)) = entries.next() {
+                    if let Some(a) = e.value().and_then(Auth::from_extraheader) {
+                        return Some(a);
+                    }
+                }
+            }
+        }
+        None
+    }
+    fn basic_header(&self) -> Option<String> {
+        let p = self.password.as_ref()?;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            self.user,
+            p.expose()
+        ));
+        Some(format!("Authorization: Basic {b64}"))
+    }
+}
+
+/// Where to find the remote and its credentials.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteSpec {
+    /// The checkout (default: current directory). Used for `origin`, its persisted credentials
+    /// and as the object store when it has full history.
+    pub repo_path: Option<PathBuf>,
+    /// An explicit remote URL or local path instead of the checkout's `origin`.
+    pub remote: Option<String>,
+    /// A token (`x-access-token` basic auth). Wins over the checkout's persisted header.
+    pub token: Option<Secret>,
+    /// Where to create a scratch repository when the checkout cannot be used.
+    pub temp_dir: Option<PathBuf>,
+}
+
+/// Validate a remote URL before any call: http(s) or a local path; no credentials in it.
+pub fn validate_remote_url(field: &str, url: &str) -> Result<(), Failure> {
+    let bad = |rule: &str| {
+        Err(Failure::usage(
+            field,
+            format!("`{}` {rule}", single_line(url)),
+        ))
+    };
+    if url.is_empty() {
+        return bad("is empty");
+    }
+    if url.chars().any(|c| c.is_control() || c == ' ') {
+        return bad("contains spaces or control characters");
+    }
+    if url.starts_with("http://") || url.starts_with("https://") {
+        let Ok(u) = url::Url::parse(url) else {
+            return bad("is not a valid URL");
+        };
+        if !u.username().is_empty() || u.password().is_some() {
+            return bad("must not carry credentials (use the `token` input)");
+        }
+        if u.host_str().is_none() {
+            return bad("has no host");
+        }
+        return Ok(());
+    }
+    if url.contains("://") || url.starts_with('-') || url.contains("::") {
+        return bad("is not an http(s) URL or a local path");
+    }
+    if url.contains('@') && url.contains(':') {
+        return bad("looks like an ssh remote; use https with a token");
+    }
+    Ok(())
+}
+
+/// A full ref name we are about to touch: git's rules, under `refs/heads/` or `refs/tags/`, and
+/// our stricter character set.
+pub fn validate_full_ref(field: &str, name: &str) -> Result<(), Failure> {
+    validate::git_ref_format(field, name)?;
+    let short = name
+        .strip_prefix("refs/heads/")
+        .or_else(|| name.strip_prefix("refs/tags/"));
+    let ok = short.is_some_and(|s| {
+        !s.is_empty()
+            && !s.starts_with('-')
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'-'))
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::usage(
+            field,
+            format!(
+                "`{}` must be refs/heads/<name> or refs/tags/<name> using only letters, digits, `.`, `_`, `/`, `-`",
+                single_line(name)
+            ),
+        ))
+    }
+}
+
+/// Parse a full lowercase hex object id.
+pub fn parse_oid(field: &str, v: &str) -> Result<Oid, Failure> {
+    validate::full_sha(field, v)?;
+    Oid::from_str(v)
+        .map_err(|_| Failure::usage(field, format!("`{}` is not an object id", single_line(v))))
+}
+
+/// One ref as the remote advertised it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteRef {
+    /// The object the ref points at (a tag object for annotated tags).
+    pub oid: Oid,
+    /// The commit an annotated tag peels to (from the `^{}` advertisement), else `oid`.
+    pub peeled: Oid,
+}
+
+/// The remote's refs (those matching the prefixes asked for).
+#[derive(Debug, Clone, Default)]
+pub struct RemoteRefs {
+    /// Full ref name -> value.
+    pub refs: BTreeMap<String, RemoteRef>,
+}
+
+impl RemoteRefs {
+    /// The value of one ref.
+    pub fn get(&self, name: &str) -> Option<RemoteRef> {
+        self.refs.get(name).copied()
+    }
+    /// Refs under a prefix, in name order.
+    pub fn under<'a>(&'a self, prefix: &str) -> Vec<(&'a str, RemoteRef)> {
+        self.refs
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect()
+    }
+}
+
+/// What a ref must hold on the remote for an update to go through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// The ref must not exist.
+    Absent,
+    /// The ref must hold exactly this object.
+    Oid(Oid),
+}
+
+impl Expect {
+    /// From what `ls_remote` saw.
+    pub fn from_seen(seen: Option<RemoteRef>) -> Expect {
+        seen.map_or(Expect::Absent, |r| Expect::Oid(r.oid))
+    }
+    fn show(&self) -> String {
+        match self {
+            Expect::Absent => "<none>".into(),
+            Expect::Oid(o) => o.to_string(),
+        }
+    }
+}
+
+/// One ref update of a push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefUpdate {
+    /// Full ref name (`refs/tags/...` or `refs/heads/...`).
+    pub name: String,
+    /// New value; `None` deletes the ref.
+    pub new: Option<Oid>,
+    /// The lease.
+    pub expect: Expect,
+}
+
+/// A commit, for changelogs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// Full id.
+    pub id: Oid,
+    /// First line of the message (untrusted text).
+    pub summary: String,
+    /// Author name (untrusted text).
+    pub author: String,
+    /// Author time, seconds since the epoch.
+    pub time: i64,
+}
+
+/// A tagger identity.
+#[derive(Debug, Clone)]
+pub struct Tagger {
+    /// Name.
+    pub name: String,
+    /// Email.
+    pub email: String,
+}
+
+/// A connection context for one command: the remote, its credentials, and a local object store.
+pub struct Session {
+    repo: Repository,
+    url: String,
+    auth: Auth,
+    scratch: Option<PathBuf>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(dir) = self.scratch.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Session({}, {:?})", self.url, self.auth)
+    }
+}
+
+fn callbacks<'a>(auth: &'a Auth, attempts: &'a Cell<u32>) -> RemoteCallbacks<'a> {
+    let mut cb = RemoteCallbacks::new();
+    cb.credentials(move |_url, _user, allowed| {
+        let n = attempts.get();
+        attempts.set(n + 1);
+        if n >= MAX_CREDENTIAL_ATTEMPTS {
+            return Err(git2::Error::from_str(if auth.is_some() {
+                "the remote rejected the credentials"
+            } else {
+                "the remote requires credentials and none were given"
+            }));
+        }
+        match &auth.password {
+            Some(p) if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) => {
+                Cred::userpass_plaintext(&auth.user, p.expose())
+            }
+            Some(_) => Err(git2::Error::from_str(
+                "the remote asked for a credential type other than basic auth",
+            )),
+            None => Err(git2::Error::from_str(
+                "the remote requires credentials and none were given",
+            )),
+        }
+    });
+    cb
+}
+
+impl Session {
+    /// Open a session: find the remote URL and credentials, pick the object store. No network.
+    pub fn open(spec: &RemoteSpec) -> GitResult<Session> {
+        let repo_path = spec.repo_path.clone().unwrap_or_else(|| PathBuf::from("."));
+        let checkout = Repository::open(&repo_path).ok();
+        let url = match (&spec.remote, &checkout) {
+            (Some(u), _) => u.clone(),
+            (None, Some(r)) => r
+                .find_remote("origin")
+                .ok()
+                .and_then(|o| o.url().map(str::to_string))
+                .ok_or_else(|| {
+                    GitError::Invalid(Failure::usage(
+                        "remote",
+                        format!(
+                            "the repository at {} has no `origin` remote; pass `remote`",
+                            repo_path.display()
+                        ),
+                    ))
+                })?,
+            (None, None) => {
+                return Err(GitError::Invalid(Failure::usage(
+                    "remote",
+                    format!(
+                        "{} is not a git checkout; run actions/checkout first or pass `remote`",
+                        repo_path.display()
+                    ),
+                )))
+            }
+        };
+        validate_remote_url("remote", &url).map_err(GitError::Invalid)?;
+        let auth = match (&spec.token, &checkout) {
+            (Some(t), _) => Auth::token(t.clone()),
+            (None, Some(r)) => Auth::from_repo_config(r, &url).unwrap_or_else(Auth::none),
+            (None, None) => Auth::none(),
+        };
+        let usable = checkout.filter(|r| !r.is_shallow());
+        let (repo, scratch) = match usable {
+            Some(r) => (r, None),
+            None => {
+                let base = spec.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+                let dir = base.join(format!("gitops-actions-git-{:016x}", rand::random::<u64>()));
+                let r = Repository::init_bare(&dir)?;
+                (r, Some(dir))
+            }
+        };
+        Ok(Session {
+            repo,
+            url,
+            auth,
+            scratch,
+        })
+    }
+
+    /// The remote URL (never carries credentials).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The credentials in use (to mask the secret first thing).
+    pub fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
+    /// The local repository objects are fetched into.
+    pub fn repo(&self) -> &Repository {
+        &self.repo
+    }
+
+    /// True when working in a private scratch repository.
+    pub fn is_scratch(&self) -> bool {
+        self.scratch.is_some()
+    }
+
+    fn map_net(&self, e: git2::Error, attempts: &Cell<u32>) -> GitError {
+        let msg = single_line(e.message());
+        if attempts.get() > MAX_CREDENTIAL_ATTEMPTS
+            || e.class() == git2::ErrorClass::Http && e.code() == git2::ErrorCode::Auth
+            || msg.contains("credentials")
+            || msg.contains("401")
+            || msg.contains("authentication")
+        {
+            GitError::Auth {
+                url: self.url.clone(),
+                detail: msg,
+            }
+        } else {
+            GitError::Other(format!("{}: {msg}", self.url))
+        }
+    }
+
+    /// The remote's refs whose names start with one of `prefixes` (all refs when empty), with
+    /// annotated tags peeled. One round trip.
+    pub fn ls_remote(&self, prefixes: &[&str]) -> GitResult<RemoteRefs> {
+        let attempts = Cell::new(0);
+        let mut remote = self.repo.remote_anonymous(&self.url)?;
+        let cb = callbacks(&self.auth, &attempts);
+        let conn = remote
+            .connect_auth(Direction::Fetch, Some(cb), None)
+            .map_err(|e| self.map_net(e, &attempts))?;
+        let heads = conn.list().map_err(|e| self.map_net(e, &attempts))?;
+        let wanted = |n: &str| prefixes.is_empty() || prefixes.iter().any(|p| n.starts_with(p));
+        let mut out = RemoteRefs::default();
+        let mut peeled: Vec<(String, Oid)> = Vec::new();
+        for h in heads {
+            let name = h.name();
+            if let Some(base) = name.strip_suffix("^{}") {
+                if wanted(base) {
+                    peeled.push((base.to_string(), h.oid()));
+                }
+            } else if wanted(name) {
+                out.refs.insert(
+                    name.to_string(),
+                    RemoteRef {
+                        oid: h.oid(),
+                        peeled: h.oid(),
+                    },
+                );
+            }
+        }
+        for (name, oid) in peeled {
+            if let Some(r) = out.refs.get_mut(&name) {
+                r.peeled = oid;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Fetch the objects behind these full ref names (and their history) into the local store.
+    /// Writes no local ref and no FETCH_HEAD. `depth`: `None` for full history.
+    pub fn fetch(&self, refs: &[&str], depth: Option<i32>) -> GitResult<()> {
+        if refs.is_empty() {
+            return Ok(());
+        }
+        for r in refs {
+            validate::git_ref_format("ref", r).map_err(GitError::Invalid)?;
+        }
+        let attempts = Cell::new(0);
+        let mut remote = self.repo.remote_anonymous(&self.url)?;
+        let mut fo = FetchOptions::new();
+        fo.remote_callbacks(callbacks(&self.auth, &attempts))
+            .download_tags(AutotagOption::None)
+            .update_fetchhead(false);
+        if let Some(d) = depth {
+            fo.depth(d);
+        }
+        let specs: Vec<String> = refs.iter().map(|r| (*r).to_string()).collect();
+        remote
+            .download(&specs, Some(&mut fo))
+            .map_err(|e| self.map_net(e, &attempts))?;
+        let _ = remote.disconnect();
+        Ok(())
+    }
+
+    /// Make sure `oids` are present locally, fetching `refs` if any is missing.
+    pub fn ensure(&self, oids: &[Oid], refs: &[&str]) -> GitResult<()> {
+        let odb = self.repo.odb()?;
+        if oids.iter().all(|o| odb.exists(*o)) {
+            return Ok(());
+        }
+        self.fetch(refs, None)?;
+        for o in oids {
+            if !odb.exists(*o) {
+                return Err(GitError::Missing(o.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// True when `ancestor` is `descendant` or one of its ancestors (`git merge-base --is-ancestor`).
+    pub fn is_ancestor(&self, ancestor: Oid, descendant: Oid) -> GitResult<bool> {
+        if ancestor == descendant {
+            return Ok(true);
+        }
+        let a = self.peel_commit(ancestor)?;
+        let d = self.peel_commit(descendant)?;
+        Ok(self.repo.graph_descendant_of(d, a)?)
+    }
+
+    /// The best common ancestor, if any.
+    pub fn merge_base(&self, a: Oid, b: Oid) -> GitResult<Option<Oid>> {
+        let a = self.peel_commit(a)?;
+        let b = self.peel_commit(b)?;
+        match self.repo.merge_base(a, b) {
+            Ok(o) => Ok(Some(o)),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Commits reachable from `to` but not from `from` (`git rev-list from..to`), newest first,
+    /// at most `limit`; the bool says whether more were left out.
+    pub fn commits_between(
+        &self,
+        from: Option<Oid>,
+        to: Oid,
+        limit: usize,
+    ) -> GitResult<(Vec<CommitInfo>, bool)> {
+        let mut walk = self.repo.revwalk()?;
+        walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::TIME)?;
+        walk.push(self.peel_commit(to)?)?;
+        if let Some(f) = from {
+            walk.hide(self.peel_commit(f)?)?;
+        }
+        let mut out = Vec::new();
+        for id in walk {
+            let id = id?;
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            let c = self.repo.find_commit(id)?;
+            out.push(CommitInfo {
+                id,
+                summary: c.summary().unwrap_or("").to_string(),
+                author: c.author().name().unwrap_or("").to_string(),
+                time: c.time().seconds(),
+            });
+        }
+        Ok((out, false))
+    }
+
+    /// The commit an object id (commit or annotated tag) peels to; the object must be local.
+    pub fn peel_commit(&self, oid: Oid) -> GitResult<Oid> {
+        let obj = self
+            .repo
+            .find_object(oid, None)
+            .map_err(|_| GitError::Missing(oid.to_string()))?;
+        Ok(obj.peel_to_commit()?.id())
+    }
+
+    /// The message of a local annotated tag object.
+    pub fn tag_message(&self, oid: Oid) -> GitResult<String> {
+        let t = self
+            .repo
+            .find_tag(oid)
+            .map_err(|_| GitError::Missing(oid.to_string()))?;
+        Ok(String::from_utf8_lossy(t.message_bytes().unwrap_or_default()).into_owned())
+    }
+
+    /// Create an annotated tag object (no ref) named `name` (short, without `refs/tags/`)
+    /// pointing at `target`. Returns the tag object's id.
+    pub fn create_tag_object(
+        &self,
+        name: &str,
+        target: Oid,
+        tagger: &Tagger,
+        message: &str,
+    ) -> GitResult<Oid> {
+        validate_full_ref("tag", &format!("refs/tags/{name}")).map_err(GitError::Invalid)?;
+        let obj = self
+            .repo
+            .find_object(target, None)
+            .map_err(|_| GitError::Missing(target.to_string()))?;
+        let sig = git2::Signature::now(&tagger.name, &tagger.email)?;
+        Ok(self.repo.tag_annotation_create(name, &obj, &sig, message)?)
+    }
+
+    /// Push `updates` as ONE all-or-nothing compare-and-swap (see the module docs). On a lease
+    /// mismatch returns [`GitError::Lease`] with the remote's current value; nothing changed.
+    pub fn push(&self, updates: &[RefUpdate]) -> GitResult<()> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        for u in updates {
+            validate_full_ref("ref", &u.name).map_err(GitError::Invalid)?;
+        }
+        if updates.len() == 1 {
+            self.push_libgit2(&updates[0])
+        } else {
+            self.push_atomic_cli(updates)
+        }
+    }
+
+    fn push_libgit2(&self, u: &RefUpdate) -> GitResult<()> {
+        let attempts = Cell::new(0);
+        let lease: Cell<Option<GitError>> = Cell::new(None);
+        let rejected: Cell<Option<(String, String)>> = Cell::new(None);
+        let expect = u.expect;
+        let name = u.name.clone();
+        let mut remote = self.repo.remote_anonymous(&self.url)?;
+        let mut cb = callbacks(&self.auth, &attempts);
+        cb.push_negotiation(|updates| {
+            for p in updates {
+                if p.dst_refname() != Some(name.as_str()) {
+                    continue;
+                }
+                let seen = p.src();
+                let ok = match expect {
+                    Expect::Absent => seen.is_zero(),
+                    Expect::Oid(o) => seen == o,
+                };
+                if !ok {
+                    lease.set(Some(GitError::Lease {
+                        refname: name.clone(),
+                        expected: expect.show(),
+                        actual: if seen.is_zero() {
+                            "<none>".into()
+                        } else {
+                            seen.to_string()
+                        },
+                    }));
+                    return Err(git2::Error::from_str("lease check failed"));
+                }
+            }
+            Ok(())
+        });
+        cb.push_update_reference(|refname, status| {
+            if let Some(s) = status {
+                rejected.set(Some((refname.to_string(), s.to_string())));
+            }
+            Ok(())
+        });
+        let mut po = PushOptions::new();
+        po.remote_callbacks(cb);
+        let spec = match u.new {
+            Some(new) => format!("+{new}:{}", u.name),
+            None => format!(":{}", u.name),
+        };
+        // A push of a raw object id needs the object locally (it is, we created or fetched it).
+        let res = remote.push(&[spec.as_str()], Some(&mut po));
+        drop(po);
+        if let Some(l) = lease.take() {
+            return Err(l);
+        }
+        if let Err(e) = res {
+            return Err(self.map_net(e, &attempts));
+        }
+        if let Some((refname, reason)) = rejected.take() {
+            if let Some(l) = self.find_broken_lease(std::slice::from_ref(u)) {
+                return Err(l);
+            }
+            return Err(GitError::Rejected {
+                refname,
+                reason: single_line(&reason),
+            });
+        }
+        Ok(())
+    }
+
+    /// After a rejected push: the first update whose lease no longer holds on the remote.
+    fn find_broken_lease(&self, updates: &[RefUpdate]) -> Option<GitError> {
+        let names: Vec<&str> = updates.iter().map(|u| u.name.as_str()).collect();
+        let now = self.ls_remote(&names).ok()?;
+        updates.iter().find_map(|u| {
+            let actual = now.get(&u.name).map(|r| r.oid);
+            let holds = match u.expect {
+                Expect::Absent => actual.is_none(),
+                Expect::Oid(o) => actual == Some(o),
+            };
+            (!holds).then(|| GitError::Lease {
+                refname: u.name.clone(),
+                expected: u.expect.show(),
+                actual: actual.map_or("<none>".into(), |o| o.to_string()),
+            })
+        })
+    }
+
+    fn push_atomic_cli(&self, updates: &[RefUpdate]) -> GitResult<()> {
+        let mut cmd = Command::new("git");
+        cmd.arg("--git-dir").arg(self.repo.path()).args([
+            "push",
+            "--atomic",
+            "--porcelain",
+            "--no-verify",
+            "--quiet",
+        ]);
+        for u in updates {
+            let e = match u.expect {
+                Expect::Absent => String::new(),
+                Expect::Oid(o) => o.to_string(),
+            };
+            cmd.arg(format!("--force-with-lease={}:{e}", u.name));
+        }
+        cmd.arg("--").arg(&self.url);
+        for u in updates {
+            cmd.arg(match u.new {
+                Some(n) => format!("{n}:{}", u.name),
+                None => format!(":{}", u.name),
+            });
+        }
+        // Credentials through the environment (not visible in the process list); reset every
+        // header and helper the user's or the checkout's config might add.
+        let mut cfg: Vec<(String, String)> = vec![
+            ("credential.helper".into(), String::new()),
+            ("http.extraheader".into(), String::new()),
+            ("core.askPass".into(), String::new()),
+            ("push.gpgSign".into(), "false".into()),
+        ];
+        if let Some(h) = self.auth.basic_header() {
+            cfg.push(("http.extraheader".into(), h));
+        }
+        for v in [
+            "GIT_DIR",
+            "GIT_WORK_TREE",
+            "GIT_INDEX_FILE",
+            "GIT_OBJECT_DIRECTORY",
+            "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+            "GIT_ASKPASS",
+            "SSH_ASKPASS",
+            "GIT_TRACE",
+            "GIT_TRACE_CURL",
+            "GIT_TRACE_PACKET",
+            "GIT_CURL_VERBOSE",
+        ] {
+            cmd.env_remove(v);
+        }
+        cmd.env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_CONFIG_COUNT", cfg.len().to_string());
+        for (i, (k, v)) in cfg.iter().enumerate() {
+            cmd.env(format!("GIT_CONFIG_KEY_{i}"), k)
+                .env(format!("GIT_CONFIG_VALUE_{i}"), v);
+        }
+        cmd.stdin(Stdio::null());
+        let out = cmd.output().map_err(|e| {
+            GitError::Other(format!(
+                "cannot run `git` for the atomic push (libgit2 cannot push atomically): {e}"
+            ))
+        })?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = match self.auth.secret() {
+            Some(s) => stderr.replace(s.expose(), "***"),
+            None => stderr.into_owned(),
+        };
+        // Porcelain: `<flag>\t<src>:<dst>\t<summary> (<reason>)`; `!` = rejected. In an atomic
+        // push the refs that were fine say "atomic push failed"/"atomic transaction failed"; the
+        // server does not always say which lease broke, so we re-read the remote to find out.
+        let mut rejects: Vec<(String, String)> = Vec::new();
+        for line in stdout.lines() {
+            let mut parts = line.splitn(3, '\t');
+            if let (Some("!"), Some(refs), rest) = (parts.next(), parts.next(), parts.next()) {
+                let dst = refs.rsplit(':').next().unwrap_or("").to_string();
+                rejects.push((dst, rest.unwrap_or("").to_string()));
+            }
+        }
+        if !rejects.is_empty() {
+            if let Some(l) = self.find_broken_lease(updates) {
+                return Err(l);
+            }
+            let (refname, reason) = rejects
+                .iter()
+                .find(|(_, r)| !r.contains("atomic"))
+                .unwrap_or(&rejects[0])
+                .clone();
+            return Err(GitError::Rejected {
+                refname,
+                reason: single_line(&reason),
+            });
+        }
+        let detail = single_line(stderr.trim());
+        if detail.contains("Authentication failed")
+            || detail.contains("401")
+            || detail.contains("could not read Username")
+        {
+            return Err(GitError::Auth {
+                url: self.url.clone(),
+                detail,
+            });
+        }
+        Err(GitError::Other(format!(
+            "git push to {} failed: {detail}",
+            self.url
+        )))
+    }
+}
+
+/// Is `path` inside a git checkout? (Used to pick defaults.)
+pub fn is_checkout(path: &Path) -> bool {
+    Repository::open(path).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extraheader_parsing() {
+        let b64 = base64::engine::general_purpose::STANDARD.encode("x-access-token:ghs_abc");
+        let a = Auth::from_extraheader(&format!("AUTHORIZATION: basic {b64}")).unwrap();
+        assert_eq!(a.user, "x-access-token");
+        assert_eq!(a.secret().unwrap().expose(), "ghs_abc");
+        assert!(Auth::from_extraheader("AUTHORIZATION: bearer xyz").is_none());
+        assert!(Auth::from_extraheader("X-Other: basic abc").is_none());
+        assert!(!format!("{a:?}").contains("ghs_abc"));
+    }
+
+    #[test]
+    fn remote_urls() {
+        for ok in [
+            "https://github.com/o/r.git",
+            "http://127.0.0.1:8080/r.git",
+            "/tmp/x.git",
+            "../r",
+        ] {
+            validate_remote_url("remote", ok).unwrap();
+        }
+        for bad in [
+            "",
+            "https://user:pw@github.com/o/r",
+            "https://tok@github.com/o/r",
+            "ext::sh -c x",
+            "git@github.com:o/r.git",
+            "ssh://github.com/o/r",
+            "-uhelp",
+            "https://github.com/o/r\n",
+        ] {
+            assert!(validate_remote_url("remote", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn full_refs() {
+        validate_full_ref("r", "refs/tags/deploy/dev/current").unwrap();
+        validate_full_ref("r", "refs/heads/main").unwrap();
+        for bad in [
+            "main",
+            "refs/remotes/x",
+            "refs/tags/a b",
+            "refs/tags/-x",
+            "refs/tags/a$b",
+            "refs/tags/",
+            "refs/heads/a..b",
+        ] {
+            assert!(validate_full_ref("r", bad).is_err(), "{bad:?}");
+        }
+    }
+}
