@@ -3,7 +3,7 @@
 //! static checkers (zizmor, action-validator).
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use gitops_actions::actiongen::{self, COMMAND_INPUT, FIX_COMMAND, TOKEN_DEFAULT, TOKEN_INPUTS};
 use gitops_actions::cli::env_name;
@@ -13,6 +13,7 @@ use serde_yaml_ng::Value;
 use crate::support::{self, root};
 
 mod install;
+mod runs;
 
 fn load_yaml(path: &Path) -> Value {
     let text = std::fs::read_to_string(path)
@@ -296,4 +297,114 @@ fn actions_on_disk_map_every_flag_and_output_of_the_binaries() {
         assert!(!s.contains("${{"));
         assert!(s.contains("$GITHUB_ACTION_PATH/scripts/install.sh"));
     }
+}
+
+/// The repository tree an action run needs (root action, actions, install script, dist/)
+/// copied into `dst`.
+pub fn copy_action_tree(dst: &Path) {
+    for rel in ["action.yml", "actions", "scripts/install.sh", "dist"] {
+        let src = root().join(rel);
+        if src.exists() {
+            copy_recursive(&src, &dst.join(rel));
+        }
+    }
+}
+
+fn copy_recursive(src: &Path, dst: &Path) {
+    if src.is_dir() {
+        std::fs::create_dir_all(dst).unwrap();
+        for e in std::fs::read_dir(src).unwrap() {
+            let e = e.unwrap();
+            copy_recursive(&e.path(), &dst.join(e.file_name()));
+        }
+    } else {
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(src, dst).unwrap();
+    }
+}
+
+/// The directory holding the binaries cargo built for this test run.
+pub fn built_bin_dir() -> PathBuf {
+    support::bin("oidc-login").parent().unwrap().to_path_buf()
+}
+
+// (5) zizmor (offline, pedantic) finds nothing in the root action, the actions and our
+// workflows, and every action.yml and workflow passes the action-validator schema check.
+#[test]
+fn actions_and_workflows_pass_zizmor_pedantic_and_the_schema_check() {
+    let r = root();
+    let out = std::process::Command::new(support::tool("zizmor"))
+        .args([
+            "--offline",
+            "--persona=pedantic",
+            "--no-progress",
+            "--config",
+        ])
+        .arg(r.join(".github/zizmor.yml"))
+        .args(["action.yml", "actions/", ".github/workflows/"])
+        .current_dir(&r)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "zizmor findings:\n{text}");
+    assert!(text.contains("No findings"), "{text}");
+
+    let mut files = vec![r.join("action.yml")];
+    for doc in binaries() {
+        files.push(r.join("actions").join(doc.name).join("action.yml"));
+    }
+    for e in std::fs::read_dir(r.join(".github/workflows")).unwrap() {
+        files.push(e.unwrap().path());
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for f in files {
+        let mut text = std::fs::read_to_string(&f).unwrap();
+        // The validator's bundled schema predates the `attestations` permission that
+        // actions/attest-build-provenance needs; check everything else.
+        if text.contains("attestations: write") {
+            text = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("attestations: write"))
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
+        let copy = tmp.path().join(f.file_name().unwrap());
+        std::fs::write(&copy, text).unwrap();
+        let out = std::process::Command::new(support::tool("action-validator"))
+            .arg(&copy)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{} fails the schema check:\n{}{}",
+            f.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+// The shell scripts users run (install.sh) and we run (build-static, bench-actions) are
+// shellcheck-clean.
+#[test]
+fn actions_scripts_are_shellcheck_clean() {
+    let r = root();
+    let mut c = std::process::Command::new(support::tool("shellcheck"));
+    c.current_dir(&r).arg("scripts/install.sh");
+    for s in ["scripts/build-static", "scripts/bench-actions"] {
+        if r.join(s).exists() {
+            c.arg(s);
+        }
+    }
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "shellcheck:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

@@ -2,6 +2,7 @@
 //! secret scans, and the real stand-ins (one module each).
 #![allow(dead_code)]
 
+pub mod act;
 pub mod git_http;
 pub mod moto;
 pub mod prism;
