@@ -5,8 +5,10 @@
 pub mod act;
 pub mod git_http;
 pub mod moto;
+pub mod oidc;
 pub mod prism;
 pub mod registry;
+pub mod sts_faults;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
