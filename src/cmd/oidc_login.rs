@@ -30,11 +30,11 @@ them, masked, to later steps. No static keys."
 )]
 pub struct Args {
     /// ARN of the IAM role to assume with the OIDC token (`arn:aws:iam::123456789012:role/name`).
-    #[arg(long, env = "GITOPS_ROLE_TO_ASSUME")]
+    #[arg(long, env = "GITOPS_ROLE_TO_ASSUME", required = true)]
     pub role_to_assume: Option<String>,
 
     /// AWS region, e.g. `eu-west-1` (also selects the partition's STS endpoint).
-    #[arg(long, env = "GITOPS_AWS_REGION")]
+    #[arg(long, env = "GITOPS_AWS_REGION", required = true)]
     pub aws_region: Option<String>,
 
     /// Session name (2-64 of `[\w+=,.@-]`). Default: `GitHubActions-<run id>-<attempt>`.
