@@ -1,0 +1,28 @@
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+  envs       = { for i, e in var.environments : e.name => merge(e, { index = i }) }
+
+  # The environment below each one (where its image digest is copied from); none for the first.
+  source_env = { for i, e in var.environments : e.name => i == 0 ? null : var.environments[i - 1].name }
+
+  oidc_host         = "token.actions.githubusercontent.com"
+  oidc_provider_arn = var.create_oidc_provider ? aws_iam_openid_connect_provider.github[0].arn : "arn:${local.partition}:iam::${local.account_id}:oidc-provider/${local.oidc_host}"
+
+  # The `sub` prefix of this repository in the chosen form (see var.sub_claim_format).
+  sub_repo = var.sub_claim_format == "immutable" ? "repo:${var.github_owner}@${var.github_owner_id}/${var.repository}@${var.repository_id}" : "repo:${var.github_owner}/${var.repository}"
+
+  state_key      = { for n, e in local.envs : n => "app/${n}/terraform.tfstate" }
+  registry_host  = "${local.account_id}.dkr.ecr.${var.aws_region}.amazonaws.com"
+  repository_ids = var.sub_claim_format == "immutable" ? [var.github_owner_id, var.repository_id] : []
+}
+
+check "immutable_ids_given" {
+  assert {
+    condition     = var.sub_claim_format == "legacy" || (var.github_owner_id != null && var.repository_id != null)
+    error_message = "sub_claim_format = \"immutable\" needs github_owner_id and repository_id."
+  }
+}
