@@ -128,7 +128,8 @@ fn our_action(name: &str) -> Option<ActionSpec> {
             }
         }
         spec.outputs = map_keys(v.get("outputs")).into_iter().collect();
-        return Some(spec);
+        // An action generated from a skeleton binary declares no inputs yet.
+        return (!spec.inputs.is_empty()).then_some(spec);
     }
     let doc = gitops_actions::cmd::binaries()
         .into_iter()
