@@ -1,10 +1,41 @@
-//! `ecr-push`: Push and copy container images to ECR without a Docker daemon. (Skeleton; its owner fills it in.)
+//! `ecr-push`: push and copy container images to ECR (or any OCI registry) without a Docker
+//! daemon, idempotently, and log docker in to ECR for those who still need it.
+//!
+//! Subcommands (positional, the action's `command` input):
+//! - `push`: an OCI layout, OCI archive or `docker save` tarball to `REGISTRY/REPO:TAG`;
+//! - `copy`: registry to registry by digest (mount within one registry, streaming across);
+//! - `login`: a docker config entry for an ECR registry.
+//!
+//! Every input is validated before the first network call (exit 2); an immutable tag at another
+//! digest or a forbidden redirect is a refusal (exit 1); registry/network failures exit 3.
 
-use clap::{CommandFactory, Parser};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{CommandFactory, Parser, ValueEnum};
 
 use super::{BinaryDoc, OutputDoc};
 use crate::exit::{Failure, Result};
-use crate::runner::Runner;
+use crate::registry::client::{BlobSource, Client, Creds, Endpoint, Stats};
+use crate::registry::dockerconfig;
+use crate::registry::ecr::{self, EcrAuth};
+use crate::registry::reference::{self, is_loopback_host, Reference};
+use crate::registry::source::{self, SourceSpec};
+use crate::registry::transfer::{self, Destination};
+use crate::runner::{single_line, OutputFormat, Runner};
+use crate::secret::Secret;
+
+/// What to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Command {
+    /// Push an image from disk (OCI layout, OCI archive, docker save tarball).
+    Push,
+    /// Copy an image (or whole index) from one registry to another by digest.
+    Copy,
+    /// Write a docker config entry for an ECR registry.
+    Login,
+}
 
 /// Push and copy container images to ECR without a Docker daemon.
 #[derive(Debug, Parser)]
@@ -13,10 +44,99 @@ use crate::runner::Runner;
     version,
     about = "Push and copy container images to ECR without a Docker daemon"
 )]
-pub struct Args {}
+pub struct Args {
+    /// `push`, `copy` or `login`.
+    #[arg(value_enum, env = "GITOPS_COMMAND")]
+    pub command: Command,
+
+    /// push: `[oci:|oci-archive:|docker-archive:]PATH[:ref]`; copy: `REGISTRY/REPO@sha256:...` (or `:TAG`, resolved and reported).
+    #[arg(long, env = "GITOPS_SOURCE")]
+    pub source: Option<String>,
+
+    /// `REGISTRY/REPO:TAG` to push or copy to (an ECR host, or any OCI registry).
+    #[arg(long, env = "GITOPS_DESTINATION")]
+    pub destination: Option<String>,
+
+    /// More tags for the same image (repeatable; commas or whitespace separate several).
+    #[arg(long = "tag", env = "GITOPS_TAG", value_name = "TAG")]
+    pub tag: Vec<String>,
+
+    /// Blobs transferred (and docker layers compressed) at once, 1-32.
+    #[arg(long, env = "GITOPS_PARALLELISM", default_value_t = 6)]
+    pub parallelism: usize,
+
+    /// Create a missing ECR repository (immutable tags, scan on push).
+    #[arg(long, env = "GITOPS_CREATE_REPOSITORY")]
+    pub create_repository: bool,
+
+    /// Treat tags as immutable on any registry: never move a tag that points at another digest (ECR IMMUTABLE repositories always are).
+    #[arg(long, env = "GITOPS_IMMUTABLE_TAGS")]
+    pub immutable_tags: bool,
+
+    /// Talk plain HTTP to the registry; allowed only for loopback hosts (local registries, tests).
+    #[arg(long, env = "GITOPS_PLAIN_HTTP")]
+    pub plain_http: bool,
+
+    /// Send registry traffic for an ECR destination to this loopback URL instead (tests, local mirrors): `http://127.0.0.1:PORT`.
+    #[arg(long, env = "GITOPS_REGISTRY_ENDPOINT")]
+    pub registry_endpoint: Option<String>,
+
+    /// Overall deadline, e.g. `600`, `90s`, `30m`, `1h` (1 s to 24 h).
+    #[arg(long, env = "GITOPS_TIMEOUT", default_value = "30m")]
+    pub timeout: String,
+
+    /// Username for a non-ECR destination registry (else the docker config, else anonymous).
+    #[arg(long, env = "GITOPS_REGISTRY_USERNAME")]
+    pub registry_username: Option<String>,
+
+    /// Password or token for `registry-username` (pass it through the environment, never on a command line).
+    #[arg(long, env = "GITOPS_REGISTRY_PASSWORD", hide_env_values = true)]
+    pub registry_password: Option<String>,
+
+    /// Refuse any destination that is not an ECR registry of this 12-digit account.
+    #[arg(long, env = "GITOPS_EXPECTED_ACCOUNT")]
+    pub expected_account: Option<String>,
+
+    /// Refuse any destination that is not an ECR registry in this region.
+    #[arg(long, env = "GITOPS_EXPECTED_REGION")]
+    pub expected_region: Option<String>,
+
+    /// login: the ECR registry host (default: the host of `destination`).
+    #[arg(long, env = "GITOPS_REGISTRY")]
+    pub registry: Option<String>,
+
+    /// Where compressed `docker save` layers are cached between runs.
+    #[arg(long, env = "GITOPS_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Seconds between progress lines on long transfers.
+    #[arg(long, env = "GITOPS_PROGRESS_INTERVAL", default_value_t = 10)]
+    pub progress_interval: u64,
+
+    /// How outputs are printed outside GitHub Actions.
+    #[arg(long, env = "GITOPS_FORMAT", value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
 
 /// Outputs this binary sets.
-pub const OUTPUTS: &[OutputDoc] = &[];
+pub const OUTPUTS: &[OutputDoc] = &[
+    OutputDoc {
+        name: "image",
+        description: "`REGISTRY/REPO@sha256:...`: the pushed image by digest, the form to deploy",
+    },
+    OutputDoc {
+        name: "digest",
+        description: "The manifest (or index) digest, `sha256:...`",
+    },
+    OutputDoc {
+        name: "tags",
+        description: "Comma-separated tags that now point at the digest",
+    },
+    OutputDoc {
+        name: "registry",
+        description: "The registry host",
+    },
+];
 
 /// Generator metadata.
 pub fn doc() -> BinaryDoc {
@@ -28,7 +148,544 @@ pub fn doc() -> BinaryDoc {
     }
 }
 
+/// Parse `600`, `90s`, `30m`, `1h`.
+pub fn parse_duration(v: &str) -> Result<Duration> {
+    let bad = || {
+        Failure::usage(
+            "timeout",
+            format!(
+                "`{}` is not a duration between 1s and 24h (e.g. `600`, `90s`, `30m`, `1h`)",
+                single_line(v)
+            ),
+        )
+    };
+    let (num, mult) = match v.as_bytes().last() {
+        Some(b's') => (&v[..v.len() - 1], 1),
+        Some(b'm') => (&v[..v.len() - 1], 60),
+        Some(b'h') => (&v[..v.len() - 1], 3600),
+        _ => (v, 1),
+    };
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) || num.len() > 6 {
+        return Err(bad());
+    }
+    let secs = num.parse::<u64>().map_err(|_| bad())? * mult;
+    if !(1..=86400).contains(&secs) {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// Everything validated, before any network call.
+struct Plan {
+    command: Command,
+    source: Option<SourceSpec>,
+    source_ref: Option<Reference>,
+    dest: Reference,
+    tags: Vec<String>,
+    ecr: Option<ecr::EcrHost>,
+    endpoint: Option<url::Url>,
+    timeout: Duration,
+    parallelism: usize,
+    basic: Option<(String, Secret)>,
+}
+
+fn split_tags(raw: &[String]) -> Vec<String> {
+    raw.iter()
+        .flat_map(|t| t.split(|c: char| c == ',' || c.is_whitespace()))
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn check_host(
+    field: &str,
+    host: &str,
+    plain_http: bool,
+    endpoint: bool,
+) -> Result<Option<ecr::EcrHost>> {
+    if ecr::is_lookalike(host) {
+        return Err(Failure::usage(
+            field,
+            format!(
+                "`{}` looks like an AWS host but is not an ECR registry host (`<12 digits>.dkr.ecr.<region>.amazonaws.com`)",
+                single_line(host)
+            ),
+        ));
+    }
+    let e = ecr::parse_host(host);
+    if plain_http && !is_loopback_host(host) && !(e.is_some() && endpoint) {
+        return Err(Failure::usage(
+            "plain-http",
+            format!(
+                "plain HTTP is allowed only for loopback registries, not `{}`",
+                single_line(host)
+            ),
+        ));
+    }
+    Ok(e)
+}
+
+fn validate(runner: &Runner, a: &Args) -> Result<Plan> {
+    if let Some(p) = &a.registry_password {
+        runner.mask(&Secret::new(p.as_str()));
+    }
+    let timeout = parse_duration(&a.timeout)?;
+    if !(1..=32).contains(&a.parallelism) {
+        return Err(Failure::usage(
+            "parallelism",
+            format!("`{}` is not between 1 and 32", a.parallelism),
+        ));
+    }
+    if a.progress_interval == 0 || a.progress_interval > 3600 {
+        return Err(Failure::usage(
+            "progress-interval",
+            "must be between 1 and 3600 seconds",
+        ));
+    }
+    if let Some(acct) = &a.expected_account {
+        crate::validate::account_id(acct)
+            .map_err(|f| Failure::usage("expected-account", f.message))?;
+    }
+    if let Some(r) = &a.expected_region {
+        crate::validate::region(r).map_err(|f| Failure::usage("expected-region", f.message))?;
+    }
+    let endpoint = match &a.registry_endpoint {
+        None => None,
+        Some(e) => {
+            let u = url::Url::parse(e).ok().filter(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.username().is_empty()
+                    && u.password().is_none()
+                    && u.host_str().is_some_and(is_loopback_host)
+                    && (u.path() == "/" || u.path().is_empty())
+                    && u.query().is_none()
+            });
+            Some(u.ok_or_else(|| {
+                Failure::usage(
+                    "registry-endpoint",
+                    format!(
+                        "`{}` is not a loopback URL like `http://127.0.0.1:5000`",
+                        single_line(e)
+                    ),
+                )
+            })?)
+        }
+    };
+    let (user, pass) = (
+        a.registry_username.as_deref(),
+        a.registry_password.as_deref(),
+    );
+    let basic = match (user, pass) {
+        (Some(u), Some(p)) => Some((u.to_string(), Secret::new(p))),
+        (None, None) => None,
+        _ => {
+            return Err(Failure::usage(
+                "registry-username",
+                "`registry-username` and `registry-password` go together",
+            ))
+        }
+    };
+    if a.command == Command::Login {
+        let host = match (&a.registry, &a.destination) {
+            (Some(r), _) => r
+                .trim_start_matches("https://")
+                .trim_end_matches('/')
+                .to_string(),
+            (None, Some(d)) => Reference::parse("destination", d)?.registry,
+            (None, None) => {
+                return Err(Failure::usage(
+                    "registry",
+                    "login needs `registry` (an ECR host)",
+                ))
+            }
+        };
+        let e = check_host("registry", &host, false, false)?.ok_or_else(|| {
+            Failure::usage(
+                "registry",
+                format!(
+                    "`{}` is not an ECR registry host: use `docker login` for other registries",
+                    single_line(&host)
+                ),
+            )
+        })?;
+        check_expected(a, &e)?;
+        let dest = Reference {
+            registry: host,
+            repository: String::new(),
+            tag: None,
+            digest: None,
+        };
+        return Ok(Plan {
+            command: Command::Login,
+            source: None,
+            source_ref: None,
+            dest,
+            tags: Vec::new(),
+            ecr: Some(e),
+            endpoint: None,
+            timeout,
+            parallelism: a.parallelism,
+            basic: None,
+        });
+    }
+    let dest_raw = a
+        .destination
+        .as_deref()
+        .ok_or_else(|| Failure::usage("destination", "is required: `REGISTRY/REPO:TAG`"))?;
+    let dest = Reference::parse("destination", dest_raw)?;
+    if dest.digest.is_some() {
+        return Err(Failure::usage(
+            "destination",
+            "must not carry a digest: the digest comes from the image; give a tag",
+        ));
+    }
+    let mut tags: Vec<String> = dest.tag.iter().cloned().collect();
+    for t in split_tags(&a.tag) {
+        reference::tag("tag", &t)?;
+        if !tags.contains(&t) {
+            tags.push(t);
+        }
+    }
+    if tags.is_empty() {
+        return Err(Failure::usage(
+            "destination",
+            "needs a tag (`REGISTRY/REPO:TAG`) or `tag`",
+        ));
+    }
+    let ecr_host = check_host(
+        "destination",
+        &dest.registry,
+        a.plain_http,
+        endpoint.is_some(),
+    )?;
+    if endpoint.is_some() && ecr_host.is_none() {
+        return Err(Failure::usage(
+            "registry-endpoint",
+            "applies only to an ECR destination (other registries are reached at their own host)",
+        ));
+    }
+    if a.expected_account.is_some() || a.expected_region.is_some() {
+        let e = ecr_host.as_ref().ok_or_else(|| {
+            Failure::usage(
+                "destination",
+                format!(
+                    "`{}` is not an ECR registry but `expected-account`/`expected-region` is set",
+                    single_line(&dest.registry)
+                ),
+            )
+        })?;
+        check_expected(a, e)?;
+    }
+    if ecr_host.is_some() && basic.is_some() {
+        return Err(Failure::usage(
+            "registry-username",
+            "ECR destinations use the ambient AWS credentials; do not pass registry credentials",
+        ));
+    }
+    let (source, source_ref) = match a.command {
+        Command::Push => {
+            let raw = a.source.as_deref().ok_or_else(|| {
+                Failure::usage(
+                    "source",
+                    "is required: an OCI layout dir, OCI archive or docker save tarball",
+                )
+            })?;
+            (Some(source::parse_source(raw)?), None)
+        }
+        Command::Copy => {
+            let raw = a.source.as_deref().ok_or_else(|| {
+                Failure::usage("source", "is required: `REGISTRY/REPO@sha256:...`")
+            })?;
+            let r = Reference::parse("source", raw)?;
+            if r.tag.is_none() && r.digest.is_none() {
+                return Err(Failure::usage(
+                    "source",
+                    "needs `@sha256:...` (or a tag, which is resolved to a digest)",
+                ));
+            }
+            check_host("source", &r.registry, a.plain_http, false)?;
+            (None, Some(r))
+        }
+        Command::Login => unreachable!(),
+    };
+    if a.create_repository && ecr_host.is_none() {
+        return Err(Failure::usage(
+            "create-repository",
+            "applies only to ECR destinations",
+        ));
+    }
+    Ok(Plan {
+        command: a.command,
+        source,
+        source_ref,
+        dest,
+        tags,
+        ecr: ecr_host,
+        endpoint,
+        timeout,
+        parallelism: a.parallelism,
+        basic,
+    })
+}
+
+fn check_expected(a: &Args, e: &ecr::EcrHost) -> Result<()> {
+    if let Some(acct) = &a.expected_account {
+        if &e.account != acct {
+            return Err(Failure::usage(
+                "destination",
+                format!(
+                    "registry account {} is not the expected account {acct}",
+                    e.account
+                ),
+            ));
+        }
+    }
+    if let Some(r) = &a.expected_region {
+        if &e.region != r {
+            return Err(Failure::usage(
+                "destination",
+                format!(
+                    "registry region {} is not the expected region {r}",
+                    e.region
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Run the command.
-pub fn run(_runner: &Runner, _args: Args) -> Result<()> {
-    Err(Failure::runtime("ecr-push is not implemented yet"))
+pub fn run(runner: &Runner, args: Args) -> Result<()> {
+    let plan = validate(runner, &args)?;
+    let rt = crate::cli::runtime()?;
+    rt.block_on(execute(runner, &args, plan))?;
+    runner.finish(args.format);
+    Ok(())
+}
+
+async fn creds_for(
+    runner: &Runner,
+    host: &str,
+    ecr_host: Option<&ecr::EcrHost>,
+    explicit: Option<(String, Secret)>,
+) -> Result<(Creds, Option<EcrAuth>)> {
+    if let Some(e) = ecr_host {
+        let auth = EcrAuth::new(runner, &e.region).await;
+        let side = EcrAuth::new(runner, &e.region).await;
+        return Ok((Creds::Ecr(auth), Some(side)));
+    }
+    if let Some((u, p)) = explicit {
+        return Ok((Creds::Basic { user: u, pass: p }, None));
+    }
+    let env = |k: &str| runner.var(k).map(str::to_string);
+    match dockerconfig::credentials(&env, host)? {
+        Some((user, pass)) => {
+            runner.mask(&pass);
+            Ok((Creds::Basic { user, pass }, None))
+        }
+        None => Ok((Creds::Anonymous, None)),
+    }
+}
+
+async fn execute(runner: &Runner, args: &Args, plan: Plan) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + plan.timeout;
+    if plan.command == Command::Login {
+        return login(runner, &plan).await;
+    }
+    let stats = Arc::new(Stats::default());
+    let mut ep = Endpoint::for_host(&plan.dest.registry, args.plain_http)?;
+    if let Some(u) = &plan.endpoint {
+        ep.base = u.clone();
+    }
+    let (creds, api) = creds_for(
+        runner,
+        &plan.dest.registry,
+        plan.ecr.as_ref(),
+        plan.basic.clone(),
+    )
+    .await?;
+    let mut immutable = args.immutable_tags;
+    if let (Some(e), Some(api)) = (&plan.ecr, &api) {
+        if api
+            .ensure_repository(
+                runner,
+                &e.account,
+                &plan.dest.repository,
+                args.create_repository,
+            )
+            .await?
+        {
+            immutable = true;
+        }
+    }
+    let dst_client = Client::new(runner, ep, creds, deadline, stats.clone())?;
+    let dst = Destination {
+        client: &dst_client,
+        repo: plan.dest.repository.clone(),
+        tags: plan.tags.clone(),
+        immutable,
+    };
+    let every = Duration::from_secs(args.progress_interval);
+    let started = std::time::Instant::now();
+    let outcome = match plan.command {
+        Command::Push => {
+            let spec = plan.source.as_ref().expect("validated");
+            let env = |k: &str| runner.var(k).map(str::to_string);
+            let cache = args
+                .cache_dir
+                .clone()
+                .unwrap_or_else(|| source::default_cache_dir(&env));
+            let par = plan.parallelism;
+            let spec2 = spec.clone();
+            let image = tokio::task::spawn_blocking(move || source::load(&spec2, &cache, par))
+                .await
+                .map_err(|e| Failure::runtime(format!("loading the image failed: {e}")))??;
+            runner.info(&format!(
+                "pushing {} ({} blobs, {}) to {}/{}",
+                image.top.digest,
+                image.blobs.len(),
+                transfer::human(image.total_bytes()),
+                plan.dest.registry,
+                plan.dest.repository
+            ));
+            transfer::with_progress(
+                runner,
+                &dst_client,
+                image.total_bytes(),
+                image.blobs.len(),
+                every,
+                transfer::transfer(
+                    runner,
+                    &image,
+                    &dst,
+                    &BlobSource::Disk,
+                    None,
+                    plan.parallelism,
+                ),
+            )
+            .await?
+        }
+        Command::Copy => {
+            let sref = plan.source_ref.as_ref().expect("validated");
+            let src_ecr = ecr::parse_host(&sref.registry);
+            let (screds, _) = creds_for(runner, &sref.registry, src_ecr.as_ref(), None).await?;
+            let sep = Endpoint::for_host(&sref.registry, args.plain_http)?;
+            let src_client =
+                Client::new(runner, sep, screds, deadline, Arc::new(Stats::default()))?;
+            let reference = match (&sref.digest, &sref.tag) {
+                (Some(d), _) => d.as_str().to_string(),
+                (None, Some(t)) => t.clone(),
+                (None, None) => unreachable!(),
+            };
+            let image = transfer::fetch_remote(&src_client, &sref.repository, &reference).await?;
+            if sref.digest.is_none() {
+                runner.info(&format!(
+                    "source tag {} resolved to {}",
+                    reference, image.top.digest
+                ));
+            }
+            let same = dst_client.same_registry(&src_client);
+            runner.info(&format!(
+                "copying {} ({} blobs, {}) to {}/{}{}",
+                sref.with_digest(&image.top.digest),
+                image.blobs.len(),
+                transfer::human(image.total_bytes()),
+                plan.dest.registry,
+                plan.dest.repository,
+                if same {
+                    " (same registry: mounting blobs)"
+                } else {
+                    ""
+                }
+            ));
+            let src = BlobSource::Registry(&src_client, &sref.repository);
+            let mount = same.then_some(sref.repository.as_str());
+            transfer::with_progress(
+                runner,
+                &dst_client,
+                image.total_bytes(),
+                image.blobs.len(),
+                every,
+                transfer::transfer(runner, &image, &dst, &src, mount, plan.parallelism),
+            )
+            .await?
+        }
+        Command::Login => unreachable!(),
+    };
+    let s = &stats;
+    use std::sync::atomic::Ordering::Relaxed;
+    let (up, present, mounted) = (
+        s.blobs_uploaded.load(Relaxed),
+        s.blobs_present.load(Relaxed),
+        s.blobs_mounted.load(Relaxed),
+    );
+    let image_ref = plan.dest.with_digest(&outcome.digest);
+    runner.info(&format!(
+        "done in {:.1}s: {image_ref}; blobs uploaded {up}, already present {present}, mounted {mounted}; {} sent{}",
+        started.elapsed().as_secs_f64(),
+        transfer::human(s.bytes_sent.load(Relaxed)),
+        if outcome.already_present { " (re-run: nothing to do)" } else { "" }
+    ));
+    runner.set_output("image", &image_ref)?;
+    runner.set_output("digest", outcome.digest.as_str())?;
+    runner.set_output("tags", &plan.tags.join(","))?;
+    runner.set_output("registry", &plan.dest.registry)?;
+    let md = crate::runner::markdown::escape(&image_ref);
+    runner.summary(&format!(
+        "### ecr-push\n\n| image | tags | uploaded | present | mounted |\n|---|---|---|---|---|\n| `{md}` | {} | {up} | {present} | {mounted} |\n",
+        crate::runner::markdown::escape(&plan.tags.join(", "))
+    ))?;
+    Ok(())
+}
+
+async fn login(runner: &Runner, plan: &Plan) -> Result<()> {
+    let e = plan.ecr.as_ref().expect("validated");
+    let api = EcrAuth::new(runner, &e.region).await;
+    let l = api.login(runner).await?;
+    let env = |k: &str| runner.var(k).map(str::to_string);
+    let path = dockerconfig::write_login(&env, &plan.dest.registry, &l.b64)?;
+    let _ = (&l.user, &l.password);
+    let until = l
+        .expires_at
+        .and_then(|t| {
+            time::OffsetDateTime::from(t)
+                .format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "unknown".into());
+    runner.info(&format!(
+        "logged in to {} for docker: credentials written to {} (token expires {until})",
+        plan.dest.registry,
+        path.display()
+    ));
+    runner.set_output("registry", &plan.dest.registry)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
+        assert_eq!(parse_duration("600").unwrap(), Duration::from_secs(600));
+        for bad in ["", "0", "25h", "1d", "-5s", "1.5m", "m"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tags_split_on_commas_and_whitespace() {
+        assert_eq!(
+            split_tags(&["a,b".into(), " c\nd ".into()]),
+            vec!["a", "b", "c", "d"]
+        );
+    }
 }

@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 pub mod act;
+pub mod faultproxy;
 pub mod git_http;
 pub mod moto;
+pub mod oci;
 pub mod oidc;
 pub mod prism;
 pub mod registry;
