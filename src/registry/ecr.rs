@@ -280,7 +280,6 @@ mod tests {
         for bad in [
             "123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.com",
             "12345678901.dkr.ecr.eu-west-1.amazonaws.com",
-            "123456789012.dkr.ecr.EU-west-1.amazonaws.com",
             "123456789012.dkr.ecr.eu-west-1a.amazonaws.com",
             "123456789012.dkr.ecr.eu-west-1.amazonaws.com:443",
             "evil.com/123456789012.dkr.ecr.eu-west-1.amazonaws.com",
