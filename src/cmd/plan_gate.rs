@@ -1,10 +1,55 @@
-//! `plan-gate`: Terraform plan summary, policy gate and PR comment. (Skeleton; its owner fills it in.)
+//! `plan-gate`: Terraform plan summary, policy gate, step summary and one upserted PR comment.
+//!
+//! `plan-gate [gate] --plan plan.json ...` (the default command) reads `terraform show -json`
+//! output, counts it as Terraform does, applies the policy, writes outputs, the step summary and
+//! the PR comment, and exits 0 (pass), 1 (gate failed) or 2 (not a plan we can trust).
+//! `plan-gate verify --plan plan.json --digest sha256:...` recomputes `plan_digest` and exits 1
+//! when it differs (apply what was reviewed, nothing else).
 
-use clap::{CommandFactory, Parser};
+use std::path::PathBuf;
+
+use clap::{CommandFactory, Parser, ValueEnum};
 
 use super::{BinaryDoc, OutputDoc};
+use crate::envs::Model;
 use crate::exit::{Failure, Result};
-use crate::runner::Runner;
+use crate::plan::render::{self, Report, Verdict};
+use crate::plan::{comment, digest, Limits};
+use crate::policy::{self, Context, Policy};
+use crate::runner::{single_line, Level, Runner};
+use crate::secret::Secret;
+
+/// What to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Mode {
+    /// Summarise, apply the policy, write summary/comment/outputs (default).
+    #[default]
+    Gate,
+    /// Recompute the plan digest and compare it with `--digest`.
+    Verify,
+}
+
+/// How the report is printed on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// The Markdown report (as in the step summary).
+    Markdown,
+    /// One JSON object with every figure, the verdict and the violations.
+    Json,
+}
+
+/// Whether to write the PR comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum CommentMode {
+    /// Create or update the one comment for this PR and environment/stack.
+    #[default]
+    Upsert,
+    /// Do not comment.
+    Off,
+}
 
 /// Terraform plan summary, policy gate and PR comment.
 #[derive(Debug, Parser)]
@@ -13,10 +58,135 @@ use crate::runner::Runner;
     version,
     about = "Terraform plan summary, policy gate and PR comment"
 )]
-pub struct Args {}
+pub struct Args {
+    /// `gate` (default) or `verify` (compare the plan's digest with `--digest`).
+    #[arg(value_enum, env = "GITOPS_COMMAND", default_value_t = Mode::Gate)]
+    pub command: Mode,
+    /// The plan as JSON: `terraform show -json tfplan > plan.json`.
+    #[arg(long, env = "GITOPS_PLAN")]
+    pub plan: PathBuf,
+    /// Policy file (YAML); without it only the default rules apply (`protect-production`).
+    #[arg(long, env = "GITOPS_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Target environment (validated against the environments model).
+    #[arg(long, env = "GITOPS_ENVIRONMENT")]
+    pub environment: Option<String>,
+    /// Environments model file (default `.github/gitops.yml` if present, else dev/staging/prod).
+    #[arg(long, env = "GITOPS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Stack name, when one environment has several Terraform roots (one PR comment per stack).
+    #[arg(long, env = "GITOPS_STACK")]
+    pub stack: Option<String>,
+    /// Report format on stdout.
+    #[arg(long, value_enum, env = "GITOPS_FORMAT", default_value_t = Format::Text)]
+    pub format: Format,
+    /// Override a policy rule by id (repeatable or comma-separated); needs `--allow-reason`.
+    #[arg(long, env = "GITOPS_ALLOW", value_delimiter = ',')]
+    pub allow: Vec<String>,
+    /// Why the override is needed (logged, shown in the summary and comment).
+    #[arg(long, env = "GITOPS_ALLOW_REASON")]
+    pub allow_reason: Option<String>,
+    /// `verify`: the digest that was reviewed (`sha256:<64 hex>`).
+    #[arg(long, env = "GITOPS_DIGEST")]
+    pub digest: Option<String>,
+    /// Largest plan file accepted, in bytes (checked before reading).
+    #[arg(long, env = "GITOPS_MAX_PLAN_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub max_plan_bytes: u64,
+    /// Deepest JSON nesting accepted (at most 128).
+    #[arg(long, env = "GITOPS_MAX_DEPTH", default_value_t = 100)]
+    pub max_depth: usize,
+    /// `upsert` the PR comment (default) or `off`.
+    #[arg(long, value_enum, env = "GITOPS_COMMENT", default_value_t = CommentMode::Upsert)]
+    pub comment: CommentMode,
+    /// Token for the PR comment (the action passes `github.token`).
+    #[arg(long, env = "GITOPS_GITHUB_TOKEN", hide_env_values = true)]
+    pub github_token: Option<String>,
+    /// Pull request number (default: from the triggering event).
+    #[arg(long, env = "GITOPS_PR_NUMBER")]
+    pub pr_number: Option<u64>,
+    /// `owner/repo` (default: `GITHUB_REPOSITORY`).
+    #[arg(long, env = "GITOPS_REPOSITORY")]
+    pub repository: Option<String>,
+    /// GitHub REST API URL (default: `GITHUB_API_URL`, else https://api.github.com).
+    #[arg(long, env = "GITOPS_GITHUB_API_URL")]
+    pub github_api_url: Option<String>,
+}
 
 /// Outputs this binary sets.
-pub const OUTPUTS: &[OutputDoc] = &[];
+pub const OUTPUTS: &[OutputDoc] = &[
+    OutputDoc {
+        name: "verdict",
+        description: "`pass` or `fail`",
+    },
+    OutputDoc {
+        name: "add",
+        description: "Managed resources to create (replacements included)",
+    },
+    OutputDoc {
+        name: "change",
+        description: "Managed resources to update in place",
+    },
+    OutputDoc {
+        name: "destroy",
+        description: "Managed resources to destroy (replacements included)",
+    },
+    OutputDoc {
+        name: "replace",
+        description: "Managed resources to replace",
+    },
+    OutputDoc {
+        name: "import",
+        description: "Resources to import",
+    },
+    OutputDoc {
+        name: "move",
+        description: "Resources moved by `moved` blocks",
+    },
+    OutputDoc {
+        name: "forget",
+        description: "Resources removed from state without being destroyed",
+    },
+    OutputDoc {
+        name: "read",
+        description: "Data sources read during apply",
+    },
+    OutputDoc {
+        name: "no-op",
+        description: "Entries without change",
+    },
+    OutputDoc {
+        name: "drift",
+        description: "Resources changed outside Terraform",
+    },
+    OutputDoc {
+        name: "output-changes",
+        description: "Root outputs that change",
+    },
+    OutputDoc {
+        name: "has-changes",
+        description: "`true` when applying would change anything",
+    },
+    OutputDoc {
+        name: "errored",
+        description: "`true` when Terraform reported errors while planning",
+    },
+    OutputDoc {
+        name: "applyable",
+        description: "Terraform's `applyable` flag (empty when absent)",
+    },
+    OutputDoc {
+        name: "violations",
+        description: "Policy violations as a JSON array",
+    },
+    OutputDoc {
+        name: "plan-digest",
+        description: "Canonical digest of the plan's changes (`sha256:...`)",
+    },
+    OutputDoc {
+        name: "comment-url",
+        description: "URL of the upserted PR comment (empty when skipped)",
+    },
+];
 
 /// Generator metadata.
 pub fn doc() -> BinaryDoc {
@@ -28,7 +198,412 @@ pub fn doc() -> BinaryDoc {
     }
 }
 
+struct Checked {
+    limits: Limits,
+    policy: Policy,
+    environment: Option<String>,
+    production: bool,
+    stack: Option<String>,
+    allow: Vec<String>,
+    allow_reason: Option<String>,
+    comment: Option<comment::Target>,
+    comment_skip: Option<String>,
+}
+
+fn name_like(field: &str, v: &str) -> Result<()> {
+    let ok = !v.is_empty()
+        && v.len() <= 64
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+        && !v.contains("..");
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::usage(
+            field,
+            format!(
+                "`{}` must be 1-64 of letters, digits, `-_./`",
+                single_line(v)
+            ),
+        ))
+    }
+}
+
+/// Validate every input before reading the plan or touching the network.
+fn check(runner: &Runner, a: &Args) -> Result<Checked> {
+    if a.max_depth == 0 || a.max_depth > 128 {
+        return Err(Failure::usage("max-depth", "must be between 1 and 128"));
+    }
+    if a.max_plan_bytes == 0 {
+        return Err(Failure::usage("max-plan-bytes", "must be positive"));
+    }
+    match a.command {
+        Mode::Verify => match a.digest.as_deref() {
+            None => {
+                return Err(Failure::usage(
+                    "digest",
+                    "`verify` needs the reviewed digest (`--digest sha256:...`)",
+                ))
+            }
+            Some(d) if !digest::is_digest(d) => {
+                return Err(Failure::usage(
+                    "digest",
+                    format!("`{}` is not `sha256:` + 64 lowercase hex", single_line(d)),
+                ))
+            }
+            _ => {}
+        },
+        Mode::Gate => {
+            if a.digest.is_some() {
+                return Err(Failure::usage(
+                    "digest",
+                    "only used with the `verify` command",
+                ));
+            }
+        }
+    }
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let model = Model::load(&cwd, a.config.as_deref())?;
+    let (environment, production) = match a.environment.as_deref() {
+        Some(e) => {
+            let env = model.get("environment", e)?;
+            (Some(env.name.clone()), env.production)
+        }
+        None => (None, false),
+    };
+    if let Some(s) = &a.stack {
+        name_like("stack", s)?;
+    }
+    let policy = match &a.policy {
+        Some(p) => Policy::load(p)?,
+        None => Policy::default_policy(),
+    };
+    let known = policy::rule_ids();
+    for id in &a.allow {
+        if !known.contains(&id.as_str()) {
+            return Err(Failure::usage(
+                "allow",
+                format!(
+                    "`{}` is not a rule id; known: {}",
+                    single_line(id),
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
+    let allow_reason = a
+        .allow_reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_string);
+    if !a.allow.is_empty() && allow_reason.is_none() {
+        return Err(Failure::usage(
+            "allow-reason",
+            "an override (`allow`) needs a reason; it is logged and shown in the summary",
+        ));
+    }
+    if allow_reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > 500)
+    {
+        return Err(Failure::usage("allow-reason", "at most 500 characters"));
+    }
+    // The PR comment: everything it needs is checked here, before any network call.
+    let mut comment_skip = None;
+    let mut target = None;
+    if a.command == Mode::Gate && a.comment == CommentMode::Upsert {
+        let token = a
+            .github_token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(Secret::new);
+        let pr = match a.pr_number {
+            Some(0) => return Err(Failure::usage("pr-number", "must be a positive number")),
+            Some(n) => Some(n),
+            None => runner
+                .var("GITHUB_EVENT_PATH")
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .and_then(|t| comment::pr_from_event(&t)),
+        };
+        let repo = a
+            .repository
+            .clone()
+            .or_else(|| runner.var("GITHUB_REPOSITORY").map(str::to_string));
+        let api = a
+            .github_api_url
+            .clone()
+            .or_else(|| runner.var("GITHUB_API_URL").map(str::to_string))
+            .unwrap_or_else(|| "https://api.github.com".to_string());
+        match (token, pr, repo) {
+            (None, _, _) => comment_skip = Some("no GitHub token was given".to_string()),
+            (_, None, _) => comment_skip = Some("this run is not for a pull request".to_string()),
+            (_, _, None) => {
+                comment_skip = Some("no repository (`GITHUB_REPOSITORY`) is known".to_string())
+            }
+            (Some(token), Some(pr), Some(repo)) => {
+                let (owner, name) = repo
+                    .split_once('/')
+                    .filter(|(o, n)| {
+                        let ok = |s: &str| {
+                            !s.is_empty()
+                                && s.len() <= 100
+                                && s.chars()
+                                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                                && s != "."
+                                && s != ".."
+                        };
+                        ok(o) && ok(n)
+                    })
+                    .ok_or_else(|| {
+                        Failure::usage(
+                            "repository",
+                            format!("`{}` is not `owner/repo`", single_line(&repo)),
+                        )
+                    })?;
+                let url = url::Url::parse(&api).map_err(|_| {
+                    Failure::usage(
+                        "github-api-url",
+                        format!("`{}` is not a URL", single_line(&api)),
+                    )
+                })?;
+                if !matches!(url.scheme(), "https" | "http")
+                    || url.host_str().is_none()
+                    || !url.username().is_empty()
+                    || url.password().is_some()
+                {
+                    return Err(Failure::usage(
+                        "github-api-url",
+                        "must be an http(s) URL with a host and no credentials",
+                    ));
+                }
+                if url.scheme() == "http"
+                    && !matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"))
+                {
+                    return Err(Failure::usage(
+                        "github-api-url",
+                        "plain http is only accepted for 127.0.0.1/localhost (tests); use https",
+                    ));
+                }
+                let key = match (&environment, &a.stack) {
+                    (Some(e), Some(s)) => format!("{e}/{s}"),
+                    (Some(e), None) => e.clone(),
+                    (None, Some(s)) => format!("-/{s}"),
+                    (None, None) => "default".to_string(),
+                };
+                target = Some(comment::Target {
+                    api_url: api.trim_end_matches('/').to_string(),
+                    token,
+                    owner: owner.to_string(),
+                    repo: name.to_string(),
+                    pr,
+                    key,
+                });
+            }
+        }
+    }
+    Ok(Checked {
+        limits: Limits {
+            max_bytes: a.max_plan_bytes,
+            max_depth: a.max_depth,
+        },
+        policy,
+        environment,
+        production,
+        stack: a.stack.clone(),
+        allow: a.allow.clone(),
+        allow_reason,
+        comment: target,
+        comment_skip,
+    })
+}
+
+/// Scrub sensitive strings inside every string of a JSON value (never across its structure).
+fn scrub_json(plan: &crate::plan::Summary, v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => *s = plan.scrub(s),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| scrub_json(plan, x)),
+        serde_json::Value::Object(o) => o.values_mut().for_each(|x| scrub_json(plan, x)),
+        _ => {}
+    }
+}
+
 /// Run the command.
-pub fn run(_runner: &Runner, _args: Args) -> Result<()> {
-    Err(Failure::runtime("plan-gate is not implemented yet"))
+pub fn run(runner: &Runner, args: Args) -> Result<()> {
+    let c = check(runner, &args)?;
+    if let Some(t) = &c.comment {
+        runner.mask(&t.token);
+    }
+    let plan = crate::plan::load(&args.plan, &c.limits).map_err(|e| e.into_failure())?;
+    if runner.in_actions() {
+        // Belt and braces: the runner also hides every sensitive string from later steps' logs.
+        // Short values (ports, `true`) would mangle unrelated text, so only longer ones.
+        for s in plan
+            .sensitive_strings
+            .iter()
+            .filter(|s| s.chars().count() >= 8 && !s.contains(['\n', '\r']))
+            .take(500)
+        {
+            runner.mask_str(s);
+        }
+    }
+    if args.command == Mode::Verify {
+        let want = args.digest.as_deref().unwrap_or_default();
+        runner.set_output("plan-digest", &plan.digest)?;
+        if plan.digest == want {
+            runner.info(&format!("plan digest verified: {}", plan.digest));
+            return Ok(());
+        }
+        return Err(Failure::refused(format!(
+            "the plan is not the one that was reviewed: its digest is {} but {} was approved; re-run the plan and review it again",
+            plan.digest,
+            single_line(want)
+        )));
+    }
+
+    // Policy, overrides, built-in gates.
+    let cx = Context {
+        plan: &plan,
+        environment: c.environment.as_deref(),
+        production: c.production,
+    };
+    let (allowed, violations): (Vec<_>, Vec<_>) = c
+        .policy
+        .check(&cx)
+        .into_iter()
+        .partition(|v| c.allow.iter().any(|a| a == &v.rule));
+    for v in &allowed {
+        runner.warning(&format!(
+            "policy override: rule {} allowed for {} ({}); reason: {}",
+            v.rule,
+            single_line(v.address.as_deref().unwrap_or("the plan")),
+            single_line(&v.message),
+            single_line(c.allow_reason.as_deref().unwrap_or(""))
+        ));
+    }
+    let mut gate = Vec::new();
+    if plan.errored {
+        gate.push("Terraform reported errors while planning (`errored: true`): this plan must not be applied".to_string());
+    }
+    if plan.applyable == Some(false) && plan.counts.has_changes() {
+        gate.push("Terraform marked this plan as not applyable (`applyable: false`)".to_string());
+    }
+    let verdict = if gate.is_empty() && violations.is_empty() {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    };
+    let report = Report {
+        plan: &plan,
+        verdict,
+        gate,
+        violations,
+        allowed,
+        allow_reason: c.allow_reason.clone(),
+        environment: c.environment.clone(),
+        stack: c.stack.clone(),
+    };
+
+    // Outputs.
+    let n = &plan.counts;
+    for (k, v) in [
+        ("add", n.add),
+        ("change", n.change),
+        ("destroy", n.destroy),
+        ("replace", n.replace),
+        ("import", n.import),
+        ("move", n.moves),
+        ("forget", n.forget),
+        ("read", n.read),
+        ("no-op", n.no_op),
+        ("drift", n.drift),
+        ("output-changes", n.output_changes),
+    ] {
+        runner.set_output(k, &v.to_string())?;
+    }
+    runner.set_output("has-changes", &n.has_changes().to_string())?;
+    runner.set_output("errored", &plan.errored.to_string())?;
+    runner.set_output(
+        "applyable",
+        &plan.applyable.map(|b| b.to_string()).unwrap_or_default(),
+    )?;
+    runner.set_output("verdict", verdict.as_str())?;
+    let mut vj = serde_json::to_value(&report.violations).unwrap_or_default();
+    scrub_json(&plan, &mut vj);
+    runner.set_output("violations", &vj.to_string())?;
+    runner.set_output("plan-digest", &plan.digest)?;
+
+    // Report on stdout, the step summary, the comment.
+    let doc = render::markdown(&report);
+    let md_full = plan.scrub(&doc.render());
+    match args.format {
+        Format::Text => runner.untrusted_block(&render::text(&report)),
+        Format::Markdown => runner.untrusted_block(&md_full),
+        Format::Json => {
+            let mut j = render::json(&report);
+            scrub_json(&plan, &mut j);
+            runner.info(&serde_json::to_string(&j).unwrap_or_default());
+        }
+    }
+    runner.summary(&md_full)?;
+    let mut comment_url = String::new();
+    if let Some(why) = &c.comment_skip {
+        runner.notice(&format!("PR comment skipped: {why}"));
+    }
+    if let Some(t) = &c.comment {
+        let summary_url = match (
+            runner.var("GITHUB_SERVER_URL"),
+            runner.var("GITHUB_REPOSITORY"),
+            runner.var("GITHUB_RUN_ID"),
+        ) {
+            (Some(s), Some(r), Some(id)) if id.bytes().all(|b| b.is_ascii_digit()) => {
+                url::Url::parse(&format!("{s}/{r}/actions/runs/{id}"))
+                    .ok()
+                    .map(|u| u.to_string())
+            }
+            _ => None,
+        };
+        let body = plan.scrub(&comment::body(&doc, &t.key, summary_url.as_deref()));
+        // Both rustls back-ends are linked (the AWS SDK and octocrab pick different ones): choose.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let rt = crate::cli::runtime()?;
+        match rt.block_on(comment::upsert(t, &body)) {
+            Ok(comment::Outcome::Created { url, .. }) => {
+                runner.info(&format!("PR comment created: {}", single_line(&url)));
+                comment_url = url;
+            }
+            Ok(comment::Outcome::Updated { url, .. }) => {
+                runner.info(&format!(
+                    "PR comment updated in place: {}",
+                    single_line(&url)
+                ));
+                comment_url = url;
+            }
+            Err(e) => runner.annotate(
+                Level::Warning,
+                &format!("PR comment not written: {}", e.message),
+                &Default::default(),
+            ),
+        }
+    }
+    runner.set_output("comment-url", &comment_url)?;
+    match verdict {
+        Verdict::Pass => Ok(()),
+        Verdict::Fail => {
+            let mut why: Vec<String> = report.gate.clone();
+            if !report.violations.is_empty() {
+                let rules: std::collections::BTreeSet<&str> =
+                    report.violations.iter().map(|v| v.rule.as_str()).collect();
+                why.push(format!(
+                    "{} policy violation(s) ({})",
+                    report.violations.len(),
+                    rules.into_iter().collect::<Vec<_>>().join(", ")
+                ));
+            }
+            Err(Failure::refused(format!(
+                "plan gate failed: {}",
+                why.join("; ")
+            )))
+        }
+    }
 }

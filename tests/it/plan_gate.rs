@@ -1,1 +1,608 @@
-//! Tests for `plan_gate` (filled in by its owner).
+//! plan-gate: the shared plan corpus against an independent oracle, every refusal, the policy
+//! gate and overrides, digests and `verify`, sensitive values in every channel, the PR comment.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use gitops_actions::plan::{self, Limits, PlanError};
+
+use crate::support::github_comments_fake::GithubFake;
+use crate::support::{root, Run, Sandbox};
+
+/// `../shared` beside the repository (CI keeps a copy there); `GITOPS_SHARED_DIR` overrides it
+/// (worktrees that live elsewhere).
+fn shared() -> PathBuf {
+    let p = std::env::var_os("GITOPS_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared"));
+    assert!(
+        p.join("plans/MANIFEST.tsv").exists(),
+        "the shared plan corpus is missing at {} (set GITOPS_SHARED_DIR)",
+        p.display()
+    );
+    p
+}
+
+fn fixture(name: &str) -> PathBuf {
+    root().join("tests/fixtures/plan").join(name)
+}
+
+fn refusal_kind(e: &PlanError) -> &'static str {
+    match e {
+        PlanError::Empty => "empty",
+        PlanError::Utf16Bom | PlanError::Utf16NoBom => "utf16",
+        PlanError::NotUtf8 { .. } => "utf8",
+        PlanError::TooDeep { .. } => "depth",
+        PlanError::FormatVersionMissing
+        | PlanError::FormatVersionNotString
+        | PlanError::UnsupportedVersion(_) => "format_version",
+        PlanError::StateFile => "state",
+        PlanError::NotAPlan => "not_a_plan",
+        PlanError::DuplicateAddress(_) => "duplicate",
+        PlanError::UnknownAction { .. } => "action",
+        PlanError::Syntax(_) | PlanError::TrailingGarbage { .. } | PlanError::NotAnObject => {
+            "syntax"
+        }
+        PlanError::DuplicateKey(_) => "syntax",
+        PlanError::TooLarge { .. } => "size",
+        PlanError::Io(_) => "io",
+    }
+}
+
+fn oracle(dirs: &[&Path]) -> Vec<serde_json::Value> {
+    let out = Command::new("python3")
+        .arg(fixture("independent_counts.py"))
+        .args(dirs)
+        .output()
+        .expect("python3 runs the independent oracle");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn every_shared_plan_counts_like_the_independent_oracle_or_is_refused_for_a_documented_reason() {
+    let sh = shared();
+    let plans = sh.join("plans");
+    let bad = sh.join("plans-malformed");
+    let expected = oracle(&[&plans, &bad]);
+    assert!(
+        expected.len() >= 480,
+        "corpus too small: {}",
+        expected.len()
+    );
+    let mut refused = BTreeMap::new();
+    for e in &expected {
+        let name = e["file"].as_str().unwrap();
+        let path = if plans.join(name).exists() {
+            plans.join(name)
+        } else {
+            bad.join(name)
+        };
+        let got = plan::load(&path, &Limits::default());
+        match (&e["refused"], got) {
+            (serde_json::Value::String(why), Err(err)) => {
+                assert_eq!(refusal_kind(&err), why, "{name}: {err}");
+                refused.insert(name.to_string(), err.to_string());
+            }
+            (serde_json::Value::String(why), Ok(_)) => {
+                panic!("{name}: the oracle refuses it ({why}) but plan-gate accepted it")
+            }
+            (_, Err(err)) => panic!("{name}: refused by plan-gate but not by the oracle: {err}"),
+            (_, Ok(s)) => {
+                let c = &e["counts"];
+                let n = &s.counts;
+                let got = serde_json::json!({
+                    "add": n.add, "change": n.change, "destroy": n.destroy, "replace": n.replace,
+                    "import": n.import, "move": n.moves, "forget": n.forget, "read": n.read,
+                    "no_op": n.no_op, "drift": n.drift, "output_changes": n.output_changes,
+                });
+                assert_eq!(&got, c, "{name}: counts differ from the oracle");
+                assert_eq!(
+                    e["errored"].as_bool().unwrap(),
+                    s.errored,
+                    "{name}: errored"
+                );
+                assert_eq!(e["applyable"].as_bool(), s.applyable, "{name}: applyable");
+                assert!(plan::digest::is_digest(&s.digest));
+            }
+        }
+    }
+    // The documented odd ones: the two malformed documents, the UTF-16 copy in the corpus and the
+    // synthetic plan with a made-up format_version.
+    let names: Vec<&str> = refused.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        vec![
+            "Naver-Dunamu-Merge-TF__NSC-infra__tfplans__tfplan.json",
+            "overmindtech__cli__tfutils__testdata__plan.json",
+            "ovsds__tf-plan-format__tests__data__plans__artificial__full.json",
+            "sau29__aws-ephemeral-environment-janitor__terraform__tfplan.json",
+        ]
+    );
+}
+
+/// Run plan-gate in an Actions-like sandbox.
+fn gate(args: &[&str]) -> (Sandbox, Run) {
+    let sb = Sandbox::actions();
+    let r = sb.run("plan-gate", args);
+    (sb, r)
+}
+
+#[track_caller]
+fn assert_refused_cleanly(sb: &Sandbox, r: &Run, code: i32, needle: &str) {
+    r.expect_code(code);
+    assert!(
+        r.all().contains(needle),
+        "missing {needle:?} in\n{}",
+        r.all()
+    );
+    assert!(
+        sb.outputs().is_empty(),
+        "outputs written: {:?}",
+        sb.outputs()
+    );
+    assert!(sb.summary().is_empty(), "summary written");
+}
+
+#[test]
+fn the_two_malformed_documents_are_refused_with_clear_messages() {
+    let bad = shared().join("plans-malformed");
+    let p = bad.join("Naver-Dunamu-Merge-TF__NSC-infra__tfplans__tfplan.json");
+    let (sb, r) = gate(&["--plan", p.to_str().unwrap()]);
+    assert_refused_cleanly(&sb, &r, 2, "UTF-16");
+    assert!(r.all().contains("PowerShell"));
+    let p = bad.join("overmindtech__cli__tfutils__testdata__plan.json");
+    let (sb, r) = gate(&["--plan", p.to_str().unwrap()]);
+    assert_refused_cleanly(&sb, &r, 2, "`format_version` is missing");
+}
+
+#[test]
+fn every_refusal_exits_2_names_its_reason_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep = format!(
+        r#"{{"format_version":"1.2","resource_changes":[],"x":{}{}}}"#,
+        "[".repeat(150),
+        "]".repeat(150)
+    );
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty", b"".to_vec(), "is empty"),
+        ("bom", b"\xff\xfe{\x00}\x00".to_vec(), "UTF-16"),
+        ("latin1", b"{\"format_version\":\"1.2\",\"x\":\"caf\xe9\"}".to_vec(), "not valid UTF-8"),
+        ("trailing", br#"{"format_version":"1.2","resource_changes":[]}{"a":1}"#.to_vec(), "after the end of the JSON document"),
+        ("deep", deep.into_bytes(), "nests deeper than 100 levels"),
+        ("noversion", br#"{"resource_changes":[]}"#.to_vec(), "`format_version` is missing"),
+        ("numversion", br#"{"format_version":1.2,"resource_changes":[]}"#.to_vec(), "`format_version` is not a string"),
+        ("v2", br#"{"format_version":"2.0","resource_changes":[]}"#.to_vec(), "unsupported plan `format_version` `2.0`"),
+        ("state", br#"{"version":4,"terraform_version":"1.11.0","serial":1,"lineage":"x","outputs":{},"resources":[]}"#.to_vec(), "Terraform state, not a plan"),
+        ("showstate", br#"{"format_version":"1.0","terraform_version":"1.11.0","values":{"root_module":{}}}"#.to_vec(), "Terraform state, not a plan"),
+        ("dup", br#"{"format_version":"1.2","resource_changes":[{"address":"a.b","change":{"actions":["create"]}},{"address":"a.b","change":{"actions":["delete"]}}]}"#.to_vec(), "occurs twice"),
+        ("action", br#"{"format_version":"1.2","resource_changes":[{"address":"a.b","change":{"actions":["obliterate"]}}]}"#.to_vec(), "Terraform does not define"),
+        ("notjson", b"Plan: 1 to add".to_vec(), "not valid plan JSON"),
+    ];
+    for (name, bytes, needle) in cases {
+        let p = dir.path().join(format!("{name}.json"));
+        std::fs::write(&p, &bytes).unwrap();
+        let (sb, r) = gate(&["--plan", p.to_str().unwrap()]);
+        assert_refused_cleanly(&sb, &r, 2, needle);
+        assert!(
+            r.all().contains("invalid input `plan`"),
+            "{name}: {}",
+            r.all()
+        );
+    }
+    // The size limit is checked before reading: a file of 1 MiB of garbage with a 1 KiB limit
+    // is refused for its size, not for its content.
+    let p = dir.path().join("big.json");
+    std::fs::write(&p, vec![b'x'; 1 << 20]).unwrap();
+    let (sb, r) = gate(&["--plan", p.to_str().unwrap(), "--max-plan-bytes", "1024"]);
+    assert_refused_cleanly(&sb, &r, 2, "over the limit of 1024 bytes");
+    // A value that looks like a secret in a wrongly typed field is not echoed.
+    let p = dir.path().join("typed.json");
+    std::fs::write(
+        &p,
+        br#"{"format_version":"1.2","errored":"TOPSECRETVALUE","resource_changes":[]}"#,
+    )
+    .unwrap();
+    let (sb, r) = gate(&["--plan", p.to_str().unwrap()]);
+    assert_refused_cleanly(&sb, &r, 2, "invalid type");
+    assert!(!r.all().contains("TOPSECRETVALUE"));
+}
+
+#[test]
+fn errored_and_unapplyable_plans_fail_but_an_empty_plan_passes() {
+    let sh = shared().join("plans");
+    let (sb, r) = gate(&[
+        "--plan",
+        sh.join("TheBearguy__tf-gatekeeper__tfplan.json")
+            .to_str()
+            .unwrap(),
+    ]);
+    r.expect_code(1);
+    assert!(r.all().contains("errored: true"));
+    assert_eq!(sb.outputs()["verdict"], "fail");
+    assert_eq!(sb.outputs()["errored"], "true");
+    // Nothing to apply (`applyable: false`, no changes): a pass with no changes.
+    let p = sh.join(
+        "hashicorp__terraform__internal__command__testdata__show-json__basic-update__output.json",
+    );
+    let (sb, r) = gate(&["--plan", p.to_str().unwrap()]);
+    r.expect_code(0);
+    assert_eq!(sb.outputs()["has-changes"], "false");
+    assert!(sb.summary().contains("No changes"));
+}
+
+#[test]
+fn json_format_prints_every_figure_and_outputs_match() {
+    let p = shared().join("plans/Necron-99__robert-consulting-public__terraform-plan.json");
+    let (sb, r) = gate(&[
+        "--plan",
+        p.to_str().unwrap(),
+        "--format",
+        "json",
+        "--comment",
+        "off",
+    ]);
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .expect("a JSON line");
+    let j: serde_json::Value = serde_json::from_str(line).unwrap();
+    for k in [
+        "format_version",
+        "terraform_version",
+        "add",
+        "change",
+        "destroy",
+        "replace",
+        "import",
+        "move",
+        "forget",
+        "read",
+        "no_op",
+        "drift",
+        "output_changes",
+        "errored",
+        "applyable",
+        "verdict",
+        "violations",
+        "plan_digest",
+    ] {
+        assert!(j.get(k).is_some(), "missing {k}");
+    }
+    let o = sb.outputs();
+    assert_eq!(o["add"], j["add"].to_string());
+    assert_eq!(o["destroy"], j["destroy"].to_string());
+    assert_eq!(o["replace"], j["replace"].to_string());
+    assert_eq!(o["plan-digest"], j["plan_digest"].as_str().unwrap());
+    assert!(
+        j["replace"].as_u64().unwrap() > 0,
+        "this plan replaces both ways"
+    );
+    assert_eq!(o["verdict"], j["verdict"].as_str().unwrap());
+    let s = sb.summary();
+    assert!(
+        s.contains("to destroy"),
+        "destroys are listed first and loud"
+    );
+    assert!(s.find("⚠️").unwrap() < s.find("<details>").unwrap());
+    assert_eq!(r.code, if j["verdict"] == "pass" { 0 } else { 1 });
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+const DESTROYING: &str = r#"{"format_version":"1.2","terraform_version":"1.11.0","resource_changes":[
+ {"address":"aws_db_instance.main","mode":"managed","type":"aws_db_instance","name":"main","provider_name":"registry.terraform.io/hashicorp/aws","change":{"actions":["delete"],"before":{"id":"db-1"},"after":null}},
+ {"address":"aws_s3_bucket.logs","mode":"managed","type":"aws_s3_bucket","name":"logs","provider_name":"registry.terraform.io/hashicorp/aws","change":{"actions":["create"],"before":null,"after":{"bucket":"logs"}}}],
+ "applyable":true,"errored":false}"#;
+
+#[test]
+fn policy_violations_fail_the_gate_and_overrides_need_a_logged_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write(dir.path(), "p.json", DESTROYING);
+    let pol = write(
+        dir.path(),
+        "policy.yml",
+        "rules:\n  forbid-destroy:\n    - types: [aws_db_instance]\n  max-destroys: 5\n",
+    );
+    let (sb, r) = gate(&["--plan", &plan, "--policy", &pol, "--environment", "dev"]);
+    r.expect_code(1);
+    assert!(r.all().contains("forbid-destroy"));
+    let v: serde_json::Value = serde_json::from_str(&sb.outputs()["violations"]).unwrap();
+    assert_eq!(v[0]["address"], "aws_db_instance.main");
+    // An override without a reason is bad input, before anything is read.
+    let (sb, r) = gate(&[
+        "--plan",
+        &plan,
+        "--policy",
+        &pol,
+        "--allow",
+        "forbid-destroy",
+    ]);
+    assert_refused_cleanly(&sb, &r, 2, "needs a reason");
+    let (sb, r) = gate(&[
+        "--plan",
+        &plan,
+        "--policy",
+        &pol,
+        "--allow",
+        "forbid-destroys",
+        "--allow-reason",
+        "x",
+    ]);
+    assert_refused_cleanly(&sb, &r, 2, "is not a rule id");
+    // With a reason: passes, logged as a warning and shown in the summary.
+    let (sb, r) = gate(&[
+        "--plan",
+        &plan,
+        "--policy",
+        &pol,
+        "--allow",
+        "forbid-destroy",
+        "--allow-reason",
+        "decommissioning the old DB (CHG-42)",
+    ]);
+    r.expect_code(0);
+    assert!(
+        r.stdout
+            .contains("::warning::policy override: rule forbid-destroy"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("CHG-42"));
+    assert!(sb.summary().contains("allowed by override"));
+    assert!(sb.summary().contains("CHG\\-42"));
+    // A typo in the policy file is refused, not ignored.
+    let typo = write(
+        dir.path(),
+        "typo.yml",
+        "rules:\n  forbid-destroy:\n    - type: [aws_db_instance]\n",
+    );
+    let (sb, r) = gate(&["--plan", &plan, "--policy", &typo]);
+    assert_refused_cleanly(&sb, &r, 2, "unknown field `type`");
+    let typo = write(dir.path(), "typo2.yml", "rules:\n  max-destroy: 1\n");
+    let (sb, r) = gate(&["--plan", &plan, "--policy", &typo]);
+    assert_refused_cleanly(&sb, &r, 2, "unknown rule `max-destroy`");
+}
+
+#[test]
+fn production_destroys_need_an_explicit_override_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write(dir.path(), "p.json", DESTROYING);
+    let (_sb, r) = gate(&["--plan", &plan, "--environment", "prod"]);
+    r.expect_code(1);
+    assert!(r.all().contains("protect-production"));
+    let (_sb, r) = gate(&["--plan", &plan, "--environment", "staging"]);
+    r.expect_code(0);
+    let (_sb, r) = gate(&[
+        "--plan",
+        &plan,
+        "--environment",
+        "prod",
+        "--allow",
+        "protect-production",
+        "--allow-reason",
+        "approved in CAB",
+    ]);
+    r.expect_code(0);
+    let (sb, r) = gate(&["--plan", &plan, "--environment", "Prod"]);
+    assert_refused_cleanly(&sb, &r, 2, "did you mean `prod`");
+}
+
+#[test]
+fn verify_accepts_the_reviewed_plan_and_refuses_any_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write(dir.path(), "p.json", DESTROYING);
+    let (sb, r) = gate(&["--plan", &plan, "--environment", "dev"]);
+    r.expect_code(0);
+    let d = sb.outputs()["plan-digest"].clone();
+    // Re-formatting does not change the digest.
+    let pretty = serde_json::to_string_pretty(
+        &serde_json::from_str::<serde_json::Value>(DESTROYING).unwrap(),
+    )
+    .unwrap();
+    let plan2 = write(dir.path(), "pretty.json", &pretty);
+    let (_sb, r) = gate(&["verify", "--plan", &plan2, "--digest", &d]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("plan digest verified"));
+    // Any change to what would be applied does.
+    let changed = write(
+        dir.path(),
+        "changed.json",
+        &DESTROYING.replace("\"bucket\":\"logs\"", "\"bucket\":\"logs2\""),
+    );
+    let (_sb, r) = gate(&["verify", "--plan", &changed, "--digest", &d]);
+    r.expect_code(1);
+    assert!(r.all().contains("not the one that was reviewed"));
+    // Bad digest input is exit 2, before reading.
+    let (sb, r) = gate(&["verify", "--plan", &plan, "--digest", "sha256:XYZ"]);
+    assert_refused_cleanly(&sb, &r, 2, "invalid input `digest`");
+    let (sb, r) = gate(&["verify", "--plan", &plan]);
+    assert_refused_cleanly(&sb, &r, 2, "invalid input `digest`");
+    // The action passes the command as GITOPS_COMMAND; empty means the default (gate).
+    let mut sb = Sandbox::actions();
+    sb.set("GITOPS_COMMAND", "verify")
+        .set("GITOPS_PLAN", &plan)
+        .set("GITOPS_DIGEST", &d)
+        .set("GITOPS_COMMENT", "");
+    sb.run("plan-gate", &[]).expect_code(0);
+}
+
+#[test]
+fn sensitive_values_reach_no_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = r#"{"format_version":"1.2","terraform_version":"1.11.0",
+      "variables":{"db_password":{"value":"SENTINEL-VAR-9f3a1c"}},
+      "resource_changes":[
+       {"address":"aws_db_instance.main","mode":"managed","type":"aws_db_instance","name":"main","provider_name":"registry.terraform.io/hashicorp/aws",
+        "change":{"actions":["update"],"before":{"password":"SENTINEL-OLD-77e1b2","name":"db","tags":{"k":"SENTINEL-NESTED-5c5c5c"}},
+        "after":{"password":"SENTINEL-VAR-9f3a1c","name":"db2","tags":{"k":"SENTINEL-NESTED-6d6d6d"}},
+        "after_unknown":{},"before_sensitive":{"password":true,"tags":{"k":true}},"after_sensitive":{"password":true,"tags":{"k":true}}}}],
+      "output_changes":{"conn":{"actions":["create"],"before":null,"after":"SENTINEL-OUT-4b4b4b","after_unknown":false,"before_sensitive":false,"after_sensitive":true}},
+      "configuration":{"root_module":{"variables":{"db_password":{"sensitive":true}},"outputs":{"conn":{"sensitive":true}}}}}"#;
+    let p = write(dir.path(), "s.json", plan);
+    let secrets = [
+        "SENTINEL-VAR-9f3a1c",
+        "SENTINEL-OLD-77e1b2",
+        "SENTINEL-NESTED-5c5c5c",
+        "SENTINEL-NESTED-6d6d6d",
+        "SENTINEL-OUT-4b4b4b",
+    ];
+    for format in ["text", "markdown", "json"] {
+        let (sb, r) = gate(&["--plan", &p, "--format", format, "--environment", "dev"]);
+        r.expect_code(0);
+        sb.assert_no_leak(&r, &secrets, &[]);
+        assert!(sb.summary().contains("(sensitive)"));
+        assert!(
+            sb.summary().contains("db2"),
+            "non-sensitive changes are shown"
+        );
+    }
+}
+
+#[test]
+fn pr_comment_is_created_once_then_updated_in_place() {
+    let gh = GithubFake::start();
+    let other = gh.add_comment("LGTM", "someone");
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write(dir.path(), "p.json", DESTROYING);
+    let run = |extra: &[&str]| {
+        let mut sb = Sandbox::actions();
+        sb.set("GITHUB_REPOSITORY", "acme/infra")
+            .set("GITHUB_API_URL", gh.url())
+            .set("GITOPS_GITHUB_TOKEN", "ghs_FAKETOKEN0123456789abcdef");
+        let mut args = vec![
+            "--plan",
+            plan.as_str(),
+            "--environment",
+            "dev",
+            "--pr-number",
+            "7",
+        ];
+        args.extend_from_slice(extra);
+        let r = sb.run("plan-gate", &args);
+        (sb, r)
+    };
+    let (sb, r) = run(&[]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("PR comment created"), "{}", r.all());
+    sb.assert_no_leak(&r, &["ghs_FAKETOKEN0123456789abcdef"], &[]);
+    assert!(sb.outputs()["comment-url"].contains("#issuecomment-"));
+    let (_sb, r) = run(&[]);
+    r.expect_code(0);
+    assert!(
+        r.stdout.contains("PR comment updated in place"),
+        "{}",
+        r.all()
+    );
+    // A second stack gets its own comment.
+    let (_sb, r) = run(&["--stack", "network"]);
+    assert!(r.stdout.contains("PR comment created"));
+    let comments = gh.comments();
+    assert_eq!(comments.len(), 3, "one foreign + one per environment/stack");
+    assert_eq!(comments[0].id, other);
+    assert_eq!(
+        comments[0].body, "LGTM",
+        "someone else's comment is untouched"
+    );
+    assert!(comments[1]
+        .body
+        .contains("gitops-actions:plan-gate key=dev -->"));
+    assert!(comments[2].body.contains("key=dev/network -->"));
+    let reqs = gh.requests();
+    assert_eq!(reqs.iter().filter(|r| r.method == "PATCH").count(), 1);
+    assert!(reqs
+        .iter()
+        .all(|r| r.authorization.as_deref() == Some("Bearer ghs_FAKETOKEN0123456789abcdef")));
+}
+
+#[test]
+fn pr_comment_is_skipped_with_a_notice_without_token_or_pull_request() {
+    let gh = GithubFake::start();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write(dir.path(), "p.json", DESTROYING);
+    let mut sb = Sandbox::actions();
+    sb.set("GITHUB_REPOSITORY", "acme/infra")
+        .set("GITHUB_API_URL", gh.url());
+    let r = sb.run("plan-gate", &["--plan", &plan, "--pr-number", "7"]);
+    r.expect_code(0);
+    assert!(
+        r.stdout
+            .contains("::notice::PR comment skipped: no GitHub token"),
+        "{}",
+        r.stdout
+    );
+    sb.set("GITOPS_GITHUB_TOKEN", "ghs_x");
+    let r = sb.run("plan-gate", &["--plan", &plan]);
+    r.expect_code(0);
+    assert!(r
+        .stdout
+        .contains("PR comment skipped: this run is not for a pull request"));
+    assert!(gh.requests().is_empty(), "nothing was sent");
+    // Bad comment inputs are refused before anything is read or sent.
+    let r = sb.run(
+        "plan-gate",
+        &[
+            "--plan",
+            &plan,
+            "--pr-number",
+            "7",
+            "--repository",
+            "acme/../x",
+        ],
+    );
+    r.expect_code(2);
+    let r = sb.run(
+        "plan-gate",
+        &[
+            "--plan",
+            &plan,
+            "--pr-number",
+            "7",
+            "--github-api-url",
+            "http://example.com",
+        ],
+    );
+    r.expect_code(2);
+    assert!(gh.requests().is_empty());
+}
+
+#[test]
+fn a_huge_plan_comment_is_cut_at_a_section_with_a_pointer_to_the_summary() {
+    let gh = GithubFake::start();
+    let p = shared()
+        .join("plans/liatrio__terraform-change-pr-commenter__test-data__tf_test_large.json");
+    let mut sb = Sandbox::actions();
+    sb.set("GITHUB_REPOSITORY", "acme/infra")
+        .set("GITHUB_API_URL", gh.url())
+        .set("GITHUB_SERVER_URL", "https://github.com")
+        .set("GITHUB_RUN_ID", "123")
+        .set("GITOPS_GITHUB_TOKEN", "ghs_x");
+    let r = sb.run(
+        "plan-gate",
+        &["--plan", p.to_str().unwrap(), "--pr-number", "3"],
+    );
+    r.expect_code(0);
+    let c = gh.comments();
+    assert_eq!(c.len(), 1);
+    assert!(c[0].body.chars().count() < 65_536, "{}", c[0].body.len());
+    assert!(c[0].body.contains("cut to fit"));
+    assert!(c[0]
+        .body
+        .contains("https://github.com/acme/infra/actions/runs/123"));
+    assert!(c[0].body.contains("Plan: 5000 to add"));
+    assert_eq!(sb.outputs()["add"], "5000");
+}

@@ -1,0 +1,180 @@
+//! `plan_digest`: a canonical SHA-256 of what a plan would change, so that an apply job can check
+//! that it applies exactly what was reviewed (`plan-gate verify --plan FILE --digest D`).
+//!
+//! What goes in: every `resource_changes` entry (address, deposed key, actions, previous address,
+//! and the canonical JSON of `before`, `after`, `after_unknown`, `before_sensitive`,
+//! `after_sensitive`, `replace_paths`, `importing`) and every `output_changes` entry. What stays
+//! out: timestamps, `terraform_version`, `prior_state`, `planned_values`, `configuration`, drift
+//! and anything else that does not change what apply does.
+//!
+//! Canonical JSON here means: insignificant whitespace removed and string escapes normalised
+//! (`"\u003c"` and `"<"` hash the same); object keys in document order (Terraform writes them
+//! sorted). Each entry gets its own leaf hash; leaves are sorted by key, so entry order does not
+//! matter either. The result is written `sha256:<64 hex>`.
+
+use sha2::{Digest, Sha256};
+
+use super::load::ChangeRaw;
+use super::{Action, ResourceChange};
+
+/// A separator byte that never occurs in UTF-8 text.
+const SEP: &[u8] = &[0xFF];
+
+/// Leaf hashes of a plan's entries, keyed for sorting.
+#[derive(Debug, Default)]
+pub struct Leaves {
+    leaves: Vec<(String, [u8; 32])>,
+}
+
+impl Leaves {
+    /// Add one `resource_changes` entry.
+    pub(crate) fn resource(&mut self, rc: &ResourceChange, ch: &ChangeRaw<'_>) {
+        let mut h = Sha256::new();
+        h.update(b"resource");
+        for part in [
+            Some(rc.address.as_str()),
+            rc.deposed.as_deref(),
+            rc.previous_address.as_deref(),
+        ] {
+            h.update(SEP);
+            h.update(part.unwrap_or("").as_bytes());
+        }
+        h.update(SEP);
+        h.update(rc.action.as_strs().join(",").as_bytes());
+        for raw in [
+            ch.before,
+            ch.after,
+            ch.after_unknown,
+            ch.before_sensitive,
+            ch.after_sensitive,
+            ch.replace_paths,
+            ch.importing,
+        ] {
+            h.update(SEP);
+            if let Some(r) = raw {
+                canonical(&mut h, r.get().as_bytes());
+            }
+        }
+        let key = format!(
+            "r\u{0}{}\u{0}{}",
+            rc.address,
+            rc.deposed.as_deref().unwrap_or("")
+        );
+        self.leaves.push((key, h.finalize().into()));
+    }
+
+    /// Add one `output_changes` entry (raw JSON texts of its values).
+    pub(crate) fn output(&mut self, name: &str, action: Action, raws: &[&Option<String>]) {
+        let mut h = Sha256::new();
+        h.update(b"output");
+        h.update(SEP);
+        h.update(name.as_bytes());
+        h.update(SEP);
+        h.update(action.as_strs().join(",").as_bytes());
+        for raw in raws {
+            h.update(SEP);
+            if let Some(r) = raw {
+                canonical(&mut h, r.as_bytes());
+            }
+        }
+        self.leaves
+            .push((format!("o\u{0}{name}"), h.finalize().into()));
+    }
+
+    /// The digest, `sha256:<hex>`.
+    pub fn finish(mut self) -> String {
+        self.leaves.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut h = Sha256::new();
+        h.update(b"gitops-actions plan digest v1\n");
+        for (k, leaf) in &self.leaves {
+            h.update(k.as_bytes());
+            h.update(SEP);
+            h.update(leaf);
+        }
+        format!("sha256:{}", hex::encode(h.finalize()))
+    }
+}
+
+/// Feed the canonical form of one JSON value (already known to be valid) into `h`.
+pub fn canonical(h: &mut impl Digest, s: &[u8]) {
+    let mut i = 0;
+    let mut run = 0;
+    while i < s.len() {
+        match s[i] {
+            b' ' | b'\n' | b'\r' | b'\t' => {
+                h.update(&s[run..i]);
+                i += 1;
+                run = i;
+            }
+            b'"' => {
+                let start = i;
+                let mut j = i + 1;
+                let mut escaped = false;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &s[j..]) {
+                        Some(k) if s[j + k] == b'\\' => {
+                            escaped = true;
+                            j += k + 2;
+                        }
+                        Some(k) => {
+                            j += k + 1;
+                            break;
+                        }
+                        None => {
+                            j = s.len();
+                            break;
+                        }
+                    }
+                }
+                let j = j.min(s.len());
+                if escaped {
+                    h.update(&s[run..start]);
+                    let text: String = serde_json::from_slice(&s[start..j]).unwrap_or_default();
+                    h.update(serde_json::to_string(&text).unwrap_or_default().as_bytes());
+                    run = j;
+                }
+                i = j;
+            }
+            _ => i += 1,
+        }
+    }
+    h.update(&s[run..]);
+}
+
+/// True when `d` has the form `sha256:<64 lowercase hex>`.
+pub fn is_digest(d: &str) -> bool {
+    d.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canon(s: &str) -> String {
+        let mut h = Sha256::new();
+        canonical(&mut h, s.as_bytes());
+        hex::encode(h.finalize())
+    }
+
+    #[test]
+    fn whitespace_and_escapes_do_not_change_the_digest() {
+        assert_eq!(
+            canon(r#"{"a":"x<y","b":[1,2]}"#),
+            canon("{ \"a\" : \"x\\u003cy\",\n \"b\": [1, 2] }")
+        );
+        assert_ne!(canon(r#"{"a":"x y"}"#), canon(r#"{"a":"xy"}"#));
+        assert_ne!(canon(r#"{"a":1}"#), canon(r#"{"a":2}"#));
+    }
+
+    #[test]
+    fn digest_format_is_checked() {
+        assert!(is_digest(&format!("sha256:{}", "a".repeat(64))));
+        assert!(!is_digest(&format!("sha256:{}", "A".repeat(64))));
+        assert!(!is_digest("sha256:abc"));
+        assert!(!is_digest(&"a".repeat(64)));
+    }
+}

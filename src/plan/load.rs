@@ -1,0 +1,1218 @@
+//! Reading `terraform show -json` output: two passes, bounded memory.
+//!
+//! Pass one ([`prescan`]) streams the file through a 1 MiB buffer: empty file, UTF-16 BOM, UTF-8
+//! validity and nesting depth are checked before any JSON is interpreted. The size limit is
+//! checked on the file's metadata before pass one reads a byte.
+//!
+//! Pass two memory-maps the file and deserializes it with serde straight from the mapping:
+//! values we only need to hash or render later are borrowed (`&RawValue`), everything else is
+//! skipped. `resource_changes` is consumed one entry at a time: each entry is counted, digested
+//! and reduced to a small [`ResourceChange`] before the next one is read, and the pages behind
+//! the parser are handed back to the kernel (`MADV_DONTNEED`), so resident memory stays bounded
+//! by the largest single section rather than the file size.
+
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use super::digest::Leaves;
+use super::{Action, AttrDiff, OutputChange, PlanError, ResourceChange, Shown, Summary};
+
+/// Limits applied before and while reading.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest accepted file, in bytes (checked before reading).
+    pub max_bytes: u64,
+    /// Deepest accepted nesting of arrays/objects (at most 128, serde_json's own limit).
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: 1024 * 1024 * 1024,
+            max_depth: 100,
+        }
+    }
+}
+
+/// Attribute diffs are kept for at most this many bytes in total (rendering cuts long before).
+const ATTR_BUDGET: usize = 4 * 1024 * 1024;
+/// At most this many attributes per resource.
+const ATTRS_PER_RESOURCE: usize = 60;
+/// Longest value shown for one attribute.
+const VALUE_MAX: usize = 200;
+/// At most this many sensitive strings are remembered for scrubbing.
+const SENSITIVE_MAX: usize = 2000;
+/// Sensitive strings shorter than this are not used for scrubbing (they would mangle text).
+const SENSITIVE_MIN_LEN: usize = 4;
+/// Consumed pages are released in steps of this size.
+const RELEASE_STEP: usize = 8 * 1024 * 1024;
+
+/// Read, validate, count and digest a plan file.
+pub fn load(path: &Path, limits: &Limits) -> Result<Summary, PlanError> {
+    let mut file = File::open(path).map_err(|e| PlanError::Io(e.to_string()))?;
+    let size = file
+        .metadata()
+        .map_err(|e| PlanError::Io(e.to_string()))?
+        .len();
+    if size > limits.max_bytes {
+        return Err(PlanError::TooLarge {
+            size,
+            limit: limits.max_bytes,
+        });
+    }
+    if size == 0 {
+        return Err(PlanError::Empty);
+    }
+    let start = prescan(&mut file, limits)?;
+    let map = mapped::Map::new(&file).map_err(|e| PlanError::Io(e.to_string()))?;
+    let bytes = map.bytes();
+    if bytes.len() as u64 != size {
+        return Err(PlanError::Io(
+            "the file changed while it was being read".into(),
+        ));
+    }
+    let mut summary = parse_slice(&bytes[start..], Some(&map))?;
+    summary.bytes = size;
+    Ok(summary)
+}
+
+/// Parse a plan held in memory (tests, fuzzing). Runs the same checks as [`load`].
+pub fn load_bytes(bytes: &[u8], limits: &Limits) -> Result<Summary, PlanError> {
+    if bytes.len() as u64 > limits.max_bytes {
+        return Err(PlanError::TooLarge {
+            size: bytes.len() as u64,
+            limit: limits.max_bytes,
+        });
+    }
+    if bytes.is_empty() {
+        return Err(PlanError::Empty);
+    }
+    let start = prescan(&mut &bytes[..], limits)?;
+    let mut s = parse_slice(&bytes[start..], None)?;
+    s.bytes = bytes.len() as u64;
+    Ok(s)
+}
+
+// ----- pass one --------------------------------------------------------------------------------
+
+/// Stream the document: BOMs, emptiness, UTF-8, nesting depth. Returns where the JSON starts
+/// (after a UTF-8 BOM, which is tolerated).
+fn prescan(r: &mut impl Read, limits: &Limits) -> Result<usize, PlanError> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut carry = 0usize; // bytes of an incomplete UTF-8 sequence kept at buf[..carry]
+    let mut offset: u64 = 0; // file offset of buf[0]
+    let mut first = true;
+    let mut start = 0usize;
+    let mut non_ws = false;
+    let mut sc = Scanner::default();
+    let max_depth = limits.max_depth.min(128);
+    loop {
+        let n = read_full(r, &mut buf[carry..]).map_err(|e| PlanError::Io(e.to_string()))?;
+        let len = carry + n;
+        let eof = n == 0 || len < buf.len();
+        let chunk = &buf[..len];
+        if first {
+            first = false;
+            if chunk.starts_with(&[0xFF, 0xFE]) || chunk.starts_with(&[0xFE, 0xFF]) {
+                return Err(PlanError::Utf16Bom);
+            }
+            if chunk.starts_with(&[0xEF, 0xBB, 0xBF]) {
+                start = 3;
+            }
+            let head = &chunk[start..len.min(start + 4)];
+            if head.len() >= 2 && head.contains(&0) {
+                return Err(PlanError::Utf16NoBom);
+            }
+        }
+        let from = if offset == 0 { start } else { 0 };
+        let (valid, rest) = match std::str::from_utf8(&chunk[from..]) {
+            Ok(_) => (len, 0),
+            Err(e) => {
+                let good = from + e.valid_up_to();
+                if e.error_len().is_none() && !eof {
+                    (good, len - good)
+                } else {
+                    return Err(PlanError::NotUtf8 {
+                        offset: offset + good as u64,
+                    });
+                }
+            }
+        };
+        let part = &chunk[from..valid];
+        if !non_ws {
+            non_ws = part.iter().any(|b| !b.is_ascii_whitespace());
+        }
+        if let Some(at) = sc.scan(part, max_depth) {
+            return Err(PlanError::TooDeep {
+                limit: max_depth,
+                offset: offset + (from + at) as u64,
+            });
+        }
+        if eof && rest == 0 {
+            break;
+        }
+        buf.copy_within(valid..len, 0);
+        offset += valid as u64;
+        carry = rest;
+        if n == 0 {
+            break;
+        }
+    }
+    if !non_ws {
+        return Err(PlanError::Empty);
+    }
+    Ok(start)
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// A resumable structural scanner: tracks strings and bracket depth across chunks.
+#[derive(Default)]
+struct Scanner {
+    in_string: bool,
+    escape: bool,
+    depth: usize,
+}
+
+impl Scanner {
+    /// Scan a chunk; `Some(index)` where the depth limit was exceeded.
+    fn scan(&mut self, b: &[u8], max_depth: usize) -> Option<usize> {
+        let mut i = 0;
+        if self.escape && !b.is_empty() {
+            self.escape = false;
+            i = 1;
+        }
+        while i < b.len() {
+            if self.in_string {
+                match memchr::memchr2(b'"', b'\\', &b[i..]) {
+                    None => return None,
+                    Some(j) => {
+                        let k = i + j;
+                        if b[k] == b'\\' {
+                            if k + 1 < b.len() {
+                                i = k + 2;
+                            } else {
+                                self.escape = true;
+                                return None;
+                            }
+                        } else {
+                            self.in_string = false;
+                            i = k + 1;
+                        }
+                    }
+                }
+            } else {
+                match b[i] {
+                    b'"' => self.in_string = true,
+                    b'{' | b'[' => {
+                        self.depth += 1;
+                        if self.depth > max_depth {
+                            return Some(i);
+                        }
+                    }
+                    b'}' | b']' => self.depth = self.depth.saturating_sub(1),
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        None
+    }
+}
+
+// ----- the memory map (the one place with unsafe code) -------------------------------------------
+
+#[allow(unsafe_code)]
+mod mapped {
+    //! A read-only private file mapping whose consumed pages can be handed back to the kernel.
+    use std::cell::Cell;
+    use std::fs::File;
+
+    use memmap2::{Mmap, UncheckedAdvice};
+
+    pub struct Map {
+        map: Mmap,
+        released: Cell<usize>,
+    }
+
+    impl Map {
+        pub fn new(file: &File) -> std::io::Result<Map> {
+            // SAFETY: the mapping is read-only and private. Like every reader of a file, we
+            // assume nobody truncates the plan file while plan-gate reads it (a truncation would
+            // raise SIGBUS, not corrupt memory silently). Pass one already read it whole.
+            let map = unsafe { Mmap::map(file)? };
+            let _ = map.advise(memmap2::Advice::Sequential);
+            Ok(Map {
+                map,
+                released: Cell::new(0),
+            })
+        }
+
+        pub fn bytes(&self) -> &[u8] {
+            &self.map
+        }
+
+        /// Everything before `upto` (an offset into the mapping) has been consumed.
+        pub fn release_before(&self, upto: usize, step: usize) {
+            let done = self.released.get();
+            if upto <= done + step || upto > self.map.len() {
+                return;
+            }
+            let page = 4096;
+            let end = (upto / page) * page;
+            if end <= done {
+                return;
+            }
+            // SAFETY: MADV_DONTNEED on a private, read-only, never-written file mapping only
+            // drops clean pages; touching them again re-reads identical bytes from the file, so
+            // any reference into the range stays valid.
+            let _ = unsafe {
+                self.map
+                    .unchecked_advise_range(UncheckedAdvice::DontNeed, done, end - done)
+            };
+            self.released.set(end);
+        }
+    }
+}
+
+// ----- pass two ---------------------------------------------------------------------------------
+
+/// Sentinel message of a serde error raised by our own checks (the reason is in `Builder::fail`).
+const REFUSED: &str = "\u{1}plan-gate refusal";
+
+struct Builder<'m> {
+    base: usize,
+    map: Option<&'m mapped::Map>,
+    fail: RefCell<Option<PlanError>>,
+    summary: RefCell<Summary>,
+    seen_keys: RefCell<BTreeSet<String>>,
+    addresses: RefCell<HashSet<String>>,
+    leaves: RefCell<Leaves>,
+    attr_bytes: Cell<usize>,
+    variables: RefCell<BTreeMap<String, String>>,
+    sensitive_vars: RefCell<BTreeSet<String>>,
+    sensitive_outputs_cfg: RefCell<BTreeSet<String>>,
+    pending_outputs: RefCell<Vec<PendingOutput>>,
+    format_seen: Cell<bool>,
+}
+
+struct PendingOutput {
+    name: String,
+    action: Action,
+    before: Option<String>,
+    after: Option<String>,
+    after_unknown: Option<String>,
+    before_sensitive: Option<String>,
+    after_sensitive: Option<String>,
+}
+
+impl Builder<'_> {
+    fn refuse<E: de::Error>(&self, e: PlanError) -> E {
+        let mut f = self.fail.borrow_mut();
+        if f.is_none() {
+            *f = Some(e);
+        }
+        E::custom(REFUSED)
+    }
+
+    fn release_after(&self, s: &str) {
+        if let Some(m) = self.map {
+            let end = (s.as_ptr() as usize + s.len()).saturating_sub(self.base);
+            m.release_before(end, RELEASE_STEP);
+        }
+    }
+
+    fn add_sensitive(&self, v: &Value, mask: &Value) {
+        let mut s = self.summary.borrow_mut();
+        collect_sensitive(v, mask, false, &mut s.sensitive_strings);
+    }
+}
+
+fn parse_slice(bytes: &[u8], map: Option<&mapped::Map>) -> Result<Summary, PlanError> {
+    let b = Builder {
+        base: map.map(|m| m.bytes().as_ptr() as usize).unwrap_or(0),
+        map,
+        fail: RefCell::new(None),
+        summary: RefCell::new(Summary::default()),
+        seen_keys: RefCell::new(BTreeSet::new()),
+        addresses: RefCell::new(HashSet::new()),
+        leaves: RefCell::new(Leaves::default()),
+        attr_bytes: Cell::new(0),
+        variables: RefCell::new(BTreeMap::new()),
+        sensitive_vars: RefCell::new(BTreeSet::new()),
+        sensitive_outputs_cfg: RefCell::new(BTreeSet::new()),
+        pending_outputs: RefCell::new(Vec::new()),
+        format_seen: Cell::new(false),
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let r = TopSeed(&b).deserialize(&mut de).and_then(|()| de.end());
+    if let Err(e) = r {
+        if let Some(f) = b.fail.borrow_mut().take() {
+            return Err(f);
+        }
+        let msg = e.to_string();
+        if msg.contains("recursion limit exceeded") {
+            return Err(PlanError::TooDeep {
+                limit: 128,
+                offset: 0,
+            });
+        }
+        if msg.starts_with("trailing characters") {
+            return Err(PlanError::TrailingGarbage {
+                line: e.line(),
+                column: e.column(),
+            });
+        }
+        if msg.starts_with("invalid type") && e.line() == 1 && e.column() <= 1 {
+            return Err(PlanError::NotAnObject);
+        }
+        return Err(PlanError::Syntax(sanitize_serde(&msg)));
+    }
+    finish(b)
+}
+
+/// serde messages quote offending values (`invalid type: string "..."`): drop the quoted parts so
+/// that no byte of the document (which may be a secret) reaches the log.
+fn sanitize_serde(msg: &str) -> String {
+    let mut out = String::new();
+    let mut in_q = false;
+    for c in msg.chars() {
+        if c == '"' {
+            in_q = !in_q;
+            if in_q {
+                out.push_str("(value)");
+            }
+            continue;
+        }
+        if !in_q {
+            out.push(c);
+        }
+    }
+    crate::runner::single_line(&out)
+}
+
+fn finish(b: Builder<'_>) -> Result<Summary, PlanError> {
+    let keys = b.seen_keys.into_inner();
+    let plan_like = [
+        "resource_changes",
+        "planned_values",
+        "output_changes",
+        "resource_drift",
+    ]
+    .iter()
+    .any(|k| keys.contains(*k));
+    let state_like = keys.contains("lineage")
+        || keys.contains("serial")
+        || (keys.contains("values") && !plan_like);
+    if !b.format_seen.get() {
+        if state_like {
+            return Err(PlanError::StateFile);
+        }
+        return Err(PlanError::FormatVersionMissing);
+    }
+    if state_like {
+        return Err(PlanError::StateFile);
+    }
+    if !plan_like {
+        return Err(PlanError::NotAPlan);
+    }
+    let mut s = b.summary.into_inner();
+    // Sensitive variables: their values are scrubbed from everything rendered.
+    let sens_vars = b.sensitive_vars.into_inner();
+    for (name, raw) in b.variables.into_inner() {
+        if sens_vars.contains(&name) {
+            if let Ok(v) = serde_json::from_str::<Value>(&raw) {
+                collect_sensitive(&v, &Value::Bool(true), true, &mut s.sensitive_strings);
+            }
+        }
+    }
+    // Outputs: sensitivity from the change's masks or the configuration.
+    let cfg_sens = b.sensitive_outputs_cfg.into_inner();
+    let mut leaves = b.leaves.into_inner();
+    for p in b.pending_outputs.into_inner() {
+        let parse = |r: &Option<String>| {
+            r.as_deref()
+                .and_then(|t| serde_json::from_str::<Value>(t).ok())
+                .unwrap_or(Value::Null)
+        };
+        let (before, after, au, bs, asn) = (
+            parse(&p.before),
+            parse(&p.after),
+            parse(&p.after_unknown),
+            parse(&p.before_sensitive),
+            parse(&p.after_sensitive),
+        );
+        let sensitive = cfg_sens.contains(&p.name) || mask_any(&bs) || mask_any(&asn);
+        if sensitive {
+            collect_sensitive(&before, &Value::Bool(true), true, &mut s.sensitive_strings);
+            collect_sensitive(&after, &Value::Bool(true), true, &mut s.sensitive_strings);
+        }
+        let shown = |v: &Value, unknown: bool| {
+            if sensitive {
+                Shown::Sensitive
+            } else if unknown {
+                Shown::Unknown
+            } else if v.is_null() {
+                Shown::Null
+            } else {
+                Shown::Value(compact(v))
+            }
+        };
+        let o = OutputChange {
+            name: p.name.clone(),
+            action: p.action,
+            sensitive,
+            before: shown(&before, false),
+            after: shown(&after, mask_any(&au)),
+        };
+        if o.action != Action::NoOp {
+            s.counts.output_changes += 1;
+        }
+        leaves.output(
+            &p.name,
+            p.action,
+            &[
+                &p.before,
+                &p.after,
+                &p.after_unknown,
+                &p.before_sensitive,
+                &p.after_sensitive,
+            ],
+        );
+        s.outputs.push(o);
+    }
+    s.sensitive_strings
+        .sort_by_key(|v| std::cmp::Reverse(v.len()));
+    s.sensitive_strings.dedup();
+    s.digest = leaves.finish();
+    Ok(s)
+}
+
+struct TopSeed<'b, 'm>(&'b Builder<'m>);
+
+impl<'de> DeserializeSeed<'de> for TopSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a Terraform plan JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let b = self.0;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if !b.seen_keys.borrow_mut().insert(key.to_string()) {
+                return Err(b.refuse(PlanError::DuplicateKey(key.into_owned())));
+            }
+            match key.as_ref() {
+                "format_version" => {
+                    let raw: &RawValue = map.next_value()?;
+                    let v = match serde_json::from_str::<Value>(raw.get()) {
+                        Ok(Value::String(s)) => s,
+                        _ => return Err(b.refuse(PlanError::FormatVersionNotString)),
+                    };
+                    check_version(&v).map_err(|e| b.refuse(e))?;
+                    b.format_seen.set(true);
+                    b.summary.borrow_mut().format_version = v;
+                }
+                "terraform_version" => {
+                    let v: Value = map.next_value()?;
+                    if let Value::String(s) = v {
+                        b.summary.borrow_mut().terraform_version = s;
+                    }
+                }
+                "errored" => {
+                    let v: Option<bool> = map.next_value()?;
+                    b.summary.borrow_mut().errored = v.unwrap_or(false);
+                }
+                "applyable" => {
+                    let v: Option<bool> = map.next_value()?;
+                    b.summary.borrow_mut().applyable = v;
+                }
+                "resource_changes" => map.next_value_seed(ChangesSeed { b, drift: false })?,
+                "resource_drift" => map.next_value_seed(ChangesSeed { b, drift: true })?,
+                "output_changes" => map.next_value_seed(OutputsSeed(b))?,
+                "variables" => {
+                    let v: Option<BTreeMap<String, VarRaw<'de>>> = map.next_value()?;
+                    let mut vars = b.variables.borrow_mut();
+                    for (k, var) in v.unwrap_or_default() {
+                        if let Some(raw) = var.value {
+                            vars.insert(k, raw.get().to_string());
+                        }
+                    }
+                }
+                "configuration" => {
+                    let c: Option<ConfigRaw> = map.next_value()?;
+                    if let Some(root) = c.and_then(|c| c.root_module) {
+                        let mut sv = b.sensitive_vars.borrow_mut();
+                        for (k, v) in root.variables.unwrap_or_default() {
+                            if v.sensitive {
+                                sv.insert(k);
+                            }
+                        }
+                        let mut so = b.sensitive_outputs_cfg.borrow_mut();
+                        for (k, v) in root.outputs.unwrap_or_default() {
+                            if v.sensitive {
+                                so.insert(k);
+                            }
+                        }
+                    }
+                }
+                "relevant_attributes" => {
+                    let v: Option<Vec<RelAttr>> = map.next_value()?;
+                    b.summary.borrow_mut().relevant = Some(
+                        v.unwrap_or_default()
+                            .into_iter()
+                            .map(|r| r.resource)
+                            .collect(),
+                    );
+                }
+                _ => map.next_value_seed(Skip { b, depth: 1 })?,
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_version(v: &str) -> Result<(), PlanError> {
+    let parts: Vec<&str> = v.split('.').collect();
+    let numeric = (2..=3).contains(&parts.len())
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 6 && p.bytes().all(|c| c.is_ascii_digit()));
+    if !numeric || !(parts[0] == "0" || parts[0] == "1") {
+        return Err(PlanError::UnsupportedVersion(v.to_string()));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct VarRaw<'a> {
+    #[serde(borrow, default)]
+    value: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ConfigRaw {
+    #[serde(default)]
+    root_module: Option<ConfigModule>,
+}
+
+#[derive(Deserialize)]
+struct ConfigModule {
+    #[serde(default)]
+    variables: Option<BTreeMap<String, ConfigSensitive>>,
+    #[serde(default)]
+    outputs: Option<BTreeMap<String, ConfigSensitive>>,
+}
+
+#[derive(Deserialize)]
+struct ConfigSensitive {
+    #[serde(default)]
+    sensitive: bool,
+}
+
+#[derive(Deserialize)]
+struct RelAttr {
+    #[serde(default)]
+    resource: String,
+}
+
+/// Skips a value, releasing consumed pages as it goes (big sections: `prior_state`,
+/// `planned_values`, `configuration`, `checks`).
+struct Skip<'b, 'm> {
+    b: &'b Builder<'m>,
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for Skip<'_, '_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        if self.depth >= 7 || self.b.map.is_none() {
+            let raw: &RawValue = Deserialize::deserialize(d)?;
+            self.b.release_after(raw.get());
+            Ok(())
+        } else {
+            d.deserialize_any(self)
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for Skip<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key::<IgnoredAny>()?.is_some() {
+            map.next_value_seed(Skip {
+                b: self.b,
+                depth: self.depth + 1,
+            })?;
+        }
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq
+            .next_element_seed(Skip {
+                b: self.b,
+                depth: self.depth + 1,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<(), E> {
+        self.b.release_after(s);
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+/// One `resource_changes` / `resource_drift` entry, borrowed from the document.
+#[derive(Deserialize)]
+struct RcRaw<'a> {
+    #[serde(borrow, default)]
+    address: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    module_address: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    mode: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "type")]
+    rtype: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    provider_name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    deposed: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    previous_address: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    action_reason: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    change: ChangeRaw<'a>,
+}
+
+/// A `change` object, borrowed.
+#[derive(Deserialize)]
+pub(crate) struct ChangeRaw<'a> {
+    #[serde(borrow)]
+    pub actions: Vec<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub before: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub after: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub after_unknown: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub before_sensitive: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub after_sensitive: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub replace_paths: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub importing: Option<&'a RawValue>,
+}
+
+impl ChangeRaw<'_> {
+    fn last_raw(&self) -> Option<&str> {
+        [
+            self.before,
+            self.after,
+            self.after_unknown,
+            self.before_sensitive,
+            self.after_sensitive,
+            self.replace_paths,
+            self.importing,
+        ]
+        .iter()
+        .flatten()
+        .map(|r| r.get())
+        .max_by_key(|s| s.as_ptr() as usize)
+    }
+}
+
+fn actions_of(address: &str, actions: &[Cow<'_, str>]) -> Result<Action, PlanError> {
+    Action::from_strs(actions).ok_or_else(|| PlanError::UnknownAction {
+        address: address.to_string(),
+        actions: format!(
+            "[{}]",
+            actions
+                .iter()
+                .map(|a| format!("{:?}", crate::runner::single_line(a)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    })
+}
+
+struct ChangesSeed<'b, 'm> {
+    b: &'b Builder<'m>,
+    drift: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for ChangesSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ChangesSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of resource changes")
+    }
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let b = self.b;
+        while let Some(rc) = seq.next_element::<RcRaw<'de>>()? {
+            let address = match (&rc.address, self.drift) {
+                (Some(a), _) => a.to_string(),
+                // Terraform 1.0.x wrote drift entries without `address`: rebuild it.
+                (None, true) => {
+                    let mut a = String::new();
+                    if let Some(m) = rc.module_address.as_deref().filter(|m| !m.is_empty()) {
+                        a.push_str(m);
+                        a.push('.');
+                    }
+                    if rc.mode.as_deref() == Some("data") {
+                        a.push_str("data.");
+                    }
+                    a.push_str(rc.rtype.as_deref().unwrap_or("?"));
+                    a.push('.');
+                    a.push_str(rc.name.as_deref().unwrap_or("?"));
+                    a
+                }
+                (None, false) => {
+                    return Err(b.refuse(PlanError::Syntax(
+                        "a `resource_changes` entry has no `address`".into(),
+                    )))
+                }
+            };
+            let action = actions_of(&address, &rc.change.actions).map_err(|e| b.refuse(e))?;
+            let mode = rc.mode.as_deref().unwrap_or("managed").to_string();
+            let mut out = ResourceChange {
+                address,
+                module: rc.module_address.as_deref().unwrap_or("").to_string(),
+                mode,
+                rtype: rc.rtype.as_deref().unwrap_or("").to_string(),
+                provider: rc.provider_name.as_deref().unwrap_or("").to_string(),
+                deposed: rc.deposed.as_ref().map(|d| d.to_string()),
+                action,
+                previous_address: rc.previous_address.as_ref().map(|d| d.to_string()),
+                importing: rc.change.importing.is_some(),
+                action_reason: rc.action_reason.as_ref().map(|d| d.to_string()),
+                attrs: Vec::new(),
+                attrs_omitted: false,
+            };
+            // Sensitive values: remember their strings (for scrubbing) when a mask marks any.
+            let bs = rc
+                .change
+                .before_sensitive
+                .map(|r| r.get())
+                .unwrap_or("false");
+            let asn = rc
+                .change
+                .after_sensitive
+                .map(|r| r.get())
+                .unwrap_or("false");
+            let has_sensitive = trivial_mask(bs).is_none() || trivial_mask(asn).is_none();
+            let needs_diff = matches!(
+                action,
+                Action::Update | Action::DeleteThenCreate | Action::CreateThenDelete
+            ) || self.drift;
+            if has_sensitive || needs_diff {
+                let v = |r: Option<&RawValue>| {
+                    r.and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
+                        .unwrap_or(Value::Null)
+                };
+                let (before, after) = (v(rc.change.before), v(rc.change.after));
+                let (bsv, asv) = (v(rc.change.before_sensitive), v(rc.change.after_sensitive));
+                if has_sensitive {
+                    b.add_sensitive(&before, &bsv);
+                    b.add_sensitive(&after, &asv);
+                }
+                if needs_diff {
+                    if b.attr_bytes.get() < ATTR_BUDGET {
+                        let au = v(rc.change.after_unknown);
+                        let rp = v(rc.change.replace_paths);
+                        out.attrs = attr_diffs(&before, &after, &au, &bsv, &asv, &rp);
+                        let used: usize = out
+                            .attrs
+                            .iter()
+                            .map(|a| a.name.len() + shown_len(&a.before) + shown_len(&a.after))
+                            .sum();
+                        b.attr_bytes.set(b.attr_bytes.get() + used + 64);
+                    } else {
+                        out.attrs_omitted = true;
+                    }
+                }
+            }
+            if self.drift {
+                b.summary.borrow_mut().counts.drift += 1;
+                b.summary.borrow_mut().drift.push(out);
+            } else {
+                let key = match &out.deposed {
+                    Some(d) => format!("{}\u{0}{d}", out.address),
+                    None => out.address.clone(),
+                };
+                if !b.addresses.borrow_mut().insert(key) {
+                    return Err(b.refuse(PlanError::DuplicateAddress(out.address)));
+                }
+                b.leaves.borrow_mut().resource(&out, &rc.change);
+                let mut s = b.summary.borrow_mut();
+                s.counts.count(&out);
+                if !out.provider.is_empty() && !s.providers.contains(&out.provider) {
+                    s.providers.insert(out.provider.clone());
+                }
+                if out.action != Action::NoOp || out.moved() || out.importing {
+                    s.changes.push(out);
+                }
+            }
+            if let Some(last) = rc.change.last_raw() {
+                b.release_after(last);
+            }
+        }
+        Ok(())
+    }
+}
+
+struct OutputsSeed<'b, 'm>(&'b Builder<'m>);
+
+impl<'de> DeserializeSeed<'de> for OutputsSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        let m: Option<BTreeMap<String, ChangeRaw<'de>>> = Deserialize::deserialize(d)?;
+        let b = self.0;
+        for (name, ch) in m.unwrap_or_default() {
+            let action = actions_of(&format!("output.{name}"), &ch.actions)
+                .map_err(|e| b.refuse::<D::Error>(e))?;
+            let own = |r: Option<&RawValue>| r.map(|r| r.get().to_string());
+            b.pending_outputs.borrow_mut().push(PendingOutput {
+                name,
+                action,
+                before: own(ch.before),
+                after: own(ch.after),
+                after_unknown: own(ch.after_unknown),
+                before_sensitive: own(ch.before_sensitive),
+                after_sensitive: own(ch.after_sensitive),
+            });
+        }
+        Ok(())
+    }
+}
+
+// ----- values, masks and diffs ------------------------------------------------------------------
+
+/// `Some(false)` for masks that mark nothing (`false`, `{}`, `[]`, `null`), `Some(true)` for
+/// `true`; `None` when the mask needs a closer look.
+fn trivial_mask(raw: &str) -> Option<bool> {
+    match raw.trim() {
+        "false" | "{}" | "[]" | "null" | "" => Some(false),
+        "true" => Some(true),
+        _ => None,
+    }
+}
+
+/// True when a mask marks anything (itself `true`, or any `true` inside).
+pub(crate) fn mask_any(mask: &Value) -> bool {
+    match mask {
+        Value::Bool(b) => *b,
+        Value::Array(a) => a.iter().any(mask_any),
+        Value::Object(o) => o.values().any(mask_any),
+        _ => false,
+    }
+}
+
+fn collect_sensitive(v: &Value, mask: &Value, all: bool, out: &mut Vec<String>) {
+    if out.len() >= SENSITIVE_MAX {
+        return;
+    }
+    let all = all || matches!(mask, Value::Bool(true));
+    match v {
+        Value::String(s) if all && s.chars().count() >= SENSITIVE_MIN_LEN => {
+            out.push(s.clone());
+            // Multi-line secrets (keys, certificates) are also scrubbed line by line.
+            for l in s.lines().map(str::trim) {
+                if l.len() >= 8 && l != s {
+                    out.push(l.to_string());
+                }
+            }
+        }
+        Value::Number(n) if all && n.to_string().len() >= SENSITIVE_MIN_LEN => {
+            out.push(n.to_string());
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                let m = match mask {
+                    Value::Array(ma) => ma.get(i).unwrap_or(&Value::Null),
+                    _ => &Value::Null,
+                };
+                collect_sensitive(x, m, all, out);
+            }
+        }
+        Value::Object(o) => {
+            for (k, x) in o {
+                let m = match mask {
+                    Value::Object(mo) => mo.get(k).unwrap_or(&Value::Null),
+                    _ => &Value::Null,
+                };
+                collect_sensitive(x, m, all, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn shown_len(s: &Shown) -> usize {
+    match s {
+        Shown::Value(v) => v.len(),
+        _ => 8,
+    }
+}
+
+/// Compact JSON of a value, cut to [`VALUE_MAX`] characters.
+pub(crate) fn compact(v: &Value) -> String {
+    let s = serde_json::to_string(v).unwrap_or_default();
+    if s.chars().count() > VALUE_MAX {
+        let mut t: String = s.chars().take(VALUE_MAX).collect();
+        t.push('…');
+        t
+    } else {
+        s
+    }
+}
+
+fn attr_diffs(
+    before: &Value,
+    after: &Value,
+    after_unknown: &Value,
+    before_sensitive: &Value,
+    after_sensitive: &Value,
+    replace_paths: &Value,
+) -> Vec<AttrDiff> {
+    let empty = serde_json::Map::new();
+    let bo = before.as_object().unwrap_or(&empty);
+    let ao = after.as_object().unwrap_or(&empty);
+    let all_bs = matches!(before_sensitive, Value::Bool(true));
+    let all_as = matches!(after_sensitive, Value::Bool(true));
+    let all_unknown = matches!(after_unknown, Value::Bool(true));
+    let forced: BTreeSet<&str> = replace_paths
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| p.as_array().and_then(|p| p.first()).and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    let keys: BTreeSet<&String> = bo.keys().chain(ao.keys()).collect();
+    let mut out = Vec::new();
+    for k in keys {
+        let b = bo.get(k).unwrap_or(&Value::Null);
+        let a = ao.get(k).unwrap_or(&Value::Null);
+        let unknown = all_unknown || after_unknown.get(k).is_some_and(mask_any);
+        if b == a && !unknown {
+            continue;
+        }
+        if out.len() >= ATTRS_PER_RESOURCE {
+            out.push(AttrDiff {
+                name: "…".into(),
+                before: Shown::Null,
+                after: Shown::Value("(more attributes not shown)".into()),
+                forces_replacement: false,
+            });
+            break;
+        }
+        let sb = all_bs || before_sensitive.get(k).is_some_and(mask_any);
+        let sa = all_as || after_sensitive.get(k).is_some_and(mask_any);
+        let show = |v: &Value, sens: bool, unk: bool| {
+            if sens {
+                Shown::Sensitive
+            } else if unk {
+                Shown::Unknown
+            } else if v.is_null() {
+                Shown::Null
+            } else {
+                Shown::Value(compact(v))
+            }
+        };
+        out.push(AttrDiff {
+            name: k.clone(),
+            before: show(b, sb, false),
+            after: show(a, sa, unknown),
+            forces_replacement: forced.contains(k.as_str()),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lim() -> Limits {
+        Limits::default()
+    }
+
+    #[test]
+    fn scanner_tracks_strings_escapes_and_depth_across_chunks() {
+        let mut sc = Scanner::default();
+        assert_eq!(sc.scan(br#"{"a\"[[[": ["#, 3), None);
+        assert_eq!(sc.depth, 2);
+        let mut sc = Scanner::default();
+        assert_eq!(sc.scan(br#"{"x\"#, 3), None);
+        assert!(sc.escape);
+        assert_eq!(sc.scan(br#"[" [["#, 3), None);
+        assert_eq!(sc.depth, 3);
+        assert_eq!(sc.scan(br#"]"[" [["#, 3), Some(6));
+    }
+
+    #[test]
+    fn refusals_have_their_own_reasons() {
+        let r = |b: &[u8]| load_bytes(b, &lim()).unwrap_err();
+        assert_eq!(r(b""), PlanError::Empty);
+        assert_eq!(r(b"  \n"), PlanError::Empty);
+        assert_eq!(r(b"\xff\xfe{\0}\0"), PlanError::Utf16Bom);
+        assert_eq!(r(b"{\0\"\0"), PlanError::Utf16NoBom);
+        assert!(matches!(
+            r(b"{\"a\":\"\xc3\x28\"}"),
+            PlanError::NotUtf8 { offset: 6 }
+        ));
+        assert_eq!(
+            r(br#"{"format_version":"1.2","resource_changes":[]} x"#),
+            PlanError::TrailingGarbage {
+                line: 1,
+                column: 48
+            }
+        );
+        assert_eq!(
+            r(br#"{"resource_changes":[]}"#),
+            PlanError::FormatVersionMissing
+        );
+        assert_eq!(
+            r(br#"{"format_version":1.2,"resource_changes":[]}"#),
+            PlanError::FormatVersionNotString
+        );
+        assert_eq!(
+            r(br#"{"format_version":"2.0","resource_changes":[]}"#),
+            PlanError::UnsupportedVersion("2.0".into())
+        );
+        assert_eq!(
+            r(br#"{"version":4,"serial":3,"lineage":"x","resources":[]}"#),
+            PlanError::StateFile
+        );
+        assert_eq!(
+            r(br#"{"format_version":"1.0","values":{}}"#),
+            PlanError::StateFile
+        );
+        assert_eq!(r(br#"{"format_version":"1.0"}"#), PlanError::NotAPlan);
+        assert_eq!(r(b"[1]"), PlanError::NotAnObject);
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert!(matches!(r(deep.as_bytes()), PlanError::TooDeep { .. }));
+        let dup = br#"{"format_version":"1.2","resource_changes":[
+            {"address":"a.b","change":{"actions":["create"]}},
+            {"address":"a.b","change":{"actions":["create"]}}]}"#;
+        assert_eq!(r(dup), PlanError::DuplicateAddress("a.b".into()));
+        let unk = br#"{"format_version":"1.2","resource_changes":[
+            {"address":"a.b","change":{"actions":["explode"]}}]}"#;
+        assert!(matches!(r(unk), PlanError::UnknownAction { .. }));
+        let dupkey = br#"{"format_version":"1.2","resource_changes":[],"resource_changes":[]}"#;
+        assert!(matches!(r(dupkey), PlanError::DuplicateKey(_)));
+    }
+
+    #[test]
+    fn deposed_objects_are_their_own_entries_and_higher_minors_are_accepted() {
+        let p = br#"{"format_version":"1.9","future_key":{"x":[1,2]},"resource_changes":[
+            {"address":"a.b","mode":"managed","change":{"actions":["delete","create"]}},
+            {"address":"a.b","deposed":"00aa","change":{"actions":["delete"]}},
+            {"address":"data.c.d","mode":"data","change":{"actions":["read"]}},
+            {"address":"a.e","previous_address":"a.f","change":{"actions":["no-op"]}},
+            {"address":"a.g","change":{"actions":["forget"]}}]}"#;
+        let s = load_bytes(p, &lim()).unwrap();
+        assert_eq!(s.counts.add, 1);
+        assert_eq!(s.counts.destroy, 2);
+        assert_eq!(s.counts.replace, 1);
+        assert_eq!(s.counts.read, 1);
+        assert_eq!(s.counts.moves, 1);
+        assert_eq!(s.counts.forget, 1);
+        assert_eq!(s.counts.no_op, 1);
+        assert!(s.digest.starts_with("sha256:"));
+    }
+
+    #[test]
+    fn sensitive_values_are_collected_and_never_shown() {
+        let p = br#"{"format_version":"1.2","resource_changes":[
+            {"address":"a.b","change":{"actions":["update"],
+             "before":{"pw":"hunter2-old","n":"x"},"after":{"pw":"hunter2-new","n":"y"},
+             "before_sensitive":{"pw":true},"after_sensitive":{"pw":true}}}],
+            "output_changes":{"o":{"actions":["create"],"before":null,"after":"out-secret","after_sensitive":true}},
+            "variables":{"v":{"value":"var-secret"}},
+            "configuration":{"root_module":{"variables":{"v":{"sensitive":true}}}}}"#;
+        let s = load_bytes(p, &lim()).unwrap();
+        let rc = &s.changes[0];
+        assert_eq!(rc.attrs.len(), 2);
+        assert_eq!(rc.attrs[1].name, "pw");
+        assert_eq!(rc.attrs[1].after, Shown::Sensitive);
+        assert_eq!(s.outputs[0].after, Shown::Sensitive);
+        for secret in ["hunter2-old", "hunter2-new", "out-secret", "var-secret"] {
+            assert!(s.sensitive_strings.iter().any(|x| x == secret), "{secret}");
+        }
+        assert_eq!(s.scrub("x var-secret y"), "x (sensitive) y");
+    }
+}

@@ -1,0 +1,533 @@
+//! Terraform plan JSON (`terraform show -json`): reading it safely and fast, counting it exactly as
+//! Terraform does, rendering it without leaking sensitive values, and digesting its changes.
+//!
+//! What this module owns:
+//! - [`load`]: the two-pass reader. Pass one streams the file through a fixed buffer (size limit
+//!   checked before reading, UTF-8, UTF-16 BOM, nesting depth); pass two memory-maps it and
+//!   deserializes with serde, keeping only what counting, rendering and the digest need, and
+//!   handing consumed pages back to the kernel so a 200 MB plan stays far below 150 MB of RSS.
+//! - [`Summary`] (this file): what is kept of a plan, and the counting rules.
+//! - [`digest`]: `plan_digest`, a canonical SHA-256 of the plan's changes.
+//! - [`render`]: Markdown (step summary, PR comment), plain text and JSON.
+//! - [`comment`]: the one upserted pull-request comment.
+//!
+//! Every refusal is a [`PlanError`], mapped to exit 2 by [`PlanError::into_failure`].
+
+pub mod comment;
+pub mod digest;
+pub mod load;
+pub mod render;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use crate::exit::Failure;
+use crate::runner::single_line;
+
+pub use load::{load, Limits};
+
+/// Why a document is not a plan we can trust (exit 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanError {
+    /// The file could not be opened or read.
+    Io(String),
+    /// The file is empty (or only whitespace).
+    Empty,
+    /// The file is larger than the configured limit (checked before reading).
+    TooLarge {
+        /// Size of the file in bytes.
+        size: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The file starts with a UTF-16 byte order mark.
+    Utf16Bom,
+    /// The file looks like UTF-16 without a byte order mark (NUL bytes between ASCII).
+    Utf16NoBom,
+    /// Invalid UTF-8 at a byte offset.
+    NotUtf8 {
+        /// Byte offset of the first invalid sequence.
+        offset: u64,
+    },
+    /// Nesting deeper than the limit.
+    TooDeep {
+        /// The configured limit.
+        limit: usize,
+        /// Byte offset where it was exceeded.
+        offset: u64,
+    },
+    /// Bytes after the end of the JSON document.
+    TrailingGarbage {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+    /// Not valid JSON, or a known field has the wrong type.
+    Syntax(String),
+    /// The top level is not a JSON object.
+    NotAnObject,
+    /// `format_version` is absent.
+    FormatVersionMissing,
+    /// `format_version` is not a string.
+    FormatVersionNotString,
+    /// `format_version` has a major version we do not support (or is not a version).
+    UnsupportedVersion(String),
+    /// A Terraform state file (raw `terraform.tfstate`, or `terraform show -json` of a state).
+    StateFile,
+    /// JSON, but not a plan.
+    NotAPlan,
+    /// The same top-level key twice (parsers would disagree on which one counts).
+    DuplicateKey(String),
+    /// Two `resource_changes` entries with the same address (and deposed key).
+    DuplicateAddress(String),
+    /// An action string or action combination Terraform does not define.
+    UnknownAction {
+        /// The resource (or output) it belongs to.
+        address: String,
+        /// The actions as written.
+        actions: String,
+    },
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanError::Io(e) => write!(f, "cannot read the plan file: {e}"),
+            PlanError::Empty => f.write_str(
+                "the plan file is empty; run `terraform show -json PLANFILE > plan.json` and pass that file",
+            ),
+            PlanError::TooLarge { size, limit } => write!(
+                f,
+                "the plan file is {size} bytes, over the limit of {limit} bytes (raise `max-plan-bytes` if this plan is expected)"
+            ),
+            PlanError::Utf16Bom => f.write_str(
+                "the plan file is UTF-16 (it starts with a UTF-16 byte order mark), typically from a PowerShell `>` redirect; write it as UTF-8, e.g. `terraform show -json tfplan | Out-File -Encoding utf8NoBOM plan.json`",
+            ),
+            PlanError::Utf16NoBom => f.write_str(
+                "the plan file looks like UTF-16 (NUL bytes between characters); Terraform writes UTF-8: re-create it with `terraform show -json`",
+            ),
+            PlanError::NotUtf8 { offset } => write!(
+                f,
+                "the plan file is not valid UTF-8 (first invalid byte at offset {offset}); Terraform writes UTF-8 JSON"
+            ),
+            PlanError::TooDeep { limit, offset } => write!(
+                f,
+                "the plan JSON nests deeper than {limit} levels (at byte offset {offset}); refusing to process it"
+            ),
+            PlanError::TrailingGarbage { line, column } => write!(
+                f,
+                "unexpected data after the end of the JSON document at line {line} column {column} (two documents concatenated, or log output mixed in?)"
+            ),
+            PlanError::Syntax(e) => write!(f, "the plan file is not valid plan JSON: {e}"),
+            PlanError::NotAnObject => f.write_str("the plan file is JSON but not a JSON object; expected `terraform show -json` output of a saved plan"),
+            PlanError::FormatVersionMissing => f.write_str(
+                "`format_version` is missing: this is not `terraform show -json` output (or it was trimmed)",
+            ),
+            PlanError::FormatVersionNotString => {
+                f.write_str("`format_version` is not a string (Terraform writes e.g. \"1.2\")")
+            }
+            PlanError::UnsupportedVersion(v) => write!(
+                f,
+                "unsupported plan `format_version` `{}`: this plan-gate reads major versions 0 and 1",
+                single_line(v)
+            ),
+            PlanError::StateFile => f.write_str(
+                "this is a Terraform state, not a plan: run `terraform plan -out tfplan` and `terraform show -json tfplan`",
+            ),
+            PlanError::NotAPlan => f.write_str(
+                "this JSON has a `format_version` but none of a plan's sections (`resource_changes`, `planned_values`, `output_changes`, `resource_drift`)",
+            ),
+            PlanError::DuplicateKey(k) => write!(
+                f,
+                "the top-level key `{}` occurs twice; refusing an ambiguous document",
+                single_line(k)
+            ),
+            PlanError::DuplicateAddress(a) => write!(
+                f,
+                "resource address `{}` occurs twice in `resource_changes`; refusing an ambiguous plan",
+                single_line(a)
+            ),
+            PlanError::UnknownAction { address, actions } => write!(
+                f,
+                "`{}` has actions {} which Terraform does not define; refusing to guess what this plan does",
+                single_line(address),
+                single_line(actions)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+impl PlanError {
+    /// Map to the bad-input exit class (2), naming the `plan` input.
+    pub fn into_failure(self) -> Failure {
+        Failure::usage("plan", self.to_string())
+    }
+}
+
+/// The action set of one change, as Terraform defines them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Action {
+    /// `["no-op"]`
+    NoOp,
+    /// `["create"]`
+    Create,
+    /// `["read"]`
+    Read,
+    /// `["update"]`
+    Update,
+    /// `["delete"]`
+    Delete,
+    /// `["delete","create"]`
+    DeleteThenCreate,
+    /// `["create","delete"]` (create_before_destroy)
+    CreateThenDelete,
+    /// `["forget"]` (`removed` with `destroy = false`)
+    Forget,
+    /// `["create","forget"]`
+    CreateThenForget,
+}
+
+impl Action {
+    /// Parse an `actions` array. `None` for anything Terraform does not write.
+    pub fn from_strs<S: AsRef<str>>(actions: &[S]) -> Option<Action> {
+        let a: Vec<&str> = actions.iter().map(AsRef::as_ref).collect();
+        Some(match a.as_slice() {
+            ["no-op"] => Action::NoOp,
+            ["create"] => Action::Create,
+            ["read"] => Action::Read,
+            ["update"] => Action::Update,
+            ["delete"] => Action::Delete,
+            ["delete", "create"] => Action::DeleteThenCreate,
+            ["create", "delete"] => Action::CreateThenDelete,
+            ["forget"] => Action::Forget,
+            ["create", "forget"] => Action::CreateThenForget,
+            _ => return None,
+        })
+    }
+    /// The `actions` array as Terraform writes it.
+    pub fn as_strs(self) -> &'static [&'static str] {
+        match self {
+            Action::NoOp => &["no-op"],
+            Action::Create => &["create"],
+            Action::Read => &["read"],
+            Action::Update => &["update"],
+            Action::Delete => &["delete"],
+            Action::DeleteThenCreate => &["delete", "create"],
+            Action::CreateThenDelete => &["create", "delete"],
+            Action::Forget => &["forget"],
+            Action::CreateThenForget => &["create", "forget"],
+        }
+    }
+    /// Contains `create`.
+    pub fn creates(self) -> bool {
+        matches!(
+            self,
+            Action::Create
+                | Action::DeleteThenCreate
+                | Action::CreateThenDelete
+                | Action::CreateThenForget
+        )
+    }
+    /// Contains `delete`.
+    pub fn deletes(self) -> bool {
+        matches!(
+            self,
+            Action::Delete | Action::DeleteThenCreate | Action::CreateThenDelete
+        )
+    }
+    /// A replacement, in either order.
+    pub fn replaces(self) -> bool {
+        matches!(self, Action::DeleteThenCreate | Action::CreateThenDelete)
+    }
+    /// Contains `forget`.
+    pub fn forgets(self) -> bool {
+        matches!(self, Action::Forget | Action::CreateThenForget)
+    }
+    /// A short word for humans.
+    pub fn word(self) -> &'static str {
+        match self {
+            Action::NoOp => "no-op",
+            Action::Create => "create",
+            Action::Read => "read",
+            Action::Update => "update",
+            Action::Delete => "destroy",
+            Action::DeleteThenCreate => "replace (destroy, then create)",
+            Action::CreateThenDelete => "replace (create, then destroy)",
+            Action::Forget => "forget (removed from state, not destroyed)",
+            Action::CreateThenForget => "create, then forget",
+        }
+    }
+}
+
+/// How one attribute value is shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shown {
+    /// Absent / null.
+    Null,
+    /// Marked sensitive: never shown.
+    Sensitive,
+    /// Not known until apply.
+    Unknown,
+    /// Compact JSON, already cut to a sane length.
+    Value(String),
+}
+
+/// One changed top-level attribute of an updated or replaced resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttrDiff {
+    /// Attribute name.
+    pub name: String,
+    /// Before.
+    pub before: Shown,
+    /// After.
+    pub after: Shown,
+    /// This attribute forces the replacement.
+    pub forces_replacement: bool,
+}
+
+/// What is kept of one `resource_changes` (or `resource_drift`) entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceChange {
+    /// Full address, e.g. `module.a.aws_s3_bucket.b["x"]`.
+    pub address: String,
+    /// Module address (`module.a`), empty for the root module.
+    pub module: String,
+    /// `managed`, `data`, or what the document said (absent = `managed`).
+    pub mode: String,
+    /// Resource type.
+    pub rtype: String,
+    /// Provider name.
+    pub provider: String,
+    /// Deposed object key, when this entry is a deposed object.
+    pub deposed: Option<String>,
+    /// The action.
+    pub action: Action,
+    /// Address before a `moved` block.
+    pub previous_address: Option<String>,
+    /// Being imported.
+    pub importing: bool,
+    /// Terraform's reason for the action, if given.
+    pub action_reason: Option<String>,
+    /// Changed attributes (updates and replaces; may be cut for very large plans).
+    pub attrs: Vec<AttrDiff>,
+    /// True when attribute details were dropped to bound memory.
+    pub attrs_omitted: bool,
+}
+
+impl ResourceChange {
+    /// Managed resource (mode absent counts as managed).
+    pub fn managed(&self) -> bool {
+        self.mode == "managed"
+    }
+    /// Moved by a `moved` block.
+    pub fn moved(&self) -> bool {
+        self.previous_address
+            .as_deref()
+            .is_some_and(|p| p != self.address)
+    }
+}
+
+/// What is kept of one `output_changes` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputChange {
+    /// Output name.
+    pub name: String,
+    /// The action.
+    pub action: Action,
+    /// Marked sensitive (in the change or in the configuration).
+    pub sensitive: bool,
+    /// Before.
+    pub before: Shown,
+    /// After.
+    pub after: Shown,
+}
+
+/// The figures of a plan, by Terraform's counting rules.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    /// Managed resources whose actions contain `create`.
+    pub add: usize,
+    /// Managed resources with `["update"]`.
+    pub change: usize,
+    /// Managed resources whose actions contain `delete`.
+    pub destroy: usize,
+    /// Managed resources replaced (either order).
+    pub replace: usize,
+    /// Entries with `importing`.
+    pub import: usize,
+    /// Entries with a `previous_address` different from `address`.
+    #[serde(rename = "move")]
+    pub moves: usize,
+    /// Entries whose actions contain `forget`.
+    pub forget: usize,
+    /// Entries with `["read"]`.
+    pub read: usize,
+    /// Entries with `["no-op"]`.
+    pub no_op: usize,
+    /// Entries in `resource_drift`.
+    pub drift: usize,
+    /// Output changes that are not no-ops.
+    pub output_changes: usize,
+}
+
+impl Counts {
+    /// Add one resource change to the figures.
+    pub fn count(&mut self, rc: &ResourceChange) {
+        let a = rc.action;
+        if rc.managed() {
+            if a.creates() {
+                self.add += 1;
+            }
+            if a == Action::Update {
+                self.change += 1;
+            }
+            if a.deletes() {
+                self.destroy += 1;
+            }
+            if a.replaces() {
+                self.replace += 1;
+            }
+        }
+        if a.forgets() {
+            self.forget += 1;
+        }
+        if a == Action::Read {
+            self.read += 1;
+        }
+        if a == Action::NoOp {
+            self.no_op += 1;
+        }
+        if rc.importing {
+            self.import += 1;
+        }
+        if rc.moved() {
+            self.moves += 1;
+        }
+    }
+
+    /// True when applying the plan would change something (resources, state or outputs).
+    pub fn has_changes(&self) -> bool {
+        self.add + self.change + self.destroy + self.import + self.moves + self.forget + self.read
+            > 0
+            || self.output_changes > 0
+    }
+
+    /// Terraform's own summary line.
+    pub fn terraform_line(&self) -> String {
+        let mut s = String::new();
+        if self.import > 0 {
+            s.push_str(&format!("Plan: {} to import, ", self.import));
+        } else {
+            s.push_str("Plan: ");
+        }
+        s.push_str(&format!(
+            "{} to add, {} to change, {} to destroy.",
+            self.add, self.change, self.destroy
+        ));
+        s
+    }
+}
+
+/// Everything kept of a plan.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// `format_version`.
+    pub format_version: String,
+    /// `terraform_version` (empty when absent).
+    pub terraform_version: String,
+    /// `errored` (absent = false).
+    pub errored: bool,
+    /// `applyable` (absent = unknown).
+    pub applyable: Option<bool>,
+    /// The figures.
+    pub counts: Counts,
+    /// Every resource change that is not a plain no-op (and no-ops that move or import).
+    pub changes: Vec<ResourceChange>,
+    /// Drifted resources (`resource_drift`).
+    pub drift: Vec<ResourceChange>,
+    /// Resource addresses named in `relevant_attributes` (None when the key is absent).
+    pub relevant: Option<BTreeSet<String>>,
+    /// Output changes (all of them, no-ops included).
+    pub outputs: Vec<OutputChange>,
+    /// Provider names seen in `resource_changes` (for policy).
+    pub providers: BTreeSet<String>,
+    /// Sensitive strings found in the plan (variables, outputs, masked attributes), used to
+    /// scrub everything rendered. Bounded in number.
+    pub sensitive_strings: Vec<String>,
+    /// `plan_digest` (`sha256:<hex>`).
+    pub digest: String,
+    /// Size of the document in bytes.
+    pub bytes: u64,
+}
+
+impl Summary {
+    /// Replace every known sensitive string in `text` with `(sensitive)`.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut s = text.to_string();
+        for v in &self.sensitive_strings {
+            if s.contains(v.as_str()) {
+                s = s.replace(v.as_str(), "(sensitive)");
+            }
+        }
+        s
+    }
+
+    /// Changes grouped by module (root first), in address order within a module.
+    pub fn by_module(&self) -> BTreeMap<&str, Vec<&ResourceChange>> {
+        let mut m: BTreeMap<&str, Vec<&ResourceChange>> = BTreeMap::new();
+        for rc in &self.changes {
+            m.entry(rc.module.as_str()).or_default().push(rc);
+        }
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_round_trip_and_unknown_combinations_are_refused() {
+        for a in [
+            Action::NoOp,
+            Action::Create,
+            Action::Read,
+            Action::Update,
+            Action::Delete,
+            Action::DeleteThenCreate,
+            Action::CreateThenDelete,
+            Action::Forget,
+            Action::CreateThenForget,
+        ] {
+            assert_eq!(Action::from_strs(a.as_strs()), Some(a));
+        }
+        assert_eq!(Action::from_strs::<&str>(&[]), None);
+        assert_eq!(Action::from_strs(&["create", "update"]), None);
+        assert_eq!(Action::from_strs(&["destroy"]), None);
+    }
+
+    #[test]
+    fn terraform_line_matches_terraform_wording() {
+        let c = Counts {
+            add: 2,
+            change: 1,
+            destroy: 3,
+            ..Counts::default()
+        };
+        assert_eq!(
+            c.terraform_line(),
+            "Plan: 2 to add, 1 to change, 3 to destroy."
+        );
+        let c = Counts {
+            import: 1,
+            ..Counts::default()
+        };
+        assert_eq!(
+            c.terraform_line(),
+            "Plan: 1 to import, 0 to add, 0 to change, 0 to destroy."
+        );
+    }
+}
