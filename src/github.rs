@@ -1,1 +1,1335 @@
-//! Placeholder: filled in by its owner (see CONTRIBUTING.md).
+//! The GitHub REST API, as `promote` and `tag-deploy` use it: one [`Client`] (octocrab underneath)
+//! built from a token and `GITHUB_API_URL` (GitHub Enterprise Server works the same), with:
+//!
+//! - **Rate limits (F14)**: a 403/429 that is a rate limit is retried after `retry-after`, else
+//!   after `x-ratelimit-reset`, else with a backoff starting at 60 s; at most
+//!   [`RetryPolicy::max_attempts`] attempts and never a single wait above
+//!   [`RetryPolicy::max_wait`] (a longer required wait fails at once, saying how long). octocrab's
+//!   own blind retry is disabled: a POST must never be repeated behind our back.
+//! - **Deployments**: created with `auto_merge: false`, explicit `required_contexts` and
+//!   `production_environment`, and a payload carrying our run (`gitops.run_key`); statuses with
+//!   `log_url`/`environment_url`; older successful deployments of a production environment marked
+//!   `inactive`. **F15**: when a create POST's outcome is unknown (timeout, connection lost), we
+//!   look for the deployment carrying our run key before posting again, so a retry never
+//!   duplicates it.
+//! - **Pull requests** for promotions: find/open/update by head branch, approval state from
+//!   reviews on the current head, combined checks (commit statuses + check runs).
+//! - **Workflow dispatch** (F17) and [`TokenKind`]: does a push with this token start workflows?
+//!
+//! All text coming back from GitHub is untrusted: callers print it through the runner's
+//! neutralising functions. The token never appears in errors (octocrab marks the header
+//! sensitive; our messages carry only method, path and GitHub's `message`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::exit::{Failure, Result};
+use crate::runner::single_line;
+use crate::secret::Secret;
+
+/// How long one request may take before its outcome counts as unknown.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The REST API version we are written against.
+pub const API_VERSION: &str = "2022-11-28";
+
+/// Retry policy for rate limits (F14) and unknown outcomes (F15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included.
+    pub max_attempts: u32,
+    /// The longest single wait we accept; a rate limit asking for more fails at once.
+    pub max_wait: Duration,
+    /// First backoff when GitHub gives neither `retry-after` nor `x-ratelimit-reset` (doubles).
+    pub base_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 4,
+            max_wait: Duration::from_secs(15 * 60),
+            base_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Where and how to talk to GitHub.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `GITHUB_API_URL` (e.g. `https://api.github.com`, `https://ghe.example.com/api/v3`).
+    pub api_url: String,
+    /// `owner/repo`.
+    pub repository: String,
+    /// The token (`github-token` input, else `GITHUB_TOKEN`).
+    pub token: Secret,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Rate-limit and retry behaviour.
+    pub retry: RetryPolicy,
+}
+
+/// Validate `GITHUB_API_URL`: https, or http only to a loopback host (tests); no credentials,
+/// no query or fragment.
+pub fn validate_api_url(field: &str, v: &str) -> Result<url::Url> {
+    let bad = |rule: &str| Failure::usage(field, format!("`{}` {rule}", single_line(v)));
+    let u = url::Url::parse(v).map_err(|_| bad("is not a URL"))?;
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(bad("must not carry credentials"));
+    }
+    if u.query().is_some() || u.fragment().is_some() {
+        return Err(bad("must not have a query or fragment"));
+    }
+    let loopback = matches!(
+        u.host(),
+        Some(url::Host::Ipv4(ip)) if ip.is_loopback()
+    ) || matches!(u.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+        || u.host_str() == Some("localhost");
+    match u.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => return Err(bad("must use https (the token would travel in clear text)")),
+        _ => return Err(bad("must be an https URL")),
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(bad("has no host"));
+    }
+    Ok(u)
+}
+
+/// Validate `owner/repo` (GitHub's character rules, no traversal).
+pub fn validate_repository(field: &str, v: &str) -> Result<(String, String)> {
+    let bad = || Failure::usage(field, format!("`{}` is not `owner/repo`", single_line(v)));
+    let (o, r) = v.split_once('/').ok_or_else(bad)?;
+    let part_ok = |s: &str, max: usize| {
+        !s.is_empty()
+            && s.len() <= max
+            && s != "."
+            && s != ".."
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    if part_ok(o, 39) && part_ok(r, 100) && !o.contains('.') {
+        Ok((o.to_string(), r.to_string()))
+    } else {
+        Err(bad())
+    }
+}
+
+/// Failures of one API call.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// GitHub answered with an error status.
+    #[error("GitHub {op} answered {status}: {message}")]
+    Status {
+        /// `METHOD path`.
+        op: String,
+        /// HTTP status.
+        status: u16,
+        /// GitHub's `message` (neutralised).
+        message: String,
+    },
+    /// The outcome is unknown: timeout or connection lost after the request may have been sent.
+    #[error("GitHub {op}: no answer ({detail}); the outcome is unknown")]
+    Unknown {
+        /// `METHOD path`.
+        op: String,
+        /// Transport detail.
+        detail: String,
+    },
+    /// Still rate limited after the allowed attempts, or the required wait is too long.
+    #[error("GitHub {op}: rate limited: {detail}")]
+    RateLimited {
+        /// `METHOD path`.
+        op: String,
+        /// What GitHub asked for.
+        detail: String,
+    },
+    /// The answer was not what the API description promises.
+    #[error("GitHub {op}: unexpected answer: {detail}")]
+    Decode {
+        /// `METHOD path`.
+        op: String,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+impl ApiError {
+    /// The HTTP status, for status errors.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        let hint = match e.status() {
+            Some(401) => " (the token is invalid or expired)",
+            Some(403) | Some(404) => {
+                " (check the token's permissions: deployments: write, pull-requests: write, contents: write, actions: write as needed)"
+            }
+            _ => "",
+        };
+        Failure::runtime(format!("{e}{hint}"))
+    }
+}
+
+/// How long to wait before retrying a response, if it is a rate limit (F14). Pure: `now` is
+/// seconds since the epoch; `attempt` counts from 1.
+pub fn rate_limit_wait(
+    status: u16,
+    headers: &HeaderMap,
+    body: &str,
+    attempt: u32,
+    now: u64,
+    policy: &RetryPolicy,
+) -> Option<Duration> {
+    if status != 403 && status != 429 {
+        return None;
+    }
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .map(str::to_string)
+    };
+    let retry_after = h("retry-after").and_then(|v| v.parse::<u64>().ok());
+    let remaining = h("x-ratelimit-remaining").and_then(|v| v.parse::<u64>().ok());
+    let reset = h("x-ratelimit-reset").and_then(|v| v.parse::<u64>().ok());
+    let lower = body.to_ascii_lowercase();
+    let says_rate_limit = lower.contains("rate limit");
+    let is_limit =
+        status == 429 || retry_after.is_some() || remaining == Some(0) || says_rate_limit;
+    if !is_limit {
+        return None;
+    }
+    if let Some(s) = retry_after {
+        return Some(Duration::from_secs(s));
+    }
+    if remaining == Some(0) {
+        if let Some(r) = reset {
+            return Some(Duration::from_secs(r.saturating_sub(now) + 1));
+        }
+    }
+    let factor = 1u32 << attempt.saturating_sub(1).min(6);
+    Some(policy.base_backoff * factor)
+}
+
+type Notify = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// A GitHub REST client bound to one repository.
+pub struct Client {
+    crab: octocrab::Octocrab,
+    /// Repository owner.
+    pub owner: String,
+    /// Repository name.
+    pub repo: String,
+    base_path: String,
+    policy: RetryPolicy,
+    notify: Notify,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "github::Client({}/{})", self.owner, self.repo)
+    }
+}
+
+/// One decoded answer.
+#[derive(Debug)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Parsed JSON body (`Null` when empty).
+    pub body: Value,
+}
+
+impl Client {
+    /// Build a client (no network). `notify` receives one line per retry/wait.
+    pub fn new(cfg: &Config, notify: impl Fn(&str) + Send + Sync + 'static) -> Result<Client> {
+        let url = validate_api_url("github-api-url", &cfg.api_url)?;
+        let (owner, repo) = validate_repository("repository", &cfg.repository)?;
+        if cfg.token.is_empty() {
+            return Err(Failure::usage(
+                "github-token",
+                "is empty; pass a token or unset the GitHub features",
+            ));
+        }
+        // octocrab joins request paths onto the base's path (GHES: `/api/v3`). Keep the origin as
+        // the base and prefix the path ourselves, so both forms behave the same.
+        let base_path = url.path().trim_end_matches('/').to_string();
+        let origin = format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default())
+            + &url.port().map(|p| format!(":{p}")).unwrap_or_default();
+        // Both rustls backends are linked (the AWS SDK brings aws-lc-rs): pick one explicitly.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let crab = octocrab::Octocrab::builder()
+            .base_uri(origin.as_str())
+            .map_err(|e| Failure::usage("github-api-url", single_line(&e.to_string())))?
+            .personal_token(cfg.token.expose().to_string())
+            .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
+            .set_connect_timeout(Some(cfg.timeout))
+            .set_read_timeout(Some(cfg.timeout))
+            .set_write_timeout(Some(cfg.timeout))
+            .build()
+            .map_err(|e| Failure::runtime(format!("cannot build the GitHub client: {e}")))?;
+        Ok(Client {
+            crab,
+            owner,
+            repo,
+            base_path,
+            policy: cfg.retry,
+            notify: Arc::new(notify),
+        })
+    }
+
+    fn repo_path(&self, rest: &str) -> String {
+        format!("/repos/{}/{}{rest}", self.owner, self.repo)
+    }
+
+    /// One request with rate-limit handling. Non-2xx answers other than rate limits are
+    /// returned as [`ApiError::Status`]; `accept` lists extra statuses to return as answers.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        accept: &[u16],
+    ) -> std::result::Result<Answer, ApiError> {
+        let op = format!("{method} {}", path.split('?').next().unwrap_or(path));
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let (status, headers, text) = self.send_once(&method, path, body, &op).await?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            if let Some(wait) =
+                rate_limit_wait(status.as_u16(), &headers, &text, attempt, now, &self.policy)
+            {
+                if attempt >= self.policy.max_attempts {
+                    return Err(ApiError::RateLimited {
+                        op,
+                        detail: format!("still limited after {attempt} attempts"),
+                    });
+                }
+                if wait > self.policy.max_wait {
+                    return Err(ApiError::RateLimited {
+                        op,
+                        detail: format!(
+                            "GitHub asks to wait {} s, more than the allowed {} s; try again later",
+                            wait.as_secs(),
+                            self.policy.max_wait.as_secs()
+                        ),
+                    });
+                }
+                (self.notify)(&format!(
+                    "GitHub rate limit on {op} (HTTP {}): waiting {} s before attempt {}/{}",
+                    status.as_u16(),
+                    wait.as_secs(),
+                    attempt + 1,
+                    self.policy.max_attempts
+                ));
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            if status.is_success() || accept.contains(&status.as_u16()) {
+                let body = if text.trim().is_empty() {
+                    Value::Null
+                } else {
+                    serde_json::from_str(&text).map_err(|e| ApiError::Decode {
+                        op: op.clone(),
+                        detail: format!("body is not JSON: {e}"),
+                    })?
+                };
+                return Ok(Answer { status, body });
+            }
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_else(|| text.chars().take(200).collect());
+            return Err(ApiError::Status {
+                op,
+                status: status.as_u16(),
+                message: single_line(&message),
+            });
+        }
+    }
+
+    async fn send_once(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<&Value>,
+        op: &str,
+    ) -> std::result::Result<(StatusCode, HeaderMap, String), ApiError> {
+        let uri = format!("{}{path}", self.base_path);
+        let mut req = http::Request::builder()
+            .method(method.clone())
+            .uri(uri)
+            .header(http::header::ACCEPT, "application/vnd.github+json")
+            .header("x-github-api-version", API_VERSION);
+        let payload = match body {
+            Some(b) => {
+                req = req.header(http::header::CONTENT_TYPE, "application/json");
+                b.to_string()
+            }
+            None => String::new(),
+        };
+        let req = req.body(payload).map_err(|e| ApiError::Decode {
+            op: op.to_string(),
+            detail: e.to_string(),
+        })?;
+        let resp = self
+            .crab
+            .execute(req)
+            .await
+            .map_err(|e| ApiError::Unknown {
+                op: op.to_string(),
+                detail: transport_detail(&e),
+            })?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = self
+            .crab
+            .body_to_string(resp)
+            .await
+            .map_err(|e| ApiError::Unknown {
+                op: op.to_string(),
+                detail: transport_detail(&e),
+            })?;
+        Ok((status, headers, text))
+    }
+
+    // ---------------------------------------------------------------- deployments
+
+    /// Create a deployment, or find the one our run already created (F15). Never duplicates:
+    /// when a POST's outcome is unknown we look before posting again.
+    pub async fn create_deployment(
+        &self,
+        d: &NewDeployment,
+    ) -> std::result::Result<Deployment, ApiError> {
+        let body = d.body();
+        let path = self.repo_path("/deployments");
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.call(Method::POST, &path, Some(&body), &[]).await {
+                Ok(a) => {
+                    if a.status.as_u16() == 202 {
+                        // GitHub answers 202 with a message when it merged the default branch
+                        // into the ref: we always send auto_merge: false, so this is a surprise.
+                        return Err(ApiError::Decode {
+                            op: "POST /deployments".into(),
+                            detail: format!(
+                                "GitHub did not create the deployment: {}",
+                                single_line(
+                                    a.body.get("message").and_then(Value::as_str).unwrap_or("")
+                                )
+                            ),
+                        });
+                    }
+                    return Deployment::from_json(&a.body);
+                }
+                Err(ApiError::Unknown { op, detail }) => {
+                    (self.notify)(&format!(
+                        "{op}: outcome unknown ({detail}); looking for a deployment of run {} before trying again",
+                        d.run_key
+                    ));
+                    if let Some(found) = self
+                        .find_deployment_by_run(&d.sha, &d.environment, &d.run_key)
+                        .await?
+                    {
+                        (self.notify)(&format!(
+                            "found deployment {} created by this run; not creating another",
+                            found.id
+                        ));
+                        return Ok(found);
+                    }
+                    if attempt >= self.policy.max_attempts {
+                        return Err(ApiError::Unknown { op, detail });
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The deployment of `sha` in `environment` whose payload carries `run_key`, if any.
+    pub async fn find_deployment_by_run(
+        &self,
+        sha: &str,
+        environment: &str,
+        run_key: &str,
+    ) -> std::result::Result<Option<Deployment>, ApiError> {
+        let list = self.list_deployments(environment, Some(sha), 100).await?;
+        Ok(list
+            .into_iter()
+            .find(|d| d.run_key.as_deref() == Some(run_key)))
+    }
+
+    /// Deployments of an environment, newest first (at most `limit`, up to 100 per page).
+    pub async fn list_deployments(
+        &self,
+        environment: &str,
+        sha: Option<&str>,
+        limit: usize,
+    ) -> std::result::Result<Vec<Deployment>, ApiError> {
+        let mut out = Vec::new();
+        let mut page = 1;
+        while out.len() < limit && page <= 10 {
+            let mut q = format!(
+                "/deployments?environment={}&per_page=100&page={page}",
+                enc(environment)
+            );
+            if let Some(s) = sha {
+                q.push_str(&format!("&sha={}", enc(s)));
+            }
+            let a = self
+                .call(Method::GET, &self.repo_path(&q), None, &[])
+                .await?;
+            let arr = a.body.as_array().cloned().unwrap_or_default();
+            let n = arr.len();
+            for v in arr {
+                out.push(Deployment::from_json(&v)?);
+            }
+            if n < 100 {
+                break;
+            }
+            page += 1;
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// Post a deployment status.
+    pub async fn set_deployment_status(
+        &self,
+        id: u64,
+        status: &DeploymentStatus,
+    ) -> std::result::Result<(), ApiError> {
+        let mut body = json!({ "state": status.state.as_str() });
+        let obj = body.as_object_mut().expect("object");
+        if let Some(u) = &status.log_url {
+            obj.insert("log_url".into(), json!(u));
+        }
+        if let Some(u) = &status.environment_url {
+            obj.insert("environment_url".into(), json!(u));
+        }
+        if let Some(d) = &status.description {
+            obj.insert("description".into(), json!(truncate(d, 140)));
+        }
+        if let Some(a) = status.auto_inactive {
+            obj.insert("auto_inactive".into(), json!(a));
+        }
+        self.call(
+            Method::POST,
+            &self.repo_path(&format!("/deployments/{id}/statuses")),
+            Some(&body),
+            &[],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The latest status state of a deployment (`None` when it has no status).
+    pub async fn latest_status(&self, id: u64) -> std::result::Result<Option<String>, ApiError> {
+        let a = self
+            .call(
+                Method::GET,
+                &self.repo_path(&format!("/deployments/{id}/statuses?per_page=1")),
+                None,
+                &[],
+            )
+            .await?;
+        Ok(a.body
+            .as_array()
+            .and_then(|v| v.first())
+            .and_then(|s| s.get("state"))
+            .and_then(Value::as_str)
+            .map(str::to_string))
+    }
+
+    /// Mark older deployments of `environment` whose latest status is `success` as `inactive`
+    /// (GitHub does this itself only for non-production environments). Looks at the newest
+    /// `scan` deployments; returns the ids it marked.
+    pub async fn mark_older_inactive(
+        &self,
+        environment: &str,
+        keep: u64,
+        scan: usize,
+    ) -> std::result::Result<Vec<u64>, ApiError> {
+        let list = self.list_deployments(environment, None, scan).await?;
+        let mut marked = Vec::new();
+        for d in list.iter().filter(|d| d.id != keep) {
+            if self.latest_status(d.id).await?.as_deref() == Some("success") {
+                self.set_deployment_status(
+                    d.id,
+                    &DeploymentStatus {
+                        state: DeploymentState::Inactive,
+                        log_url: None,
+                        environment_url: None,
+                        description: Some(format!("superseded by deployment {keep}")),
+                        auto_inactive: None,
+                    },
+                )
+                .await?;
+                marked.push(d.id);
+            }
+        }
+        Ok(marked)
+    }
+
+    // ---------------------------------------------------------------- pull requests
+
+    /// The open pull request from `head` (a branch of this repository) into `base`, if any.
+    pub async fn find_pull_request(
+        &self,
+        head: &str,
+        base: &str,
+        state: &str,
+    ) -> std::result::Result<Option<PullRequest>, ApiError> {
+        let q = format!(
+            "/pulls?state={state}&head={}&base={}&per_page=100",
+            enc(&format!("{}:{head}", self.owner)),
+            enc(base)
+        );
+        let a = self
+            .call(Method::GET, &self.repo_path(&q), None, &[])
+            .await?;
+        let arr = a.body.as_array().cloned().unwrap_or_default();
+        for v in arr {
+            let pr = PullRequest::from_json(&v)?;
+            if pr.head_ref == head && pr.base_ref == base {
+                return Ok(Some(pr));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Open a pull request.
+    pub async fn create_pull_request(
+        &self,
+        head: &str,
+        base: &str,
+        title: &str,
+        body: &str,
+    ) -> std::result::Result<PullRequest, ApiError> {
+        let b = json!({
+            "title": truncate(title, 250),
+            "head": head,
+            "base": base,
+            "body": truncate(body, 60_000),
+            "maintainer_can_modify": false,
+            "draft": false,
+        });
+        let a = self
+            .call(Method::POST, &self.repo_path("/pulls"), Some(&b), &[])
+            .await?;
+        PullRequest::from_json(&a.body)
+    }
+
+    /// Update a pull request's title and body.
+    pub async fn update_pull_request(
+        &self,
+        number: u64,
+        title: &str,
+        body: &str,
+    ) -> std::result::Result<PullRequest, ApiError> {
+        let b = json!({ "title": truncate(title, 250), "body": truncate(body, 60_000) });
+        let a = self
+            .call(
+                Method::PATCH,
+                &self.repo_path(&format!("/pulls/{number}")),
+                Some(&b),
+                &[],
+            )
+            .await?;
+        PullRequest::from_json(&a.body)
+    }
+
+    /// Get one pull request.
+    pub async fn get_pull_request(
+        &self,
+        number: u64,
+    ) -> std::result::Result<PullRequest, ApiError> {
+        let a = self
+            .call(
+                Method::GET,
+                &self.repo_path(&format!("/pulls/{number}")),
+                None,
+                &[],
+            )
+            .await?;
+        PullRequest::from_json(&a.body)
+    }
+
+    /// Review state of a pull request on `head_sha` (reviews on older commits do not count).
+    pub async fn approval(
+        &self,
+        number: u64,
+        head_sha: &str,
+    ) -> std::result::Result<Approval, ApiError> {
+        let a = self
+            .call(
+                Method::GET,
+                &self.repo_path(&format!("/pulls/{number}/reviews?per_page=100")),
+                None,
+                &[],
+            )
+            .await?;
+        let reviews: Vec<Review> =
+            serde_json::from_value(a.body).map_err(|e| ApiError::Decode {
+                op: "GET /pulls/reviews".into(),
+                detail: e.to_string(),
+            })?;
+        Ok(approval_from_reviews(&reviews, head_sha))
+    }
+
+    /// Combined checks of a commit: commit statuses and check runs.
+    pub async fn checks(&self, sha: &str) -> std::result::Result<Checks, ApiError> {
+        let st = self
+            .call(
+                Method::GET,
+                &self.repo_path(&format!("/commits/{sha}/status?per_page=100")),
+                None,
+                &[],
+            )
+            .await?;
+        let runs = self
+            .call(
+                Method::GET,
+                &self.repo_path(&format!("/commits/{sha}/check-runs?per_page=100")),
+                None,
+                &[],
+            )
+            .await?;
+        Ok(checks_from_json(&st.body, &runs.body))
+    }
+
+    // ---------------------------------------------------------------- actions
+
+    /// Dispatch a workflow (`workflow` = file name such as `deploy.yml`, or its id) on `git_ref`.
+    pub async fn dispatch_workflow(
+        &self,
+        workflow: &str,
+        git_ref: &str,
+        inputs: &serde_json::Map<String, Value>,
+    ) -> std::result::Result<(), ApiError> {
+        let b = json!({ "ref": git_ref, "inputs": inputs });
+        self.call(
+            Method::POST,
+            &self.repo_path(&format!("/actions/workflows/{}/dispatches", enc(workflow))),
+            Some(&b),
+            &[],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+fn transport_detail(e: &octocrab::Error) -> String {
+    let mut parts = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let s = err.to_string();
+        let first = s.lines().next().unwrap_or("").to_string();
+        if !first.is_empty() && !parts.contains(&first) {
+            parts.push(first);
+        }
+        cur = err.source();
+    }
+    let d = parts.join(": ");
+    let lower = d.to_ascii_lowercase();
+    if lower.contains("timed out") || lower.contains("timeout") || lower.contains("elapsed") {
+        format!("timed out ({})", single_line(&d))
+    } else {
+        single_line(&d)
+    }
+}
+
+fn enc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn str_field(v: &Value, k: &str, op: &str) -> std::result::Result<String, ApiError> {
+    v.get(k)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::Decode {
+            op: op.into(),
+            detail: format!("missing `{k}`"),
+        })
+}
+
+fn u64_field(v: &Value, k: &str, op: &str) -> std::result::Result<u64, ApiError> {
+    v.get(k)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| ApiError::Decode {
+            op: op.into(),
+            detail: format!("missing `{k}`"),
+        })
+}
+
+// -------------------------------------------------------------------- deployments model
+
+/// What to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDeployment {
+    /// Full commit sha.
+    pub sha: String,
+    /// Environment name.
+    pub environment: String,
+    /// GitHub's `production_environment` (always sent explicitly).
+    pub production: bool,
+    /// Status contexts that must pass (sent explicitly; empty = none, what a rollback needs).
+    pub required_contexts: Vec<String>,
+    /// Identifies our run (`<run_id>.<run_attempt>`), carried in the payload (F15).
+    pub run_key: String,
+    /// Short description.
+    pub description: String,
+    /// Extra payload fields (image, plan digest, run URL, ...).
+    pub extra: serde_json::Map<String, Value>,
+}
+
+impl NewDeployment {
+    /// The request body: `auto_merge: false`, explicit `required_contexts` and
+    /// `production_environment`, payload `{ "gitops": { "run_key": ..., ... } }`.
+    pub fn body(&self) -> Value {
+        let mut gitops = self.extra.clone();
+        gitops.insert("run_key".into(), json!(self.run_key));
+        json!({
+            "ref": self.sha,
+            "task": "deploy",
+            "auto_merge": false,
+            "required_contexts": self.required_contexts,
+            "payload": { "gitops": gitops },
+            "environment": self.environment,
+            "description": truncate(&self.description, 140),
+            "transient_environment": false,
+            "production_environment": self.production,
+        })
+    }
+}
+
+/// A deployment as GitHub returns it (the fields we use).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    /// Id.
+    pub id: u64,
+    /// Commit.
+    pub sha: String,
+    /// Environment.
+    pub environment: String,
+    /// Our run key from the payload, when the deployment is ours.
+    pub run_key: Option<String>,
+    /// The payload's `gitops` object (untrusted).
+    pub gitops: Value,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+}
+
+impl Deployment {
+    /// Decode from GitHub's JSON.
+    pub fn from_json(v: &Value) -> std::result::Result<Deployment, ApiError> {
+        let op = "deployment";
+        let payload = v.get("payload").cloned().unwrap_or(Value::Null);
+        // GitHub returns the payload as an object, or as a JSON string for old deployments.
+        let payload = match payload {
+            Value::String(s) => serde_json::from_str(&s).unwrap_or(Value::Null),
+            p => p,
+        };
+        let gitops = payload.get("gitops").cloned().unwrap_or(Value::Null);
+        Ok(Deployment {
+            id: u64_field(v, "id", op)?,
+            sha: str_field(v, "sha", op)?,
+            environment: v
+                .get("environment")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            run_key: gitops
+                .get("run_key")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            gitops,
+            created_at: v
+                .get("created_at")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+        })
+    }
+}
+
+/// Deployment status states we post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeploymentState {
+    /// Running.
+    InProgress,
+    /// Done.
+    Success,
+    /// Failed.
+    Failure,
+    /// Errored.
+    Error,
+    /// Superseded.
+    Inactive,
+}
+
+impl DeploymentState {
+    /// GitHub's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentState::InProgress => "in_progress",
+            DeploymentState::Success => "success",
+            DeploymentState::Failure => "failure",
+            DeploymentState::Error => "error",
+            DeploymentState::Inactive => "inactive",
+        }
+    }
+}
+
+/// One status to post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentStatus {
+    /// State.
+    pub state: DeploymentState,
+    /// The run's URL.
+    pub log_url: Option<String>,
+    /// Where the environment can be seen.
+    pub environment_url: Option<String>,
+    /// Short description.
+    pub description: Option<String>,
+    /// GitHub's `auto_inactive` (unset = GitHub's default).
+    pub auto_inactive: Option<bool>,
+}
+
+// -------------------------------------------------------------------- pull requests model
+
+/// A pull request (the fields we use).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequest {
+    /// Number.
+    pub number: u64,
+    /// Web URL.
+    pub html_url: String,
+    /// `open` or `closed`.
+    pub state: String,
+    /// Merged (GitHub marks a PR merged when its head lands on the base by a push).
+    pub merged: bool,
+    /// Draft.
+    pub draft: bool,
+    /// Head commit.
+    pub head_sha: String,
+    /// Head branch.
+    pub head_ref: String,
+    /// Base branch.
+    pub base_ref: String,
+}
+
+impl PullRequest {
+    /// Decode from GitHub's JSON.
+    pub fn from_json(v: &Value) -> std::result::Result<PullRequest, ApiError> {
+        let op = "pull request";
+        let head = v.get("head").cloned().unwrap_or(Value::Null);
+        let base = v.get("base").cloned().unwrap_or(Value::Null);
+        Ok(PullRequest {
+            number: u64_field(v, "number", op)?,
+            html_url: str_field(v, "html_url", op)?,
+            state: str_field(v, "state", op)?,
+            merged: v.get("merged").and_then(Value::as_bool).unwrap_or(false)
+                || v.get("merged_at").is_some_and(|m| !m.is_null()),
+            draft: v.get("draft").and_then(Value::as_bool).unwrap_or(false),
+            head_sha: str_field(&head, "sha", op)?,
+            head_ref: str_field(&head, "ref", op)?,
+            base_ref: str_field(&base, "ref", op)?,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Review {
+    #[serde(default)]
+    user: Option<ReviewUser>,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    commit_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ReviewUser {
+    login: String,
+}
+
+/// Review state of a pull request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Approval {
+    /// At least one approval on the head commit and no outstanding change request.
+    Approved(Vec<String>),
+    /// Someone's latest review requests changes.
+    ChangesRequested(Vec<String>),
+    /// No approval yet on the head commit.
+    Pending,
+}
+
+fn approval_from_reviews(reviews: &[Review], head_sha: &str) -> Approval {
+    use std::collections::BTreeMap;
+    // Each reviewer's latest decisive review (COMMENTED does not change a decision).
+    let mut latest: BTreeMap<String, (&str, Option<&str>)> = BTreeMap::new();
+    for r in reviews {
+        let Some(u) = &r.user else { continue };
+        match r.state.as_str() {
+            "APPROVED" | "CHANGES_REQUESTED" | "DISMISSED" => {
+                latest.insert(u.login.clone(), (r.state.as_str(), r.commit_id.as_deref()));
+            }
+            _ => {}
+        }
+    }
+    let changes: Vec<String> = latest
+        .iter()
+        .filter(|(_, (s, _))| *s == "CHANGES_REQUESTED")
+        .map(|(u, _)| u.clone())
+        .collect();
+    if !changes.is_empty() {
+        return Approval::ChangesRequested(changes);
+    }
+    let approvers: Vec<String> = latest
+        .iter()
+        .filter(|(_, (s, c))| *s == "APPROVED" && *c == Some(head_sha))
+        .map(|(u, _)| u.clone())
+        .collect();
+    if approvers.is_empty() {
+        Approval::Pending
+    } else {
+        Approval::Approved(approvers)
+    }
+}
+
+/// Combined checks of a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checks {
+    /// Everything reported passed (or nothing reports at all: `none` is true).
+    Passed {
+        /// No status and no check run exists.
+        none: bool,
+    },
+    /// Some are still running.
+    Pending(Vec<String>),
+    /// Some failed.
+    Failed(Vec<String>),
+}
+
+fn checks_from_json(status: &Value, runs: &Value) -> Checks {
+    let mut failed = Vec::new();
+    let mut pending = Vec::new();
+    let mut total = 0;
+    for s in status
+        .get("statuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        total += 1;
+        let ctx = s
+            .get("context")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string();
+        match s.get("state").and_then(Value::as_str).unwrap_or("") {
+            "success" => {}
+            "pending" => pending.push(ctx),
+            _ => failed.push(ctx),
+        }
+    }
+    for r in runs
+        .get("check_runs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        total += 1;
+        let name = r
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string();
+        if r.get("status").and_then(Value::as_str) != Some("completed") {
+            pending.push(name);
+            continue;
+        }
+        match r.get("conclusion").and_then(Value::as_str).unwrap_or("") {
+            "success" | "neutral" | "skipped" => {}
+            _ => failed.push(name),
+        }
+    }
+    if !failed.is_empty() {
+        Checks::Failed(failed)
+    } else if !pending.is_empty() {
+        Checks::Pending(pending)
+    } else {
+        Checks::Passed { none: total == 0 }
+    }
+}
+
+// -------------------------------------------------------------------- tokens
+
+/// What kind of token we hold, which decides whether a push starts workflows (F17).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// The workflow's `GITHUB_TOKEN`: its pushes start no workflow.
+    GithubToken,
+    /// A GitHub App installation token: its pushes start workflows.
+    App,
+    /// A personal access token or user token: its pushes start workflows.
+    User,
+}
+
+impl TokenKind {
+    /// Do pushes made with this token trigger `push` workflows?
+    pub fn push_triggers_workflows(self) -> bool {
+        !matches!(self, TokenKind::GithubToken)
+    }
+    /// Name for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::GithubToken => "github-token",
+            TokenKind::App => "app",
+            TokenKind::User => "user",
+        }
+    }
+}
+
+/// Tell the token kind: an explicit `token-kind` input (`github-token`, `app`, `user`) wins;
+/// `auto` looks at the prefix. `ghs_` is an installation token, which the workflow's
+/// `GITHUB_TOKEN` also is: without an explicit kind we assume `GITHUB_TOKEN` (the safe side:
+/// we dispatch the deploy workflow rather than risk no deploy at all).
+pub fn token_kind(token: &str, explicit: &str) -> Result<TokenKind> {
+    match explicit {
+        "github-token" => return Ok(TokenKind::GithubToken),
+        "app" => return Ok(TokenKind::App),
+        "user" => return Ok(TokenKind::User),
+        "auto" | "" => {}
+        other => {
+            return Err(Failure::usage(
+                "token-kind",
+                format!(
+                    "`{}` is not one of auto, github-token, app, user",
+                    single_line(other)
+                ),
+            ))
+        }
+    }
+    Ok(
+        if ["ghp_", "github_pat_", "gho_", "ghu_"]
+            .iter()
+            .any(|p| token.starts_with(p))
+        {
+            TokenKind::User
+        } else {
+            TokenKind::GithubToken
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hdrs(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(
+                http::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn rate_limit_waits_follow_f14_order() {
+        let p = RetryPolicy::default();
+        // retry-after wins
+        let h = hdrs(&[
+            ("retry-after", "7"),
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "2000"),
+        ]);
+        assert_eq!(
+            rate_limit_wait(403, &h, "", 1, 1000, &p),
+            Some(Duration::from_secs(7))
+        );
+        // else until reset (+1 s)
+        let h = hdrs(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "1030"),
+        ]);
+        assert_eq!(
+            rate_limit_wait(403, &h, "", 1, 1000, &p),
+            Some(Duration::from_secs(31))
+        );
+        // reset in the past: one second
+        assert_eq!(
+            rate_limit_wait(429, &h, "", 1, 5000, &p),
+            Some(Duration::from_secs(1))
+        );
+        // else back off from 60 s, doubling
+        let secondary = r#"{"message":"You have exceeded a secondary rate limit"}"#;
+        assert_eq!(
+            rate_limit_wait(403, &HeaderMap::new(), secondary, 1, 0, &p),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            rate_limit_wait(403, &HeaderMap::new(), secondary, 2, 0, &p),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            rate_limit_wait(429, &HeaderMap::new(), "", 1, 0, &p),
+            Some(Duration::from_secs(60))
+        );
+        // a plain permission 403 is not a rate limit
+        assert_eq!(
+            rate_limit_wait(
+                403,
+                &HeaderMap::new(),
+                r#"{"message":"Resource not accessible by integration"}"#,
+                1,
+                0,
+                &p
+            ),
+            None
+        );
+        assert_eq!(rate_limit_wait(500, &h, "", 1, 0, &p), None);
+    }
+
+    #[test]
+    fn deployment_body_is_explicit() {
+        let d = NewDeployment {
+            sha: "a".repeat(40),
+            environment: "prod".into(),
+            production: true,
+            required_contexts: vec![],
+            run_key: "42.1".into(),
+            description: "deploy".into(),
+            extra: serde_json::Map::new(),
+        };
+        let b = d.body();
+        assert_eq!(b["auto_merge"], json!(false));
+        assert_eq!(b["required_contexts"], json!([]));
+        assert_eq!(b["production_environment"], json!(true));
+        assert_eq!(b["payload"]["gitops"]["run_key"], json!("42.1"));
+        let back = Deployment::from_json(&json!({"id": 5, "sha": d.sha, "environment": "prod", "payload": b["payload"].to_string()})).unwrap();
+        assert_eq!(back.run_key.as_deref(), Some("42.1"));
+    }
+
+    #[test]
+    fn approvals_count_only_the_head_commit_and_latest_decision() {
+        let r = |u: &str, s: &str, c: &str| Review {
+            user: Some(ReviewUser { login: u.into() }),
+            state: s.into(),
+            commit_id: Some(c.into()),
+        };
+        assert_eq!(approval_from_reviews(&[], "h"), Approval::Pending);
+        assert_eq!(
+            approval_from_reviews(&[r("a", "APPROVED", "old")], "h"),
+            Approval::Pending
+        );
+        assert_eq!(
+            approval_from_reviews(&[r("a", "APPROVED", "h"), r("b", "COMMENTED", "h")], "h"),
+            Approval::Approved(vec!["a".into()])
+        );
+        assert_eq!(
+            approval_from_reviews(
+                &[r("a", "APPROVED", "h"), r("b", "CHANGES_REQUESTED", "h")],
+                "h"
+            ),
+            Approval::ChangesRequested(vec!["b".into()])
+        );
+        assert_eq!(
+            approval_from_reviews(
+                &[r("b", "CHANGES_REQUESTED", "h"), r("b", "APPROVED", "h")],
+                "h"
+            ),
+            Approval::Approved(vec!["b".into()])
+        );
+    }
+
+    #[test]
+    fn checks_combine_statuses_and_runs() {
+        let none = checks_from_json(
+            &json!({"state":"pending","statuses":[]}),
+            &json!({"check_runs":[]}),
+        );
+        assert_eq!(none, Checks::Passed { none: true });
+        let ok = checks_from_json(
+            &json!({"statuses":[{"context":"ci","state":"success"}]}),
+            &json!({"check_runs":[{"name":"t","status":"completed","conclusion":"skipped"}]}),
+        );
+        assert_eq!(ok, Checks::Passed { none: false });
+        let pend = checks_from_json(
+            &json!({"statuses":[]}),
+            &json!({"check_runs":[{"name":"t","status":"in_progress","conclusion":null}]}),
+        );
+        assert_eq!(pend, Checks::Pending(vec!["t".into()]));
+        let bad = checks_from_json(
+            &json!({"statuses":[{"context":"ci","state":"failure"}]}),
+            &json!({"check_runs":[]}),
+        );
+        assert_eq!(bad, Checks::Failed(vec!["ci".into()]));
+    }
+
+    #[test]
+    fn token_kinds() {
+        assert_eq!(token_kind("ghs_x", "auto").unwrap(), TokenKind::GithubToken);
+        assert_eq!(token_kind("ghs_x", "app").unwrap(), TokenKind::App);
+        assert_eq!(token_kind("ghp_x", "").unwrap(), TokenKind::User);
+        assert_eq!(token_kind("github_pat_x", "auto").unwrap(), TokenKind::User);
+        assert!(!TokenKind::GithubToken.push_triggers_workflows());
+        assert!(token_kind("x", "App").is_err());
+    }
+
+    #[test]
+    fn urls_and_repositories() {
+        validate_api_url("u", "https://api.github.com").unwrap();
+        validate_api_url("u", "https://ghe.example.com/api/v3").unwrap();
+        validate_api_url("u", "http://127.0.0.1:4010").unwrap();
+        for bad in [
+            "http://api.github.com",
+            "https://u:p@api.github.com",
+            "ftp://x",
+            "https://x/?a=b",
+            "",
+            "api.github.com",
+        ] {
+            assert!(validate_api_url("u", bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            validate_repository("r", "o/r.x").unwrap(),
+            ("o".into(), "r.x".into())
+        );
+        for bad in ["o", "o/", "/r", "o/r/x", "o/..", "o/r x", "../r", "o.o/r"] {
+            assert!(validate_repository("r", bad).is_err(), "{bad}");
+        }
+    }
+}

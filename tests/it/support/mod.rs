@@ -6,6 +6,7 @@ pub mod act;
 pub mod faultproxy;
 pub mod git_http;
 pub mod github_comments_fake;
+pub mod github_fake;
 pub mod moto;
 pub mod oci;
 pub mod oidc;
