@@ -298,6 +298,31 @@ fn e2e_templates_name_real_actions_inputs_and_outputs() {
                 }
             }
         }
+        // Outputs of our own `run:` steps: the names they write to `$GITHUB_OUTPUT`.
+        let written =
+            regex_lite::Regex::new(r#"echo "([A-Za-z0-9_-]+)=[^\n]*>> "\$GITHUB_OUTPUT""#).unwrap();
+        let mut run_outputs: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+        for (job_name, job) in wf.get("jobs").and_then(Value::as_mapping).unwrap() {
+            for step in job
+                .get("steps")
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+            {
+                if let (Some(id), Some(run)) = (
+                    step.get("id").and_then(Value::as_str),
+                    step.get("run").and_then(Value::as_str),
+                ) {
+                    run_outputs.insert(
+                        (job_name.as_str().unwrap().to_string(), id.to_string()),
+                        written
+                            .captures_iter(run)
+                            .map(|c| c[1].to_string())
+                            .collect(),
+                    );
+                }
+            }
+        }
         // `steps.<id>.outputs.<name>` must name a real output of that step's action.
         let re =
             regex_lite::Regex::new(r"steps\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)").unwrap();
@@ -318,8 +343,11 @@ fn e2e_templates_name_real_actions_inputs_and_outputs() {
                             }
                         }
                     }
+                    None if run_outputs
+                        .get(&(job_name.to_string(), id.to_string()))
+                        .is_some_and(|o| o.contains(out)) => {}
                     None => problems.push(format!(
-                        "{file}: job `{job_name}`: steps.{id}.outputs.{out} refers to no step of ours with id `{id}`"
+                        "{file}: job `{job_name}`: steps.{id}.outputs.{out} refers to no step with id `{id}` that sets it"
                     )),
                 }
             }
@@ -583,4 +611,77 @@ fn e2e_terraform_is_formatted_and_checkov_clean_with_reasons() {
         "checkov failed checks:\n{}",
         failed.join("\n")
     );
+}
+
+// The README's main command, inside the test suite: `scripts/demo` with this test run's binaries
+// and the installed stand-ins runs the REAL templates with act: dev -> staging -> prod twice (a
+// good change, then a bad one), rolls prod back to `previous`, holds it, and a later deploy of prod
+// is refused. The final tags are read from the git server by the demo and asserted here.
+#[test]
+fn e2e_demo_runs_the_whole_flow_and_leaves_the_expected_tags() {
+    if !support::has_tool("terraform") {
+        skip_loudly(
+            "the end-to-end flow (scripts/demo)",
+            "terraform is not installed, and the flow applies a real Terraform stack",
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let summary = tmp.path().join("summary.txt");
+    let bin_dir = support::bin("oidc-login").parent().unwrap().to_path_buf();
+    let mut c = Command::new(root().join("scripts/demo"));
+    c.args(["--no-install", "--quiet", "--bin-dir"])
+        .arg(&bin_dir)
+        .arg("--summary")
+        .arg(&summary)
+        // Hermetic: only what the demo needs; no ambient GITHUB_*/AWS_*/ACTIONS_* variable.
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", tmp.path())
+        .env("TMPDIR", tmp.path())
+        .env("LANG", "C.UTF-8")
+        .env("GITOPS_STANDINS_VENV", support::standins_dir())
+        .stdin(std::process::Stdio::null());
+    let out = c.output().expect("scripts/demo");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let code = out.status.code().unwrap_or(-1);
+    if code == 3 && stderr.contains("BLOCKED") && stderr.contains("still a skeleton") {
+        let line = stderr
+            .lines()
+            .find(|l| l.contains("BLOCKED"))
+            .unwrap_or_default()
+            .to_string();
+        skip_loudly("the rest of the end-to-end flow", &line);
+        return;
+    }
+    assert_eq!(code, 0, "scripts/demo failed:\n{stderr}");
+    let kv: BTreeMap<String, String> = std::fs::read_to_string(&summary)
+        .expect("the demo writes its summary")
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let (good, bad) = (&kv["good"], &kv["bad"]);
+    assert_ne!(good, bad);
+    // dev and staging run the bad change; prod was rolled back to the good one and is held.
+    assert_eq!(&kv["current.dev"], bad, "{kv:?}");
+    assert_eq!(&kv["current.staging"], bad, "{kv:?}");
+    assert_eq!(&kv["current.prod"], good, "{kv:?}");
+    assert_eq!(kv["held.prod"], "true", "{kv:?}");
+    // Every deploy left one history tag: dev and staging 2 each, prod 2 deploys + 1 rollback.
+    assert_eq!(kv["history.dev"], "2", "{kv:?}");
+    assert_eq!(kv["history.staging"], "2", "{kv:?}");
+    assert_eq!(kv["history.prod"], "3", "{kv:?}");
+    assert!(kv["prod.image"].contains("@sha256:"), "{kv:?}");
+    assert_eq!(kv["refused.held"], "true", "{kv:?}");
+    // The timeline names every step.
+    for step in [
+        "deploy",
+        "promote dev -> staging",
+        "promote staging -> prod",
+        "rollback prod -> previous",
+        "deploy prod while held",
+    ] {
+        assert!(stderr.contains(step), "timeline lacks `{step}`:\n{stderr}");
+    }
 }
