@@ -65,6 +65,8 @@ pub struct Input {
 pub struct CommandInput {
     /// Allowed values (subcommand names or the positional's possible values).
     pub choices: Vec<String>,
+    /// One-line help of each choice (may be empty).
+    pub helps: Vec<String>,
     /// Default subcommand, if the binary has one.
     pub default: Option<String>,
 }
@@ -161,11 +163,18 @@ fn flag_input(arg: &clap::Arg, long: &str) -> (Input, bool) {
         Some(defaults.join(","))
     };
     let required = arg.is_required_set() && default.is_none();
+    let mut description = one_line(&description);
+    if description.is_empty() || description.starts_with('`') {
+        // Undocumented flag: say so rather than publish an empty description.
+        description = format!("--{long} (undocumented flag). {description}")
+            .trim()
+            .to_string();
+    }
     (
         Input {
             name: long.to_string(),
             env: env_name(long),
-            description: one_line(&description),
+            description,
             required,
             default,
         },
@@ -267,6 +276,10 @@ pub fn model(doc: &BinaryDoc) -> Result<ActionModel, GenError> {
         }
         Some(CommandInput {
             choices: subs.iter().map(|s| s.get_name().to_string()).collect(),
+            helps: subs
+                .iter()
+                .map(|s| one_line(&s.get_about().map(|a| a.to_string()).unwrap_or_default()))
+                .collect(),
             default: None,
         })
     } else if let Some(p) = positionals.first() {
@@ -276,11 +289,15 @@ pub fn model(doc: &BinaryDoc) -> Result<ActionModel, GenError> {
                     .into(),
             ));
         }
-        let choices: Vec<String> = p
+        let values: Vec<clap::builder::PossibleValue> = p
             .get_possible_values()
-            .iter()
+            .into_iter()
             .filter(|v| !v.is_hide_set())
-            .map(|v| v.get_name().to_string())
+            .collect();
+        let choices: Vec<String> = values.iter().map(|v| v.get_name().to_string()).collect();
+        let helps: Vec<String> = values
+            .iter()
+            .map(|v| one_line(&v.get_help().map(|h| h.to_string()).unwrap_or_default()))
             .collect();
         if choices.is_empty() {
             return Err(err(format!(
@@ -292,7 +309,11 @@ pub fn model(doc: &BinaryDoc) -> Result<ActionModel, GenError> {
             .get_default_values()
             .first()
             .map(|v| v.to_string_lossy().into_owned());
-        Some(CommandInput { choices, default })
+        Some(CommandInput {
+            choices,
+            helps,
+            default,
+        })
     } else {
         None
     };
@@ -362,6 +383,28 @@ fn module_of(name: &str) -> String {
     name.replace('-', "_")
 }
 
+/// The `command` input's description: each choice with its one-line help.
+fn command_description(m: &ActionModel, c: &CommandInput, code: bool) -> String {
+    let items: Vec<String> = c
+        .choices
+        .iter()
+        .zip(&c.helps)
+        .map(|(name, help)| {
+            let name = if code {
+                format!("`{name}`")
+            } else {
+                name.clone()
+            };
+            if help.is_empty() {
+                name
+            } else {
+                format!("{name} ({})", help.trim_end_matches('.'))
+            }
+        })
+        .collect();
+    format!("Which {} command to run: {}.", m.name, items.join(", "))
+}
+
 /// Render `actions/<name>/action.yml`.
 pub fn render_action(m: &ActionModel) -> String {
     let mut y = header(&format!(
@@ -380,11 +423,7 @@ pub fn render_action(m: &ActionModel) -> String {
         let _ = writeln!(
             y,
             "    description: {}",
-            q(&format!(
-                "Which {} command to run. One of: {}.",
-                m.name,
-                c.choices.join(", ")
-            ))
+            q(&command_description(m, c, false))
         );
         let _ = writeln!(y, "    required: {}", c.default.is_none());
         if let Some(d) = &c.default {
@@ -526,15 +565,7 @@ pub fn inputs_table(m: &ActionModel) -> String {
                 .map(|d| format!("`{d}`"))
                 .unwrap_or_default(),
             env_name(COMMAND_INPUT),
-            md_cell(&format!(
-                "Which {} command to run. One of: {}.",
-                m.name,
-                c.choices
-                    .iter()
-                    .map(|c| format!("`{c}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
+            md_cell(&command_description(m, c, true))
         );
     }
     for i in &m.inputs {

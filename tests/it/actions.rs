@@ -209,7 +209,7 @@ fn actions_on_disk_map_every_flag_and_output_of_the_binaries() {
             );
             let input = &inputs[name.as_str()];
             assert!(
-                !str_of(input, "description").unwrap_or("").is_empty() || f.default.is_empty(),
+                !str_of(input, "description").unwrap_or("").is_empty(),
                 "{}: input {name} has no description",
                 doc.name
             );
