@@ -164,11 +164,9 @@ fn flag_input(arg: &clap::Arg, long: &str) -> (Input, bool) {
     };
     let required = arg.is_required_set() && default.is_none();
     let mut description = one_line(&description);
-    if description.is_empty() || description.starts_with('`') {
+    if description.is_empty() {
         // Undocumented flag: say so rather than publish an empty description.
-        description = format!("--{long} (undocumented flag). {description}")
-            .trim()
-            .to_string();
+        description = format!("--{long} (undocumented flag).");
     }
     (
         Input {
