@@ -238,6 +238,17 @@ fn actions_run_under_act_pass_inputs_outputs_and_masks() {
         "  root:\n    runs-on: ubuntu-latest\n    env:\n      GITOPS_ACTIONS_LOCAL_BIN_DIR: {}\n    steps:\n      - uses: actions/checkout@v4\n      - id: install\n        uses: ./\n      - env:\n          BIN_DIR: ${{{{ steps.install.outputs.bin-dir }}}}\n          VERSION: ${{{{ steps.install.outputs.version }}}}\n        run: |\n          echo \"ROOT version=$VERSION bin-dir=$BIN_DIR\"\n          for b in oidc-login plan-gate ecr-push promote tag-deploy; do echo \"ROOT $($b --version)\"; done",
         yaml_q(&bins.display().to_string())
     );
+    // A real binary through its action: plan-gate on a committed plan fixture.
+    std::fs::copy(
+        crate::support::root().join("tests/fixtures/actions/plan.json"),
+        repo.join("plan.json"),
+    )
+    .unwrap();
+    let _ = writeln!(
+        wf,
+        "  real:\n    runs-on: ubuntu-latest\n    env:\n      GITOPS_ACTIONS_LOCAL_BIN_DIR: {}\n    steps:\n      - uses: actions/checkout@v4\n      - id: gate\n        uses: ./actions/plan-gate\n        with:\n          plan: plan.json\n          comment: \"off\"\n      - env:\n          VERDICT: ${{{{ steps.gate.outputs.verdict }}}}\n          ADD: ${{{{ steps.gate.outputs.add }}}}\n          HAS: ${{{{ steps.gate.outputs.has-changes }}}}\n        run: echo \"REAL verdict=$VERDICT add=$ADD has-changes=$HAS\"",
+        yaml_q(&bins.display().to_string())
+    );
     std::fs::create_dir_all(repo.join(".github/workflows")).unwrap();
     std::fs::write(repo.join(".github/workflows/probe.yml"), &wf).unwrap();
     act::init_repo(&repo);
@@ -274,6 +285,11 @@ fn actions_run_under_act_pass_inputs_outputs_and_masks() {
     assert_eq!(
         probe_runs, 2,
         "tag-deploy probe ran {probe_runs} times\n{log}"
+    );
+    // The real plan-gate read its inputs and its outputs came back through the action.
+    assert!(
+        log.contains("REAL verdict=pass add=1 has-changes=true"),
+        "{log}"
     );
     // Root action: real binaries on PATH, outputs set.
     assert!(log.contains("ROOT version=local bin-dir="), "{log}");
