@@ -444,7 +444,7 @@ fn ecr_push_survives_429_503_reset_and_manifest_blob_unknown() {
         "POST",
         "/blobs/uploads/",
         1,
-        Fault::Status(429, vec![("Retry-After".into(), "1".into())], String::new()),
+        Fault::Status(429, vec![("Retry-After".into(), "2".into())], String::new()),
     );
     proxy.add(
         "PUT",
@@ -470,12 +470,20 @@ fn ecr_push_survives_429_503_reset_and_manifest_blob_unknown() {
         &s,
         &l.dir.display().to_string(),
         &format!("{}/faults/app:v1", proxy.host()),
-        &["--parallelism", "1"],
+        &["--parallelism", "1", "--progress-interval", "1"],
     );
     r.expect_code(0);
     assert!(r.stdout.contains("after HTTP 429"), "{}", r.stdout);
     assert!(r.stdout.contains("after HTTP 503"), "{}", r.stdout);
     assert!(r.stdout.contains("blob of manifest"), "{}", r.stdout);
+    // Retry-After: 2 keeps the push running past one progress interval: a single-line report.
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("progress: ") && l.contains("blobs")),
+        "{}",
+        r.stdout
+    );
     // Every failed session was restarted from its POST.
     assert!(
         proxy.count("POST", "/blobs/uploads/") >= 3 + 2,
@@ -852,4 +860,31 @@ fn ecr_push_login_writes_a_docker_config_entry_with_the_password_masked() {
         .mode();
     assert_eq!(mode & 0o077, 0, "config is private");
     s.assert_no_leak(&r, &["123456789012-auth-token", &token_b64], &[]);
+}
+
+#[test]
+fn ecr_push_gives_up_at_the_deadline_instead_of_waiting_past_it() {
+    let reg = Registry::start();
+    let proxy = FaultProxy::start(reg.port);
+    proxy.add(
+        "POST",
+        "/blobs/uploads/",
+        100,
+        Fault::Status(
+            429,
+            vec![("Retry-After".into(), "30".into())],
+            String::new(),
+        ),
+    );
+    let s = Sandbox::actions();
+    let l = oci::single(&s.path().join("layout"), 81, &[1000], "latest");
+    let r = push(
+        &s,
+        &l.dir.display().to_string(),
+        &format!("{}/slow/app:v1", proxy.host()),
+        &["--timeout", "5s"],
+    );
+    r.expect_code(3);
+    assert!(r.all().contains("deadline"), "{}", r.all());
+    assert_eq!(proxy.count("PUT", ""), 0, "no manifest without its blobs");
 }
