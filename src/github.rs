@@ -728,7 +728,10 @@ impl Client {
         let b = json!({ "ref": git_ref, "inputs": inputs });
         self.call(
             Method::POST,
-            &self.repo_path(&format!("/actions/workflows/{}/dispatches", enc(workflow))),
+            &self.repo_path(&format!(
+                "/actions/workflows/{}/dispatches",
+                path_segment(workflow)
+            )),
             Some(&b),
             &[],
         )
@@ -759,6 +762,15 @@ fn transport_detail(e: &octocrab::Error) -> String {
 
 fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// Percent-encode a path segment, leaving git/workflow-name characters (`A-Za-z0-9._-`) readable.
+fn path_segment(s: &str) -> String {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'-');
+    percent_encoding::utf8_percent_encode(s, SET).to_string()
 }
 
 fn truncate(s: &str, max: usize) -> String {

@@ -13,7 +13,7 @@
 //! - [`oidc`], [`aws`]: GitHub OIDC tokens and STS (oidc-login).
 //! - [`plan`], [`policy`]: Terraform plan JSON parsing, counting, rendering and the policy gate (plan-gate).
 //! - [`registry`]: OCI distribution client, image sources and ECR specifics (ecr-push).
-//! - [`git`], [`github`], [`deploy`]: deploy tags, promotion, the GitHub REST API (promote, tag-deploy).
+//! - [`git`], [`github`], [`deploy`], [`promote`]: deploy tags, promotion rules, the GitHub REST API (promote, tag-deploy).
 //! - [`actiongen`]: generates `actions/*/action.yml` and their README tables from the clap definitions.
 //! - [`cmd`]: one module per binary: its clap `Args` (flags = action inputs) and `run`.
 
@@ -29,6 +29,7 @@ pub mod github;
 pub mod oidc;
 pub mod plan;
 pub mod policy;
+pub mod promote;
 pub mod registry;
 pub mod runner;
 pub mod secret;

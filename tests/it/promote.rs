@@ -1,1 +1,438 @@
-//! Tests for `promote` (filled in by its owner).
+//! `promote` against real remotes: local bare repositories and git smart HTTP with token auth
+//! (`support::git_http`), and for the pull-request flow a stateful GitHub fake behind a
+//! validating Prism proxy (`support::github_fake`, `support::prism`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::support::git_http::{add_commits, git_ok, ls_remote, seed_env_branches, GitHttp};
+use crate::support::github_fake::GithubFake;
+use crate::support::prism::Prism;
+use crate::support::{Run, Sandbox};
+
+/// A bare remote with `dev`/`main`/`prod` and `deploy/dev/current` on dev's tip.
+struct Remote {
+    _dir: tempfile::TempDir,
+    bare: std::path::PathBuf,
+    dev: Vec<String>,
+}
+
+fn remote(n: usize) -> Remote {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = dir.path().join("app.git");
+    crate::support::git_http::init_bare(&bare);
+    let s = seed_env_branches(&bare, n);
+    Remote {
+        _dir: dir,
+        bare,
+        dev: s.dev,
+    }
+}
+
+fn tag(bare: &Path, name: &str, sha: &str, msg: &str) {
+    git_ok(bare, &["tag", "-f", "-a", "-m", msg, name, sha]);
+}
+
+fn deploy_msg(env: &str, sha: &str) -> String {
+    format!(
+        "deploy {env}: {}\n\nRecorded by gitops-actions tag-deploy.\n\nEnvironment: {env}\nCommit: {sha}\nRun-ID: 1\nImage: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app@sha256:{}\nPlan-Digest: sha256:{}\n",
+        &sha[..7],
+        "a".repeat(64),
+        "b".repeat(64)
+    )
+}
+
+fn branch(bare: &Path, b: &str) -> String {
+    git_ok(bare, &["rev-parse", &format!("refs/heads/{b}")])
+}
+
+fn refs(bare: &Path) -> BTreeMap<String, String> {
+    ls_remote(&bare.display().to_string(), None)
+}
+
+fn promote(sb: &Sandbox, remote: &str, args: &[&str]) -> Run {
+    let mut all = vec!["--remote", remote];
+    all.extend_from_slice(args);
+    sb.run("promote", &all)
+}
+
+// The candidate is the commit deployed in the source (not the source branch tip); the target
+// is fast-forwarded to it; a re-run is a no-op that says so.
+#[test]
+fn promotes_the_deployed_commit_by_fast_forward_and_a_rerun_is_up_to_date() {
+    let r = remote(5);
+    let deployed = r.dev[4].clone();
+    tag(
+        &r.bare,
+        "deploy/dev/current",
+        &deployed,
+        &deploy_msg("dev", &deployed),
+    );
+    add_commits(&r.bare, "dev", 2); // newer, undeployed commits on dev stay behind
+    let old_main = branch(&r.bare, "main");
+    let sb = Sandbox::actions();
+    let url = r.bare.display().to_string();
+    let run = promote(&sb, &url, &["--from", "dev"]);
+    run.expect_code(0);
+    assert_eq!(branch(&r.bare, "main"), deployed);
+    let out = sb.outputs();
+    assert_eq!(out["status"], "promoted");
+    assert_eq!(out["sha"], deployed);
+    assert_eq!(out["from"], "dev");
+    assert_eq!(out["to"], "staging");
+    let log = std::fs::read_to_string(&out["changelog"]).unwrap();
+    assert!(log.contains("change 4"), "{log}");
+    assert!(
+        log.contains("sha256:bbbb"),
+        "plan digest in changelog: {log}"
+    );
+    assert!(
+        !log.contains("more 0"),
+        "undeployed commits must not be listed: {log}"
+    );
+    assert!(run
+        .stdout
+        .contains(&format!("{} -> {}", &old_main[..7], &deployed[..7])));
+
+    let before = refs(&r.bare);
+    let sb2 = Sandbox::actions();
+    promote(&sb2, &url, &["--from", "dev", "--to", "staging"]).expect_code(0);
+    assert_eq!(sb2.outputs()["status"], "up-to-date");
+    assert_eq!(refs(&r.bare), before, "a re-run changes nothing");
+}
+
+// Every refusal exits 1, explains itself, and leaves the remote exactly as it was.
+#[test]
+fn refusals_exit_1_and_change_nothing() {
+    let url_of = |r: &Remote| r.bare.display().to_string();
+    let check = |r: &Remote, args: &[&str], needle: &str| {
+        let before = refs(&r.bare);
+        let sb = Sandbox::actions();
+        let run = promote(&sb, &url_of(r), args);
+        run.expect_code(1);
+        assert!(
+            run.all().contains(needle),
+            "want {needle:?} in:\n{}",
+            run.all()
+        );
+        assert_eq!(refs(&r.bare), before, "{args:?} changed the remote");
+    };
+    // nothing deployed in the source
+    let r = remote(4);
+    check(&r, &["--from", "dev"], "nothing is deployed in `dev`");
+    // holds on the source or the target
+    tag(
+        &r.bare,
+        "deploy/dev/current",
+        &r.dev[3],
+        &deploy_msg("dev", &r.dev[3]),
+    );
+    tag(
+        &r.bare,
+        "deploy/dev/hold",
+        &r.dev[3],
+        "hold dev\n\nReason: rollback\n",
+    );
+    check(&r, &["--from", "dev"], "`dev` is on hold");
+    git_ok(&r.bare, &["tag", "-d", "deploy/dev/hold"]);
+    tag(&r.bare, "deploy/staging/hold", &r.dev[2], "hold staging\n");
+    check(&r, &["--from", "dev"], "`staging` is on hold");
+    git_ok(&r.bare, &["tag", "-d", "deploy/staging/hold"]);
+    // minimum soak time
+    check(
+        &r,
+        &["--from", "dev", "--min-soak", "1d"],
+        "`min-soak` asks for 86400 s",
+    );
+    // divergence: staging got a commit dev lacks; it is listed
+    let extra = add_commits(&r.bare, "main", 1);
+    check(&r, &["--from", "dev"], "a fast-forward is impossible");
+    check(&r, &["--from", "dev"], &extra[0][..7]);
+    check(&r, &["--from", "dev"], "more 0");
+    // the deployed commit is not on the source branch
+    let r2 = remote(4);
+    let side = add_commits(&r2.bare, "prod", 1);
+    tag(
+        &r2.bare,
+        "deploy/dev/current",
+        &side[0],
+        &deploy_msg("dev", &side[0]),
+    );
+    check(&r2, &["--from", "dev"], "is not on its branch `dev`");
+}
+
+// Bad inputs exit 2 before any network call: the remote here refuses connections, so reaching
+// it would be a runtime failure (3), not a usage error.
+#[test]
+fn bad_inputs_exit_2_before_any_network_call() {
+    let dead = format!("http://127.0.0.1:{}/app.git", crate::support::free_port());
+    let vectors: &[(&[&str], &str)] = &[
+        (&["--from", "staging", "--to", "dev"], "backwards"),
+        (&["--from", "dev", "--to", "prod"], "skips `staging`"),
+        (&["--from", "dev", "--to", "dev"], "same environment"),
+        (&["--from", "prod"], "last environment"),
+        (&["--from", "Prod"], "did you mean `prod`"),
+        (&["--from", "prod "], "not a configured environment"),
+        (&["--from", "../prod"], "not a configured environment"),
+        (&["--from", ""], "is empty"),
+        (
+            &["--from", "dev", "--to", "staging\n::error::pwned"],
+            "not a configured environment",
+        ),
+        (&["--from", "dev", "--min-soak", "1w"], "min-soak"),
+        (
+            &["--from", "dev", "--dispatch-workflow", "../x.yml"],
+            "dispatch-workflow",
+        ),
+        (
+            &["--from", "dev", "--mode", "pull-request"],
+            "needs the GitHub API",
+        ),
+        (&["--from", "dev", "--token-kind", "App"], "token-kind"),
+        (
+            &[
+                "--from",
+                "dev",
+                "--github-token",
+                "ghs_x",
+                "--repository",
+                "o/r",
+                "--github-api-url",
+                "http://api.github.com",
+                "--mode",
+                "pull-request",
+            ],
+            "must use https",
+        ),
+        (
+            &[
+                "--from",
+                "dev",
+                "--github-token",
+                "ghs_x",
+                "--repository",
+                "../r",
+                "--mode",
+                "pull-request",
+            ],
+            "owner/repo",
+        ),
+    ];
+    for (args, needle) in vectors {
+        let sb = Sandbox::actions();
+        let run = promote(&sb, &dead, args);
+        run.expect_code(2);
+        assert!(
+            run.all().contains(needle),
+            "{args:?}: want {needle:?} in\n{}",
+            run.all()
+        );
+        assert!(
+            !run.stdout.lines().any(|l| l.starts_with("::error::pwned")),
+            "{}",
+            run.stdout
+        );
+    }
+    let sb = Sandbox::actions();
+    let run = sb.run(
+        "promote",
+        &[
+            "--from",
+            "dev",
+            "--remote",
+            "https://user:pw@example.com/x.git",
+        ],
+    );
+    run.expect_code(2);
+    assert!(
+        run.all().contains("must not carry credentials"),
+        "{}",
+        run.all()
+    );
+}
+
+// F11: N promotions race over smart HTTP with token auth, repeated. Exactly one moves the
+// branch; the others re-evaluate and report up-to-date; the branch only ever moves forward.
+#[test]
+fn concurrent_promotions_over_smart_http_have_exactly_one_winner() {
+    let token = "promote-test-token-7f3a9c";
+    let srv = GitHttp::start(token);
+    let bare = srv.create_repo("app");
+    let seeded = seed_env_branches(&bare, 3);
+    let url = srv.url("app");
+    let mut last_main = seeded.main.clone();
+    for round in 0..3 {
+        let new = add_commits(&bare, "dev", 2);
+        let cand = new[1].clone();
+        tag(
+            &bare,
+            "deploy/dev/current",
+            &cand,
+            &deploy_msg("dev", &cand),
+        );
+        let boxes: Vec<Sandbox> = (0..4).map(|_| Sandbox::actions()).collect();
+        let children: Vec<_> = boxes
+            .iter()
+            .map(|sb| {
+                let mut c = sb.cmd("promote");
+                c.args(["--from", "dev", "--remote", &url, "--github-token", token])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
+                c.spawn().unwrap()
+            })
+            .collect();
+        let runs: Vec<_> = children
+            .into_iter()
+            .map(|ch| ch.wait_with_output().unwrap())
+            .collect();
+        let mut statuses = Vec::new();
+        for (sb, o) in boxes.iter().zip(&runs) {
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            assert_eq!(o.status.code(), Some(0), "round {round}: {all}");
+            let shown: String = all
+                .lines()
+                .filter(|l| !l.starts_with("::add-mask::"))
+                .collect();
+            assert!(!shown.contains(token), "token leaked: {all}");
+            statuses.push(sb.outputs()["status"].clone());
+        }
+        let winners = statuses.iter().filter(|s| *s == "promoted").count();
+        assert_eq!(winners, 1, "round {round}: {statuses:?}");
+        assert!(statuses
+            .iter()
+            .all(|s| s == "promoted" || s == "up-to-date"));
+        let main = branch(&bare, "main");
+        assert_eq!(main, cand);
+        // never a force push: the previous tip is an ancestor of the new one
+        git_ok(&bare, &["merge-base", "--is-ancestor", &last_main, &main]);
+        last_main = main;
+    }
+    // wrong token: a runtime failure naming authentication, nothing moved, nothing leaked
+    let before = ls_remote(&url, Some(token));
+    let sb = Sandbox::actions();
+    let run = sb.run(
+        "promote",
+        &[
+            "--from",
+            "dev",
+            "--remote",
+            &url,
+            "--github-token",
+            "wrong-token-123456",
+        ],
+    );
+    run.expect_code(3);
+    assert!(
+        run.all().to_lowercase().contains("authentication"),
+        "{}",
+        run.all()
+    );
+    sb.assert_no_leak(&run, &["wrong-token-123456"], &[]);
+    assert_eq!(ls_remote(&url, Some(token)), before);
+}
+
+// Pull-request mode end to end against a stateful GitHub (validated by Prism): open the PR
+// from `promote/<to>/<sha7>` with the changelog, wait while it lacks an approval on its head,
+// then fast-forward once approved and green, and dispatch the deploy workflow because the
+// token is a GITHUB_TOKEN (F17).
+#[test]
+fn pull_request_mode_opens_waits_for_approval_then_fast_forwards_and_dispatches() {
+    let fake = GithubFake::start();
+    let proxy = Prism::proxy(&fake.url());
+    let r = remote(4);
+    let cand = r.dev[3].clone();
+    tag(
+        &r.bare,
+        "deploy/dev/current",
+        &cand,
+        &deploy_msg("dev", &cand),
+    );
+    let url = r.bare.display().to_string();
+    let token = "ghs_promoteFakeToken0123456789";
+    let run_it = || {
+        let mut sb = Sandbox::actions();
+        sb.set("GITHUB_API_URL", proxy.url())
+            .set("GITHUB_REPOSITORY", "o/r")
+            .set("GITOPS_GITHUB_TOKEN", token);
+        let run = promote(
+            &sb,
+            &url,
+            &[
+                "--from",
+                "dev",
+                "--mode",
+                "pull-request",
+                "--dispatch-workflow",
+                "deploy.yml",
+            ],
+        );
+        sb.assert_no_leak(&run, &[token], &[]);
+        (sb, run)
+    };
+    let old_main = branch(&r.bare, "main");
+    let (sb, run) = run_it();
+    run.expect_code(0);
+    let out = sb.outputs();
+    assert_eq!(out["status"], "pull-request-opened", "{}", run.all());
+    assert!(out["pull-request-url"].contains("/pull/"));
+    let head = format!("promote/staging/{}", &cand[..7]);
+    assert_eq!(branch(&r.bare, &head), cand, "PR head branch pushed");
+    assert_eq!(
+        branch(&r.bare, "main"),
+        old_main,
+        "target untouched until approved"
+    );
+    let created = fake.requests_to("POST", "/repos/o/r/pulls");
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].body["head"], json!(head));
+    assert_eq!(created[0].body["base"], json!("main"));
+    assert!(created[0].body["body"]
+        .as_str()
+        .unwrap()
+        .contains("change 3"));
+    let number = {
+        let mut st = fake.state.lock().unwrap();
+        st.pulls[0]["head"]["sha"] = json!(cand);
+        st.pulls[0]["number"].as_u64().unwrap()
+    };
+
+    // Not approved yet: pending, nothing moves, no second PR.
+    let (sb, run) = run_it();
+    run.expect_code(0);
+    assert_eq!(
+        sb.outputs()["status"],
+        "pull-request-pending",
+        "{}",
+        run.all()
+    );
+    assert!(run.all().contains("waiting for an approval"));
+    assert_eq!(branch(&r.bare, "main"), old_main);
+    assert_eq!(fake.requests_to("POST", "/repos/o/r/pulls").len(), 1);
+
+    // Approved on the head commit, checks green: fast-forward, GitHub marks it merged.
+    fake.add_review(number, "reviewer", "APPROVED", &cand);
+    fake.state.lock().unwrap().check_runs.insert(
+        cand.clone(),
+        vec![("plan".into(), "completed".into(), Some("success".into()))],
+    );
+    let (sb, run) = run_it();
+    run.expect_code(0);
+    assert_eq!(sb.outputs()["status"], "promoted", "{}", run.all());
+    assert_eq!(branch(&r.bare, "main"), cand);
+    fake.mark_merged_if_landed(&cand);
+    assert_eq!(fake.state.lock().unwrap().pulls[0]["merged"], json!(true));
+    let d = fake.state.lock().unwrap().dispatches.clone();
+    assert_eq!(d.len(), 1, "deploy workflow dispatched once");
+    assert_eq!(d[0]["body"]["ref"], json!("main"));
+    assert!(d[0]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("/actions/workflows/deploy.yml/dispatches"));
+    proxy.assert_no_violations();
+}
