@@ -58,15 +58,14 @@ locals {
   image = var.image_digest == "" ? "${var.image_repository}@(built on merge)" : "${var.image_repository}@${var.image_digest}"
 }
 
-# One record per environment; a new digest replaces it, so the plan says exactly what changes.
+# One record per environment, updated in place by each deploy: the plan shows `~1` with the old
+# and new image digest (a replacement would be a destroy, which plan-gate refuses in production).
 resource "terraform_data" "release" {
   input = {
     environment = var.environment
     image       = local.image
     commit      = var.commit_sha
   }
-
-  triggers_replace = [var.image_digest]
 }
 
 output "image" {
