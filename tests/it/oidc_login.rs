@@ -626,3 +626,69 @@ fn environment_model_pins_account_and_region() {
     assert_eq!(oidc.count(), 0);
     assert!(proxy.requests().is_empty());
 }
+
+// Under act (host mode): the binary runs as one step and the NEXT step finds the credentials in
+// its environment (the GITHUB_ENV hand-over), masked in the log, and usable by the AWS CLI.
+#[test]
+fn act_run_hands_credentials_to_the_next_step_through_github_env() {
+    use crate::support::act;
+    let moto = Moto::start();
+    let oidc = OidcServer::start_with(&["--environment", "dev"]);
+    let sb = Sandbox::plain();
+    let repo = sb.path().join("repo");
+    std::fs::create_dir_all(repo.join(".github/workflows")).unwrap();
+    let aws_cli = crate::support::tool("aws");
+    let wf = format!(
+        r#"on: push
+permissions:
+  id-token: write
+jobs:
+  login:
+    runs-on: ubuntu-latest
+    steps:
+      - id: login
+        env:
+          GITOPS_ROLE_TO_ASSUME: {ROLE}
+          GITOPS_AWS_REGION: eu-west-1
+          GITOPS_ROLE_SESSION_NAME: act-handover
+          GITOPS_AUDIENCE: ""
+        run: '{bin}'
+      - env:
+          ACCOUNT: ${{{{ steps.login.outputs.aws-account-id }}}}
+        run: |
+          echo "NEXT account=$ACCOUNT region=$AWS_REGION default=$AWS_DEFAULT_REGION"
+          echo "NEXT key-prefix=${{AWS_ACCESS_KEY_ID:0:4}} key=$AWS_ACCESS_KEY_ID"
+          test -n "$AWS_SECRET_ACCESS_KEY" && test -n "$AWS_SESSION_TOKEN" && echo "NEXT secret+token present"
+          '{aws}' sts get-caller-identity --endpoint-url "$STS_ENDPOINT" --query Arn --output text | sed 's/^/NEXT identity=/'
+"#,
+        bin = bin("oidc-login").display(),
+        aws = aws_cli.display(),
+    );
+    std::fs::write(repo.join(".github/workflows/login.yml"), &wf).unwrap();
+    act::init_repo(&repo);
+    let url = format!("ACTIONS_ID_TOKEN_REQUEST_URL={}", oidc.request_url());
+    let tok = format!("ACTIONS_ID_TOKEN_REQUEST_TOKEN={REQUEST_TOKEN}");
+    let sts = format!("AWS_ENDPOINT_URL_STS={}", moto.endpoint());
+    let sts2 = format!("STS_ENDPOINT={}", moto.endpoint());
+    let run = act::run(
+        &sb,
+        &repo,
+        "push",
+        &["--env", &url, "--env", &tok, "--env", &sts, "--env", &sts2],
+    );
+    let log = run.all();
+    assert_eq!(run.code, 0, "act failed\n{log}\n--- workflow\n{wf}");
+    for want in [
+        "NEXT account=123456789012 region=eu-west-1 default=eu-west-1",
+        "NEXT key-prefix=ASIA key=***",
+        "NEXT secret+token present",
+        "NEXT identity=arn:aws:sts::123456789012:assumed-role/deploy/act-handover",
+    ] {
+        assert!(log.contains(want), "missing {want:?} in act log\n{log}");
+    }
+    assert_eq!(oidc.count(), 1);
+    assert!(!log.contains(REQUEST_TOKEN), "request token leaked");
+    let akid = regex_lite::Regex::new(r"ASIA[A-Z0-9]{16}").unwrap();
+    assert!(!akid.is_match(&log), "an access key id reached the act log\n{log}");
+    assert!(!log.contains("eyJ"), "something JWT-like reached the act log\n{log}");
+}
