@@ -99,6 +99,25 @@ fn oidc_login_exports_masked_credentials_and_leaks_nothing() {
     let tokens = tokens_sent(&proxy);
     assert_eq!(tokens.len(), 1);
     assert_eq!(proxy.count("GetCallerIdentity"), 1);
+    // The stand-in's token is a real RS256 JWT with GitHub's claims, verifiable with its JWKS.
+    let jwks = oidc.jwks();
+    let key = &jwks["keys"][0];
+    let dk = jsonwebtoken::DecodingKey::from_rsa_components(
+        key["n"].as_str().unwrap(),
+        key["e"].as_str().unwrap(),
+    )
+    .unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    v.set_audience(&["sts.amazonaws.com"]);
+    v.set_issuer(&["https://token.actions.githubusercontent.com"]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(&tokens[0], &dk, &v)
+        .unwrap()
+        .claims;
+    assert_eq!(claims["sub"], "repo:octo-org/octo-repo:environment:prod");
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        300
+    );
     let wi = &proxy.requests()[0];
     assert_eq!(wi.field("RoleSessionName"), Some("GitHubActions-4242-1"));
     assert_eq!(wi.field("DurationSeconds"), Some("3600"));
@@ -195,7 +214,8 @@ fn role_chaining_assumes_the_second_role_with_the_first_roles_credentials() {
 #[test]
 fn f1_f2_transient_sts_errors_are_retried_with_a_fresh_token_per_attempt() {
     let moto = Moto::start();
-    let oidc = OidcServer::start();
+    // The token endpoint itself fails once first (HTTP 500): retried like any transient error.
+    let oidc = OidcServer::start_with(&["--fail-first", "1"]);
     let proxy = StsFaults::start(
         Some(moto.port),
         vec![
@@ -211,19 +231,28 @@ fn f1_f2_transient_sts_errors_are_retried_with_a_fresh_token_per_attempt() {
     assert!(sb.exported()["AWS_ACCESS_KEY_ID"].starts_with("ASIA"));
     let tokens = tokens_sent(&proxy);
     assert_eq!(tokens.len(), 4);
-    assert_eq!(oidc.count(), 4, "one token request per STS attempt");
+    assert_eq!(
+        oidc.count(),
+        5,
+        "one token request per STS attempt (+1 failed)"
+    );
     let mut uniq = tokens.clone();
     uniq.sort();
     uniq.dedup();
     assert_eq!(uniq.len(), 4, "a token was resent");
     let retries = retry_lines(&r);
-    assert_eq!(retries.len(), 3, "{}", r.stdout);
+    assert_eq!(retries.len(), 4, "{}", r.stdout);
     assert!(
-        retries[0].contains("attempt 1/8 failed: IDPCommunicationError"),
+        retries[0]
+            .contains("OIDC token: attempt 1/8 failed: OIDC token endpoint answered HTTP 500"),
         "{retries:?}"
     );
-    assert!(retries[1].contains("Throttling"), "{retries:?}");
-    assert!(retries[2].contains("HTTP 503"), "{retries:?}");
+    assert!(
+        retries[1].contains("attempt 2/8 failed: IDPCommunicationError"),
+        "{retries:?}"
+    );
+    assert!(retries[2].contains("Throttling"), "{retries:?}");
+    assert!(retries[3].contains("HTTP 503"), "{retries:?}");
     let all: Vec<&str> = tokens.iter().map(String::as_str).collect();
     sb.assert_no_leak(&r, &all, &[]);
 }
@@ -473,6 +502,24 @@ fn missing_token_endpoint_says_the_job_needs_id_token_write() {
 /// (field named in the message, extra env, args replacing/adding to the base)
 type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<&'a str>);
 
+#[test]
+fn refused_request_token_fails_without_calling_sts_and_names_the_permission() {
+    let oidc = OidcServer::start();
+    let proxy = StsFaults::start(None, vec![]);
+    let mut sb = sandbox(&oidc, &proxy.endpoint());
+    sb.set("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "wrong-request-token");
+    let r = login(&sb, &base_args());
+    r.expect_code(3);
+    assert!(
+        r.all().contains("HTTP 401") && r.all().contains("id-token: write"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(oidc.count(), 1, "a refused request token is not retried");
+    assert!(proxy.requests().is_empty());
+    sb.assert_no_leak(&r, &["wrong-request-token"], &[]);
+}
+
 // Every bad-input vector of hardening.md for oidc-login: exit 2, the message names the input,
 // the offending value is shown inert, and neither the token endpoint nor STS sees a request.
 #[test]
@@ -689,6 +736,12 @@ jobs:
     assert_eq!(oidc.count(), 1);
     assert!(!log.contains(REQUEST_TOKEN), "request token leaked");
     let akid = regex_lite::Regex::new(r"ASIA[A-Z0-9]{16}").unwrap();
-    assert!(!akid.is_match(&log), "an access key id reached the act log\n{log}");
-    assert!(!log.contains("eyJ"), "something JWT-like reached the act log\n{log}");
+    assert!(
+        !akid.is_match(&log),
+        "an access key id reached the act log\n{log}"
+    );
+    assert!(
+        !log.contains("eyJ"),
+        "something JWT-like reached the act log\n{log}"
+    );
 }

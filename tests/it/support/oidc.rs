@@ -91,6 +91,19 @@ impl OidcServer {
         self.token_requests().len()
     }
 
+    /// The JWKS document (the public signing key).
+    pub fn jwks(&self) -> serde_json::Value {
+        let out = Command::new("curl")
+            .args([
+                "-sf",
+                &format!("http://127.0.0.1:{}/.well-known/jwks", self.port),
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "jwks fetch failed");
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     /// Fetch a token directly (for tests that need one outside the binary).
     pub fn fetch_token(&self, audience: &str) -> String {
         let out = Command::new("curl")
