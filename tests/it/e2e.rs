@@ -685,3 +685,50 @@ fn e2e_demo_runs_the_whole_flow_and_leaves_the_expected_tags() {
         assert!(stderr.contains(step), "timeline lacks `{step}`:\n{stderr}");
     }
 }
+
+// Where terraform is absent the demo says so and stops before starting anything (exit 3); an
+// unknown flag is a usage error (exit 2). Neither leaves a work directory behind.
+#[test]
+fn e2e_demo_stops_honestly_without_terraform_and_refuses_unknown_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |path: &str, args: &[&str]| {
+        Command::new(root().join("scripts/demo"))
+            .args(args)
+            .env_clear()
+            .env("PATH", path)
+            .env("HOME", tmp.path())
+            .env("TMPDIR", tmp.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // A PATH with the basic tools but without terraform.
+    let bare = tmp.path().join("bin");
+    std::fs::create_dir_all(&bare).unwrap();
+    for t in [
+        "bash", "env", "dirname", "date", "sed", "printf", "cat", "mktemp", "rm",
+    ] {
+        if let Some(p) = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(t))
+            .find(|p| p.exists())
+        {
+            std::os::unix::fs::symlink(p, bare.join(t)).unwrap();
+        }
+    }
+    let out = run(bare.to_str().unwrap(), &["--no-install"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("terraform is not installed"), "{err}");
+    assert!(err.contains("nothing was started"), "{err}");
+    let out = run(&std::env::var("PATH").unwrap_or_default(), &["--bogus"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("unknown argument"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("gitops-demo."))
+        .collect();
+    assert!(left.is_empty(), "the demo left a work directory behind");
+}
