@@ -104,7 +104,8 @@ fn api_error(what: &str, e: octocrab::Error) -> Failure {
             source.status_code.as_u16(),
             single_line(&source.message)
         ),
-        other => single_line(&other.to_string()),
+        // octocrab appends a backtrace ("Found at ...") to some errors: keep the first line.
+        other => single_line(other.to_string().lines().next().unwrap_or("")),
     };
     Failure::runtime(format!("GitHub API: {what} failed: {detail}"))
 }

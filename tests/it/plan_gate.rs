@@ -606,3 +606,160 @@ fn a_huge_plan_comment_is_cut_at_a_section_with_a_pointer_to_the_summary() {
     assert!(c[0].body.contains("Plan: 5000 to add"));
     assert_eq!(sb.outputs()["add"], "5000");
 }
+
+/// The sentinel values in `tests/fixtures/tf/scenarios` (sensitive variable and output).
+const TF_SENTINELS: &[&str] = &[
+    "SENTINEL-TFVAR-OLD-a1b2c3d4",
+    "SENTINEL-TFVAR-NEW-c9d0e1f2",
+    "SENTINEL-TFOUT-OLD-e5f6a7b8",
+    "SENTINEL-TFOUT-NEW-0a1b2c3d",
+];
+
+fn tf_fixtures() -> Vec<(PathBuf, String)> {
+    let mut v: Vec<(PathBuf, String)> = std::fs::read_dir(fixture(""))
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            let n = p.file_name()?.to_str()?.to_string();
+            let stem = n.strip_suffix(".plan.json")?;
+            let line = std::fs::read_to_string(fixture(&format!("{stem}.plan-line.txt"))).ok()?;
+            Some((p, line.trim().to_string()))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn terraform_generated_plans_count_exactly_like_terraforms_own_plan_line() {
+    let fx = tf_fixtures();
+    assert!(!fx.is_empty(), "run scripts/gen-plan-fixtures");
+    for (p, line) in fx {
+        let s = plan::load(&p, &Limits::default()).unwrap();
+        assert_eq!(s.counts.terraform_line(), line, "{}", p.display());
+        let c = s.counts;
+        // The scenario covers every kind: replace both ways, count shrink, moved, removed.
+        assert_eq!((c.replace, c.moves, c.forget), (2, 1, 1), "{}", p.display());
+        let kinds: Vec<_> = s.changes.iter().map(|r| r.action).collect();
+        assert!(kinds.contains(&plan::Action::DeleteThenCreate));
+        assert!(kinds.contains(&plan::Action::CreateThenDelete));
+        // The oracle agrees as well.
+        let o = oracle(&[&p]);
+        assert_eq!(o[0]["counts"]["destroy"], c.destroy);
+    }
+}
+
+#[test]
+fn terraform_sentinel_secrets_reach_no_channel_not_even_the_pr_comment() {
+    let (p, _) = tf_fixtures().into_iter().next().unwrap();
+    let raw = std::fs::read_to_string(&p).unwrap();
+    for s in TF_SENTINELS {
+        assert!(
+            raw.contains(s),
+            "the fixture carries {s} in plain text, as Terraform writes it"
+        );
+    }
+    let gh = GithubFake::start();
+    for format in ["text", "markdown", "json"] {
+        let mut sb = Sandbox::actions();
+        sb.set("GITHUB_REPOSITORY", "acme/infra")
+            .set("GITHUB_API_URL", gh.url())
+            .set("GITOPS_GITHUB_TOKEN", "ghs_x");
+        let r = sb.run(
+            "plan-gate",
+            &[
+                "--plan",
+                p.to_str().unwrap(),
+                "--format",
+                format,
+                "--pr-number",
+                "5",
+                "--environment",
+                "dev",
+            ],
+        );
+        r.expect_code(0);
+        sb.assert_no_leak(&r, TF_SENTINELS, &[]);
+        assert!(sb.summary().contains("(sensitive)"));
+    }
+    let bodies: Vec<String> = gh.requests().into_iter().map(|r| r.body).collect();
+    assert!(
+        bodies.iter().any(|b| b.contains("connection\\\\_string")),
+        "the comment lists outputs"
+    );
+    for b in bodies {
+        for s in TF_SENTINELS {
+            for form in crate::support::secret_forms(s) {
+                assert!(!b.contains(&form), "sentinel {s} reached the PR comment");
+            }
+        }
+    }
+}
+
+#[test]
+fn live_terraform_regenerates_the_fixtures_with_the_same_plan_line() {
+    if !crate::support::has_tool("terraform") {
+        crate::support::skip_loudly(
+            "live_terraform_regenerates_the_fixtures_with_the_same_plan_line",
+            "terraform is not installed (the committed fixtures are still tested)",
+        );
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let r = Command::new(root().join("scripts/gen-plan-fixtures"))
+        .env("GITOPS_PLAN_FIXTURES_OUT", out.path())
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    for (committed, line) in tf_fixtures() {
+        let name = committed.file_name().unwrap();
+        let fresh = out.path().join(name);
+        let fresh_line =
+            std::fs::read_to_string(fresh.with_extension("").with_extension("plan-line.txt"))
+                .unwrap();
+        assert_eq!(
+            fresh_line.trim(),
+            line,
+            "Terraform's own line changed: regenerate the fixtures"
+        );
+        let s = plan::load(&fresh, &Limits::default()).unwrap();
+        assert_eq!(s.counts.terraform_line(), line);
+    }
+}
+
+/// The comment calls checked against GitHub's own OpenAPI description: Prism validates every
+/// request plan-gate sends and every response of the scenario fake behind it.
+#[test]
+fn pr_comment_requests_and_fake_responses_follow_githubs_openapi_description() {
+    let gh = GithubFake::start();
+    let prism = crate::support::prism::Prism::proxy(&gh.url());
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write(dir.path(), "p.json", DESTROYING);
+    for expect in ["PR comment created", "PR comment updated in place"] {
+        let mut sb = Sandbox::actions();
+        sb.set("GITHUB_REPOSITORY", "acme/infra")
+            .set("GITHUB_API_URL", prism.url())
+            .set("GITOPS_GITHUB_TOKEN", "ghs_PRISMTOKEN0123456789");
+        let r = sb.run(
+            "plan-gate",
+            &["--plan", &plan, "--pr-number", "12", "--environment", "dev"],
+        );
+        r.expect_code(0);
+        assert!(r.stdout.contains(expect), "{}\n{}", r.all(), prism.log());
+    }
+    prism.assert_no_violations();
+    let methods: Vec<String> = gh
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        methods,
+        vec![
+            "GET /repos/acme/infra/issues/12/comments",
+            "POST /repos/acme/infra/issues/12/comments",
+            "GET /repos/acme/infra/issues/12/comments",
+            "PATCH /repos/acme/infra/issues/comments/1001",
+        ]
+    );
+}

@@ -103,11 +103,13 @@ impl Drop for GithubFake {
 }
 
 fn user(login: &str, port: u16) -> serde_json::Value {
-    let base = format!("http://127.0.0.1:{port}/users/{login}");
+    // As GitHub does: `github-actions[bot]` is percent-encoded in URLs.
+    let enc = login.replace('[', "%5B").replace(']', "%5D");
+    let base = format!("http://127.0.0.1:{port}/users/{enc}");
     serde_json::json!({
         "login": login, "id": 41898282, "node_id": "MDM6Qm90NDE4OTgyODI=",
         "avatar_url": "https://avatars.githubusercontent.com/in/15368?v=4", "gravatar_id": "",
-        "url": base, "html_url": format!("https://github.com/{login}"),
+        "url": base, "html_url": format!("https://github.com/{enc}"),
         "followers_url": format!("{base}/followers"), "following_url": format!("{base}/following{{/other_user}}"),
         "gists_url": format!("{base}/gists{{/gist_id}}"), "starred_url": format!("{base}/starred{{/owner}}{{/repo}}"),
         "subscriptions_url": format!("{base}/subscriptions"), "organizations_url": format!("{base}/orgs"),
