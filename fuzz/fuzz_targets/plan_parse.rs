@@ -1,0 +1,40 @@
+//! Fuzz the plan reader and everything downstream of it: any input is either refused with a
+//! `PlanError` or yields a summary whose invariants hold and which renders without panicking.
+#![no_main]
+
+use gitops_actions::plan::load::{load_bytes, Limits};
+use gitops_actions::plan::render::{self, Report, Verdict};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let limits = Limits {
+        max_bytes: 4 << 20,
+        max_depth: 100,
+    };
+    let Ok(s) = load_bytes(data, &limits) else {
+        return;
+    };
+    let c = s.counts;
+    assert!(c.replace <= c.destroy && c.replace <= c.add);
+    assert!(gitops_actions::plan::digest::is_digest(&s.digest));
+    // Same bytes, same digest.
+    assert_eq!(load_bytes(data, &limits).unwrap().digest, s.digest);
+    let r = Report {
+        plan: &s,
+        verdict: Verdict::Pass,
+        gate: Vec::new(),
+        violations: Vec::new(),
+        allowed: Vec::new(),
+        allow_reason: None,
+        environment: None,
+        stack: None,
+    };
+    // Rendering never panics, and the scrubbed text carries no sensitive string.
+    let md = s.scrub(&render::markdown(&r).render());
+    let text = render::text(&r);
+    for secret in s.sensitive_strings.iter().filter(|x| !"(sensitive)".contains(x.as_str())) {
+        assert!(!md.contains(secret.as_str()));
+        assert!(!text.contains(secret.as_str()));
+    }
+    let _ = render::json(&r);
+});
