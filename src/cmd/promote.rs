@@ -61,6 +61,9 @@ pub struct Args {
     /// Also require the source's GitHub Deployment of the candidate to be `success`.
     #[arg(long, env = "GITOPS_REQUIRE_DEPLOYMENT_STATUS")]
     pub require_deployment_status: bool,
+    /// Check everything and write the changelog, but change nothing (status `would-promote`).
+    #[arg(long, env = "GITOPS_DRY_RUN")]
+    pub dry_run: bool,
     /// Token for git (as `x-access-token`) and the GitHub API (the action passes `github.token`).
     #[arg(long, env = "GITOPS_GITHUB_TOKEN", hide_env_values = true)]
     pub github_token: Option<String>,
@@ -97,7 +100,7 @@ pub const OUTPUTS: &[OutputDoc] = &[
     },
     OutputDoc {
         name: "status",
-        description: "`promoted`, `up-to-date`, `pull-request-opened`, `pull-request-updated` or `pull-request-pending`",
+        description: "`promoted`, `up-to-date`, `pull-request-opened`, `pull-request-pending` or `would-promote` (dry run)",
     },
     OutputDoc {
         name: "pull-request-url",
@@ -470,6 +473,17 @@ fn promote_once(
         short(dst.oid)
     ));
 
+    if args.dry_run {
+        runner.info(&format!(
+            "dry run: would fast-forward `{}` {} -> {}; nothing changed",
+            to.branch,
+            short(dst.oid),
+            short(candidate)
+        ));
+        runner.set_output("status", "would-promote")?;
+        runner.set_output("pull-request-url", "")?;
+        return Ok(());
+    }
     let rt = if c.api.is_some() {
         Some(crate::cli::runtime()?)
     } else {

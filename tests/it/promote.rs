@@ -96,6 +96,25 @@ fn promotes_the_deployed_commit_by_fast_forward_and_a_rerun_is_up_to_date() {
         .stdout
         .contains(&format!("{} -> {}", &old_main[..7], &deployed[..7])));
 
+    // dry run: all checks, nothing written
+    let r3 = remote(4);
+    tag(
+        &r3.bare,
+        "deploy/dev/current",
+        &r3.dev[3],
+        &deploy_msg("dev", &r3.dev[3]),
+    );
+    let before3 = refs(&r3.bare);
+    let sb3 = Sandbox::actions();
+    promote(
+        &sb3,
+        &r3.bare.display().to_string(),
+        &["--from", "dev", "--dry-run"],
+    )
+    .expect_code(0);
+    assert_eq!(sb3.outputs()["status"], "would-promote");
+    assert_eq!(refs(&r3.bare), before3, "a dry run changes nothing");
+
     let before = refs(&r.bare);
     let sb2 = Sandbox::actions();
     promote(&sb2, &url, &["--from", "dev", "--to", "staging"]).expect_code(0);
