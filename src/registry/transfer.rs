@@ -159,15 +159,17 @@ async fn ensure_blob(
     src: &BlobSource<'_>,
     mount_from: Option<&str>,
 ) -> Result<()> {
-    if c.blob_exists(repo, &b.digest).await? {
-        c.stats.blobs_present.fetch_add(1, Ordering::Relaxed);
-        return Ok(());
-    }
-    if let Some(from) = mount_from {
-        if from != repo && c.mount(repo, &b.digest, from).await? {
+    // Within one registry a mount is tried first: one request, whether or not the blob is
+    // already linked into the destination repository.
+    if let Some(from) = mount_from.filter(|f| *f != repo) {
+        if c.mount(repo, &b.digest, from).await? {
             c.stats.blobs_mounted.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
+    }
+    if c.blob_exists(repo, &b.digest).await? {
+        c.stats.blobs_present.fetch_add(1, Ordering::Relaxed);
+        return Ok(());
     }
     c.upload(repo, b, src).await
 }
