@@ -60,7 +60,7 @@ const RELEASE_STEP: usize = 8 * 1024 * 1024;
 
 /// Read, validate, count and digest a plan file.
 pub fn load(path: &Path, limits: &Limits) -> Result<Summary, PlanError> {
-    let mut file = File::open(path).map_err(|e| PlanError::Io(e.to_string()))?;
+    let file = File::open(path).map_err(|e| PlanError::Io(e.to_string()))?;
     let size = file
         .metadata()
         .map_err(|e| PlanError::Io(e.to_string()))?
@@ -74,7 +74,6 @@ pub fn load(path: &Path, limits: &Limits) -> Result<Summary, PlanError> {
     if size == 0 {
         return Err(PlanError::Empty);
     }
-    let start = prescan(&mut file, limits)?;
     let map = mapped::Map::new(&file).map_err(|e| PlanError::Io(e.to_string()))?;
     let bytes = map.bytes();
     if bytes.len() as u64 != size {
@@ -82,9 +81,39 @@ pub fn load(path: &Path, limits: &Limits) -> Result<Summary, PlanError> {
             "the file changed while it was being read".into(),
         ));
     }
-    let mut summary = parse_slice(&bytes[start..], Some(&map))?;
+    let start = bom_start(bytes)?;
+    // Pass one (streamed checks) runs on a second core while pass two parses. Pass two is safe
+    // on any input (serde_json validates what it reads and has its own recursion limit); when
+    // pass one refuses the file, its reason wins and pass two's result is dropped.
+    let (pre, parsed) = std::thread::scope(|sc| {
+        let h = sc.spawn(|| prescan(&mut &file, limits));
+        let parsed = parse_slice(&bytes[start..], Some(&map));
+        (h.join(), parsed)
+    });
+    match pre {
+        Ok(r) => r?,
+        Err(_) => return Err(PlanError::Io("the reader thread failed".into())),
+    };
+    let mut summary = parsed?;
     summary.bytes = size;
     Ok(summary)
+}
+
+/// Where the JSON starts: refuses UTF-16 (BOM, or NULs between ASCII), skips a UTF-8 BOM.
+fn bom_start(head: &[u8]) -> Result<usize, PlanError> {
+    if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
+        return Err(PlanError::Utf16Bom);
+    }
+    let start = if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        3
+    } else {
+        0
+    };
+    let h = &head[start..head.len().min(start + 4)];
+    if h.len() >= 2 && h.contains(&0) {
+        return Err(PlanError::Utf16NoBom);
+    }
+    Ok(start)
 }
 
 /// Parse a plan held in memory (tests, fuzzing). Runs the same checks as [`load`].
@@ -124,16 +153,7 @@ fn prescan(r: &mut impl Read, limits: &Limits) -> Result<usize, PlanError> {
         let chunk = &buf[..len];
         if first {
             first = false;
-            if chunk.starts_with(&[0xFF, 0xFE]) || chunk.starts_with(&[0xFE, 0xFF]) {
-                return Err(PlanError::Utf16Bom);
-            }
-            if chunk.starts_with(&[0xEF, 0xBB, 0xBF]) {
-                start = 3;
-            }
-            let head = &chunk[start..len.min(start + 4)];
-            if head.len() >= 2 && head.contains(&0) {
-                return Err(PlanError::Utf16NoBom);
-            }
+            start = bom_start(chunk)?;
         }
         let from = if offset == 0 { start } else { 0 };
         let (valid, rest) = match std::str::from_utf8(&chunk[from..]) {
