@@ -1,1 +1,661 @@
-//! Placeholder: filled in by its owner (see CONTRIBUTING.md).
+//! The deploy-tag model: what the tags under `refs/tags/deploy/<env>/` mean.
+//!
+//! - `deploy/<env>/current`: an annotated tag on the commit deployed now. Moved only by a
+//!   compare-and-swap on its tag object id, in the same atomic push as a new history entry.
+//! - `deploy/<env>/history/<UTC yyyymmddThhmmssZ>-<run id>-<sha7>`: one immutable annotated tag
+//!   per deploy; names sort by time; the message carries the metadata as trailers
+//!   ([`Record`]).
+//! - `deploy/<env>/hold`: an annotated tag whose presence puts the environment on hold (after a
+//!   rollback): automatic deploys and `promote` refuse until it is released. Its message carries
+//!   the reason and the actor ([`Hold`]).
+//!
+//! Everything here is pure: it reads [`RemoteRefs`] (state always comes from the remote) and tag
+//! messages, and decides. The commands in `cmd::tag_deploy` and `cmd::promote` do the I/O.
+
+use git2::Oid;
+use time::OffsetDateTime;
+
+use crate::exit::{Failure, Result};
+use crate::git::{RemoteRef, RemoteRefs};
+use crate::runner::single_line;
+use crate::validate;
+
+/// `refs/tags/deploy/<env>/current`.
+pub fn current_ref(env: &str) -> String {
+    format!("refs/tags/deploy/{env}/current")
+}
+
+/// `refs/tags/deploy/<env>/hold`.
+pub fn hold_ref(env: &str) -> String {
+    format!("refs/tags/deploy/{env}/hold")
+}
+
+/// `refs/tags/deploy/<env>/history/` (prefix of every history tag).
+pub fn history_prefix(env: &str) -> String {
+    format!("refs/tags/deploy/{env}/history/")
+}
+
+/// `refs/tags/deploy/<env>/` (everything this model owns for one environment).
+pub fn env_prefix(env: &str) -> String {
+    format!("refs/tags/deploy/{env}/")
+}
+
+/// The UTC stamp used in history names: `20261126T120000Z`.
+pub fn stamp(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// A run id for history names: digits (GitHub's `run_id`) or `local` outside Actions.
+pub fn validate_run_id(v: &str) -> Result<()> {
+    let ok =
+        v == "local" || (!v.is_empty() && v.len() <= 20 && v.bytes().all(|b| b.is_ascii_digit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::usage(
+            "run-id",
+            format!("`{}` is not a GitHub run id (digits)", single_line(v)),
+        ))
+    }
+}
+
+/// The short name (without `refs/tags/`) of a new history tag.
+pub fn history_name(env: &str, at: OffsetDateTime, run_id: &str, sha: Oid) -> String {
+    let sha7 = &sha.to_string()[..7];
+    format!("deploy/{env}/history/{}-{run_id}-{sha7}", stamp(at))
+}
+
+/// The parts of a history tag name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryName {
+    /// `20261126T120000Z`.
+    pub stamp: String,
+    /// The run id part.
+    pub run_id: String,
+    /// The abbreviated commit in the name.
+    pub sha7: String,
+}
+
+impl HistoryName {
+    /// Parse the last component of a history ref. `None` for names we did not write.
+    pub fn parse(leaf: &str) -> Option<HistoryName> {
+        let mut parts = leaf.splitn(3, '-');
+        let (stamp, run_id, sha7) = (parts.next()?, parts.next()?, parts.next()?);
+        let stamp_ok = stamp.len() == 16
+            && stamp.as_bytes()[8] == b'T'
+            && stamp.ends_with('Z')
+            && stamp[..8].bytes().all(|b| b.is_ascii_digit())
+            && stamp[9..15].bytes().all(|b| b.is_ascii_digit());
+        let run_ok =
+            run_id == "local" || (!run_id.is_empty() && run_id.bytes().all(|b| b.is_ascii_digit()));
+        let sha_ok = sha7.len() >= 7 && sha7.bytes().all(|b| b.is_ascii_hexdigit());
+        (stamp_ok && run_ok && sha_ok).then(|| HistoryName {
+            stamp: stamp.to_string(),
+            run_id: run_id.to_string(),
+            sha7: sha7.to_string(),
+        })
+    }
+
+    /// `2026-11-26T12:00:00Z`.
+    pub fn iso_time(&self) -> String {
+        let s = &self.stamp;
+        format!(
+            "{}-{}-{}T{}:{}:{}Z",
+            &s[0..4],
+            &s[4..6],
+            &s[6..8],
+            &s[9..11],
+            &s[11..13],
+            &s[13..15]
+        )
+    }
+
+    fn sort_key(&self) -> (String, u64, String) {
+        (
+            self.stamp.clone(),
+            self.run_id.parse().unwrap_or(0),
+            self.sha7.clone(),
+        )
+    }
+}
+
+/// One history entry as seen on the remote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// Short tag name (`deploy/dev/history/...`).
+    pub tag: String,
+    /// Tag object id.
+    pub tag_oid: Oid,
+    /// The deployed commit.
+    pub commit: Oid,
+    /// Parsed name.
+    pub name: HistoryName,
+}
+
+/// A hold, as the remote has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldRef {
+    /// Tag object id (the lease for `release`).
+    pub tag_oid: Oid,
+    /// The commit it points at.
+    pub commit: Oid,
+}
+
+/// Everything the remote says about one environment's deploys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvState {
+    /// Environment name.
+    pub env: String,
+    /// `deploy/<env>/current`, if any.
+    pub current: Option<RemoteRef>,
+    /// History, newest first.
+    pub history: Vec<HistoryEntry>,
+    /// The hold, if any.
+    pub hold: Option<HoldRef>,
+    /// Refs under the history prefix we could not parse (shown as warnings, never used).
+    pub foreign: Vec<String>,
+}
+
+impl EnvState {
+    /// Build from an ls-remote of `refs/tags/deploy/<env>/`.
+    pub fn from_refs(env: &str, refs: &RemoteRefs) -> EnvState {
+        let hp = history_prefix(env);
+        let mut history = Vec::new();
+        let mut foreign = Vec::new();
+        for (name, r) in refs.under(&hp) {
+            let leaf = &name[hp.len()..];
+            match HistoryName::parse(leaf) {
+                Some(n) if !leaf.contains('/') => history.push(HistoryEntry {
+                    tag: name["refs/tags/".len()..].to_string(),
+                    tag_oid: r.oid,
+                    commit: r.peeled,
+                    name: n,
+                }),
+                _ => foreign.push(name.to_string()),
+            }
+        }
+        history.sort_by_key(|h| std::cmp::Reverse(h.name.sort_key()));
+        EnvState {
+            env: env.to_string(),
+            current: refs.get(&current_ref(env)),
+            history,
+            hold: refs.get(&hold_ref(env)).map(|r| HoldRef {
+                tag_oid: r.oid,
+                commit: r.peeled,
+            }),
+            foreign,
+        }
+    }
+
+    /// The commit deployed now.
+    pub fn current_commit(&self) -> Option<Oid> {
+        self.current.map(|c| c.peeled)
+    }
+
+    /// The newest history entry for `commit`, if it was ever deployed here.
+    pub fn last_deploy_of(&self, commit: Oid) -> Option<&HistoryEntry> {
+        self.history.iter().find(|h| h.commit == commit)
+    }
+
+    /// The newest deploy whose commit differs from the current one.
+    pub fn previous(&self) -> Option<&HistoryEntry> {
+        let cur = self.current_commit()?;
+        self.history.iter().find(|h| h.commit != cur)
+    }
+}
+
+/// A rollback target as the user wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The deploy before the current one.
+    Previous,
+    /// A history tag, short (`deploy/<env>/history/...`) name.
+    HistoryTag(String),
+    /// A full commit id.
+    Sha(Oid),
+}
+
+/// Parse `--to`: `previous`, a history tag (`deploy/<env>/history/...`, optionally with
+/// `refs/tags/`), or a full commit SHA. The tag must belong to `env`.
+pub fn parse_target(field: &str, env: &str, v: &str) -> Result<Target> {
+    if v == "previous" {
+        return Ok(Target::Previous);
+    }
+    if (v.len() == 40 || v.len() == 64) && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+        validate::full_sha(field, v)?;
+        return Oid::from_str(v)
+            .map(Target::Sha)
+            .map_err(|_| Failure::usage(field, "not an object id"));
+    }
+    let short = v.strip_prefix("refs/tags/").unwrap_or(v);
+    if short.starts_with("deploy/") {
+        crate::git::validate_full_ref(field, &format!("refs/tags/{short}"))?;
+        let hp = &history_prefix(env)["refs/tags/".len()..];
+        let Some(leaf) = short.strip_prefix(hp) else {
+            return Err(Failure::usage(
+                field,
+                format!(
+                    "`{}` is not a history tag of environment `{env}` (expected `{hp}<time>-<run>-<sha7>`)",
+                    single_line(v)
+                ),
+            ));
+        };
+        if HistoryName::parse(leaf).is_none() || leaf.contains('/') {
+            return Err(Failure::usage(
+                field,
+                format!(
+                    "`{}` is not a history tag name (`<yyyymmddThhmmssZ>-<run id>-<sha7>`)",
+                    single_line(v)
+                ),
+            ));
+        }
+        return Ok(Target::HistoryTag(short.to_string()));
+    }
+    Err(Failure::usage(
+        field,
+        format!(
+            "`{}` is not `previous`, a history tag (`deploy/{env}/history/...`) or a full lowercase commit SHA",
+            single_line(v)
+        ),
+    ))
+}
+
+/// What a rollback target resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The commit to deploy.
+    pub commit: Oid,
+    /// The history entry that proves it was deployed here (newest deploy of that commit).
+    pub entry: HistoryEntry,
+}
+
+/// Resolve a target against the remote state. Refuses (exit 1) commits never deployed to the
+/// environment (F16) and a `previous` when there is none.
+pub fn resolve(state: &EnvState, target: &Target) -> Result<Resolved> {
+    let env = &state.env;
+    match target {
+        Target::Previous => {
+            if state.current.is_none() {
+                return Err(Failure::refused(format!(
+                    "environment `{env}` has no current deploy (`deploy/{env}/current` does not exist), so there is no previous one"
+                )));
+            }
+            let e = state.previous().ok_or_else(|| {
+                Failure::refused(format!(
+                    "environment `{env}` has no deploy before the current one to roll back to"
+                ))
+            })?;
+            Ok(Resolved {
+                commit: e.commit,
+                entry: e.clone(),
+            })
+        }
+        Target::HistoryTag(tag) => {
+            let e = state
+                .history
+                .iter()
+                .find(|h| &h.tag == tag)
+                .ok_or_else(|| {
+                    Failure::refused(format!(
+                        "history tag `{}` does not exist on the remote",
+                        single_line(tag)
+                    ))
+                })?;
+            Ok(Resolved {
+                commit: e.commit,
+                entry: e.clone(),
+            })
+        }
+        Target::Sha(sha) => {
+            let e = state.last_deploy_of(*sha).ok_or_else(|| {
+                Failure::refused(format!(
+                    "commit {sha} was never deployed to `{env}` (no history tag under deploy/{env}/history/ points at it); refusing to roll back to it"
+                ))
+            })?;
+            Ok(Resolved {
+                commit: e.commit,
+                entry: e.clone(),
+            })
+        }
+    }
+}
+
+/// The metadata a deploy's tags carry, as git trailers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Record {
+    /// Environment name.
+    pub environment: String,
+    /// Full commit id.
+    pub commit: String,
+    /// The run's URL, if known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_url: Option<String>,
+    /// The run id (or `local`).
+    pub run_id: String,
+    /// Who triggered the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// Image reference deployed (e.g. with digest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Digest of the applied plan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan_digest: Option<String>,
+    /// The commit that was current before, when this deploy is a rollback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<String>,
+}
+
+const TRAILERS: [&str; 8] = [
+    "Environment",
+    "Commit",
+    "Run-ID",
+    "Run-URL",
+    "Actor",
+    "Image",
+    "Plan-Digest",
+    "Rollback-Of",
+];
+
+impl Record {
+    /// The tag message: a subject line, a blank line, a sentence, and the trailers.
+    pub fn message(&self) -> String {
+        let sha7 = &self.commit[..self.commit.len().min(7)];
+        let subject = if self.rollback_of.is_some() {
+            format!("rollback {}: {sha7}", self.environment)
+        } else {
+            format!("deploy {}: {sha7}", self.environment)
+        };
+        let mut m = format!("{subject}\n\nRecorded by gitops-actions tag-deploy.\n\n");
+        let fields: [Option<&str>; 8] = [
+            Some(&self.environment),
+            Some(&self.commit),
+            Some(&self.run_id),
+            self.run_url.as_deref(),
+            self.actor.as_deref(),
+            self.image.as_deref(),
+            self.plan_digest.as_deref(),
+            self.rollback_of.as_deref(),
+        ];
+        for (k, v) in TRAILERS.iter().zip(fields) {
+            if let Some(v) = v {
+                m.push_str(&format!("{k}: {}\n", one_line(v)));
+            }
+        }
+        m
+    }
+
+    /// Parse a tag message we wrote (unknown trailers are ignored; missing ones stay empty).
+    pub fn parse(message: &str) -> Record {
+        let mut r = Record::default();
+        for (k, v) in trailers(message) {
+            let v = v.to_string();
+            match k {
+                "Environment" => r.environment = v,
+                "Commit" => r.commit = v,
+                "Run-ID" => r.run_id = v,
+                "Run-URL" => r.run_url = Some(v),
+                "Actor" => r.actor = Some(v),
+                "Image" => r.image = Some(v),
+                "Plan-Digest" => r.plan_digest = Some(v),
+                "Rollback-Of" => r.rollback_of = Some(v),
+                _ => {}
+            }
+        }
+        r
+    }
+}
+
+/// A hold's metadata.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Hold {
+    /// Why.
+    pub reason: String,
+    /// Who.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// The run that set it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_url: Option<String>,
+    /// When (ISO 8601 UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+}
+
+impl Hold {
+    /// The hold tag's message.
+    pub fn message(&self, env: &str) -> String {
+        let mut m = format!(
+            "hold {env}\n\nDeploys and promotions of `{env}` are on hold until `tag-deploy release`.\n\n"
+        );
+        m.push_str(&format!("Reason: {}\n", one_line(&self.reason)));
+        for (k, v) in [
+            ("Actor", &self.actor),
+            ("Run-URL", &self.run_url),
+            ("Since", &self.since),
+        ] {
+            if let Some(v) = v {
+                m.push_str(&format!("{k}: {}\n", one_line(v)));
+            }
+        }
+        m
+    }
+
+    /// Parse a hold message.
+    pub fn parse(message: &str) -> Hold {
+        let mut h = Hold::default();
+        for (k, v) in trailers(message) {
+            match k {
+                "Reason" => h.reason = v.to_string(),
+                "Actor" => h.actor = Some(v.to_string()),
+                "Run-URL" => h.run_url = Some(v.to_string()),
+                "Since" => h.since = Some(v.to_string()),
+                _ => {}
+            }
+        }
+        h
+    }
+}
+
+fn one_line(v: &str) -> String {
+    v.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// `Key: value` lines of the last paragraph.
+fn trailers(message: &str) -> Vec<(&str, &str)> {
+    let para = message.trim_end().rsplit("\n\n").next().unwrap_or_default();
+    para.lines()
+        .filter_map(|l| l.split_once(": "))
+        .filter(|(k, _)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .collect()
+}
+
+/// Validate a free-text metadata value (image, reason, ...): non-empty, at most `max` chars, no
+/// control characters (they would break the trailer format and the runner's log).
+pub fn validate_text(field: &str, v: &str, max: usize) -> Result<()> {
+    if v.trim().is_empty() {
+        return Err(Failure::usage(field, "is empty"));
+    }
+    if v.chars().count() > max {
+        return Err(Failure::usage(
+            field,
+            format!("is longer than {max} characters"),
+        ));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(Failure::usage(
+            field,
+            format!(
+                "`{}` contains a control character (newline, tab, ...)",
+                single_line(v)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn oid(c: char) -> Oid {
+        Oid::from_str(&c.to_string().repeat(40)).unwrap()
+    }
+
+    fn refs(list: &[(&str, char, char)]) -> RemoteRefs {
+        let mut m = BTreeMap::new();
+        for (n, o, p) in list {
+            m.insert(
+                n.to_string(),
+                RemoteRef {
+                    oid: oid(*o),
+                    peeled: oid(*p),
+                },
+            );
+        }
+        RemoteRefs { refs: m }
+    }
+
+    #[test]
+    fn names_and_stamps() {
+        let t = time::macros::datetime!(2026-11-26 12:03:04 UTC);
+        assert_eq!(stamp(t), "20261126T120304Z");
+        let n = history_name("prod", t, "42", oid('a'));
+        assert_eq!(n, "deploy/prod/history/20261126T120304Z-42-aaaaaaa");
+        crate::validate::git_ref_format("t", &n).unwrap();
+        let p = HistoryName::parse("20261126T120304Z-42-aaaaaaa").unwrap();
+        assert_eq!(p.iso_time(), "2026-11-26T12:03:04Z");
+        for bad in [
+            "x",
+            "20261126T120304Z-42",
+            "20261126-42-aaaaaaa",
+            "20261126T120304Z-4x-aaaaaaa",
+            "20261126T120304Z-42-zzzzzzz",
+        ] {
+            assert!(HistoryName::parse(bad).is_none(), "{bad}");
+        }
+        validate_run_id("123").unwrap();
+        validate_run_id("local").unwrap();
+        for bad in ["", "12a", "-1", "1 "] {
+            assert!(validate_run_id(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn state_previous_and_resolution() {
+        let r = refs(&[
+            ("refs/tags/deploy/dev/current", 'c', '3'),
+            (
+                "refs/tags/deploy/dev/history/20261126T100000Z-1-1111111",
+                'd',
+                '1',
+            ),
+            (
+                "refs/tags/deploy/dev/history/20261126T110000Z-2-2222222",
+                'e',
+                '2',
+            ),
+            (
+                "refs/tags/deploy/dev/history/20261126T120000Z-3-3333333",
+                'f',
+                '3',
+            ),
+            ("refs/tags/deploy/dev/history/junk", 'f', '3'),
+            ("refs/tags/deploy/dev2/current", 'a', 'a'),
+        ]);
+        let s = EnvState::from_refs("dev", &r);
+        assert_eq!(s.history.len(), 3);
+        assert_eq!(s.history[0].commit, oid('3'));
+        assert_eq!(
+            s.foreign,
+            vec!["refs/tags/deploy/dev/history/junk".to_string()]
+        );
+        assert_eq!(s.previous().unwrap().commit, oid('2'));
+        assert_eq!(resolve(&s, &Target::Previous).unwrap().commit, oid('2'));
+        assert_eq!(
+            resolve(&s, &Target::Sha(oid('1'))).unwrap().commit,
+            oid('1')
+        );
+        let e = resolve(&s, &Target::Sha(oid('9'))).unwrap_err();
+        assert_eq!(e.class, crate::exit::ExitClass::Refused);
+        assert!(e.message.contains("never deployed"), "{e}");
+        let t = parse_target("to", "dev", "deploy/dev/history/20261126T100000Z-1-1111111").unwrap();
+        assert_eq!(resolve(&s, &t).unwrap().commit, oid('1'));
+        let t = parse_target(
+            "to",
+            "dev",
+            "refs/tags/deploy/dev/history/20261126T090000Z-1-1111111",
+        )
+        .unwrap();
+        assert!(resolve(&s, &t).is_err());
+        let empty = EnvState::from_refs("prod", &r);
+        assert!(resolve(&empty, &Target::Previous).is_err());
+    }
+
+    #[test]
+    fn targets_are_validated() {
+        assert_eq!(
+            parse_target("to", "dev", "previous").unwrap(),
+            Target::Previous
+        );
+        assert_eq!(
+            parse_target("to", "dev", &"a".repeat(40)).unwrap(),
+            Target::Sha(oid('a'))
+        );
+        for bad in [
+            "",
+            "Previous",
+            "abc1234",
+            &"A".repeat(40),
+            "deploy/prod/history/20261126T100000Z-1-1111111",
+            "deploy/dev/history/../current",
+            "deploy/dev/current",
+            "deploy/dev/history/20261126T100000Z-1-1111111 ",
+            "deploy/dev/history/x:y",
+            "HEAD~1",
+        ] {
+            let e = parse_target("to", "dev", bad).unwrap_err();
+            assert_eq!(e.class, crate::exit::ExitClass::Usage, "{bad:?}");
+            assert_eq!(e.field.as_deref(), Some("to"));
+        }
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        let r = Record {
+            environment: "prod".into(),
+            commit: "a".repeat(40),
+            run_url: Some("https://github.com/o/r/actions/runs/1".into()),
+            run_id: "1".into(),
+            actor: Some("octocat".into()),
+            image: Some("123.dkr.ecr.us-east-1.amazonaws.com/app@sha256:abc".into()),
+            plan_digest: Some("sha256:def".into()),
+            rollback_of: Some("b".repeat(40)),
+        };
+        let m = r.message();
+        assert!(m.starts_with("rollback prod: aaaaaaa\n\n"));
+        assert_eq!(Record::parse(&m), r);
+        let h = Hold {
+            reason: "rolled back: bad release".into(),
+            actor: Some("octocat".into()),
+            run_url: None,
+            since: Some("2026-11-26T12:00:00Z".into()),
+        };
+        assert_eq!(Hold::parse(&h.message("prod")), h);
+        assert!(validate_text("reason", "a\nb", 10).is_err());
+        assert!(validate_text("reason", " ", 10).is_err());
+        assert!(validate_text("reason", "abcdefghijk", 10).is_err());
+    }
+}

@@ -176,29 +176,35 @@ impl Auth {
             source: "checkout credentials (http.extraheader)",
         })
     }
-    /// Look for `actions/checkout`'s persisted header in a repository's config, most specific first.
+    /// Look for `actions/checkout`'s persisted header in a repository's config: `http.extraheader`
+    /// or `http.<url>.extraheader` whose `<url>` is a prefix of the remote URL (longest wins).
     pub fn from_repo_config(repo: &Repository, url: &str) -> Option<Auth> {
         let cfg = repo.config().ok()?.snapshot().ok()?;
-        let mut candidates = Vec::new();
-        if let Ok(u) = url::Url::parse(url) {
-            if let Some(host) = u.host_str() {
-                let origin = format!("{}://{}/", u.scheme(), host);
-                candidates.push(format!("http.{origin}.extraheader"));
-                candidates.push(format!("http.{}.extraheader", origin.trim_end_matches('/')));
-                candidates.push(format!("http.{url}.extraheader"));
+        let mut best: Option<(usize, Auth)> = None;
+        let mut entries = cfg.entries(None).ok()?;
+        while let Some(Ok(e)) = entries.next() {
+            let Some(name) = e.name() else { continue };
+            let lower = name.to_ascii_lowercase();
+            if !lower.starts_with("http.") || !lower.ends_with(".extraheader") {
+                continue;
             }
-        }
-        candidates.push("http.extraheader".into());
-        for key in candidates {
-            if let Ok(mut entries) = cfg.multivar(&key, None) {
-                while let Some(Ok(e)) = entries.next() {
-                    if let Some(a) = e.value().and_then(Auth::from_extraheader) {
-                        return Some(a);
-                    }
+            let rank = if lower == "http.extraheader" {
+                0
+            } else if let Some(sub) = name
+                .get("http.".len()..name.len() - ".extraheader".len())
+                .filter(|sub| url.starts_with(sub) || url.starts_with(sub.trim_end_matches('/')))
+            {
+                sub.len()
+            } else {
+                continue;
+            };
+            if let Some(a) = e.value().and_then(Auth::from_extraheader) {
+                if best.as_ref().is_none_or(|(r, _)| rank >= *r) {
+                    best = Some((rank, a));
                 }
             }
         }
-        None
+        best.map(|(_, a)| a)
     }
     fn basic_header(&self) -> Option<String> {
         let p = self.password.as_ref()?;
@@ -571,7 +577,9 @@ impl Session {
         fo.remote_callbacks(callbacks(&self.auth, &attempts))
             .download_tags(AutotagOption::None)
             .update_fetchhead(false);
-        if let Some(d) = depth {
+        // libgit2's local transport cannot do shallow fetches (and needs none: it is a copy).
+        let local = !self.url.starts_with("http://") && !self.url.starts_with("https://");
+        if let (Some(d), false) = (depth, local) {
             fo.depth(d);
         }
         let specs: Vec<String> = refs.iter().map(|r| (*r).to_string()).collect();
@@ -582,13 +590,25 @@ impl Session {
         Ok(())
     }
 
-    /// Make sure `oids` are present locally, fetching `refs` if any is missing.
+    /// Make sure `oids` (and, in a full repository, their history) are present locally,
+    /// fetching `refs` if any is missing.
     pub fn ensure(&self, oids: &[Oid], refs: &[&str]) -> GitResult<()> {
+        self.ensure_with_depth(oids, refs, None)
+    }
+
+    /// As [`Session::ensure`] with a fetch depth (`Some(1)`: just the objects, for reading tag
+    /// messages in a scratch repository).
+    pub fn ensure_with_depth(
+        &self,
+        oids: &[Oid],
+        refs: &[&str],
+        depth: Option<i32>,
+    ) -> GitResult<()> {
         let odb = self.repo.odb()?;
         if oids.iter().all(|o| odb.exists(*o)) {
             return Ok(());
         }
-        self.fetch(refs, None)?;
+        self.fetch(refs, depth)?;
         for o in oids {
             if !odb.exists(*o) {
                 return Err(GitError::Missing(o.to_string()));

@@ -1,10 +1,55 @@
-//! `tag-deploy`: Record deploys as atomic git tags and GitHub Deployments. (Skeleton; its owner fills it in.)
+//! `tag-deploy`: record deploys as atomic git tags, list the history, resolve rollback targets,
+//! and put an environment on hold.
+//!
+//! - `record`: after a successful deploy, ONE atomic push creates the immutable history tag
+//!   `deploy/<env>/history/<UTC time>-<run id>-<sha7>` ("must not exist") and moves
+//!   `deploy/<env>/current` (lease: the tag object id we read). Idempotent when the sha is already
+//!   current; refuses (exit 1) an ancestor of the current deploy without `--rollback` (F13), a
+//!   rollback to a commit never deployed here (F16), a sha that is not on the environment's
+//!   branch, a non-rollback deploy while the environment is on hold, and a lost race (F10/F12,
+//!   both object ids printed, nothing changed).
+//! - `list`: the history, newest first, read from the remote (never from local tags).
+//! - `resolve`: `--to previous|<history tag>|<sha>` -> the commit to roll back to.
+//! - `hold` / `release`: create / delete `deploy/<env>/hold` (with leases).
+//!
+//! Every input is validated before the first network call (exit 2).
 
-use clap::{CommandFactory, Parser};
+use std::path::PathBuf;
+
+use clap::{CommandFactory, Parser, ValueEnum};
+use git2::Oid;
 
 use super::{BinaryDoc, OutputDoc};
+use crate::deploy::{self, EnvState, Hold, Record};
+use crate::envs::Model;
 use crate::exit::{Failure, Result};
-use crate::runner::Runner;
+use crate::git::{self, Expect, GitError, RefUpdate, RemoteSpec, Session, Tagger};
+use crate::runner::{markdown, single_line, OutputFormat, Runner};
+use crate::secret::Secret;
+
+/// What to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Command {
+    /// Record a deploy: history tag + move `deploy/<env>/current`, atomically.
+    Record,
+    /// List the deploy history, newest first.
+    List,
+    /// Resolve a rollback target to a commit.
+    Resolve,
+    /// Put the environment on hold.
+    Hold,
+    /// Release a hold.
+    Release,
+}
+
+/// Output format of `list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One line per deploy.
+    Text,
+    /// A JSON document.
+    Json,
+}
 
 /// Record deploys as atomic git tags and GitHub Deployments.
 #[derive(Debug, Parser)]
@@ -13,10 +58,96 @@ use crate::runner::Runner;
     version,
     about = "Record deploys as atomic git tags and GitHub Deployments"
 )]
-pub struct Args {}
+pub struct Args {
+    /// What to do: record, list, resolve, hold, release.
+    #[arg(value_enum, env = "GITOPS_COMMAND")]
+    pub command: Command,
+
+    /// The environment (a name from the environments model, e.g. `dev`, `staging`, `prod`).
+    #[arg(long, env = "GITOPS_ENVIRONMENT")]
+    pub environment: String,
+
+    /// record: the deployed commit (full SHA). Default: `GITHUB_SHA`.
+    #[arg(long, env = "GITOPS_SHA")]
+    pub sha: Option<String>,
+
+    /// record: this deploy is a deliberate rollback (allows an older commit that was deployed here before).
+    #[arg(long, env = "GITOPS_ROLLBACK")]
+    pub rollback: bool,
+
+    /// record: the image that was deployed (e.g. `repo@sha256:...`), kept in the tag's trailers.
+    #[arg(long, env = "GITOPS_IMAGE")]
+    pub image: Option<String>,
+
+    /// record: digest of the applied plan (`sha256:<64 hex>`), kept in the tag's trailers.
+    #[arg(long, env = "GITOPS_PLAN_DIGEST")]
+    pub plan_digest: Option<String>,
+
+    /// resolve: `previous`, a history tag (`deploy/<env>/history/...`) or a full commit SHA.
+    #[arg(long, env = "GITOPS_TO")]
+    pub to: Option<String>,
+
+    /// hold (required) / release: why.
+    #[arg(long, env = "GITOPS_REASON")]
+    pub reason: Option<String>,
+
+    /// list: output format.
+    #[arg(long, env = "GITOPS_FORMAT", value_enum, default_value = "text")]
+    pub format: Format,
+
+    /// list: how many entries, newest first (0 = all).
+    #[arg(long, env = "GITOPS_LIMIT", default_value_t = 20)]
+    pub limit: usize,
+
+    /// The git remote (https URL or local path). Default: the checkout's `origin`.
+    #[arg(long, env = "GITOPS_REMOTE")]
+    pub remote: Option<String>,
+
+    /// The checkout (default: `GITHUB_WORKSPACE`, else the current directory).
+    #[arg(long, env = "GITOPS_REPO_PATH")]
+    pub repo_path: Option<PathBuf>,
+
+    /// Token for the git remote (`x-access-token` basic auth) and the GitHub API. Default:
+    /// `GITHUB_TOKEN` if set, else the credentials `actions/checkout` persisted.
+    #[arg(long, env = "GITOPS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// The environments model file. Default: `.github/gitops.yml` in the checkout, else the built-in model.
+    #[arg(long, env = "GITOPS_CONFIG")]
+    pub config: Option<PathBuf>,
+}
 
 /// Outputs this binary sets.
-pub const OUTPUTS: &[OutputDoc] = &[];
+pub const OUTPUTS: &[OutputDoc] = &[
+    OutputDoc {
+        name: "status",
+        description: "record: `recorded`, `rolled-back` or `unchanged`; hold: `held` or `already-held`; release: `released` or `not-held`; list/resolve: `ok`",
+    },
+    OutputDoc {
+        name: "sha",
+        description: "record: the recorded commit; resolve: the commit to roll back to; list: the current commit",
+    },
+    OutputDoc {
+        name: "tag",
+        description: "`deploy/<env>/current` (record), the resolved history tag (resolve), `deploy/<env>/hold` (hold/release)",
+    },
+    OutputDoc {
+        name: "history-tag",
+        description: "record: the history tag of this deploy",
+    },
+    OutputDoc {
+        name: "previous-sha",
+        description: "record: the commit that was current before (empty for the first deploy)",
+    },
+    OutputDoc {
+        name: "held",
+        description: "`true` when the environment is on hold",
+    },
+    OutputDoc {
+        name: "json",
+        description: "list: the history as JSON",
+    },
+];
 
 /// Generator metadata.
 pub fn doc() -> BinaryDoc {
@@ -28,7 +159,719 @@ pub fn doc() -> BinaryDoc {
     }
 }
 
+/// The validated inputs plus the run context.
+struct Ctx {
+    env: String,
+    branch: String,
+    spec: RemoteSpec,
+    run_id: String,
+    run_url: Option<String>,
+    actor: Option<String>,
+}
+
+fn not_for(field: &str, cmd: Command) -> Failure {
+    Failure::usage(
+        field,
+        format!(
+            "does not apply to `{}`",
+            cmd.to_possible_value()
+                .map_or("?".into(), |v| v.get_name().to_string())
+        ),
+    )
+}
+
+/// GitHub logins: letters, digits, `-`, optionally a `[bot]` suffix.
+fn validate_actor(v: &str) -> Result<()> {
+    let base = v.strip_suffix("[bot]").unwrap_or(v);
+    let ok = !base.is_empty()
+        && base.len() <= 64
+        && base.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::usage(
+            "GITHUB_ACTOR",
+            format!("`{}` is not a GitHub login", single_line(v)),
+        ))
+    }
+}
+
+fn validate_plan_digest(v: &str) -> Result<()> {
+    let hex = v.strip_prefix("sha256:").unwrap_or("");
+    if hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(Failure::usage(
+            "plan-digest",
+            format!(
+                "`{}` is not `sha256:` followed by 64 lowercase hex characters",
+                single_line(v)
+            ),
+        ))
+    }
+}
+
+fn validate_image(v: &str) -> Result<()> {
+    deploy::validate_text("image", v, 512)?;
+    if v.contains(char::is_whitespace) {
+        return Err(Failure::usage(
+            "image",
+            format!("`{}` contains whitespace", single_line(v)),
+        ));
+    }
+    Ok(())
+}
+
+fn prepare(runner: &Runner, args: &Args) -> Result<Ctx> {
+    let cmd = args.command;
+    // Flags that belong to another subcommand are mistakes worth catching early.
+    if cmd != Command::Record {
+        if args.sha.is_some() {
+            return Err(not_for("sha", cmd));
+        }
+        if args.rollback {
+            return Err(not_for("rollback", cmd));
+        }
+        if args.image.is_some() {
+            return Err(not_for("image", cmd));
+        }
+        if args.plan_digest.is_some() {
+            return Err(not_for("plan-digest", cmd));
+        }
+    }
+    if cmd != Command::Resolve && args.to.is_some() {
+        return Err(not_for("to", cmd));
+    }
+    if !matches!(cmd, Command::Hold | Command::Release) && args.reason.is_some() {
+        return Err(not_for("reason", cmd));
+    }
+
+    let root = args
+        .repo_path
+        .clone()
+        .or_else(|| runner.var("GITHUB_WORKSPACE").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("."));
+    let model = Model::load(&root, args.config.as_deref())?;
+    let env = model.get("environment", &args.environment)?.clone();
+
+    if let Some(r) = &args.remote {
+        git::validate_remote_url("remote", r)?;
+    }
+    for (field, name) in [
+        ("environment", deploy::current_ref(&env.name)),
+        ("environment", deploy::hold_ref(&env.name)),
+        ("environment", format!("refs/heads/{}", env.branch)),
+    ] {
+        git::validate_full_ref(field, &name)?;
+    }
+    if let Some(i) = &args.image {
+        validate_image(i)?;
+    }
+    if let Some(d) = &args.plan_digest {
+        validate_plan_digest(d)?;
+    }
+    if let Some(r) = &args.reason {
+        deploy::validate_text("reason", r, 500)?;
+    }
+    if cmd == Command::Hold && args.reason.is_none() {
+        return Err(Failure::usage("reason", "is required for `hold`"));
+    }
+    if cmd == Command::Resolve {
+        let Some(to) = &args.to else {
+            return Err(Failure::usage("to", "is required for `resolve`"));
+        };
+        deploy::parse_target("to", &env.name, to)?;
+    }
+
+    let run_id = runner
+        .var("GITHUB_RUN_ID")
+        .filter(|v| !v.is_empty())
+        .unwrap_or("local")
+        .to_string();
+    deploy::validate_run_id(&run_id)?;
+    let actor = runner
+        .var("GITHUB_ACTOR")
+        .filter(|v| !v.is_empty())
+        .map(str::to_string);
+    if let Some(a) = &actor {
+        validate_actor(a)?;
+    }
+    let run_url = match (
+        runner.var("GITHUB_SERVER_URL"),
+        runner.var("GITHUB_REPOSITORY"),
+        runner.var("GITHUB_RUN_ID"),
+    ) {
+        (Some(s), Some(r), Some(id)) if !s.is_empty() && !r.is_empty() => {
+            let u = format!("{}/{r}/actions/runs/{id}", s.trim_end_matches('/'));
+            deploy::validate_text("GITHUB_REPOSITORY", &u, 400)?;
+            Some(u)
+        }
+        _ => None,
+    };
+
+    let token = args
+        .token
+        .clone()
+        .filter(|t| !t.is_empty())
+        .or_else(|| runner.var("GITHUB_TOKEN").map(str::to_string))
+        .filter(|t| !t.is_empty())
+        .map(Secret::new);
+    if let Some(t) = &token {
+        runner.mask(t);
+        if t.expose().chars().any(|c| c.is_control() || c == ' ') {
+            return Err(Failure::usage(
+                "token",
+                "contains whitespace or control characters",
+            ));
+        }
+    }
+    let temp_dir = runner.var("RUNNER_TEMP").map(PathBuf::from);
+    Ok(Ctx {
+        env: env.name.clone(),
+        branch: env.branch.clone(),
+        spec: RemoteSpec {
+            repo_path: Some(root),
+            remote: args.remote.clone(),
+            token,
+            temp_dir,
+        },
+        run_id,
+        run_url,
+        actor,
+    })
+}
+
 /// Run the command.
-pub fn run(_runner: &Runner, _args: Args) -> Result<()> {
-    Err(Failure::runtime("tag-deploy is not implemented yet"))
+pub fn run(runner: &Runner, args: Args) -> Result<()> {
+    let ctx = prepare(runner, &args)?;
+    // The sha default comes from the run context; validated before any call too.
+    let sha = if args.command == Command::Record {
+        let s = args
+            .sha
+            .clone()
+            .or_else(|| runner.var("GITHUB_SHA").map(str::to_string))
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| Failure::usage("sha", "is required (or GITHUB_SHA must be set)"))?;
+        Some(git::parse_oid("sha", &s)?)
+    } else {
+        None
+    };
+    let session = Session::open(&ctx.spec)?;
+    if let Some(s) = session.auth().secret() {
+        runner.mask(s);
+    }
+    let result = match args.command {
+        Command::Record => record(runner, &ctx, &session, &args, sha.expect("validated")),
+        Command::List => list(runner, &ctx, &session, &args),
+        Command::Resolve => resolve(runner, &ctx, &session, &args),
+        Command::Hold => hold(runner, &ctx, &session, &args),
+        Command::Release => release(runner, &ctx, &session, &args),
+    };
+    if result.is_ok() && args.command != Command::List && !runner.in_actions() {
+        runner.finish(OutputFormat::Text);
+    }
+    result
+}
+
+fn read_state(session: &Session, env: &str, extra: &[&str]) -> Result<(EnvState, git::RemoteRefs)> {
+    let prefix = deploy::env_prefix(env);
+    let mut prefixes = vec![prefix.as_str()];
+    prefixes.extend_from_slice(extra);
+    let refs = session.ls_remote(&prefixes)?;
+    Ok((EnvState::from_refs(env, &refs), refs))
+}
+
+fn tagger(ctx: &Ctx) -> Tagger {
+    match &ctx.actor {
+        Some(a) => Tagger {
+            name: a.clone(),
+            email: format!("{a}@users.noreply.github.com"),
+        },
+        None => Tagger {
+            name: "gitops-actions".into(),
+            email: "gitops-actions@users.noreply.github.com".into(),
+        },
+    }
+}
+
+fn short(o: Oid) -> String {
+    o.to_string()[..7].to_string()
+}
+
+fn hold_details(session: &Session, state: &EnvState) -> Option<Hold> {
+    let h = state.hold.as_ref()?;
+    let r = deploy::hold_ref(&state.env);
+    let depth = session.is_scratch().then_some(1);
+    if session
+        .ensure_with_depth(&[h.tag_oid], &[r.as_str()], depth)
+        .is_err()
+    {
+        return None;
+    }
+    session.tag_message(h.tag_oid).ok().map(|m| Hold::parse(&m))
+}
+
+fn describe_hold(h: Option<&Hold>) -> String {
+    match h {
+        Some(h) => format!(
+            "reason: {}{}{}",
+            single_line(&h.reason),
+            h.actor
+                .as_deref()
+                .map(|a| format!("; by {}", single_line(a)))
+                .unwrap_or_default(),
+            h.since
+                .as_deref()
+                .map(|s| format!("; since {}", single_line(s)))
+                .unwrap_or_default()
+        ),
+        None => "reason unavailable".into(),
+    }
+}
+
+fn record(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args, sha: Oid) -> Result<()> {
+    let env = &ctx.env;
+    let branch_ref = format!("refs/heads/{}", ctx.branch);
+    let (state, refs) = read_state(session, env, &[branch_ref.as_str()])?;
+    let current_tag = format!("deploy/{env}/current");
+    runner.set_output("tag", &current_tag)?;
+    runner.set_output(
+        "held",
+        if state.hold.is_some() {
+            "true"
+        } else {
+            "false"
+        },
+    )?;
+    let previous = state.current_commit();
+    runner.set_output(
+        "previous-sha",
+        &previous.map(|o| o.to_string()).unwrap_or_default(),
+    )?;
+    runner.set_output("sha", &sha.to_string())?;
+
+    if previous == Some(sha) {
+        let h = state
+            .last_deploy_of(sha)
+            .map(|e| e.tag.clone())
+            .unwrap_or_default();
+        runner.set_output("history-tag", &h)?;
+        runner.set_output("status", "unchanged")?;
+        runner.info(&format!(
+            "{sha} is already the current deploy of `{env}` ({current_tag}); nothing to record"
+        ));
+        return Ok(());
+    }
+    if state.hold.is_some() && !args.rollback {
+        let h = hold_details(session, &state);
+        return Err(Failure::refused(format!(
+            "environment `{env}` is on hold ({}); only a `--rollback` deploy may be recorded until `tag-deploy release --environment {env}`",
+            describe_hold(h.as_ref())
+        )));
+    }
+    let Some(tip) = refs.get(&branch_ref) else {
+        return Err(Failure::refused(format!(
+            "branch `{}` of environment `{env}` does not exist on the remote, so {sha} cannot be on it",
+            ctx.branch
+        )));
+    };
+
+    // Objects for the ancestry checks (full history; nothing is fetched when the checkout has it).
+    let mut want = vec![tip.oid];
+    let mut want_refs = vec![branch_ref.clone()];
+    if let Some(c) = state.current {
+        want.push(c.oid);
+        want_refs.push(deploy::current_ref(env));
+    }
+    let want_refs_s: Vec<&str> = want_refs.iter().map(String::as_str).collect();
+    session.ensure(&want, &want_refs_s)?;
+    let on_branch = match session.is_ancestor(sha, tip.oid) {
+        Ok(b) => b,
+        Err(GitError::Missing(_)) => false,
+        Err(e) => return Err(e.into()),
+    };
+    if !on_branch {
+        return Err(Failure::refused(format!(
+            "{sha} is not on branch `{}` (environment `{env}`, tip {}); only commits of the environment's branch can be recorded as its deploys",
+            ctx.branch, tip.oid
+        )));
+    }
+    if let Some(cur) = previous {
+        let older = session.is_ancestor(sha, cur)?;
+        if older && !args.rollback {
+            let by = state
+                .last_deploy_of(cur)
+                .map(|e| format!(" (history tag {})", e.tag))
+                .unwrap_or_default();
+            return Err(Failure::refused(format!(
+                "{sha} is an ancestor of the current deploy {cur} of `{env}`{by}: recording it would roll `{env}` back. A re-run of an old deploy job must not roll back by accident; if this is a deliberate rollback, pass `--rollback`"
+            )));
+        }
+    }
+    if args.rollback && state.last_deploy_of(sha).is_none() {
+        return Err(Failure::refused(format!(
+            "{sha} was never deployed to `{env}` (no history tag points at it): a rollback may only return to a commit deployed there before"
+        )));
+    }
+
+    let rec = Record {
+        environment: env.clone(),
+        commit: sha.to_string(),
+        run_url: ctx.run_url.clone(),
+        run_id: ctx.run_id.clone(),
+        actor: ctx.actor.clone(),
+        image: args.image.clone(),
+        plan_digest: args.plan_digest.clone(),
+        rollback_of: if args.rollback {
+            previous.map(|p| p.to_string())
+        } else {
+            None
+        },
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let history = deploy::history_name(env, now, &ctx.run_id, sha);
+    let msg = rec.message();
+    let who = tagger(ctx);
+    let h_oid = session.create_tag_object(&history, sha, &who, &msg)?;
+    let c_oid = session.create_tag_object(&current_tag, sha, &who, &msg)?;
+    let updates = [
+        RefUpdate {
+            name: format!("refs/tags/{history}"),
+            new: Some(h_oid),
+            expect: Expect::Absent,
+        },
+        RefUpdate {
+            name: deploy::current_ref(env),
+            new: Some(c_oid),
+            expect: Expect::from_seen(state.current),
+        },
+    ];
+    match session.push(&updates) {
+        Ok(()) => {}
+        Err(e @ GitError::Lease { .. }) => {
+            return Err(Failure::refused(format!(
+                "lost the race to record a deploy of `{env}`: {e}. Another deploy was recorded in between; re-run `tag-deploy list --environment {env}` to see it"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let status = if args.rollback {
+        "rolled-back"
+    } else {
+        "recorded"
+    };
+    runner.set_output("history-tag", &history)?;
+    runner.set_output("status", status)?;
+    runner.info(&format!(
+        "{status} {sha} as the deploy of `{env}`: {current_tag} -> {}, history {history}{}",
+        short(sha),
+        previous
+            .map(|p| format!(" (was {})", short(p)))
+            .unwrap_or_default()
+    ));
+    let mut md =
+        format!(
+        "### tag-deploy: {} {}\n\n| | |\n|---|---|\n| commit | `{sha}` |\n| history tag | {} |\n",
+        markdown::code(env),
+        if args.rollback { "rolled back" } else { "deployed" },
+        markdown::code(&history)
+    );
+    if let Some(p) = previous {
+        md.push_str(&format!("| previous | `{p}` |\n"));
+    }
+    if let Some(i) = &args.image {
+        md.push_str(&format!("| image | {} |\n", markdown::code(i)));
+    }
+    runner.summary(&md)?;
+    runner.notice(
+        "GitHub Deployment not recorded: this build of tag-deploy records the deploy in git tags only",
+    );
+    Ok(())
+}
+
+/// One history entry with its metadata, for `list`.
+#[derive(Debug, serde::Serialize)]
+struct ListEntry {
+    tag: String,
+    sha: String,
+    time: String,
+    run_id: String,
+    current: bool,
+    #[serde(flatten)]
+    record: Option<Record>,
+}
+
+fn list(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args) -> Result<()> {
+    let env = &ctx.env;
+    let (state, _) = read_state(session, env, &[])?;
+    let n = if args.limit == 0 {
+        state.history.len()
+    } else {
+        args.limit.min(state.history.len())
+    };
+    let shown = &state.history[..n];
+    // Tag messages carry actor, image, plan digest, rollback marks: fetch the tag objects we lack.
+    let oids: Vec<Oid> = shown.iter().map(|e| e.tag_oid).collect();
+    let names: Vec<String> = shown
+        .iter()
+        .map(|e| format!("refs/tags/{}", e.tag))
+        .collect();
+    let names_s: Vec<&str> = names.iter().map(String::as_str).collect();
+    let depth = session.is_scratch().then_some(1);
+    session.ensure_with_depth(&oids, &names_s, depth)?;
+    let cur = state.current_commit();
+    let mut current_marked = false;
+    let entries: Vec<ListEntry> = shown
+        .iter()
+        .map(|e| {
+            let record = session
+                .tag_message(e.tag_oid)
+                .ok()
+                .map(|m| Record::parse(&m));
+            let is_current = !current_marked && Some(e.commit) == cur;
+            current_marked |= is_current;
+            ListEntry {
+                tag: e.tag.clone(),
+                sha: e.commit.to_string(),
+                time: e.name.iso_time(),
+                run_id: e.name.run_id.clone(),
+                current: is_current,
+                record,
+            }
+        })
+        .collect();
+    let hold = hold_details(session, &state);
+    for f in &state.foreign {
+        runner.warning(&format!(
+            "ignoring {}: not a history tag written by tag-deploy",
+            single_line(f)
+        ));
+    }
+    let doc = serde_json::json!({
+        "environment": env,
+        "current": cur.map(|c| c.to_string()),
+        "held": state.hold.is_some(),
+        "hold": hold,
+        "total": state.history.len(),
+        "history": entries,
+    });
+    runner.set_output("status", "ok")?;
+    runner.set_output("sha", &cur.map(|c| c.to_string()).unwrap_or_default())?;
+    runner.set_output(
+        "held",
+        if state.hold.is_some() {
+            "true"
+        } else {
+            "false"
+        },
+    )?;
+    runner.set_output("json", &doc.to_string())?;
+    match args.format {
+        Format::Json => {
+            runner.untrusted_block(&serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+        Format::Text => {
+            let mut text = format!(
+                "deploy history of `{env}` ({} of {}, newest first){}\n",
+                entries.len(),
+                state.history.len(),
+                match (&state.hold, &hold) {
+                    (Some(_), h) => format!(" -- ON HOLD ({})", describe_hold(h.as_ref())),
+                    _ => String::new(),
+                }
+            );
+            for e in &entries {
+                let r = e.record.as_ref();
+                let field =
+                    |v: Option<&String>| v.map(|s| single_line(s)).unwrap_or_else(|| "-".into());
+                text.push_str(&format!(
+                    "{}  {}  run {}  {}  {}{}{}\n",
+                    e.time,
+                    &e.sha[..7],
+                    e.run_id,
+                    field(r.and_then(|r| r.actor.as_ref())),
+                    field(r.and_then(|r| r.image.as_ref())),
+                    r.and_then(|r| r.rollback_of.as_ref())
+                        .map(|p| format!("  rollback of {}", &p[..p.len().min(7)]))
+                        .unwrap_or_default(),
+                    if e.current { "  <- current" } else { "" }
+                ));
+            }
+            if entries.is_empty() {
+                text.push_str("(no deploys recorded)\n");
+            }
+            runner.untrusted_block(text.trim_end());
+        }
+    }
+    Ok(())
+}
+
+fn resolve(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args) -> Result<()> {
+    let env = &ctx.env;
+    let target = deploy::parse_target("to", env, args.to.as_deref().unwrap_or_default())?;
+    let (state, _) = read_state(session, env, &[])?;
+    let r = deploy::resolve(&state, &target)?;
+    runner.set_output("sha", &r.commit.to_string())?;
+    runner.set_output("tag", &r.entry.tag)?;
+    runner.set_output("status", "ok")?;
+    runner.set_output(
+        "held",
+        if state.hold.is_some() {
+            "true"
+        } else {
+            "false"
+        },
+    )?;
+    runner.set_output(
+        "previous-sha",
+        &state
+            .current_commit()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+    )?;
+    if state.current_commit() == Some(r.commit) {
+        runner.notice(&format!(
+            "{} is already the current deploy of `{env}`",
+            r.commit
+        ));
+    }
+    runner.info(&format!(
+        "rollback target for `{env}`: {} (deployed as {} at {})",
+        r.commit,
+        r.entry.tag,
+        r.entry.name.iso_time()
+    ));
+    Ok(())
+}
+
+fn hold(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args) -> Result<()> {
+    let env = &ctx.env;
+    let branch_ref = format!("refs/heads/{}", ctx.branch);
+    let (state, refs) = read_state(session, env, &[branch_ref.as_str()])?;
+    let tag = format!("deploy/{env}/hold");
+    runner.set_output("tag", &tag)?;
+    runner.set_output("held", "true")?;
+    if state.hold.is_some() {
+        let h = hold_details(session, &state);
+        runner.set_output("status", "already-held")?;
+        runner.notice(&format!(
+            "`{env}` is already on hold ({}); nothing changed",
+            describe_hold(h.as_ref())
+        ));
+        return Ok(());
+    }
+    // The hold points at what is deployed now (or the branch tip before any deploy).
+    let (target_oid, target_ref, commit) = match (state.current, refs.get(&branch_ref)) {
+        (Some(c), _) => (c.oid, deploy::current_ref(env), c.peeled),
+        (None, Some(b)) => (b.oid, branch_ref.clone(), b.oid),
+        (None, None) => {
+            return Err(Failure::refused(format!(
+            "`{env}` has neither a current deploy nor a branch `{}` on the remote; nothing to hold",
+            ctx.branch
+        )))
+        }
+    };
+    let depth = session.is_scratch().then_some(1);
+    session.ensure_with_depth(&[target_oid], &[target_ref.as_str()], depth)?;
+    let h = Hold {
+        reason: args.reason.clone().unwrap_or_default(),
+        actor: ctx.actor.clone(),
+        run_url: ctx.run_url.clone(),
+        since: Some(
+            time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        ),
+    };
+    let oid = session.create_tag_object(&tag, commit, &tagger(ctx), &h.message(env))?;
+    match session.push(&[RefUpdate {
+        name: deploy::hold_ref(env),
+        new: Some(oid),
+        expect: Expect::Absent,
+    }]) {
+        Ok(()) => {}
+        Err(e @ GitError::Lease { .. }) => {
+            return Err(Failure::refused(format!(
+                "someone else put `{env}` on hold at the same time: {e}"
+            )))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    runner.set_output("status", "held")?;
+    runner.info(&format!(
+        "`{env}` is on hold ({tag} on {}): automatic deploys and promotions are refused until `tag-deploy release --environment {env}`",
+        short(commit)
+    ));
+    runner.summary(&format!(
+        "### tag-deploy: {} on hold\n\n{}\n",
+        markdown::code(env),
+        markdown::escape(&h.reason)
+    ))?;
+    Ok(())
+}
+
+fn release(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args) -> Result<()> {
+    let env = &ctx.env;
+    let (state, _) = read_state(session, env, &[])?;
+    let tag = format!("deploy/{env}/hold");
+    runner.set_output("tag", &tag)?;
+    let Some(h) = &state.hold else {
+        runner.set_output("status", "not-held")?;
+        runner.set_output("held", "false")?;
+        runner.info(&format!("`{env}` is not on hold; nothing to release"));
+        return Ok(());
+    };
+    match session.push(&[RefUpdate {
+        name: deploy::hold_ref(env),
+        new: None,
+        expect: Expect::Oid(h.tag_oid),
+    }]) {
+        Ok(()) => {}
+        Err(e @ GitError::Lease { .. }) => {
+            return Err(Failure::refused(format!(
+                "the hold on `{env}` changed while releasing it: {e}"
+            )))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    runner.set_output("status", "released")?;
+    runner.set_output("held", "false")?;
+    runner.info(&format!(
+        "released the hold on `{env}`{}",
+        args.reason
+            .as_deref()
+            .map(|r| format!(" ({})", single_line(r)))
+            .unwrap_or_default()
+    ));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actor_and_digest_rules() {
+        validate_actor("octocat").unwrap();
+        validate_actor("github-actions[bot]").unwrap();
+        for bad in ["", "a b", "x\n::error::y", "[bot]", "a/b"] {
+            assert!(validate_actor(bad).is_err(), "{bad:?}");
+        }
+        validate_plan_digest(&format!("sha256:{}", "a".repeat(64))).unwrap();
+        for bad in [
+            "",
+            "sha256:",
+            &"a".repeat(64),
+            &format!("sha256:{}", "A".repeat(64)),
+        ] {
+            assert!(validate_plan_digest(bad).is_err(), "{bad:?}");
+        }
+        validate_image("123456789012.dkr.ecr.us-east-1.amazonaws.com/app@sha256:abc").unwrap();
+        assert!(validate_image("a b").is_err());
+        assert!(validate_image("a\nb").is_err());
+    }
 }

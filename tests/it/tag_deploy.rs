@@ -265,3 +265,765 @@ fn git_layer_atomic_pairs_race_with_exactly_one_winner() {
         assert_eq!(after.len(), before.len() + 2 + usize::from(round == 0) * 2);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The `tag-deploy` binary.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::support::{Run, Sandbox};
+
+/// A remote with seeded environment branches: over authenticated HTTP, or a plain local path.
+struct Remote {
+    srv: Option<GitHttp>,
+    _local: Option<tempfile::TempDir>,
+    url: String,
+    _bare: PathBuf,
+    seeded: git_http::Seeded,
+}
+
+impl Remote {
+    fn http(commits: usize) -> Remote {
+        let srv = GitHttp::start(TOKEN);
+        let bare = srv.create_repo("app");
+        let seeded = git_http::seed_env_branches(&bare, commits);
+        Remote {
+            url: srv.url("app"),
+            srv: Some(srv),
+            _local: None,
+            _bare: bare,
+            seeded,
+        }
+    }
+    fn local(commits: usize) -> Remote {
+        let dir = tempfile::tempdir().unwrap();
+        let bare = dir.path().join("app.git");
+        git_http::init_bare(&bare);
+        let seeded = git_http::seed_env_branches(&bare, commits);
+        Remote {
+            url: bare.display().to_string(),
+            srv: None,
+            _local: Some(dir),
+            _bare: bare,
+            seeded,
+        }
+    }
+    fn token(&self) -> Option<&str> {
+        self.srv.as_ref().map(|s| s.token())
+    }
+    fn refs(&self) -> BTreeMap<String, String> {
+        git_http::ls_remote(&self.url, self.token())
+    }
+    /// A sandbox that looks like a deploy job of run `run_id`.
+    fn sandbox(&self, run_id: &str) -> Sandbox {
+        let mut sb = Sandbox::actions();
+        sb.set("GITOPS_REMOTE", &self.url)
+            .set("GITHUB_RUN_ID", run_id)
+            .set("GITHUB_ACTOR", "octocat")
+            .set("GITHUB_SERVER_URL", "https://github.com")
+            .set("GITHUB_REPOSITORY", "acme/app");
+        let repo_path = sb.path().join("no-checkout");
+        sb.set("GITOPS_REPO_PATH", repo_path.display().to_string());
+        if let Some(t) = self.token() {
+            sb.set("GITOPS_TOKEN", t);
+        }
+        sb
+    }
+    fn td(&self, run_id: &str, args: &[&str]) -> (Run, Sandbox) {
+        let sb = self.sandbox(run_id);
+        let r = sb.run("tag-deploy", args);
+        (r, sb)
+    }
+}
+
+fn out(sb: &Sandbox, k: &str) -> String {
+    sb.outputs().get(k).cloned().unwrap_or_default()
+}
+
+#[test]
+fn record_moves_current_and_adds_history_in_one_push_and_reruns_are_idempotent() {
+    let r = Remote::http(5);
+    let d = &r.seeded.dev;
+    let (run, sb) = r.td(
+        "101",
+        &[
+            "record",
+            "--environment",
+            "dev",
+            "--sha",
+            &d[3],
+            "--image",
+            "app@sha256:1111",
+        ],
+    );
+    run.expect_code(0);
+    assert_eq!(out(&sb, "status"), "recorded");
+    assert_eq!(out(&sb, "sha"), d[3]);
+    assert_eq!(out(&sb, "previous-sha"), "");
+    assert_eq!(out(&sb, "tag"), "deploy/dev/current");
+    let history = out(&sb, "history-tag");
+    assert!(
+        history.starts_with("deploy/dev/history/")
+            && history.ends_with(&format!("-101-{}", &d[3][..7])),
+        "{history}"
+    );
+    sb.assert_no_leak(&run, &[TOKEN], &[]);
+    let refs = r.refs();
+    assert_eq!(refs["refs/tags/deploy/dev/current^{}"], d[3]);
+    assert_eq!(refs[&format!("refs/tags/{history}^{{}}")], d[3]);
+    assert!(sb.summary().contains("deploy/dev/history/"));
+
+    // Re-run of the same job: success, nothing written.
+    let (run, sb) = r.td("101", &["record", "--environment", "dev", "--sha", &d[3]]);
+    run.expect_code(0);
+    assert_eq!(out(&sb, "status"), "unchanged");
+    assert_eq!(out(&sb, "history-tag"), history);
+    assert_eq!(r.refs(), refs);
+
+    // The next deploy moves current and keeps the first history entry.
+    let (run, sb) = r.td("102", &["record", "--environment", "dev", "--sha", &d[4]]);
+    run.expect_code(0);
+    assert_eq!(out(&sb, "previous-sha"), d[3]);
+    let now = r.refs();
+    assert_eq!(now["refs/tags/deploy/dev/current^{}"], d[4]);
+    assert_eq!(
+        now[&format!("refs/tags/{history}")],
+        refs[&format!("refs/tags/{history}")]
+    );
+    assert_eq!(
+        now.keys()
+            .filter(|k| k.contains("/history/") && !k.ends_with("^{}"))
+            .count(),
+        2
+    );
+
+    // list, from the remote, newest first, with the metadata from the tag messages.
+    let (run, sb) = r.td("103", &["list", "--environment", "dev", "--format", "json"]);
+    run.expect_code(0);
+    let doc: serde_json::Value = serde_json::from_str(&out(&sb, "json")).unwrap();
+    assert_eq!(doc["current"], d[4].as_str());
+    assert_eq!(doc["history"][0]["sha"], d[4].as_str());
+    assert_eq!(doc["history"][0]["current"], true);
+    assert_eq!(doc["history"][0]["run_id"], "102");
+    assert_eq!(doc["history"][1]["sha"], d[3].as_str());
+    assert_eq!(doc["history"][1]["image"], "app@sha256:1111");
+    assert_eq!(doc["history"][1]["actor"], "octocat");
+    assert_eq!(
+        doc["history"][1]["run_url"],
+        "https://github.com/acme/app/actions/runs/101"
+    );
+    assert!(run.stdout.contains(&d[4]));
+    let (run, _) = r.td("103", &["list", "--environment", "dev"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("<- current"), "{}", run.stdout);
+    assert!(run.stdout.contains("app@sha256:1111"), "{}", run.stdout);
+}
+
+// F13: a re-run of an old deploy job after a newer deploy succeeded must not roll back.
+#[test]
+fn rerun_of_an_older_deploy_is_refused_unless_marked_rollback_f13() {
+    let r = Remote::local(5);
+    let d = &r.seeded.dev;
+    r.td("1", &["record", "--environment", "dev", "--sha", &d[3]])
+        .0
+        .expect_code(0);
+    r.td("2", &["record", "--environment", "dev", "--sha", &d[4]])
+        .0
+        .expect_code(0);
+    let before = r.refs();
+    let (run, _) = r.td("1", &["record", "--environment", "dev", "--sha", &d[3]]);
+    run.expect_code(1);
+    assert!(
+        run.all().contains("ancestor of the current deploy"),
+        "{}",
+        run.all()
+    );
+    assert!(run.all().contains("--rollback"), "{}", run.all());
+    assert_eq!(r.refs(), before);
+
+    let (run, sb) = r.td(
+        "3",
+        &[
+            "record",
+            "--environment",
+            "dev",
+            "--sha",
+            &d[3],
+            "--rollback",
+        ],
+    );
+    run.expect_code(0);
+    assert_eq!(out(&sb, "status"), "rolled-back");
+    assert_eq!(out(&sb, "previous-sha"), d[4]);
+    assert_eq!(r.refs()["refs/tags/deploy/dev/current^{}"], d[3]);
+    let (_, sb) = r.td("4", &["list", "--environment", "dev", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&out(&sb, "json")).unwrap();
+    assert_eq!(doc["history"][0]["rollback_of"], d[4].as_str());
+}
+
+// F16: rolling back to a commit never deployed to that environment is refused, in `resolve` and
+// in `record --rollback`.
+#[test]
+fn rollback_to_a_commit_never_deployed_is_refused_f16() {
+    let r = Remote::local(5);
+    let d = &r.seeded.dev;
+    r.td("1", &["record", "--environment", "dev", "--sha", &d[3]])
+        .0
+        .expect_code(0);
+    r.td("2", &["record", "--environment", "dev", "--sha", &d[4]])
+        .0
+        .expect_code(0);
+    let before = r.refs();
+    let (run, _) = r.td("3", &["resolve", "--environment", "dev", "--to", &d[1]]);
+    run.expect_code(1);
+    assert!(run.all().contains("never deployed"), "{}", run.all());
+    let (run, _) = r.td(
+        "3",
+        &[
+            "record",
+            "--environment",
+            "dev",
+            "--sha",
+            &d[1],
+            "--rollback",
+        ],
+    );
+    run.expect_code(1);
+    assert!(run.all().contains("never deployed"), "{}", run.all());
+    // Deployed to dev, but never to staging.
+    let (run, _) = r.td("3", &["resolve", "--environment", "staging", "--to", &d[3]]);
+    run.expect_code(1);
+    assert_eq!(r.refs(), before);
+}
+
+#[test]
+fn resolve_previous_a_history_tag_or_a_deployed_sha() {
+    let r = Remote::local(6);
+    let d = &r.seeded.dev;
+    let mut tags = Vec::new();
+    for (i, c) in [&d[2], &d[3], &d[4]].iter().enumerate() {
+        let (run, sb) = r.td(
+            &format!("{}", 10 + i),
+            &["record", "--environment", "dev", "--sha", c],
+        );
+        run.expect_code(0);
+        tags.push(out(&sb, "history-tag"));
+    }
+    let (run, sb) = r.td(
+        "20",
+        &["resolve", "--environment", "dev", "--to", "previous"],
+    );
+    run.expect_code(0);
+    assert_eq!(out(&sb, "sha"), d[3]);
+    assert_eq!(out(&sb, "tag"), tags[1]);
+    assert_eq!(out(&sb, "previous-sha"), d[4]);
+    let (run, sb) = r.td("20", &["resolve", "--environment", "dev", "--to", &tags[0]]);
+    run.expect_code(0);
+    assert_eq!(out(&sb, "sha"), d[2]);
+    let (run, sb) = r.td(
+        "20",
+        &[
+            "resolve",
+            "--environment",
+            "dev",
+            "--to",
+            &format!("refs/tags/{}", tags[0]),
+        ],
+    );
+    run.expect_code(0);
+    assert_eq!(out(&sb, "sha"), d[2]);
+    let (run, sb) = r.td("20", &["resolve", "--environment", "dev", "--to", &d[2]]);
+    run.expect_code(0);
+    assert_eq!(out(&sb, "tag"), tags[0]);
+    // No deploy before the first one.
+    let (run, _) = r.td(
+        "20",
+        &["resolve", "--environment", "prod", "--to", "previous"],
+    );
+    run.expect_code(1);
+}
+
+#[test]
+fn record_refuses_a_commit_that_is_not_on_the_environment_branch() {
+    let r = Remote::local(5);
+    let d = &r.seeded.dev;
+    let before = r.refs();
+    // dev's tip is not (yet) on prod's branch.
+    let (run, _) = r.td("1", &["record", "--environment", "prod", "--sha", &d[4]]);
+    run.expect_code(1);
+    assert!(
+        run.all().contains("is not on branch `prod`"),
+        "{}",
+        run.all()
+    );
+    // A commit the remote does not have at all.
+    let (run, _) = r.td(
+        "1",
+        &["record", "--environment", "dev", "--sha", &"e".repeat(40)],
+    );
+    run.expect_code(1);
+    assert_eq!(r.refs(), before);
+    // prod's own tip is fine.
+    r.td(
+        "1",
+        &["record", "--environment", "prod", "--sha", &r.seeded.prod],
+    )
+    .0
+    .expect_code(0);
+}
+
+#[test]
+fn hold_blocks_normal_records_until_released() {
+    let r = Remote::http(5);
+    let d = &r.seeded.dev;
+    r.td("1", &["record", "--environment", "dev", "--sha", &d[3]])
+        .0
+        .expect_code(0);
+    let (run, _) = r.td("2", &["hold", "--environment", "dev"]);
+    run.expect_code(2);
+    assert!(run.all().contains("`reason`"), "{}", run.all());
+    let (run, sb) = r.td(
+        "2",
+        &[
+            "hold",
+            "--environment",
+            "dev",
+            "--reason",
+            "rolled back: bad release",
+        ],
+    );
+    run.expect_code(0);
+    assert_eq!(out(&sb, "status"), "held");
+    let held = r.refs();
+    assert_eq!(held["refs/tags/deploy/dev/hold^{}"], d[3]);
+    // Holding again changes nothing.
+    let (run, sb) = r.td("2", &["hold", "--environment", "dev", "--reason", "again"]);
+    run.expect_code(0);
+    assert_eq!(out(&sb, "status"), "already-held");
+    assert!(
+        run.all().contains("rolled back: bad release"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(r.refs(), held);
+    // An automatic deploy is refused while held, with the reason.
+    let (run, _) = r.td("3", &["record", "--environment", "dev", "--sha", &d[4]]);
+    run.expect_code(1);
+    assert!(run.all().contains("on hold"), "{}", run.all());
+    assert!(
+        run.all().contains("rolled back: bad release"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(r.refs(), held);
+    let (run, sb) = r.td("3", &["list", "--environment", "dev", "--format", "json"]);
+    run.expect_code(0);
+    assert_eq!(out(&sb, "held"), "true");
+    let doc: serde_json::Value = serde_json::from_str(&out(&sb, "json")).unwrap();
+    assert_eq!(doc["hold"]["reason"], "rolled back: bad release");
+    assert_eq!(doc["hold"]["actor"], "octocat");
+    // Release, then the deploy goes through.
+    let (run, sb) = r.td(
+        "4",
+        &["release", "--environment", "dev", "--reason", "fixed"],
+    );
+    run.expect_code(0);
+    assert_eq!(out(&sb, "status"), "released");
+    assert!(!r.refs().contains_key("refs/tags/deploy/dev/hold"));
+    let (run, sb) = r.td("4", &["release", "--environment", "dev"]);
+    run.expect_code(0);
+    assert_eq!(out(&sb, "status"), "not-held");
+    r.td("5", &["record", "--environment", "dev", "--sha", &d[4]])
+        .0
+        .expect_code(0);
+}
+
+// F10/F12: N deploy jobs of one environment record at once, repeatedly. Exactly one wins each
+// round; each loser exits 1 naming both object ids (or, if it started after the winner was
+// done, finds its commit already current); no history entry is lost or left dangling.
+#[test]
+fn concurrent_records_have_exactly_one_winner_f10_f12() {
+    let r = Remote::http(8);
+    let d = &r.seeded.dev;
+    let writers = 4;
+    for round in 0..3 {
+        let base = &d[2 * round + 1];
+        let target = &d[2 * round + 2];
+        r.td(
+            &format!("{round}0"),
+            &["record", "--environment", "dev", "--sha", base],
+        )
+        .0
+        .expect_code(0);
+        let before = r.refs();
+        let children: Vec<_> = (0..writers)
+            .map(|w| {
+                let sb = r.sandbox(&format!("{round}{}", w + 1));
+                let mut c = sb.cmd("tag-deploy");
+                c.args(["record", "--environment", "dev", "--sha", target])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
+                (c.spawn().unwrap(), sb)
+            })
+            .collect();
+        let results: Vec<_> = children
+            .into_iter()
+            .map(|(c, sb)| {
+                let o = c.wait_with_output().unwrap();
+                let text = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                );
+                (o.status.code().unwrap(), out(&sb, "status"), text)
+            })
+            .collect();
+        let winners = results.iter().filter(|x| x.1 == "recorded").count();
+        assert_eq!(winners, 1, "round {round}: {results:#?}");
+        eprintln!(
+            "round {round}: 1 winner, {} lost the race, {} found it already current",
+            results.iter().filter(|x| x.0 == 1).count(),
+            results.iter().filter(|x| x.1 == "unchanged").count()
+        );
+        for (code, status, text) in &results {
+            match (code, status.as_str()) {
+                (0, "recorded") | (0, "unchanged") => {}
+                (1, _) => {
+                    assert!(text.contains("lost the race"), "{text}");
+                    let ids = text
+                        .split(|c: char| !c.is_ascii_hexdigit())
+                        .filter(|w| w.len() == 40)
+                        .count();
+                    assert!(ids >= 2, "both object ids must be printed: {text}");
+                }
+                other => panic!("unexpected outcome {other:?}: {text}"),
+            }
+        }
+        let after = r.refs();
+        assert_eq!(after["refs/tags/deploy/dev/current^{}"], *target);
+        let new_history: Vec<_> = after
+            .keys()
+            .filter(|k| k.contains("/history/") && !k.ends_with("^{}") && !before.contains_key(*k))
+            .collect();
+        assert_eq!(
+            new_history.len(),
+            1,
+            "round {round}: exactly the winner's history entry: {new_history:?}"
+        );
+        assert_eq!(after[&format!("{}^{{}}", new_history[0])], *target);
+    }
+}
+
+// Every ref/sha/environment vector of hardening.md: exit 2, the field named, the value shown
+// neutralised, and nothing sent (the remote is a closed port) or written (a real remote).
+#[test]
+fn bad_inputs_are_refused_before_any_call_with_nothing_written() {
+    let r = Remote::http(4);
+    let d = &r.seeded.dev;
+    let before = r.refs();
+    let closed = format!("http://127.0.0.1:{}/app.git", crate::support::free_port());
+    let sha = d[3].clone();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "record".into(),
+                "--environment".into(),
+                "Prod".into(),
+                "--sha".into(),
+                sha.clone(),
+            ],
+            "environment",
+        ),
+        (
+            vec![
+                "record".into(),
+                "--environment".into(),
+                "prod ".into(),
+                "--sha".into(),
+                sha.clone(),
+            ],
+            "environment",
+        ),
+        (
+            vec![
+                "record".into(),
+                "--environment".into(),
+                "../prod".into(),
+                "--sha".into(),
+                sha.clone(),
+            ],
+            "environment",
+        ),
+        (
+            vec![
+                "record".into(),
+                "--environment".into(),
+                "".into(),
+                "--sha".into(),
+                sha.clone(),
+            ],
+            "environment",
+        ),
+        (
+            vec!["list".into(), "--environment".into(), "dev/../prod".into()],
+            "environment",
+        ),
+        (
+            vec![
+                "record".into(),
+                "--environment".into(),
+                "dev".into(),
+                "--sha".into(),
+                sha[..7].to_string(),
+            ],
+            "sha",
+        ),
+        (
+            vec![
+                "record".into(),
+                "--environment".into(),
+                "dev".into(),
+                "--sha".into(),
+                sha.to_uppercase(),
+            ],
+            "sha",
+        ),
+        (
+            vec![
+                "record".into(),
+                "--environment".into(),
+                "dev".into(),
+                "--sha".into(),
+                format!("{sha}0"),
+            ],
+            "sha",
+        ),
+        (
+            vec![
+                "record".into(),
+                "--environment".into(),
+                "dev".into(),
+                "--sha".into(),
+                "HEAD".into(),
+            ],
+            "sha",
+        ),
+        (
+            vec![
+                "record".into(),
+                "--environment".into(),
+                "dev".into(),
+                "--sha".into(),
+                format!("{}\n::error::pwned", &sha[..39]),
+            ],
+            "sha",
+        ),
+        (
+            vec![
+                "record".into(),
+                "--environment".into(),
+                "dev".into(),
+                "--sha".into(),
+                sha.clone(),
+                "--plan-digest".into(),
+                "sha256:xyz".into(),
+            ],
+            "plan-digest",
+        ),
+        (
+            vec![
+                "record".into(),
+                "--environment".into(),
+                "dev".into(),
+                "--sha".into(),
+                sha.clone(),
+                "--image".into(),
+                "a\n::error::x".into(),
+            ],
+            "image",
+        ),
+        (
+            vec![
+                "record".into(),
+                "--environment".into(),
+                "dev".into(),
+                "--sha".into(),
+                sha.clone(),
+                "--to".into(),
+                "previous".into(),
+            ],
+            "to",
+        ),
+        (
+            vec![
+                "list".into(),
+                "--environment".into(),
+                "dev".into(),
+                "--rollback".into(),
+            ],
+            "rollback",
+        ),
+        (
+            vec!["resolve".into(), "--environment".into(), "dev".into()],
+            "to",
+        ),
+        (
+            vec![
+                "hold".into(),
+                "--environment".into(),
+                "dev".into(),
+                "--reason".into(),
+                "x\r\n::add-mask::y".into(),
+            ],
+            "reason",
+        ),
+        (
+            vec![
+                "record".into(),
+                "--environment".into(),
+                "dev".into(),
+                "--sha".into(),
+                sha.clone(),
+                "--remote".into(),
+                "https://x-access-token:ghs_x@github.com/o/r".into(),
+            ],
+            "remote",
+        ),
+        (
+            vec![
+                "record".into(),
+                "--environment".into(),
+                "dev".into(),
+                "--sha".into(),
+                sha.clone(),
+                "--remote".into(),
+                "ext::sh -c touch% /tmp/pwned".into(),
+            ],
+            "remote",
+        ),
+    ];
+    let mut to_vectors = vec![
+        "a..b",
+        "deploy/dev/history/a b",
+        "deploy/dev/history/x~1",
+        "deploy/dev/history/x^",
+        "deploy/dev/history/x:y",
+        "deploy/dev/history/x?",
+        "deploy/dev/history/x*",
+        "deploy/dev/history/x[",
+        "deploy/dev/history/x\\y",
+        "deploy/dev//history/x",
+        "deploy/dev/history/x.",
+        "deploy/dev/history/x/",
+        "deploy/dev/history/x.lock",
+        "deploy/dev/history/@{1}",
+        "deploy/dev/history/\u{1}x",
+        "deploy/prod/history/20261126T120000Z-1-abcdef1",
+        "deploy/dev/current",
+        "HEAD~1",
+        "Previous",
+        "",
+    ]
+    .into_iter()
+    .map(|t| {
+        (
+            vec![
+                "resolve".to_string(),
+                "--environment".into(),
+                "dev".into(),
+                "--to".into(),
+                t.to_string(),
+            ],
+            "to",
+        )
+    })
+    .collect();
+    let mut all = cases;
+    all.append(&mut to_vectors);
+    for (args, field) in &all {
+        for remote in [&closed, &r.url] {
+            let mut sb = r.sandbox("1");
+            sb.set("GITOPS_REMOTE", remote);
+            let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+            let run = sb.run("tag-deploy", &argv);
+            assert_eq!(run.code, 2, "{args:?} via {remote}: {}", run.all());
+            assert!(
+                run.all().contains(&format!("`{field}`")),
+                "{args:?}: {}",
+                run.all()
+            );
+            for line in run.stdout.lines() {
+                assert!(
+                    !line.trim_start().starts_with("::error::pwned")
+                        && !line.starts_with("::add-mask::y"),
+                    "{line}"
+                );
+            }
+        }
+    }
+    assert_eq!(r.refs(), before);
+}
+
+#[test]
+fn bad_credentials_fail_fast_with_exit_3_and_no_leak() {
+    let r = Remote::http(3);
+    let mut sb = r.sandbox("1");
+    sb.set("GITOPS_TOKEN", "ghs_WrongToken987654321");
+    let run = sb.run("tag-deploy", &["list", "--environment", "dev"]);
+    run.expect_code(3);
+    assert!(run.all().contains("authentication"), "{}", run.all());
+    sb.assert_no_leak(&run, &["ghs_WrongToken987654321"], &[]);
+    let run = sb.run(
+        "tag-deploy",
+        &["record", "--environment", "dev", "--sha", &r.seeded.dev[2]],
+    );
+    run.expect_code(3);
+    sb.assert_no_leak(&run, &["ghs_WrongToken987654321"], &[]);
+}
+
+// actions/checkout leaves `http.<origin>.extraheader = AUTHORIZATION: basic ...` in the
+// checkout's config; with no token input tag-deploy uses it and the checkout's `origin`.
+#[test]
+fn uses_the_checkout_origin_and_its_persisted_credentials() {
+    use base64::Engine;
+    let r = Remote::http(4);
+    let d = &r.seeded.dev;
+    let sb0 = Sandbox::actions();
+    let checkout = sb0.path().join("work");
+    let header = format!(
+        "AUTHORIZATION: basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{TOKEN}"))
+    );
+    let origin = format!("http://127.0.0.1:{}/", r.srv.as_ref().unwrap().port);
+    let o = git_http::git(sb0.path())
+        .args([
+            "-c",
+            &format!("http.extraheader={header}"),
+            "clone",
+            "--quiet",
+            &r.url,
+        ])
+        .arg(&checkout)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    git_http::git_ok(
+        &checkout,
+        &["config", &format!("http.{origin}.extraheader"), &header],
+    );
+
+    let mut sb = Sandbox::actions();
+    sb.set("GITHUB_WORKSPACE", checkout.display().to_string())
+        .set("GITHUB_RUN_ID", "7")
+        .set("GITHUB_SHA", &d[3]);
+    let run = sb.run("tag-deploy", &["record", "--environment", "dev"]);
+    run.expect_code(0);
+    sb.assert_no_leak(&run, &[TOKEN], &[]);
+    assert_eq!(r.refs()["refs/tags/deploy/dev/current^{}"], d[3]);
+    // No local tag was written in the user's checkout.
+    assert_eq!(git_http::git_ok(&checkout, &["tag", "--list"]), "");
+    let run = sb.run("tag-deploy", &["list", "--environment", "dev"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains(&d[3][..7]), "{}", run.stdout);
+}
