@@ -676,7 +676,10 @@ fn e2e_demo_runs_the_whole_flow_and_leaves_the_expected_tags() {
     assert_eq!(kv["refused.held"], "true", "{kv:?}");
     // The timeline names every step.
     for step in [
+        "pull request -> dev: plan",
+        "merged into dev",
         "deploy",
+        "health check of prod",
         "promote dev -> staging",
         "promote staging -> prod",
         "rollback prod -> previous",
