@@ -484,11 +484,29 @@ fn record(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args, sha: Oid) 
     let mut want = vec![tip.oid];
     let mut want_refs = vec![branch_ref.clone()];
     if let Some(c) = state.current {
-        want.push(c.oid);
+        // The commit, not the tag object: if another deploy moves the tag meanwhile, the old
+        // object is no longer advertised, but its commit is still on the branch. The lease on
+        // the push catches the race.
+        want.push(c.peeled);
         want_refs.push(deploy::current_ref(env));
     }
     let want_refs_s: Vec<&str> = want_refs.iter().map(String::as_str).collect();
-    session.ensure(&want, &want_refs_s)?;
+    if let Err(e) = session.ensure(&want, &want_refs_s) {
+        // Something moved between our read and the fetch: report it as the race it is (F12).
+        let cur_ref = deploy::current_ref(env);
+        let now = session.ls_remote(&[cur_ref.as_str(), branch_ref.as_str()])?;
+        let was = state.current.map(|c| c.oid);
+        let is = now.get(&cur_ref).map(|r| r.oid);
+        if was != is {
+            let show = |o: Option<Oid>| o.map_or("<none>".to_string(), |o| o.to_string());
+            return Err(Failure::refused(format!(
+                "lost the race to record a deploy of `{env}`: {cur_ref} changed on the remote: expected {}, found {}; nothing was changed",
+                show(was),
+                show(is)
+            )));
+        }
+        return Err(e.into());
+    }
     let on_branch = match session.is_ancestor(sha, tip.oid) {
         Ok(b) => b,
         Err(GitError::Missing(_)) => false,
@@ -765,7 +783,7 @@ fn hold(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args) -> Result<()
         return Ok(());
     }
     // The hold points at what is deployed now (or the branch tip before any deploy).
-    let (target_oid, target_ref, commit) = match (state.current, refs.get(&branch_ref)) {
+    let (_target_oid, target_ref, commit) = match (state.current, refs.get(&branch_ref)) {
         (Some(c), _) => (c.oid, deploy::current_ref(env), c.peeled),
         (None, Some(b)) => (b.oid, branch_ref.clone(), b.oid),
         (None, None) => {
@@ -776,7 +794,7 @@ fn hold(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args) -> Result<()
         }
     };
     let depth = session.is_scratch().then_some(1);
-    session.ensure_with_depth(&[target_oid], &[target_ref.as_str()], depth)?;
+    session.ensure_with_depth(&[commit], &[target_ref.as_str()], depth)?;
     let h = Hold {
         reason: args.reason.clone().unwrap_or_default(),
         actor: ctx.actor.clone(),
