@@ -511,6 +511,19 @@ impl Client {
         Ok(out)
     }
 
+    /// One deployment by id.
+    pub async fn get_deployment(&self, id: u64) -> std::result::Result<Deployment, ApiError> {
+        let a = self
+            .call(
+                Method::GET,
+                &self.repo_path(&format!("/deployments/{id}")),
+                None,
+                &[],
+            )
+            .await?;
+        Deployment::from_json(&a.body)
+    }
+
     /// Post a deployment status.
     pub async fn set_deployment_status(
         &self,

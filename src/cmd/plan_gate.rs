@@ -568,11 +568,17 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let rt = crate::cli::runtime()?;
         match rt.block_on(comment::upsert(t, &body)) {
-            Ok(comment::Outcome::Created { url, .. }) => {
+            Ok(comment::Outcome::Created { url, notes, .. }) => {
+                for n in &notes {
+                    runner.warning(n);
+                }
                 runner.info(&format!("PR comment created: {}", single_line(&url)));
                 comment_url = url;
             }
-            Ok(comment::Outcome::Updated { url, .. }) => {
+            Ok(comment::Outcome::Updated { url, notes, .. }) => {
+                for n in &notes {
+                    runner.warning(n);
+                }
                 runner.info(&format!(
                     "PR comment updated in place: {}",
                     single_line(&url)

@@ -11,6 +11,17 @@
 //! - `list`: the history, newest first, read from the remote (never from local tags).
 //! - `resolve`: `--to previous|<history tag>|<sha>` -> the commit to roll back to.
 //! - `hold` / `release`: create / delete `deploy/<env>/hold` (with leases).
+//! - GitHub Deployments (when a token and the repository are known, unless
+//!   `--skip-github-deployment`): `start` creates the run's deployment and posts `in_progress`
+//!   at the beginning of a deploy job; `record` posts `success` after the tags are pushed (or
+//!   `failure` when it refuses), creating the deployment itself when `start` was not used;
+//!   `fail` posts `failure` from a job's failure path. Deployments are created with
+//!   `auto_merge: false`, explicit `required_contexts` (default: none — the deploy already
+//!   happened, and a rollback must never wait for checks) and explicit
+//!   `production_environment`; each carries the run key `<run id>.<attempt>`, so the three
+//!   subcommands find the same deployment and a create whose outcome was unknown is never
+//!   duplicated (F15). After a production success, older successful deployments of the
+//!   environment are marked `inactive`.
 //!
 //! Every input is validated before the first network call (exit 2).
 
@@ -24,14 +35,19 @@ use crate::deploy::{self, EnvState, Hold, Record};
 use crate::envs::Model;
 use crate::exit::{Failure, Result};
 use crate::git::{self, Expect, GitError, RefUpdate, RemoteSpec, Session, Tagger};
+use crate::github;
 use crate::runner::{markdown, single_line, OutputFormat, Runner};
 use crate::secret::Secret;
 
 /// What to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Command {
+    /// Create the run's GitHub Deployment and mark it `in_progress` (start of a deploy job).
+    Start,
     /// Record a deploy: history tag + move `deploy/<env>/current`, atomically.
     Record,
+    /// Mark the run's GitHub Deployment `failure` (the failure path of a deploy job).
+    Fail,
     /// List the deploy history, newest first.
     List,
     /// Resolve a rollback target to a commit.
@@ -40,6 +56,13 @@ pub enum Command {
     Hold,
     /// Release a hold.
     Release,
+}
+
+impl Command {
+    /// Subcommands that talk to the Deployments API (and take its inputs).
+    fn deploys(self) -> bool {
+        matches!(self, Command::Record | Command::Start | Command::Fail)
+    }
 }
 
 /// Output format of `list`.
@@ -59,7 +82,7 @@ pub enum Format {
     about = "Record deploys as atomic git tags and GitHub Deployments"
 )]
 pub struct Args {
-    /// What to do: record, list, resolve, hold, release.
+    /// What to do: start, record, fail, list, resolve, hold, release.
     #[arg(value_enum, env = "GITOPS_COMMAND")]
     pub command: Command,
 
@@ -67,19 +90,19 @@ pub struct Args {
     #[arg(long, env = "GITOPS_ENVIRONMENT")]
     pub environment: String,
 
-    /// record: the deployed commit (full SHA). Default: `GITHUB_SHA`.
+    /// start/record/fail: the deployed commit (full SHA). Default: `GITHUB_SHA`.
     #[arg(long, env = "GITOPS_SHA")]
     pub sha: Option<String>,
 
-    /// record: this deploy is a deliberate rollback (allows an older commit that was deployed here before).
+    /// start/record/fail: this deploy is a deliberate rollback (allows an older commit that was deployed here before).
     #[arg(long, env = "GITOPS_ROLLBACK")]
     pub rollback: bool,
 
-    /// record: the image that was deployed (e.g. `repo@sha256:...`), kept in the tag's trailers.
+    /// start/record: the image that was deployed (e.g. `repo@sha256:...`), kept in the tag's trailers and the deployment's payload.
     #[arg(long, env = "GITOPS_IMAGE")]
     pub image: Option<String>,
 
-    /// record: digest of the applied plan (`sha256:<64 hex>`), kept in the tag's trailers.
+    /// start/record: digest of the applied plan (`sha256:<64 hex>`), kept in the tag's trailers and the deployment's payload.
     #[arg(long, env = "GITOPS_PLAN_DIGEST")]
     pub plan_digest: Option<String>,
 
@@ -115,17 +138,46 @@ pub struct Args {
     /// The environments model file. Default: `.github/gitops.yml` in the checkout, else the built-in model.
     #[arg(long, env = "GITOPS_CONFIG")]
     pub config: Option<PathBuf>,
+
+    /// start/record/fail: where the deployed environment can be seen (an https URL), shown on
+    /// the GitHub Deployment.
+    #[arg(long, env = "GITOPS_ENVIRONMENT_URL")]
+    pub environment_url: Option<String>,
+
+    /// start/record/fail: status contexts GitHub must see green before it accepts the
+    /// deployment (comma- or newline-separated). Default: none, sent explicitly (GitHub's own
+    /// default requires every context, which blocks rollbacks).
+    #[arg(long, env = "GITOPS_REQUIRED_CONTEXTS")]
+    pub required_contexts: Option<String>,
+
+    /// record/fail: the deployment `start` created (its `deployment-id` output). Default: the
+    /// deployment of this run (found by its run key), else a new one.
+    #[arg(long, env = "GITOPS_DEPLOYMENT_ID")]
+    pub deployment_id: Option<u64>,
+
+    /// Record the git tags only, without a GitHub Deployment (e.g. a token without
+    /// `deployments: write`).
+    #[arg(long, env = "GITOPS_SKIP_GITHUB_DEPLOYMENT")]
+    pub skip_github_deployment: bool,
+
+    /// `owner/repo` for the Deployments API. Default: `GITHUB_REPOSITORY`.
+    #[arg(long, env = "GITOPS_REPOSITORY")]
+    pub repository: Option<String>,
+
+    /// GitHub REST API URL. Default: `GITHUB_API_URL`, else https://api.github.com.
+    #[arg(long, env = "GITOPS_GITHUB_API_URL")]
+    pub github_api_url: Option<String>,
 }
 
 /// Outputs this binary sets.
 pub const OUTPUTS: &[OutputDoc] = &[
     OutputDoc {
         name: "status",
-        description: "record: `recorded`, `rolled-back` or `unchanged`; hold: `held` or `already-held`; release: `released` or `not-held`; list/resolve: `ok`",
+        description: "start: `started` or `skipped`; record: `recorded`, `rolled-back` or `unchanged`; fail: `failed` or `skipped`; hold: `held` or `already-held`; release: `released` or `not-held`; list/resolve: `ok`",
     },
     OutputDoc {
         name: "sha",
-        description: "record: the recorded commit; resolve: the commit to roll back to; list: the current commit",
+        description: "record: the recorded commit (start/fail: the deployment's commit); resolve: the commit to roll back to; list: the current commit",
     },
     OutputDoc {
         name: "tag",
@@ -147,6 +199,10 @@ pub const OUTPUTS: &[OutputDoc] = &[
         name: "json",
         description: "list: the history as JSON",
     },
+    OutputDoc {
+        name: "deployment-id",
+        description: "start/record/fail: the id of the run's GitHub Deployment (empty without one)",
+    },
 ];
 
 /// Generator metadata.
@@ -167,6 +223,140 @@ struct Ctx {
     run_id: String,
     run_url: Option<String>,
     actor: Option<String>,
+    production: bool,
+    deployments: DeploymentsCfg,
+}
+
+/// Whether and how the GitHub Deployment of this run is kept.
+enum DeploymentsCfg {
+    /// Not kept; the reason, for the one notice line (empty: not a deploying subcommand).
+    Off(String),
+    /// Kept through the API.
+    On(Box<DeploymentsOn>),
+}
+
+struct DeploymentsOn {
+    api: github::Config,
+    run_key: String,
+    environment_url: Option<String>,
+    required_contexts: Vec<String>,
+}
+
+/// Validate the Deployments inputs (before any call) and decide whether the API is used.
+fn deployments_config(
+    runner: &Runner,
+    args: &Args,
+    token: Option<&Secret>,
+    run_id: &str,
+) -> Result<DeploymentsCfg> {
+    let environment_url = args
+        .environment_url
+        .as_deref()
+        .map(validate_environment_url)
+        .transpose()?;
+    let required_contexts = args
+        .required_contexts
+        .as_deref()
+        .map(parse_contexts)
+        .transpose()?
+        .unwrap_or_default();
+    let attempt = runner
+        .var("GITHUB_RUN_ATTEMPT")
+        .filter(|v| !v.is_empty())
+        .unwrap_or("1");
+    if attempt.is_empty() || attempt.len() > 6 || !attempt.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Failure::usage(
+            "GITHUB_RUN_ATTEMPT",
+            format!("`{}` is not a run attempt number", single_line(attempt)),
+        ));
+    }
+    let repository = args
+        .repository
+        .clone()
+        .filter(|r| !r.is_empty())
+        .or_else(|| runner.var("GITHUB_REPOSITORY").map(str::to_string))
+        .filter(|r| !r.is_empty());
+    if let Some(r) = &repository {
+        github::validate_repository("repository", r)?;
+    }
+    let api_url = args
+        .github_api_url
+        .clone()
+        .filter(|u| !u.is_empty())
+        .or_else(|| runner.var("GITHUB_API_URL").map(str::to_string))
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "https://api.github.com".to_string());
+    github::validate_api_url("github-api-url", &api_url)?;
+    if args.skip_github_deployment {
+        return Ok(DeploymentsCfg::Off(
+            "GitHub Deployment skipped (skip-github-deployment)".into(),
+        ));
+    }
+    let (Some(token), Some(repository)) = (token, repository) else {
+        if args.deployment_id.is_some() {
+            return Err(Failure::usage(
+                "deployment-id",
+                "needs the GitHub API: give `token` and `repository` (or run in Actions)",
+            ));
+        }
+        return Ok(DeploymentsCfg::Off(
+            "GitHub Deployment not recorded: no token or no repository (GITHUB_REPOSITORY); the deploy is recorded in git tags only".into(),
+        ));
+    };
+    let timeout = runner
+        .var("GITOPS_GITHUB_TIMEOUT_MS")
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(std::time::Duration::from_millis)
+        .unwrap_or(github::DEFAULT_TIMEOUT);
+    Ok(DeploymentsCfg::On(Box::new(DeploymentsOn {
+        api: github::Config {
+            api_url,
+            repository,
+            token: token.clone(),
+            timeout,
+            retry: github::RetryPolicy::default(),
+        },
+        run_key: format!("{run_id}.{attempt}"),
+        environment_url,
+        required_contexts,
+    })))
+}
+
+fn validate_environment_url(v: &str) -> Result<String> {
+    let bad =
+        |rule: &str| Failure::usage("environment-url", format!("`{}` {rule}", single_line(v)));
+    if v.len() > 500 || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("is longer than 500 characters or contains whitespace"));
+    }
+    let u = url::Url::parse(v).map_err(|_| bad("is not a URL"))?;
+    if !matches!(u.scheme(), "https" | "http") || u.host_str().is_none() {
+        return Err(bad("is not an http(s) URL"));
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(bad("must not carry credentials"));
+    }
+    Ok(v.to_string())
+}
+
+fn parse_contexts(v: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for c in v
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        deploy::validate_text("required-contexts", c, 255)?;
+        if !out.iter().any(|x| x == c) {
+            out.push(c.to_string());
+        }
+    }
+    if out.len() > 100 {
+        return Err(Failure::usage(
+            "required-contexts",
+            "lists more than 100 contexts",
+        ));
+    }
+    Ok(out)
 }
 
 fn not_for(field: &str, cmd: Command) -> Failure {
@@ -229,19 +419,32 @@ fn validate_image(v: &str) -> Result<()> {
 fn prepare(runner: &Runner, args: &Args) -> Result<Ctx> {
     let cmd = args.command;
     // Flags that belong to another subcommand are mistakes worth catching early.
-    if cmd != Command::Record {
-        if args.sha.is_some() {
-            return Err(not_for("sha", cmd));
+    if !cmd.deploys() {
+        for (field, given) in [
+            ("sha", args.sha.is_some()),
+            ("rollback", args.rollback),
+            ("image", args.image.is_some()),
+            ("plan-digest", args.plan_digest.is_some()),
+            ("environment-url", args.environment_url.is_some()),
+            ("required-contexts", args.required_contexts.is_some()),
+        ] {
+            if given {
+                return Err(not_for(field, cmd));
+            }
         }
-        if args.rollback {
-            return Err(not_for("rollback", cmd));
+    }
+    if cmd == Command::Fail {
+        for (field, given) in [
+            ("image", args.image.is_some()),
+            ("plan-digest", args.plan_digest.is_some()),
+        ] {
+            if given {
+                return Err(not_for(field, cmd));
+            }
         }
-        if args.image.is_some() {
-            return Err(not_for("image", cmd));
-        }
-        if args.plan_digest.is_some() {
-            return Err(not_for("plan-digest", cmd));
-        }
+    }
+    if !matches!(cmd, Command::Record | Command::Fail) && args.deployment_id.is_some() {
+        return Err(not_for("deployment-id", cmd));
     }
     if cmd != Command::Resolve && args.to.is_some() {
         return Err(not_for("to", cmd));
@@ -330,7 +533,14 @@ fn prepare(runner: &Runner, args: &Args) -> Result<Ctx> {
         }
     }
     let temp_dir = runner.var("RUNNER_TEMP").map(PathBuf::from);
+    let deployments = if cmd.deploys() {
+        deployments_config(runner, args, token.as_ref(), &run_id)?
+    } else {
+        DeploymentsCfg::Off(String::new())
+    };
     Ok(Ctx {
+        production: env.production,
+        deployments,
         env: env.name.clone(),
         branch: env.branch.clone(),
         spec: RemoteSpec {
@@ -349,7 +559,7 @@ fn prepare(runner: &Runner, args: &Args) -> Result<Ctx> {
 pub fn run(runner: &Runner, args: Args) -> Result<()> {
     let ctx = prepare(runner, &args)?;
     // The sha default comes from the run context; validated before any call too.
-    let sha = if args.command == Command::Record {
+    let sha = if args.command.deploys() {
         let s = args
             .sha
             .clone()
@@ -360,21 +570,309 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
     } else {
         None
     };
-    let session = Session::open(&ctx.spec)?;
-    if let Some(s) = session.auth().secret() {
-        runner.mask(s);
-    }
     let result = match args.command {
-        Command::Record => record(runner, &ctx, &session, &args, sha.expect("validated")),
-        Command::List => list(runner, &ctx, &session, &args),
-        Command::Resolve => resolve(runner, &ctx, &session, &args),
-        Command::Hold => hold(runner, &ctx, &session, &args),
-        Command::Release => release(runner, &ctx, &session, &args),
+        Command::Start => start(runner, &ctx, &args, sha.expect("validated")),
+        Command::Fail => fail(runner, &ctx, &args, sha.expect("validated")),
+        cmd => {
+            let session = Session::open(&ctx.spec)?;
+            if let Some(s) = session.auth().secret() {
+                runner.mask(s);
+            }
+            match cmd {
+                Command::Record => {
+                    record_with_deployment(runner, &ctx, &session, &args, sha.expect("validated"))
+                }
+                Command::List => list(runner, &ctx, &session, &args),
+                Command::Resolve => resolve(runner, &ctx, &session, &args),
+                Command::Hold => hold(runner, &ctx, &session, &args),
+                _ => release(runner, &ctx, &session, &args),
+            }
+        }
     };
     if result.is_ok() && args.command != Command::List && !runner.in_actions() {
         runner.finish(OutputFormat::Text);
     }
     result
+}
+
+// ------------------------------------------------------------------ GitHub Deployments
+
+/// The API client with its runtime; retry/wait notes are collected and printed after each call.
+struct Gh<'c> {
+    rt: tokio::runtime::Runtime,
+    client: github::Client,
+    notes: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    on: &'c DeploymentsOn,
+}
+
+impl<'c> Gh<'c> {
+    fn open(on: &'c DeploymentsOn) -> Result<Gh<'c>> {
+        let rt = crate::cli::runtime()?;
+        let notes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let n2 = notes.clone();
+        let client = {
+            let _g = rt.enter();
+            github::Client::new(&on.api, move |m| {
+                if let Ok(mut v) = n2.lock() {
+                    v.push(m.to_string());
+                }
+            })?
+        };
+        Ok(Gh {
+            rt,
+            client,
+            notes,
+            on,
+        })
+    }
+
+    fn block<T>(
+        &self,
+        runner: &Runner,
+        f: impl std::future::Future<Output = std::result::Result<T, github::ApiError>>,
+    ) -> std::result::Result<T, github::ApiError> {
+        let r = self.rt.block_on(f);
+        if let Ok(mut v) = self.notes.lock() {
+            for m in v.drain(..) {
+                runner.info(&single_line(&m));
+            }
+        }
+        r
+    }
+
+    fn status(
+        &self,
+        state: github::DeploymentState,
+        ctx: &Ctx,
+        text: String,
+    ) -> github::DeploymentStatus {
+        github::DeploymentStatus {
+            state,
+            log_url: ctx.run_url.clone(),
+            environment_url: self.on.environment_url.clone(),
+            description: Some(single_line(&text)),
+            auto_inactive: None,
+        }
+    }
+
+    /// The run's deployment: the given id (checked to be for this sha and environment), else
+    /// the one carrying our run key, else a new one (with `in_progress` posted). Returns the id
+    /// and whether it was created now.
+    fn deployment(&self, runner: &Runner, ctx: &Ctx, args: &Args, sha: Oid) -> Result<(u64, bool)> {
+        let sha_s = sha.to_string();
+        if let Some(id) = args.deployment_id {
+            let d = self
+                .block(runner, self.client.get_deployment(id))
+                .map_err(|e| Failure::from(e).context("GitHub Deployment"))?;
+            if d.sha != sha_s || d.environment != ctx.env {
+                return Err(Failure::refused(format!(
+                    "deployment {id} is for {} in `{}`, not {sha} in `{}`; nothing was changed",
+                    single_line(&d.sha),
+                    single_line(&d.environment),
+                    ctx.env
+                )));
+            }
+            return Ok((id, false));
+        }
+        let found = self
+            .block(
+                runner,
+                self.client
+                    .find_deployment_by_run(&sha_s, &ctx.env, &self.on.run_key),
+            )
+            .map_err(|e| Failure::from(e).context("GitHub Deployment"))?;
+        if let Some(d) = found {
+            return Ok((d.id, false));
+        }
+        let mut extra = serde_json::Map::new();
+        if let Some(u) = &ctx.run_url {
+            extra.insert("run_url".into(), serde_json::json!(u));
+        }
+        if let Some(i) = &args.image {
+            extra.insert("image".into(), serde_json::json!(i));
+        }
+        if let Some(d) = &args.plan_digest {
+            extra.insert("plan_digest".into(), serde_json::json!(d));
+        }
+        extra.insert("rollback".into(), serde_json::json!(args.rollback));
+        let what = if args.rollback { "rollback" } else { "deploy" };
+        let new = github::NewDeployment {
+            sha: sha_s,
+            environment: ctx.env.clone(),
+            production: ctx.production,
+            required_contexts: self.on.required_contexts.clone(),
+            run_key: self.on.run_key.clone(),
+            description: format!("{what} of {} by run {}", short(sha), ctx.run_id),
+            extra,
+        };
+        let d = self
+            .block(runner, self.client.create_deployment(&new))
+            .map_err(|e| Failure::from(e).context("GitHub Deployment"))?;
+        self.block(
+            runner,
+            self.client.set_deployment_status(
+                d.id,
+                &self.status(
+                    github::DeploymentState::InProgress,
+                    ctx,
+                    format!("{what} of {} in progress", short(sha)),
+                ),
+            ),
+        )
+        .map_err(|e| Failure::from(e).context("GitHub Deployment status"))?;
+        Ok((d.id, true))
+    }
+}
+
+fn deployments_off(runner: &Runner, ctx: &Ctx) -> Result<bool> {
+    match &ctx.deployments {
+        DeploymentsCfg::On(_) => Ok(false),
+        DeploymentsCfg::Off(why) => {
+            runner.set_output("deployment-id", "")?;
+            if !why.is_empty() {
+                runner.notice(why);
+            }
+            Ok(true)
+        }
+    }
+}
+
+fn on(ctx: &Ctx) -> &DeploymentsOn {
+    match &ctx.deployments {
+        DeploymentsCfg::On(o) => o,
+        DeploymentsCfg::Off(_) => unreachable!("checked by deployments_off"),
+    }
+}
+
+/// `start`: the run's deployment, `in_progress`. No git.
+fn start(runner: &Runner, ctx: &Ctx, args: &Args, sha: Oid) -> Result<()> {
+    runner.set_output("sha", &sha.to_string())?;
+    if deployments_off(runner, ctx)? {
+        return runner.set_output("status", "skipped");
+    }
+    let gh = Gh::open(on(ctx))?;
+    let (id, created) = gh.deployment(runner, ctx, args, sha)?;
+    runner.set_output("deployment-id", &id.to_string())?;
+    runner.set_output("status", "started")?;
+    runner.info(&format!(
+        "GitHub Deployment {id} of {sha} in `{}`: in_progress{}",
+        ctx.env,
+        if created {
+            ""
+        } else {
+            " (already created by this run)"
+        }
+    ));
+    Ok(())
+}
+
+/// `fail`: the run's deployment (found or created), `failure`. No git.
+fn fail(runner: &Runner, ctx: &Ctx, args: &Args, sha: Oid) -> Result<()> {
+    runner.set_output("sha", &sha.to_string())?;
+    if deployments_off(runner, ctx)? {
+        return runner.set_output("status", "skipped");
+    }
+    let gh = Gh::open(on(ctx))?;
+    let (id, _) = gh.deployment(runner, ctx, args, sha)?;
+    runner.set_output("deployment-id", &id.to_string())?;
+    gh.block(
+        runner,
+        gh.client.set_deployment_status(
+            id,
+            &gh.status(
+                github::DeploymentState::Failure,
+                ctx,
+                format!("deploy of {} failed; see the run", short(sha)),
+            ),
+        ),
+    )
+    .map_err(|e| Failure::from(e).context("GitHub Deployment status"))?;
+    runner.set_output("status", "failed")?;
+    runner.info(&format!(
+        "GitHub Deployment {id} of {sha} in `{}`: failure",
+        ctx.env
+    ));
+    Ok(())
+}
+
+/// `record` with the run's GitHub Deployment around the git part: the deployment exists (and
+/// is `in_progress`) before the tags move; `success` after, `failure` when the git part refuses.
+fn record_with_deployment(
+    runner: &Runner,
+    ctx: &Ctx,
+    session: &Session,
+    args: &Args,
+    sha: Oid,
+) -> Result<()> {
+    if deployments_off(runner, ctx)? {
+        return record(runner, ctx, session, args, sha);
+    }
+    let gh = Gh::open(on(ctx))?;
+    let (id, _) = gh.deployment(runner, ctx, args, sha).map_err(|mut f| {
+        f.message.push_str("; nothing was recorded (pass `skip-github-deployment` to record the git tags without a GitHub Deployment)");
+        f
+    })?;
+    runner.set_output("deployment-id", &id.to_string())?;
+    let what = if args.rollback { "rollback" } else { "deploy" };
+    match record(runner, ctx, session, args, sha) {
+        Ok(()) => {
+            gh.block(
+                runner,
+                gh.client.set_deployment_status(
+                    id,
+                    &gh.status(
+                        github::DeploymentState::Success,
+                        ctx,
+                        format!("{what} of {} recorded", short(sha)),
+                    ),
+                ),
+            )
+            .map_err(|e| {
+                Failure::from(e).context(format!(
+                    "the deploy is recorded in git, but GitHub Deployment {id} could not be marked success"
+                ))
+            })?;
+            runner.info(&format!("GitHub Deployment {id}: success"));
+            if ctx.production {
+                let marked = gh
+                    .block(runner, gh.client.mark_older_inactive(&ctx.env, id, 30))
+                    .map_err(|e| {
+                        Failure::from(e).context(format!(
+                            "GitHub Deployment {id} is success, but older ones could not be marked inactive"
+                        ))
+                    })?;
+                if !marked.is_empty() {
+                    runner.info(&format!(
+                        "marked {} older deployment(s) of `{}` inactive: {}",
+                        marked.len(),
+                        ctx.env,
+                        marked
+                            .iter()
+                            .map(u64::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+            }
+            Ok(())
+        }
+        Err(f) => {
+            let desc = format!("tag-deploy {what} of {} failed: {}", short(sha), f.message);
+            if let Err(e) = gh.block(
+                runner,
+                gh.client.set_deployment_status(
+                    id,
+                    &gh.status(github::DeploymentState::Failure, ctx, desc),
+                ),
+            ) {
+                runner.warning(&format!(
+                    "GitHub Deployment {id} could not be marked failure: {}",
+                    single_line(&Failure::from(e).message)
+                ));
+            }
+            Err(f)
+        }
+    }
 }
 
 fn read_state(session: &Session, env: &str, extra: &[&str]) -> Result<(EnvState, git::RemoteRefs)> {
@@ -605,9 +1103,6 @@ fn record(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args, sha: Oid) 
         md.push_str(&format!("| image | {} |\n", markdown::code(i)));
     }
     runner.summary(&md)?;
-    runner.notice(
-        "GitHub Deployment not recorded: this build of tag-deploy records the deploy in git tags only",
-    );
     Ok(())
 }
 

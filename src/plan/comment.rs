@@ -46,6 +46,8 @@ pub enum Outcome {
         id: u64,
         /// Its URL.
         url: String,
+        /// Things worth a warning (e.g. a pagination link that was not followed).
+        notes: Vec<String>,
     },
     /// Our existing comment was updated in place.
     Updated {
@@ -53,7 +55,30 @@ pub enum Outcome {
         id: u64,
         /// Its URL.
         url: String,
+        /// Things worth a warning.
+        notes: Vec<String>,
     },
+}
+
+/// Is `next` (a `Link: rel="next"` target) on the same origin as the API base? The token goes
+/// with every request octocrab sends, so a pagination link to any other scheme, host or port
+/// (a hostile or misconfigured server, a proxy) is never followed.
+pub fn same_origin(next: &http::Uri, base: &url::Url) -> bool {
+    let scheme_ok = next.scheme_str() == Some(base.scheme());
+    let host_ok = next
+        .host()
+        .zip(base.host_str())
+        .is_some_and(|(a, b)| a.eq_ignore_ascii_case(b));
+    let default = |s: &str| match s {
+        "https" => Some(443),
+        "http" => Some(80),
+        _ => None,
+    };
+    let port_ok = next
+        .port_u16()
+        .or_else(|| next.scheme_str().and_then(default))
+        == base.port_or_known_default();
+    scheme_ok && host_ok && port_ok
 }
 
 /// The hidden marker for one key. The key is reduced to a safe alphabet so it cannot close the
@@ -123,6 +148,9 @@ pub async fn upsert(t: &Target, body: &str) -> Result<Outcome> {
         .map_err(|e| api_error("listing pull request comments", e))?;
     let mut found: Option<CommentId> = None;
     let mut pages = 0;
+    let mut notes = Vec::new();
+    let base = url::Url::parse(&t.api_url)
+        .map_err(|_| Failure::usage("github-api-url", "is not a URL"))?;
     loop {
         if let Some(c) = page
             .items
@@ -135,6 +163,16 @@ pub async fn upsert(t: &Target, body: &str) -> Result<Outcome> {
         pages += 1;
         if pages >= 50 {
             break;
+        }
+        if let Some(next) = &page.next {
+            if !same_origin(next, &base) {
+                notes.push(format!(
+                    "GitHub's pagination link points to another origin ({}://{}); not following it with the token, so older comments were not searched",
+                    next.scheme_str().unwrap_or("?"),
+                    single_line(next.authority().map(|a| a.as_str()).unwrap_or("?"))
+                ));
+                break;
+            }
         }
         match oc
             .get_page::<octocrab::models::issues::Comment>(&page.next)
@@ -156,6 +194,7 @@ pub async fn upsert(t: &Target, body: &str) -> Result<Outcome> {
             Ok(Outcome::Updated {
                 id: c.id.0,
                 url: c.html_url.to_string(),
+                notes,
             })
         }
         None => {
@@ -166,6 +205,7 @@ pub async fn upsert(t: &Target, body: &str) -> Result<Outcome> {
             Ok(Outcome::Created {
                 id: c.id.0,
                 url: c.html_url.to_string(),
+                notes,
             })
         }
     }
@@ -215,6 +255,29 @@ mod tests {
         assert!(b.trim_end().ends_with(&marker("dev")));
         assert!(b.contains("section 10\n"));
         assert!(!b.contains("section 199"));
+    }
+
+    #[test]
+    fn pagination_links_are_followed_only_on_the_api_origin() {
+        let base = url::Url::parse("https://ghe.example.com/api/v3").unwrap();
+        let ok = |u: &str| same_origin(&u.parse().unwrap(), &base);
+        assert!(ok(
+            "https://ghe.example.com/api/v3/repos/o/r/issues/1/comments?page=2"
+        ));
+        assert!(ok("https://GHE.example.com:443/api/v3/x?page=2"));
+        assert!(!ok("https://api.github.com/resource?page=2"));
+        assert!(!ok("http://ghe.example.com/api/v3/x?page=2"));
+        assert!(!ok("https://ghe.example.com:8443/x"));
+        assert!(!ok("https://ghe.example.com.evil.test/x"));
+        let local = url::Url::parse("http://127.0.0.1:8080").unwrap();
+        assert!(same_origin(
+            &"http://127.0.0.1:8080/x?page=2".parse().unwrap(),
+            &local
+        ));
+        assert!(!same_origin(
+            &"http://127.0.0.1:9090/x".parse().unwrap(),
+            &local
+        ));
     }
 
     #[test]

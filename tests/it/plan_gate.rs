@@ -727,6 +727,38 @@ fn live_terraform_regenerates_the_fixtures_with_the_same_plan_line() {
     }
 }
 
+/// A pagination link to another origin is not followed: octocrab would send the token with it.
+/// The "other origin" is a second fake that records what reaches it: nothing may.
+#[test]
+fn pr_comment_pagination_never_carries_the_token_to_another_origin() {
+    let gh = GithubFake::start();
+    let elsewhere = GithubFake::start();
+    gh.set_link_next(&format!(
+        "{}/repos/acme/infra/issues/7/comments?page=2",
+        elsewhere.url()
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write(dir.path(), "p.json", DESTROYING);
+    let token = "ghs_PAGINATIONTOKEN0123456789";
+    let mut sb = Sandbox::actions();
+    sb.set("GITHUB_REPOSITORY", "acme/infra")
+        .set("GITHUB_API_URL", gh.url())
+        .set("GITOPS_GITHUB_TOKEN", token);
+    let r = sb.run(
+        "plan-gate",
+        &["--plan", &plan, "--environment", "dev", "--pr-number", "7"],
+    );
+    r.expect_code(0);
+    assert!(r.stdout.contains("another origin"), "{}", r.all());
+    assert!(r.stdout.contains("PR comment created"), "{}", r.all());
+    assert!(
+        elsewhere.requests().is_empty(),
+        "a request reached the other origin"
+    );
+    assert_eq!(gh.comments().len(), 1);
+    sb.assert_no_leak(&r, &[token], &[]);
+}
+
 /// The comment calls checked against GitHub's own OpenAPI description: Prism validates every
 /// request plan-gate sends and every response of the scenario fake behind it.
 #[test]

@@ -322,7 +322,14 @@ impl Remote {
             .set("GITHUB_RUN_ID", run_id)
             .set("GITHUB_ACTOR", "octocat")
             .set("GITHUB_SERVER_URL", "https://github.com")
-            .set("GITHUB_REPOSITORY", "acme/app");
+            .set("GITHUB_REPOSITORY", "acme/app")
+            // The git part alone unless a test opts in to GitHub Deployments (and then points
+            // the API at its own fake); a loopback URL either way, never api.github.com.
+            .set("GITOPS_SKIP_GITHUB_DEPLOYMENT", "true")
+            .set(
+                "GITHUB_API_URL",
+                format!("http://127.0.0.1:{}", crate::support::free_port()),
+            );
         let repo_path = sb.path().join("no-checkout");
         sb.set("GITOPS_REPO_PATH", repo_path.display().to_string());
         if let Some(t) = self.token() {
@@ -903,6 +910,67 @@ fn bad_inputs_are_refused_before_any_call_with_nothing_written() {
             "remote",
         ),
     ];
+    let deploy_cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["record", "--environment-url", "javascript:alert(1)"],
+            "environment-url",
+        ),
+        (
+            vec!["start", "--environment-url", "https://u:p@app.example.com/"],
+            "environment-url",
+        ),
+        (
+            vec!["record", "--environment-url", "https://x/\n::error::pwned"],
+            "environment-url",
+        ),
+        (
+            vec!["fail", "--required-contexts", "plan,\u{7}bell"],
+            "required-contexts",
+        ),
+        (
+            vec!["start", "--github-api-url", "http://169.254.169.254/"],
+            "github-api-url",
+        ),
+        (vec!["record", "--repository", "a/b/c"], "repository"),
+        (vec!["fail", "--image", "app@sha256:00"], "image"),
+        (vec!["start", "--deployment-id", "7"], "deployment-id"),
+    ];
+    let mut deploy_vectors: Vec<(Vec<String>, &str)> = deploy_cases
+        .into_iter()
+        .map(|(extra, field)| {
+            let mut v = vec![
+                extra[0].to_string(),
+                "--environment".into(),
+                "dev".into(),
+                "--sha".into(),
+                sha.clone(),
+            ];
+            v.extend(extra[1..].iter().map(|x| x.to_string()));
+            (v, field)
+        })
+        .collect();
+    deploy_vectors.push((
+        vec![
+            "list".into(),
+            "--environment".into(),
+            "dev".into(),
+            "--environment-url".into(),
+            "https://app.example.com".into(),
+        ],
+        "environment-url",
+    ));
+    deploy_vectors.push((
+        vec![
+            "hold".into(),
+            "--environment".into(),
+            "dev".into(),
+            "--reason".into(),
+            "r".into(),
+            "--deployment-id".into(),
+            "3".into(),
+        ],
+        "deployment-id",
+    ));
     let mut to_vectors = vec![
         "a..b",
         "deploy/dev/history/a b",
@@ -941,6 +1009,7 @@ fn bad_inputs_are_refused_before_any_call_with_nothing_written() {
     .collect();
     let mut all = cases;
     all.append(&mut to_vectors);
+    all.append(&mut deploy_vectors);
     for (args, field) in &all {
         for remote in [&closed, &r.url] {
             let mut sb = r.sandbox("1");
@@ -1026,4 +1095,271 @@ fn uses_the_checkout_origin_and_its_persisted_credentials() {
     let run = sb.run("tag-deploy", &["list", "--environment", "dev"]);
     run.expect_code(0);
     assert!(run.stdout.contains(&d[3][..7]), "{}", run.stdout);
+}
+
+// ---------------------------------------------------------------- GitHub Deployments
+
+use crate::support::github_fake::{GithubFake, Scripted};
+use crate::support::prism::Prism;
+
+const API_TOKEN: &str = "ghs_DeploymentsApiToken0123456789";
+
+/// A deploy-job sandbox with GitHub Deployments on, against the fake behind Prism.
+fn deploy_sandbox(r: &Remote, proxy: &Prism, run_id: &str) -> Sandbox {
+    let mut sb = r.sandbox(run_id);
+    sb.unset("GITOPS_SKIP_GITHUB_DEPLOYMENT")
+        .set("GITHUB_API_URL", proxy.url())
+        .set("GITHUB_RUN_ATTEMPT", "1")
+        .set("GITOPS_TOKEN", API_TOKEN);
+    sb
+}
+
+// The deploy job's life cycle on a production environment: `start` creates the deployment with
+// explicit, safe fields and posts in_progress; `record` finds it by the run key (no second
+// deployment), moves the tags, posts success with the run and environment URLs, and marks the
+// older successful production deployment inactive. Prism checks every request and answer
+// against GitHub's OpenAPI description.
+#[test]
+fn start_then_record_keeps_one_github_deployment_through_in_progress_to_success() {
+    let fake = GithubFake::start();
+    let proxy = Prism::proxy(&fake.url());
+    let r = Remote::local(4);
+    let prod = r.seeded.prod.clone();
+    let older = fake.add_deployment(&r.seeded.dev[0], "prod", true, "success");
+    let other_env = fake.add_deployment(&r.seeded.dev[0], "dev", false, "success");
+
+    let mut sb = deploy_sandbox(&r, &proxy, "201");
+    sb.set("GITOPS_ENVIRONMENT_URL", "https://app.example.com/");
+    let run = sb.run(
+        "tag-deploy",
+        &[
+            "start",
+            "--environment",
+            "prod",
+            "--sha",
+            &prod,
+            "--image",
+            "app@sha256:2222",
+        ],
+    );
+    run.expect_code(0);
+    sb.assert_no_leak(&run, &[API_TOKEN], &[]);
+    assert_eq!(out(&sb, "status"), "started");
+    let id = out(&sb, "deployment-id");
+    assert!(!id.is_empty(), "{}", run.all());
+    let posts = fake.requests_to("POST", "/repos/acme/app/deployments");
+    let creates: Vec<_> = posts
+        .iter()
+        .filter(|p| p.path == "/repos/acme/app/deployments")
+        .collect();
+    assert_eq!(creates.len(), 1);
+    let body = &creates[0].body;
+    assert_eq!(body["ref"], prod.as_str());
+    assert_eq!(body["environment"], "prod");
+    assert_eq!(body["auto_merge"], false);
+    assert_eq!(body["required_contexts"], serde_json::json!([]));
+    assert_eq!(body["production_environment"], true);
+    assert_eq!(body["payload"]["gitops"]["run_key"], "201.1");
+    assert_eq!(body["payload"]["gitops"]["image"], "app@sha256:2222");
+    let id_n: u64 = id.parse().unwrap();
+    assert_eq!(fake.latest_status(id_n).as_deref(), Some("in_progress"));
+    assert_eq!(
+        r.refs().get("refs/tags/deploy/prod/current"),
+        None,
+        "start writes no tag"
+    );
+
+    // The same run records: the deployment is found by its run key, not created again.
+    let mut sb = deploy_sandbox(&r, &proxy, "201");
+    sb.set("GITOPS_ENVIRONMENT_URL", "https://app.example.com/");
+    let run = sb.run(
+        "tag-deploy",
+        &["record", "--environment", "prod", "--sha", &prod],
+    );
+    run.expect_code(0);
+    sb.assert_no_leak(&run, &[API_TOKEN], &[]);
+    assert_eq!(out(&sb, "status"), "recorded");
+    assert_eq!(out(&sb, "deployment-id"), id);
+    assert_eq!(r.refs()["refs/tags/deploy/prod/current^{}"], prod);
+    assert_eq!(
+        fake.requests_to("POST", "/repos/acme/app/deployments")
+            .iter()
+            .filter(|p| p.path == "/repos/acme/app/deployments")
+            .count(),
+        1,
+        "no duplicate deployment"
+    );
+    assert_eq!(fake.latest_status(id_n).as_deref(), Some("success"));
+    let st = fake.state.lock().unwrap().statuses[&id_n][0].clone();
+    assert_eq!(
+        st["log_url"],
+        "https://github.com/acme/app/actions/runs/201"
+    );
+    assert_eq!(st["environment_url"], "https://app.example.com/");
+    assert_eq!(fake.latest_status(older).as_deref(), Some("inactive"));
+    assert_eq!(
+        fake.latest_status(other_env).as_deref(),
+        Some("success"),
+        "other environments untouched"
+    );
+    assert!(run.all().contains("inactive"), "{}", run.all());
+    proxy.assert_no_violations();
+}
+
+// A record that refuses (F13: an older commit without --rollback) leaves the tags alone and
+// marks the run's deployment failure; `fail` from a job's failure path creates (or finds) the
+// run's deployment and posts failure, with no git access at all.
+#[test]
+fn a_refused_record_and_the_fail_command_post_failure_statuses() {
+    let fake = GithubFake::start();
+    let proxy = Prism::proxy(&fake.url());
+    let r = Remote::local(5);
+    let d = r.seeded.dev.clone();
+    let sb = deploy_sandbox(&r, &proxy, "300");
+    sb.run(
+        "tag-deploy",
+        &["record", "--environment", "dev", "--sha", &d[4]],
+    )
+    .expect_code(0);
+    let before = r.refs();
+
+    let sb = deploy_sandbox(&r, &proxy, "301");
+    let run = sb.run(
+        "tag-deploy",
+        &["record", "--environment", "dev", "--sha", &d[2]],
+    );
+    run.expect_code(1);
+    assert!(run.all().contains("--rollback"), "{}", run.all());
+    assert_eq!(r.refs(), before, "nothing written");
+    let id: u64 = out(&sb, "deployment-id").parse().unwrap();
+    assert_eq!(fake.latest_status(id).as_deref(), Some("failure"));
+    let st = fake.state.lock().unwrap().statuses[&id][0].clone();
+    assert!(
+        st["description"].as_str().unwrap().contains("failed"),
+        "{st}"
+    );
+
+    // `fail` with no checkout or remote at all: only the API.
+    let mut sb = deploy_sandbox(&r, &proxy, "302");
+    sb.set(
+        "GITOPS_REMOTE",
+        format!(
+            "http://127.0.0.1:{}/closed.git",
+            crate::support::free_port()
+        ),
+    );
+    let run = sb.run(
+        "tag-deploy",
+        &["fail", "--environment", "dev", "--sha", &d[3]],
+    );
+    run.expect_code(0);
+    sb.assert_no_leak(&run, &[API_TOKEN], &[]);
+    assert_eq!(out(&sb, "status"), "failed");
+    let id2: u64 = out(&sb, "deployment-id").parse().unwrap();
+    assert_ne!(id2, id);
+    assert_eq!(fake.latest_status(id2).as_deref(), Some("failure"));
+    // Again for the same run: the same deployment, not a new one.
+    let run = sb.run(
+        "tag-deploy",
+        &["fail", "--environment", "dev", "--sha", &d[3]],
+    );
+    run.expect_code(0);
+    assert_eq!(out(&sb, "deployment-id"), id2.to_string());
+    assert_eq!(r.refs(), before);
+
+    // A deployment id of another commit is refused before any status is posted.
+    let statuses_before = fake
+        .requests_to("POST", "/repos/acme/app/deployments/")
+        .len();
+    let sb = deploy_sandbox(&r, &proxy, "303");
+    let run = sb.run(
+        "tag-deploy",
+        &[
+            "record",
+            "--environment",
+            "dev",
+            "--sha",
+            &d[4],
+            "--deployment-id",
+            &id2.to_string(),
+        ],
+    );
+    run.expect_code(1);
+    assert!(run.all().contains("not"), "{}", run.all());
+    assert_eq!(
+        fake.requests_to("POST", "/repos/acme/app/deployments/")
+            .len(),
+        statuses_before
+    );
+    assert_eq!(r.refs(), before);
+    proxy.assert_no_violations();
+}
+
+// The Deployments API refusing the token (403) fails the record before any tag moves (exit 3,
+// with the permission hint and the way out); without a token, or with the skip input, the git
+// part runs alone with one notice line.
+#[test]
+fn deployments_api_errors_change_nothing_and_without_a_token_git_runs_alone() {
+    let fake = GithubFake::start();
+    let r = Remote::local(3);
+    let d = r.seeded.dev.clone();
+    let before = r.refs();
+    fake.script(Scripted {
+        method: "POST".into(),
+        path_prefix: "/repos/acme/app/deployments".into(),
+        status: 403,
+        headers: vec![],
+        body: serde_json::json!({"message": "Resource not accessible by integration", "documentation_url": "x"}),
+        delay: std::time::Duration::ZERO,
+        apply: false,
+    });
+    let mut sb = r.sandbox("400");
+    sb.unset("GITOPS_SKIP_GITHUB_DEPLOYMENT")
+        .set("GITHUB_API_URL", fake.url())
+        .set("GITOPS_TOKEN", API_TOKEN);
+    let run = sb.run(
+        "tag-deploy",
+        &["record", "--environment", "dev", "--sha", &d[2]],
+    );
+    run.expect_code(3);
+    let all = run.all();
+    assert!(all.contains("deployments: write"), "{all}");
+    assert!(
+        all.contains("nothing was recorded") && all.contains("skip-github-deployment"),
+        "{all}"
+    );
+    sb.assert_no_leak(&run, &[API_TOKEN], &[]);
+    assert_eq!(r.refs(), before, "no tag moved");
+
+    // No token: git only, one notice.
+    let mut sb = r.sandbox("401");
+    sb.unset("GITOPS_SKIP_GITHUB_DEPLOYMENT")
+        .unset("GITOPS_TOKEN");
+    let run = sb.run(
+        "tag-deploy",
+        &["record", "--environment", "dev", "--sha", &d[2]],
+    );
+    run.expect_code(0);
+    assert_eq!(run.stdout.matches("::notice").count(), 1, "{}", run.stdout);
+    assert!(run.stdout.contains("git tags only"), "{}", run.stdout);
+    assert_eq!(out(&sb, "deployment-id"), "");
+    assert_eq!(r.refs()["refs/tags/deploy/dev/current^{}"], d[2]);
+    let n = fake.requests().len();
+
+    // Skipped explicitly: `start` says so and calls nothing.
+    let mut sb = r.sandbox("402");
+    sb.set("GITHUB_API_URL", fake.url())
+        .set("GITOPS_TOKEN", API_TOKEN);
+    let run = sb.run(
+        "tag-deploy",
+        &["start", "--environment", "dev", "--sha", &d[2]],
+    );
+    run.expect_code(0);
+    assert_eq!(out(&sb, "status"), "skipped");
+    assert!(
+        run.stdout.contains("skip-github-deployment"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(fake.requests().len(), n, "no API call");
 }

@@ -29,6 +29,8 @@ struct State {
     comments: Vec<Comment>,
     requests: Vec<Request>,
     next_id: u64,
+    /// A `Link: <..>; rel="next"` target sent with every comments listing (pagination).
+    link_next: Option<String>,
 }
 
 pub struct GithubFake {
@@ -64,6 +66,11 @@ impl GithubFake {
             stop,
             handle: Some(handle),
         }
+    }
+
+    /// Answer every comments listing with a `rel="next"` link to `url`.
+    pub fn set_link_next(&self, url: &str) {
+        self.state.lock().unwrap().link_next = Some(url.to_string());
     }
 
     pub fn url(&self) -> String {
@@ -166,6 +173,7 @@ fn handle(mut c: TcpStream, st: &Arc<Mutex<State>>, port: u16) -> std::io::Resul
         body: body.clone(),
     });
     let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let mut extra = String::new();
     let (status, resp) = if auth.is_none() {
         (
             401,
@@ -180,6 +188,9 @@ fn handle(mut c: TcpStream, st: &Arc<Mutex<State>>, port: u16) -> std::io::Resul
                     .iter()
                     .map(|c| comment_json(c, &or, pr, port))
                     .collect();
+                if let Some(n) = &s.link_next {
+                    extra = format!("Link: <{n}>; rel=\"next\"\r\n");
+                }
                 (200, serde_json::Value::Array(list))
             }
             ("POST", ["repos", o, r, "issues", pr, "comments"]) => {
@@ -218,7 +229,7 @@ fn handle(mut c: TcpStream, st: &Arc<Mutex<State>>, port: u16) -> std::io::Resul
     let text = resp.to_string();
     write!(
         c,
-        "HTTP/1.1 {status} X\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json; charset=utf-8\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{text}",
         text.len()
     )?;
     c.flush()

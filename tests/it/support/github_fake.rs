@@ -367,6 +367,16 @@ fn handle(method: &str, path: &str, body: &Value, st: &Mutex<State>, ex: &Value)
                 .collect();
             reply(200, Value::Array(list))
         }
+        ("GET", ["repos", _, _, "deployments", id]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            match s.deployments.iter().find(|d| d["id"] == json!(id)) {
+                Some(d) => reply(200, d.clone()),
+                None => reply(
+                    404,
+                    json!({"message": "Not Found", "documentation_url": "x"}),
+                ),
+            }
+        }
         ("POST", ["repos", _, _, "deployments", id, "statuses"]) => {
             let id: u64 = id.parse().unwrap_or(0);
             if !s.deployments.iter().any(|d| d["id"] == json!(id)) {
