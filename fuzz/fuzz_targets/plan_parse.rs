@@ -1,8 +1,9 @@
 //! Fuzz the plan reader and everything downstream of it: any input is either refused with a
-//! `PlanError` or yields a summary whose invariants hold and which renders without panicking.
+//! `PlanError` or yields a summary whose invariants hold and which renders without panicking;
+//! and the fast path always gives exactly the reference path's answer.
 #![no_main]
 
-use gitops_actions::plan::load::{load_bytes, Limits};
+use gitops_actions::plan::load::{load_bytes, load_bytes_reference, Limits};
 use gitops_actions::plan::render::{self, Report, Verdict};
 use libfuzzer_sys::fuzz_target;
 
@@ -11,7 +12,13 @@ fuzz_target!(|data: &[u8]| {
         max_bytes: 4 << 20,
         max_depth: 100,
     };
-    let Ok(s) = load_bytes(data, &limits) else {
+    let got = load_bytes(data, &limits);
+    assert_eq!(
+        format!("{got:?}"),
+        format!("{:?}", load_bytes_reference(data, &limits)),
+        "the fast path and the reference path disagree"
+    );
+    let Ok(s) = got else {
         return;
     };
     let c = s.counts;

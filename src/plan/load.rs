@@ -1,15 +1,23 @@
-//! Reading `terraform show -json` output: two passes, bounded memory.
+//! Reading `terraform show -json` output: both cores, bounded memory, one answer.
 //!
-//! Pass one ([`prescan`]) streams the file through a 1 MiB buffer: empty file, UTF-16 BOM, UTF-8
-//! validity and nesting depth are checked before any JSON is interpreted. The size limit is
-//! checked on the file's metadata before pass one reads a byte.
+//! The size limit is checked on the file's metadata before a byte is read; UTF-16 is recognised
+//! from the first bytes. Then the file is memory-mapped and read by the **fast path**
+//! ([`fast`]): this core cuts the top-level object into its sections with a structural scanner
+//! ([`super::scan`], which also enforces the depth limit) and deserializes the sections
+//! plan-gate reads (`resource_changes`, `resource_drift`, `output_changes`, `variables`, ...)
+//! with serde straight from the mapping, while a second thread checks UTF-8 over the whole file
+//! and validates every other section (`prior_state`, `planned_values`, ...) with serde. Values we
+//! only hash or render are borrowed (`&RawValue`); `resource_changes` is consumed one entry at a
+//! time (counted, digested, reduced to a small [`ResourceChange`]), and `Value`s are built only
+//! where a sensitivity mask marks something or an updated attribute differs. Each thread hands
+//! the pages behind it back to the kernel (`MADV_DONTNEED`), so resident memory stays bounded by
+//! a few steps of [`RELEASE_STEP`] rather than the file size.
 //!
-//! Pass two memory-maps the file and deserializes it with serde straight from the mapping:
-//! values we only need to hash or render later are borrowed (`&RawValue`), everything else is
-//! skipped. `resource_changes` is consumed one entry at a time: each entry is counted, digested
-//! and reduced to a small [`ResourceChange`] before the next one is read, and the pages behind
-//! the parser are handed back to the kernel (`MADV_DONTNEED`), so resident memory stays bounded
-//! by the largest single section rather than the file size.
+//! The fast path answers only when everything checked out; for any other document it gives up
+//! and the **reference path** runs: pass one ([`prescan`]) streams the file through a 1 MiB
+//! buffer (empty file, UTF-8, nesting depth) while pass two deserializes the whole document with
+//! serde. The reference path owns every refusal and its message, so the fast path cannot change
+//! what is refused or how; tests and the fuzz target check that both paths give the same answer.
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -82,12 +90,30 @@ pub fn load(path: &Path, limits: &Limits) -> Result<Summary, PlanError> {
         ));
     }
     let start = bom_start(bytes)?;
+    if let Some(mut summary) = fast(bytes, start, limits, Some((&map, &file))) {
+        summary.bytes = size;
+        return Ok(summary);
+    }
+    // The fast path gave up: the reference path finds out why (and owns every message).
+    map.rewind(0);
+    reference(&file, &map, start, limits, size)
+}
+
+/// The reference reader: pass one streams the file while pass two parses the mapping.
+fn reference(
+    file: &File,
+    map: &mapped::Map,
+    start: usize,
+    limits: &Limits,
+    size: u64,
+) -> Result<Summary, PlanError> {
+    let bytes = map.bytes();
     // Pass one (streamed checks) runs on a second core while pass two parses. Pass two is safe
     // on any input (serde_json validates what it reads and has its own recursion limit); when
     // pass one refuses the file, its reason wins and pass two's result is dropped.
     let (pre, parsed) = std::thread::scope(|sc| {
-        let h = sc.spawn(|| prescan(&mut &file, limits));
-        let parsed = parse_slice(&bytes[start..], Some(&map));
+        let h = sc.spawn(|| prescan(&mut &*file, limits));
+        let parsed = parse_slice(&bytes[start..], Some(map), false);
         (h.join(), parsed)
     });
     match pre {
@@ -118,6 +144,21 @@ fn bom_start(head: &[u8]) -> Result<usize, PlanError> {
 
 /// Parse a plan held in memory (tests, fuzzing). Runs the same checks as [`load`].
 pub fn load_bytes(bytes: &[u8], limits: &Limits) -> Result<Summary, PlanError> {
+    if bytes.len() as u64 <= limits.max_bytes {
+        if let Ok(start) = bom_start(bytes) {
+            if let Some(mut s) = fast(bytes, start, limits, None) {
+                s.bytes = bytes.len() as u64;
+                return Ok(s);
+            }
+        }
+    }
+    load_bytes_reference(bytes, limits)
+}
+
+/// [`load_bytes`] without the fast path: the reference every result of the fast path must equal
+/// (tests and the fuzz target compare the two).
+#[doc(hidden)]
+pub fn load_bytes_reference(bytes: &[u8], limits: &Limits) -> Result<Summary, PlanError> {
     if bytes.len() as u64 > limits.max_bytes {
         return Err(PlanError::TooLarge {
             size: bytes.len() as u64,
@@ -128,9 +169,209 @@ pub fn load_bytes(bytes: &[u8], limits: &Limits) -> Result<Summary, PlanError> {
         return Err(PlanError::Empty);
     }
     let start = prescan(&mut &bytes[..], limits)?;
-    let mut s = parse_slice(&bytes[start..], None)?;
+    let mut s = parse_slice(&bytes[start..], None, true)?;
     s.bytes = bytes.len() as u64;
     Ok(s)
+}
+
+// ----- the fast path -----------------------------------------------------------------------------
+
+/// Deepest nesting the fast path takes on (the reference path handles anything deeper, so that
+/// serde's own recursion limit never sees a difference between a section and the whole document).
+const FAST_MAX_DEPTH: usize = 120;
+
+/// Top-level keys whose values plan-gate reads; every other section is only validated.
+const READ_KEYS: &[&str] = &[
+    "format_version",
+    "terraform_version",
+    "errored",
+    "applyable",
+    "resource_changes",
+    "resource_drift",
+    "output_changes",
+    "variables",
+    "configuration",
+    "relevant_attributes",
+];
+
+fn json_ws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && matches!(b[i], b' ' | b'\n' | b'\r' | b'\t') {
+        i += 1;
+    }
+    i
+}
+
+/// The fast path, for plans that are well-formed: `Some` only when the document is valid UTF-8
+/// and valid JSON, within the depth limit, and accepted by exactly the same deserialization code
+/// as the reference path — then the summary is the one the reference path computes. `None`
+/// for anything else, and the caller runs the reference path, which finds and words the reason.
+///
+/// This core cuts the top-level object into sections with the structural scanner
+/// ([`super::scan`]), parses the sections plan-gate reads (`resource_changes`, ...) with the
+/// same seeds as the reference path, and sends every other section (`prior_state`,
+/// `planned_values`, `checks`, ...) to a second thread, which checks UTF-8 over the whole
+/// document and validates those sections with the reference path's own [`Skip`]. Given the
+/// file's mapping and the file (`mapped`), the second thread maps the file again, and each
+/// thread hands the pages behind it back to the kernel.
+fn fast(
+    bytes: &[u8],
+    start: usize,
+    limits: &Limits,
+    mapped: Option<(&mapped::Map, &File)>,
+) -> Option<Summary> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+
+    let max_depth = limits.max_depth.min(128);
+    if max_depth < 2 || max_depth > FAST_MAX_DEPTH {
+        return None;
+    }
+    let (main_map, file) = match mapped {
+        Some((m, f)) => (Some(m), Some(f)),
+        None => (None, None),
+    };
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<(usize, usize)>();
+    std::thread::scope(|sc| {
+        let checker = sc.spawn(|| match file {
+            Some(f) => match mapped::Map::new(f) {
+                Ok(m) if m.bytes().len() == bytes.len() => {
+                    check_sections(m.bytes(), start, Some(&m), rx, &stop)
+                }
+                _ => false,
+            },
+            None => check_sections(bytes, start, None, rx, &stop),
+        });
+        let b = Builder::new(main_map);
+        let read = read_sections(bytes, start, max_depth, &b, main_map, &tx);
+        drop(tx);
+        if read.is_none() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        let checked = checker.join().unwrap_or(false);
+        if read.is_none() || !checked {
+            return None;
+        }
+        finish(b).ok()
+    })
+}
+
+/// This core's half of [`fast`]: the top-level object, key by key. `None`: give up.
+fn read_sections(
+    bytes: &[u8],
+    start: usize,
+    max_depth: usize,
+    b: &Builder<'_>,
+    map: Option<&mapped::Map>,
+    tx: &std::sync::mpsc::Sender<(usize, usize)>,
+) -> Option<()> {
+    let release = |upto: usize| {
+        if let Some(m) = map {
+            m.release_before(upto, RELEASE_STEP);
+        }
+    };
+    let mut i = json_ws(bytes, start);
+    if bytes.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = json_ws(bytes, i + 1);
+    loop {
+        if bytes.get(i) != Some(&b'"') {
+            return None;
+        }
+        let key_end = super::scan::string_end(bytes, i)?;
+        let raw_key = &bytes[i + 1..key_end - 1];
+        if raw_key.iter().any(|&c| c == b'\\' || c < 0x20) {
+            return None;
+        }
+        let key = std::str::from_utf8(raw_key).ok()?;
+        i = json_ws(bytes, key_end);
+        if bytes.get(i) != Some(&b':') {
+            return None;
+        }
+        let v = json_ws(bytes, i + 1);
+        // The top-level object is level 1.
+        let (v_end, too_deep) =
+            super::scan::value_end(bytes, v, max_depth - 1, &mut |at| release(at))?;
+        if too_deep || !b.seen_keys.borrow_mut().insert(key.to_string()) {
+            return None;
+        }
+        if READ_KEYS.contains(&key) {
+            if let Some(m) = map {
+                m.rewind(v);
+            }
+            let mut de = serde_json::Deserializer::from_slice(&bytes[v..v_end]);
+            KeySeed { b, key }.deserialize(&mut de).ok()?;
+            de.end().ok()?;
+        } else {
+            tx.send((v, v_end)).ok()?;
+        }
+        release(v_end);
+        i = json_ws(bytes, v_end);
+        match bytes.get(i) {
+            Some(b',') => i = json_ws(bytes, i + 1),
+            Some(b'}') => break,
+            _ => return None,
+        }
+    }
+    (json_ws(bytes, i + 1) == bytes.len()).then_some(())
+}
+
+/// The second thread's half of [`fast`]: UTF-8 of the whole document, then every section it is
+/// sent, validated exactly as the reference path skips it. `false`: give up.
+fn check_sections(
+    bytes: &[u8],
+    start: usize,
+    map: Option<&mapped::Map>,
+    rx: std::sync::mpsc::Receiver<(usize, usize)>,
+    stop: &std::sync::atomic::AtomicBool,
+) -> bool {
+    use std::sync::atomic::Ordering;
+    let mut at = start;
+    while at < bytes.len() {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        let end = (at + RELEASE_STEP).min(bytes.len());
+        match std::str::from_utf8(&bytes[at..end]) {
+            Ok(_) => at = end,
+            // A character cut by the chunk's end: go on from its first byte.
+            Err(e) if e.error_len().is_none() && end < bytes.len() && e.valid_up_to() > 0 => {
+                at += e.valid_up_to();
+            }
+            Err(_) => return false,
+        }
+        if let Some(m) = map {
+            m.release_before(at, 0);
+        }
+    }
+    if let Some(m) = map {
+        m.rewind(0);
+    }
+    let rel = Release::new(map);
+    for (from, to) in rx {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        if let Some(m) = map {
+            m.rewind(from);
+        }
+        let mut de = serde_json::Deserializer::from_slice(&bytes[from..to]);
+        let ok = Skip {
+            rel: &rel,
+            depth: 1,
+        }
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+        .is_ok();
+        if !ok {
+            return false;
+        }
+        if let Some(m) = map {
+            m.release_before(to, 0);
+        }
+    }
+    true
 }
 
 // ----- pass one --------------------------------------------------------------------------------
@@ -294,6 +535,11 @@ mod mapped {
             &self.map
         }
 
+        /// The next release starts at `at` again (a reader went back to bytes it released).
+        pub fn rewind(&self, at: usize) {
+            self.released.set(at.min(self.released.get()));
+        }
+
         /// Everything before `upto` (an offset into the mapping) has been consumed.
         pub fn release_before(&self, upto: usize, step: usize) {
             let done = self.released.get();
@@ -301,6 +547,7 @@ mod mapped {
                 return;
             }
             let page = 4096;
+            let done = done.div_ceil(page) * page;
             let end = (upto / page) * page;
             if end <= done {
                 return;
@@ -322,9 +569,31 @@ mod mapped {
 /// Sentinel message of a serde error raised by our own checks (the reason is in `Builder::fail`).
 const REFUSED: &str = "\u{1}plan-gate refusal";
 
-struct Builder<'m> {
+/// Hands the pages behind a reader back to the kernel (nothing to do without a mapping).
+#[derive(Clone, Copy)]
+struct Release<'m> {
     base: usize,
     map: Option<&'m mapped::Map>,
+}
+
+impl<'m> Release<'m> {
+    fn new(map: Option<&'m mapped::Map>) -> Self {
+        Release {
+            base: map.map(|m| m.bytes().as_ptr() as usize).unwrap_or(0),
+            map,
+        }
+    }
+
+    fn after(&self, s: &str) {
+        if let Some(m) = self.map {
+            let end = (s.as_ptr() as usize + s.len()).saturating_sub(self.base);
+            m.release_before(end, RELEASE_STEP);
+        }
+    }
+}
+
+struct Builder<'m> {
+    rel: Release<'m>,
     fail: RefCell<Option<PlanError>>,
     summary: RefCell<Summary>,
     seen_keys: RefCell<BTreeSet<String>>,
@@ -336,6 +605,8 @@ struct Builder<'m> {
     sensitive_outputs_cfg: RefCell<BTreeSet<String>>,
     pending_outputs: RefCell<Vec<PendingOutput>>,
     format_seen: Cell<bool>,
+    /// Build whole `Value`s per entry, as the first version did (the reference for tests).
+    reference: bool,
 }
 
 struct PendingOutput {
@@ -358,10 +629,7 @@ impl Builder<'_> {
     }
 
     fn release_after(&self, s: &str) {
-        if let Some(m) = self.map {
-            let end = (s.as_ptr() as usize + s.len()).saturating_sub(self.base);
-            m.release_before(end, RELEASE_STEP);
-        }
+        self.rel.after(s);
     }
 
     fn add_sensitive(&self, v: &Value, mask: &Value) {
@@ -370,22 +638,33 @@ impl Builder<'_> {
     }
 }
 
-fn parse_slice(bytes: &[u8], map: Option<&mapped::Map>) -> Result<Summary, PlanError> {
-    let b = Builder {
-        base: map.map(|m| m.bytes().as_ptr() as usize).unwrap_or(0),
-        map,
-        fail: RefCell::new(None),
-        summary: RefCell::new(Summary::default()),
-        seen_keys: RefCell::new(BTreeSet::new()),
-        addresses: RefCell::new(HashSet::new()),
-        leaves: RefCell::new(Leaves::default()),
-        attr_bytes: Cell::new(0),
-        variables: RefCell::new(BTreeMap::new()),
-        sensitive_vars: RefCell::new(BTreeSet::new()),
-        sensitive_outputs_cfg: RefCell::new(BTreeSet::new()),
-        pending_outputs: RefCell::new(Vec::new()),
-        format_seen: Cell::new(false),
-    };
+impl<'m> Builder<'m> {
+    fn new(map: Option<&'m mapped::Map>) -> Self {
+        Builder {
+            rel: Release::new(map),
+            fail: RefCell::new(None),
+            summary: RefCell::new(Summary::default()),
+            seen_keys: RefCell::new(BTreeSet::new()),
+            addresses: RefCell::new(HashSet::new()),
+            leaves: RefCell::new(Leaves::default()),
+            attr_bytes: Cell::new(0),
+            variables: RefCell::new(BTreeMap::new()),
+            sensitive_vars: RefCell::new(BTreeSet::new()),
+            sensitive_outputs_cfg: RefCell::new(BTreeSet::new()),
+            pending_outputs: RefCell::new(Vec::new()),
+            format_seen: Cell::new(false),
+            reference: false,
+        }
+    }
+}
+
+fn parse_slice(
+    bytes: &[u8],
+    map: Option<&mapped::Map>,
+    reference: bool,
+) -> Result<Summary, PlanError> {
+    let mut b = Builder::new(map);
+    b.reference = reference;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let r = TopSeed(&b).deserialize(&mut de).and_then(|()| de.end());
     if let Err(e) = r {
@@ -550,71 +829,93 @@ impl<'de> Visitor<'de> for TopSeed<'_, '_> {
             if !b.seen_keys.borrow_mut().insert(key.to_string()) {
                 return Err(b.refuse(PlanError::DuplicateKey(key.into_owned())));
             }
-            match key.as_ref() {
-                "format_version" => {
-                    let raw: &RawValue = map.next_value()?;
-                    let v = match serde_json::from_str::<Value>(raw.get()) {
-                        Ok(Value::String(s)) => s,
-                        _ => return Err(b.refuse(PlanError::FormatVersionNotString)),
-                    };
-                    check_version(&v).map_err(|e| b.refuse(e))?;
-                    b.format_seen.set(true);
-                    b.summary.borrow_mut().format_version = v;
-                }
-                "terraform_version" => {
-                    let v: Value = map.next_value()?;
-                    if let Value::String(s) = v {
-                        b.summary.borrow_mut().terraform_version = s;
-                    }
-                }
-                "errored" => {
-                    let v: Option<bool> = map.next_value()?;
-                    b.summary.borrow_mut().errored = v.unwrap_or(false);
-                }
-                "applyable" => {
-                    let v: Option<bool> = map.next_value()?;
-                    b.summary.borrow_mut().applyable = v;
-                }
-                "resource_changes" => map.next_value_seed(ChangesSeed { b, drift: false })?,
-                "resource_drift" => map.next_value_seed(ChangesSeed { b, drift: true })?,
-                "output_changes" => map.next_value_seed(OutputsSeed(b))?,
-                "variables" => {
-                    let v: Option<BTreeMap<String, VarRaw<'de>>> = map.next_value()?;
-                    let mut vars = b.variables.borrow_mut();
-                    for (k, var) in v.unwrap_or_default() {
-                        if let Some(raw) = var.value {
-                            vars.insert(k, raw.get().to_string());
-                        }
-                    }
-                }
-                "configuration" => {
-                    let c: Option<ConfigRaw> = map.next_value()?;
-                    if let Some(root) = c.and_then(|c| c.root_module) {
-                        let mut sv = b.sensitive_vars.borrow_mut();
-                        for (k, v) in root.variables.unwrap_or_default() {
-                            if v.sensitive {
-                                sv.insert(k);
-                            }
-                        }
-                        let mut so = b.sensitive_outputs_cfg.borrow_mut();
-                        for (k, v) in root.outputs.unwrap_or_default() {
-                            if v.sensitive {
-                                so.insert(k);
-                            }
-                        }
-                    }
-                }
-                "relevant_attributes" => {
-                    let v: Option<Vec<RelAttr>> = map.next_value()?;
-                    b.summary.borrow_mut().relevant = Some(
-                        v.unwrap_or_default()
-                            .into_iter()
-                            .map(|r| r.resource)
-                            .collect(),
-                    );
-                }
-                _ => map.next_value_seed(Skip { b, depth: 1 })?,
+            map.next_value_seed(KeySeed {
+                b,
+                key: key.as_ref(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// The value of one top-level key.
+struct KeySeed<'b, 'm, 'k> {
+    b: &'b Builder<'m>,
+    key: &'k str,
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_, '_, '_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        let b = self.b;
+        match self.key {
+            "format_version" => {
+                let raw: &RawValue = Deserialize::deserialize(d)?;
+                let v = match serde_json::from_str::<Value>(raw.get()) {
+                    Ok(Value::String(s)) => s,
+                    _ => return Err(b.refuse::<D::Error>(PlanError::FormatVersionNotString)),
+                };
+                check_version(&v).map_err(|e| b.refuse::<D::Error>(e))?;
+                b.format_seen.set(true);
+                b.summary.borrow_mut().format_version = v;
             }
+            "terraform_version" => {
+                let v: Value = Deserialize::deserialize(d)?;
+                if let Value::String(s) = v {
+                    b.summary.borrow_mut().terraform_version = s;
+                }
+            }
+            "errored" => {
+                let v: Option<bool> = Deserialize::deserialize(d)?;
+                b.summary.borrow_mut().errored = v.unwrap_or(false);
+            }
+            "applyable" => {
+                let v: Option<bool> = Deserialize::deserialize(d)?;
+                b.summary.borrow_mut().applyable = v;
+            }
+            "resource_changes" => ChangesSeed { b, drift: false }.deserialize(d)?,
+            "resource_drift" => ChangesSeed { b, drift: true }.deserialize(d)?,
+            "output_changes" => OutputsSeed(b).deserialize(d)?,
+            "variables" => {
+                let v: Option<BTreeMap<String, VarRaw<'de>>> = Deserialize::deserialize(d)?;
+                let mut vars = b.variables.borrow_mut();
+                for (k, var) in v.unwrap_or_default() {
+                    if let Some(raw) = var.value {
+                        vars.insert(k, raw.get().to_string());
+                    }
+                }
+            }
+            "configuration" => {
+                let c: Option<ConfigRaw> = Deserialize::deserialize(d)?;
+                if let Some(root) = c.and_then(|c| c.root_module) {
+                    let mut sv = b.sensitive_vars.borrow_mut();
+                    for (k, v) in root.variables.unwrap_or_default() {
+                        if v.sensitive {
+                            sv.insert(k);
+                        }
+                    }
+                    let mut so = b.sensitive_outputs_cfg.borrow_mut();
+                    for (k, v) in root.outputs.unwrap_or_default() {
+                        if v.sensitive {
+                            so.insert(k);
+                        }
+                    }
+                }
+            }
+            "relevant_attributes" => {
+                let v: Option<Vec<RelAttr>> = Deserialize::deserialize(d)?;
+                b.summary.borrow_mut().relevant = Some(
+                    v.unwrap_or_default()
+                        .into_iter()
+                        .map(|r| r.resource)
+                        .collect(),
+                );
+            }
+            _ => Skip {
+                rel: &b.rel,
+                depth: 1,
+            }
+            .deserialize(d)?,
         }
         Ok(())
     }
@@ -666,17 +967,17 @@ struct RelAttr {
 
 /// Skips a value, releasing consumed pages as it goes (big sections: `prior_state`,
 /// `planned_values`, `configuration`, `checks`).
-struct Skip<'b, 'm> {
-    b: &'b Builder<'m>,
+struct Skip<'r, 'm> {
+    rel: &'r Release<'m>,
     depth: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for Skip<'_, '_> {
     type Value = ();
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        if self.depth >= 7 || self.b.map.is_none() {
+        if self.depth >= 7 || self.rel.map.is_none() {
             let raw: &RawValue = Deserialize::deserialize(d)?;
-            self.b.release_after(raw.get());
+            self.rel.after(raw.get());
             Ok(())
         } else {
             d.deserialize_any(self)
@@ -692,7 +993,7 @@ impl<'de> Visitor<'de> for Skip<'_, '_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while map.next_key::<IgnoredAny>()?.is_some() {
             map.next_value_seed(Skip {
-                b: self.b,
+                rel: self.rel,
                 depth: self.depth + 1,
             })?;
         }
@@ -701,7 +1002,7 @@ impl<'de> Visitor<'de> for Skip<'_, '_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while seq
             .next_element_seed(Skip {
-                b: self.b,
+                rel: self.rel,
                 depth: self.depth + 1,
             })?
             .is_some()
@@ -724,7 +1025,7 @@ impl<'de> Visitor<'de> for Skip<'_, '_> {
         Ok(())
     }
     fn visit_borrowed_str<E>(self, s: &'de str) -> Result<(), E> {
-        self.b.release_after(s);
+        self.rel.after(s);
         Ok(())
     }
     fn visit_unit<E>(self) -> Result<(), E> {
@@ -897,7 +1198,31 @@ impl<'de> Visitor<'de> for ChangesSeed<'_, '_> {
                 action,
                 Action::Update | Action::DeleteThenCreate | Action::CreateThenDelete
             ) || self.drift;
-            if has_sensitive || needs_diff {
+            if !b.reference {
+                // Values are built only where a mask marks something or an attribute differs.
+                if has_sensitive {
+                    let (bsv, asv) = (
+                        value_of(rc.change.before_sensitive),
+                        value_of(rc.change.after_sensitive),
+                    );
+                    let mut s = b.summary.borrow_mut();
+                    collect_marked(rc.change.before, &bsv, &mut s.sensitive_strings);
+                    collect_marked(rc.change.after, &asv, &mut s.sensitive_strings);
+                }
+                if needs_diff {
+                    if b.attr_bytes.get() < ATTR_BUDGET {
+                        out.attrs = attr_diffs_raw(&rc.change);
+                        let used: usize = out
+                            .attrs
+                            .iter()
+                            .map(|a| a.name.len() + shown_len(&a.before) + shown_len(&a.after))
+                            .sum();
+                        b.attr_bytes.set(b.attr_bytes.get() + used + 64);
+                    } else {
+                        out.attrs_omitted = true;
+                    }
+                }
+            } else if has_sensitive || needs_diff {
                 let v = |r: Option<&RawValue>| {
                     r.and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
                         .unwrap_or(Value::Null)
@@ -1038,6 +1363,122 @@ fn collect_sensitive(v: &Value, mask: &Value, all: bool, out: &mut Vec<String>) 
         }
         _ => {}
     }
+}
+
+/// A raw value as a `Value` (`Null` when absent).
+fn value_of(r: Option<&RawValue>) -> Value {
+    r.and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// The members of a raw JSON object in `Value`'s order (sorted keys, the last duplicate wins);
+/// empty for anything that is not an object.
+fn raw_members(r: Option<&RawValue>) -> BTreeMap<String, &RawValue> {
+    r.and_then(|r| serde_json::from_str(r.get()).ok())
+        .unwrap_or_default()
+}
+
+/// [`collect_sensitive`] of a raw value under a mask (not everything sensitive yet), building
+/// `Value`s only for the parts the mask marks: the same strings, in the same order.
+fn collect_marked(raw: Option<&RawValue>, mask: &Value, out: &mut Vec<String>) {
+    let Some(raw) = raw else { return };
+    if out.len() >= SENSITIVE_MAX || !mask_any(mask) {
+        // Nothing is collected where no mask marks anything.
+        return;
+    }
+    match mask {
+        Value::Bool(true) => {
+            let v = value_of(Some(raw));
+            collect_sensitive(&v, mask, true, out);
+        }
+        Value::Object(mo) => {
+            for (k, x) in raw_members(Some(raw)) {
+                if let Some(m) = mo.get(&k) {
+                    collect_marked(Some(x), m, out);
+                }
+            }
+        }
+        Value::Array(ma) => {
+            let items: Vec<&RawValue> = serde_json::from_str(raw.get()).unwrap_or_default();
+            for (x, m) in items.into_iter().zip(ma) {
+                collect_marked(Some(x), m, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// [`attr_diffs`] from the raw change: attributes whose texts are identical are equal without
+/// being parsed; only differing ones become `Value`s (and are compared as such).
+fn attr_diffs_raw(ch: &ChangeRaw<'_>) -> Vec<AttrDiff> {
+    let bo = raw_members(ch.before);
+    let ao = raw_members(ch.after);
+    let after_unknown = value_of(ch.after_unknown);
+    let before_sensitive = value_of(ch.before_sensitive);
+    let after_sensitive = value_of(ch.after_sensitive);
+    let replace_paths = value_of(ch.replace_paths);
+    let all_bs = matches!(before_sensitive, Value::Bool(true));
+    let all_as = matches!(after_sensitive, Value::Bool(true));
+    let all_unknown = matches!(after_unknown, Value::Bool(true));
+    let forced: BTreeSet<&str> = replace_paths
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| p.as_array().and_then(|p| p.first()).and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    let keys: BTreeSet<&String> = bo.keys().chain(ao.keys()).collect();
+    let mut out = Vec::new();
+    for k in keys {
+        let (rb, ra) = (bo.get(k).copied(), ao.get(k).copied());
+        let unknown = all_unknown || after_unknown.get(k).is_some_and(mask_any);
+        let same_text = matches!((rb, ra), (Some(x), Some(y)) if x.get() == y.get());
+        let (b, a) = if same_text {
+            if !unknown {
+                continue;
+            }
+            (None, None)
+        } else {
+            let (b, a) = (value_of(rb), value_of(ra));
+            if b == a && !unknown {
+                continue;
+            }
+            (Some(b), Some(a))
+        };
+        if out.len() >= ATTRS_PER_RESOURCE {
+            out.push(AttrDiff {
+                name: "…".into(),
+                before: Shown::Null,
+                after: Shown::Value("(more attributes not shown)".into()),
+                forces_replacement: false,
+            });
+            break;
+        }
+        let sb = all_bs || before_sensitive.get(k).is_some_and(mask_any);
+        let sa = all_as || after_sensitive.get(k).is_some_and(mask_any);
+        let show = |v: Option<Value>, r: Option<&RawValue>, sens: bool, unk: bool| {
+            if sens {
+                Shown::Sensitive
+            } else if unk {
+                Shown::Unknown
+            } else {
+                let v = v.unwrap_or_else(|| value_of(r));
+                if v.is_null() {
+                    Shown::Null
+                } else {
+                    Shown::Value(compact(&v))
+                }
+            }
+        };
+        out.push(AttrDiff {
+            name: k.clone(),
+            before: show(b, rb, sb, false),
+            after: show(a, ra, sa, unknown),
+            forces_replacement: forced.contains(k.as_str()),
+        });
+    }
+    out
 }
 
 fn shown_len(s: &Shown) -> usize {

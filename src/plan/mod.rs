@@ -2,10 +2,11 @@
 //! Terraform does, rendering it without leaking sensitive values, and digesting its changes.
 //!
 //! What this module owns:
-//! - [`load`]: the two-pass reader. Pass one streams the file through a fixed buffer (size limit
-//!   checked before reading, UTF-8, UTF-16 BOM, nesting depth); pass two memory-maps it and
-//!   deserializes with serde, keeping only what counting, rendering and the digest need, and
-//!   handing consumed pages back to the kernel so a 200 MB plan stays far below 150 MB of RSS.
+//! - [`load`]: the reader. A fast path on both cores (sections cut by `scan`'s structural
+//!   scanner; the ones plan-gate needs deserialized with serde, the others validated by serde on
+//!   a second thread), and the reference two-pass reader for anything the fast path does not
+//!   fully accept (size limit checked before reading, UTF-8, UTF-16 BOM, nesting depth). Consumed
+//!   pages are handed back to the kernel so a 200 MB plan stays far below 150 MB of RSS.
 //! - [`Summary`] (this file): what is kept of a plan, and the counting rules.
 //! - [`digest`]: `plan_digest`, a canonical SHA-256 of the plan's changes.
 //! - [`render`]: Markdown (step summary, PR comment), plain text and JSON.
@@ -17,6 +18,7 @@ pub mod comment;
 pub mod digest;
 pub mod load;
 pub mod render;
+pub(crate) mod scan;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -795,3 +795,89 @@ fn pr_comment_requests_and_fake_responses_follow_githubs_openapi_description() {
         ]
     );
 }
+
+/// The fast path (sections cut by the structural scanner, validated on a second thread) must give
+/// exactly the reference path's answer: the same summary (counts, changes, sensitive strings,
+/// digest) or the same refusal, on every corpus plan and on damaged copies of some of them.
+#[test]
+fn the_fast_path_gives_exactly_the_reference_answer_on_the_corpus_and_damaged_copies() {
+    use plan::load::{load_bytes, load_bytes_reference};
+    let sh = shared();
+    let mut files: Vec<PathBuf> = Vec::new();
+    for dir in [sh.join("plans"), sh.join("plans-malformed"), fixture("")] {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "json") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() >= 480, "corpus too small: {}", files.len());
+    let lim = Limits::default();
+    let same = |what: &str, bytes: &[u8]| {
+        let want = format!("{:?}", load_bytes_reference(bytes, &lim));
+        let got = format!("{:?}", load_bytes(bytes, &lim));
+        assert!(got == want, "{what}: fast path differs from the reference");
+    };
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut rnd = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n.max(1) as u64) as usize
+    };
+    for (k, f) in files.iter().enumerate() {
+        let name = f.display().to_string();
+        let bytes = std::fs::read(f).unwrap();
+        // From the file (memory map, two threads, pages released) and from memory.
+        let want = format!("{:?}", load_bytes_reference(&bytes, &lim));
+        let mut from_file = plan::load(f, &lim);
+        if let Ok(s) = &mut from_file {
+            s.bytes = bytes.len() as u64;
+        }
+        assert!(
+            format!("{from_file:?}") == want,
+            "{name}: load() differs from the reference"
+        );
+        same(&name, &bytes);
+        // Damaged copies of every 8th plan (small ones, to keep the test quick).
+        if k % 8 != 0 || bytes.len() > 200_000 || bytes.is_empty() {
+            continue;
+        }
+        let at = rnd(bytes.len());
+        same(&format!("{name} cut at {at}"), &bytes[..at]);
+        for b in [
+            b'{', b'}', b'[', b']', b'"', b'\\', b',', b':', 0xff, 0x01, b'e', b' ',
+        ] {
+            let at = rnd(bytes.len());
+            let mut m = bytes.clone();
+            m[at] = b;
+            same(&format!("{name} byte {at} set to {b:#x}"), &m);
+            let mut m = bytes.clone();
+            m.insert(at, b);
+            same(&format!("{name} byte {b:#x} inserted at {at}"), &m);
+        }
+        let mut m = bytes.clone();
+        m.extend_from_slice(b" {}");
+        same(&format!("{name} with trailing garbage"), &m);
+        let mut m = b"\xef\xbb\xbf".to_vec();
+        m.extend_from_slice(&bytes);
+        same(&format!("{name} with a UTF-8 BOM"), &m);
+    }
+    // Deep nesting around the limits, in a section that is only validated and in one that is read.
+    for depth in [98, 99, 100, 101, 119, 120, 121, 127, 128, 129] {
+        for (open, close) in [("[", "]"), ("{\"a\":", "}")] {
+            let deep = format!("{}1{}", open.repeat(depth), close.repeat(depth));
+            let a = format!(r#"{{"format_version":"1.2","resource_changes":[],"x":{deep}}}"#);
+            same(&format!("depth {depth} {open}"), a.as_bytes());
+            let b = format!(
+                r#"{{"format_version":"1.2","resource_changes":[{{"address":"a.b","change":{{"actions":["create"],"after":{deep}}}}}]}}"#
+            );
+            same(
+                &format!("depth {depth} {open} in resource_changes"),
+                b.as_bytes(),
+            );
+        }
+    }
+}
