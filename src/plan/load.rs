@@ -223,7 +223,7 @@ fn fast(
     use std::sync::mpsc;
 
     let max_depth = limits.max_depth.min(128);
-    if max_depth < 2 || max_depth > FAST_MAX_DEPTH {
+    if !(2..=FAST_MAX_DEPTH).contains(&max_depth) {
         return None;
     }
     let (main_map, file) = match mapped {
