@@ -29,38 +29,48 @@ pub struct Leaves {
 impl Leaves {
     /// Add one `resource_changes` entry.
     pub(crate) fn resource(&mut self, rc: &ResourceChange, ch: &ChangeRaw<'_>) {
-        let mut h = Sha256::new();
-        h.update(b"resource");
-        for part in [
-            Some(rc.address.as_str()),
+        let raws = ch.raws().map(|r| r.map(|r| r.get().as_bytes()));
+        self.resource_parts(
+            &rc.address,
             rc.deposed.as_deref(),
             rc.previous_address.as_deref(),
-        ] {
+            rc.action,
+            raws,
+        );
+    }
+
+    /// Add one `resource_changes` entry from its parts; `raws` are the raw JSON texts of
+    /// `before`, `after`, `after_unknown`, `before_sensitive`, `after_sensitive`,
+    /// `replace_paths` and `importing`, in this order.
+    pub(crate) fn resource_parts(
+        &mut self,
+        address: &str,
+        deposed: Option<&str>,
+        previous_address: Option<&str>,
+        action: Action,
+        raws: [Option<&[u8]>; 7],
+    ) {
+        let mut h = Sha256::new();
+        h.update(b"resource");
+        for part in [Some(address), deposed, previous_address] {
             h.update(SEP);
             h.update(part.unwrap_or("").as_bytes());
         }
         h.update(SEP);
-        h.update(rc.action.as_strs().join(",").as_bytes());
-        for raw in [
-            ch.before,
-            ch.after,
-            ch.after_unknown,
-            ch.before_sensitive,
-            ch.after_sensitive,
-            ch.replace_paths,
-            ch.importing,
-        ] {
+        h.update(action.as_strs().join(",").as_bytes());
+        for raw in raws {
             h.update(SEP);
             if let Some(r) = raw {
-                canonical(&mut h, r.get().as_bytes());
+                canonical(&mut h, r);
             }
         }
-        let key = format!(
-            "r\u{0}{}\u{0}{}",
-            rc.address,
-            rc.deposed.as_deref().unwrap_or("")
-        );
+        let key = format!("r\u{0}{}\u{0}{}", address, deposed.unwrap_or(""));
         self.leaves.push((key, h.finalize().into()));
+    }
+
+    /// Take over the leaves another reader computed (their order does not matter).
+    pub(crate) fn merge(&mut self, other: Leaves) {
+        self.leaves.extend(other.leaves);
     }
 
     /// Add one `output_changes` entry (raw JSON texts of its values).

@@ -219,8 +219,7 @@ fn fast(
     limits: &Limits,
     mapped: Option<(&mapped::Map, &File)>,
 ) -> Option<Summary> {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::mpsc;
+    use std::sync::atomic::Ordering;
 
     let max_depth = limits.max_depth.min(128);
     if !(2..=FAST_MAX_DEPTH).contains(&max_depth) {
@@ -230,30 +229,178 @@ fn fast(
         Some((m, f)) => (Some(m), Some(f)),
         None => (None, None),
     };
-    let stop = AtomicBool::new(false);
-    let (tx, rx) = mpsc::channel::<(usize, usize)>();
+    let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    let shared = Shared {
+        jobs: std::sync::Mutex::new(rx),
+        failed: Default::default(),
+        queued_digests: Default::default(),
+    };
     std::thread::scope(|sc| {
         let checker = sc.spawn(|| match file {
             Some(f) => match mapped::Map::new(f) {
                 Ok(m) if m.bytes().len() == bytes.len() => {
-                    check_sections(m.bytes(), start, Some(&m), rx, &stop)
+                    check_sections(m.bytes(), start, Some(&m), &shared)
                 }
-                _ => false,
+                _ => None,
             },
-            None => check_sections(bytes, start, None, rx, &stop),
+            None => check_sections(bytes, start, None, &shared),
         });
-        let b = Builder::new(main_map);
-        let read = read_sections(bytes, start, max_depth, &b, main_map, &tx);
+        let mut b = Builder::new(main_map);
+        b.digest_to = Some(DigestTo {
+            tx: tx.clone(),
+            origin: bytes.as_ptr() as usize,
+            queued: &shared.queued_digests,
+            batch: RefCell::new(Vec::new()),
+        });
+        let read = read_sections(bytes, start, max_depth, &b, main_map, &tx)
+            .and_then(|()| b.digest_to.as_ref()?.flush());
         drop(tx);
+        b.digest_to = None;
         if read.is_none() {
-            stop.store(true, Ordering::Relaxed);
+            shared.failed.store(true, Ordering::Relaxed);
+        } else {
+            // Help with what is left in the queue (typically the last big section).
+            let rel = Release::new(main_map);
+            let mut leaves = b.leaves.borrow_mut();
+            while !shared.failed.load(Ordering::Relaxed) {
+                let job = match shared.jobs.try_lock() {
+                    Ok(rx) => match rx.try_recv() {
+                        Ok(job) => job,
+                        Err(_) => break,
+                    },
+                    Err(_) => {
+                        std::thread::yield_now();
+                        continue;
+                    }
+                };
+                if do_job(job, bytes, main_map, &rel, &mut leaves, &shared).is_none() {
+                    shared.failed.store(true, Ordering::Relaxed);
+                }
+            }
         }
-        let checked = checker.join().unwrap_or(false);
-        if read.is_none() || !checked {
+        let leaves = checker.join().ok().flatten();
+        let (Some(()), Some(leaves), false) = (read, leaves, shared.failed.load(Ordering::Relaxed))
+        else {
             return None;
-        }
+        };
+        b.leaves.borrow_mut().merge(leaves);
         finish(b).ok()
     })
+}
+
+/// Digest leaves beyond this many waiting for the second thread are computed on this one.
+const DIGEST_BACKLOG: usize = 1024;
+/// Digest jobs go to the second thread in batches of this many entries.
+const DIGEST_BATCH: usize = 64;
+
+/// What both threads of the fast path share.
+struct Shared {
+    /// The work queue; either thread takes from it.
+    jobs: std::sync::Mutex<std::sync::mpsc::Receiver<Job>>,
+    /// A job found something wrong (or a thread gave up): the fast path gives up.
+    failed: std::sync::atomic::AtomicBool,
+    /// Digest leaves sent and not yet computed.
+    queued_digests: std::sync::atomic::AtomicUsize,
+}
+
+/// Where the builder sends `resource_changes` entries for the digest (fast path).
+struct DigestTo<'s> {
+    tx: std::sync::mpsc::Sender<Job>,
+    /// The address of the document's first byte on this thread (offsets are relative to it).
+    origin: usize,
+    queued: &'s std::sync::atomic::AtomicUsize,
+    /// Entries not sent yet.
+    batch: RefCell<Vec<DigestJob>>,
+}
+
+impl DigestTo<'_> {
+    /// Send the entries collected so far. `None`: the second thread is gone.
+    fn flush(&self) -> Option<()> {
+        let batch = std::mem::take(&mut *self.batch.borrow_mut());
+        if batch.is_empty() {
+            return Some(());
+        }
+        self.queued
+            .fetch_add(batch.len(), std::sync::atomic::Ordering::Relaxed);
+        self.tx.send(Job::Digest(batch)).ok()
+    }
+}
+
+/// Work for the second thread of the fast path.
+enum Job {
+    /// Validate the section at this byte range.
+    Check(usize, usize),
+    /// Compute the digest leaves of these `resource_changes` entries.
+    Digest(Vec<DigestJob>),
+}
+
+/// One `resource_changes` entry for the digest: its parts and where its raw values are.
+struct DigestJob {
+    address: String,
+    deposed: Option<String>,
+    previous_address: Option<String>,
+    action: Action,
+    /// Byte ranges (offset, length) of the raw values, in [`ChangeRaw::raws`] order.
+    raws: [Option<(usize, usize)>; 7],
+}
+
+/// Do one job on either thread (`bytes`, `map` and `rel` are that thread's view of the file).
+/// `None`: the section is not valid.
+fn do_job(
+    job: Job,
+    bytes: &[u8],
+    map: Option<&mapped::Map>,
+    rel: &Release<'_>,
+    leaves: &mut Leaves,
+    shared: &Shared,
+) -> Option<()> {
+    use std::sync::atomic::Ordering;
+    match job {
+        Job::Check(from, to) => {
+            if let Some(m) = map {
+                m.rewind(from);
+            }
+            let mut de = serde_json::Deserializer::from_slice(bytes.get(from..to)?);
+            Skip { rel, depth: 1 }
+                .deserialize(&mut de)
+                .and_then(|()| de.end())
+                .ok()?;
+            if let Some(m) = map {
+                m.release_before(to, 0);
+            }
+        }
+        Job::Digest(batch) => {
+            shared
+                .queued_digests
+                .fetch_sub(batch.len(), Ordering::Relaxed);
+            for d in batch {
+                let mut raws: [Option<&[u8]>; 7] = [None; 7];
+                let mut first = usize::MAX;
+                let mut last = 0;
+                for (slot, r) in raws.iter_mut().zip(d.raws) {
+                    if let Some((off, len)) = r {
+                        *slot = Some(bytes.get(off..off + len)?);
+                        first = first.min(off);
+                        last = last.max(off + len);
+                    }
+                }
+                if let Some(m) = map.filter(|_| first < last) {
+                    m.rewind(first);
+                }
+                leaves.resource_parts(
+                    &d.address,
+                    d.deposed.as_deref(),
+                    d.previous_address.as_deref(),
+                    d.action,
+                    raws,
+                );
+                if let Some(m) = map {
+                    m.release_before(last, RELEASE_STEP);
+                }
+            }
+        }
+    }
+    Some(())
 }
 
 /// This core's half of [`fast`]: the top-level object, key by key. `None`: give up.
@@ -263,7 +410,7 @@ fn read_sections(
     max_depth: usize,
     b: &Builder<'_>,
     map: Option<&mapped::Map>,
-    tx: &std::sync::mpsc::Sender<(usize, usize)>,
+    tx: &std::sync::mpsc::Sender<Job>,
 ) -> Option<()> {
     let release = |upto: usize| {
         if let Some(m) = map {
@@ -304,7 +451,7 @@ fn read_sections(
             KeySeed { b, key }.deserialize(&mut de).ok()?;
             de.end().ok()?;
         } else {
-            tx.send((v, v_end)).ok()?;
+            tx.send(Job::Check(v, v_end)).ok()?;
         }
         release(v_end);
         i = json_ws(bytes, v_end);
@@ -317,20 +464,24 @@ fn read_sections(
     (json_ws(bytes, i + 1) == bytes.len()).then_some(())
 }
 
-/// The second thread's half of [`fast`]: UTF-8 of the whole document, then every section it is
-/// sent, validated exactly as the reference path skips it. `false`: give up.
+/// The second thread's half of [`fast`]: UTF-8 of the whole document, then jobs from the queue:
+/// sections validated exactly as the reference path skips them, and digest leaves of
+/// `resource_changes` entries. `None`: give up.
 fn check_sections(
     bytes: &[u8],
     start: usize,
     map: Option<&mapped::Map>,
-    rx: std::sync::mpsc::Receiver<(usize, usize)>,
-    stop: &std::sync::atomic::AtomicBool,
-) -> bool {
+    shared: &Shared,
+) -> Option<Leaves> {
     use std::sync::atomic::Ordering;
+    let give_up = || {
+        shared.failed.store(true, Ordering::Relaxed);
+        None
+    };
     let mut at = start;
     while at < bytes.len() {
-        if stop.load(Ordering::Relaxed) {
-            return false;
+        if shared.failed.load(Ordering::Relaxed) {
+            return None;
         }
         let end = (at + RELEASE_STEP).min(bytes.len());
         match std::str::from_utf8(&bytes[at..end]) {
@@ -339,39 +490,30 @@ fn check_sections(
             Err(e) if e.error_len().is_none() && end < bytes.len() && e.valid_up_to() > 0 => {
                 at += e.valid_up_to();
             }
-            Err(_) => return false,
+            Err(_) => return give_up(),
         }
         if let Some(m) = map {
             m.release_before(at, 0);
         }
     }
-    if let Some(m) = map {
-        m.rewind(0);
-    }
     let rel = Release::new(map);
-    for (from, to) in rx {
-        if stop.load(Ordering::Relaxed) {
-            return false;
+    let mut leaves = Leaves::default();
+    loop {
+        if shared.failed.load(Ordering::Relaxed) {
+            return None;
         }
-        if let Some(m) = map {
-            m.rewind(from);
-        }
-        let mut de = serde_json::Deserializer::from_slice(&bytes[from..to]);
-        let ok = Skip {
-            rel: &rel,
-            depth: 1,
-        }
-        .deserialize(&mut de)
-        .and_then(|()| de.end())
-        .is_ok();
-        if !ok {
-            return false;
-        }
-        if let Some(m) = map {
-            m.release_before(to, 0);
+        let job = match shared.jobs.lock() {
+            Ok(rx) => match rx.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            },
+            Err(_) => return give_up(),
+        };
+        if do_job(job, bytes, map, &rel, &mut leaves, shared).is_none() {
+            return give_up();
         }
     }
-    true
+    Some(leaves)
 }
 
 // ----- pass one --------------------------------------------------------------------------------
@@ -607,6 +749,9 @@ struct Builder<'m> {
     format_seen: Cell<bool>,
     /// Build whole `Value`s per entry, as the first version did (the reference for tests).
     reference: bool,
+    /// Fast path: digest leaves are computed by the second thread, from offsets relative to
+    /// `origin` (the address of the document's first byte on this thread).
+    digest_to: Option<DigestTo<'m>>,
 }
 
 struct PendingOutput {
@@ -654,6 +799,7 @@ impl<'m> Builder<'m> {
             pending_outputs: RefCell::new(Vec::new()),
             format_seen: Cell::new(false),
             reference: false,
+            digest_to: None,
         }
     }
 }
@@ -1082,7 +1228,20 @@ pub(crate) struct ChangeRaw<'a> {
     pub importing: Option<&'a RawValue>,
 }
 
-impl ChangeRaw<'_> {
+impl<'a> ChangeRaw<'a> {
+    /// The raw values the digest covers, in its order.
+    pub(crate) fn raws(&self) -> [Option<&'a RawValue>; 7] {
+        [
+            self.before,
+            self.after,
+            self.after_unknown,
+            self.before_sensitive,
+            self.after_sensitive,
+            self.replace_paths,
+            self.importing,
+        ]
+    }
+
     fn last_raw(&self) -> Option<&str> {
         [
             self.before,
@@ -1201,13 +1360,18 @@ impl<'de> Visitor<'de> for ChangesSeed<'_, '_> {
             if !b.reference {
                 // Values are built only where a mask marks something or an attribute differs.
                 if has_sensitive {
-                    let (bsv, asv) = (
-                        value_of(rc.change.before_sensitive),
-                        value_of(rc.change.after_sensitive),
-                    );
                     let mut s = b.summary.borrow_mut();
-                    collect_marked(rc.change.before, &bsv, &mut s.sensitive_strings);
-                    collect_marked(rc.change.after, &asv, &mut s.sensitive_strings);
+                    for (v, mask) in [
+                        (rc.change.before, rc.change.before_sensitive),
+                        (rc.change.after, rc.change.after_sensitive),
+                    ] {
+                        // A mask without the token `true` marks nothing: no need to parse it.
+                        if mask.is_some_and(|m| {
+                            memchr::memmem::find(m.get().as_bytes(), b"true").is_some()
+                        }) {
+                            collect_marked(v, &value_of(mask), &mut s.sensitive_strings);
+                        }
+                    }
                 }
                 if needs_diff {
                     if b.attr_bytes.get() < ATTR_BUDGET {
@@ -1260,7 +1424,33 @@ impl<'de> Visitor<'de> for ChangesSeed<'_, '_> {
                 if !b.addresses.borrow_mut().insert(key) {
                     return Err(b.refuse(PlanError::DuplicateAddress(out.address)));
                 }
-                b.leaves.borrow_mut().resource(&out, &rc.change);
+                match b.digest_to.as_ref().filter(|d| {
+                    d.queued.load(std::sync::atomic::Ordering::Relaxed) < DIGEST_BACKLOG
+                }) {
+                    Some(to) => {
+                        let at = |r: Option<&RawValue>| {
+                            r.map(|r| (r.get().as_ptr() as usize - to.origin, r.get().len()))
+                        };
+                        let job = DigestJob {
+                            address: out.address.clone(),
+                            deposed: out.deposed.clone(),
+                            previous_address: out.previous_address.clone(),
+                            action: out.action,
+                            raws: rc.change.raws().map(at),
+                        };
+                        let full = {
+                            let mut batch = to.batch.borrow_mut();
+                            batch.push(job);
+                            batch.len() >= DIGEST_BATCH
+                        };
+                        if full && to.flush().is_none() {
+                            return Err(
+                                b.refuse(PlanError::Io("the checker thread stopped".into()))
+                            );
+                        }
+                    }
+                    None => b.leaves.borrow_mut().resource(&out, &rc.change),
+                }
                 let mut s = b.summary.borrow_mut();
                 s.counts.count(&out);
                 if !out.provider.is_empty() && !s.providers.contains(&out.provider) {
@@ -1372,10 +1562,60 @@ fn value_of(r: Option<&RawValue>) -> Value {
 }
 
 /// The members of a raw JSON object in `Value`'s order (sorted keys, the last duplicate wins);
-/// empty for anything that is not an object.
-fn raw_members(r: Option<&RawValue>) -> BTreeMap<String, &RawValue> {
-    r.and_then(|r| serde_json::from_str(r.get()).ok())
-        .unwrap_or_default()
+/// empty for anything that is not an object. Keys are borrowed where they have no escapes.
+fn raw_members(r: Option<&RawValue>) -> Vec<(Cow<'_, str>, &RawValue)> {
+    let Some(Members(mut m)) = r.and_then(|r| serde_json::from_str(r.get()).ok()) else {
+        return Vec::new();
+    };
+    if !m.windows(2).all(|w| w[0].0 < w[1].0) {
+        // Not sorted (Terraform sorts) or duplicate keys: sort, keeping the last of equal keys.
+        m.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<(Cow<'_, str>, &RawValue)> = Vec::with_capacity(m.len());
+        for kv in m {
+            match out.last_mut() {
+                Some(last) if last.0 == kv.0 => *last = kv,
+                _ => out.push(kv),
+            }
+        }
+        m = out;
+    }
+    m
+}
+
+/// The members of a JSON object in document order, values raw.
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+/// An object key, borrowed from the document when it has no escapes.
+#[derive(Deserialize)]
+struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+                let mut m = Vec::new();
+                while let Some(Key(k)) = map.next_key()? {
+                    m.push((k, map.next_value()?));
+                }
+                Ok(Members(m))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A mask (`*_sensitive`, `after_unknown`) as a `Value`, or `Null` when it has no `true` token
+/// and so marks nothing (which is all `Null` means to every use of a mask).
+fn mask_of(r: Option<&RawValue>) -> Value {
+    match r {
+        Some(m) if memchr::memmem::find(m.get().as_bytes(), b"true").is_some() => value_of(r),
+        _ => Value::Null,
+    }
 }
 
 /// [`collect_sensitive`] of a raw value under a mask (not everything sensitive yet), building
@@ -1393,7 +1633,7 @@ fn collect_marked(raw: Option<&RawValue>, mask: &Value, out: &mut Vec<String>) {
         }
         Value::Object(mo) => {
             for (k, x) in raw_members(Some(raw)) {
-                if let Some(m) = mo.get(&k) {
+                if let Some(m) = mo.get(k.as_ref()) {
                     collect_marked(Some(x), m, out);
                 }
             }
@@ -1413,9 +1653,9 @@ fn collect_marked(raw: Option<&RawValue>, mask: &Value, out: &mut Vec<String>) {
 fn attr_diffs_raw(ch: &ChangeRaw<'_>) -> Vec<AttrDiff> {
     let bo = raw_members(ch.before);
     let ao = raw_members(ch.after);
-    let after_unknown = value_of(ch.after_unknown);
-    let before_sensitive = value_of(ch.before_sensitive);
-    let after_sensitive = value_of(ch.after_sensitive);
+    let after_unknown = mask_of(ch.after_unknown);
+    let before_sensitive = mask_of(ch.before_sensitive);
+    let after_sensitive = mask_of(ch.after_sensitive);
     let replace_paths = value_of(ch.replace_paths);
     let all_bs = matches!(before_sensitive, Value::Bool(true));
     let all_as = matches!(after_sensitive, Value::Bool(true));
@@ -1428,10 +1668,35 @@ fn attr_diffs_raw(ch: &ChangeRaw<'_>) -> Vec<AttrDiff> {
                 .collect()
         })
         .unwrap_or_default();
-    let keys: BTreeSet<&String> = bo.keys().chain(ao.keys()).collect();
+    // Both member lists are sorted: walk their union in key order.
+    let (mut bi, mut ai) = (bo.iter().peekable(), ao.iter().peekable());
     let mut out = Vec::new();
-    for k in keys {
-        let (rb, ra) = (bo.get(k).copied(), ao.get(k).copied());
+    loop {
+        let (k, rb, ra) = match (bi.peek(), ai.peek()) {
+            (None, None) => break,
+            (Some(b), Some(a)) if b.0 == a.0 => {
+                let r = (&b.0, Some(b.1), Some(a.1));
+                bi.next();
+                ai.next();
+                r
+            }
+            (Some(b), a) if a.is_none_or(|a| b.0 < a.0) => {
+                let r = (&b.0, Some(b.1), None);
+                bi.next();
+                r
+            }
+            (_, Some(a)) => {
+                let r = (&a.0, None, Some(a.1));
+                ai.next();
+                r
+            }
+            (Some(b), None) => {
+                let r = (&b.0, Some(b.1), None);
+                bi.next();
+                r
+            }
+        };
+        let k: &str = k;
         let unknown = all_unknown || after_unknown.get(k).is_some_and(mask_any);
         let same_text = matches!((rb, ra), (Some(x), Some(y)) if x.get() == y.get());
         let (b, a) = if same_text {
@@ -1472,10 +1737,10 @@ fn attr_diffs_raw(ch: &ChangeRaw<'_>) -> Vec<AttrDiff> {
             }
         };
         out.push(AttrDiff {
-            name: k.clone(),
+            name: k.to_string(),
             before: show(b, rb, sb, false),
             after: show(a, ra, sa, unknown),
-            forces_replacement: forced.contains(k.as_str()),
+            forces_replacement: forced.contains(k),
         });
     }
     out
@@ -1654,6 +1919,81 @@ mod tests {
         assert_eq!(s.counts.forget, 1);
         assert_eq!(s.counts.no_op, 1);
         assert!(s.digest.starts_with("sha256:"));
+    }
+
+    /// The raw-text shortcuts (members, masks, diffs, sensitive collection) against the
+    /// `Value`-based functions they replace, on the cases where text and value differ.
+    #[test]
+    fn raw_shortcuts_match_the_value_based_reference() {
+        let raw = |s: &str| -> Box<RawValue> { RawValue::from_string(s.to_string()).unwrap() };
+        let cases = [
+            (r#"{"b":1,"a":"x","b":2}"#, r#"{"a":"x","b":2.0,"c":null}"#),
+            (
+                r#"{"a":"\u0078","z":[1, 2],"m":{"k":1}}"#,
+                r#"{"z":[1,2],"a":"x","m":{"k":2}}"#,
+            ),
+            (r#"null"#, r#"{"a":1}"#),
+            (r#"[1,2]"#, r#""s""#),
+            (
+                r#"{"pw":"old-secret","l":["aaaa","bbbbbbbb\nccccccccc"],"n":123456}"#,
+                r#"{"pw":"new-secret","l":["aaaa"],"n":1234567,"true":"not-a-mask"}"#,
+            ),
+        ];
+        let masks = [
+            "false",
+            "true",
+            "{}",
+            r#"{"pw":true}"#,
+            r#"{"l":[false,true],"n":true}"#,
+            r#"{"true":false}"#,
+            r#"{"pw":true,"pw":false}"#,
+            r#"[true]"#,
+        ];
+        for (before, after) in cases {
+            let (b, a) = (raw(before), raw(after));
+            for bs in masks {
+                for asn in masks {
+                    for au in ["{}", r#"{"a":true}"#, "true", r#"{"true":false}"#] {
+                        let (bsr, asr, aur) = (raw(bs), raw(asn), raw(au));
+                        let ch = ChangeRaw {
+                            actions: vec![Cow::Borrowed("update")],
+                            before: Some(&b),
+                            after: Some(&a),
+                            after_unknown: Some(&aur),
+                            before_sensitive: Some(&bsr),
+                            after_sensitive: Some(&asr),
+                            replace_paths: None,
+                            importing: None,
+                        };
+                        let v = |r: &RawValue| serde_json::from_str::<Value>(r.get()).unwrap();
+                        let want =
+                            attr_diffs(&v(&b), &v(&a), &v(&aur), &v(&bsr), &v(&asr), &Value::Null);
+                        assert_eq!(
+                            attr_diffs_raw(&ch),
+                            want,
+                            "{before} {after} {bs} {asn} {au}"
+                        );
+                    }
+                    let (mut got, mut want) = (Vec::new(), Vec::new());
+                    let m = |s: &str| serde_json::from_str::<Value>(s).unwrap();
+                    collect_marked(Some(&b), &m(bs), &mut got);
+                    collect_marked(Some(&a), &m(asn), &mut got);
+                    collect_sensitive(
+                        &serde_json::from_str(before).unwrap(),
+                        &m(bs),
+                        false,
+                        &mut want,
+                    );
+                    collect_sensitive(
+                        &serde_json::from_str(after).unwrap(),
+                        &m(asn),
+                        false,
+                        &mut want,
+                    );
+                    assert_eq!(got, want, "{before} {after} {bs} {asn}");
+                }
+            }
+        }
     }
 
     #[test]
