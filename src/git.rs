@@ -1049,9 +1049,7 @@ mod files_backend {
                 Some(i) => &p[..i],
                 None => return None,
             };
-            if !walk(&dir.join(base), base, &wanted, &mut loose)? {
-                return None;
-            }
+            walk(&dir.join(base), base, &wanted, &mut loose)?;
         }
         for (name, oid) in loose {
             found.insert(name, (oid, None, true));
@@ -1088,17 +1086,17 @@ mod files_backend {
     }
 
     /// Loose refs under `path` (= `name` in ref space). `None`: give up (symbolic ref,
-    /// unreadable entry); `Some(true)`: done.
+    /// unreadable entry).
     fn walk(
         path: &Path,
         name: &str,
         wanted: &dyn Fn(&str) -> bool,
         out: &mut BTreeMap<String, Oid>,
-    ) -> Option<bool> {
+    ) -> Option<()> {
         let rd = match std::fs::read_dir(path) {
             Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => return Some(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => return Some(()),
             Err(_) => return None,
         };
         for entry in rd {
@@ -1108,16 +1106,14 @@ mod files_backend {
             let child = format!("{name}/{file}");
             let ft = entry.file_type().ok()?;
             if ft.is_dir() {
-                if !walk(&entry.path(), &child, wanted, out)? {
-                    return None;
-                }
+                walk(&entry.path(), &child, wanted, out)?;
             } else if ft.is_file() && !file.ends_with(".lock") && wanted(&child) {
                 let text = std::fs::read_to_string(entry.path()).ok()?;
                 // A symbolic ref (`ref: ...`) or anything else: let libgit2 decide.
                 out.insert(child, parse_hex(text.trim_end_matches('\n'))?);
             }
         }
-        Some(true)
+        Some(())
     }
 }
 

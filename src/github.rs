@@ -73,6 +73,46 @@ pub struct Config {
     pub retry: RetryPolicy,
 }
 
+/// Test knob: per-request GitHub timeout in milliseconds (default [`DEFAULT_TIMEOUT`]).
+pub const TIMEOUT_VAR: &str = "GITOPS_GITHUB_TIMEOUT_MS";
+
+/// The API side of a command, from its inputs and the run context, validated before any call:
+/// `repository` (else `GITHUB_REPOSITORY`) and `github-api-url` (else `GITHUB_API_URL`, else
+/// `https://api.github.com`). `None` when the token or the repository is missing.
+pub fn config_from(
+    runner: &crate::runner::Runner,
+    token: Option<&Secret>,
+    repository: Option<&str>,
+    api_url: Option<&str>,
+) -> Result<Option<Config>> {
+    let repository = repository
+        .filter(|r| !r.is_empty())
+        .or_else(|| runner.var("GITHUB_REPOSITORY"));
+    if let Some(r) = repository {
+        validate_repository("repository", r)?;
+    }
+    let api_url = api_url
+        .filter(|u| !u.is_empty())
+        .or_else(|| runner.var("GITHUB_API_URL"))
+        .unwrap_or("https://api.github.com");
+    validate_api_url("github-api-url", api_url)?;
+    let (Some(token), Some(repository)) = (token, repository) else {
+        return Ok(None);
+    };
+    let timeout = runner
+        .var(TIMEOUT_VAR)
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(DEFAULT_TIMEOUT);
+    Ok(Some(Config {
+        api_url: api_url.to_string(),
+        repository: repository.to_string(),
+        token: token.clone(),
+        timeout,
+        retry: RetryPolicy::default(),
+    }))
+}
+
 /// Validate `GITHUB_API_URL`: https, or http only to a loopback host (tests); no credentials,
 /// no query or fragment.
 pub fn validate_api_url(field: &str, v: &str) -> Result<url::Url> {

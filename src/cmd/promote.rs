@@ -133,9 +133,6 @@ struct Checked {
     api: Option<github::Config>,
 }
 
-/// Test knob: per-request GitHub timeout in milliseconds.
-const TIMEOUT_VAR: &str = "GITOPS_GITHUB_TIMEOUT_MS";
-
 fn check(runner: &Runner, a: &Args) -> Result<Checked> {
     let root = a.repo_path.clone().unwrap_or_else(|| PathBuf::from("."));
     let model = Model::load(&root, a.config.as_deref())?;
@@ -172,37 +169,15 @@ fn check(runner: &Runner, a: &Args) -> Result<Checked> {
             None
         }
     };
-    let repository = a
-        .repository
-        .clone()
-        .or_else(|| runner.var("GITHUB_REPOSITORY").map(str::to_string));
-    let api_url = a
-        .github_api_url
-        .clone()
-        .or_else(|| runner.var("GITHUB_API_URL").map(str::to_string))
-        .unwrap_or_else(|| "https://api.github.com".to_string());
     let needs_api = a.mode == Mode::PullRequest
         || a.require_deployment_status
         || (a.dispatch_workflow.is_some() && kind.is_some_and(|k| !k.push_triggers_workflows()));
-    let api = match (&token, &repository) {
-        (Some(t), Some(r)) => {
-            github::validate_api_url("github-api-url", &api_url)?;
-            github::validate_repository("repository", r)?;
-            let timeout = runner
-                .var(TIMEOUT_VAR)
-                .and_then(|v| v.parse::<u64>().ok())
-                .map(Duration::from_millis)
-                .unwrap_or(github::DEFAULT_TIMEOUT);
-            Some(github::Config {
-                api_url: api_url.clone(),
-                repository: r.clone(),
-                token: t.clone(),
-                timeout,
-                retry: github::RetryPolicy::default(),
-            })
-        }
-        _ => None,
-    };
+    let api = github::config_from(
+        runner,
+        token.as_ref(),
+        a.repository.as_deref(),
+        a.github_api_url.as_deref(),
+    )?;
     if needs_api && api.is_none() {
         let what = if a.mode == Mode::PullRequest {
             "`mode: pull-request`"

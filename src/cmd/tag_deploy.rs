@@ -260,39 +260,25 @@ fn deployments_config(
         .map(parse_contexts)
         .transpose()?
         .unwrap_or_default();
-    let attempt = runner
-        .var("GITHUB_RUN_ATTEMPT")
-        .filter(|v| !v.is_empty())
-        .unwrap_or("1");
-    if attempt.is_empty() || attempt.len() > 6 || !attempt.bytes().all(|b| b.is_ascii_digit()) {
+    let attempt = runner.var("GITHUB_RUN_ATTEMPT").unwrap_or("1");
+    if attempt.len() > 6 || !attempt.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Failure::usage(
             "GITHUB_RUN_ATTEMPT",
             format!("`{}` is not a run attempt number", single_line(attempt)),
         ));
     }
-    let repository = args
-        .repository
-        .clone()
-        .filter(|r| !r.is_empty())
-        .or_else(|| runner.var("GITHUB_REPOSITORY").map(str::to_string))
-        .filter(|r| !r.is_empty());
-    if let Some(r) = &repository {
-        github::validate_repository("repository", r)?;
-    }
-    let api_url = args
-        .github_api_url
-        .clone()
-        .filter(|u| !u.is_empty())
-        .or_else(|| runner.var("GITHUB_API_URL").map(str::to_string))
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "https://api.github.com".to_string());
-    github::validate_api_url("github-api-url", &api_url)?;
+    let api = github::config_from(
+        runner,
+        token,
+        args.repository.as_deref(),
+        args.github_api_url.as_deref(),
+    )?;
     if args.skip_github_deployment {
         return Ok(DeploymentsCfg::Off(
             "GitHub Deployment skipped (skip-github-deployment)".into(),
         ));
     }
-    let (Some(token), Some(repository)) = (token, repository) else {
+    let Some(api) = api else {
         if args.deployment_id.is_some() {
             return Err(Failure::usage(
                 "deployment-id",
@@ -303,19 +289,8 @@ fn deployments_config(
             "GitHub Deployment not recorded: no token or no repository (GITHUB_REPOSITORY); the deploy is recorded in git tags only".into(),
         ));
     };
-    let timeout = runner
-        .var("GITOPS_GITHUB_TIMEOUT_MS")
-        .and_then(|v| v.parse::<u64>().ok())
-        .map(std::time::Duration::from_millis)
-        .unwrap_or(github::DEFAULT_TIMEOUT);
     Ok(DeploymentsCfg::On(Box::new(DeploymentsOn {
-        api: github::Config {
-            api_url,
-            repository,
-            token: token.clone(),
-            timeout,
-            retry: github::RetryPolicy::default(),
-        },
+        api,
         run_key: format!("{run_id}.{attempt}"),
         environment_url,
         required_contexts,
@@ -724,33 +699,28 @@ impl<'c> Gh<'c> {
     }
 }
 
-fn deployments_off(runner: &Runner, ctx: &Ctx) -> Result<bool> {
+/// The Deployments configuration, or `None` after setting an empty `deployment-id` and printing
+/// the one notice that says why there is no GitHub Deployment.
+fn deployments_on<'c>(runner: &Runner, ctx: &'c Ctx) -> Result<Option<&'c DeploymentsOn>> {
     match &ctx.deployments {
-        DeploymentsCfg::On(_) => Ok(false),
+        DeploymentsCfg::On(on) => Ok(Some(on)),
         DeploymentsCfg::Off(why) => {
             runner.set_output("deployment-id", "")?;
             if !why.is_empty() {
                 runner.notice(why);
             }
-            Ok(true)
+            Ok(None)
         }
-    }
-}
-
-fn on(ctx: &Ctx) -> &DeploymentsOn {
-    match &ctx.deployments {
-        DeploymentsCfg::On(o) => o,
-        DeploymentsCfg::Off(_) => unreachable!("checked by deployments_off"),
     }
 }
 
 /// `start`: the run's deployment, `in_progress`. No git.
 fn start(runner: &Runner, ctx: &Ctx, args: &Args, sha: Oid) -> Result<()> {
     runner.set_output("sha", &sha.to_string())?;
-    if deployments_off(runner, ctx)? {
+    let Some(on) = deployments_on(runner, ctx)? else {
         return runner.set_output("status", "skipped");
-    }
-    let gh = Gh::open(on(ctx))?;
+    };
+    let gh = Gh::open(on)?;
     let (id, created) = gh.deployment(runner, ctx, args, sha)?;
     runner.set_output("deployment-id", &id.to_string())?;
     runner.set_output("status", "started")?;
@@ -769,10 +739,10 @@ fn start(runner: &Runner, ctx: &Ctx, args: &Args, sha: Oid) -> Result<()> {
 /// `fail`: the run's deployment (found or created), `failure`. No git.
 fn fail(runner: &Runner, ctx: &Ctx, args: &Args, sha: Oid) -> Result<()> {
     runner.set_output("sha", &sha.to_string())?;
-    if deployments_off(runner, ctx)? {
+    let Some(on) = deployments_on(runner, ctx)? else {
         return runner.set_output("status", "skipped");
-    }
-    let gh = Gh::open(on(ctx))?;
+    };
+    let gh = Gh::open(on)?;
     let (id, _) = gh.deployment(runner, ctx, args, sha)?;
     runner.set_output("deployment-id", &id.to_string())?;
     gh.block(
@@ -804,10 +774,10 @@ fn record_with_deployment(
     args: &Args,
     sha: Oid,
 ) -> Result<()> {
-    if deployments_off(runner, ctx)? {
+    let Some(on) = deployments_on(runner, ctx)? else {
         return record(runner, ctx, session, args, sha);
-    }
-    let gh = Gh::open(on(ctx))?;
+    };
+    let gh = Gh::open(on)?;
     let (id, _) = gh.deployment(runner, ctx, args, sha).map_err(|mut f| {
         f.message.push_str("; nothing was recorded (pass `skip-github-deployment` to record the git tags without a GitHub Deployment)");
         f
