@@ -419,11 +419,11 @@ fn check(runner: &Runner, a: &Args) -> Result<Checked> {
 }
 
 /// Scrub sensitive strings inside every string of a JSON value (never across its structure).
-fn scrub_json(plan: &crate::plan::Summary, v: &mut serde_json::Value) {
+fn scrub_json(sc: &crate::plan::Scrubber, v: &mut serde_json::Value) {
     match v {
-        serde_json::Value::String(s) => *s = plan.scrub(s),
-        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| scrub_json(plan, x)),
-        serde_json::Value::Object(o) => o.values_mut().for_each(|x| scrub_json(plan, x)),
+        serde_json::Value::String(s) => *s = sc.scrub(s),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| scrub_json(sc, x)),
+        serde_json::Value::Object(o) => o.values_mut().for_each(|x| scrub_json(sc, x)),
         _ => {}
     }
 }
@@ -434,7 +434,11 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
     if let Some(t) = &c.comment {
         runner.mask(&t.token);
     }
-    let plan = crate::plan::load(&args.plan, &c.limits).map_err(|e| e.into_failure())?;
+    // Not dropped: freeing tens of thousands of small allocations just before the process exits
+    // took longer than some of the reading (the kernel takes the memory back at exit anyway).
+    let plan = std::mem::ManuallyDrop::new(
+        crate::plan::load(&args.plan, &c.limits).map_err(|e| e.into_failure())?,
+    );
     if runner.in_actions() {
         // Belt and braces: the runner also hides every sensitive string from later steps' logs.
         // Short values (ports, `true`) would mangle unrelated text, so only longer ones.
@@ -529,28 +533,36 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
     )?;
     runner.set_output("verdict", verdict.as_str())?;
     let mut vj = serde_json::to_value(&report.violations).unwrap_or_default();
-    scrub_json(&plan, &mut vj);
+    let scrubber = plan.scrubber();
+    scrub_json(&scrubber, &mut vj);
     runner.set_output("violations", &vj.to_string())?;
     runner.set_output("plan-digest", &plan.digest)?;
 
-    // Report on stdout, the step summary, the comment.
-    let doc = render::markdown(&report);
-    let md_full = plan.scrub(&doc.render());
+    // Report on stdout, the step summary, the comment. The Markdown report is rendered only when
+    // something reads it (on a big plan it takes longer than counting).
+    let doc = (args.format == Format::Markdown || runner.has_step_summary() || c.comment.is_some())
+        .then(|| render::markdown(&report));
+    let md_full = doc
+        .as_ref()
+        .map(|d| scrubber.scrub(&d.render()))
+        .unwrap_or_default();
     match args.format {
         Format::Text => runner.untrusted_block(&render::text(&report)),
         Format::Markdown => runner.untrusted_block(&md_full),
         Format::Json => {
             let mut j = render::json(&report);
-            scrub_json(&plan, &mut j);
+            scrub_json(&scrubber, &mut j);
             runner.info(&serde_json::to_string(&j).unwrap_or_default());
         }
     }
-    runner.summary(&md_full)?;
+    if doc.is_some() {
+        runner.summary(&md_full)?;
+    }
     let mut comment_url = String::new();
     if let Some(why) = &c.comment_skip {
         runner.notice(&format!("PR comment skipped: {why}"));
     }
-    if let Some(t) = &c.comment {
+    if let (Some(t), Some(doc)) = (&c.comment, &doc) {
         let summary_url = match (
             runner.var("GITHUB_SERVER_URL"),
             runner.var("GITHUB_REPOSITORY"),
@@ -563,7 +575,7 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
             }
             _ => None,
         };
-        let body = plan.scrub(&comment::body(&doc, &t.key, summary_url.as_deref()));
+        let body = scrubber.scrub(&comment::body(doc, &t.key, summary_url.as_deref()));
         // Both rustls back-ends are linked (the AWS SDK and octocrab pick different ones): choose.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let rt = crate::cli::runtime()?;

@@ -29,7 +29,7 @@ pub struct Leaves {
 impl Leaves {
     /// Add one `resource_changes` entry.
     pub(crate) fn resource(&mut self, rc: &ResourceChange, ch: &ChangeRaw<'_>) {
-        let raws = ch.raws().map(|r| r.map(|r| r.get().as_bytes()));
+        let raws = ch.raws();
         self.resource_parts(
             &rc.address,
             rc.deposed.as_deref(),
@@ -91,9 +91,23 @@ impl Leaves {
             .push((format!("o\u{0}{name}"), h.finalize().into()));
     }
 
+    /// Sort the leaves and say whether two of them have the same key (two `resource_changes`
+    /// entries for one address and deposed key, or, for the fast path's entry reader, an absent
+    /// deposed key next to an empty one).
+    pub(crate) fn has_duplicate_keys(&mut self) -> bool {
+        self.sort();
+        self.leaves.windows(2).any(|w| w[0].0 == w[1].0)
+    }
+
+    /// By key, then by hash: entries with equal keys (which only the reference reader lets
+    /// through: an absent deposed key and an empty one) still give one digest.
+    fn sort(&mut self) {
+        self.leaves.sort_unstable();
+    }
+
     /// The digest, `sha256:<hex>`.
     pub fn finish(mut self) -> String {
-        self.leaves.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.sort();
         let mut h = Sha256::new();
         h.update(b"gitops-actions plan digest v1\n");
         for (k, leaf) in &self.leaves {

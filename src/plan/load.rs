@@ -155,6 +155,19 @@ pub fn load_bytes(bytes: &[u8], limits: &Limits) -> Result<Summary, PlanError> {
     load_bytes_reference(bytes, limits)
 }
 
+/// The fast path alone: `None` where it leaves the answer to the reference path (tests check
+/// that it answers for well-formed plans, and answers exactly as the reference path does).
+#[doc(hidden)]
+pub fn load_bytes_fast(bytes: &[u8], limits: &Limits) -> Option<Summary> {
+    if bytes.len() as u64 > limits.max_bytes {
+        return None;
+    }
+    let start = bom_start(bytes).ok()?;
+    let mut s = fast(bytes, start, limits, None)?;
+    s.bytes = bytes.len() as u64;
+    Some(s)
+}
+
 /// [`load_bytes`] without the fast path: the reference every result of the fast path must equal
 /// (tests and the fuzz target compare the two).
 #[doc(hidden)]
@@ -207,12 +220,14 @@ fn json_ws(b: &[u8], mut i: usize) -> usize {
 /// for anything else, and the caller runs the reference path, which finds and words the reason.
 ///
 /// This core cuts the top-level object into sections with the structural scanner
-/// ([`super::scan`]), parses the sections plan-gate reads (`resource_changes`, ...) with the
-/// same seeds as the reference path, and sends every other section (`prior_state`,
-/// `planned_values`, `checks`, ...) to a second thread, which checks UTF-8 over the whole
-/// document and validates those sections with the reference path's own [`Skip`]. Given the
-/// file's mapping and the file (`mapped`), the second thread maps the file again, and each
-/// thread hands the pages behind it back to the kernel.
+/// ([`super::scan`]); it reads `resource_changes` entry by entry with its own reader
+/// ([`read_changes`]) and the other sections plan-gate reads with the reference path's serde
+/// seeds. Work goes to a queue that a second thread serves (and this one too, when the queue
+/// grows or its own reading is done): every other section (`prior_state`, `planned_values`,
+/// `checks`, ...) is validated, JSON and UTF-8, by [`super::jsoncheck`], and each
+/// `resource_changes` entry is validated the same way and digested. Given the file's mapping
+/// and the file (`mapped`), the second thread maps the file again, and each thread hands the
+/// pages behind it back to the kernel.
 fn fast(
     bytes: &[u8],
     start: usize,
@@ -234,22 +249,24 @@ fn fast(
         jobs: std::sync::Mutex::new(rx),
         failed: Default::default(),
         queued_digests: Default::default(),
+        entry_depth: max_depth - 2,
     };
     std::thread::scope(|sc| {
         let checker = sc.spawn(|| match file {
             Some(f) => match mapped::Map::new(f) {
                 Ok(m) if m.bytes().len() == bytes.len() => {
-                    check_sections(m.bytes(), start, Some(&m), &shared)
+                    check_sections(m.bytes(), Some(&m), &shared)
                 }
                 _ => None,
             },
-            None => check_sections(bytes, start, None, &shared),
+            None => check_sections(bytes, None, &shared),
         });
         let mut b = Builder::new(main_map);
         b.digest_to = Some(DigestTo {
             tx: tx.clone(),
             origin: bytes.as_ptr() as usize,
             queued: &shared.queued_digests,
+            entry_depth: shared.entry_depth,
             batch: RefCell::new(Vec::new()),
         });
         let read = read_sections(bytes, start, max_depth, &b, main_map, &tx)
@@ -260,7 +277,6 @@ fn fast(
             shared.failed.store(true, Ordering::Relaxed);
         } else {
             // Help with what is left in the queue (typically the last big section).
-            let rel = Release::new(main_map);
             let mut leaves = b.leaves.borrow_mut();
             while !shared.failed.load(Ordering::Relaxed) {
                 let job = match shared.jobs.try_lock() {
@@ -273,7 +289,7 @@ fn fast(
                         continue;
                     }
                 };
-                if do_job(job, bytes, main_map, &rel, &mut leaves, &shared).is_none() {
+                if do_job(job, bytes, main_map, &mut leaves, &shared).is_none() {
                     shared.failed.store(true, Ordering::Relaxed);
                 }
             }
@@ -284,6 +300,10 @@ fn fast(
             return None;
         };
         b.leaves.borrow_mut().merge(leaves);
+        if b.leaves.borrow_mut().has_duplicate_keys() {
+            // Two entries for one address: the reference path words the refusal.
+            return None;
+        }
         finish(b).ok()
     })
 }
@@ -301,6 +321,8 @@ struct Shared {
     failed: std::sync::atomic::AtomicBool,
     /// Digest leaves sent and not yet computed.
     queued_digests: std::sync::atomic::AtomicUsize,
+    /// How deep a `resource_changes` entry may nest (the entry's own braces are level 1).
+    entry_depth: usize,
 }
 
 /// Where the builder sends `resource_changes` entries for the digest (fast path).
@@ -309,6 +331,8 @@ struct DigestTo<'s> {
     /// The address of the document's first byte on this thread (offsets are relative to it).
     origin: usize,
     queued: &'s std::sync::atomic::AtomicUsize,
+    /// How deep an entry may nest ([`Shared::entry_depth`]).
+    entry_depth: usize,
     /// Entries not sent yet.
     batch: RefCell<Vec<DigestJob>>,
 }
@@ -342,15 +366,16 @@ struct DigestJob {
     action: Action,
     /// Byte ranges (offset, length) of the raw values, in [`ChangeRaw::raws`] order.
     raws: [Option<(usize, usize)>; 7],
+    /// The byte range of the whole entry, which the job validates first.
+    entry: (usize, usize),
 }
 
-/// Do one job on either thread (`bytes`, `map` and `rel` are that thread's view of the file).
+/// Do one job on either thread (`bytes` and `map` are that thread's view of the file).
 /// `None`: the section is not valid.
 fn do_job(
     job: Job,
     bytes: &[u8],
     map: Option<&mapped::Map>,
-    rel: &Release<'_>,
     leaves: &mut Leaves,
     shared: &Shared,
 ) -> Option<()> {
@@ -360,11 +385,16 @@ fn do_job(
             if let Some(m) = map {
                 m.rewind(from);
             }
-            let mut de = serde_json::Deserializer::from_slice(bytes.get(from..to)?);
-            Skip { rel, depth: 1 }
-                .deserialize(&mut de)
-                .and_then(|()| de.end())
-                .ok()?;
+            let section = bytes.get(from..to)?;
+            let limit = super::jsoncheck::MAX_DEPTH;
+            let ok = super::jsoncheck::is_valid_value_with_progress(section, limit, &mut |at| {
+                if let Some(m) = map {
+                    m.release_before(from + at, RELEASE_STEP);
+                }
+            });
+            if !ok {
+                return None;
+            }
             if let Some(m) = map {
                 m.release_before(to, 0);
             }
@@ -374,6 +404,18 @@ fn do_job(
                 .queued_digests
                 .fetch_sub(batch.len(), Ordering::Relaxed);
             for d in batch {
+                let (off, len) = d.entry;
+                if let Some(m) = map {
+                    m.rewind(off);
+                }
+                let entry = bytes.get(off..off + len)?;
+                if !super::jsoncheck::is_valid_value_with_progress(
+                    entry,
+                    shared.entry_depth,
+                    &mut |_| {},
+                ) {
+                    return None;
+                }
                 let mut raws: [Option<&[u8]>; 7] = [None; 7];
                 let mut first = usize::MAX;
                 let mut last = 0;
@@ -384,9 +426,6 @@ fn do_job(
                         last = last.max(off + len);
                     }
                 }
-                if let Some(m) = map.filter(|_| first < last) {
-                    m.rewind(first);
-                }
                 leaves.resource_parts(
                     &d.address,
                     d.deposed.as_deref(),
@@ -395,7 +434,7 @@ fn do_job(
                     raws,
                 );
                 if let Some(m) = map {
-                    m.release_before(last, RELEASE_STEP);
+                    m.release_before(last.max(off + len), RELEASE_STEP);
                 }
             }
         }
@@ -437,16 +476,37 @@ fn read_sections(
             return None;
         }
         let v = json_ws(bytes, i + 1);
+        if !b.seen_keys.borrow_mut().insert(key.to_string()) {
+            return None;
+        }
+        if key == "resource_changes" {
+            // The biggest section: this thread reads its entries with its own reader (which
+            // does not validate); each entry is validated with its digest job, on whichever
+            // thread takes the job.
+            if let Some(m) = map {
+                m.rewind(v);
+            }
+            i = json_ws(bytes, read_changes(bytes, v, b)?);
+            match bytes.get(i) {
+                Some(b',') => i = json_ws(bytes, i + 1),
+                Some(b'}') => break,
+                _ => return None,
+            }
+            continue;
+        }
         // The top-level object is level 1.
         let (v_end, too_deep) =
             super::scan::value_end(bytes, v, max_depth - 1, &mut |at| release(at))?;
-        if too_deep || !b.seen_keys.borrow_mut().insert(key.to_string()) {
+        if too_deep {
             return None;
         }
         if READ_KEYS.contains(&key) {
             if let Some(m) = map {
                 m.rewind(v);
             }
+            // (serde does not check the UTF-8 of what it skips; the other sections' UTF-8 is
+            // checked by `jsoncheck`.)
+            std::str::from_utf8(&bytes[v..v_end]).ok()?;
             let mut de = serde_json::Deserializer::from_slice(&bytes[v..v_end]);
             KeySeed { b, key }.deserialize(&mut de).ok()?;
             de.end().ok()?;
@@ -464,39 +524,220 @@ fn read_sections(
     (json_ws(bytes, i + 1) == bytes.len()).then_some(())
 }
 
-/// The second thread's half of [`fast`]: UTF-8 of the whole document, then jobs from the queue:
-/// sections validated exactly as the reference path skips them, and digest leaves of
-/// `resource_changes` entries. `None`: give up.
-fn check_sections(
-    bytes: &[u8],
-    start: usize,
-    map: Option<&mapped::Map>,
-    shared: &Shared,
-) -> Option<Leaves> {
+/// The fast path's reader of `resource_changes` (the value at `s[v..]`; returns where it ends):
+/// the entries as serde would deserialize them, for documents that serde accepts. It checks the
+/// array's own punctuation but not the entries: each entry is validated with
+/// [`super::jsoncheck`] when its digest is computed, and no result is used unless every check
+/// passed. It gives up (`None`) wherever serde's answer could differ: escaped keys, duplicate or
+/// mistyped fields, a missing `change`. It never reads out of bounds, whatever the input.
+fn read_changes(s: &[u8], v: usize, b: &Builder<'_>) -> Option<usize> {
+    if s.get(v..v + 4) == Some(b"null") {
+        return Some(v + 4);
+    }
+    if s.get(v) != Some(&b'[') {
+        return None;
+    }
+    let mut i = json_ws(s, v + 1);
+    if s.get(i) == Some(&b']') {
+        return Some(i + 1);
+    }
+    loop {
+        let (rc, end) = read_entry(s, i)?;
+        take_change(b, rc, false, Some(&s[i..end])).ok()?;
+        i = json_ws(s, end);
+        match s.get(i)? {
+            b',' => i = json_ws(s, i + 1),
+            b']' => return Some(i + 1),
+            _ => return None,
+        }
+    }
+}
+
+/// The members of the object at `s[i]`: calls `f(key, value start, value end)` for each and
+/// returns the end of the object. Keys with escapes give up (`None`).
+fn read_members<'a>(
+    s: &'a [u8],
+    i: usize,
+    mut f: impl FnMut(&'a [u8], usize, usize) -> Option<()>,
+) -> Option<usize> {
+    if s.get(i) != Some(&b'{') {
+        return None;
+    }
+    let mut i = json_ws(s, i + 1);
+    if s.get(i) == Some(&b'}') {
+        return Some(i + 1);
+    }
+    loop {
+        if s.get(i) != Some(&b'"') {
+            return None;
+        }
+        let key_end = super::scan::string_end(s, i)?;
+        let key = &s[i + 1..key_end - 1];
+        if memchr::memchr(b'\\', key).is_some() {
+            return None;
+        }
+        i = json_ws(s, key_end);
+        if s.get(i) != Some(&b':') {
+            return None;
+        }
+        let v = json_ws(s, i + 1);
+        let (end, _) = super::scan::value_end(s, v, usize::MAX, &mut |_| {})?;
+        f(key, v, end)?;
+        i = json_ws(s, end);
+        match s.get(i)? {
+            b',' => i = json_ws(s, i + 1),
+            b'}' => return Some(i + 1),
+            _ => return None,
+        }
+    }
+}
+
+/// A string or `null` field, as serde gives an `Option<Cow<str>>` (set once: a second
+/// occurrence gives up, as serde refuses duplicate fields).
+fn str_field<'a>(slot: &mut Option<Option<Cow<'a, str>>>, raw: &'a [u8]) -> Option<()> {
+    if slot.is_some() {
+        return None;
+    }
+    *slot = Some(match raw {
+        b"null" => None,
+        [b'"', inner @ .., b'"'] if memchr::memchr(b'\\', inner).is_none() => {
+            Some(Cow::Borrowed(std::str::from_utf8(inner).ok()?))
+        }
+        [b'"', ..] => Some(Cow::Owned(serde_json::from_slice::<String>(raw).ok()?)),
+        _ => return None,
+    });
+    Some(())
+}
+
+/// A raw field (`Option<&RawValue>` in serde terms: `null` is `None`), set once.
+fn raw_field<'a>(slot: &mut Option<Option<Raw<'a>>>, raw: &'a [u8]) -> Option<()> {
+    if slot.is_some() {
+        return None;
+    }
+    *slot = Some((raw != b"null").then_some(Raw(raw)));
+    Some(())
+}
+
+/// One `resource_changes` entry at `s[i]` and where it ends (see [`read_changes`]).
+fn read_entry(s: &[u8], i: usize) -> Option<(RcRaw<'_>, usize)> {
+    let mut f: [Option<Option<Cow<'_, str>>>; 9] = Default::default();
+    let mut change = None;
+    let end = read_members(s, i, |key, v, end| {
+        let raw = &s[v..end];
+        let slot = match key {
+            b"address" => 0,
+            b"name" => 1,
+            b"module_address" => 2,
+            b"mode" => 3,
+            b"type" => 4,
+            b"provider_name" => 5,
+            b"deposed" => 6,
+            b"previous_address" => 7,
+            b"action_reason" => 8,
+            b"change" => {
+                if change.is_some() {
+                    return None;
+                }
+                change = Some(read_change(s, v, end)?);
+                return Some(());
+            }
+            _ => return Some(()),
+        };
+        str_field(&mut f[slot], raw)
+    })?;
+    let [address, name, module_address, mode, rtype, provider_name, deposed, previous_address, action_reason] =
+        f.map(Option::flatten);
+    Some((
+        RcRaw {
+            address,
+            name,
+            module_address,
+            mode,
+            rtype,
+            provider_name,
+            deposed,
+            previous_address,
+            action_reason,
+            change: change?,
+        },
+        end,
+    ))
+}
+
+/// The `change` object at `s[v..end]`.
+fn read_change(s: &[u8], v: usize, end: usize) -> Option<ChangeRaw<'_>> {
+    let s = &s[..end];
+    let mut actions: Option<Vec<Cow<'_, str>>> = None;
+    let mut r: [Option<Option<Raw<'_>>>; 7] = Default::default();
+    let close = read_members(s, v, |key, v, end| {
+        let raw = &s[v..end];
+        let slot = match key {
+            b"actions" => {
+                if actions.is_some() || raw.first() != Some(&b'[') {
+                    return None;
+                }
+                let mut list = Vec::new();
+                let mut i = json_ws(s, v + 1);
+                if s.get(i) != Some(&b']') {
+                    loop {
+                        if s.get(i) != Some(&b'"') {
+                            return None;
+                        }
+                        let e = super::scan::string_end(s, i)?;
+                        let mut one = None;
+                        str_field(&mut one, &s[i..e])?;
+                        list.push(one.flatten()?);
+                        i = json_ws(s, e);
+                        match s.get(i)? {
+                            b',' => i = json_ws(s, i + 1),
+                            b']' => break,
+                            _ => return None,
+                        }
+                    }
+                }
+                if i + 1 != end {
+                    return None;
+                }
+                actions = Some(list);
+                return Some(());
+            }
+            b"before" => 0,
+            b"after" => 1,
+            b"after_unknown" => 2,
+            b"before_sensitive" => 3,
+            b"after_sensitive" => 4,
+            b"replace_paths" => 5,
+            b"importing" => 6,
+            _ => return Some(()),
+        };
+        raw_field(&mut r[slot], raw)
+    })?;
+    if close != end {
+        return None;
+    }
+    let [before, after, after_unknown, before_sensitive, after_sensitive, replace_paths, importing] =
+        r.map(Option::flatten);
+    Some(ChangeRaw {
+        actions: actions?,
+        before,
+        after,
+        after_unknown,
+        before_sensitive,
+        after_sensitive,
+        replace_paths,
+        importing,
+    })
+}
+
+/// The second thread's half of [`fast`]: jobs from the queue: sections validated (JSON and UTF-8)
+/// with [`super::jsoncheck`], and `resource_changes` entries validated and digested. `None`:
+/// give up.
+fn check_sections(bytes: &[u8], map: Option<&mapped::Map>, shared: &Shared) -> Option<Leaves> {
     use std::sync::atomic::Ordering;
     let give_up = || {
         shared.failed.store(true, Ordering::Relaxed);
         None
     };
-    let mut at = start;
-    while at < bytes.len() {
-        if shared.failed.load(Ordering::Relaxed) {
-            return None;
-        }
-        let end = (at + RELEASE_STEP).min(bytes.len());
-        match std::str::from_utf8(&bytes[at..end]) {
-            Ok(_) => at = end,
-            // A character cut by the chunk's end: go on from its first byte.
-            Err(e) if e.error_len().is_none() && end < bytes.len() && e.valid_up_to() > 0 => {
-                at += e.valid_up_to();
-            }
-            Err(_) => return give_up(),
-        }
-        if let Some(m) = map {
-            m.release_before(at, 0);
-        }
-    }
-    let rel = Release::new(map);
     let mut leaves = Leaves::default();
     loop {
         if shared.failed.load(Ordering::Relaxed) {
@@ -509,7 +750,7 @@ fn check_sections(
             },
             Err(_) => return give_up(),
         };
-        if do_job(job, bytes, map, &rel, &mut leaves, shared).is_none() {
+        if do_job(job, bytes, map, &mut leaves, shared).is_none() {
             return give_up();
         }
     }
@@ -727,6 +968,10 @@ impl<'m> Release<'m> {
     }
 
     fn after(&self, s: &str) {
+        self.after_bytes(s.as_bytes());
+    }
+
+    fn after_bytes(&self, s: &[u8]) {
         if let Some(m) = self.map {
             let end = (s.as_ptr() as usize + s.len()).saturating_sub(self.base);
             m.release_before(end, RELEASE_STEP);
@@ -771,10 +1016,6 @@ impl Builder<'_> {
             *f = Some(e);
         }
         E::custom(REFUSED)
-    }
-
-    fn release_after(&self, s: &str) {
-        self.rel.after(s);
     }
 
     fn add_sensitive(&self, v: &Value, mask: &Value) {
@@ -1213,24 +1454,24 @@ pub(crate) struct ChangeRaw<'a> {
     #[serde(borrow)]
     pub actions: Vec<Cow<'a, str>>,
     #[serde(borrow, default)]
-    pub before: Option<&'a RawValue>,
+    pub before: Option<Raw<'a>>,
     #[serde(borrow, default)]
-    pub after: Option<&'a RawValue>,
+    pub after: Option<Raw<'a>>,
     #[serde(borrow, default)]
-    pub after_unknown: Option<&'a RawValue>,
+    pub after_unknown: Option<Raw<'a>>,
     #[serde(borrow, default)]
-    pub before_sensitive: Option<&'a RawValue>,
+    pub before_sensitive: Option<Raw<'a>>,
     #[serde(borrow, default)]
-    pub after_sensitive: Option<&'a RawValue>,
+    pub after_sensitive: Option<Raw<'a>>,
     #[serde(borrow, default)]
-    pub replace_paths: Option<&'a RawValue>,
+    pub replace_paths: Option<Raw<'a>>,
     #[serde(borrow, default)]
-    pub importing: Option<&'a RawValue>,
+    pub importing: Option<Raw<'a>>,
 }
 
 impl<'a> ChangeRaw<'a> {
     /// The raw values the digest covers, in its order.
-    pub(crate) fn raws(&self) -> [Option<&'a RawValue>; 7] {
+    pub(crate) fn raws(&self) -> [Option<&'a [u8]>; 7] {
         [
             self.before,
             self.after,
@@ -1240,22 +1481,28 @@ impl<'a> ChangeRaw<'a> {
             self.replace_paths,
             self.importing,
         ]
+        .map(|r| r.map(|r| r.0))
     }
 
-    fn last_raw(&self) -> Option<&str> {
-        [
-            self.before,
-            self.after,
-            self.after_unknown,
-            self.before_sensitive,
-            self.after_sensitive,
-            self.replace_paths,
-            self.importing,
-        ]
-        .iter()
-        .flatten()
-        .map(|r| r.get())
-        .max_by_key(|s| s.as_ptr() as usize)
+    /// The raw value that ends last in the document.
+    fn last_raw(&self) -> Option<&'a [u8]> {
+        self.raws()
+            .into_iter()
+            .flatten()
+            .max_by_key(|s| s.as_ptr() as usize)
+    }
+}
+
+/// The raw JSON text of a value in the document, not parsed. From serde it is valid JSON; from
+/// the fast path's own entry reader it is checked (with the rest of the section) before any
+/// result that depends on it is used.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Raw<'a>(pub(crate) &'a [u8]);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Raw<'a> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let r: &'de RawValue = Deserialize::deserialize(d)?;
+        Ok(Raw(r.get().as_bytes()))
     }
 }
 
@@ -1300,172 +1547,182 @@ impl<'de> Visitor<'de> for ChangesSeed<'_, '_> {
         d.deserialize_seq(self)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let b = self.b;
         while let Some(rc) = seq.next_element::<RcRaw<'de>>()? {
-            let address = match (&rc.address, self.drift) {
-                (Some(a), _) => a.to_string(),
-                // Terraform 1.0.x wrote drift entries without `address`: rebuild it.
-                (None, true) => {
-                    let mut a = String::new();
-                    if let Some(m) = rc.module_address.as_deref().filter(|m| !m.is_empty()) {
-                        a.push_str(m);
-                        a.push('.');
-                    }
-                    if rc.mode.as_deref() == Some("data") {
-                        a.push_str("data.");
-                    }
-                    a.push_str(rc.rtype.as_deref().unwrap_or("?"));
-                    a.push('.');
-                    a.push_str(rc.name.as_deref().unwrap_or("?"));
-                    a
-                }
-                (None, false) => {
-                    return Err(b.refuse(PlanError::Syntax(
-                        "a `resource_changes` entry has no `address`".into(),
-                    )))
-                }
-            };
-            let action = actions_of(&address, &rc.change.actions).map_err(|e| b.refuse(e))?;
-            let mode = rc.mode.as_deref().unwrap_or("managed").to_string();
-            let mut out = ResourceChange {
-                address,
-                module: rc.module_address.as_deref().unwrap_or("").to_string(),
-                mode,
-                rtype: rc.rtype.as_deref().unwrap_or("").to_string(),
-                provider: rc.provider_name.as_deref().unwrap_or("").to_string(),
-                deposed: rc.deposed.as_ref().map(|d| d.to_string()),
-                action,
-                previous_address: rc.previous_address.as_ref().map(|d| d.to_string()),
-                importing: rc.change.importing.is_some(),
-                action_reason: rc.action_reason.as_ref().map(|d| d.to_string()),
-                attrs: Vec::new(),
-                attrs_omitted: false,
-            };
-            // Sensitive values: remember their strings (for scrubbing) when a mask marks any.
-            let bs = rc
-                .change
-                .before_sensitive
-                .map(|r| r.get())
-                .unwrap_or("false");
-            let asn = rc
-                .change
-                .after_sensitive
-                .map(|r| r.get())
-                .unwrap_or("false");
-            let has_sensitive = trivial_mask(bs).is_none() || trivial_mask(asn).is_none();
-            let needs_diff = matches!(
-                action,
-                Action::Update | Action::DeleteThenCreate | Action::CreateThenDelete
-            ) || self.drift;
-            if !b.reference {
-                // Values are built only where a mask marks something or an attribute differs.
-                if has_sensitive {
-                    let mut s = b.summary.borrow_mut();
-                    for (v, mask) in [
-                        (rc.change.before, rc.change.before_sensitive),
-                        (rc.change.after, rc.change.after_sensitive),
-                    ] {
-                        // A mask without the token `true` marks nothing: no need to parse it.
-                        if mask.is_some_and(|m| {
-                            memchr::memmem::find(m.get().as_bytes(), b"true").is_some()
-                        }) {
-                            collect_marked(v, &value_of(mask), &mut s.sensitive_strings);
-                        }
-                    }
-                }
-                if needs_diff {
-                    if b.attr_bytes.get() < ATTR_BUDGET {
-                        out.attrs = attr_diffs_raw(&rc.change);
-                        let used: usize = out
-                            .attrs
-                            .iter()
-                            .map(|a| a.name.len() + shown_len(&a.before) + shown_len(&a.after))
-                            .sum();
-                        b.attr_bytes.set(b.attr_bytes.get() + used + 64);
-                    } else {
-                        out.attrs_omitted = true;
-                    }
-                }
-            } else if has_sensitive || needs_diff {
-                let v = |r: Option<&RawValue>| {
-                    r.and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
-                        .unwrap_or(Value::Null)
-                };
-                let (before, after) = (v(rc.change.before), v(rc.change.after));
-                let (bsv, asv) = (v(rc.change.before_sensitive), v(rc.change.after_sensitive));
-                if has_sensitive {
-                    b.add_sensitive(&before, &bsv);
-                    b.add_sensitive(&after, &asv);
-                }
-                if needs_diff {
-                    if b.attr_bytes.get() < ATTR_BUDGET {
-                        let au = v(rc.change.after_unknown);
-                        let rp = v(rc.change.replace_paths);
-                        out.attrs = attr_diffs(&before, &after, &au, &bsv, &asv, &rp);
-                        let used: usize = out
-                            .attrs
-                            .iter()
-                            .map(|a| a.name.len() + shown_len(&a.before) + shown_len(&a.after))
-                            .sum();
-                        b.attr_bytes.set(b.attr_bytes.get() + used + 64);
-                    } else {
-                        out.attrs_omitted = true;
-                    }
-                }
-            }
-            if self.drift {
-                b.summary.borrow_mut().counts.drift += 1;
-                b.summary.borrow_mut().drift.push(out);
-            } else {
-                let key = match &out.deposed {
-                    Some(d) => format!("{}\u{0}{d}", out.address),
-                    None => out.address.clone(),
-                };
-                if !b.addresses.borrow_mut().insert(key) {
-                    return Err(b.refuse(PlanError::DuplicateAddress(out.address)));
-                }
-                match b.digest_to.as_ref().filter(|d| {
-                    d.queued.load(std::sync::atomic::Ordering::Relaxed) < DIGEST_BACKLOG
-                }) {
-                    Some(to) => {
-                        let at = |r: Option<&RawValue>| {
-                            r.map(|r| (r.get().as_ptr() as usize - to.origin, r.get().len()))
-                        };
-                        let job = DigestJob {
-                            address: out.address.clone(),
-                            deposed: out.deposed.clone(),
-                            previous_address: out.previous_address.clone(),
-                            action: out.action,
-                            raws: rc.change.raws().map(at),
-                        };
-                        let full = {
-                            let mut batch = to.batch.borrow_mut();
-                            batch.push(job);
-                            batch.len() >= DIGEST_BATCH
-                        };
-                        if full && to.flush().is_none() {
-                            return Err(
-                                b.refuse(PlanError::Io("the checker thread stopped".into()))
-                            );
-                        }
-                    }
-                    None => b.leaves.borrow_mut().resource(&out, &rc.change),
-                }
-                let mut s = b.summary.borrow_mut();
-                s.counts.count(&out);
-                if !out.provider.is_empty() && !s.providers.contains(&out.provider) {
-                    s.providers.insert(out.provider.clone());
-                }
-                if out.action != Action::NoOp || out.moved() || out.importing {
-                    s.changes.push(out);
-                }
-            }
-            if let Some(last) = rc.change.last_raw() {
-                b.release_after(last);
-            }
+            take_change(self.b, rc, self.drift, None).map_err(|e| self.b.refuse::<A::Error>(e))?;
         }
         Ok(())
     }
+}
+
+/// Count, remember, digest (or queue for the digest) one `resource_changes` (or, with `drift`,
+/// `resource_drift`) entry.
+///
+/// `entry` (the fast path's entry reader only): the entry's text, not validated yet; it is
+/// validated with its digest.
+fn take_change(
+    b: &Builder<'_>,
+    rc: RcRaw<'_>,
+    drift: bool,
+    entry: Option<&[u8]>,
+) -> Result<(), PlanError> {
+    let address = match (&rc.address, drift) {
+        (Some(a), _) => a.to_string(),
+        // Terraform 1.0.x wrote drift entries without `address`: rebuild it.
+        (None, true) => {
+            let mut a = String::new();
+            if let Some(m) = rc.module_address.as_deref().filter(|m| !m.is_empty()) {
+                a.push_str(m);
+                a.push('.');
+            }
+            if rc.mode.as_deref() == Some("data") {
+                a.push_str("data.");
+            }
+            a.push_str(rc.rtype.as_deref().unwrap_or("?"));
+            a.push('.');
+            a.push_str(rc.name.as_deref().unwrap_or("?"));
+            a
+        }
+        (None, false) => {
+            return Err(PlanError::Syntax(
+                "a `resource_changes` entry has no `address`".into(),
+            ))
+        }
+    };
+    let action = actions_of(&address, &rc.change.actions)?;
+    let mode = rc.mode.as_deref().unwrap_or("managed").to_string();
+    let mut out = ResourceChange {
+        address,
+        module: rc.module_address.as_deref().unwrap_or("").to_string(),
+        mode,
+        rtype: rc.rtype.as_deref().unwrap_or("").to_string(),
+        provider: rc.provider_name.as_deref().unwrap_or("").to_string(),
+        deposed: rc.deposed.as_ref().map(|d| d.to_string()),
+        action,
+        previous_address: rc.previous_address.as_ref().map(|d| d.to_string()),
+        importing: rc.change.importing.is_some(),
+        action_reason: rc.action_reason.as_ref().map(|d| d.to_string()),
+        attrs: Vec::new(),
+        attrs_omitted: false,
+    };
+    // Sensitive values: remember their strings (for scrubbing) when a mask marks any.
+    let bs = rc.change.before_sensitive.map(|r| r.0).unwrap_or(b"false");
+    let asn = rc.change.after_sensitive.map(|r| r.0).unwrap_or(b"false");
+    let has_sensitive = trivial_mask(bs).is_none() || trivial_mask(asn).is_none();
+    let needs_diff = matches!(
+        action,
+        Action::Update | Action::DeleteThenCreate | Action::CreateThenDelete
+    ) || drift;
+    if !b.reference {
+        // Values are built only where a mask marks something or an attribute differs.
+        if has_sensitive {
+            let mut s = b.summary.borrow_mut();
+            for (v, mask) in [
+                (rc.change.before, rc.change.before_sensitive),
+                (rc.change.after, rc.change.after_sensitive),
+            ] {
+                // A mask without the token `true` marks nothing: no need to parse it.
+                let (v, mask) = (v.map(|r| r.0), mask.map(|r| r.0));
+                if mask.is_some_and(|m| memchr::memmem::find(m, b"true").is_some()) {
+                    collect_marked(v, &value_of(mask), &mut s.sensitive_strings);
+                }
+            }
+        }
+        if needs_diff {
+            if b.attr_bytes.get() < ATTR_BUDGET {
+                out.attrs = attr_diffs_raw(&rc.change);
+                let used: usize = out
+                    .attrs
+                    .iter()
+                    .map(|a| a.name.len() + shown_len(&a.before) + shown_len(&a.after))
+                    .sum();
+                b.attr_bytes.set(b.attr_bytes.get() + used + 64);
+            } else {
+                out.attrs_omitted = true;
+            }
+        }
+    } else if has_sensitive || needs_diff {
+        let v = |r: Option<Raw<'_>>| value_of(r.map(|r| r.0));
+        let (before, after) = (v(rc.change.before), v(rc.change.after));
+        let (bsv, asv) = (v(rc.change.before_sensitive), v(rc.change.after_sensitive));
+        if has_sensitive {
+            b.add_sensitive(&before, &bsv);
+            b.add_sensitive(&after, &asv);
+        }
+        if needs_diff {
+            if b.attr_bytes.get() < ATTR_BUDGET {
+                let au = v(rc.change.after_unknown);
+                let rp = v(rc.change.replace_paths);
+                out.attrs = attr_diffs(&before, &after, &au, &bsv, &asv, &rp);
+                let used: usize = out
+                    .attrs
+                    .iter()
+                    .map(|a| a.name.len() + shown_len(&a.before) + shown_len(&a.after))
+                    .sum();
+                b.attr_bytes.set(b.attr_bytes.get() + used + 64);
+            } else {
+                out.attrs_omitted = true;
+            }
+        }
+    }
+    if drift {
+        b.summary.borrow_mut().counts.drift += 1;
+        b.summary.borrow_mut().drift.push(out);
+    } else {
+        // (The fast path finds duplicates among the digest's leaves, at the end.)
+        if b.digest_to.is_none() {
+            let key = match &out.deposed {
+                Some(d) => format!("{}\u{0}{d}", out.address),
+                None => out.address.clone(),
+            };
+            if !b.addresses.borrow_mut().insert(key) {
+                return Err(PlanError::DuplicateAddress(out.address));
+            }
+        }
+        let to = b.digest_to.as_ref();
+        let waiting = to.map_or(0, |d| d.queued.load(std::sync::atomic::Ordering::Relaxed));
+        match (to, entry) {
+            (Some(to), Some(entry)) if waiting < DIGEST_BACKLOG => {
+                let at = |r: &[u8]| (r.as_ptr() as usize - to.origin, r.len());
+                let job = DigestJob {
+                    address: out.address.clone(),
+                    deposed: out.deposed.clone(),
+                    previous_address: out.previous_address.clone(),
+                    action: out.action,
+                    raws: rc.change.raws().map(|r| r.map(at)),
+                    entry: at(entry),
+                };
+                let full = {
+                    let mut batch = to.batch.borrow_mut();
+                    batch.push(job);
+                    batch.len() >= DIGEST_BATCH
+                };
+                if full && to.flush().is_none() {
+                    return Err(PlanError::Io("the checker thread stopped".into()));
+                }
+            }
+            (to, entry) => {
+                if let Some(entry) = entry {
+                    let limit = to.map_or(0, |to| to.entry_depth);
+                    if !super::jsoncheck::is_valid_value_with_progress(entry, limit, &mut |_| {}) {
+                        return Err(PlanError::Syntax("not valid JSON".into()));
+                    }
+                }
+                b.leaves.borrow_mut().resource(&out, &rc.change)
+            }
+        }
+        let mut s = b.summary.borrow_mut();
+        s.counts.count(&out);
+        if !out.provider.is_empty() && !s.providers.contains(&out.provider) {
+            s.providers.insert(out.provider.clone());
+        }
+        if out.action != Action::NoOp || out.moved() || out.importing {
+            s.changes.push(out);
+        }
+    }
+    if let Some(last) = rc.change.last_raw() {
+        b.rel.after_bytes(last);
+    }
+    Ok(())
 }
 
 struct OutputsSeed<'b, 'm>(&'b Builder<'m>);
@@ -1478,7 +1735,7 @@ impl<'de> DeserializeSeed<'de> for OutputsSeed<'_, '_> {
         for (name, ch) in m.unwrap_or_default() {
             let action = actions_of(&format!("output.{name}"), &ch.actions)
                 .map_err(|e| b.refuse::<D::Error>(e))?;
-            let own = |r: Option<&RawValue>| r.map(|r| r.get().to_string());
+            let own = |r: Option<Raw<'_>>| r.map(|r| String::from_utf8_lossy(r.0).into_owned());
             b.pending_outputs.borrow_mut().push(PendingOutput {
                 name,
                 action,
@@ -1497,10 +1754,10 @@ impl<'de> DeserializeSeed<'de> for OutputsSeed<'_, '_> {
 
 /// `Some(false)` for masks that mark nothing (`false`, `{}`, `[]`, `null`), `Some(true)` for
 /// `true`; `None` when the mask needs a closer look.
-fn trivial_mask(raw: &str) -> Option<bool> {
-    match raw.trim() {
-        "false" | "{}" | "[]" | "null" | "" => Some(false),
-        "true" => Some(true),
+fn trivial_mask(raw: &[u8]) -> Option<bool> {
+    match raw.trim_ascii() {
+        b"false" | b"{}" | b"[]" | b"null" | b"" => Some(false),
+        b"true" => Some(true),
         _ => None,
     }
 }
@@ -1556,21 +1813,21 @@ fn collect_sensitive(v: &Value, mask: &Value, all: bool, out: &mut Vec<String>) 
 }
 
 /// A raw value as a `Value` (`Null` when absent).
-fn value_of(r: Option<&RawValue>) -> Value {
-    r.and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
+fn value_of(r: Option<&[u8]>) -> Value {
+    r.and_then(|r| serde_json::from_slice::<Value>(r).ok())
         .unwrap_or(Value::Null)
 }
 
 /// The members of a raw JSON object in `Value`'s order (sorted keys, the last duplicate wins);
 /// empty for anything that is not an object. Keys are borrowed where they have no escapes.
-fn raw_members(r: Option<&RawValue>) -> Vec<(Cow<'_, str>, &RawValue)> {
-    let Some(Members(mut m)) = r.and_then(|r| serde_json::from_str(r.get()).ok()) else {
+fn raw_members(r: Option<&[u8]>) -> Vec<(Cow<'_, str>, &[u8])> {
+    let Some(Members(mut m)) = r.and_then(|r| serde_json::from_slice(r).ok()) else {
         return Vec::new();
     };
     if !m.windows(2).all(|w| w[0].0 < w[1].0) {
         // Not sorted (Terraform sorts) or duplicate keys: sort, keeping the last of equal keys.
         m.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out: Vec<(Cow<'_, str>, &RawValue)> = Vec::with_capacity(m.len());
+        let mut out: Vec<(Cow<'_, str>, &[u8])> = Vec::with_capacity(m.len());
         for kv in m {
             match out.last_mut() {
                 Some(last) if last.0 == kv.0 => *last = kv,
@@ -1583,7 +1840,7 @@ fn raw_members(r: Option<&RawValue>) -> Vec<(Cow<'_, str>, &RawValue)> {
 }
 
 /// The members of a JSON object in document order, values raw.
-struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+struct Members<'a>(Vec<(Cow<'a, str>, &'a [u8])>);
 
 /// An object key, borrowed from the document when it has no escapes.
 #[derive(Deserialize)]
@@ -1600,7 +1857,8 @@ impl<'de> Deserialize<'de> for Members<'de> {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
                 let mut m = Vec::new();
                 while let Some(Key(k)) = map.next_key()? {
-                    m.push((k, map.next_value()?));
+                    let Raw(v) = map.next_value()?;
+                    m.push((k, v));
                 }
                 Ok(Members(m))
             }
@@ -1611,16 +1869,16 @@ impl<'de> Deserialize<'de> for Members<'de> {
 
 /// A mask (`*_sensitive`, `after_unknown`) as a `Value`, or `Null` when it has no `true` token
 /// and so marks nothing (which is all `Null` means to every use of a mask).
-fn mask_of(r: Option<&RawValue>) -> Value {
+fn mask_of(r: Option<&[u8]>) -> Value {
     match r {
-        Some(m) if memchr::memmem::find(m.get().as_bytes(), b"true").is_some() => value_of(r),
+        Some(m) if memchr::memmem::find(m, b"true").is_some() => value_of(r),
         _ => Value::Null,
     }
 }
 
 /// [`collect_sensitive`] of a raw value under a mask (not everything sensitive yet), building
 /// `Value`s only for the parts the mask marks: the same strings, in the same order.
-fn collect_marked(raw: Option<&RawValue>, mask: &Value, out: &mut Vec<String>) {
+fn collect_marked(raw: Option<&[u8]>, mask: &Value, out: &mut Vec<String>) {
     let Some(raw) = raw else { return };
     if out.len() >= SENSITIVE_MAX || !mask_any(mask) {
         // Nothing is collected where no mask marks anything.
@@ -1639,9 +1897,9 @@ fn collect_marked(raw: Option<&RawValue>, mask: &Value, out: &mut Vec<String>) {
             }
         }
         Value::Array(ma) => {
-            let items: Vec<&RawValue> = serde_json::from_str(raw.get()).unwrap_or_default();
+            let items: Vec<Raw<'_>> = serde_json::from_slice(raw).unwrap_or_default();
             for (x, m) in items.into_iter().zip(ma) {
-                collect_marked(Some(x), m, out);
+                collect_marked(Some(x.0), m, out);
             }
         }
         _ => {}
@@ -1651,12 +1909,15 @@ fn collect_marked(raw: Option<&RawValue>, mask: &Value, out: &mut Vec<String>) {
 /// [`attr_diffs`] from the raw change: attributes whose texts are identical are equal without
 /// being parsed; only differing ones become `Value`s (and are compared as such).
 fn attr_diffs_raw(ch: &ChangeRaw<'_>) -> Vec<AttrDiff> {
-    let bo = raw_members(ch.before);
-    let ao = raw_members(ch.after);
-    let after_unknown = mask_of(ch.after_unknown);
-    let before_sensitive = mask_of(ch.before_sensitive);
-    let after_sensitive = mask_of(ch.after_sensitive);
-    let replace_paths = value_of(ch.replace_paths);
+    fn raw(r: Option<Raw<'_>>) -> Option<&[u8]> {
+        r.map(|r| r.0)
+    }
+    let bo = raw_members(raw(ch.before));
+    let ao = raw_members(raw(ch.after));
+    let after_unknown = mask_of(raw(ch.after_unknown));
+    let before_sensitive = mask_of(raw(ch.before_sensitive));
+    let after_sensitive = mask_of(raw(ch.after_sensitive));
+    let replace_paths = value_of(raw(ch.replace_paths));
     let all_bs = matches!(before_sensitive, Value::Bool(true));
     let all_as = matches!(after_sensitive, Value::Bool(true));
     let all_unknown = matches!(after_unknown, Value::Bool(true));
@@ -1698,7 +1959,7 @@ fn attr_diffs_raw(ch: &ChangeRaw<'_>) -> Vec<AttrDiff> {
         };
         let k: &str = k;
         let unknown = all_unknown || after_unknown.get(k).is_some_and(mask_any);
-        let same_text = matches!((rb, ra), (Some(x), Some(y)) if x.get() == y.get());
+        let same_text = matches!((rb, ra), (Some(x), Some(y)) if x == y);
         let (b, a) = if same_text {
             if !unknown {
                 continue;
@@ -1722,7 +1983,7 @@ fn attr_diffs_raw(ch: &ChangeRaw<'_>) -> Vec<AttrDiff> {
         }
         let sb = all_bs || before_sensitive.get(k).is_some_and(mask_any);
         let sa = all_as || after_sensitive.get(k).is_some_and(mask_any);
-        let show = |v: Option<Value>, r: Option<&RawValue>, sens: bool, unk: bool| {
+        let show = |v: Option<Value>, r: Option<&[u8]>, sens: bool, unk: bool| {
             if sens {
                 Shown::Sensitive
             } else if unk {
@@ -1925,7 +2186,7 @@ mod tests {
     /// `Value`-based functions they replace, on the cases where text and value differ.
     #[test]
     fn raw_shortcuts_match_the_value_based_reference() {
-        let raw = |s: &str| -> Box<RawValue> { RawValue::from_string(s.to_string()).unwrap() };
+        let raw = |s: &'static str| Raw(s.as_bytes());
         let cases = [
             (r#"{"b":1,"a":"x","b":2}"#, r#"{"a":"x","b":2.0,"c":null}"#),
             (
@@ -1957,17 +2218,17 @@ mod tests {
                         let (bsr, asr, aur) = (raw(bs), raw(asn), raw(au));
                         let ch = ChangeRaw {
                             actions: vec![Cow::Borrowed("update")],
-                            before: Some(&b),
-                            after: Some(&a),
-                            after_unknown: Some(&aur),
-                            before_sensitive: Some(&bsr),
-                            after_sensitive: Some(&asr),
+                            before: Some(b),
+                            after: Some(a),
+                            after_unknown: Some(aur),
+                            before_sensitive: Some(bsr),
+                            after_sensitive: Some(asr),
                             replace_paths: None,
                             importing: None,
                         };
-                        let v = |r: &RawValue| serde_json::from_str::<Value>(r.get()).unwrap();
+                        let v = |r: Raw<'_>| serde_json::from_slice::<Value>(r.0).unwrap();
                         let want =
-                            attr_diffs(&v(&b), &v(&a), &v(&aur), &v(&bsr), &v(&asr), &Value::Null);
+                            attr_diffs(&v(b), &v(a), &v(aur), &v(bsr), &v(asr), &Value::Null);
                         assert_eq!(
                             attr_diffs_raw(&ch),
                             want,
@@ -1976,8 +2237,8 @@ mod tests {
                     }
                     let (mut got, mut want) = (Vec::new(), Vec::new());
                     let m = |s: &str| serde_json::from_str::<Value>(s).unwrap();
-                    collect_marked(Some(&b), &m(bs), &mut got);
-                    collect_marked(Some(&a), &m(asn), &mut got);
+                    collect_marked(Some(b.0), &m(bs), &mut got);
+                    collect_marked(Some(a.0), &m(asn), &mut got);
                     collect_sensitive(
                         &serde_json::from_str(before).unwrap(),
                         &m(bs),

@@ -183,7 +183,7 @@ fn masks(block: &[u8; 64]) -> [u64; 4] {
 }
 
 /// Bit j set when an odd number of quote bits are at positions <= j.
-fn prefix_xor(mut x: u64) -> u64 {
+pub(crate) fn prefix_xor(mut x: u64) -> u64 {
     x ^= x << 1;
     x ^= x << 2;
     x ^= x << 4;
@@ -246,6 +246,17 @@ fn block_step(block: &[u8; 64], c: &mut Carry, limit: usize) -> Option<usize> {
     None
 }
 
+/// A small deterministic random source for the tests: `rnd(n)` is in `0..n`.
+#[cfg(test)]
+pub(crate) fn xorshift(mut seed: u64) -> impl FnMut(usize) -> usize {
+    move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n.max(1) as u64) as usize
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,13 +310,7 @@ mod tests {
             b"\xc3\xa9",
             b"\\n",
         ];
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut rnd = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut rnd = xorshift(0x9E37_79B9_7F4A_7C15);
         for round in 0..3000 {
             let mut s = vec![b'['];
             for _ in 0..rnd(300) {

@@ -148,6 +148,11 @@ impl Runner {
         self.var("RUNNER_DEBUG") == Some("1")
     }
 
+    /// True when there is a step summary file to write to (`GITHUB_STEP_SUMMARY`).
+    pub fn has_step_summary(&self) -> bool {
+        self.file_var("GITHUB_STEP_SUMMARY").is_some()
+    }
+
     fn file_var(&self, name: &str) -> Option<PathBuf> {
         self.var(name).map(PathBuf::from)
     }
