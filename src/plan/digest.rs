@@ -121,6 +121,10 @@ impl Leaves {
 
 /// Feed the canonical form of one JSON value (already known to be valid) into `h`.
 pub fn canonical(h: &mut impl Digest, s: &[u8]) {
+    if super::jsoncheck::is_compact_without_escapes(s) {
+        h.update(s);
+        return;
+    }
     let mut i = 0;
     let mut run = 0;
     while i < s.len() {
@@ -153,8 +157,13 @@ pub fn canonical(h: &mut impl Digest, s: &[u8]) {
                 let j = j.min(s.len());
                 if escaped {
                     h.update(&s[run..start]);
-                    let text: String = serde_json::from_slice(&s[start..j]).unwrap_or_default();
-                    h.update(serde_json::to_string(&text).unwrap_or_default().as_bytes());
+                    let mut out = Vec::with_capacity(j - start);
+                    if canonical_string(&s[start..j], &mut out) {
+                        h.update(&out);
+                    } else {
+                        let text: String = serde_json::from_slice(&s[start..j]).unwrap_or_default();
+                        h.update(serde_json::to_string(&text).unwrap_or_default().as_bytes());
+                    }
                     run = j;
                 }
                 i = j;
@@ -163,6 +172,84 @@ pub fn canonical(h: &mut impl Digest, s: &[u8]) {
         }
     }
     h.update(&s[run..]);
+}
+
+/// The string token `s` (quotes included, valid JSON) the way serde_json writes the string it
+/// stands for: escapes decoded, then only `"`, `\\` and control characters escaped (`\b \f \n
+/// \r \t`, else `\u00xx`). `false` (and `out` unusable) for surrogate escapes, which the
+/// caller leaves to serde.
+fn canonical_string(s: &[u8], out: &mut Vec<u8>) -> bool {
+    let Some(inner) = s.strip_prefix(b"\"").and_then(|x| x.strip_suffix(b"\"")) else {
+        return false;
+    };
+    out.push(b'"');
+    let mut i = 0;
+    while i < inner.len() {
+        let Some(k) = memchr::memchr(b'\\', &inner[i..]) else {
+            out.extend_from_slice(&inner[i..]);
+            break;
+        };
+        out.extend_from_slice(&inner[i..i + k]);
+        i += k;
+        let c = match inner.get(i + 1) {
+            Some(b'"') => b'"',
+            Some(b'\\') => b'\\',
+            Some(b'/') => b'/',
+            Some(b'b') => 0x08,
+            Some(b'f') => 0x0C,
+            Some(b'n') => b'\n',
+            Some(b'r') => b'\r',
+            Some(b't') => b'\t',
+            Some(b'u') => {
+                let Some(v) = inner
+                    .get(i + 2..i + 6)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u32::from_str_radix(h, 16).ok())
+                else {
+                    return false;
+                };
+                let Some(ch) = char::from_u32(v) else {
+                    return false; // a surrogate
+                };
+                i += 6;
+                if v < 0x80 {
+                    push_escaped(out, v as u8);
+                } else {
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                }
+                continue;
+            }
+            _ => return false,
+        };
+        i += 2;
+        push_escaped(out, c);
+    }
+    out.push(b'"');
+    true
+}
+
+/// One ASCII character as serde_json writes it inside a string.
+fn push_escaped(out: &mut Vec<u8>, c: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    match c {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        0x08 => out.extend_from_slice(b"\\b"),
+        0x0C => out.extend_from_slice(b"\\f"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        0..=0x1F => out.extend_from_slice(&[
+            b'\\',
+            b'u',
+            b'0',
+            b'0',
+            HEX[usize::from(c >> 4)],
+            HEX[usize::from(c & 15)],
+        ]),
+        _ => out.push(c),
+    }
 }
 
 /// True when `d` has the form `sha256:<64 lowercase hex>`.
@@ -192,6 +279,55 @@ mod tests {
         );
         assert_ne!(canon(r#"{"a":"x y"}"#), canon(r#"{"a":"xy"}"#));
         assert_ne!(canon(r#"{"a":1}"#), canon(r#"{"a":2}"#));
+    }
+
+    #[test]
+    fn strings_are_canonical_exactly_as_serde_writes_them() {
+        let pieces = [
+            "a",
+            "\\\"",
+            "\\\\",
+            "\\/",
+            "\\b",
+            "\\f",
+            "\\n",
+            "\\r",
+            "\\t",
+            "\\u0000",
+            "\\u001f",
+            "\\u001F",
+            "\\u0008",
+            "\\u000a",
+            "\\u0022",
+            "\\u005c",
+            "\\u002F",
+            "\\u003c",
+            "\\u007f",
+            "\\u00e9",
+            "\\u20AC",
+            "\\uffff",
+            "\\ud83d\\ude00",
+            "é",
+            "€",
+            " ",
+            "\u{7f}",
+        ];
+        let mut rnd = crate::plan::scan::xorshift(0x51A3_0C44_91E2_7B05);
+        for _ in 0..5000 {
+            let mut s = String::from("\"");
+            for _ in 0..rnd(12) {
+                s.push_str(pieces[rnd(pieces.len())]);
+            }
+            s.push('"');
+            let text: String = serde_json::from_str(&s).unwrap();
+            let want = serde_json::to_string(&text).unwrap();
+            let mut out = Vec::new();
+            if canonical_string(s.as_bytes(), &mut out) {
+                assert_eq!(String::from_utf8(out).unwrap(), want, "{s}");
+            } else {
+                assert!(s.contains("\\ud83d"), "{s}");
+            }
+        }
     }
 
     #[test]

@@ -141,6 +141,10 @@ struct Checker {
     low_half: usize,
     /// Start of the run of blocks with non-ASCII bytes whose UTF-8 is not checked yet.
     utf8_from: Option<usize>,
+    /// Stop where the top-level value ends (the text goes on after it).
+    stop: bool,
+    /// Where it ended (with `stop`).
+    end: Option<usize>,
 }
 
 /// `true` when `b` is exactly one JSON value, surrounded by nothing (not even whitespace), that
@@ -161,6 +165,29 @@ pub(crate) fn is_valid_value_with_progress(
     limit: usize,
     progress: &mut dyn FnMut(usize),
 ) -> bool {
+    if b.is_empty() || is_ws(b[0]) || is_ws(b[b.len() - 1]) {
+        return false;
+    }
+    run(b, limit, false, progress) == Some(b.len())
+}
+
+/// The end of the valid object or array that starts at `b[0]`, where the text may go on after
+/// it (the caller does not know yet where it ends); `None` when it is not valid (or when what
+/// follows it in its last 64-byte block is not valid JSON text either: the caller then gives up,
+/// as it would on the document anyway). Limits and progress as [`is_valid_value_with_progress`].
+pub(crate) fn container_end(
+    b: &[u8],
+    limit: usize,
+    progress: &mut dyn FnMut(usize),
+) -> Option<usize> {
+    if !matches!(b.first(), Some(b'{' | b'[')) {
+        return None;
+    }
+    run(b, limit, true, progress)
+}
+
+/// The checker over `b`: with `stop`, until the top-level value is complete.
+fn run(b: &[u8], limit: usize, stop: bool, progress: &mut dyn FnMut(usize)) -> Option<usize> {
     let mut next_progress = PROGRESS_STEP;
     let mut c = Checker {
         limit: limit.min(MAX_DEPTH),
@@ -172,17 +199,14 @@ pub(crate) fn is_valid_value_with_progress(
         in_scalar: false,
         low_half: usize::MAX,
         utf8_from: None,
+        stop,
+        end: None,
     };
-    if b.is_empty() || is_ws(b[0]) || is_ws(b[b.len() - 1]) {
-        return false;
-    }
     let mut i = 0;
-    while i + 64 <= b.len() {
-        let Ok(block) = <&[u8; 64]>::try_from(&b[i..i + 64]) else {
-            return false;
-        };
+    while i + 64 <= b.len() && c.end.is_none() {
+        let block = <&[u8; 64]>::try_from(&b[i..i + 64]).ok()?;
         if !c.block(b, i, block) {
-            return false;
+            return None;
         }
         i += 64;
         if i >= next_progress {
@@ -190,16 +214,18 @@ pub(crate) fn is_valid_value_with_progress(
             next_progress = i + PROGRESS_STEP;
         }
     }
-    if i < b.len() {
+    if i < b.len() && c.end.is_none() {
         // The last partial block, padded with spaces (which end a literal and are allowed
         // after any value).
         let mut last = [b' '; 64];
         last[..b.len() - i].copy_from_slice(&b[i..]);
         if !c.block(b, i, &last) {
-            return false;
+            return None;
         }
     }
-    c.state == st::DONE && !c.in_string && !c.escape_pending && c.utf8_upto(b, b.len())
+    let end = c.end.unwrap_or(b.len());
+    (c.state == st::DONE && (stop || (!c.in_string && !c.escape_pending)) && c.utf8_upto(b, end))
+        .then_some(end)
 }
 
 fn is_ws(x: u8) -> bool {
@@ -299,6 +325,10 @@ impl Checker {
                     // Closers are only valid in states inside a container: depth >= 1.
                     depth = depth.saturating_sub(1);
                     state = self.stack[depth & (STACK - 1)];
+                    if state == st::DONE && self.stop {
+                        self.end = Some(at + p + 1);
+                        break;
+                    }
                 }
                 _ => {
                     scalars[n_scalars & 63] = p as u8;
@@ -316,6 +346,35 @@ impl Checker {
         self.state = state;
         true
     }
+}
+
+/// True when the (valid) JSON text `b` is already in the digest's canonical form as far as
+/// whitespace and escapes go: no backslash anywhere and no whitespace outside strings (which is
+/// how Terraform writes most values).
+pub(crate) fn is_compact_without_escapes(b: &[u8]) -> bool {
+    if memchr::memchr(b'\\', b).is_some() {
+        return false;
+    }
+    let mut in_string = false;
+    let mut check = |block: &[u8; 64]| {
+        let m = masks(block);
+        let inside = prefix_xor(m.quote) ^ if in_string { u64::MAX } else { 0 };
+        in_string = inside >> 63 == 1;
+        m.whitespace & !inside == 0
+    };
+    let mut chunks = b.chunks_exact(64);
+    for c in &mut chunks {
+        let Ok(block) = <&[u8; 64]>::try_from(c) else {
+            return false;
+        };
+        if !check(block) {
+            return false;
+        }
+    }
+    let rest = chunks.remainder();
+    let mut last = [b'a'; 64];
+    last[..rest.len()].copy_from_slice(rest);
+    check(&last)
 }
 
 impl Checker {
@@ -640,6 +699,46 @@ mod tests {
         ] {
             assert!(!check(s), "accepted {s:?}");
         }
+    }
+
+    #[test]
+    fn compact_texts_without_escapes_are_recognised() {
+        let pad = "p".repeat(70);
+        for (s, want) in [
+            (r#"{"a":"b c","d":[1,2]}"#.to_string(), true),
+            (format!(r#"{{"{pad}":" {pad} 	"}}"#), true),
+            (r#"{"a": 1}"#.to_string(), false),
+            (format!(r#"{{"{pad}":1,"x":[1, 2]}}"#), false),
+            (r#"{"a":"\n"}"#.to_string(), false),
+            (format!("[\"{pad}\"\n]"), false),
+            (String::new(), true),
+        ] {
+            assert_eq!(is_compact_without_escapes(s.as_bytes()), want, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn container_end_stops_where_the_value_ends() {
+        let end = |s: &str| container_end(s.as_bytes(), MAX_DEPTH, &mut |_| {});
+        assert_eq!(end(r#"{"a":[1,2]},"next":1}"#), Some(11));
+        assert_eq!(end(r#"[]"#), Some(2));
+        let long = format!(
+            r#"{{"k":"{}\u00e9","l":[{{}}]}}, "x": "\u00e9é"}}"#,
+            "v".repeat(200)
+        );
+        assert_eq!(end(&long), long.find(", \"x\""));
+        for bad in [
+            r#"{"a":[1,2}"#,
+            r#"{"a":01}"#,
+            r#"{"a":1"#,
+            "1",
+            r#""s""#,
+            r#"{"a":"\x"}"#,
+        ] {
+            assert_eq!(end(bad), None, "{bad}");
+        }
+        assert_eq!(container_end(b"[[[]]]", 2, &mut |_| {}), None);
+        assert_eq!(container_end(b"[[[]]]", 3, &mut |_| {}), Some(6));
     }
 
     #[test]

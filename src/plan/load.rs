@@ -250,6 +250,8 @@ fn fast(
         failed: Default::default(),
         queued_digests: Default::default(),
         entry_depth: max_depth - 2,
+        section_depth: max_depth - 1,
+        checked: Default::default(),
     };
     std::thread::scope(|sc| {
         let checker = sc.spawn(|| match file {
@@ -269,8 +271,17 @@ fn fast(
             entry_depth: shared.entry_depth,
             batch: RefCell::new(Vec::new()),
         });
-        let read = read_sections(bytes, start, max_depth, &b, main_map, &tx)
-            .and_then(|()| b.digest_to.as_ref()?.flush());
+        let mut checked_from = Vec::new();
+        let read = read_sections(
+            bytes,
+            start,
+            max_depth,
+            &b,
+            main_map,
+            &tx,
+            &mut checked_from,
+        )
+        .and_then(|()| b.digest_to.as_ref()?.flush());
         drop(tx);
         b.digest_to = None;
         if read.is_none() {
@@ -299,6 +310,12 @@ fn fast(
         else {
             return None;
         };
+        // Sections checked from their start ended where the scanner said they end.
+        let mut found = std::mem::take(&mut *shared.checked.lock().ok()?);
+        found.sort_unstable();
+        if found != checked_from {
+            return None;
+        }
         b.leaves.borrow_mut().merge(leaves);
         if b.leaves.borrow_mut().has_duplicate_keys() {
             // Two entries for one address: the reference path words the refusal.
@@ -323,6 +340,11 @@ struct Shared {
     queued_digests: std::sync::atomic::AtomicUsize,
     /// How deep a `resource_changes` entry may nest (the entry's own braces are level 1).
     entry_depth: usize,
+    /// The same for a top-level section.
+    section_depth: usize,
+    /// Sections validated from their start only ([`Job::CheckFrom`]): (start, end) as the
+    /// checker found them; they must be where the structural scanner found them.
+    checked: std::sync::Mutex<Vec<(usize, usize)>>,
 }
 
 /// Where the builder sends `resource_changes` entries for the digest (fast path).
@@ -354,6 +376,8 @@ impl DigestTo<'_> {
 enum Job {
     /// Validate the section at this byte range.
     Check(usize, usize),
+    /// Validate the object or array section that starts here (its end is not known yet).
+    CheckFrom(usize),
     /// Compute the digest leaves of these `resource_changes` entries.
     Digest(Vec<DigestJob>),
 }
@@ -397,6 +421,24 @@ fn do_job(
             }
             if let Some(m) = map {
                 m.release_before(to, 0);
+            }
+        }
+        Job::CheckFrom(from) => {
+            if let Some(m) = map {
+                m.rewind(from);
+            }
+            let end = super::jsoncheck::container_end(
+                bytes.get(from..)?,
+                shared.section_depth,
+                &mut |at| {
+                    if let Some(m) = map {
+                        m.release_before(from + at, RELEASE_STEP);
+                    }
+                },
+            )?;
+            shared.checked.lock().ok()?.push((from, from + end));
+            if let Some(m) = map {
+                m.release_before(from + end, 0);
             }
         }
         Job::Digest(batch) => {
@@ -450,6 +492,7 @@ fn read_sections(
     b: &Builder<'_>,
     map: Option<&mapped::Map>,
     tx: &std::sync::mpsc::Sender<Job>,
+    checked_from: &mut Vec<(usize, usize)>,
 ) -> Option<()> {
     let release = |upto: usize| {
         if let Some(m) = map {
@@ -494,6 +537,12 @@ fn read_sections(
             }
             continue;
         }
+        // A big section that is only validated: the other thread starts on it now, while this
+        // one looks for its end.
+        let early = !READ_KEYS.contains(&key) && matches!(bytes.get(v), Some(b'{' | b'['));
+        if early {
+            tx.send(Job::CheckFrom(v)).ok()?;
+        }
         // The top-level object is level 1.
         let (v_end, too_deep) =
             super::scan::value_end(bytes, v, max_depth - 1, &mut |at| release(at))?;
@@ -510,6 +559,8 @@ fn read_sections(
             let mut de = serde_json::Deserializer::from_slice(&bytes[v..v_end]);
             KeySeed { b, key }.deserialize(&mut de).ok()?;
             de.end().ok()?;
+        } else if early {
+            checked_from.push((v, v_end));
         } else {
             tx.send(Job::Check(v, v_end)).ok()?;
         }
@@ -553,12 +604,12 @@ fn read_changes(s: &[u8], v: usize, b: &Builder<'_>) -> Option<usize> {
     }
 }
 
-/// The members of the object at `s[i]`: calls `f(key, value start, value end)` for each and
-/// returns the end of the object. Keys with escapes give up (`None`).
+/// The members of the object at `s[i]`: calls `f(key, value start)` for each, which returns
+/// where the value ends, and returns the end of the object. Keys with escapes give up (`None`).
 fn read_members<'a>(
     s: &'a [u8],
     i: usize,
-    mut f: impl FnMut(&'a [u8], usize, usize) -> Option<()>,
+    mut f: impl FnMut(&'a [u8], usize) -> Option<usize>,
 ) -> Option<usize> {
     if s.get(i) != Some(&b'{') {
         return None;
@@ -581,9 +632,7 @@ fn read_members<'a>(
             return None;
         }
         let v = json_ws(s, i + 1);
-        let (end, _) = super::scan::value_end(s, v, usize::MAX, &mut |_| {})?;
-        f(key, v, end)?;
-        i = json_ws(s, end);
+        i = json_ws(s, f(key, v)?);
         match s.get(i)? {
             b',' => i = json_ws(s, i + 1),
             b'}' => return Some(i + 1),
@@ -622,8 +671,7 @@ fn raw_field<'a>(slot: &mut Option<Option<Raw<'a>>>, raw: &'a [u8]) -> Option<()
 fn read_entry(s: &[u8], i: usize) -> Option<(RcRaw<'_>, usize)> {
     let mut f: [Option<Option<Cow<'_, str>>>; 9] = Default::default();
     let mut change = None;
-    let end = read_members(s, i, |key, v, end| {
-        let raw = &s[v..end];
+    let end = read_members(s, i, |key, v| {
         let slot = match key {
             b"address" => 0,
             b"name" => 1,
@@ -638,12 +686,16 @@ fn read_entry(s: &[u8], i: usize) -> Option<(RcRaw<'_>, usize)> {
                 if change.is_some() {
                     return None;
                 }
-                change = Some(read_change(s, v, end)?);
-                return Some(());
+                let (ch, end) = read_change(s, v)?;
+                change = Some(ch);
+                return Some(end);
             }
-            _ => return Some(()),
+            _ => return value_end(s, v),
         };
-        str_field(&mut f[slot], raw)
+        let end = value_end(s, v)?;
+        let raw = &s[v..end];
+        str_field(&mut f[slot], raw)?;
+        Some(end)
     })?;
     let [address, name, module_address, mode, rtype, provider_name, deposed, previous_address, action_reason] =
         f.map(Option::flatten);
@@ -664,16 +716,14 @@ fn read_entry(s: &[u8], i: usize) -> Option<(RcRaw<'_>, usize)> {
     ))
 }
 
-/// The `change` object at `s[v..end]`.
-fn read_change(s: &[u8], v: usize, end: usize) -> Option<ChangeRaw<'_>> {
-    let s = &s[..end];
+/// The `change` object at `s[v]` and where it ends.
+fn read_change(s: &[u8], v: usize) -> Option<(ChangeRaw<'_>, usize)> {
     let mut actions: Option<Vec<Cow<'_, str>>> = None;
     let mut r: [Option<Option<Raw<'_>>>; 7] = Default::default();
-    let close = read_members(s, v, |key, v, end| {
-        let raw = &s[v..end];
+    let close = read_members(s, v, |key, v| {
         let slot = match key {
             b"actions" => {
-                if actions.is_some() || raw.first() != Some(&b'[') {
+                if actions.is_some() || s.get(v) != Some(&b'[') {
                     return None;
                 }
                 let mut list = Vec::new();
@@ -695,11 +745,8 @@ fn read_change(s: &[u8], v: usize, end: usize) -> Option<ChangeRaw<'_>> {
                         }
                     }
                 }
-                if i + 1 != end {
-                    return None;
-                }
                 actions = Some(list);
-                return Some(());
+                return Some(i + 1);
             }
             b"before" => 0,
             b"after" => 1,
@@ -708,16 +755,15 @@ fn read_change(s: &[u8], v: usize, end: usize) -> Option<ChangeRaw<'_>> {
             b"after_sensitive" => 4,
             b"replace_paths" => 5,
             b"importing" => 6,
-            _ => return Some(()),
+            _ => return value_end(s, v),
         };
-        raw_field(&mut r[slot], raw)
+        let end = value_end(s, v)?;
+        raw_field(&mut r[slot], &s[v..end])?;
+        Some(end)
     })?;
-    if close != end {
-        return None;
-    }
     let [before, after, after_unknown, before_sensitive, after_sensitive, replace_paths, importing] =
         r.map(Option::flatten);
-    Some(ChangeRaw {
+    let change = ChangeRaw {
         actions: actions?,
         before,
         after,
@@ -726,7 +772,13 @@ fn read_change(s: &[u8], v: usize, end: usize) -> Option<ChangeRaw<'_>> {
         after_sensitive,
         replace_paths,
         importing,
-    })
+    };
+    Some((change, close))
+}
+
+/// Where the value at `s[v]` ends (structurally; not validated).
+fn value_end(s: &[u8], v: usize) -> Option<usize> {
+    super::scan::value_end(s, v, usize::MAX, &mut |_| {}).map(|(end, _)| end)
 }
 
 /// The second thread's half of [`fast`]: jobs from the queue: sections validated (JSON and UTF-8)
