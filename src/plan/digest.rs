@@ -20,10 +20,13 @@ use super::{Action, ResourceChange};
 /// A separator byte that never occurs in UTF-8 text.
 const SEP: &[u8] = &[0xFF];
 
-/// Leaf hashes of a plan's entries, keyed for sorting.
+/// Leaf hashes of a plan's entries, keyed for sorting. The keys live in one buffer (tens of
+/// thousands of small strings were allocated, sorted and freed one by one before).
 #[derive(Debug, Default)]
 pub struct Leaves {
-    leaves: Vec<(String, [u8; 32])>,
+    keys: Vec<u8>,
+    /// (where the key starts in `keys`, its length, the leaf hash)
+    leaves: Vec<(usize, usize, [u8; 32])>,
 }
 
 impl Leaves {
@@ -57,20 +60,47 @@ impl Leaves {
             h.update(part.unwrap_or("").as_bytes());
         }
         h.update(SEP);
-        h.update(action.as_strs().join(",").as_bytes());
+        update_actions(&mut h, action);
         for raw in raws {
             h.update(SEP);
             if let Some(r) = raw {
                 canonical(&mut h, r);
             }
         }
-        let key = format!("r\u{0}{}\u{0}{}", address, deposed.unwrap_or(""));
-        self.leaves.push((key, h.finalize().into()));
+        let leaf = h.finalize().into();
+        self.push(
+            &[
+                b"r\0",
+                address.as_bytes(),
+                b"\0",
+                deposed.unwrap_or("").as_bytes(),
+            ],
+            leaf,
+        );
+    }
+
+    fn push(&mut self, key: &[&[u8]], leaf: [u8; 32]) {
+        let at = self.keys.len();
+        for part in key {
+            self.keys.extend_from_slice(part);
+        }
+        self.leaves.push((at, self.keys.len() - at, leaf));
+    }
+
+    fn key(&self, leaf: &(usize, usize, [u8; 32])) -> &[u8] {
+        &self.keys[leaf.0..leaf.0 + leaf.1]
     }
 
     /// Take over the leaves another reader computed (their order does not matter).
     pub(crate) fn merge(&mut self, other: Leaves) {
-        self.leaves.extend(other.leaves);
+        let base = self.keys.len();
+        self.keys.extend_from_slice(&other.keys);
+        self.leaves.extend(
+            other
+                .leaves
+                .into_iter()
+                .map(|(at, len, leaf)| (at + base, len, leaf)),
+        );
     }
 
     /// Add one `output_changes` entry (raw JSON texts of its values).
@@ -80,15 +110,15 @@ impl Leaves {
         h.update(SEP);
         h.update(name.as_bytes());
         h.update(SEP);
-        h.update(action.as_strs().join(",").as_bytes());
+        update_actions(&mut h, action);
         for raw in raws {
             h.update(SEP);
             if let Some(r) = raw {
                 canonical(&mut h, r.as_bytes());
             }
         }
-        self.leaves
-            .push((format!("o\u{0}{name}"), h.finalize().into()));
+        let leaf = h.finalize().into();
+        self.push(&[b"o\0", name.as_bytes()], leaf);
     }
 
     /// Sort the leaves and say whether two of them have the same key (two `resource_changes`
@@ -96,13 +126,21 @@ impl Leaves {
     /// deposed key next to an empty one).
     pub(crate) fn has_duplicate_keys(&mut self) -> bool {
         self.sort();
-        self.leaves.windows(2).any(|w| w[0].0 == w[1].0)
+        self.leaves
+            .windows(2)
+            .any(|w| self.key(&w[0]) == self.key(&w[1]))
     }
 
     /// By key, then by hash: entries with equal keys (which only the reference reader lets
-    /// through: an absent deposed key and an empty one) still give one digest.
+    /// through: an absent deposed key and an empty one) still give one digest. A stable merge
+    /// sort, which makes use of the runs of sorted entries plans usually have.
     fn sort(&mut self) {
-        self.leaves.sort_unstable();
+        let keys = &self.keys;
+        self.leaves.sort_by(|a, b| {
+            keys[a.0..a.0 + a.1]
+                .cmp(&keys[b.0..b.0 + b.1])
+                .then(a.2.cmp(&b.2))
+        });
     }
 
     /// The digest, `sha256:<hex>`.
@@ -110,12 +148,22 @@ impl Leaves {
         self.sort();
         let mut h = Sha256::new();
         h.update(b"gitops-actions plan digest v1\n");
-        for (k, leaf) in &self.leaves {
-            h.update(k.as_bytes());
+        for l in &self.leaves {
+            h.update(self.key(l));
             h.update(SEP);
-            h.update(leaf);
+            h.update(l.2);
         }
         format!("sha256:{}", hex::encode(h.finalize()))
+    }
+}
+
+/// The actions joined by commas (`delete,create`).
+fn update_actions(h: &mut Sha256, action: Action) {
+    for (i, a) in action.as_strs().iter().enumerate() {
+        if i > 0 {
+            h.update(b",");
+        }
+        h.update(a.as_bytes());
     }
 }
 

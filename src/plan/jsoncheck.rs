@@ -502,6 +502,7 @@ struct Masks {
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
 fn masks(block: &[u8; 64]) -> Masks {
     #[allow(unsafe_code)]
     // SAFETY: `masks_sse2` only needs SSE2, which every x86_64 CPU has (it is part of the
@@ -514,6 +515,7 @@ fn masks(block: &[u8; 64]) -> Masks {
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[target_feature(enable = "sse2")]
+#[inline]
 fn masks_sse2(block: &[u8; 64]) -> Masks {
     use std::arch::x86_64::{
         _mm_cmpeq_epi8, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,

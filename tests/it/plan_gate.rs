@@ -402,6 +402,22 @@ fn production_destroys_need_an_explicit_override_by_default() {
     assert_refused_cleanly(&sb, &r, 2, "did you mean `prod`");
 }
 
+/// A plan reviewed with one release must verify with the next: the digest of a committed plan
+/// is pinned (any change to what the digest covers or how it is computed must be deliberate).
+#[test]
+fn the_plan_digest_of_a_committed_plan_is_stable_across_releases() {
+    let p = fixture("tf-scenarios.plan.json");
+    let s = plan::load(&p, &Limits::default()).unwrap();
+    assert_eq!(
+        s.digest,
+        "sha256:b7daabf026da7c5cd2334516a3097f50f82fb488ed83cf2026a16c434acc6a5b"
+    );
+    // The same through the reference reader and from memory.
+    let bytes = std::fs::read(&p).unwrap();
+    let r = plan::load::load_bytes_reference(&bytes, &Limits::default()).unwrap();
+    assert_eq!(r.digest, s.digest);
+}
+
 #[test]
 fn verify_accepts_the_reviewed_plan_and_refuses_any_other() {
     let dir = tempfile::tempdir().unwrap();
