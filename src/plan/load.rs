@@ -244,9 +244,8 @@ fn fast(
         Some((m, f)) => (Some(m), Some(f)),
         None => (None, None),
     };
-    let (tx, rx) = std::sync::mpsc::channel::<Job>();
     let shared = Shared {
-        jobs: std::sync::Mutex::new(rx),
+        queue: Queue::default(),
         failed: Default::default(),
         queued_digests: Default::default(),
         entry_depth: max_depth - 2,
@@ -264,25 +263,18 @@ fn fast(
             None => check_sections(bytes, None, &shared),
         });
         let mut b = Builder::new(main_map);
+        let tx = &shared.queue;
         b.digest_to = Some(DigestTo {
-            tx: tx.clone(),
+            tx,
             origin: bytes.as_ptr() as usize,
             queued: &shared.queued_digests,
             entry_depth: shared.entry_depth,
             batch: RefCell::new(Vec::new()),
         });
         let mut checked_from = Vec::new();
-        let read = read_sections(
-            bytes,
-            start,
-            max_depth,
-            &b,
-            main_map,
-            &tx,
-            &mut checked_from,
-        )
-        .and_then(|()| b.digest_to.as_ref()?.flush());
-        drop(tx);
+        let read = read_sections(bytes, start, max_depth, &b, main_map, tx, &mut checked_from)
+            .and_then(|()| b.digest_to.as_ref()?.flush());
+        shared.queue.close();
         b.digest_to = None;
         if read.is_none() {
             shared.failed.store(true, Ordering::Relaxed);
@@ -290,15 +282,8 @@ fn fast(
             // Help with what is left in the queue (typically the last big section).
             let mut leaves = b.leaves.borrow_mut();
             while !shared.failed.load(Ordering::Relaxed) {
-                let job = match shared.jobs.try_lock() {
-                    Ok(rx) => match rx.try_recv() {
-                        Ok(job) => job,
-                        Err(_) => break,
-                    },
-                    Err(_) => {
-                        std::thread::yield_now();
-                        continue;
-                    }
+                let Some(job) = shared.queue.try_take() else {
+                    break;
                 };
                 if do_job(job, bytes, main_map, &mut leaves, &shared).is_none() {
                     shared.failed.store(true, Ordering::Relaxed);
@@ -326,14 +311,14 @@ fn fast(
 }
 
 /// Digest leaves beyond this many waiting for the second thread are computed on this one.
-const DIGEST_BACKLOG: usize = 1024;
+const DIGEST_BACKLOG: usize = 4096;
 /// Digest jobs go to the second thread in batches of this many entries.
 const DIGEST_BATCH: usize = 64;
 
 /// What both threads of the fast path share.
 struct Shared {
     /// The work queue; either thread takes from it.
-    jobs: std::sync::Mutex<std::sync::mpsc::Receiver<Job>>,
+    queue: Queue,
     /// A job found something wrong (or a thread gave up): the fast path gives up.
     failed: std::sync::atomic::AtomicBool,
     /// Digest leaves sent and not yet computed.
@@ -349,7 +334,7 @@ struct Shared {
 
 /// Where the builder sends `resource_changes` entries for the digest (fast path).
 struct DigestTo<'s> {
-    tx: std::sync::mpsc::Sender<Job>,
+    tx: &'s Queue,
     /// The address of the document's first byte on this thread (offsets are relative to it).
     origin: usize,
     queued: &'s std::sync::atomic::AtomicUsize,
@@ -368,7 +353,60 @@ impl DigestTo<'_> {
         }
         self.queued
             .fetch_add(batch.len(), std::sync::atomic::Ordering::Relaxed);
-        self.tx.send(Job::Digest(batch)).ok()
+        self.tx.push(Job::Digest(batch));
+        Some(())
+    }
+}
+
+/// The fast path's work queue. Section checks go to the front: they are big and only one thread
+/// can do each, so the second thread should start them as early as it can; digest batches go to
+/// the back, and whichever thread is free takes them (so both threads finish together).
+#[derive(Default)]
+struct Queue {
+    /// The jobs, and whether more can come.
+    jobs: std::sync::Mutex<(std::collections::VecDeque<Job>, bool)>,
+    ready: std::sync::Condvar,
+}
+
+impl Queue {
+    fn push(&self, job: Job) {
+        let Ok(mut q) = self.jobs.lock() else { return };
+        let was_empty = q.0.is_empty();
+        match job {
+            Job::Digest(_) => q.0.push_back(job),
+            _ => q.0.push_front(job),
+        }
+        drop(q);
+        if was_empty {
+            self.ready.notify_one();
+        }
+    }
+
+    /// No more jobs will come.
+    fn close(&self) {
+        if let Ok(mut q) = self.jobs.lock() {
+            q.1 = true;
+        }
+        self.ready.notify_all();
+    }
+
+    /// The next job, waiting for one; `None` once the queue is closed and empty.
+    fn take(&self) -> Option<Job> {
+        let mut q = self.jobs.lock().ok()?;
+        loop {
+            if let Some(job) = q.0.pop_front() {
+                return Some(job);
+            }
+            if q.1 {
+                return None;
+            }
+            q = self.ready.wait(q).ok()?;
+        }
+    }
+
+    /// The next job if there is one now.
+    fn try_take(&self) -> Option<Job> {
+        self.jobs.lock().ok()?.0.pop_front()
     }
 }
 
@@ -491,7 +529,7 @@ fn read_sections(
     max_depth: usize,
     b: &Builder<'_>,
     map: Option<&mapped::Map>,
-    tx: &std::sync::mpsc::Sender<Job>,
+    tx: &Queue,
     checked_from: &mut Vec<(usize, usize)>,
 ) -> Option<()> {
     let release = |upto: usize| {
@@ -541,7 +579,7 @@ fn read_sections(
         // one looks for its end.
         let early = !READ_KEYS.contains(&key) && matches!(bytes.get(v), Some(b'{' | b'['));
         if early {
-            tx.send(Job::CheckFrom(v)).ok()?;
+            tx.push(Job::CheckFrom(v));
         }
         // The top-level object is level 1.
         let (v_end, too_deep) =
@@ -562,7 +600,7 @@ fn read_sections(
         } else if early {
             checked_from.push((v, v_end));
         } else {
-            tx.send(Job::Check(v, v_end)).ok()?;
+            tx.push(Job::Check(v, v_end));
         }
         release(v_end);
         i = json_ws(bytes, v_end);
@@ -795,12 +833,8 @@ fn check_sections(bytes: &[u8], map: Option<&mapped::Map>, shared: &Shared) -> O
         if shared.failed.load(Ordering::Relaxed) {
             return None;
         }
-        let job = match shared.jobs.lock() {
-            Ok(rx) => match rx.recv() {
-                Ok(job) => job,
-                Err(_) => break,
-            },
-            Err(_) => return give_up(),
+        let Some(job) = shared.queue.take() else {
+            break;
         };
         if do_job(job, bytes, map, &mut leaves, shared).is_none() {
             return give_up();
