@@ -18,7 +18,7 @@
 //! number), which a small state machine with a stack of open containers checks against the JSON
 //! grammar. Literals and numbers are checked byte by byte where they start.
 
-use super::scan::prefix_xor;
+use super::scan::{masks, prefix_xor};
 
 /// Deepest nesting accepted (the plan reader's own limit is lower and is enforced elsewhere).
 pub(crate) const MAX_DEPTH: usize = STACK - 2;
@@ -487,127 +487,6 @@ fn scalar_end(b: &[u8], i: usize) -> Option<usize> {
     (int_digits + exp <= 300).then_some(j)
 }
 
-/// Bit masks of one block.
-struct Masks {
-    quote: u64,
-    backslash: u64,
-    /// `{ } [ ] : ,`
-    structural: u64,
-    /// Space, tab, line feed, carriage return.
-    whitespace: u64,
-    /// Bytes below 0x20.
-    control: u64,
-    /// Bytes of 0x80 and above (not ASCII).
-    high: u64,
-}
-
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-#[inline(always)]
-fn masks(block: &[u8; 64]) -> Masks {
-    #[allow(unsafe_code)]
-    // SAFETY: `masks_sse2` only needs SSE2, which every x86_64 CPU has (it is part of the
-    // x86_64 baseline, and this function is compiled only when the target enables it). It
-    // reads nothing but the block it is given, through safe slice indexing.
-    unsafe {
-        masks_sse2(block)
-    }
-}
-
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-#[target_feature(enable = "sse2")]
-#[inline]
-fn masks_sse2(block: &[u8; 64]) -> Masks {
-    use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-        _mm_set_epi64x,
-    };
-    let quote = _mm_set1_epi8(b'"' as i8);
-    let backslash = _mm_set1_epi8(b'\\' as i8);
-    let case = _mm_set1_epi8(0x20);
-    // `[` | 0x20 == `{` and `]` | 0x20 == `}`; no other byte maps onto them.
-    let open = _mm_set1_epi8(b'{' as i8);
-    let close = _mm_set1_epi8(b'}' as i8);
-    let colon = _mm_set1_epi8(b':' as i8);
-    let comma = _mm_set1_epi8(b',' as i8);
-    let space = _mm_set1_epi8(b' ' as i8);
-    let tab = _mm_set1_epi8(b'\t' as i8);
-    let lf = _mm_set1_epi8(b'\n' as i8);
-    let cr = _mm_set1_epi8(b'\r' as i8);
-    let x1f = _mm_set1_epi8(0x1F);
-    let mut m = Masks {
-        quote: 0,
-        backslash: 0,
-        structural: 0,
-        whitespace: 0,
-        control: 0,
-        high: 0,
-    };
-    for k in 0..4 {
-        let lo = u64::from_le_bytes(block[k * 16..k * 16 + 8].try_into().unwrap_or_default());
-        let hi = u64::from_le_bytes(
-            block[k * 16 + 8..k * 16 + 16]
-                .try_into()
-                .unwrap_or_default(),
-        );
-        let x = _mm_set_epi64x(hi as i64, lo as i64);
-        let folded = _mm_or_si128(x, case);
-        let bits = |v| u64::from(_mm_movemask_epi8(v) as u16) << (16 * k);
-        m.quote |= bits(_mm_cmpeq_epi8(x, quote));
-        m.backslash |= bits(_mm_cmpeq_epi8(x, backslash));
-        let brackets = _mm_or_si128(_mm_cmpeq_epi8(folded, open), _mm_cmpeq_epi8(folded, close));
-        let punct = _mm_or_si128(_mm_cmpeq_epi8(x, colon), _mm_cmpeq_epi8(x, comma));
-        m.structural |= bits(_mm_or_si128(brackets, punct));
-        let ws = _mm_or_si128(
-            _mm_or_si128(_mm_cmpeq_epi8(x, space), _mm_cmpeq_epi8(x, tab)),
-            _mm_or_si128(_mm_cmpeq_epi8(x, lf), _mm_cmpeq_epi8(x, cr)),
-        );
-        m.whitespace |= bits(ws);
-        // x <= 0x1F (unsigned): max(x, 0x1F) == 0x1F.
-        let ctrl = _mm_cmpeq_epi8(_mm_max_epu8(x, x1f), x1f);
-        m.control |= bits(ctrl);
-        m.high |= bits(x);
-    }
-    m
-}
-
-#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-fn masks(block: &[u8; 64]) -> Masks {
-    masks_bytewise(block)
-}
-
-/// The byte-at-a-time masks (other architectures; the reference the tests compare with).
-#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
-fn masks_bytewise(block: &[u8; 64]) -> Masks {
-    let mut m = Masks {
-        quote: 0,
-        backslash: 0,
-        structural: 0,
-        whitespace: 0,
-        control: 0,
-        high: 0,
-    };
-    for (j, &x) in block.iter().enumerate() {
-        let bit = 1u64 << j;
-        if x >= 0x80 {
-            m.high |= bit;
-        }
-        match x {
-            b'"' => m.quote |= bit,
-            b'\\' => m.backslash |= bit,
-            b'{' | b'}' | b'[' | b']' | b':' | b',' => m.structural |= bit,
-            b' ' => m.whitespace |= bit,
-            _ => {}
-        }
-        if x < 0x20 {
-            m.control |= bit;
-            if is_ws(x) {
-                m.whitespace |= bit;
-            }
-        }
-    }
-    m
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -794,31 +673,33 @@ mod tests {
     }
 
     #[test]
-    fn sse2_masks_equal_the_bytewise_masks() {
+    fn simd_masks_equal_the_bytewise_masks() {
+        use crate::plan::scan::{masks_bytewise, Masks};
+        let t = |m: Masks| {
+            (
+                m.quote,
+                m.backslash,
+                m.structural,
+                m.open,
+                m.close,
+                m.whitespace,
+                m.control,
+                m.high,
+            )
+        };
         let mut block = [0u8; 64];
         for round in 0..64u32 {
             for (j, x) in block.iter_mut().enumerate() {
                 *x = (j as u32 * 37 + round * 101) as u8;
             }
-            let (a, b) = (masks(&block), masks_bytewise(&block));
-            assert_eq!(
-                (
-                    a.quote,
-                    a.backslash,
-                    a.structural,
-                    a.whitespace,
-                    a.control,
-                    a.high
-                ),
-                (
-                    b.quote,
-                    b.backslash,
-                    b.structural,
-                    b.whitespace,
-                    b.control,
-                    b.high
-                )
-            );
+            let want = t(masks_bytewise(&block));
+            assert_eq!(t(masks(&block)), want);
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            #[allow(unsafe_code)]
+            {
+                // SAFETY: SSE2 is part of the x86_64 baseline.
+                assert_eq!(t(unsafe { crate::plan::scan::masks_sse2(&block) }), want);
+            }
         }
     }
 

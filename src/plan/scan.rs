@@ -7,10 +7,11 @@
 //! meaningless (but never out of bounds), and the caller always validates every byte with serde
 //! before trusting a result.
 //!
-//! Containers are scanned 64 bytes at a time: SSE2 compares give bit masks of quotes,
-//! backslashes, openers and closers; escaped quotes are removed, a prefix-XOR of the remaining
-//! quotes marks the bytes inside strings, and only openers/closers outside strings count. A block
-//! is walked bit by bit only when the value might end in it or might exceed the depth limit.
+//! Containers are scanned 64 bytes at a time: SIMD compares ([`masks`], AVX2 where the CPU has
+//! it, else SSE2; shared with [`super::jsoncheck`]) give bit masks of quotes, backslashes,
+//! openers and closers; escaped quotes are removed, a prefix-XOR of the remaining quotes marks
+//! the bytes inside strings, and only openers/closers outside strings count. A block is walked
+//! bit by bit only when the value might end in it or might exceed the depth limit.
 
 /// Bytes scanned between two calls of the progress callback of [`value_end`].
 const PROGRESS_STEP: usize = 8 * 1024 * 1024;
@@ -121,23 +122,105 @@ fn scalar_tail(b: &[u8], mut i: usize, c: &mut Carry, limit: usize) -> Option<us
     None
 }
 
-/// Bit masks of one block: quotes, backslashes, openers (`{[`), closers (`}]`).
+/// Bit masks of one block.
+pub(crate) struct Masks {
+    pub(crate) quote: u64,
+    pub(crate) backslash: u64,
+    /// `{ } [ ] : ,`
+    pub(crate) structural: u64,
+    /// `{ [`
+    pub(crate) open: u64,
+    /// `} ]`
+    pub(crate) close: u64,
+    /// Space, tab, line feed, carriage return.
+    pub(crate) whitespace: u64,
+    /// Bytes below 0x20.
+    pub(crate) control: u64,
+    /// Bytes of 0x80 and above (not ASCII).
+    pub(crate) high: u64,
+}
+
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-fn masks(block: &[u8; 64]) -> [u64; 4] {
+#[inline(always)]
+pub(crate) fn masks(block: &[u8; 64]) -> Masks {
     #[allow(unsafe_code)]
-    // SAFETY: `masks_sse2` only needs SSE2, which every x86_64 CPU has (it is part of the
-    // x86_64 baseline, and this function is compiled only when the target enables it). It
-    // reads nothing but the block it is given, through safe slice indexing.
-    unsafe {
-        masks_sse2(block)
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above; std caches the answer). `masks_avx2`
+        // reads nothing but the block it is given, through safe slice indexing.
+        unsafe { masks_avx2(block) }
+    } else {
+        // SAFETY: `masks_sse2` only needs SSE2, which every x86_64 CPU has (it is part of the
+        // x86_64 baseline, and this function is compiled only when the target enables it). It
+        // reads nothing but the block it is given, through safe slice indexing.
+        unsafe { masks_sse2(block) }
     }
+}
+
+/// [`masks_sse2`] 32 bytes at a time.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[target_feature(enable = "avx2")]
+fn masks_avx2(block: &[u8; 64]) -> Masks {
+    use std::arch::x86_64::{
+        _mm256_cmpeq_epi8, _mm256_max_epu8, _mm256_movemask_epi8, _mm256_or_si256,
+        _mm256_set1_epi8, _mm256_set_epi64x,
+    };
+    let quote = _mm256_set1_epi8(b'"' as i8);
+    let backslash = _mm256_set1_epi8(b'\\' as i8);
+    let case = _mm256_set1_epi8(0x20);
+    let open = _mm256_set1_epi8(b'{' as i8);
+    let close = _mm256_set1_epi8(b'}' as i8);
+    let colon = _mm256_set1_epi8(b':' as i8);
+    let comma = _mm256_set1_epi8(b',' as i8);
+    let space = _mm256_set1_epi8(b' ' as i8);
+    let tab = _mm256_set1_epi8(b'\t' as i8);
+    let lf = _mm256_set1_epi8(b'\n' as i8);
+    let cr = _mm256_set1_epi8(b'\r' as i8);
+    let x1f = _mm256_set1_epi8(0x1F);
+    let mut m = Masks {
+        quote: 0,
+        backslash: 0,
+        structural: 0,
+        open: 0,
+        close: 0,
+        whitespace: 0,
+        control: 0,
+        high: 0,
+    };
+    for k in 0..2 {
+        let w = |j: usize| {
+            let at = k * 32 + j * 8;
+            u64::from_le_bytes(block[at..at + 8].try_into().unwrap_or_default()) as i64
+        };
+        let x = _mm256_set_epi64x(w(3), w(2), w(1), w(0));
+        let folded = _mm256_or_si256(x, case);
+        let bits = |v| u64::from(_mm256_movemask_epi8(v) as u32) << (32 * k);
+        m.quote |= bits(_mm256_cmpeq_epi8(x, quote));
+        m.backslash |= bits(_mm256_cmpeq_epi8(x, backslash));
+        let opens = _mm256_cmpeq_epi8(folded, open);
+        let closes = _mm256_cmpeq_epi8(folded, close);
+        m.open |= bits(opens);
+        m.close |= bits(closes);
+        let punct = _mm256_or_si256(_mm256_cmpeq_epi8(x, colon), _mm256_cmpeq_epi8(x, comma));
+        m.structural |= bits(_mm256_or_si256(_mm256_or_si256(opens, closes), punct));
+        let ws = _mm256_or_si256(
+            _mm256_or_si256(_mm256_cmpeq_epi8(x, space), _mm256_cmpeq_epi8(x, tab)),
+            _mm256_or_si256(_mm256_cmpeq_epi8(x, lf), _mm256_cmpeq_epi8(x, cr)),
+        );
+        m.whitespace |= bits(ws);
+        let ctrl = _mm256_cmpeq_epi8(_mm256_max_epu8(x, x1f), x1f);
+        m.control |= bits(ctrl);
+        m.high |= bits(x);
+    }
+    m
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[target_feature(enable = "sse2")]
-fn masks_sse2(block: &[u8; 64]) -> [u64; 4] {
+#[inline]
+pub(crate) fn masks_sse2(block: &[u8; 64]) -> Masks {
     use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8, _mm_set_epi64x,
+        _mm_cmpeq_epi8, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        _mm_set_epi64x,
     };
     let quote = _mm_set1_epi8(b'"' as i8);
     let backslash = _mm_set1_epi8(b'\\' as i8);
@@ -145,7 +228,23 @@ fn masks_sse2(block: &[u8; 64]) -> [u64; 4] {
     // `[` | 0x20 == `{` and `]` | 0x20 == `}`; no other byte maps onto them.
     let open = _mm_set1_epi8(b'{' as i8);
     let close = _mm_set1_epi8(b'}' as i8);
-    let mut m = [0u64; 4];
+    let colon = _mm_set1_epi8(b':' as i8);
+    let comma = _mm_set1_epi8(b',' as i8);
+    let space = _mm_set1_epi8(b' ' as i8);
+    let tab = _mm_set1_epi8(b'\t' as i8);
+    let lf = _mm_set1_epi8(b'\n' as i8);
+    let cr = _mm_set1_epi8(b'\r' as i8);
+    let x1f = _mm_set1_epi8(0x1F);
+    let mut m = Masks {
+        quote: 0,
+        backslash: 0,
+        structural: 0,
+        open: 0,
+        close: 0,
+        whitespace: 0,
+        control: 0,
+        high: 0,
+    };
     for k in 0..4 {
         let lo = u64::from_le_bytes(block[k * 16..k * 16 + 8].try_into().unwrap_or_default());
         let hi = u64::from_le_bytes(
@@ -156,27 +255,69 @@ fn masks_sse2(block: &[u8; 64]) -> [u64; 4] {
         let x = _mm_set_epi64x(hi as i64, lo as i64);
         let folded = _mm_or_si128(x, case);
         let bits = |v| u64::from(_mm_movemask_epi8(v) as u16) << (16 * k);
-        m[0] |= bits(_mm_cmpeq_epi8(x, quote));
-        m[1] |= bits(_mm_cmpeq_epi8(x, backslash));
-        m[2] |= bits(_mm_cmpeq_epi8(folded, open));
-        m[3] |= bits(_mm_cmpeq_epi8(folded, close));
+        m.quote |= bits(_mm_cmpeq_epi8(x, quote));
+        m.backslash |= bits(_mm_cmpeq_epi8(x, backslash));
+        let (opens, closes) = (_mm_cmpeq_epi8(folded, open), _mm_cmpeq_epi8(folded, close));
+        m.open |= bits(opens);
+        m.close |= bits(closes);
+        let punct = _mm_or_si128(_mm_cmpeq_epi8(x, colon), _mm_cmpeq_epi8(x, comma));
+        m.structural |= bits(_mm_or_si128(_mm_or_si128(opens, closes), punct));
+        let ws = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(x, space), _mm_cmpeq_epi8(x, tab)),
+            _mm_or_si128(_mm_cmpeq_epi8(x, lf), _mm_cmpeq_epi8(x, cr)),
+        );
+        m.whitespace |= bits(ws);
+        // x <= 0x1F (unsigned): max(x, 0x1F) == 0x1F.
+        let ctrl = _mm_cmpeq_epi8(_mm_max_epu8(x, x1f), x1f);
+        m.control |= bits(ctrl);
+        m.high |= bits(x);
     }
     m
 }
 
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-fn masks(block: &[u8; 64]) -> [u64; 4] {
-    let mut m = [0u64; 4];
+pub(crate) fn masks(block: &[u8; 64]) -> Masks {
+    masks_bytewise(block)
+}
+
+/// The byte-at-a-time masks (other architectures; the reference the tests compare with).
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+pub(crate) fn masks_bytewise(block: &[u8; 64]) -> Masks {
+    let mut m = Masks {
+        quote: 0,
+        backslash: 0,
+        structural: 0,
+        open: 0,
+        close: 0,
+        whitespace: 0,
+        control: 0,
+        high: 0,
+    };
     for (j, &x) in block.iter().enumerate() {
         let bit = 1u64 << j;
-        if x == b'"' {
-            m[0] |= bit;
-        } else if x == b'\\' {
-            m[1] |= bit;
-        } else if x | 0x20 == b'{' {
-            m[2] |= bit;
-        } else if x | 0x20 == b'}' {
-            m[3] |= bit;
+        if x >= 0x80 {
+            m.high |= bit;
+        }
+        match x {
+            b'"' => m.quote |= bit,
+            b'\\' => m.backslash |= bit,
+            b'{' | b'[' => {
+                m.structural |= bit;
+                m.open |= bit;
+            }
+            b'}' | b']' => {
+                m.structural |= bit;
+                m.close |= bit;
+            }
+            b':' | b',' => m.structural |= bit,
+            b' ' => m.whitespace |= bit,
+            _ => {}
+        }
+        if x < 0x20 {
+            m.control |= bit;
+            if matches!(x, b'\t' | b'\n' | b'\r') {
+                m.whitespace |= bit;
+            }
         }
     }
     m
@@ -195,7 +336,8 @@ pub(crate) fn prefix_xor(mut x: u64) -> u64 {
 
 /// Scan one block; `Some(index + 1)` of the closer that ends the value.
 fn block_step(block: &[u8; 64], c: &mut Carry, limit: usize) -> Option<usize> {
-    let [quotes, backslashes, opens, closes] = masks(block);
+    let m = masks(block);
+    let (quotes, backslashes, opens, closes) = (m.quote, m.backslash, m.open, m.close);
     // Which bytes are escaped (follow an unescaped backslash)?
     let mut escaped = 0u64;
     if backslashes != 0 || c.escaped {
