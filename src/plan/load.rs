@@ -1,20 +1,22 @@
 //! Reading `terraform show -json` output: both cores, bounded memory, one answer.
 //!
 //! The size limit is checked on the file's metadata before a byte is read; UTF-16 is recognised
-//! from the first bytes. Then the file is memory-mapped and read by the **fast path**
-//! ([`fast`]): this core cuts the top-level object into its sections with a structural scanner
-//! ([`super::scan`], which also enforces the depth limit) and deserializes the sections
-//! plan-gate reads (`resource_changes`, `resource_drift`, `output_changes`, `variables`, ...)
-//! with serde straight from the mapping, while a second thread checks UTF-8 over the whole file
-//! and validates every other section (`prior_state`, `planned_values`, ...) with serde. Values we
-//! only hash or render are borrowed (`&RawValue`); `resource_changes` is consumed one entry at a
-//! time (counted, digested, reduced to a small [`ResourceChange`]), and `Value`s are built only
-//! where a sensitivity mask marks something or an updated attribute differs. Each thread hands
-//! the pages behind it back to the kernel (`MADV_DONTNEED`), so resident memory stays bounded by
-//! a few steps of [`RELEASE_STEP`] rather than the file size.
+//! from the first bytes. Then the file is memory-mapped and read by the **fast path** (`fast`):
+//! this core cuts the top-level object into its sections with the structural scanner (`scan`,
+//! which also enforces the depth limit), reads `resource_changes` entry by entry with its own
+//! small reader (`read_changes`: raw values are byte ranges of the mapping, nothing is
+//! validated yet) and deserializes the other sections plan-gate reads (`resource_drift`,
+//! `output_changes`, `variables`, ...) with serde. Validation runs on a work queue that a second
+//! thread serves (and this one, once it has read everything): the sections plan-gate does not
+//! read (`prior_state`, `planned_values`, ...) and every `resource_changes` entry are checked
+//! by the validating JSON checker (`jsoncheck`: JSON grammar, UTF-8, depth), and each entry's
+//! digest leaf is computed there too. Each entry is reduced to a small [`ResourceChange`], and
+//! `Value`s are built only where a sensitivity mask marks something or an updated attribute
+//! differs. Each thread hands the pages behind it back to the kernel (`MADV_DONTNEED`), so
+//! resident memory stays bounded by a few steps of `RELEASE_STEP` rather than the file size.
 //!
 //! The fast path answers only when everything checked out; for any other document it gives up
-//! and the **reference path** runs: pass one ([`prescan`]) streams the file through a 1 MiB
+//! and the **reference path** runs: pass one (`prescan`) streams the file through a 1 MiB
 //! buffer (empty file, UTF-8, nesting depth) while pass two deserializes the whole document with
 //! serde. The reference path owns every refusal and its message, so the fast path cannot change
 //! what is refused or how; tests and the fuzz target check that both paths give the same answer.

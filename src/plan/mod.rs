@@ -3,10 +3,13 @@
 //!
 //! What this module owns:
 //! - [`load`]: the reader. A fast path on both cores (sections cut by `scan`'s structural
-//!   scanner; the ones plan-gate needs deserialized with serde, the others validated by serde on
-//!   a second thread), and the reference two-pass reader for anything the fast path does not
-//!   fully accept (size limit checked before reading, UTF-8, UTF-16 BOM, nesting depth). Consumed
-//!   pages are handed back to the kernel so a 200 MB plan stays far below 150 MB of RSS.
+//!   scanner; `resource_changes` read by its own entry reader, the other sections plan-gate
+//!   needs deserialized with serde; everything validated by `jsoncheck` on a shared work queue),
+//!   and the reference two-pass reader for anything the fast path does not fully accept (size
+//!   limit checked before reading, UTF-8, UTF-16 BOM, nesting depth). Consumed pages are handed
+//!   back to the kernel so a 200 MB plan stays far below 150 MB of RSS.
+//! - `jsoncheck`: the validating JSON checker of the fast path; `scan`: the structural
+//!   scanner and the SIMD block masks both use.
 //! - [`Summary`] (this file): what is kept of a plan, and the counting rules.
 //! - [`digest`]: `plan_digest`, a canonical SHA-256 of the plan's changes.
 //! - [`render`]: Markdown (step summary, PR comment), plain text and JSON.
