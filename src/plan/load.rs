@@ -347,7 +347,7 @@ struct DigestTo<'s> {
 }
 
 impl DigestTo<'_> {
-    /// Send the entries collected so far. `None`: the second thread is gone.
+    /// Queue the entries collected so far. `None`: the queue is unusable.
     fn flush(&self) -> Option<()> {
         let batch = std::mem::take(&mut *self.batch.borrow_mut());
         if batch.is_empty() {
@@ -355,8 +355,7 @@ impl DigestTo<'_> {
         }
         self.queued
             .fetch_add(batch.len(), std::sync::atomic::Ordering::Relaxed);
-        self.tx.push(Job::Digest(batch));
-        Some(())
+        self.tx.push(Job::Digest(batch))
     }
 }
 
@@ -371,8 +370,10 @@ struct Queue {
 }
 
 impl Queue {
-    fn push(&self, job: Job) {
-        let Ok(mut q) = self.jobs.lock() else { return };
+    /// Queue a job. `None`: the queue is unusable (a thread panicked holding it); the caller
+    /// gives up, since a lost check must never pass for a done one.
+    fn push(&self, job: Job) -> Option<()> {
+        let mut q = self.jobs.lock().ok()?;
         let was_empty = q.0.is_empty();
         match job {
             Job::Digest(_) => q.0.push_back(job),
@@ -382,6 +383,7 @@ impl Queue {
         if was_empty {
             self.ready.notify_one();
         }
+        Some(())
     }
 
     /// No more jobs will come.
@@ -412,7 +414,7 @@ impl Queue {
     }
 }
 
-/// Work for the second thread of the fast path.
+/// Work on the fast path's queue (either thread does it).
 enum Job {
     /// Validate the section at this byte range.
     Check(usize, usize),
@@ -581,7 +583,7 @@ fn read_sections(
         // one looks for its end.
         let early = !READ_KEYS.contains(&key) && matches!(bytes.get(v), Some(b'{' | b'['));
         if early {
-            tx.push(Job::CheckFrom(v));
+            tx.push(Job::CheckFrom(v))?;
         }
         // The top-level object is level 1.
         let (v_end, too_deep) =
@@ -602,7 +604,7 @@ fn read_sections(
         } else if early {
             checked_from.push((v, v_end));
         } else {
-            tx.push(Job::Check(v, v_end));
+            tx.push(Job::Check(v, v_end))?;
         }
         release(v_end);
         i = json_ws(bytes, v_end);
