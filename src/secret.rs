@@ -2,7 +2,8 @@
 //!
 //! `Debug` and `Display` show `***`. The only way to get the bytes is [`Secret::expose`], which makes
 //! every use greppable in review. Registering the value with the runner's masker (`Runner::mask`)
-//! is what keeps it out of the job log even if some other code path prints it.
+//! is what keeps it out of the job log even if some other code path prints it. [`Scrubber`]
+//! replaces many such strings in a text in one pass.
 
 use std::fmt;
 
@@ -49,9 +50,102 @@ impl From<&str> for Secret {
     }
 }
 
+/// Replaces a set of sensitive strings in texts with a marker: one pass over the text for all of
+/// them (Aho-Corasick, longest match first), rather than one search per string. Used for the
+/// runner's masks (`***`) and a plan's sensitive values (`(sensitive)`).
+#[derive(Debug, Clone)]
+pub struct Scrubber {
+    mark: &'static str,
+    all: Option<aho_corasick::AhoCorasick>,
+    /// The strings that are not part of the marker itself, for the rare second pass.
+    again: Option<aho_corasick::AhoCorasick>,
+}
+
+impl Scrubber {
+    /// A scrubber for these strings (empty ones are ignored), replacing them with `mark`.
+    pub fn new(strings: &[String], mark: &'static str) -> Scrubber {
+        let build = |keep: &dyn Fn(&str) -> bool| {
+            let pats: Vec<&str> = strings
+                .iter()
+                .map(String::as_str)
+                .filter(|s| !s.is_empty() && keep(s))
+                .collect();
+            if pats.is_empty() {
+                return None;
+            }
+            aho_corasick::AhoCorasick::builder()
+                .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+                .build(pats)
+                .ok()
+        };
+        Scrubber {
+            mark,
+            all: build(&|_| true),
+            again: build(&|s| !mark.contains(s)),
+        }
+    }
+
+    /// `text` with every occurrence of every string replaced by the marker.
+    pub fn scrub(&self, text: &str) -> String {
+        let Some(all) = &self.all else {
+            return text.to_string();
+        };
+        let replace = |ac: &aho_corasick::AhoCorasick, t: &str| {
+            let mut out = String::with_capacity(t.len());
+            ac.replace_all_with(t, &mut out, |_, _, dst| {
+                dst.push_str(self.mark);
+                true
+            });
+            out
+        };
+        if !all.is_match(text) {
+            return text.to_string();
+        }
+        let mut s = replace(all, text);
+        // A marker next to text can complete another sensitive string (one that overlaps the
+        // marker's own letters): go again, a bounded number of times.
+        if let Some(again) = &self.again {
+            for _ in 0..4 {
+                if !again.is_match(&s) {
+                    break;
+                }
+                s = replace(again, &s);
+            }
+        }
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scrubber_replaces_every_string_and_what_replacing_uncovers() {
+        let sc = Scrubber::new(
+            &[
+                "hunter22".to_string(),
+                "hunter2".to_string(),
+                "e)zz".to_string(),
+                "sitive".to_string(),
+                String::new(),
+            ],
+            "(sensitive)",
+        );
+        assert_eq!(
+            sc.scrub("a hunter22 b hunter2"),
+            "a (sensitive) b (sensitive)"
+        );
+        // Replacing `hunter2` makes `(sensitive)zz`, which contains `e)zz`.
+        assert_eq!(sc.scrub("hunter2zz"), "(sensitiv(sensitive)");
+        // A string inside the marker is replaced where it stands in the text, and the marker
+        // does not loop on itself.
+        assert_eq!(sc.scrub("positive"), "po(sensitive)");
+        assert_eq!(sc.scrub("nothing here"), "nothing here");
+        assert_eq!(Scrubber::new(&[], "***").scrub("x"), "x");
+        let sc = Scrubber::new(&["ab*".to_string(), "xyz".to_string()], "***");
+        assert_eq!(sc.scrub("ab* xyz ab"), "*** *** ab");
+    }
 
     #[test]
     fn debug_and_display_hide_the_value() {

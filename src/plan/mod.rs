@@ -30,6 +30,7 @@ use std::fmt;
 use crate::exit::Failure;
 use crate::runner::single_line;
 
+pub use crate::secret::Scrubber;
 pub use load::{load, Limits};
 
 /// Why a document is not a plan we can trust (exit 2).
@@ -478,7 +479,7 @@ impl Summary {
 
     /// A scrubber for this plan's sensitive strings.
     pub fn scrubber(&self) -> Scrubber {
-        Scrubber::new(&self.sensitive_strings)
+        Scrubber::new(&self.sensitive_strings, "(sensitive)")
     }
 
     /// Changes grouped by module (root first), in address order within a module.
@@ -491,97 +492,9 @@ impl Summary {
     }
 }
 
-/// What a sensitive string is replaced with.
-const SENSITIVE_MARK: &str = "(sensitive)";
-
-/// Replaces a set of sensitive strings in texts: one pass over the text for all of them
-/// (Aho-Corasick, longest match first), rather than one search per string.
-#[derive(Debug, Clone)]
-pub struct Scrubber {
-    all: Option<aho_corasick::AhoCorasick>,
-    /// The strings that are not part of the marker itself, for the rare second pass.
-    again: Option<aho_corasick::AhoCorasick>,
-}
-
-impl Scrubber {
-    /// A scrubber for these strings (empty ones are ignored).
-    pub fn new(strings: &[String]) -> Scrubber {
-        let build = |keep: &dyn Fn(&str) -> bool| {
-            let pats: Vec<&str> = strings
-                .iter()
-                .map(String::as_str)
-                .filter(|s| !s.is_empty() && keep(s))
-                .collect();
-            if pats.is_empty() {
-                return None;
-            }
-            aho_corasick::AhoCorasick::builder()
-                .match_kind(aho_corasick::MatchKind::LeftmostLongest)
-                .build(pats)
-                .ok()
-        };
-        Scrubber {
-            all: build(&|_| true),
-            again: build(&|s| !SENSITIVE_MARK.contains(s)),
-        }
-    }
-
-    /// `text` with every occurrence of every string replaced by `(sensitive)`.
-    pub fn scrub(&self, text: &str) -> String {
-        let Some(all) = &self.all else {
-            return text.to_string();
-        };
-        let replace = |ac: &aho_corasick::AhoCorasick, t: &str| {
-            let mut out = String::with_capacity(t.len());
-            ac.replace_all_with(t, &mut out, |_, _, dst| {
-                dst.push_str(SENSITIVE_MARK);
-                true
-            });
-            out
-        };
-        if !all.is_match(text) {
-            return text.to_string();
-        }
-        let mut s = replace(all, text);
-        // A marker next to text can complete another sensitive string (one that overlaps the
-        // marker's own letters): go again, a bounded number of times.
-        if let Some(again) = &self.again {
-            for _ in 0..4 {
-                if !again.is_match(&s) {
-                    break;
-                }
-                s = replace(again, &s);
-            }
-        }
-        s
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scrubber_replaces_every_string_and_what_replacing_uncovers() {
-        let sc = Scrubber::new(&[
-            "hunter22".to_string(),
-            "hunter2".to_string(),
-            "e)zz".to_string(),
-            "sitive".to_string(),
-            String::new(),
-        ]);
-        assert_eq!(
-            sc.scrub("a hunter22 b hunter2"),
-            "a (sensitive) b (sensitive)"
-        );
-        // Replacing `hunter2` makes `(sensitive)zz`, which contains `e)zz`.
-        assert_eq!(sc.scrub("hunter2zz"), "(sensitiv(sensitive)");
-        // A string inside the marker is replaced where it stands in the text, and the marker
-        // does not loop on itself.
-        assert_eq!(sc.scrub("positive"), "po(sensitive)");
-        assert_eq!(sc.scrub("nothing here"), "nothing here");
-        assert_eq!(Scrubber::new(&[]).scrub("x"), "x");
-    }
 
     #[test]
     fn actions_round_trip_and_unknown_combinations_are_refused() {

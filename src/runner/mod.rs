@@ -83,6 +83,8 @@ pub struct Annotation {
 
 struct State {
     masks: Vec<String>,
+    /// Built from `masks` on first use after a change.
+    scrubber: Option<crate::secret::Scrubber>,
     outputs: BTreeMap<String, String>,
     summary_bytes: usize,
     summary_truncated: bool,
@@ -118,6 +120,7 @@ impl Runner {
             err,
             state: Mutex::new(State {
                 masks: Vec::new(),
+                scrubber: None,
                 outputs: BTreeMap::new(),
                 summary_bytes: 0,
                 summary_truncated: false,
@@ -186,8 +189,7 @@ impl Runner {
                     st.masks.push((*l).to_string());
                 }
             }
-            // Longest first so a secret that contains another is replaced whole.
-            st.masks.sort_by_key(|m| std::cmp::Reverse(m.len()));
+            st.scrubber = None;
         }
         let mut out = self.out.lock().expect("stdout");
         for l in lines {
@@ -197,16 +199,17 @@ impl Runner {
         let _ = out.flush();
     }
 
-    /// Replace every registered secret in `text` with `***`.
+    /// Replace every registered secret in `text` with `***` (one pass over the text for all of
+    /// them, longest match first, so a secret that contains another is replaced whole).
     pub fn scrub(&self, text: &str) -> String {
-        let st = self.state.lock().expect("runner state");
-        let mut s = text.to_string();
-        for m in &st.masks {
-            if s.contains(m.as_str()) {
-                s = s.replace(m.as_str(), "***");
-            }
+        let mut st = self.state.lock().expect("runner state");
+        if st.masks.is_empty() {
+            return text.to_string();
         }
-        s
+        let st = &mut *st;
+        st.scrubber
+            .get_or_insert_with(|| crate::secret::Scrubber::new(&st.masks, "***"))
+            .scrub(text)
     }
 
     // ----- plain log lines -----------------------------------------------------------------
