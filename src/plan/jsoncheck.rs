@@ -18,7 +18,7 @@
 //! number), which a small state machine with a stack of open containers checks against the JSON
 //! grammar. Literals and numbers are checked byte by byte where they start.
 
-use super::scan::{masks, prefix_xor};
+use super::scan::{escaped_bytes, masks, string_interior};
 
 /// Deepest nesting accepted (the plan reader's own limit is lower and is enforced elsewhere).
 pub(crate) const MAX_DEPTH: usize = STACK - 2;
@@ -254,38 +254,26 @@ impl Checker {
             return false;
         }
         // Escaped bytes: each unescaped backslash escapes the next byte, which must make a
-        // valid escape (checked here, against the whole text, so block edges do not matter).
-        let mut escaped = 0u64;
-        if m.backslash != 0 || self.escape_pending {
-            let mut rest = m.backslash;
-            if self.escape_pending {
-                escaped |= 1;
-                rest &= !1;
+        // valid escape (checked against the whole text, so block edges do not matter).
+        let low_half = &mut self.low_half;
+        let Some(escaped) = escaped_bytes(m.backslash, &mut self.escape_pending, |p| {
+            let pos = at + p as usize;
+            if pos == *low_half {
+                return true;
             }
-            self.escape_pending = false;
-            while rest != 0 {
-                let p = rest.trailing_zeros();
-                let pos = at + p as usize;
-                if pos != self.low_half {
-                    match escape_at(b, pos) {
-                        None => return false,
-                        Some(true) => self.low_half = pos + 6,
-                        Some(false) => {}
-                    }
+            match escape_at(b, pos) {
+                None => false,
+                Some(true) => {
+                    *low_half = pos + 6;
+                    true
                 }
-                if p == 63 {
-                    self.escape_pending = true;
-                    break;
-                }
-                escaped |= 1u64 << (p + 1);
-                rest &= !(1u64 << (p + 1));
-                rest &= rest - 1;
+                Some(false) => true,
             }
-        }
+        }) else {
+            return false;
+        };
         let quotes = m.quote & !escaped;
-        // Bits from an opening quote (included) to its closing quote (excluded).
-        let inside = prefix_xor(quotes) ^ if self.in_string { u64::MAX } else { 0 };
-        self.in_string = inside >> 63 == 1;
+        let inside = string_interior(quotes, &mut self.in_string);
         if m.control & inside != 0 {
             return false;
         }
@@ -358,9 +346,7 @@ pub(crate) fn is_compact_without_escapes(b: &[u8]) -> bool {
     let mut in_string = false;
     let mut check = |block: &[u8; 64]| {
         let m = masks(block);
-        let inside = prefix_xor(m.quote) ^ if in_string { u64::MAX } else { 0 };
-        in_string = inside >> 63 == 1;
-        m.whitespace & !inside == 0
+        m.whitespace & !string_interior(m.quote, &mut in_string) == 0
     };
     let mut chunks = b.chunks_exact(64);
     for c in &mut chunks {

@@ -265,16 +265,13 @@ fn fast(
             None => check_sections(bytes, None, &shared),
         });
         let mut b = Builder::new(main_map);
-        let tx = &shared.queue;
         b.digest_to = Some(DigestTo {
-            tx,
+            shared: &shared,
             origin: bytes.as_ptr() as usize,
-            queued: &shared.queued_digests,
-            entry_depth: shared.entry_depth,
             batch: RefCell::new(Vec::new()),
         });
         let mut checked_from = Vec::new();
-        let read = read_sections(bytes, start, max_depth, &b, main_map, tx, &mut checked_from)
+        let read = read_sections(bytes, start, max_depth, &b, main_map, &mut checked_from)
             .and_then(|()| b.digest_to.as_ref()?.flush());
         shared.queue.close();
         b.digest_to = None;
@@ -334,14 +331,19 @@ struct Shared {
     checked: std::sync::Mutex<Vec<(usize, usize)>>,
 }
 
+impl Shared {
+    /// A `resource_changes` entry (read but not validated by the entry reader) is valid JSON,
+    /// UTF-8 and within the depth limit.
+    fn entry_is_valid(&self, entry: &[u8]) -> bool {
+        super::jsoncheck::is_valid_value_with_progress(entry, self.entry_depth, &mut |_| {})
+    }
+}
+
 /// Where the builder sends `resource_changes` entries for the digest (fast path).
 struct DigestTo<'s> {
-    tx: &'s Queue,
+    shared: &'s Shared,
     /// The address of the document's first byte on this thread (offsets are relative to it).
     origin: usize,
-    queued: &'s std::sync::atomic::AtomicUsize,
-    /// How deep an entry may nest ([`Shared::entry_depth`]).
-    entry_depth: usize,
     /// Entries not sent yet.
     batch: RefCell<Vec<DigestJob>>,
 }
@@ -353,9 +355,10 @@ impl DigestTo<'_> {
         if batch.is_empty() {
             return Some(());
         }
-        self.queued
+        self.shared
+            .queued_digests
             .fetch_add(batch.len(), std::sync::atomic::Ordering::Relaxed);
-        self.tx.push(Job::Digest(batch))
+        self.shared.queue.push(Job::Digest(batch))
     }
 }
 
@@ -416,8 +419,6 @@ impl Queue {
 
 /// Work on the fast path's queue (either thread does it).
 enum Job {
-    /// Validate the section at this byte range.
-    Check(usize, usize),
     /// Validate the object or array section that starts here (its end is not known yet).
     CheckFrom(usize),
     /// Compute the digest leaves of these `resource_changes` entries.
@@ -447,24 +448,6 @@ fn do_job(
 ) -> Option<()> {
     use std::sync::atomic::Ordering;
     match job {
-        Job::Check(from, to) => {
-            if let Some(m) = map {
-                m.rewind(from);
-            }
-            let section = bytes.get(from..to)?;
-            let limit = super::jsoncheck::MAX_DEPTH;
-            let ok = super::jsoncheck::is_valid_value_with_progress(section, limit, &mut |at| {
-                if let Some(m) = map {
-                    m.release_before(from + at, RELEASE_STEP);
-                }
-            });
-            if !ok {
-                return None;
-            }
-            if let Some(m) = map {
-                m.release_before(to, 0);
-            }
-        }
         Job::CheckFrom(from) => {
             if let Some(m) = map {
                 m.rewind(from);
@@ -492,22 +475,13 @@ fn do_job(
                 if let Some(m) = map {
                     m.rewind(off);
                 }
-                let entry = bytes.get(off..off + len)?;
-                if !super::jsoncheck::is_valid_value_with_progress(
-                    entry,
-                    shared.entry_depth,
-                    &mut |_| {},
-                ) {
+                if !shared.entry_is_valid(bytes.get(off..off + len)?) {
                     return None;
                 }
                 let mut raws: [Option<&[u8]>; 7] = [None; 7];
-                let mut first = usize::MAX;
-                let mut last = 0;
                 for (slot, r) in raws.iter_mut().zip(d.raws) {
                     if let Some((off, len)) = r {
                         *slot = Some(bytes.get(off..off + len)?);
-                        first = first.min(off);
-                        last = last.max(off + len);
                     }
                 }
                 leaves.resource_parts(
@@ -518,7 +492,7 @@ fn do_job(
                     raws,
                 );
                 if let Some(m) = map {
-                    m.release_before(last.max(off + len), RELEASE_STEP);
+                    m.release_before(off + len, RELEASE_STEP);
                 }
             }
         }
@@ -533,7 +507,6 @@ fn read_sections(
     max_depth: usize,
     b: &Builder<'_>,
     map: Option<&mapped::Map>,
-    tx: &Queue,
     checked_from: &mut Vec<(usize, usize)>,
 ) -> Option<()> {
     let release = |upto: usize| {
@@ -541,26 +514,19 @@ fn read_sections(
             m.release_before(upto, RELEASE_STEP);
         }
     };
-    let mut i = json_ws(bytes, start);
-    if bytes.get(i) != Some(&b'{') {
-        return None;
-    }
-    i = json_ws(bytes, i + 1);
-    loop {
-        if bytes.get(i) != Some(&b'"') {
-            return None;
+    let rewind = |at: usize| {
+        if let Some(m) = map {
+            m.rewind(at);
         }
-        let key_end = super::scan::string_end(bytes, i)?;
-        let raw_key = &bytes[i + 1..key_end - 1];
-        if raw_key.iter().any(|&c| c == b'\\' || c < 0x20) {
+    };
+    let queue = &b.digest_to.as_ref()?.shared.queue;
+    let top = json_ws(bytes, start);
+    let end = read_members(bytes, top, |raw_key, v| {
+        // Nothing else looks at top-level keys: no control characters, valid UTF-8.
+        if raw_key.iter().any(|&c| c < 0x20) {
             return None;
         }
         let key = std::str::from_utf8(raw_key).ok()?;
-        i = json_ws(bytes, key_end);
-        if bytes.get(i) != Some(&b':') {
-            return None;
-        }
-        let v = json_ws(bytes, i + 1);
         if !b.seen_keys.borrow_mut().insert(key.to_string()) {
             return None;
         }
@@ -568,22 +534,15 @@ fn read_sections(
             // The biggest section: this thread reads its entries with its own reader (which
             // does not validate); each entry is validated with its digest job, on whichever
             // thread takes the job.
-            if let Some(m) = map {
-                m.rewind(v);
-            }
-            i = json_ws(bytes, read_changes(bytes, v, b)?);
-            match bytes.get(i) {
-                Some(b',') => i = json_ws(bytes, i + 1),
-                Some(b'}') => break,
-                _ => return None,
-            }
-            continue;
+            rewind(v);
+            return read_changes(bytes, v, b);
         }
         // A big section that is only validated: the other thread starts on it now, while this
         // one looks for its end.
-        let early = !READ_KEYS.contains(&key) && matches!(bytes.get(v), Some(b'{' | b'['));
+        let read = READ_KEYS.contains(&key);
+        let early = !read && matches!(bytes.get(v), Some(b'{' | b'['));
         if early {
-            tx.push(Job::CheckFrom(v))?;
+            queue.push(Job::CheckFrom(v))?;
         }
         // The top-level object is level 1.
         let (v_end, too_deep) =
@@ -591,30 +550,25 @@ fn read_sections(
         if too_deep {
             return None;
         }
-        if READ_KEYS.contains(&key) {
-            if let Some(m) = map {
-                m.rewind(v);
-            }
+        let value = &bytes[v..v_end];
+        if read {
+            rewind(v);
             // (serde does not check the UTF-8 of what it skips; the other sections' UTF-8 is
             // checked by `jsoncheck`.)
-            std::str::from_utf8(&bytes[v..v_end]).ok()?;
-            let mut de = serde_json::Deserializer::from_slice(&bytes[v..v_end]);
+            std::str::from_utf8(value).ok()?;
+            let mut de = serde_json::Deserializer::from_slice(value);
             KeySeed { b, key }.deserialize(&mut de).ok()?;
             de.end().ok()?;
         } else if early {
             checked_from.push((v, v_end));
-        } else {
-            tx.push(Job::Check(v, v_end))?;
+        } else if !super::jsoncheck::is_valid_value_with_progress(value, 1, &mut |_| {}) {
+            // A small string or scalar section (`timestamp`, `complete`, ...).
+            return None;
         }
         release(v_end);
-        i = json_ws(bytes, v_end);
-        match bytes.get(i) {
-            Some(b',') => i = json_ws(bytes, i + 1),
-            Some(b'}') => break,
-            _ => return None,
-        }
-    }
-    (json_ws(bytes, i + 1) == bytes.len()).then_some(())
+        Some(v_end)
+    })?;
+    (json_ws(bytes, end) == bytes.len()).then_some(())
 }
 
 /// The fast path's reader of `resource_changes` (the value at `s[v..]`; returns where it ends):
@@ -1768,36 +1722,43 @@ fn take_change(
                 return Err(PlanError::DuplicateAddress(out.address));
             }
         }
-        let to = b.digest_to.as_ref();
-        let waiting = to.map_or(0, |d| d.queued.load(std::sync::atomic::Ordering::Relaxed));
-        match (to, entry) {
-            (Some(to), Some(entry)) if waiting < DIGEST_BACKLOG => {
-                let at = |r: &[u8]| (r.as_ptr() as usize - to.origin, r.len());
-                let job = DigestJob {
-                    address: out.address.clone(),
-                    deposed: out.deposed.clone(),
-                    previous_address: out.previous_address.clone(),
-                    action: out.action,
-                    raws: rc.change.raws().map(|r| r.map(at)),
-                    entry: at(entry),
-                };
-                let full = {
-                    let mut batch = to.batch.borrow_mut();
-                    batch.push(job);
-                    batch.len() >= DIGEST_BATCH
-                };
-                if full && to.flush().is_none() {
-                    return Err(PlanError::Io("the checker thread stopped".into()));
-                }
-            }
-            (to, entry) => {
-                if let Some(entry) = entry {
-                    let limit = to.map_or(0, |to| to.entry_depth);
-                    if !super::jsoncheck::is_valid_value_with_progress(entry, limit, &mut |_| {}) {
+        match entry {
+            None => b.leaves.borrow_mut().resource(&out, &rc.change),
+            Some(entry) => {
+                // The entry reader runs only on the fast path, which always has a queue.
+                let to = b
+                    .digest_to
+                    .as_ref()
+                    .ok_or_else(|| PlanError::Io("no digest queue".into()))?;
+                let waiting = to
+                    .shared
+                    .queued_digests
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                if waiting < DIGEST_BACKLOG {
+                    let at = |r: &[u8]| (r.as_ptr() as usize - to.origin, r.len());
+                    let job = DigestJob {
+                        address: out.address.clone(),
+                        deposed: out.deposed.clone(),
+                        previous_address: out.previous_address.clone(),
+                        action: out.action,
+                        raws: rc.change.raws().map(|r| r.map(at)),
+                        entry: at(entry),
+                    };
+                    let full = {
+                        let mut batch = to.batch.borrow_mut();
+                        batch.push(job);
+                        batch.len() >= DIGEST_BATCH
+                    };
+                    if full && to.flush().is_none() {
+                        return Err(PlanError::Io("the checker thread stopped".into()));
+                    }
+                } else {
+                    // The queue is long: validate and digest here.
+                    if !to.shared.entry_is_valid(entry) {
                         return Err(PlanError::Syntax("not valid JSON".into()));
                     }
+                    b.leaves.borrow_mut().resource(&out, &rc.change);
                 }
-                b.leaves.borrow_mut().resource(&out, &rc.change)
             }
         }
         let mut s = b.summary.borrow_mut();
@@ -2011,14 +1972,7 @@ fn attr_diffs_raw(ch: &ChangeRaw<'_>) -> Vec<AttrDiff> {
     let all_bs = matches!(before_sensitive, Value::Bool(true));
     let all_as = matches!(after_sensitive, Value::Bool(true));
     let all_unknown = matches!(after_unknown, Value::Bool(true));
-    let forced: BTreeSet<&str> = replace_paths
-        .as_array()
-        .map(|ps| {
-            ps.iter()
-                .filter_map(|p| p.as_array().and_then(|p| p.first()).and_then(Value::as_str))
-                .collect()
-        })
-        .unwrap_or_default();
+    let forced = forced_attributes(&replace_paths);
     // Both member lists are sorted: walk their union in key order.
     let (mut bi, mut ai) = (bo.iter().peekable(), ao.iter().peekable());
     let mut out = Vec::new();
@@ -2097,6 +2051,18 @@ fn attr_diffs_raw(ch: &ChangeRaw<'_>) -> Vec<AttrDiff> {
     out
 }
 
+/// The top-level attributes named by `replace_paths` (the ones that force a replacement).
+fn forced_attributes(replace_paths: &Value) -> BTreeSet<&str> {
+    replace_paths
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| p.as_array().and_then(|p| p.first()).and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn shown_len(s: &Shown) -> usize {
     match s {
         Shown::Value(v) => v.len(),
@@ -2130,14 +2096,7 @@ fn attr_diffs(
     let all_bs = matches!(before_sensitive, Value::Bool(true));
     let all_as = matches!(after_sensitive, Value::Bool(true));
     let all_unknown = matches!(after_unknown, Value::Bool(true));
-    let forced: BTreeSet<&str> = replace_paths
-        .as_array()
-        .map(|ps| {
-            ps.iter()
-                .filter_map(|p| p.as_array().and_then(|p| p.first()).and_then(Value::as_str))
-                .collect()
-        })
-        .unwrap_or_default();
+    let forced = forced_attributes(replace_paths);
     let keys: BTreeSet<&String> = bo.keys().chain(ao.keys()).collect();
     let mut out = Vec::new();
     for k in keys {

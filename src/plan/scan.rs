@@ -123,6 +123,7 @@ fn scalar_tail(b: &[u8], mut i: usize, c: &mut Carry, limit: usize) -> Option<us
 }
 
 /// Bit masks of one block.
+#[derive(Default)]
 pub(crate) struct Masks {
     pub(crate) quote: u64,
     pub(crate) backslash: u64,
@@ -176,16 +177,7 @@ fn masks_avx2(block: &[u8; 64]) -> Masks {
     let lf = _mm256_set1_epi8(b'\n' as i8);
     let cr = _mm256_set1_epi8(b'\r' as i8);
     let x1f = _mm256_set1_epi8(0x1F);
-    let mut m = Masks {
-        quote: 0,
-        backslash: 0,
-        structural: 0,
-        open: 0,
-        close: 0,
-        whitespace: 0,
-        control: 0,
-        high: 0,
-    };
+    let mut m = Masks::default();
     for k in 0..2 {
         let w = |j: usize| {
             let at = k * 32 + j * 8;
@@ -235,16 +227,7 @@ pub(crate) fn masks_sse2(block: &[u8; 64]) -> Masks {
     let lf = _mm_set1_epi8(b'\n' as i8);
     let cr = _mm_set1_epi8(b'\r' as i8);
     let x1f = _mm_set1_epi8(0x1F);
-    let mut m = Masks {
-        quote: 0,
-        backslash: 0,
-        structural: 0,
-        open: 0,
-        close: 0,
-        whitespace: 0,
-        control: 0,
-        high: 0,
-    };
+    let mut m = Masks::default();
     for k in 0..4 {
         let lo = u64::from_le_bytes(block[k * 16..k * 16 + 8].try_into().unwrap_or_default());
         let hi = u64::from_le_bytes(
@@ -283,16 +266,7 @@ pub(crate) fn masks(block: &[u8; 64]) -> Masks {
 /// The byte-at-a-time masks (other architectures; the reference the tests compare with).
 #[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
 pub(crate) fn masks_bytewise(block: &[u8; 64]) -> Masks {
-    let mut m = Masks {
-        quote: 0,
-        backslash: 0,
-        structural: 0,
-        open: 0,
-        close: 0,
-        whitespace: 0,
-        control: 0,
-        high: 0,
-    };
+    let mut m = Masks::default();
     for (j, &x) in block.iter().enumerate() {
         let bit = 1u64 << j;
         if x >= 0x80 {
@@ -324,7 +298,7 @@ pub(crate) fn masks_bytewise(block: &[u8; 64]) -> Masks {
 }
 
 /// Bit j set when an odd number of quote bits are at positions <= j.
-pub(crate) fn prefix_xor(mut x: u64) -> u64 {
+fn prefix_xor(mut x: u64) -> u64 {
     x ^= x << 1;
     x ^= x << 2;
     x ^= x << 4;
@@ -334,33 +308,56 @@ pub(crate) fn prefix_xor(mut x: u64) -> u64 {
     x
 }
 
+/// Which bytes of a block are escaped (follow an unescaped backslash), given its backslash mask.
+/// `pending`: the previous block ended with an escaping backslash (updated for the next block).
+/// `escaper(p)` is called for each escaping backslash, at bit `p`; `None` as soon as it says no.
+#[inline]
+pub(crate) fn escaped_bytes(
+    backslash: u64,
+    pending: &mut bool,
+    mut escaper: impl FnMut(u32) -> bool,
+) -> Option<u64> {
+    let mut escaped = 0u64;
+    if backslash == 0 && !*pending {
+        return Some(0);
+    }
+    let mut rest = backslash;
+    if *pending {
+        escaped |= 1;
+        rest &= !1;
+    }
+    *pending = false;
+    while rest != 0 {
+        let p = rest.trailing_zeros();
+        if !escaper(p) {
+            return None;
+        }
+        if p == 63 {
+            *pending = true;
+            break;
+        }
+        escaped |= 1u64 << (p + 1);
+        rest &= !(1u64 << (p + 1));
+        rest &= rest - 1;
+    }
+    Some(escaped)
+}
+
+/// Bits from each opening quote (included) to its closing quote (excluded), given the
+/// unescaped quotes of a block; `in_string` carries the state from one block to the next.
+#[inline]
+pub(crate) fn string_interior(quotes: u64, in_string: &mut bool) -> u64 {
+    let inside = prefix_xor(quotes) ^ if *in_string { u64::MAX } else { 0 };
+    *in_string = inside >> 63 == 1;
+    inside
+}
+
 /// Scan one block; `Some(index + 1)` of the closer that ends the value.
 fn block_step(block: &[u8; 64], c: &mut Carry, limit: usize) -> Option<usize> {
     let m = masks(block);
     let (quotes, backslashes, opens, closes) = (m.quote, m.backslash, m.open, m.close);
-    // Which bytes are escaped (follow an unescaped backslash)?
-    let mut escaped = 0u64;
-    if backslashes != 0 || c.escaped {
-        let mut rest = backslashes;
-        if c.escaped {
-            escaped |= 1;
-            rest &= !1;
-        }
-        c.escaped = false;
-        while rest != 0 {
-            let p = rest.trailing_zeros();
-            if p == 63 {
-                c.escaped = true;
-                break;
-            }
-            escaped |= 1u64 << (p + 1);
-            rest &= !(1u64 << (p + 1));
-            rest &= rest - 1;
-        }
-    }
-    let quotes = quotes & !escaped;
-    let inside = prefix_xor(quotes) ^ if c.in_string { u64::MAX } else { 0 };
-    c.in_string = inside >> 63 == 1;
+    let escaped = escaped_bytes(backslashes, &mut c.escaped, |_| true)?;
+    let inside = string_interior(quotes & !escaped, &mut c.in_string);
     let opens = opens & !inside;
     let closes = closes & !inside;
     let n_open = opens.count_ones() as usize;
