@@ -326,80 +326,37 @@ fn check(runner: &Runner, a: &Args) -> Result<Checked> {
                 .and_then(|p| std::fs::read_to_string(p).ok())
                 .and_then(|t| comment::pr_from_event(&t)),
         };
-        let repo = a
-            .repository
-            .clone()
-            .or_else(|| runner.var("GITHUB_REPOSITORY").map(str::to_string));
-        let api = a
-            .github_api_url
-            .clone()
-            .or_else(|| runner.var("GITHUB_API_URL").map(str::to_string))
-            .unwrap_or_else(|| "https://api.github.com".to_string());
-        match (token, pr, repo) {
-            (None, _, _) => comment_skip = Some("no GitHub token was given".to_string()),
-            (_, None, _) => comment_skip = Some("this run is not for a pull request".to_string()),
-            (_, _, None) => {
-                comment_skip = Some("no repository (`GITHUB_REPOSITORY`) is known".to_string())
-            }
-            (Some(token), Some(pr), Some(repo)) => {
-                let (owner, name) = repo
-                    .split_once('/')
-                    .filter(|(o, n)| {
-                        let ok = |s: &str| {
-                            !s.is_empty()
-                                && s.len() <= 100
-                                && s.chars()
-                                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-                                && s != "."
-                                && s != ".."
-                        };
-                        ok(o) && ok(n)
-                    })
-                    .ok_or_else(|| {
-                        Failure::usage(
-                            "repository",
-                            format!("`{}` is not `owner/repo`", single_line(&repo)),
-                        )
-                    })?;
-                let url = url::Url::parse(&api).map_err(|_| {
-                    Failure::usage(
-                        "github-api-url",
-                        format!("`{}` is not a URL", single_line(&api)),
-                    )
-                })?;
-                if !matches!(url.scheme(), "https" | "http")
-                    || url.host_str().is_none()
-                    || !url.username().is_empty()
-                    || url.password().is_some()
-                {
-                    return Err(Failure::usage(
-                        "github-api-url",
-                        "must be an http(s) URL with a host and no credentials",
-                    ));
+        match (token, pr) {
+            (None, _) => comment_skip = Some("no GitHub token was given".to_string()),
+            (_, None) => comment_skip = Some("this run is not for a pull request".to_string()),
+            (Some(token), Some(pr)) => match crate::github::config_from(
+                runner,
+                Some(&token),
+                a.repository.as_deref(),
+                a.github_api_url.as_deref(),
+            )? {
+                None => {
+                    comment_skip = Some("no repository (`GITHUB_REPOSITORY`) is known".to_string())
                 }
-                if url.scheme() == "http"
-                    && !matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"))
-                {
-                    return Err(Failure::usage(
-                        "github-api-url",
-                        "plain http is only accepted for 127.0.0.1/localhost (tests); use https",
-                    ));
+                Some(api) => {
+                    let (owner, name) =
+                        crate::github::validate_repository("repository", &api.repository)?;
+                    let key = match (&environment, &a.stack) {
+                        (Some(e), Some(s)) => format!("{e}/{s}"),
+                        (Some(e), None) => e.clone(),
+                        (None, Some(s)) => format!("-/{s}"),
+                        (None, None) => "default".to_string(),
+                    };
+                    target = Some(comment::Target {
+                        api_url: api.api_url.trim_end_matches('/').to_string(),
+                        token,
+                        owner,
+                        repo: name,
+                        pr,
+                        key,
+                    });
                 }
-                let key = match (&environment, &a.stack) {
-                    (Some(e), Some(s)) => format!("{e}/{s}"),
-                    (Some(e), None) => e.clone(),
-                    (None, Some(s)) => format!("-/{s}"),
-                    (None, None) => "default".to_string(),
-                };
-                target = Some(comment::Target {
-                    api_url: api.trim_end_matches('/').to_string(),
-                    token,
-                    owner: owner.to_string(),
-                    repo: name.to_string(),
-                    pr,
-                    key,
-                });
-            }
+            },
         }
     }
     Ok(Checked {
@@ -542,21 +499,18 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
     // something reads it (on a big plan it takes longer than counting).
     let doc = (args.format == Format::Markdown || runner.has_step_summary() || c.comment.is_some())
         .then(|| render::markdown(&report));
-    let md_full = doc
-        .as_ref()
-        .map(|d| scrubber.scrub(&d.render()))
-        .unwrap_or_default();
+    let md_full = doc.as_ref().map(|d| scrubber.scrub(&d.render()));
     match args.format {
         Format::Text => runner.untrusted_block(&render::text(&report)),
-        Format::Markdown => runner.untrusted_block(&md_full),
+        Format::Markdown => runner.untrusted_block(md_full.as_deref().unwrap_or_default()),
         Format::Json => {
             let mut j = render::json(&report);
             scrub_json(&scrubber, &mut j);
             runner.info(&serde_json::to_string(&j).unwrap_or_default());
         }
     }
-    if doc.is_some() {
-        runner.summary(&md_full)?;
+    if let Some(md) = &md_full {
+        runner.summary(md)?;
     }
     let mut comment_url = String::new();
     if let Some(why) = &c.comment_skip {

@@ -581,6 +581,11 @@ fn pr_comment_is_skipped_with_a_notice_without_token_or_pull_request() {
         ],
     );
     r.expect_code(2);
+    assert!(
+        r.all().contains("`acme/../x` is not `owner/repo`"),
+        "{}",
+        r.all()
+    );
     let r = sb.run(
         "plan-gate",
         &[
@@ -593,6 +598,7 @@ fn pr_comment_is_skipped_with_a_notice_without_token_or_pull_request() {
         ],
     );
     r.expect_code(2);
+    assert!(r.all().contains("must use https"), "{}", r.all());
     assert!(gh.requests().is_empty());
 }
 
