@@ -12,8 +12,17 @@
 # $RUNNER_TOOL_CACHE/gitops-actions/<version>/<target>. Any mismatch fails closed: nothing is
 # written to GITHUB_PATH or GITHUB_OUTPUT and no unverified file is left in the cache.
 #
+# The tool cache is never put on PATH and never executed from. Every run copies the wanted
+# binaries into a FRESH directory under $RUNNER_TEMP (mktemp), verifies each copy's sha256 there,
+# checks that the directory holds exactly those binaries and nothing else, makes them read-only,
+# and publishes that directory (bin-dir output; GITHUB_PATH for the root action). A cache directory
+# holding anything but our binaries, or a cached binary whose sha256 does not match, is refused:
+# someone else wrote there (a planted `git` would otherwise shadow the real one for every later
+# step of the job).
+#
 # Without dist/version (an unreleased ref: a branch or a SHA of main) it builds from source with
-# cargo, and says so. GITOPS_ACTIONS_LOCAL_BIN_DIR uses already-built binaries (self-tests).
+# cargo, and says so. GITOPS_ACTIONS_LOCAL_BIN_DIR uses already-built binaries (self-tests). Both
+# are copied into a fresh directory the same way (unverified against a release, and said so).
 #
 # Inputs (environment only):
 #   GITOPS_ACTIONS_BINARIES      space-separated binaries to install (default: all five)
@@ -54,10 +63,78 @@ case "$add_to_path" in true | false) ;; *) fail "GITOPS_ACTIONS_ADD_TO_PATH must
 attempts="${GITOPS_ACTIONS_DOWNLOAD_ATTEMPTS:-4}"
 [[ "$attempts" =~ ^([1-9]|10)$ ]] || fail "GITOPS_ACTIONS_DOWNLOAD_ATTEMPTS must be 1..10"
 
+if command -v sha256sum >/dev/null; then
+  sha256() { sha256sum "$1" | cut -d' ' -f1; }
+elif command -v shasum >/dev/null; then
+  sha256() { shasum -a 256 "$1" | cut -d' ' -f1; }
+else
+  fail "neither sha256sum nor shasum is available"
+fi
+
+no_line_break() {
+  case "$2" in *$'\n'* | *$'\r'*) fail "$1 contains a line break" ;; esac
+}
+
+# ---- the published directory: fresh, exactly our binaries, each verified ------------------
+temp_base="${RUNNER_TEMP:-${TMPDIR:-/tmp}}"
+no_line_break "RUNNER_TEMP" "$temp_base"
+bin_dir=""
+cleanup() {
+  if [ -n "$bin_dir" ] && [ -d "$bin_dir" ]; then rm -rf "$bin_dir"; fi
+  if [ -n "${work:-}" ]; then rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+# Entries of a directory (hidden ones included), one per line.
+entries_of() {
+  local d="$1" e
+  (
+    shopt -s nullglob dotglob
+    for e in "$d"/*; do printf '%s\n' "${e##*/}"; done
+  )
+}
+
+# stage_binaries SRC_DIR SUM_FN: copy each wanted binary from SRC_DIR into a fresh directory,
+# require the copy's sha256 to equal `SUM_FN <bin>`, then require the directory to hold exactly
+# the wanted binaries (regular files, no links, nothing else); the copies are read-only.
+stage_binaries() {
+  local src="$1" sum_fn="$2" b want got n=0 e
+  bin_dir="$(mktemp -d "$temp_base/gitops-actions-bin.XXXXXX")" ||
+    fail "could not create a fresh bin dir under RUNNER_TEMP"
+  bin_dir="$(cd "$bin_dir" && pwd -P)"
+  for b in $binaries; do
+    want="$("$sum_fn" "$b")" || fail "no checksum to verify $b against: refusing to install"
+    cp "$src/$b" "$bin_dir/$b" || fail "could not copy $b into the bin dir"
+    got="$(sha256 "$bin_dir/$b")"
+    [ "$got" = "$want" ] || fail "checksum mismatch for $b in the bin dir (expected $want, got $got): refusing to install"
+    chmod 555 "$bin_dir/$b"
+  done
+  while IFS= read -r e; do
+    case " $binaries " in
+      *" $e "*)
+        if [ ! -f "$bin_dir/$e" ] || [ -L "$bin_dir/$e" ]; then
+          fail "the bin dir holds a non-file named like a binary: refusing"
+        fi
+        ;;
+      *) fail "the bin dir holds a file that is not one of our binaries: refusing" ;;
+    esac
+    n=$((n + 1))
+  done < <(entries_of "$bin_dir")
+  # shellcheck disable=SC2086 # word splitting counts the binaries
+  set -- $binaries
+  [ "$n" -eq "$#" ] || fail "the bin dir does not hold exactly the requested binaries: refusing"
+  # The directory stays owner-only (mktemp's 0700) and writable by its owner, so the runner can
+  # clean RUNNER_TEMP; the binaries in it are read-only.
+}
+
+# The sha256 of a file as it is now (source builds and local binaries: nothing to compare
+# against but the file we copy).
+source_sum() { [ -f "$src_dir/$1" ] && sha256 "$src_dir/$1"; }
+
 # Everything this step publishes is written at the very end, after every check has passed.
 publish() {
   local dir="$1" version="$2"
-  case "$dir" in *$'\n'* | *$'\r'*) fail "bin dir contains a line break" ;; esac
+  no_line_break "bin dir" "$dir"
   if [ -n "${GITHUB_OUTPUT:-}" ]; then
     printf 'bin-dir=%s\nversion=%s\n' "$dir" "$version" >>"$GITHUB_OUTPUT"
   fi
@@ -68,7 +145,8 @@ publish() {
       log "GITHUB_PATH is not set; not adding $dir to PATH"
     fi
   fi
-  log "ready: $binaries ($version) in $dir"
+  log "ready: $binaries ($version) in $dir (holds nothing else)"
+  bin_dir="" # published: keep it
 }
 
 # ---- local binaries (self-tests) ----------------------------------------------------------
@@ -79,7 +157,9 @@ if [ -n "${GITOPS_ACTIONS_LOCAL_BIN_DIR:-}" ]; then
     [ -x "$dir/$b" ] || fail "GITOPS_ACTIONS_LOCAL_BIN_DIR has no executable $b"
   done
   printf '::warning title=%s::using local, UNVERIFIED binaries from GITOPS_ACTIONS_LOCAL_BIN_DIR\n' "$TITLE"
-  publish "$dir" local
+  src_dir="$dir"
+  stage_binaries "$src_dir" source_sum
+  publish "$bin_dir" local
   exit 0
 fi
 
@@ -93,7 +173,9 @@ if [ ! -f "$TREE/dist/version" ]; then
   log "cargo build --release --locked ${bin_args[*]} (target dir $target_dir)"
   CARGO_TARGET_DIR="$target_dir" cargo build --release --locked --manifest-path "$TREE/Cargo.toml" "${bin_args[@]}" >&2 ||
     fail "building from source failed"
-  publish "$target_dir/release" source
+  src_dir="$target_dir/release"
+  stage_binaries "$src_dir" source_sum
+  publish "$bin_dir" source
   exit 0
 fi
 
@@ -132,14 +214,6 @@ case "$arch" in
 esac
 target="$arch_part-$os_part"
 
-if command -v sha256sum >/dev/null; then
-  sha256() { sha256sum "$1" | cut -d' ' -f1; }
-elif command -v shasum >/dev/null; then
-  sha256() { shasum -a 256 "$1" | cut -d' ' -f1; }
-else
-  fail "neither sha256sum nor shasum is available"
-fi
-
 # The committed checksum of one file name; exactly one well-formed entry or nothing.
 expected_sum() {
   local name="$1" sums
@@ -149,20 +223,28 @@ expected_sum() {
 }
 
 cache_root="${RUNNER_TOOL_CACHE:-${RUNNER_TEMP:-${HOME:?}/.cache}}"
+no_line_break "RUNNER_TOOL_CACHE" "$cache_root"
 cache="$cache_root/gitops-actions/$version/$target"
 mkdir -p "$cache"
 cache="$(cd "$cache" && pwd -P)"
 
-# Cache hit: every wanted binary present and matching its committed checksum.
-verified_cached() {
-  local b="$1" want
-  want="$(expected_sum "$b-$target")" || return 1
-  [ -x "$cache/$b" ] && [ "$(sha256 "$cache/$b")" = "$want" ]
-}
+# The cache directory is ours alone: it may hold our binaries (regular files matching their
+# committed checksums) and nothing else. Anything else means someone else wrote there.
+while IFS= read -r e; do
+  case " $ALL_BINARIES " in
+    *" $e "*) ;;
+    *) fail "the tool cache $cache holds a file that is not one of our binaries: refusing (it may have been tampered with; inspect and remove that directory)" ;;
+  esac
+  want="$(expected_sum "$e-$target")" ||
+    fail "dist/checksums.txt has no valid entry for $e-$target: refusing to install"
+  if [ ! -f "$cache/$e" ] || [ -L "$cache/$e" ] || [ "$(sha256 "$cache/$e")" != "$want" ]; then
+    fail "the cached $e in $cache does not match its committed checksum: refusing (it may have been tampered with; inspect and remove that directory)"
+  fi
+done < <(entries_of "$cache")
 
 missing=()
 for b in $binaries; do
-  if verified_cached "$b"; then
+  if [ -f "$cache/$b" ]; then
     log "$b $version ($target): verified from the tool cache"
   else
     # Fail before any download when the checksum file cannot vouch for this binary.
@@ -177,7 +259,6 @@ done
 if ((${#missing[@]})); then
   command -v curl >/dev/null || fail "curl is required to download release assets"
   work="$(mktemp -d "$cache_root/gitops-actions/.partial.XXXXXX")"
-  trap 'rm -rf "$work"' EXIT
   for b in "${missing[@]}"; do
     asset="$b-$target.gz"
     url="$server/$repository/releases/download/$version/$asset"
@@ -212,4 +293,7 @@ if ((${#missing[@]})); then
   done
 fi
 
-publish "$cache" "$version"
+# Every use: copies of the cached binaries, re-verified against the committed checksums.
+binary_sum() { expected_sum "$1-$target"; }
+stage_binaries "$cache" binary_sum
+publish "$bin_dir" "$version"

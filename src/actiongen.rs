@@ -524,7 +524,7 @@ pub fn render_root(docs: &[BinaryDoc]) -> String {
         "author: \"gitops-actions\"\nbranding:\n  icon: \"git-branch\"\n  color: \"blue\"\n",
     );
     y.push_str("outputs:\n");
-    y.push_str("  bin-dir:\n    description: \"Directory holding the installed binaries (also added to PATH).\"\n    value: \"${{ steps.install.outputs.bin-dir }}\"\n");
+    y.push_str("  bin-dir:\n    description: \"A fresh directory holding only the installed binaries, each verified on this run (added to PATH; the tool cache never is).\"\n    value: \"${{ steps.install.outputs.bin-dir }}\"\n");
     y.push_str("  version:\n    description: \"The installed release version, or `source` when built from an unreleased ref.\"\n    value: \"${{ steps.install.outputs.version }}\"\n");
     y.push_str("runs:\n  using: \"composite\"\n  steps:\n");
     let _ = writeln!(

@@ -1,7 +1,7 @@
 # The GitHub side: one deployment environment per environment (only its own branch may deploy
 # to it; production environments wait for reviewers), one `<env>-plan` environment for
-# pull-request plans (no reviewers, only the read-only role), and the variables the workflow
-# templates read. Role ARNs and bucket names are not secrets: they are variables.
+# pull-request plans (no reviewers, only the read-only role, branches only), and the variables the
+# workflow templates read. Role ARNs and bucket names are not secrets: they are variables.
 
 resource "github_repository_environment" "deploy" {
   for_each            = local.envs
@@ -32,10 +32,30 @@ resource "github_repository_environment_deployment_policy" "deploy" {
   branch_pattern = each.value.branch
 }
 
+# A pull-request plan runs in `<env>-plan`. For a `pull_request` run GitHub checks the pull
+# request's HEAD BRANCH against this policy, so a branch pattern cannot tell a pull request from
+# a push; what it does: no tag run ever enters a plan environment, and teams with a branch naming
+# convention can narrow `plan_branch_patterns`. That the run IS a pull request of this repository,
+# running plan.yml, is enforced where the credential is issued: the plan role's trust policy
+# (iam.tf) accepts only `ref` = `refs/pull/<n>/merge` and that workflow. The environment holds
+# variables only, never a secret.
 resource "github_repository_environment" "plan" {
   for_each    = local.envs
   repository  = var.repository
   environment = "${each.key}-plan"
+
+  deployment_branch_policy {
+    protected_branches     = false
+    custom_branch_policies = true
+  }
+}
+
+resource "github_repository_environment_deployment_policy" "plan" {
+  for_each = { for pair in setproduct(keys(local.envs), var.plan_branch_patterns) : "${pair[0]} ${pair[1]}" => { env = pair[0], pattern = pair[1] } }
+
+  repository     = var.repository
+  environment    = github_repository_environment.plan[each.value.env].environment
+  branch_pattern = each.value.pattern
 }
 
 locals {

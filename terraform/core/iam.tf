@@ -3,9 +3,15 @@
 # wildcard):
 #   - deploy: `environment:<env>`      — read/write that environment's state key and lock file,
 #                                        push to its registry, pull from the one below;
-#   - plan:   `environment:<env>-plan` — read that environment's state key, nothing else.
+#   - plan:   `environment:<env>-plan` — read that environment's state object and lock file
+#                                        (decrypting them only through S3), describe its images;
+#                                        and only from a pull-request run (`ref` =
+#                                        `refs/pull/<n>/merge`) of the plan workflow
+#                                        (`job_workflow_ref`), so pushing a branch with a
+#                                        workflow that names `<env>-plan` gets nothing.
 # GitHub puts `environment:<name>` into `sub` for every job that names an environment, so a
 # pull-request job (plan.yml runs in `<env>-plan`) can never get the deploy role.
+# What a plan role can read, and why that is acceptable: docs/actions.md ("What a plan role can read").
 
 data "aws_iam_policy_document" "trust" {
   for_each = { for pair in setproduct(keys(local.envs), ["deploy", "plan"]) : "${pair[0]}/${pair[1]}" => {
@@ -30,6 +36,16 @@ data "aws_iam_policy_document" "trust" {
       test     = "StringEquals"
       variable = "${local.oidc_host}:sub"
       values   = ["${local.sub_repo}:environment:${each.value.kind == "deploy" ? each.value.env : "${each.value.env}-plan"}"]
+    }
+
+    # Plan roles: pull-request runs of the plan workflow only (STS validates these GitHub claims).
+    dynamic "condition" {
+      for_each = each.value.kind == "plan" ? { ref = local.plan_ref, job_workflow_ref = local.plan_job_workflow_ref } : {}
+      content {
+        test     = "StringLike"
+        variable = "${local.oidc_host}:${condition.key}"
+        values   = [condition.value]
+      }
     }
   }
 }
@@ -135,27 +151,44 @@ resource "aws_iam_role_policy_attachment" "deploy_app" {
 data "aws_iam_policy_document" "plan" {
   for_each = local.envs
 
+  # Exactly what `terraform init` + `terraform plan -lock=false` need from the S3 backend: list
+  # the state object (and the workspace prefix `env:/`, which init lists: key names only), read
+  # the state object and the lock file (it names who holds the lock, no state data). Never
+  # PutObject or DeleteObject: a plan cannot take, break or write anything.
   statement {
     sid       = "StateList"
     actions   = ["s3:ListBucket"]
     resources = [aws_s3_bucket.state[each.key].arn]
     condition {
-      test     = "StringLike"
+      test     = "StringEquals"
       variable = "s3:prefix"
-      values   = [local.state_key[each.key]]
+      values   = [local.state_key[each.key], "${local.state_key[each.key]}.tflock", "env:/"]
     }
   }
 
   statement {
     sid       = "StateRead"
     actions   = ["s3:GetObject"]
-    resources = ["${aws_s3_bucket.state[each.key].arn}/${local.state_key[each.key]}"]
+    resources = ["${aws_s3_bucket.state[each.key].arn}/${local.state_key[each.key]}", "${aws_s3_bucket.state[each.key].arn}/${local.state_key[each.key]}.tflock"]
   }
 
+  # The environment's key also encrypts its images: the plan role may decrypt only what S3 asks
+  # it to for this state bucket (bucket keys: the context is the bucket ARN), never call KMS
+  # directly, never encrypt.
   statement {
     sid       = "StateDecrypt"
     actions   = ["kms:Decrypt"]
     resources = [aws_kms_key.env[each.key].arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${var.aws_region}.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "kms:EncryptionContext:aws:s3:arn"
+      values   = [aws_s3_bucket.state[each.key].arn, "${aws_s3_bucket.state[each.key].arn}/${local.state_key[each.key]}", "${aws_s3_bucket.state[each.key].arn}/${local.state_key[each.key]}.tflock"]
+    }
   }
 
   statement {

@@ -15,6 +15,10 @@ locals {
   # The `sub` prefix of this repository in the chosen form (see var.sub_claim_format).
   sub_repo = var.sub_claim_format == "immutable" ? "repo:${var.github_owner}@${var.github_owner_id}/${var.repository}@${var.repository_id}" : "repo:${var.github_owner}/${var.repository}"
 
+  # What a plan role's trust policy requires besides `sub`: a pull-request run of the plan workflow.
+  plan_ref              = "refs/pull/*/merge"
+  plan_job_workflow_ref = "${var.github_owner}/${var.repository}/${var.plan_workflow}@refs/pull/*/merge"
+
   state_key      = { for n, e in local.envs : n => "app/${n}/terraform.tfstate" }
   registry_host  = "${local.account_id}.dkr.ecr.${var.aws_region}.amazonaws.com"
   repository_ids = var.sub_claim_format == "immutable" ? [var.github_owner_id, var.repository_id] : []

@@ -24,3 +24,11 @@ output "trusted_subjects" {
     for k, _ in data.aws_iam_policy_document.trust : k => "${local.sub_repo}:environment:${endswith(k, "/plan") ? "${split("/", k)[0]}-plan" : split("/", k)[0]}"
   }
 }
+
+output "plan_trusted_claims" {
+  description = "Besides `sub` and `aud`, what every plan role's trust policy requires: a pull-request run (`ref`) of the plan workflow (`job_workflow_ref`)."
+  value = {
+    ref              = local.plan_ref
+    job_workflow_ref = local.plan_job_workflow_ref
+  }
+}

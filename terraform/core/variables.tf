@@ -122,3 +122,30 @@ variable "terraform_working_dir" {
   type        = string
   default     = "terraform/app/release"
 }
+
+variable "plan_branch_patterns" {
+  description = <<-EOT
+    Head-branch name patterns (GitHub's fnmatch syntax; `*` stops at `/`, `**/*` is any branch)
+    allowed to run a pull-request plan in the `<env>-plan` environments. Tags never are. The
+    default admits every branch: the trust policy of the plan role is what limits the role to
+    pull-request runs of plan.yml.
+  EOT
+  type        = list(string)
+  default     = ["**/*"]
+
+  validation {
+    condition     = length(var.plan_branch_patterns) > 0 && alltrue([for p in var.plan_branch_patterns : length(trimspace(p)) > 0 && !startswith(p, "refs/")])
+    error_message = "plan_branch_patterns needs at least one non-empty branch-name pattern (without refs/heads/)."
+  }
+}
+
+variable "plan_workflow" {
+  description = "Path of the pull-request plan workflow in the app repository; the plan roles trust only jobs of this workflow (`job_workflow_ref`)."
+  type        = string
+  default     = ".github/workflows/plan.yml"
+
+  validation {
+    condition     = can(regex("^\\.github/workflows/[A-Za-z0-9_.-]+\\.ya?ml$", var.plan_workflow))
+    error_message = "plan_workflow must be a path like .github/workflows/plan.yml."
+  }
+}

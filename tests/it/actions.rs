@@ -323,6 +323,13 @@ fn copy_recursive(src: &Path, dst: &Path) {
     }
 }
 
+/// Write an executable file (mode 0755).
+pub fn write_exec(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// The directory holding the binaries cargo built for this test run.
 pub fn built_bin_dir() -> PathBuf {
     support::bin("oidc-login").parent().unwrap().to_path_buf()
@@ -396,7 +403,11 @@ fn actions_scripts_are_shellcheck_clean() {
     let r = root();
     let mut c = std::process::Command::new(support::tool("shellcheck"));
     c.current_dir(&r).arg("scripts/install.sh");
-    for s in ["scripts/build-static", "scripts/bench-actions"] {
+    for s in [
+        "scripts/build-static",
+        "scripts/bench-actions",
+        "scripts/pin-actions",
+    ] {
         if r.join(s).exists() {
             c.arg(s);
         }

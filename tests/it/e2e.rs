@@ -1,11 +1,17 @@
 //! The whole seed flow: the workflow templates (`workflows-templates/`), the Terraform projects
 //! (`terraform/`), and the one-command local run (`scripts/demo`).
 //!
-//! - Templates: zizmor `--offline --persona=pedantic` finds nothing; the workflow schema accepts
-//!   them; every `uses:` names a real action (ours: its `action.yml`, or the binary's flags while
-//!   the action is not generated; third-party: pinned by full SHA and listed in
-//!   [`THIRD_PARTY`]), every `with:` key is a real input of it, every `steps.<id>.outputs.<x>`
-//!   is a real output; no `${{ }}` inside `run:`; least-privilege permissions; applies never cancelled.
+//! - Templates: zizmor `--offline --persona=pedantic` finds nothing in them as an app repository
+//!   holds them (`.github/workflows/`, no configuration); the workflow schema accepts them; every
+//!   `uses:` names a real action pinned by full SHA with its release in a comment (ours: its
+//!   `action.yml`, or the binary's flags while the action is not generated, all pinned to one
+//!   release commit; third-party: listed in [`THIRD_PARTY`]), every `with:` key is a real input of
+//!   it, every `steps.<id>.outputs.<x>` is a real output; no `${{ }}` inside `run:`;
+//!   least-privilege permissions; no privileged credential in a job that runs pull-request code;
+//!   applies never cancelled. `scripts/pin-actions` (the release's pin rewrite) rewrites exactly
+//!   our references.
+//! - Terraform: the `<env>-plan` environments and plan roles are restricted (branch policy,
+//!   pull-request-only trust, state read only).
 //! - Terraform: `terraform fmt -check`, checkov with `--skip-download` and no failed check, every
 //!   skipped check carrying a written reason.
 //! - The local run: `scripts/demo` against the real stand-ins, asserting the final tags.
@@ -176,6 +182,32 @@ struct Use {
     with: BTreeMap<String, Value>,
 }
 
+/// Our action `name` referenced at `reference`: it must be a full commit SHA, and the line must
+/// carry the release it is (`uses: <ours><name>@<sha> # vX.Y.Z`). The movable `@v1` tag, a short
+/// SHA or a branch would let whoever moves that ref run code in jobs holding AWS credentials and
+/// write tokens.
+fn our_pin(text: &str, name: &str, reference: &str) -> Result<(String, String), String> {
+    let sha = regex_lite::Regex::new("^[0-9a-f]{40}$").unwrap();
+    if !sha.is_match(reference) {
+        return Err(format!(
+            "our actions must be pinned by full commit SHA (`@<40 hex> # vX.Y.Z`), not `@{reference}`"
+        ));
+    }
+    let line = regex_lite::Regex::new(&format!(
+        r"(?m)^\s*(?:- )?uses: {}{}@{} # (v[0-9]+\.[0-9]+\.[0-9]+)$",
+        regex_lite::escape(OUR_PREFIX),
+        regex_lite::escape(name),
+        reference
+    ))
+    .unwrap();
+    match line.captures(text) {
+        Some(c) => Ok((reference.to_string(), c[1].to_string())),
+        None => Err(format!(
+            "the pin must carry its release: `{OUR_PREFIX}{name}@{reference} # vX.Y.Z`"
+        )),
+    }
+}
+
 fn uses_in(file: &str, wf: &Value) -> Vec<Use> {
     let mut out = Vec::new();
     let jobs = wf.get("jobs").and_then(Value::as_mapping).expect("jobs");
@@ -226,6 +258,8 @@ fn uses_in(file: &str, wf: &Value) -> Vec<Use> {
 fn e2e_templates_name_real_actions_inputs_and_outputs() {
     let mut problems = Vec::new();
     let mut stubs = BTreeSet::new();
+    // Every (sha, version) our actions are pinned to, over all templates: exactly one.
+    let mut pins = BTreeSet::new();
     for file in TEMPLATES {
         let (text, wf) = load(file);
         // step id -> our action name, per job, to check `steps.<id>.outputs.<name>`.
@@ -234,8 +268,11 @@ fn e2e_templates_name_real_actions_inputs_and_outputs() {
             let at = format!("{}: job `{}`: `{}`", u.file, u.job, u.uses);
             if let Some(rest) = u.uses.strip_prefix(OUR_PREFIX) {
                 let (name, reference) = rest.split_once('@').unwrap_or((rest, ""));
-                if reference != "v1" {
-                    problems.push(format!("{at}: our actions are referenced at @v1"));
+                match our_pin(&text, name, reference) {
+                    Ok(pin) => {
+                        pins.insert(pin);
+                    }
+                    Err(why) => problems.push(format!("{at}: {why}")),
                 }
                 if let Some(id) = &u.step_id {
                     step_action.insert((u.job.clone(), id.clone()), name.to_string());
@@ -353,6 +390,11 @@ fn e2e_templates_name_real_actions_inputs_and_outputs() {
             }
         }
     }
+    if pins.len() != 1 {
+        problems.push(format!(
+            "our actions must all be pinned to one release commit; found {pins:?}"
+        ));
+    }
     for s in &stubs {
         skip_loudly(
             &format!("input check of the templates' `{s}` steps"),
@@ -463,20 +505,349 @@ fn e2e_templates_keep_expressions_out_of_run_and_permissions_per_job() {
     );
 }
 
-// zizmor, offline and pedantic, finds nothing; the workflow schema accepts every template
-// (zizmor silently skips schema-invalid files, so the two go together).
+/// Runs `scripts/pin-actions` with `args`.
+fn pin_actions(args: &[&str]) -> std::process::Output {
+    Command::new(root().join("scripts/pin-actions"))
+        .args(args)
+        .env("LC_ALL", "C")
+        .output()
+        .expect("scripts/pin-actions")
+}
+
+fn read_all(dir: &Path) -> BTreeMap<String, String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read_to_string(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+// The release's pin rewrite (scripts/pin-actions): every `uses:` of our actions in every template
+// becomes `@<sha> # <version>`, and nothing else changes (third-party pins, comments, any other
+// line); a bad sha or version is refused before anything is read (exit 2); a reference in a form
+// it does not rewrite is refused with its file and line (exit 1) and no file is written.
 #[test]
-fn e2e_templates_are_zizmor_pedantic_clean_and_schema_valid() {
-    let files: Vec<PathBuf> = TEMPLATES.iter().map(|f| templates_dir().join(f)).collect();
+fn e2e_pin_script_rewrites_every_reference_of_ours_and_nothing_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in TEMPLATES {
+        std::fs::copy(templates_dir().join(f), dir.join(f)).unwrap();
+    }
+    let before = read_all(&dir);
+    let ours: usize = TEMPLATES
+        .iter()
+        .map(|f| {
+            let (_, wf) = load(f);
+            uses_in(f, &wf)
+                .iter()
+                .filter(|u| u.uses.starts_with(OUR_PREFIX))
+                .count()
+        })
+        .sum();
+    assert!(ours > 20, "{ours}");
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let d = dir.to_str().unwrap();
+    let out = pin_actions(&[sha, "v1.4.2", d]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("{ours} references pinned to {sha} (v1.4.2)")),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let after = read_all(&dir);
+    let mut rewritten = 0;
+    for (f, old) in &before {
+        let new = &after[f];
+        let (o, n): (Vec<&str>, Vec<&str>) = (old.lines().collect(), new.lines().collect());
+        assert_eq!(o.len(), n.len(), "{f}: lines added or removed");
+        assert_eq!(old.ends_with('\n'), new.ends_with('\n'), "{f}");
+        for (a, b) in o.iter().zip(&n) {
+            if a == b {
+                assert!(
+                    !(a.trim_start()
+                        .trim_start_matches("- ")
+                        .starts_with(&format!("uses: {OUR_PREFIX}"))),
+                    "{f}: not rewritten: {a}"
+                );
+                continue;
+            }
+            let (head, rest) = a.split_once("uses: ").expect("only uses: lines change");
+            let name = rest
+                .strip_prefix(OUR_PREFIX)
+                .unwrap()
+                .split('@')
+                .next()
+                .unwrap();
+            assert_eq!(
+                *b,
+                format!("{head}uses: {OUR_PREFIX}{name}@{sha} # v1.4.2"),
+                "{f}"
+            );
+            rewritten += 1;
+        }
+    }
+    assert_eq!(rewritten, ours);
+    // The pinned templates still pass the template checks' pin rule.
+    for (f, text) in &after {
+        let wf: Value = serde_yaml_ng::from_str(text).unwrap();
+        for u in uses_in(f, &wf) {
+            if let Some(rest) = u.uses.strip_prefix(OUR_PREFIX) {
+                let (name, reference) = rest.split_once('@').unwrap();
+                assert_eq!(
+                    our_pin(text, name, reference),
+                    Ok((sha.to_string(), "v1.4.2".to_string()))
+                );
+            }
+        }
+    }
+    // Idempotent; a later release moves every pin.
+    assert!(pin_actions(&[sha, "v1.4.2", d]).status.success());
+    assert_eq!(read_all(&dir), after);
+    let next = "fedcba9876543210fedcba9876543210fedcba98";
+    assert!(pin_actions(&[next, "v1.5.0", d]).status.success());
+    let moved = read_all(&dir);
+    assert!(moved.values().all(|t| !t.contains(sha)));
+    assert_eq!(
+        moved
+            .values()
+            .map(|t| t.matches(&format!("@{next} # v1.5.0")).count())
+            .sum::<usize>(),
+        ours
+    );
+
+    // Bad input: exit 2, nothing written.
+    for (bad_sha, bad_version, why) in [
+        ("0123456", "v1.0.0", "full 40-character"),
+        (
+            "0123456789ABCDEF0123456789ABCDEF01234567",
+            "v1.0.0",
+            "full 40-character",
+        ),
+        (
+            "0123456789abcdef0123456789abcdef012345678",
+            "v1.0.0",
+            "full 40-character",
+        ),
+        ("v1", "v1.0.0", "full 40-character"),
+        (
+            "0000000000000000000000000000000000000000",
+            "v1.0.0",
+            "placeholder",
+        ),
+        (next, "1.0.0", "v1.2.3"),
+        (next, "v1.0", "v1.2.3"),
+        (next, "v1.0.0 # x", "v1.2.3"),
+    ] {
+        let out = pin_actions(&[bad_sha, bad_version, d]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad_sha} {bad_version}: {err}");
+        assert!(err.contains(why), "{bad_sha} {bad_version}: {err}");
+        assert_eq!(
+            read_all(&dir),
+            moved,
+            "{bad_sha} {bad_version}: a file changed"
+        );
+    }
+
+    // A reference in a form the script does not rewrite: refused, with file and line, and no
+    // file is written (not even the ones checked before it).
+    let odd = "jobs:\n  a:\n    steps:\n      - uses: \"gitops-actions/gitops-actions/actions/promote@v1\"\n";
+    std::fs::write(dir.join("zz.yml"), odd).unwrap();
+    let out = pin_actions(&[sha, "v1.4.2", d]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("zz.yml:4: a reference to our actions"),
+        "{err}"
+    );
+    let mut want = moved.clone();
+    want.insert("zz.yml".into(), odd.into());
+    assert_eq!(read_all(&dir), want, "nothing may be written on a refusal");
+
+    // Comments and look-alike repositories are left alone; a directory without any of our
+    // references is refused (a release that pinned nothing must not pass).
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let text = "# uses: gitops-actions/gitops-actions/actions/promote@v1\njobs:\n  a:\n    steps:\n      - uses: gitops-actions/gitops-actions-fork/x@v1\n";
+    std::fs::write(other.join("a.yml"), text).unwrap();
+    let out = pin_actions(&[sha, "v1.4.2", other.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no reference to"));
+    assert_eq!(std::fs::read_to_string(other.join("a.yml")).unwrap(), text);
+}
+
+/// Secrets a job that runs pull-request code may receive, and why each is acceptable. None may be
+/// a write or admin credential; each must live in a GitHub environment with required reviewers
+/// (the job names that environment), so no unreviewed code ever sees it.
+const PR_JOB_SECRETS: &[(&str, &str)] = &[(
+    "CORE_PLAN_GITHUB_TOKEN",
+    "read-only (environments, variables, metadata: read) token for the github provider's refresh in \
+     core.yml's plan; a secret of the `core-plan` environment, which has required reviewers",
+)];
+
+/// `permissions:` a pull-request job may hold with `write`: the one plan comment and the OIDC
+/// token for the read-only plan role.
+const PR_JOB_WRITES: &[&str] = &["pull-requests", "id-token"];
+
+/// Events that run code from a pull request's head.
+const PR_EVENTS: &[&str] = &["pull_request", "pull_request_target"];
+
+/// The events a workflow triggers on.
+fn triggers(wf: &Value) -> BTreeSet<String> {
+    match wf.get("on") {
+        Some(Value::String(s)) => [s.clone()].into(),
+        Some(Value::Sequence(v)) => v
+            .iter()
+            .filter_map(|e| e.as_str().map(str::to_string))
+            .collect(),
+        other => map_keys(other).into_iter().collect(),
+    }
+}
+
+/// Whether a job's `if:` limits it to events that run no pull-request code (it names such an
+/// event with `==`, e.g. `github.event_name == 'push'`).
+fn job_excludes_pull_requests(job: &Value) -> bool {
+    let cond = job.get("if").and_then(Value::as_str).unwrap_or("");
+    let only = regex_lite::Regex::new(r"github\.event_name == '([a-z_]+)'").unwrap();
+    let named: Vec<String> = only.captures_iter(cond).map(|c| c[1].to_string()).collect();
+    !cond.contains("||")
+        && !named.is_empty()
+        && named.iter().all(|e| !PR_EVENTS.contains(&e.as_str()))
+}
+
+/// Problems of one workflow: every job that runs pull-request code must hold no write or admin
+/// credential (a PR can change the code the job runs and exfiltrate anything it holds).
+fn pr_credential_problems(file: &str, wf: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let on = triggers(wf);
+    if on.contains("pull_request_target") {
+        problems.push(format!("{file}: `pull_request_target` runs with the base repository's secrets; use `pull_request`"));
+    }
+    if !on.iter().any(|e| PR_EVENTS.contains(&e.as_str())) {
+        return problems;
+    }
+    let secret = regex_lite::Regex::new(r"secrets\.([A-Za-z0-9_]+)|secrets\[").unwrap();
+    if let Some(env) = wf.get("env") {
+        let text = serde_yaml_ng::to_string(env).unwrap();
+        if secret.is_match(&text) {
+            problems.push(format!("{file}: a workflow-level `env:` hands a secret to every job, pull requests included"));
+        }
+    }
+    for (name, job) in wf.get("jobs").and_then(Value::as_mapping).unwrap() {
+        let name = name.as_str().unwrap();
+        if job_excludes_pull_requests(job) {
+            continue;
+        }
+        let at = format!("{file}: job `{name}` runs pull-request code");
+        let text = serde_yaml_ng::to_string(job).unwrap();
+        if text.contains("secrets: inherit") {
+            problems.push(format!("{at}: `secrets: inherit` hands it every secret"));
+        }
+        for c in secret.captures_iter(&text) {
+            match c.get(1).map(|m| m.as_str()) {
+                Some("GITHUB_TOKEN") => {}
+                Some(s) if PR_JOB_SECRETS.iter().any(|(n, _)| *n == s) => {
+                    if job.get("environment").is_none() {
+                        problems.push(format!("{at}: `{s}` must come from an environment with reviewers; the job names none"));
+                    }
+                }
+                Some(s) => problems.push(format!(
+                    "{at}: it must not receive the secret `{s}` (not a listed read-only secret)"
+                )),
+                None => problems.push(format!(
+                    "{at}: `secrets[...]` indexing hides which secret it receives"
+                )),
+            }
+        }
+        match job.get("permissions") {
+            Some(Value::Mapping(p)) => {
+                for (k, v) in p {
+                    let k = k.as_str().unwrap_or("");
+                    if v.as_str() == Some("write") && !PR_JOB_WRITES.contains(&k) {
+                        problems.push(format!("{at}: it must not hold `{k}: write`"));
+                    }
+                }
+            }
+            Some(Value::String(s)) if s == "read-all" => {}
+            _ => problems.push(format!(
+                "{at}: it must state least-privilege permissions (no write-all, no default)"
+            )),
+        }
+    }
+    problems
+}
+
+// No job that runs pull-request code gets a write or admin credential: no secret but the listed
+// read-only ones (each from an environment with reviewers), no write permission but the plan
+// comment and OIDC. The rule catches the shapes it is about (a synthetic workflow for each).
+#[test]
+fn e2e_templates_give_pull_request_jobs_no_privileged_credentials() {
+    let mut problems = Vec::new();
+    for file in TEMPLATES {
+        let (_, wf) = load(file);
+        problems.extend(pr_credential_problems(file, &wf));
+    }
+    assert!(
+        problems.is_empty(),
+        "privileged credentials in pull-request jobs:\n{}",
+        problems.join("\n")
+    );
+
+    let bad = |yaml: &str| {
+        let wf: Value = serde_yaml_ng::from_str(yaml).unwrap();
+        pr_credential_problems("synthetic.yml", &wf)
+    };
+    for (yaml, want) in [
+        ("on: pull_request\njobs:\n  p:\n    permissions: {}\n    env:\n      T: ${{ secrets.CORE_GITHUB_TOKEN }}\n", "secret `CORE_GITHUB_TOKEN`"),
+        ("on: [push, pull_request]\njobs:\n  p:\n    permissions:\n      contents: write\n", "`contents: write`"),
+        ("on:\n  pull_request_target:\njobs:\n  p:\n    permissions: {}\n", "pull_request_target"),
+        ("on: pull_request\njobs:\n  p:\n    permissions: {}\n    env:\n      T: ${{ secrets.CORE_PLAN_GITHUB_TOKEN }}\n", "must come from an environment"),
+        ("on: pull_request\njobs:\n  p:\n    uses: ./x.yml\n    secrets: inherit\n    permissions: {}\n", "secrets: inherit"),
+        ("on: pull_request\njobs:\n  p:\n    permissions: write-all\n", "least-privilege"),
+        ("on: pull_request\nenv:\n  T: ${{ secrets.X }}\njobs:\n  p:\n    permissions: {}\n", "workflow-level"),
+        ("on: [push, pull_request]\njobs:\n  p:\n    if: github.event_name == 'push' || true\n    permissions: {}\n    env:\n      T: ${{ secrets.X }}\n", "secret `X`"),
+    ] {
+        let p = bad(yaml);
+        assert!(p.iter().any(|m| m.contains(want)), "{yaml}: expected {want:?} in {p:?}");
+    }
+    // A push-only job may hold what it needs.
+    assert!(bad("on: [push, pull_request]\njobs:\n  a:\n    if: github.event_name == 'push'\n    permissions:\n      contents: write\n    env:\n      T: ${{ secrets.CORE_GITHUB_TOKEN }}\n").is_empty());
+}
+
+/// The templates copied where a team puts them: `<app>/.github/workflows/`.
+fn templates_as_app_repository() -> tempfile::TempDir {
+    let app = tempfile::tempdir().unwrap();
+    let wf = app.path().join(".github/workflows");
+    std::fs::create_dir_all(&wf).unwrap();
+    for f in TEMPLATES {
+        std::fs::copy(templates_dir().join(f), wf.join(f)).unwrap();
+    }
+    app
+}
+
+/// zizmor, offline and pedantic, without any configuration file (an app repository has none of
+/// ours), failing on files it cannot parse: the combined report and whether it passed.
+fn zizmor_app_repository(app: &Path) -> (bool, String) {
     let out = Command::new(tool("zizmor"))
         .args([
             "--offline",
             "--persona=pedantic",
             "--no-progress",
-            "--config",
+            "--no-config",
+            "--strict-collection",
         ])
-        .arg(templates_dir().join(".zizmor.yml"))
-        .args(&files)
+        .arg(app)
         .env("NO_COLOR", "1")
         .output()
         .expect("zizmor");
@@ -485,17 +856,44 @@ fn e2e_templates_are_zizmor_pedantic_clean_and_schema_valid() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "zizmor found problems:\n{text}");
-    assert!(text.contains("No findings"), "zizmor:\n{text}");
+    (out.status.success() && text.contains("No findings"), text)
+}
+
+// zizmor, offline and pedantic, finds nothing in the templates as they sit in an app repository
+// (`.github/workflows/`, no zizmor configuration: every action, ours included, must be pinned by
+// full SHA); the workflow schema accepts every template (zizmor skips schema-invalid files
+// unless told otherwise, so the two go together). A template with our movable `@v1` pin is
+// caught, so the check cannot pass by auditing nothing.
+#[test]
+fn e2e_templates_are_zizmor_pedantic_clean_and_schema_valid() {
+    let app = templates_as_app_repository();
+    let (ok, text) = zizmor_app_repository(app.path());
+    assert!(ok, "zizmor found problems:\n{text}");
     for f in TEMPLATES {
         assert!(
-            text.contains(&format!("completed workflows-templates/{f}")) || text.contains(f),
+            text.contains(&format!(
+                "completed {}",
+                app.path().join(".github/workflows").join(f).display()
+            )),
             "zizmor did not audit {f}:\n{text}"
         );
     }
-    for f in &files {
+    let plan = app.path().join(".github/workflows/plan.yml");
+    let moved = regex_lite::Regex::new(r"(actions/oidc-login)@[0-9a-f]{40} # v[0-9.]+")
+        .unwrap()
+        .replace(&std::fs::read_to_string(&plan).unwrap(), "${1}@v1")
+        .into_owned();
+    assert!(moved.contains("actions/oidc-login@v1"));
+    std::fs::write(&plan, moved).unwrap();
+    let (ok, text) = zizmor_app_repository(app.path());
+    assert!(
+        !ok && text.contains("unpinned-uses"),
+        "zizmor missed `@v1`:\n{text}"
+    );
+
+    for f in TEMPLATES.iter().map(|f| templates_dir().join(f)) {
         let out = Command::new(tool("action-validator"))
-            .arg(f)
+            .arg(&f)
             .output()
             .expect("action-validator");
         assert!(
@@ -610,6 +1008,131 @@ fn e2e_terraform_is_formatted_and_checkov_clean_with_reasons() {
         failed.is_empty(),
         "checkov failed checks:\n{}",
         failed.join("\n")
+    );
+}
+
+/// The text of the top-level HCL block that starts with `header` (e.g.
+/// `resource "aws_iam_role" "plan"`) in terraform/core, braces balanced.
+fn core_block(header: &str) -> String {
+    let dir = root().join("terraform/core");
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let text = std::fs::read_to_string(e.unwrap().path()).unwrap_or_default();
+        let Some(start) = text.find(&format!("{header} {{")) else {
+            continue;
+        };
+        let mut depth = 0usize;
+        for (i, ch) in text[start..].char_indices() {
+            match ch {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return text[start..start + i + 1].to_string();
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    panic!("terraform/core has no block `{header}`");
+}
+
+/// The statement block with `sid = "<sid>"` inside a policy document's text.
+fn statement<'a>(doc: &'a str, sid: &str) -> &'a str {
+    let at = doc
+        .find(&format!("sid       = \"{sid}\""))
+        .or_else(|| doc.find(&format!("sid = \"{sid}\"")))
+        .unwrap_or_else(|| panic!("no statement {sid} in:\n{doc}"));
+    let start = doc[..at].rfind("statement {").unwrap();
+    let end = doc[at..].find("\n  }\n").map_or(doc.len(), |e| at + e);
+    &doc[start..end]
+}
+
+// The `<env>-plan` environments and the plan roles are restricted (design risk of #21): the
+// environments admit branches only (deployment-branch policy, patterns per environment); the plan
+// role trusts only pull-request runs of the plan workflow; it may read the state object and lock
+// file and decrypt them only through S3, and never write, delete, encrypt or call KMS directly.
+#[test]
+fn e2e_terraform_plan_environments_and_roles_are_restricted() {
+    let env = core_block(r#"resource "github_repository_environment" "plan""#);
+    for want in [
+        "deployment_branch_policy {",
+        "protected_branches     = false",
+        "custom_branch_policies = true",
+    ] {
+        assert!(
+            env.contains(want),
+            "plan environments need `{want}`:\n{env}"
+        );
+    }
+    let policy = core_block(r#"resource "github_repository_environment_deployment_policy" "plan""#);
+    assert!(
+        policy.contains("github_repository_environment.plan[each.value.env].environment")
+            && policy.contains("var.plan_branch_patterns"),
+        "{policy}"
+    );
+
+    let trust = core_block(r#"data "aws_iam_policy_document" "trust""#);
+    assert!(
+        trust.contains(r#"each.value.kind == "plan" ? { ref = local.plan_ref, job_workflow_ref = local.plan_job_workflow_ref }"#),
+        "plan roles must require the pull-request ref and the plan workflow:\n{trust}"
+    );
+    let locals = std::fs::read_to_string(root().join("terraform/core/locals.tf")).unwrap();
+    assert!(
+        locals.contains(r#"plan_ref              = "refs/pull/*/merge""#),
+        "{locals}"
+    );
+    assert!(
+        locals.contains(r#"plan_job_workflow_ref = "${var.github_owner}/${var.repository}/${var.plan_workflow}@refs/pull/*/merge""#),
+        "{locals}"
+    );
+
+    let plan = core_block(r#"data "aws_iam_policy_document" "plan""#);
+    // The actions it is granted, every one of them (comments aside).
+    let granted: BTreeSet<String> = regex_lite::Regex::new(r"(?m)^\s*actions\s*=\s*\[([^\]]*)\]")
+        .unwrap()
+        .captures_iter(&plan)
+        .flat_map(|c| {
+            c[1].split(',')
+                .map(|a| a.trim().trim_matches('"').to_string())
+                .filter(|a| !a.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let want: BTreeSet<String> = [
+        "s3:ListBucket",
+        "s3:GetObject",
+        "kms:Decrypt",
+        "ecr:DescribeImages",
+        "ecr:DescribeRepositories",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(granted, want, "the plan role's actions:\n{plan}");
+    assert!(
+        !plan.contains("\"*\""),
+        "no wildcard resource or value:\n{plan}"
+    );
+    let key = r#"${aws_s3_bucket.state[each.key].arn}/${local.state_key[each.key]}"#;
+    let read = statement(&plan, "StateRead");
+    assert!(
+        read.contains(r#"actions   = ["s3:GetObject"]"#)
+            && read.contains(&format!(r#"resources = ["{key}", "{key}.tflock"]"#)),
+        "state read is the state object and its lock file only:\n{read}"
+    );
+    let decrypt = statement(&plan, "StateDecrypt");
+    for want in [
+        r#"actions   = ["kms:Decrypt"]"#,
+        r#"variable = "kms:ViaService""#,
+        r#"values   = ["s3.${var.aws_region}.amazonaws.com"]"#,
+        r#"variable = "kms:EncryptionContext:aws:s3:arn""#,
+    ] {
+        assert!(decrypt.contains(want), "decrypt needs `{want}`:\n{decrypt}");
+    }
+    let list = statement(&plan, "StateList");
+    assert!(
+        list.contains(r#"test     = "StringEquals""#) && list.contains(r#"variable = "s3:prefix""#),
+        "{list}"
     );
 }
 

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
+use crate::actions::write_exec;
 use crate::support::{root, Run, Sandbox};
 
 const VERSION: &str = "v0.1.0";
@@ -234,7 +235,67 @@ impl Release {
             );
         }
         assert_no_partial(&self.sb.path().join("toolcache/gitops-actions"));
+        assert!(
+            fresh_bin_dirs(self.sb.path()).is_empty(),
+            "a refused install left its bin dir behind"
+        );
     }
+
+    /// Empty GITHUB_OUTPUT and GITHUB_PATH, as for the next job.
+    fn clear_published(&self) {
+        for k in ["GITHUB_OUTPUT", "GITHUB_PATH"] {
+            std::fs::write(&self.sb.env[k], "").unwrap();
+        }
+    }
+
+    /// Refusal of a tampered tool cache: exit 1, the message, nothing published, no new bin
+    /// dir left, and nothing downloaded (`before`: requests and bin dirs before the run).
+    #[track_caller]
+    fn assert_cache_refused(&self, run: &Run, before: (usize, usize)) {
+        run.expect_code(1);
+        assert!(
+            run.stdout
+                .contains("::error title=gitops-actions install::the ")
+                && run
+                    .stdout
+                    .contains("refusing (it may have been tampered with"),
+            "{}",
+            run.all()
+        );
+        assert_eq!(self.sb.github_path(), "", "nothing may be put on PATH");
+        assert!(self.sb.outputs().is_empty(), "no outputs on failure");
+        assert_eq!(
+            fresh_bin_dirs(self.sb.path()).len(),
+            before.1,
+            "a bin dir left behind"
+        );
+        assert_eq!(self.server.request_count(), before.0, "nothing downloaded");
+    }
+}
+
+/// The per-run bin dirs install.sh created under RUNNER_TEMP (the sandbox).
+fn fresh_bin_dirs(temp: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(temp)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("gitops-actions-bin.")
+        })
+        .map(|e| e.path().canonicalize().unwrap())
+        .collect()
+}
+
+/// The names in a directory, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
 }
 
 fn assert_no_partial(dir: &Path) {
@@ -254,18 +315,26 @@ fn actions_install_verifies_caches_and_reverifies_the_cache() {
     let r = Release::new();
     let run = r.install();
     run.expect_code(0);
-    let cache = r.cache_dir();
+    let cache = r.cache_dir().canonicalize().unwrap();
     let outputs = r.sb.outputs();
     assert_eq!(outputs.get("version").map(String::as_str), Some(VERSION));
-    assert_eq!(
-        outputs.get("bin-dir").map(PathBuf::from),
-        Some(cache.canonicalize().unwrap())
-    );
-    assert_eq!(
-        r.sb.github_path().trim(),
-        cache.canonicalize().unwrap().display().to_string()
-    );
-    let out = Command::new(cache.join("oidc-login"))
+    // The published directory is a fresh one under RUNNER_TEMP, never the tool cache, and it
+    // holds exactly the requested binaries.
+    let bin = PathBuf::from(outputs.get("bin-dir").expect("bin-dir output"));
+    assert_ne!(bin, cache, "the tool cache must never be published");
+    assert_eq!(fresh_bin_dirs(r.sb.path()), std::slice::from_ref(&bin));
+    assert_eq!(names_in(&bin), ["oidc-login", "plan-gate"]);
+    assert_eq!(r.sb.github_path().trim(), bin.display().to_string());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&bin).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "the bin dir is its owner's alone");
+    let mode = std::fs::metadata(bin.join("plan-gate"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o555, "the binaries are read-only");
+    let out = Command::new(bin.join("oidc-login"))
         .arg("--version")
         .output()
         .unwrap();
@@ -273,9 +342,10 @@ fn actions_install_verifies_caches_and_reverifies_the_cache() {
         String::from_utf8_lossy(&out.stdout).trim(),
         "oidc-login 0.1.0"
     );
-    assert!(
-        !cache.join("ecr-push").exists(),
-        "only the requested binaries"
+    assert_eq!(
+        names_in(&cache),
+        ["oidc-login", "plan-gate"],
+        "only the requested binaries are cached"
     );
     let mut reqs = r.server.requests.lock().unwrap().clone();
     reqs.sort();
@@ -287,7 +357,7 @@ fn actions_install_verifies_caches_and_reverifies_the_cache() {
         ]
     );
 
-    // Second run: served from the tool cache, nothing downloaded.
+    // Second run: served from the tool cache, nothing downloaded, into another fresh dir.
     let before = r.server.request_count();
     let run = r.install();
     run.expect_code(0);
@@ -301,21 +371,85 @@ fn actions_install_verifies_caches_and_reverifies_the_cache() {
         before,
         "second run downloaded something"
     );
+    let dirs = fresh_bin_dirs(r.sb.path());
+    assert_eq!(dirs.len(), 2, "{dirs:?}");
+    for d in &dirs {
+        assert_eq!(names_in(d), ["oidc-login", "plan-gate"]);
+    }
 
-    // A cached binary altered on disk (a shared self-hosted runner) is not trusted: re-downloaded.
+    // A cached binary altered on disk (a shared self-hosted runner) is not trusted: refused,
+    // nothing published, nothing downloaded over it.
     std::fs::write(cache.join("plan-gate"), "#!/bin/sh\necho pwned\n").unwrap();
+    r.clear_published();
     let run = r.install();
-    run.expect_code(0);
-    assert_eq!(r.server.request_count(), before + 1);
-    let out = Command::new(cache.join("plan-gate"))
-        .arg("--version")
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "plan-gate 0.1.0"
+    r.assert_cache_refused(&run, (before, 2));
+    assert!(
+        run.stdout.contains("the cached plan-gate in"),
+        "{}",
+        run.all()
     );
     assert_no_partial(&r.sb.path().join("toolcache/gitops-actions"));
+}
+
+// Item 11: a file planted in the tool cache beside our verified binaries (a fake `git` that would
+// shadow the real one, with the push token, for every later step) never reaches PATH: the install
+// refuses, says why, and publishes nothing. Before the fix the cache itself went on PATH.
+#[test]
+fn actions_install_refuses_a_tool_cache_with_planted_files() {
+    for planted in ["git", "terraform", ".hidden", "plan-gate.bak"] {
+        let r = Release::new();
+        r.install().expect_code(0);
+        let before = (r.server.request_count(), 1);
+        let cache = r.cache_dir();
+        write_exec(&cache.join(planted), "#!/bin/sh\necho stolen >&2\nexit 0\n");
+        r.clear_published();
+        let run = r.install();
+        r.assert_cache_refused(&run, before);
+        assert!(
+            run.stdout
+                .contains("holds a file that is not one of our binaries"),
+            "{planted}: {}",
+            run.all()
+        );
+        assert!(
+            !run.all().contains("stolen"),
+            "the planted file must not run"
+        );
+    }
+
+    // A directory or a link under a binary's name is refused too.
+    let r = Release::new();
+    r.install().expect_code(0);
+    let before = (r.server.request_count(), 1);
+    let cache = r.cache_dir();
+    std::fs::remove_file(cache.join("plan-gate")).unwrap();
+    std::os::unix::fs::symlink("/bin/true", cache.join("plan-gate")).unwrap();
+    r.clear_published();
+    let run = r.install();
+    r.assert_cache_refused(&run, before);
+}
+
+// Local (and source-built) binaries are published the same way: copies in a fresh directory that
+// holds nothing else, so a `git` beside them in the build directory never reaches PATH.
+#[test]
+fn actions_install_publishes_only_the_binaries_from_a_local_dir() {
+    let mut r = Release::new();
+    let local = r.sb.path().join("local-bin");
+    std::fs::create_dir_all(&local).unwrap();
+    for b in ["oidc-login", "plan-gate"] {
+        write_exec(
+            &local.join(b),
+            std::str::from_utf8(&fake_binary(b, X64, "0.0.0")).unwrap(),
+        );
+    }
+    write_exec(&local.join("git"), "#!/bin/sh\necho stolen\n");
+    r.sb.set("GITOPS_ACTIONS_LOCAL_BIN_DIR", local.display().to_string());
+    let run = r.install();
+    run.expect_code(0);
+    let bin = PathBuf::from(&r.sb.outputs()["bin-dir"]);
+    assert_ne!(bin, local.canonicalize().unwrap());
+    assert_eq!(names_in(&bin), ["oidc-login", "plan-gate"]);
+    assert_eq!(r.sb.github_path().trim(), bin.display().to_string());
 }
 
 #[test]

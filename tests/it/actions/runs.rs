@@ -8,7 +8,6 @@
 //! does. The root-action job runs the real binaries built for this test run.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use gitops_actions::actiongen::{self, COMMAND_INPUT, TOKEN_INPUTS};
 use gitops_actions::cli::env_name;
@@ -93,11 +92,7 @@ fn probe_script(secret: &str, outputs: &[String]) -> String {
     s
 }
 
-fn write_exec(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
+use crate::actions::write_exec;
 
 fn yaml_q(s: &str) -> String {
     serde_json::to_string(s).unwrap()
@@ -235,7 +230,7 @@ fn actions_run_under_act_pass_inputs_outputs_and_masks() {
     let bins = crate::actions::built_bin_dir();
     let _ = writeln!(
         wf,
-        "  root:\n    runs-on: ubuntu-latest\n    env:\n      GITOPS_ACTIONS_LOCAL_BIN_DIR: {}\n    steps:\n      - uses: actions/checkout@v4\n      - id: install\n        uses: ./\n      - env:\n          BIN_DIR: ${{{{ steps.install.outputs.bin-dir }}}}\n          VERSION: ${{{{ steps.install.outputs.version }}}}\n        run: |\n          echo \"ROOT version=$VERSION bin-dir=$BIN_DIR\"\n          for b in oidc-login plan-gate ecr-push promote tag-deploy; do echo \"ROOT $($b --version)\"; done",
+        "  root:\n    runs-on: ubuntu-latest\n    env:\n      GITOPS_ACTIONS_LOCAL_BIN_DIR: {}\n    steps:\n      - uses: actions/checkout@v4\n      - id: install\n        uses: ./\n      - env:\n          BIN_DIR: ${{{{ steps.install.outputs.bin-dir }}}}\n          VERSION: ${{{{ steps.install.outputs.version }}}}\n        run: |\n          echo \"ROOT version=$VERSION bin-dir=$BIN_DIR\"\n          for b in oidc-login plan-gate ecr-push promote tag-deploy; do echo \"ROOT $($b --version)\"; done\n          echo \"ROOT holds=$(ls -A \"$BIN_DIR\" | sort | tr '\\n' ' ')|\"\n          case \"$(command -v oidc-login)\" in \"$BIN_DIR\"/*) echo \"ROOT path=bin-dir\" ;; esac",
         yaml_q(&bins.display().to_string())
     );
     // A real binary through its action: plan-gate on a committed plan fixture.
@@ -291,8 +286,15 @@ fn actions_run_under_act_pass_inputs_outputs_and_masks() {
         log.contains("REAL verdict=pass add=1 has-changes=true"),
         "{log}"
     );
-    // Root action: real binaries on PATH, outputs set.
+    // Root action: real binaries on PATH, outputs set; the directory on PATH is a fresh one
+    // holding the five binaries and nothing else (not the build directory they came from, which
+    // holds much more: item 11 of #21).
     assert!(log.contains("ROOT version=local bin-dir="), "{log}");
+    assert!(
+        log.contains("ROOT holds=ecr-push oidc-login plan-gate promote tag-deploy |"),
+        "{log}"
+    );
+    assert!(log.contains("ROOT path=bin-dir"), "{log}");
     for b in [
         "oidc-login",
         "plan-gate",
