@@ -758,6 +758,10 @@ impl Session {
 
     /// Push `updates` as ONE all-or-nothing compare-and-swap (see the module docs). On a lease
     /// mismatch returns [`GitError::Lease`] with the remote's current value; nothing changed.
+    /// A ref the remote already holds at its new value (not what we expected) is a lost lease
+    /// too. In a multi-ref push `git` still sends the other refs in that case, so give every
+    /// update of a multi-ref push a value no one else can have pushed (a fresh tag object, as
+    /// `tag-deploy record` does).
     pub fn push(&self, updates: &[RefUpdate]) -> GitResult<()> {
         if updates.is_empty() {
             return Ok(());
@@ -1261,6 +1265,41 @@ mod tests {
         std::fs::write(d.join(".git/refs/heads/devsym"), "ref: refs/heads/dev\n").unwrap();
         assert!(files_backend::read(&repo, &["refs/heads/dev"]).is_none());
         assert!(files_backend::read(&repo, &[]).is_none());
+    }
+
+    // `git push --porcelain` says `=` for a ref the remote already holds at our new value and
+    // sends nothing for it, lease or not: unless we expected that value, it is a lost lease.
+    #[test]
+    fn up_to_date_refs_are_lost_leases_unless_expected() {
+        let o = |c: char| Oid::from_str(&c.to_string().repeat(40)).unwrap();
+        let upd = |name: &str, expect, new| RefUpdate {
+            name: name.into(),
+            new,
+            expect,
+        };
+        let b = "refs/heads/main";
+        let line = |flag: &str| format!("To /r.git\n{flag}\t{}:{b}\t[up to date]\nDone\n", o('b'));
+        let cases = [
+            // (update, porcelain flag, lost?)
+            (upd(b, Expect::Oid(o('a')), Some(o('b'))), "=", true),
+            (upd(b, Expect::Absent, Some(o('b'))), "=", true),
+            (upd(b, Expect::Oid(o('b')), Some(o('b'))), "=", false),
+            (upd(b, Expect::Oid(o('a')), Some(o('b'))), " ", false),
+            (upd(b, Expect::Oid(o('a')), Some(o('b'))), "*", false),
+            (
+                upd("refs/heads/other", Expect::Oid(o('a')), Some(o('b'))),
+                "=",
+                false,
+            ),
+            (upd(b, Expect::Oid(o('a')), None), "=", false),
+        ];
+        for (u, flag, lost) in cases {
+            let got = already_there(std::slice::from_ref(&u), &line(flag));
+            assert_eq!(got.is_some(), lost, "{u:?} {flag:?}: {got:?}");
+            if let Some(GitError::Lease { actual, .. }) = got {
+                assert_eq!(actual, o('b').to_string());
+            }
+        }
     }
 
     #[test]
