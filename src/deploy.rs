@@ -274,30 +274,156 @@ pub fn parse_target(field: &str, env: &str, v: &str) -> Result<Target> {
 pub struct Resolved {
     /// The commit to deploy.
     pub commit: Oid,
-    /// The history entry that proves it was deployed here (newest deploy of that commit).
+    /// The history entry that proves it was deployed here (newest real record of that commit).
     pub entry: HistoryEntry,
+    /// Entries passed over because no real record made them (newest first, with the reason).
+    pub skipped: Vec<(String, NotARecord)>,
 }
 
-/// Resolve a target against the remote state. Refuses (exit 1) commits never deployed to the
-/// environment (F16) and a `previous` when there is none.
-pub fn resolve(state: &EnvState, target: &Target) -> Result<Resolved> {
+/// What was gathered about one history entry to decide whether `tag-deploy record` made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordFacts {
+    /// The annotated tag's message; `None` when the ref is a lightweight tag or its tag object
+    /// could not be read.
+    pub message: Option<String>,
+    /// Whether the tag's commit is reachable from the tip of the environment's branch
+    /// (`false` as well when the branch or the commit is missing).
+    pub on_branch: bool,
+}
+
+/// Why a well-named history tag is not a record of a deploy (trusting a name is the class
+/// `hardening.md` warns about: anyone who may push tags can create one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotARecord {
+    /// A lightweight tag, or a tag object we could not read.
+    NotAnnotated,
+    /// The `Environment:` trailer is missing or names another environment.
+    Environment(String),
+    /// The `Commit:` trailer is missing or is not the commit the tag points at.
+    Commit(String),
+    /// The name's run id or abbreviated commit disagrees with the trailers / the target.
+    Name(String),
+    /// The commit is not on the environment's branch.
+    NotOnBranch(String),
+}
+
+impl std::fmt::Display for NotARecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |v: &str| {
+            if v.is_empty() {
+                "missing".to_string()
+            } else {
+                format!("`{}`", single_line(&v.chars().take(80).collect::<String>()))
+            }
+        };
+        match self {
+            NotARecord::NotAnnotated => {
+                write!(f, "not an annotated tag with a readable message")
+            }
+            NotARecord::Environment(v) => {
+                write!(f, "its Environment trailer is {}", shown(v))
+            }
+            NotARecord::Commit(v) => write!(
+                f,
+                "its Commit trailer is {}, not the commit the tag points at",
+                shown(v)
+            ),
+            NotARecord::Name(why) => write!(f, "its name disagrees with its content: {why}"),
+            NotARecord::NotOnBranch(b) => {
+                write!(f, "its commit is not on the environment's branch `{b}`")
+            }
+        }
+    }
+}
+
+/// Decide whether `entry` is a record `tag-deploy record` made for `env` (whose branch is
+/// `branch`): an annotated tag whose trailers name this environment and exactly the commit the
+/// tag points at, whose name agrees with them (run id, abbreviated commit), on a commit
+/// reachable from the environment's branch. Only such entries may be rolled back to (F16).
+pub fn check_record(
+    env: &str,
+    branch: &str,
+    entry: &HistoryEntry,
+    facts: &RecordFacts,
+) -> std::result::Result<Record, NotARecord> {
+    let Some(message) = &facts.message else {
+        return Err(NotARecord::NotAnnotated);
+    };
+    let rec = Record::parse(message);
+    if rec.environment != env {
+        return Err(NotARecord::Environment(rec.environment));
+    }
+    let commit = entry.commit.to_string();
+    if rec.commit != commit {
+        return Err(NotARecord::Commit(rec.commit));
+    }
+    if !commit.starts_with(&entry.name.sha7) {
+        return Err(NotARecord::Name(format!(
+            "`{}` is not an abbreviation of {commit}",
+            entry.name.sha7
+        )));
+    }
+    if rec.run_id != entry.name.run_id {
+        return Err(NotARecord::Name(format!(
+            "run `{}` in the name, Run-ID trailer {}",
+            entry.name.run_id,
+            if rec.run_id.is_empty() {
+                "missing".to_string()
+            } else {
+                format!("`{}`", single_line(&rec.run_id))
+            }
+        )));
+    }
+    if !facts.on_branch {
+        return Err(NotARecord::NotOnBranch(branch.to_string()));
+    }
+    Ok(rec)
+}
+
+/// The verdict of [`check_record`] for every history entry, by short tag name. An entry without
+/// a verdict counts as not a record (fail closed).
+pub type Verdicts = std::collections::BTreeMap<String, std::result::Result<Record, NotARecord>>;
+
+fn verdict_of<'v>(
+    verdicts: &'v Verdicts,
+    e: &HistoryEntry,
+) -> std::result::Result<&'v Record, NotARecord> {
+    match verdicts.get(&e.tag) {
+        Some(Ok(r)) => Ok(r),
+        Some(Err(n)) => Err(n.clone()),
+        None => Err(NotARecord::NotAnnotated),
+    }
+}
+
+/// Resolve a rollback target against the remote state and the verdicts on its history. Refuses
+/// (exit 1) a target no real record of this environment made (F16), however it is named: a
+/// history tag that is not a record, a sha only such tags point at, and a `previous` when there
+/// is none. `previous` passes over entries that are not records (listed in `skipped`).
+pub fn resolve(state: &EnvState, target: &Target, verdicts: &Verdicts) -> Result<Resolved> {
     let env = &state.env;
-    match target {
+    let mut skipped = Vec::new();
+    let mut first_real = |cands: &mut dyn Iterator<Item = &HistoryEntry>| {
+        for e in cands {
+            match verdict_of(verdicts, e) {
+                Ok(_) => return Some(e.clone()),
+                Err(n) => skipped.push((e.tag.clone(), n)),
+            }
+        }
+        None
+    };
+    let entry = match target {
         Target::Previous => {
-            if state.current.is_none() {
+            let Some(cur) = state.current_commit() else {
                 return Err(Failure::refused(format!(
                     "environment `{env}` has no current deploy (`deploy/{env}/current` does not exist), so there is no previous one"
                 )));
-            }
-            let e = state.previous().ok_or_else(|| {
+            };
+            first_real(&mut state.history.iter().filter(|h| h.commit != cur)).ok_or_else(|| {
                 Failure::refused(format!(
-                    "environment `{env}` has no deploy before the current one to roll back to"
+                    "environment `{env}` has no deploy before the current one to roll back to{}",
+                    passed_over(&skipped)
                 ))
-            })?;
-            Ok(Resolved {
-                commit: e.commit,
-                entry: e.clone(),
-            })
+            })?
         }
         Target::HistoryTag(tag) => {
             let e = state
@@ -310,22 +436,37 @@ pub fn resolve(state: &EnvState, target: &Target) -> Result<Resolved> {
                         single_line(tag)
                     ))
                 })?;
-            Ok(Resolved {
-                commit: e.commit,
-                entry: e.clone(),
-            })
+            if let Err(n) = verdict_of(verdicts, e) {
+                return Err(Failure::refused(format!(
+                    "`{}` is not a record of a deploy to `{env}`: {n}; refusing to roll back to it",
+                    single_line(tag)
+                )));
+            }
+            e.clone()
         }
-        Target::Sha(sha) => {
-            let e = state.last_deploy_of(*sha).ok_or_else(|| {
+        Target::Sha(sha) => first_real(&mut state.history.iter().filter(|h| h.commit == *sha))
+            .ok_or_else(|| {
                 Failure::refused(format!(
-                    "commit {sha} was never deployed to `{env}` (no history tag under deploy/{env}/history/ points at it); refusing to roll back to it"
+                    "commit {sha} was never deployed to `{env}` (no record under deploy/{env}/history/ points at it{}); refusing to roll back to it",
+                    passed_over(&skipped)
                 ))
-            })?;
-            Ok(Resolved {
-                commit: e.commit,
-                entry: e.clone(),
-            })
-        }
+            })?,
+    };
+    Ok(Resolved {
+        commit: entry.commit,
+        entry,
+        skipped,
+    })
+}
+
+fn passed_over(skipped: &[(String, NotARecord)]) -> String {
+    match skipped {
+        [] => String::new(),
+        [(t, n), ..] => format!(
+            "; {} tag(s) that are not records were passed over, e.g. `{}`: {n}",
+            skipped.len(),
+            single_line(t)
+        ),
     }
 }
 
@@ -528,6 +669,30 @@ mod tests {
         RemoteRefs { refs: m }
     }
 
+    /// `dev` deployed three times (commits `1`, `2`, `3`; `3` current), plus `extra` refs.
+    fn three_deploys(extra: &[(&str, char, char)]) -> RemoteRefs {
+        let mut all = vec![
+            ("refs/tags/deploy/dev/current", 'c', '3'),
+            (
+                "refs/tags/deploy/dev/history/20261126T100000Z-1-1111111",
+                'd',
+                '1',
+            ),
+            (
+                "refs/tags/deploy/dev/history/20261126T110000Z-2-2222222",
+                'e',
+                '2',
+            ),
+            (
+                "refs/tags/deploy/dev/history/20261126T120000Z-3-3333333",
+                'f',
+                '3',
+            ),
+        ];
+        all.extend_from_slice(extra);
+        refs(&all)
+    }
+
     #[test]
     fn names_and_stamps() {
         let t = time::macros::datetime!(2026-11-26 12:03:04 UTC);
@@ -555,23 +720,7 @@ mod tests {
 
     #[test]
     fn state_previous_and_resolution() {
-        let r = refs(&[
-            ("refs/tags/deploy/dev/current", 'c', '3'),
-            (
-                "refs/tags/deploy/dev/history/20261126T100000Z-1-1111111",
-                'd',
-                '1',
-            ),
-            (
-                "refs/tags/deploy/dev/history/20261126T110000Z-2-2222222",
-                'e',
-                '2',
-            ),
-            (
-                "refs/tags/deploy/dev/history/20261126T120000Z-3-3333333",
-                'f',
-                '3',
-            ),
+        let r = three_deploys(&[
             ("refs/tags/deploy/dev/history/junk", 'f', '3'),
             ("refs/tags/deploy/dev2/current", 'a', 'a'),
         ]);
@@ -583,25 +732,187 @@ mod tests {
             vec!["refs/tags/deploy/dev/history/junk".to_string()]
         );
         assert_eq!(s.previous().unwrap().commit, oid('2'));
-        assert_eq!(resolve(&s, &Target::Previous).unwrap().commit, oid('2'));
+        let all = all_real(&s);
         assert_eq!(
-            resolve(&s, &Target::Sha(oid('1'))).unwrap().commit,
+            resolve(&s, &Target::Previous, &all).unwrap().commit,
+            oid('2')
+        );
+        assert_eq!(
+            resolve(&s, &Target::Sha(oid('1')), &all).unwrap().commit,
             oid('1')
         );
-        let e = resolve(&s, &Target::Sha(oid('9'))).unwrap_err();
+        let e = resolve(&s, &Target::Sha(oid('9')), &all).unwrap_err();
         assert_eq!(e.class, crate::exit::ExitClass::Refused);
         assert!(e.message.contains("never deployed"), "{e}");
         let t = parse_target("to", "dev", "deploy/dev/history/20261126T100000Z-1-1111111").unwrap();
-        assert_eq!(resolve(&s, &t).unwrap().commit, oid('1'));
+        assert_eq!(resolve(&s, &t, &all).unwrap().commit, oid('1'));
         let t = parse_target(
             "to",
             "dev",
             "refs/tags/deploy/dev/history/20261126T090000Z-1-1111111",
         )
         .unwrap();
-        assert!(resolve(&s, &t).is_err());
+        assert!(resolve(&s, &t, &all).is_err());
         let empty = EnvState::from_refs("prod", &r);
-        assert!(resolve(&empty, &Target::Previous).is_err());
+        assert!(resolve(&empty, &Target::Previous, &Verdicts::new()).is_err());
+    }
+
+    /// Verdicts that accept every entry (what `check_record` says of tags `record` wrote).
+    fn all_real(s: &EnvState) -> Verdicts {
+        s.history
+            .iter()
+            .map(|e| {
+                let rec = Record {
+                    environment: s.env.clone(),
+                    commit: e.commit.to_string(),
+                    run_id: e.name.run_id.clone(),
+                    ..Record::default()
+                };
+                (e.tag.clone(), Ok(rec))
+            })
+            .collect()
+    }
+
+    fn entry(leaf: &str, commit: char) -> HistoryEntry {
+        HistoryEntry {
+            tag: format!("deploy/dev/history/{leaf}"),
+            tag_oid: oid('f'),
+            commit: oid(commit),
+            name: HistoryName::parse(leaf).unwrap(),
+        }
+    }
+
+    fn message(env: &str, commit: &str, run: &str) -> String {
+        Record {
+            environment: env.into(),
+            commit: commit.into(),
+            run_id: run.into(),
+            ..Record::default()
+        }
+        .message()
+    }
+
+    // F16: a well-named history tag is a record only when its trailers agree with it and its
+    // commit is on the environment's branch.
+    #[test]
+    fn only_consistent_tags_on_the_branch_are_records() {
+        let e = entry("20261126T100000Z-7-1111111", '1');
+        let c = "1".repeat(40);
+        let fact = |m: Option<String>, on_branch| RecordFacts {
+            message: m,
+            on_branch,
+        };
+        let cases: Vec<(&str, RecordFacts, std::result::Result<(), &str>)> = vec![
+            ("real", fact(Some(message("dev", &c, "7")), true), Ok(())),
+            ("lightweight", fact(None, true), Err("not an annotated tag")),
+            (
+                "no trailers",
+                fact(Some("deploy dev: 1111111\n".into()), true),
+                Err("Environment trailer is missing"),
+            ),
+            (
+                "other env",
+                fact(Some(message("prod", &c, "7")), true),
+                Err("Environment trailer is `prod`"),
+            ),
+            (
+                "other commit",
+                fact(Some(message("dev", &"2".repeat(40), "7")), true),
+                Err("Commit trailer is `2222"),
+            ),
+            (
+                "short commit",
+                fact(Some(message("dev", "1111111", "7")), true),
+                Err("Commit trailer is `1111111`"),
+            ),
+            (
+                "run id",
+                fact(Some(message("dev", &c, "8")), true),
+                Err("run `7` in the name, Run-ID trailer `8`"),
+            ),
+            (
+                "no run id",
+                fact(Some(message("dev", &c, "")), true),
+                Err("Run-ID trailer missing"),
+            ),
+            (
+                "off branch",
+                fact(Some(message("dev", &c, "7")), false),
+                Err("not on the environment's branch `dev`"),
+            ),
+        ];
+        for (what, facts, want) in cases {
+            let got = check_record("dev", "dev", &e, &facts);
+            match (want, got) {
+                (Ok(()), Ok(r)) => assert_eq!(r.commit, c, "{what}"),
+                (Err(needle), Err(n)) => {
+                    assert!(n.to_string().contains(needle), "{what}: {n}")
+                }
+                (w, g) => panic!("{what}: want {w:?}, got {g:?}"),
+            }
+        }
+        // The abbreviated commit in the name must abbreviate the target.
+        let wrong = entry("20261126T100000Z-7-2222222", '1');
+        let n = check_record(
+            "dev",
+            "dev",
+            &wrong,
+            &fact(Some(message("dev", &c, "7")), true),
+        )
+        .unwrap_err();
+        assert!(n.to_string().contains("is not an abbreviation"), "{n}");
+    }
+
+    // Every way of naming a rollback target refuses an entry that is not a record; `previous`
+    // passes over such entries to the newest real one.
+    #[test]
+    fn forged_entries_are_never_rollback_targets() {
+        let r = three_deploys(&[
+            // forged: newer than the current deploy, on a commit never on the branch
+            (
+                "refs/tags/deploy/dev/history/20261126T130000Z-4-9999999",
+                'a',
+                '9',
+            ),
+        ]);
+        let s = EnvState::from_refs("dev", &r);
+        let mut v = all_real(&s);
+        let forged = "deploy/dev/history/20261126T130000Z-4-9999999";
+        let fake2 = "deploy/dev/history/20261126T110000Z-2-2222222";
+        v.insert(forged.into(), Err(NotARecord::NotOnBranch("dev".into())));
+        v.insert(fake2.into(), Err(NotARecord::Environment(String::new())));
+        // previous skips both the forged newest entry and the forged `2`, lands on `1`
+        let got = resolve(&s, &Target::Previous, &v).unwrap();
+        assert_eq!(got.commit, oid('1'));
+        assert_eq!(
+            got.skipped
+                .iter()
+                .map(|(t, _)| t.as_str())
+                .collect::<Vec<_>>(),
+            vec![forged, fake2]
+        );
+        let cases: Vec<(Target, &str)> = vec![
+            (Target::HistoryTag(forged.into()), "is not a record"),
+            (Target::HistoryTag(fake2.into()), "Environment trailer"),
+            (Target::Sha(oid('9')), "never deployed"),
+            (Target::Sha(oid('2')), "passed over"),
+        ];
+        for (t, needle) in cases {
+            let e = resolve(&s, &t, &v).unwrap_err();
+            assert_eq!(e.class, crate::exit::ExitClass::Refused, "{t:?}");
+            assert!(e.message.contains(needle), "{t:?}: {e}");
+        }
+        // no verdict at all: fail closed
+        for t in [Target::Previous, Target::Sha(oid('1'))] {
+            assert!(resolve(&s, &t, &Verdicts::new()).is_err(), "{t:?}");
+        }
+        // nothing real before the current deploy
+        let mut none = v.clone();
+        for e in &s.history {
+            none.insert(e.tag.clone(), Err(NotARecord::NotAnnotated));
+        }
+        let e = resolve(&s, &Target::Previous, &none).unwrap_err();
+        assert!(e.message.contains("passed over"), "{e}");
     }
 
     #[test]

@@ -17,10 +17,19 @@
 //!   "must not exist".
 //!
 //! ## How the compare-and-swap is made
-//! A single ref update goes through libgit2: the push-negotiation callback compares the values
-//! the remote advertised with our expectations and aborts before anything is sent; the command
-//! libgit2 then sends carries the advertised old id, which `receive-pack` checks again under its
-//! ref lock, so a change between advertisement and update is refused by the server too.
+//! The winner of a race is always decided by the remote's own ref update: `receive-pack` checks
+//! the old id each command carries under its ref lock.
+//!
+//! A single ref update to an `http(s)` remote goes through libgit2: the push-negotiation callback
+//! compares the values the remote advertised with our expectations and aborts before anything is
+//! sent; the command libgit2 then sends carries the advertised old id, which `receive-pack` checks
+//! again, so a change between advertisement and update is refused by the server too. A remote
+//! that is a path goes through the `git` CLI (below): libgit2's local transport writes the ref
+//! itself without checking its old value, so two racing pushes could both succeed.
+//!
+//! A ref the remote already holds at the new value is never sent (libgit2 and `git` both call it
+//! up to date); unless that value is what we expected, someone else put it there, and the push
+//! reports [`GitError::Lease`] rather than success: only the push that moved the ref won.
 //!
 //! Several ref updates must land all-or-nothing (a deploy's history tag together with the move of
 //! `deploy/<env>/current`). libgit2 1.9 does not implement the `atomic` push capability (it
@@ -749,6 +758,10 @@ impl Session {
 
     /// Push `updates` as ONE all-or-nothing compare-and-swap (see the module docs). On a lease
     /// mismatch returns [`GitError::Lease`] with the remote's current value; nothing changed.
+    /// A ref the remote already holds at its new value (not what we expected) is a lost lease
+    /// too. In a multi-ref push `git` still sends the other refs in that case, so give every
+    /// update of a multi-ref push a value no one else can have pushed (a fresh tag object, as
+    /// `tag-deploy record` does).
     pub fn push(&self, updates: &[RefUpdate]) -> GitResult<()> {
         if updates.is_empty() {
             return Ok(());
@@ -756,7 +769,10 @@ impl Session {
         for u in updates {
             validate_full_ref("ref", &u.name).map_err(GitError::Invalid)?;
         }
-        if updates.len() == 1 {
+        // libgit2's local transport writes refs without checking their old value (the lease
+        // would only be checked against what it listed when it connected, so two pushes could
+        // both win); `git push` to a path runs `receive-pack`, which checks under its ref lock.
+        if updates.len() == 1 && self.is_network() {
             self.push_libgit2(&updates[0])
         } else {
             self.push_atomic_cli(updates)
@@ -829,6 +845,12 @@ impl Session {
         Ok(())
     }
 
+    /// True for an `http(s)` remote (a `receive-pack` behind a server checks every old value);
+    /// false for a path on this machine.
+    fn is_network(&self) -> bool {
+        self.url.starts_with("http://") || self.url.starts_with("https://")
+    }
+
     /// After a rejected push: the first update whose lease no longer holds on the remote.
     fn find_broken_lease(&self, updates: &[RefUpdate]) -> Option<GitError> {
         let names: Vec<&str> = updates.iter().map(|u| u.name.as_str()).collect();
@@ -854,7 +876,6 @@ impl Session {
             "--atomic",
             "--porcelain",
             "--no-verify",
-            "--quiet",
         ]);
         for u in updates {
             let e = match u.expect {
@@ -911,10 +932,13 @@ impl Session {
                 "cannot run `git` for the atomic push (libgit2 cannot push atomically): {e}"
             ))
         })?;
-        if out.status.success() {
-            return Ok(());
-        }
         let stdout = String::from_utf8_lossy(&out.stdout);
+        if out.status.success() {
+            return match already_there(updates, &stdout) {
+                Some(l) => Err(l),
+                None => Ok(()),
+            };
+        }
         let stderr = String::from_utf8_lossy(&out.stderr);
         let stderr = match self.auth.secret() {
             Some(s) => stderr.replace(s.expose(), "***"),
@@ -963,6 +987,27 @@ impl Session {
 }
 
 /// The object directory of a remote given as a local path (bare or not), if it has one.
+/// `git push` reports a ref that the remote already holds at the new value as up to date
+/// (porcelain flag `=`) and sends nothing for it, without checking its lease. Unless we
+/// expected that value, someone else put it there: our compare-and-swap did not happen, which
+/// is a lost lease like any other (the caller re-evaluates; it did not win).
+fn already_there(updates: &[RefUpdate], porcelain: &str) -> Option<GitError> {
+    porcelain.lines().find_map(|line| {
+        let mut parts = line.splitn(3, '\t');
+        let (Some("="), Some(refs)) = (parts.next(), parts.next()) else {
+            return None;
+        };
+        let dst = refs.rsplit(':').next().unwrap_or("");
+        let u = updates.iter().find(|u| u.name == dst)?;
+        let new = u.new?;
+        (u.expect != Expect::Oid(new)).then(|| GitError::Lease {
+            refname: u.name.clone(),
+            expected: u.expect.show(),
+            actual: new.to_string(),
+        })
+    })
+}
+
 fn local_objects_dir(url: &str) -> Option<PathBuf> {
     if url.contains("://") {
         return None;
@@ -1220,6 +1265,41 @@ mod tests {
         std::fs::write(d.join(".git/refs/heads/devsym"), "ref: refs/heads/dev\n").unwrap();
         assert!(files_backend::read(&repo, &["refs/heads/dev"]).is_none());
         assert!(files_backend::read(&repo, &[]).is_none());
+    }
+
+    // `git push --porcelain` says `=` for a ref the remote already holds at our new value and
+    // sends nothing for it, lease or not: unless we expected that value, it is a lost lease.
+    #[test]
+    fn up_to_date_refs_are_lost_leases_unless_expected() {
+        let o = |c: char| Oid::from_str(&c.to_string().repeat(40)).unwrap();
+        let upd = |name: &str, expect, new| RefUpdate {
+            name: name.into(),
+            new,
+            expect,
+        };
+        let b = "refs/heads/main";
+        let line = |flag: &str| format!("To /r.git\n{flag}\t{}:{b}\t[up to date]\nDone\n", o('b'));
+        let cases = [
+            // (update, porcelain flag, lost?)
+            (upd(b, Expect::Oid(o('a')), Some(o('b'))), "=", true),
+            (upd(b, Expect::Absent, Some(o('b'))), "=", true),
+            (upd(b, Expect::Oid(o('b')), Some(o('b'))), "=", false),
+            (upd(b, Expect::Oid(o('a')), Some(o('b'))), " ", false),
+            (upd(b, Expect::Oid(o('a')), Some(o('b'))), "*", false),
+            (
+                upd("refs/heads/other", Expect::Oid(o('a')), Some(o('b'))),
+                "=",
+                false,
+            ),
+            (upd(b, Expect::Oid(o('a')), None), "=", false),
+        ];
+        for (u, flag, lost) in cases {
+            let got = already_there(std::slice::from_ref(&u), &line(flag));
+            assert_eq!(got.is_some(), lost, "{u:?} {flag:?}: {got:?}");
+            if let Some(GitError::Lease { actual, .. }) = got {
+                assert_eq!(actual, o('b').to_string());
+            }
+        }
     }
 
     #[test]

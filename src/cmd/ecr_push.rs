@@ -113,7 +113,8 @@ pub struct Args {
     #[arg(long, env = "GITOPS_PROGRESS_INTERVAL", default_value_t = 10)]
     pub progress_interval: u64,
 
-    /// How outputs are printed outside GitHub Actions.
+    /// How outputs are printed: `text` (outside GitHub Actions only), or `json`: stdout is
+    /// exactly one JSON object of the outputs, in Actions too, and every log line goes to stderr.
     #[arg(long, env = "GITOPS_FORMAT", value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
 }
@@ -456,6 +457,9 @@ fn check_expected(a: &Args, e: &ecr::EcrHost) -> Result<()> {
 
 /// Run the command.
 pub fn run(runner: &Runner, args: Args) -> Result<()> {
+    if args.format == OutputFormat::Json {
+        runner.machine_output();
+    }
     let plan = validate(runner, &args)?;
     let rt = crate::cli::runtime()?;
     rt.block_on(execute(runner, &args, plan))?;

@@ -77,7 +77,8 @@ pub struct Args {
     /// Stack name, when one environment has several Terraform roots (one PR comment per stack).
     #[arg(long, env = "GITOPS_STACK")]
     pub stack: Option<String>,
-    /// Report format on stdout.
+    /// Report format on stdout. `json`: stdout is exactly one line of JSON, in Actions too; masks,
+    /// annotations and log lines go to stderr (the object is also the `json` output).
     #[arg(long, value_enum, env = "GITOPS_FORMAT", default_value_t = Format::Text)]
     pub format: Format,
     /// Override a policy rule by id (repeatable or comma-separated); needs `--allow-reason`.
@@ -181,6 +182,10 @@ pub const OUTPUTS: &[OutputDoc] = &[
     OutputDoc {
         name: "plan-digest",
         description: "Canonical digest of the plan's changes (`sha256:...`)",
+    },
+    OutputDoc {
+        name: "json",
+        description: "The report as one line of JSON (what `--format json` prints on stdout)",
     },
     OutputDoc {
         name: "comment-url",
@@ -387,6 +392,9 @@ fn scrub_json(sc: &crate::plan::Scrubber, v: &mut serde_json::Value) {
 
 /// Run the command.
 pub fn run(runner: &Runner, args: Args) -> Result<()> {
+    if args.format == Format::Json {
+        runner.machine_output();
+    }
     let c = check(runner, &args)?;
     if let Some(t) = &c.comment {
         runner.mask(&t.token);
@@ -494,6 +502,9 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
     scrub_json(&scrubber, &mut vj);
     runner.set_output("violations", &vj.to_string())?;
     runner.set_output("plan-digest", &plan.digest)?;
+    let mut report_json = render::json(&report);
+    scrub_json(&scrubber, &mut report_json);
+    runner.set_output("json", &report_json.to_string())?;
 
     // Report on stdout, the step summary, the comment. The Markdown report is rendered only when
     // something reads it (on a big plan it takes longer than counting).
@@ -503,11 +514,7 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
     match args.format {
         Format::Text => runner.untrusted_block(&render::text(&report)),
         Format::Markdown => runner.untrusted_block(md_full.as_deref().unwrap_or_default()),
-        Format::Json => {
-            let mut j = render::json(&report);
-            scrub_json(&scrubber, &mut j);
-            runner.info(&serde_json::to_string(&j).unwrap_or_default());
-        }
+        Format::Json => runner.document(&report_json)?,
     }
     if let Some(md) = &md_full {
         runner.summary(md)?;

@@ -114,7 +114,8 @@ pub struct Args {
     #[arg(long, env = "GITOPS_REASON")]
     pub reason: Option<String>,
 
-    /// list: output format.
+    /// Output format. `json`: stdout is exactly one line of JSON, in Actions too (list: the
+    /// history; the other commands: their outputs); masks, annotations and logs go to stderr.
     #[arg(long, env = "GITOPS_FORMAT", value_enum, default_value = "text")]
     pub format: Format,
 
@@ -532,6 +533,9 @@ fn prepare(runner: &Runner, args: &Args) -> Result<Ctx> {
 
 /// Run the command.
 pub fn run(runner: &Runner, args: Args) -> Result<()> {
+    if args.format == Format::Json {
+        runner.machine_output();
+    }
     let ctx = prepare(runner, &args)?;
     // The sha default comes from the run context; validated before any call too.
     let sha = if args.command.deploys() {
@@ -564,8 +568,12 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
             }
         }
     };
-    if result.is_ok() && args.command != Command::List && !runner.in_actions() {
-        runner.finish(OutputFormat::Text);
+    if result.is_ok() && args.command != Command::List {
+        match args.format {
+            Format::Json => runner.finish(OutputFormat::Json),
+            Format::Text if !runner.in_actions() => runner.finish(OutputFormat::Text),
+            Format::Text => {}
+        }
     }
     result
 }
@@ -853,6 +861,49 @@ fn read_state(session: &Session, env: &str, extra: &[&str]) -> Result<(EnvState,
     Ok((EnvState::from_refs(env, &refs), refs))
 }
 
+/// Gather what [`deploy::check_record`] needs about `entries` (their tag messages, and whether
+/// each commit is on the environment's branch) and judge them.
+fn audit(
+    session: &Session,
+    ctx: &Ctx,
+    refs: &git::RemoteRefs,
+    entries: &[deploy::HistoryEntry],
+) -> Result<deploy::Verdicts> {
+    let mut verdicts = deploy::Verdicts::new();
+    if entries.is_empty() {
+        return Ok(verdicts);
+    }
+    let branch_ref = format!("refs/heads/{}", ctx.branch);
+    let tip = refs.get(&branch_ref).map(|r| r.oid);
+    let mut oids: Vec<Oid> = entries.iter().map(|e| e.tag_oid).collect();
+    let mut names: Vec<String> = entries
+        .iter()
+        .map(|e| format!("refs/tags/{}", e.tag))
+        .collect();
+    if let Some(t) = tip {
+        oids.push(t);
+        names.push(branch_ref);
+    }
+    let names_s: Vec<&str> = names.iter().map(String::as_str).collect();
+    // Full history: the ancestry question needs the branch's commits.
+    session.ensure(&oids, &names_s)?;
+    for e in entries {
+        let message = session.tag_message(e.tag_oid).ok();
+        let on_branch = match tip {
+            // Local questions only: a commit we cannot walk to (missing, or a tag on a tree)
+            // is not on the branch.
+            Some(t) => session.is_ancestor(e.commit, t).unwrap_or(false),
+            None => false,
+        };
+        let facts = deploy::RecordFacts { message, on_branch };
+        verdicts.insert(
+            e.tag.clone(),
+            deploy::check_record(&ctx.env, &ctx.branch, e, &facts),
+        );
+    }
+    Ok(verdicts)
+}
+
 fn tagger(ctx: &Ctx) -> Tagger {
     match &ctx.actor {
         Some(a) => Tagger {
@@ -998,10 +1049,21 @@ fn record(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args, sha: Oid) 
             )));
         }
     }
-    if args.rollback && state.last_deploy_of(sha).is_none() {
-        return Err(Failure::refused(format!(
-            "{sha} was never deployed to `{env}` (no history tag points at it): a rollback may only return to a commit deployed there before"
-        )));
+    if args.rollback {
+        // The same rule as `resolve`: only a commit a real record of this environment made.
+        let of_sha: Vec<deploy::HistoryEntry> = state
+            .history
+            .iter()
+            .filter(|h| h.commit == sha)
+            .cloned()
+            .collect();
+        let verdicts = audit(session, ctx, &refs, &of_sha)?;
+        deploy::resolve(&state, &deploy::Target::Sha(sha), &verdicts).map_err(|mut f| {
+            f.message.push_str(
+                ": a rollback may only return to a commit deployed there before; nothing was changed",
+            );
+            f
+        })?;
     }
 
     let rec = Record {
@@ -1084,49 +1146,61 @@ struct ListEntry {
     time: String,
     run_id: String,
     current: bool,
+    /// `true` when a real record made this entry ([`deploy::check_record`]); a forged entry is
+    /// listed (so it can be found and deleted) with the reason, and none of its trailers.
+    record_verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_a_record: Option<String>,
     #[serde(flatten)]
     record: Option<Record>,
 }
 
 fn list(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args) -> Result<()> {
     let env = &ctx.env;
-    let (state, _) = read_state(session, env, &[])?;
+    let branch_ref = format!("refs/heads/{}", ctx.branch);
+    let (state, refs) = read_state(session, env, &[branch_ref.as_str()])?;
     let n = if args.limit == 0 {
         state.history.len()
     } else {
         args.limit.min(state.history.len())
     };
     let shown = &state.history[..n];
-    // Tag messages carry actor, image, plan digest, rollback marks: fetch the tag objects we lack.
-    let oids: Vec<Oid> = shown.iter().map(|e| e.tag_oid).collect();
-    let names: Vec<String> = shown
-        .iter()
-        .map(|e| format!("refs/tags/{}", e.tag))
-        .collect();
-    let names_s: Vec<&str> = names.iter().map(String::as_str).collect();
-    let depth = session.is_scratch().then_some(1);
-    session.ensure_with_depth(&oids, &names_s, depth)?;
+    // Tag messages carry actor, image, plan digest, rollback marks; each entry is checked to be
+    // a real record before any of that is shown.
+    let verdicts = audit(session, ctx, &refs, shown)?;
     let cur = state.current_commit();
     let mut current_marked = false;
     let entries: Vec<ListEntry> = shown
         .iter()
         .map(|e| {
-            let record = session
-                .tag_message(e.tag_oid)
-                .ok()
-                .map(|m| Record::parse(&m));
+            let verdict = verdicts.get(&e.tag).cloned();
             let is_current = !current_marked && Some(e.commit) == cur;
             current_marked |= is_current;
+            let (record, not_a_record) = match verdict {
+                Some(Ok(r)) => (Some(r), None),
+                Some(Err(n)) => (None, Some(n.to_string())),
+                None => (None, Some(deploy::NotARecord::NotAnnotated.to_string())),
+            };
             ListEntry {
                 tag: e.tag.clone(),
                 sha: e.commit.to_string(),
                 time: e.name.iso_time(),
                 run_id: e.name.run_id.clone(),
                 current: is_current,
+                record_verified: record.is_some(),
+                not_a_record,
                 record,
             }
         })
         .collect();
+    for e in &entries {
+        if let Some(why) = &e.not_a_record {
+            runner.warning(&format!(
+                "{} is not a record of a deploy to `{env}` ({why}); it is never a rollback target",
+                single_line(&e.tag)
+            ));
+        }
+    }
     let hold = hold_details(session, &state);
     for f in &state.foreign {
         runner.warning(&format!(
@@ -1154,9 +1228,7 @@ fn list(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args) -> Result<()
     )?;
     runner.set_output("json", &doc.to_string())?;
     match args.format {
-        Format::Json => {
-            runner.untrusted_block(&serde_json::to_string_pretty(&doc).unwrap_or_default());
-        }
+        Format::Json => runner.document(&doc)?,
         Format::Text => {
             let mut text = format!(
                 "deploy history of `{env}` ({} of {}, newest first){}\n",
@@ -1171,6 +1243,16 @@ fn list(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args) -> Result<()
                 let r = e.record.as_ref();
                 let field =
                     |v: Option<&String>| v.map(|s| single_line(s)).unwrap_or_else(|| "-".into());
+                if let Some(why) = &e.not_a_record {
+                    text.push_str(&format!(
+                        "{}  {}  run {}  NOT A RECORD ({why}){}\n",
+                        e.time,
+                        &e.sha[..7],
+                        e.run_id,
+                        if e.current { "  <- current" } else { "" }
+                    ));
+                    continue;
+                }
                 text.push_str(&format!(
                     "{}  {}  run {}  {}  {}{}{}\n",
                     e.time,
@@ -1196,8 +1278,27 @@ fn list(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args) -> Result<()
 fn resolve(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args) -> Result<()> {
     let env = &ctx.env;
     let target = deploy::parse_target("to", env, args.to.as_deref().unwrap_or_default())?;
-    let (state, _) = read_state(session, env, &[])?;
-    let r = deploy::resolve(&state, &target)?;
+    let branch_ref = format!("refs/heads/{}", ctx.branch);
+    let (state, refs) = read_state(session, env, &[branch_ref.as_str()])?;
+    let judged: Vec<deploy::HistoryEntry> = match &target {
+        deploy::Target::HistoryTag(t) => state
+            .history
+            .iter()
+            .filter(|h| &h.tag == t)
+            .cloned()
+            .collect(),
+        _ => state.history.clone(),
+    };
+    // Decided before any output is set: a refused target leaves `sha` empty, so no later step
+    // of a rollback workflow can apply it.
+    let verdicts = audit(session, ctx, &refs, &judged)?;
+    let r = deploy::resolve(&state, &target, &verdicts)?;
+    for (tag, why) in &r.skipped {
+        runner.warning(&format!(
+            "passed over {}: not a record of a deploy to `{env}` ({why})",
+            single_line(tag)
+        ));
+    }
     runner.set_output("sha", &r.commit.to_string())?;
     runner.set_output("tag", &r.entry.tag)?;
     runner.set_output("status", "ok")?;

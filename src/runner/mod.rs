@@ -14,6 +14,15 @@
 //! Outside Actions (no `GITHUB_OUTPUT`), outputs are collected and printed at the end, readably or
 //! as one JSON object (`--format json`).
 //!
+//! **Machine output** ([`Runner::machine_output`], every `--format json`): stdout carries exactly
+//! one document, one line of compact JSON written by [`Runner::document`], in every environment,
+//! so `> out.json` and `| jq` work inside Actions too. Everything else this module prints —
+//! `::add-mask::`, annotations, groups, log lines, untrusted blocks with their stop-commands —
+//! goes to stderr, where the runner reads workflow commands just as on stdout (see
+//! `docs/actions.md`). A line of compact JSON starts with `{` or `[`, so it cannot be a workflow
+//! command and needs no stop-commands; the legacy `##[` form, which the runner finds anywhere in
+//! a line, is broken up with a JSON escape (`#\u0023[`, the same text once parsed).
+//!
 //! Nothing here reads the process environment directly except [`Runner::from_process`]: tests
 //! build a runner from an explicit map and capture its streams.
 
@@ -24,6 +33,7 @@ use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rand::Rng;
@@ -88,6 +98,8 @@ struct State {
     outputs: BTreeMap<String, String>,
     summary_bytes: usize,
     summary_truncated: bool,
+    /// A machine-output document was written (there is only ever one).
+    document_written: bool,
 }
 
 /// One step's view of the runner.
@@ -96,6 +108,8 @@ pub struct Runner {
     out: Sink,
     err: Sink,
     state: Mutex<State>,
+    /// Machine output: stdout is reserved for the one document; logs go to stderr.
+    machine: AtomicBool,
 }
 
 fn stdout_sink() -> Sink {
@@ -124,7 +138,67 @@ impl Runner {
                 outputs: BTreeMap::new(),
                 summary_bytes: 0,
                 summary_truncated: false,
+                document_written: false,
             }),
+            machine: AtomicBool::new(false),
+        }
+    }
+
+    /// Switch to machine output: from now on stdout carries only the one document written by
+    /// [`Runner::document`], and every other line goes to stderr. Call it before any output
+    /// (first thing in a command that was given `--format json`).
+    pub fn machine_output(&self) {
+        self.machine.store(true, Ordering::SeqCst);
+    }
+
+    /// True in machine-output mode.
+    pub fn is_machine_output(&self) -> bool {
+        self.machine.load(Ordering::SeqCst)
+    }
+
+    /// Where log lines go: stdout, or stderr in machine-output mode.
+    fn log_sink(&self) -> &Sink {
+        if self.is_machine_output() {
+            &self.err
+        } else {
+            &self.out
+        }
+    }
+
+    /// Write the machine-output document: one line of compact JSON on stdout, every string (and
+    /// key) scrubbed of registered secrets, `##[` broken up. A second document is refused: the
+    /// point is that stdout parses as exactly one.
+    pub fn document(&self, doc: &serde_json::Value) -> Result<()> {
+        {
+            let mut st = self.state.lock().expect("runner state");
+            if st.document_written {
+                return Err(Failure::runtime(
+                    "internal: a second machine-output document (stdout holds exactly one)",
+                ));
+            }
+            st.document_written = true;
+        }
+        let mut doc = doc.clone();
+        self.scrub_json(&mut doc);
+        let line = machine_json(&doc);
+        let mut out = self.out.lock().expect("stdout");
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+        Ok(())
+    }
+
+    fn scrub_json(&self, v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) => *s = self.scrub(s),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| self.scrub_json(x)),
+            serde_json::Value::Object(o) => {
+                let old = std::mem::take(o);
+                for (k, mut x) in old {
+                    self.scrub_json(&mut x);
+                    o.insert(self.scrub(&k), x);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -191,7 +265,7 @@ impl Runner {
             }
             st.scrubber = None;
         }
-        let mut out = self.out.lock().expect("stdout");
+        let mut out = self.log_sink().lock().expect("stdout");
         for l in lines {
             // The mask command itself is the one place the value is written on purpose.
             let _ = writeln!(out, "::add-mask::{}", escape_data(l));
@@ -216,7 +290,7 @@ impl Runner {
 
     fn write_out(&self, line: &str) {
         let line = self.scrub(line);
-        let mut out = self.out.lock().expect("stdout");
+        let mut out = self.log_sink().lock().expect("stdout");
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
     }
@@ -250,7 +324,7 @@ impl Runner {
     pub fn untrusted_block(&self, text: &str) {
         let token = random_token();
         let body = self.scrub(text);
-        let mut out = self.out.lock().expect("stdout");
+        let mut out = self.log_sink().lock().expect("stdout");
         if self.in_actions() {
             let _ = writeln!(out, "::stop-commands::{token}");
         }
@@ -357,16 +431,15 @@ impl Runner {
 
     fn set_output_raw(&self, name: &str, value: &str) -> Result<()> {
         validate_key(name)?;
+        // Kept in every environment: `finish(Json)` prints them in Actions too.
+        self.state
+            .lock()
+            .expect("runner state")
+            .outputs
+            .insert(name.to_string(), value.to_string());
         match self.file_var("GITHUB_OUTPUT") {
             Some(path) => append_heredoc(&path, name, value),
-            None => {
-                self.state
-                    .lock()
-                    .expect("runner state")
-                    .outputs
-                    .insert(name.to_string(), value.to_string());
-                Ok(())
-            }
+            None => Ok(()),
         }
     }
 
@@ -442,7 +515,7 @@ impl Runner {
 
     /// Print collected outputs outside Actions: `name: value` lines on stdout, or one JSON object.
     /// In Actions the outputs are already in `$GITHUB_OUTPUT` and `json` still prints the object
-    /// (useful for the log), `text` prints nothing more.
+    /// (as the machine-output document: scripts read it from stdout), `text` prints nothing more.
     pub fn finish(&self, format: OutputFormat) {
         let st = self.state.lock().expect("runner state");
         let outputs = st.outputs.clone();
@@ -453,9 +526,10 @@ impl Runner {
                     .into_iter()
                     .map(|(k, v)| (k, serde_json::Value::String(v)))
                     .collect();
-                let s = serde_json::to_string(&obj).unwrap_or_else(|_| "{}".into());
-                self.write_out(&s);
+                let _ = self.document(&serde_json::Value::Object(obj));
             }
+            // In Actions the outputs are in `$GITHUB_OUTPUT` already.
+            OutputFormat::Text if self.in_actions() => {}
             OutputFormat::Text => {
                 for (k, v) in outputs {
                     self.write_out(&format!("{k}: {}", single_line(&v)));
@@ -464,7 +538,7 @@ impl Runner {
         }
     }
 
-    /// The outputs collected so far (outside Actions).
+    /// The outputs set so far (in Actions they are in `$GITHUB_OUTPUT` as well).
     pub fn collected_outputs(&self) -> BTreeMap<String, String> {
         self.state.lock().expect("runner state").outputs.clone()
     }
@@ -485,6 +559,17 @@ fn validate_key(name: &str) -> Result<()> {
             single_line(name)
         )))
     }
+}
+
+/// Compact JSON on one line that no consumer can take for more than one line or for a workflow
+/// command: `##[` (found by the runner anywhere in a line) and the Unicode line and paragraph
+/// separators are written as JSON escapes. They only occur inside strings, where `#` and the
+/// separators are never part of an escape, so the document parses to the same value.
+pub fn machine_json(doc: &serde_json::Value) -> String {
+    let s = serde_json::to_string(doc).unwrap_or_else(|_| "null".into());
+    s.replace("##[", "#\\u0023[")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
 }
 
 /// A fresh random token of 32 hex characters.

@@ -310,3 +310,79 @@ fn markdown_escaping() {
     assert!(cut.len() <= 150);
     assert!(cut.ends_with("TAIL") && !cut.contains('b'));
 }
+
+// Machine output: stdout is exactly one JSON document in Actions too; masks, annotations, logs
+// and untrusted blocks (with their stop-commands) go to stderr, where the runner reads them.
+#[test]
+fn machine_output_keeps_stdout_one_json_document() {
+    for actions in [true, false] {
+        let t = runner(actions, &[]);
+        t.r.machine_output();
+        let s = Secret::new("tok-0123456789abcdef");
+        t.r.mask(&s);
+        t.r.info("a log line");
+        t.r.warning("a warning");
+        t.r.group("g");
+        t.r.endgroup();
+        t.r.untrusted_block("::error::pwned\nsecond line");
+        let doc = serde_json::json!({
+            "title": "x\n::error::pwned ##[error]y \u{2028} z",
+            "leak": format!("v={}", s.expose()),
+            s.expose(): [1, "##[##["],
+        });
+        t.r.document(&doc).unwrap();
+        let out = t.out.text();
+        assert_eq!(out.lines().count(), 1, "{out}");
+        let line = out.lines().next().unwrap();
+        assert!(line.starts_with('{'), "{line}");
+        assert!(!line.contains("##["), "{line}");
+        assert!(!line.contains('\u{2028}'), "{line}");
+        assert!(!line.contains(s.expose()), "{line}");
+        let back: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(back["title"], "x\n::error::pwned ##[error]y \u{2028} z");
+        assert_eq!(back["leak"], "v=***");
+        assert_eq!(back["***"], serde_json::json!([1, "##[##["]));
+        let err = t.err.text();
+        if actions {
+            assert!(
+                err.starts_with(&format!("::add-mask::{}\n", s.expose())),
+                "{err}"
+            );
+            assert!(err.contains("::warning::a warning"), "{err}");
+            assert!(err.contains("::stop-commands::"), "{err}");
+            assert!(err.contains("::group::g"), "{err}");
+        } else {
+            assert!(err.contains("warning: a warning"), "{err}");
+        }
+        assert!(err.contains("a log line"), "{err}");
+        // exactly one document
+        let e = t.r.document(&serde_json::json!({})).unwrap_err();
+        assert!(e.message.contains("second"), "{e}");
+        assert_eq!(t.out.text().lines().count(), 1);
+    }
+}
+
+// finish(json) is the document in machine mode, and a second finish cannot add another.
+#[test]
+fn finish_json_is_the_one_document() {
+    let t = runner(false, &[]);
+    t.r.machine_output();
+    t.r.set_output("status", "ok").unwrap();
+    t.r.finish(OutputFormat::Json);
+    t.r.finish(OutputFormat::Json);
+    let out = t.out.text();
+    assert_eq!(out, "{\"status\":\"ok\"}\n");
+    // In Actions the document carries the outputs too (they are in GITHUB_OUTPUT as well);
+    // `text` prints nothing there.
+    let t = runner(true, &[]);
+    t.r.set_output("status", "ok").unwrap();
+    t.r.finish(OutputFormat::Text);
+    assert_eq!(t.out.text(), "");
+    t.r.machine_output();
+    t.r.finish(OutputFormat::Json);
+    assert_eq!(t.out.text(), "{\"status\":\"ok\"}\n");
+    assert_eq!(
+        parse_command_file(&read(&t, "out")).unwrap(),
+        vec![("status".into(), "ok".into())]
+    );
+}

@@ -862,6 +862,37 @@ fn ecr_push_login_writes_a_docker_config_entry_with_the_password_masked() {
     s.assert_no_leak(&r, &["123456789012-auth-token", &token_b64], &[]);
 }
 
+// #21 item 14: `--format json` inside Actions: stdout is exactly one JSON object (the outputs),
+// the password masks (raw and base64) are on stderr where the runner still reads them.
+#[test]
+fn ecr_push_json_format_is_one_document_on_stdout_inside_actions() {
+    let moto = Moto::start();
+    let mut s = Sandbox::actions();
+    moto_env(&mut s, &moto);
+    let home = s.env["HOME"].clone();
+    std::fs::create_dir_all(format!("{home}/.docker")).unwrap();
+    let r = s.run(
+        "ecr-push",
+        &["login", "--registry", ECR_HOST, "--format", "json"],
+    );
+    r.expect_code(0);
+    assert_eq!(r.stdout.lines().count(), 1, "{}", r.stdout);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("one JSON document");
+    assert_eq!(doc["registry"], ECR_HOST);
+    for (k, v) in s.outputs() {
+        assert_eq!(doc[&k], serde_json::json!(v), "output {k}");
+    }
+    let token_b64 = base64::engine::general_purpose::STANDARD.encode("AWS:123456789012-auth-token");
+    for m in ["123456789012-auth-token", token_b64.as_str()] {
+        assert!(
+            r.stderr.contains(&format!("::add-mask::{m}")),
+            "mask on stderr: {}",
+            r.stderr
+        );
+    }
+    s.assert_no_leak(&r, &["123456789012-auth-token", &token_b64], &[]);
+}
+
 #[test]
 fn ecr_push_gives_up_at_the_deadline_instead_of_waiting_past_it() {
     let reg = Registry::start();

@@ -915,3 +915,51 @@ fn the_fast_path_gives_exactly_the_reference_answer_on_the_corpus_and_damaged_co
         fast_declined.len()
     );
 }
+
+// #21 item 14: with GITHUB_ACTIONS=true, `--format json` leaves exactly one line of JSON on
+// stdout (no `::add-mask::` before it); the masks still reach the runner, on stderr; the same
+// object is the `json` output. A verdict `fail` still prints its one document.
+#[test]
+fn json_format_is_one_document_on_stdout_inside_actions() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = r#"{"format_version":"1.2","terraform_version":"1.11.0",
+      "resource_changes":[
+       {"address":"aws_db_instance.main","mode":"managed","type":"aws_db_instance","name":"main","provider_name":"registry.terraform.io/hashicorp/aws",
+        "change":{"actions":["update"],"before":{"password":"SENTINEL-OLD-1a2b3c","name":"db"},
+        "after":{"password":"SENTINEL-NEW-4d5e6f","name":"db2"},
+        "after_unknown":{},"before_sensitive":{"password":true},"after_sensitive":{"password":true}}}]}"#;
+    let p = write(dir.path(), "s.json", plan);
+    let secrets = ["SENTINEL-OLD-1a2b3c", "SENTINEL-NEW-4d5e6f"];
+    let (sb, r) = gate(&["--plan", &p, "--format", "json", "--comment", "off"]);
+    r.expect_code(0);
+    assert_eq!(r.stdout.lines().count(), 1, "{}", r.stdout);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("one JSON document");
+    assert_eq!(doc["change"], 1);
+    assert_eq!(doc["verdict"], "pass");
+    let out: serde_json::Value = serde_json::from_str(&sb.outputs()["json"]).unwrap();
+    assert_eq!(doc, out);
+    for s in secrets {
+        assert!(
+            r.stderr.contains(&format!("::add-mask::{s}")),
+            "mask for {s} on stderr: {}",
+            r.stderr
+        );
+    }
+    sb.assert_no_leak(&r, &secrets, &[]);
+    // A failing gate (protect-production on a destroy) still prints exactly one document.
+    let p = write(dir.path(), "d.json", DESTROYING);
+    let (_, r) = gate(&[
+        "--plan",
+        &p,
+        "--format",
+        "json",
+        "--comment",
+        "off",
+        "--environment",
+        "prod",
+    ]);
+    r.expect_code(1);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("one JSON document");
+    assert_eq!(doc["verdict"], "fail");
+    assert!(r.stderr.contains("::error::"), "{}", r.stderr);
+}

@@ -272,33 +272,42 @@ fn bad_inputs_exit_2_before_any_network_call() {
     );
 }
 
-// F11: N promotions race over smart HTTP with token auth, repeated. Exactly one moves the
-// branch; the others re-evaluate and report up-to-date; the branch only ever moves forward.
-#[test]
-fn concurrent_promotions_over_smart_http_have_exactly_one_winner() {
-    let token = "promote-test-token-7f3a9c";
-    let srv = GitHttp::start(token);
-    let bare = srv.create_repo("app");
-    let seeded = seed_env_branches(&bare, 3);
-    let url = srv.url("app");
-    let mut last_main = seeded.main.clone();
-    for round in 0..3 {
-        let new = add_commits(&bare, "dev", 2);
+// F11: N promotions race, repeated, over smart HTTP with token auth and over a local path.
+// Exactly one moves the branch, reports `promoted` and dispatches the deploy workflow (the
+// token is a GITHUB_TOKEN, whose push starts no workflow); the others re-evaluate, report
+// `up-to-date` in their outputs and dispatch nothing; the branch only ever moves forward.
+fn race_rounds(url: &str, bare: &Path, token: &str, rounds: usize) {
+    let fake = GithubFake::start();
+    let proxy = Prism::proxy(&fake.url());
+    let mut last_main = branch(bare, "main");
+    for round in 0..rounds {
+        let new = add_commits(bare, "dev", 2);
         let cand = new[1].clone();
-        tag(
-            &bare,
-            "deploy/dev/current",
-            &cand,
-            &deploy_msg("dev", &cand),
-        );
-        let boxes: Vec<Sandbox> = (0..4).map(|_| Sandbox::actions()).collect();
+        tag(bare, "deploy/dev/current", &cand, &deploy_msg("dev", &cand));
+        let boxes: Vec<Sandbox> = (0..4)
+            .map(|_| {
+                let mut sb = Sandbox::actions();
+                sb.set("GITHUB_API_URL", proxy.url())
+                    .set("GITHUB_REPOSITORY", "o/r");
+                sb
+            })
+            .collect();
         let children: Vec<_> = boxes
             .iter()
             .map(|sb| {
                 let mut c = sb.cmd("promote");
-                c.args(["--from", "dev", "--remote", &url, "--github-token", token])
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped());
+                c.args([
+                    "--from",
+                    "dev",
+                    "--remote",
+                    url,
+                    "--github-token",
+                    token,
+                    "--dispatch-workflow",
+                    "deploy.yml",
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
                 c.spawn().unwrap()
             })
             .collect();
@@ -319,19 +328,47 @@ fn concurrent_promotions_over_smart_http_have_exactly_one_winner() {
                 .filter(|l| !l.starts_with("::add-mask::"))
                 .collect();
             assert!(!shown.contains(token), "token leaked: {all}");
-            statuses.push(sb.outputs()["status"].clone());
+            let out = sb.outputs();
+            assert_eq!(out["sha"], cand, "round {round}: {all}");
+            assert_eq!(out["pull-request-url"], "", "round {round}: {all}");
+            match out["status"].as_str() {
+                "promoted" => {
+                    assert!(all.contains("dispatched `deploy.yml`"), "{all}");
+                }
+                "up-to-date" => {
+                    assert!(!all.contains("dispatched"), "a loser dispatched: {all}");
+                    assert!(!all.contains("promoted "), "a loser claims the win: {all}");
+                }
+                other => panic!("round {round}: status {other}: {all}"),
+            }
+            statuses.push(out["status"].clone());
         }
         let winners = statuses.iter().filter(|s| *s == "promoted").count();
         assert_eq!(winners, 1, "round {round}: {statuses:?}");
-        assert!(statuses
-            .iter()
-            .all(|s| s == "promoted" || s == "up-to-date"));
-        let main = branch(&bare, "main");
+        let dispatches = fake.state.lock().unwrap().dispatches.clone();
+        assert_eq!(
+            dispatches.len(),
+            round + 1,
+            "one dispatch per round (round {round}): {dispatches:?}"
+        );
+        assert_eq!(dispatches[round]["body"]["ref"], json!("main"));
+        let main = branch(bare, "main");
         assert_eq!(main, cand);
         // never a force push: the previous tip is an ancestor of the new one
-        git_ok(&bare, &["merge-base", "--is-ancestor", &last_main, &main]);
+        git_ok(bare, &["merge-base", "--is-ancestor", &last_main, &main]);
         last_main = main;
     }
+    proxy.assert_no_violations();
+}
+
+#[test]
+fn concurrent_promotions_over_smart_http_have_exactly_one_winner() {
+    let token = "ghs_promoteRaceToken7f3a9c0123";
+    let srv = GitHttp::start(token);
+    let bare = srv.create_repo("app");
+    seed_env_branches(&bare, 3);
+    let url = srv.url("app");
+    race_rounds(&url, &bare, token, 3);
     // wrong token: a runtime failure naming authentication, nothing moved, nothing leaked
     let before = ls_remote(&url, Some(token));
     let sb = Sandbox::actions();
@@ -354,6 +391,15 @@ fn concurrent_promotions_over_smart_http_have_exactly_one_winner() {
     );
     sb.assert_no_leak(&run, &["wrong-token-123456"], &[]);
     assert_eq!(ls_remote(&url, Some(token)), before);
+}
+
+// The same race against a remote that is a path: libgit2's local transport would write the
+// ref without checking its old value, so every racer could "win".
+#[test]
+fn concurrent_promotions_to_a_local_remote_have_exactly_one_winner() {
+    let r = remote(3);
+    let url = r.bare.display().to_string();
+    race_rounds(&url, &r.bare, "ghs_promoteRaceToken7f3a9c0123", 3);
 }
 
 // Pull-request mode end to end against a stateful GitHub (validated by Prism): open the PR

@@ -504,9 +504,8 @@ fn rollback_to_a_commit_never_deployed_is_refused_f16() {
     assert_eq!(r.refs(), before);
 }
 
-#[test]
-fn resolve_previous_a_history_tag_or_a_deployed_sha() {
-    let r = Remote::local(6);
+/// Record dev's commits 2, 3, 4 (runs 10-12); their history tags, oldest first.
+fn record_three(r: &Remote) -> Vec<String> {
     let d = &r.seeded.dev;
     let mut tags = Vec::new();
     for (i, c) in [&d[2], &d[3], &d[4]].iter().enumerate() {
@@ -517,6 +516,14 @@ fn resolve_previous_a_history_tag_or_a_deployed_sha() {
         run.expect_code(0);
         tags.push(out(&sb, "history-tag"));
     }
+    tags
+}
+
+#[test]
+fn resolve_previous_a_history_tag_or_a_deployed_sha() {
+    let r = Remote::local(6);
+    let d = &r.seeded.dev;
+    let tags = record_three(&r);
     let (run, sb) = r.td(
         "20",
         &["resolve", "--environment", "dev", "--to", "previous"],
@@ -1362,4 +1369,185 @@ fn deployments_api_errors_change_nothing_and_without_a_token_git_runs_alone() {
         run.stdout
     );
     assert_eq!(fake.requests().len(), n, "no API call");
+}
+
+/// An annotated tag `name` on `sha` in `bare` with `message` (what anyone who may push tags can
+/// create: the name alone proves nothing).
+fn forge(bare: &std::path::Path, name: &str, sha: &str, message: &str) {
+    git_http::git_ok(bare, &["tag", "-a", "-m", message, name, sha]);
+}
+
+fn trailers(env: &str, sha: &str, run: &str) -> String {
+    format!(
+        "deploy {env}: {}\n\nRecorded by gitops-actions tag-deploy.\n\nEnvironment: {env}\nCommit: {sha}\nRun-ID: {run}\nImage: evil.example.com/app@sha256:{}\n",
+        &sha[..7],
+        "e".repeat(64)
+    )
+}
+
+// F16 / #21 item 6: a well-named history tag is not a record. A rollback target must be a
+// commit of the environment's branch that a real record made (trailers naming this environment
+// and exactly the tag's commit, name agreeing with them), however the target is named:
+// `previous`, the tag, the sha, or `record --rollback`. Refusals exit 1 before any output or
+// change; `list` flags forged entries and shows none of their trailers.
+#[test]
+fn forged_history_tags_are_never_rollback_targets() {
+    let r = Remote::local(6);
+    let d = &r.seeded.dev;
+    let tags = record_three(&r);
+    let bare = &r._bare;
+    // (a) newest entry, perfect trailers, on a commit that was never on `dev`.
+    let tree = git_http::git_ok(bare, &["rev-parse", "refs/heads/dev^{tree}"]);
+    let evil = git_http::git_ok(bare, &["commit-tree", &tree, "-p", &d[4], "-m", "evil"]);
+    let off_branch = format!("deploy/dev/history/20991231T000000Z-99-{}", &evil[..7]);
+    forge(bare, &off_branch, &evil, &trailers("dev", &evil, "99"));
+    // (b) on the branch, but its trailers name another environment.
+    let other_env = format!("deploy/dev/history/20261101T000000Z-5-{}", &d[1][..7]);
+    forge(bare, &other_env, &d[1], &trailers("prod", &d[1], "5"));
+    // (c) on the branch, a lightweight tag (no record at all).
+    let light = format!("deploy/dev/history/20261101T000001Z-6-{}", &d[0][..7]);
+    git_http::git_ok(bare, &["tag", &light, &d[0]]);
+    // (d) on the branch, trailers for another commit.
+    let wrong_commit = format!("deploy/dev/history/20261101T000002Z-7-{}", &d[1][..7]);
+    forge(bare, &wrong_commit, &d[1], &trailers("dev", &d[2], "7"));
+    let before = r.refs();
+
+    // `previous` passes over the forged newest entry to the real previous deploy.
+    let (run, sb) = r.td(
+        "20",
+        &["resolve", "--environment", "dev", "--to", "previous"],
+    );
+    run.expect_code(0);
+    assert_eq!(out(&sb, "sha"), d[3], "{}", run.all());
+    assert_eq!(out(&sb, "tag"), tags[1]);
+    assert!(run.all().contains("passed over"), "{}", run.all());
+
+    // Every other way of naming a forged target is refused with the reason, nothing set.
+    for (to, needle) in [
+        (off_branch.as_str(), "not on the environment's branch `dev`"),
+        (
+            &format!("refs/tags/{off_branch}"),
+            "not on the environment's branch",
+        ),
+        (evil.as_str(), "never deployed"),
+        (other_env.as_str(), "Environment trailer is `prod`"),
+        (light.as_str(), "not an annotated tag"),
+        (wrong_commit.as_str(), "Commit trailer is"),
+        (d[1].as_str(), "never deployed"),
+        (d[0].as_str(), "never deployed"),
+    ] {
+        let (run, sb) = r.td("21", &["resolve", "--environment", "dev", "--to", to]);
+        run.expect_code(1);
+        assert!(run.all().contains(needle), "{to}: {}", run.all());
+        assert!(
+            !sb.outputs().contains_key("sha"),
+            "{to}: a refused target sets no sha: {:?}",
+            sb.outputs()
+        );
+    }
+    // record --rollback applies the same rule (d[1] is on the branch: only the record is fake).
+    for sha in [&d[1], &d[0]] {
+        let (run, _) = r.td(
+            "22",
+            &["record", "--environment", "dev", "--sha", sha, "--rollback"],
+        );
+        run.expect_code(1);
+        assert!(run.all().contains("never deployed"), "{}", run.all());
+    }
+    assert_eq!(r.refs(), before, "nothing changed");
+
+    // list: forged entries flagged, with none of their trailers; real ones verified.
+    let (run, sb) = r.td(
+        "23",
+        &[
+            "list",
+            "--environment",
+            "dev",
+            "--format",
+            "json",
+            "--limit",
+            "0",
+        ],
+    );
+    run.expect_code(0);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("stdout is one document");
+    assert_eq!(
+        doc,
+        serde_json::from_str::<serde_json::Value>(&out(&sb, "json")).unwrap()
+    );
+    let by_tag = |t: &str| {
+        doc["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["tag"] == t)
+            .cloned()
+            .unwrap_or_else(|| panic!("{t} not listed: {doc}"))
+    };
+    for t in [&off_branch, &other_env, &light, &wrong_commit] {
+        let e = by_tag(t);
+        assert_eq!(e["record_verified"], false, "{e}");
+        assert!(e["not_a_record"].as_str().is_some(), "{e}");
+        assert!(e.get("image").is_none(), "{e}");
+        assert!(e.get("environment").is_none(), "{e}");
+    }
+    for t in &tags {
+        let e = by_tag(t);
+        assert_eq!(e["record_verified"], true, "{e}");
+        assert!(e.get("not_a_record").is_none(), "{e}");
+        assert_eq!(e["environment"], "dev");
+    }
+    assert!(
+        run.stderr.contains("is not a record of a deploy"),
+        "{}",
+        run.stderr
+    );
+    let (run, _) = r.td("23", &["list", "--environment", "dev", "--limit", "0"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("NOT A RECORD"), "{}", run.stdout);
+    assert!(!run.stdout.contains("evil.example.com"), "{}", run.stdout);
+}
+
+// #21 item 14: with GITHUB_ACTIONS=true, `--format json` leaves exactly one JSON document on
+// stdout (no stop-commands, no masks); the masks and logs are on stderr, and the same document
+// is the `json` output. The other commands print their outputs as one object.
+#[test]
+fn json_format_is_one_document_on_stdout_inside_actions() {
+    let r = Remote::http(4);
+    let d = &r.seeded.dev;
+    r.td("1", &["record", "--environment", "dev", "--sha", &d[3]])
+        .0
+        .expect_code(0);
+    let (run, sb) = r.td("2", &["list", "--environment", "dev", "--format", "json"]);
+    run.expect_code(0);
+    assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    assert_eq!(doc["history"][0]["sha"], d[3].as_str());
+    assert_eq!(
+        doc,
+        serde_json::from_str::<serde_json::Value>(&out(&sb, "json")).unwrap()
+    );
+    assert!(
+        run.stderr.contains(&format!("::add-mask::{TOKEN}")),
+        "the mask still reaches the runner, on stderr: {}",
+        run.stderr
+    );
+    sb.assert_no_leak(&run, &[TOKEN], &[]);
+    let (run, sb) = r.td(
+        "3",
+        &[
+            "resolve",
+            "--environment",
+            "dev",
+            "--to",
+            &d[3],
+            "--format",
+            "json",
+        ],
+    );
+    run.expect_code(0);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    assert_eq!(doc["sha"], d[3].as_str());
+    assert_eq!(doc["status"], "ok");
+    assert_eq!(out(&sb, "sha"), d[3]);
 }

@@ -306,3 +306,100 @@ fn actions_run_under_act_pass_inputs_outputs_and_masks() {
         assert!(log.contains(&want), "missing {want:?}\n{log}");
     }
 }
+
+// #21 item 14, under a real runner (act): with GITHUB_ACTIONS=true, `--format json` output piped
+// into a JSON parser (and redirected to a file for jq) parses, because stdout holds only the
+// document; the masks the binaries print on stderr still take effect for the rest of the step
+// (the runner reads workflow commands on stderr too).
+#[test]
+fn actions_json_output_parses_under_act_and_masks_still_hold() {
+    use crate::support::git_http;
+    let sb = Sandbox::plain();
+    let repo = sb.path().join("repo");
+    std::fs::create_dir_all(repo.join(".github/workflows")).unwrap();
+    let sentinel = format!("SENTINEL-{}", gitops_actions::runner::random_token());
+    let plan = format!(
+        r#"{{"format_version":"1.2","terraform_version":"1.11.0","resource_changes":[
+        {{"address":"aws_db_instance.main","mode":"managed","type":"aws_db_instance","name":"main","provider_name":"registry.terraform.io/hashicorp/aws",
+        "change":{{"actions":["update"],"before":{{"password":"old-value-123456","name":"db"}},"after":{{"password":"{sentinel}","name":"db2"}},
+        "after_unknown":{{}},"before_sensitive":{{"password":true}},"after_sensitive":{{"password":true}}}}}}]}}"#
+    );
+    std::fs::write(repo.join("plan.json"), plan).unwrap();
+
+    // A remote with one recorded deploy of `dev`.
+    let bare = sb.path().join("remote.git");
+    git_http::init_bare(&bare);
+    let seeded = git_http::seed_env_branches(&bare, 3);
+    let dev_tip = seeded.dev[2].clone();
+    let mut rec = Sandbox::actions();
+    let no_checkout = rec.path().join("no-checkout").display().to_string();
+    rec.set("GITOPS_SKIP_GITHUB_DEPLOYMENT", "true")
+        .set("GITHUB_RUN_ID", "7")
+        .set("GITOPS_REPO_PATH", no_checkout);
+    rec.run(
+        "tag-deploy",
+        &[
+            "record",
+            "--environment",
+            "dev",
+            "--sha",
+            &dev_tip,
+            "--remote",
+            &bare.display().to_string(),
+        ],
+    )
+    .expect_code(0);
+
+    let token = format!("tok{}", gitops_actions::runner::random_token());
+    let bins = crate::actions::built_bin_dir();
+    let mut wf =
+        String::from("on: push\npermissions: {}\njobs:\n  json:\n    runs-on: ubuntu-latest\n");
+    let _ = writeln!(
+        wf,
+        "    env:\n      BIN: {}\n      REMOTE: {}\n      TOKEN_VALUE: {}\n      SENTINEL_VALUE: {}\n      GITHUB_ACTIONS: \"true\"",
+        yaml_q(&bins.display().to_string()),
+        yaml_q(&bare.display().to_string()),
+        yaml_q(&token),
+        yaml_q(&sentinel),
+    );
+    wf.push_str(
+        r#"    steps:
+      - uses: actions/checkout@v4
+      - name: plan-gate json into a parser
+        run: |
+          set -euo pipefail
+          "$BIN/plan-gate" --plan plan.json --format json --comment off | python3 -c 'import json,sys; d=json.load(sys.stdin); print("PARSED plan-gate verdict=%s change=%s" % (d["verdict"], d["change"]))'
+          echo "AFTER plan-gate $SENTINEL_VALUE"
+      - name: tag-deploy list json into a file, then parsers
+        run: |
+          set -euo pipefail
+          "$BIN/tag-deploy" list --environment dev --format json --remote "$REMOTE" --repo-path "$RUNNER_TEMP/no-checkout" --token "$TOKEN_VALUE" > history.json
+          python3 -c 'import json; d=json.load(open("history.json")); print("PARSED tag-deploy current=%s verified=%s" % (d["current"], d["history"][0]["record_verified"]))'
+          echo "JQ $(jq -r '.history | length' history.json)"
+          "$BIN/tag-deploy" list --environment dev --format json --remote "$REMOTE" --repo-path "$RUNNER_TEMP/no-checkout" --token "$TOKEN_VALUE" | jq -e '.environment == "dev"' > /dev/null
+          echo "AFTER tag-deploy $TOKEN_VALUE"
+"#,
+    );
+    std::fs::write(repo.join(".github/workflows/json.yml"), &wf).unwrap();
+    act::init_repo(&repo);
+    let run = act::run(&sb, &repo, "push", &["--actor", "octocat"]);
+    let log = run.all();
+    eprintln!("--- act log\n{log}");
+    assert_eq!(run.code, 0, "act failed\n{log}\n--- workflow\n{wf}");
+    for want in [
+        "PARSED plan-gate verdict=pass change=1".to_string(),
+        format!("PARSED tag-deploy current={dev_tip} verified=True"),
+        "JQ 1".to_string(),
+        // the masks printed on stderr took effect for the rest of each step
+        "AFTER plan-gate ***".to_string(),
+        "AFTER tag-deploy ***".to_string(),
+    ] {
+        assert!(
+            log.contains(&want),
+            "missing {want:?}\n{log}\n--- workflow\n{wf}"
+        );
+    }
+    for l in log.lines().filter(|l| l.contains("AFTER")) {
+        assert!(!l.contains(&sentinel) && !l.contains(&token), "{l}");
+    }
+}
