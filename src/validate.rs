@@ -186,8 +186,8 @@ pub fn credential_url(field: &str, v: &str) -> Result<url::Url> {
         ("https", Some(_)) => Ok(u),
         ("http", Some(h)) if is_loopback_host(h) => Ok(u),
         ("http", Some(_)) => Err(bad(
-            "uses plain http to a host that is not loopback (127.0.0.0/8, ::1, localhost): \
-             the credential would travel in clear text; use https",
+            "must use https: plain http is allowed only to a loopback host (127.0.0.0/8, ::1, \
+             localhost), the credential would travel in clear text",
         )),
         _ => Err(bad("is not an https URL")),
     }

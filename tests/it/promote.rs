@@ -223,7 +223,7 @@ fn bad_inputs_exit_2_before_any_network_call() {
                 "--mode",
                 "pull-request",
             ],
-            "plain http",
+            "must use https",
         ),
         (
             &[
