@@ -275,15 +275,8 @@ impl StsSettings {
         if !ignore {
             for var in ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"] {
                 if let Some(v) = runner.var(var) {
-                    let ok = url::Url::parse(v).ok().is_some_and(|u| {
-                        matches!(u.scheme(), "http" | "https") && u.host().is_some()
-                    });
-                    if !ok {
-                        return Err(Failure::usage(
-                            var,
-                            format!("`{}` is not an http(s) URL", single_line(v)),
-                        ));
-                    }
+                    // The OIDC token and the session credentials go to this URL.
+                    crate::validate::credential_url(var, v)?;
                     endpoint = Some(v.to_string());
                     break;
                 }

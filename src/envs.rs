@@ -62,6 +62,8 @@ pub struct Model {
     envs: Vec<Environment>,
     /// Where the model came from (a file path, or `built-in default`).
     pub source: String,
+    /// The log line naming the model ([`Model::log_line`]).
+    log: String,
 }
 
 impl Default for Model {
@@ -80,6 +82,7 @@ impl Default for Model {
                 e("prod", "prod", true),
             ],
             source: "built-in default".into(),
+            log: "built-in default model".into(),
         }
     }
 }
@@ -87,37 +90,81 @@ impl Default for Model {
 impl Model {
     /// Parse and validate a model from YAML text.
     pub fn from_yaml(text: &str, source: &str) -> Result<Model> {
-        let file: File = serde_yaml_ng::from_str(text).map_err(|e| {
-            Failure::usage(
-                "config",
-                format!("{source}: {}", single_line(&e.to_string())),
-            )
-        })?;
+        let file: File = serde_yaml_ng::from_str(text)
+            .map_err(|e| Failure::usage("config", validate::config_error(source, &e)))?;
         let model = Model {
             envs: file.environments,
             source: source.to_string(),
+            log: format!("environments from {source}"),
         };
         model.validate()?;
         Ok(model)
     }
 
     /// Load the model for a repository checkout: `explicit` (a `config` input) if given, else
-    /// `<root>/.github/gitops.yml` if it exists, else the built-in default.
+    /// `<root>/.github/gitops.yml` if it exists, else the built-in default -- but only for a
+    /// checkout that exists: a `root` that is not a directory is a usage error (exit 2), never
+    /// the default model (a mistyped `repo-path` must not promote along the wrong stages).
+    /// The default file must stay inside the checkout: a symlink that leads out of it is
+    /// refused. [`Model::log_line`] says which model was used.
     pub fn load(root: &Path, explicit: Option<&Path>) -> Result<Model> {
+        let shown = |p: &Path| single_line(&p.display().to_string());
+        let real_root = std::fs::canonicalize(root)
+            .ok()
+            .filter(|r| r.is_dir())
+            .ok_or_else(|| {
+                Failure::usage(
+                    "repo-path",
+                    format!(
+                        "`{}` is not an existing directory (the checkout whose {CONFIG_PATH} defines the environments)",
+                        shown(root)
+                    ),
+                )
+            })?;
         let path: PathBuf = match explicit {
             Some(p) => p.to_path_buf(),
             None => root.join(CONFIG_PATH),
         };
+        if explicit.is_none() {
+            match std::fs::symlink_metadata(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Ok(Model {
+                        log: format!(
+                            "built-in default model: no {CONFIG_PATH} in {}",
+                            shown(root)
+                        ),
+                        ..Model::default()
+                    });
+                }
+                _ => {
+                    let inside =
+                        std::fs::canonicalize(&path).is_ok_and(|real| real.starts_with(&real_root));
+                    if !inside {
+                        return Err(Failure::usage(
+                            "config",
+                            format!(
+                                "{} is a link that leads outside the checkout {} (or nowhere); the environments file must be part of the repository",
+                                shown(&path),
+                                shown(root)
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
         match std::fs::read_to_string(&path) {
             Ok(text) => Model::from_yaml(&text, &path.display().to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
-                Ok(Model::default())
-            }
             Err(e) => Err(Failure::usage(
                 "config",
-                format!("cannot read {}: {e}", path.display()),
+                format!("cannot read {}: {}", shown(&path), e.kind()),
             )),
         }
+    }
+
+    /// One log line saying which model is in use: `environments from <path>` or
+    /// `built-in default model: no .github/gitops.yml in <checkout>`.
+    pub fn log_line(&self) -> &str {
+        &self.log
     }
 
     fn validate(&self) -> Result<()> {
@@ -135,31 +182,54 @@ impl Model {
             ));
         }
         for (i, e) in self.envs.iter().enumerate() {
-            validate_env_name(&e.name)
-                .map_err(|f| f.context(format!("{src}: environments[{i}].name")))?;
-            validate::branch_name(&e.branch)
-                .map_err(|f| f.context(format!("{src}: environments[{i}].branch")))?;
+            // The value is not repeated: a file may hold what was pasted in the wrong place.
+            let bad = |key: &str, rule: &str| {
+                Failure::usage("config", format!("{src}: environments[{i}].{key} {rule}"))
+            };
+            validate_env_name(&e.name).map_err(|_| {
+                bad(
+                    "name",
+                    "is not a valid environment name (1-32 of a-z, 0-9, '-', starting with a letter)",
+                )
+            })?;
+            validate::branch_name(&e.branch).map_err(|_| {
+                bad(
+                    "branch",
+                    "is not a valid branch name (git's rules; letters, digits, `.`, `_`, `/`, `-`; not `HEAD` or a full ref)",
+                )
+            })?;
             if let Some(a) = &e.aws_account_id {
-                validate::account_id(a)
-                    .map_err(|f| f.context(format!("{src}: environments[{i}].aws-account-id")))?;
+                validate::account_id(a).map_err(|_| {
+                    bad(
+                        "aws-account-id",
+                        "is not an AWS account id (exactly 12 digits)",
+                    )
+                })?;
             }
             if let Some(r) = &e.aws_region {
-                validate::region(r)
-                    .map_err(|f| f.context(format!("{src}: environments[{i}].aws-region")))?;
+                validate::region(r).map_err(|_| {
+                    bad(
+                        "aws-region",
+                        "is not an AWS region code (e.g. `us-east-1`; lowercase, no zone letter)",
+                    )
+                })?;
             }
-            for other in &self.envs[..i] {
+            for (j, other) in self.envs[..i].iter().enumerate() {
                 if other.name == e.name {
                     return Err(Failure::usage(
                         "config",
-                        format!("{src}: environment `{}` is listed twice", e.name),
+                        format!(
+                            "{src}: environment `{}` is listed twice (environments[{j}] and [{i}])",
+                            e.name
+                        ),
                     ));
                 }
                 if other.branch == e.branch {
                     return Err(Failure::usage(
                         "config",
                         format!(
-                            "{src}: branch `{}` is used by both `{}` and `{}`",
-                            e.branch, other.name, e.name
+                            "{src}: `{}` and `{}` use the same branch (environments[{j}] and [{i}])",
+                            other.name, e.name
                         ),
                     ));
                 }
@@ -295,7 +365,7 @@ mod tests {
         let cases = [
             (
                 "environments:\n  - name: dev\n    branch: dev\n    prodution: true\n",
-                "unknown field `prodution`",
+                "line 4, column 5: an unknown key; expected one of `name`, `branch`",
             ),
             ("environments: []\n", "is empty"),
             (
@@ -308,7 +378,7 @@ mod tests {
             ),
             (
                 "environments:\n  - name: a\n    branch: dev\n  - name: b\n    branch: dev\n",
-                "used by both",
+                "use the same branch",
             ),
             ("environments:\n  - name: a\n    branch: 'a..b'\n", "branch"),
             (
@@ -319,7 +389,10 @@ mod tests {
                 "environments:\n  - name: a\n    branch: a\n    aws-region: US-EAST-1\n",
                 "region",
             ),
-            ("envs: []\n", "unknown field `envs`"),
+            (
+                "envs: []\n",
+                "line 1, column 1: an unknown key; expected `environments`",
+            ),
         ];
         for (yaml, needle) in cases {
             let e = Model::from_yaml(yaml, "t.yml").unwrap_err();
@@ -350,7 +423,15 @@ mod tests {
     #[test]
     fn load_prefers_file_and_falls_back() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(Model::load(dir.path(), None).unwrap(), Model::default());
+        let m = Model::load(dir.path(), None).unwrap();
+        assert_eq!(m.environments(), Model::default().environments());
+        assert_eq!(
+            m.log_line(),
+            format!(
+                "built-in default model: no .github/gitops.yml in {}",
+                dir.path().display()
+            )
+        );
         std::fs::create_dir_all(dir.path().join(".github")).unwrap();
         std::fs::write(
             dir.path().join(CONFIG_PATH),
@@ -366,5 +447,81 @@ mod tests {
             Model::load(dir.path(), Some(&missing)).unwrap_err().class,
             crate::exit::ExitClass::Usage
         );
+    }
+
+    #[test]
+    fn a_checkout_that_does_not_exist_is_not_the_default_model() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("file"), "x").unwrap();
+        for root in [dir.path().join("typo"), dir.path().join("file")] {
+            let e = Model::load(&root, None).unwrap_err();
+            assert_eq!(e.class, crate::exit::ExitClass::Usage);
+            assert_eq!(e.field.as_deref(), Some("repo-path"));
+            assert!(e.message.contains(&root.display().to_string()), "{e}");
+        }
+        std::fs::create_dir_all(dir.path().join(".github")).unwrap();
+        let cfg = dir.path().join(CONFIG_PATH);
+        std::fs::write(&cfg, "environments:\n  - name: one\n    branch: one\n").unwrap();
+        assert_eq!(
+            Model::load(dir.path(), None).unwrap().log_line(),
+            format!("environments from {}", cfg.display())
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_default_config_linked_out_of_the_checkout_is_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("gitops.yml");
+        std::fs::write(&target, "environments:\n  - name: one\n    branch: one\n").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".github")).unwrap();
+        let link = dir.path().join(CONFIG_PATH);
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let e = Model::load(dir.path(), None).unwrap_err();
+        assert_eq!(e.class, crate::exit::ExitClass::Usage);
+        assert!(e.message.contains(&link.display().to_string()), "{e}");
+        assert!(e.message.contains("outside the checkout"), "{e}");
+        // A dangling link is no default either; a link inside the checkout is fine.
+        std::fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("nope.yml"), &link).unwrap();
+        assert!(Model::load(dir.path(), None).is_err());
+        std::fs::remove_file(&link).unwrap();
+        std::fs::copy(&target, dir.path().join("real.yml")).unwrap();
+        std::os::unix::fs::symlink("../real.yml", &link).unwrap();
+        assert_eq!(
+            Model::load(dir.path(), None).unwrap().environments()[0].name,
+            "one"
+        );
+        // The `.github` directory itself linked out of the checkout.
+        std::fs::remove_dir_all(dir.path().join(".github")).unwrap();
+        std::fs::create_dir_all(outside.path().join(".github")).unwrap();
+        std::fs::copy(&target, outside.path().join(CONFIG_PATH)).unwrap();
+        std::os::unix::fs::symlink(outside.path().join(".github"), dir.path().join(".github"))
+            .unwrap();
+        assert!(Model::load(dir.path(), None)
+            .unwrap_err()
+            .message
+            .contains("outside"));
+    }
+
+    #[test]
+    fn config_errors_never_repeat_the_value() {
+        let tok = "ghp_SECRET0123456789abcdefABCDEF";
+        for yaml in [
+            format!("environments:\n  - name: dev\n    branch: dev\n    production: {tok}\n"),
+            format!("environments:\n  - name: dev\n    branch: dev\n    {tok}: true\n"),
+            format!("environments:\n  - name: dev\n    branch: dev\n    aws-account-id: {tok}\n"),
+            format!("environments:\n  - name: dev\n    branch: dev\n    aws-region: {tok}\n"),
+            format!("environments:\n  - name: {tok}\n    branch: dev\n"),
+            format!("environments:\n  - name: dev\n    branch: '{tok}..x'\n"),
+            format!("{tok}\n"),
+            format!("environments: \"{tok}\n"),
+        ] {
+            let e = Model::from_yaml(&yaml, "g.yml").unwrap_err();
+            assert_eq!(e.class, crate::exit::ExitClass::Usage, "{yaml}");
+            assert!(e.message.starts_with("g.yml"), "{e}");
+            assert!(!e.to_string().contains("SECRET"), "{yaml}: {e}");
+        }
     }
 }

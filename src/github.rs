@@ -28,7 +28,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::exit::{Failure, Result};
-use crate::runner::single_line;
+use crate::runner::{cut, single_line};
 use crate::secret::Secret;
 
 /// How long one request may take before its outcome counts as unknown.
@@ -116,27 +116,15 @@ pub fn config_from(
 /// Validate `GITHUB_API_URL`: https, or http only to a loopback host (tests); no credentials,
 /// no query or fragment.
 pub fn validate_api_url(field: &str, v: &str) -> Result<url::Url> {
-    let bad = |rule: &str| Failure::usage(field, format!("`{}` {rule}", single_line(v)));
-    let u = url::Url::parse(v).map_err(|_| bad("is not a URL"))?;
-    if !u.username().is_empty() || u.password().is_some() {
-        return Err(bad("must not carry credentials"));
-    }
+    let u = crate::validate::credential_url(field, v)?;
     if u.query().is_some() || u.fragment().is_some() {
-        return Err(bad("must not have a query or fragment"));
-    }
-    let loopback = matches!(
-        u.host(),
-        Some(url::Host::Ipv4(ip)) if ip.is_loopback()
-    ) || matches!(u.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
-        || u.host_str() == Some("localhost");
-    match u.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        "http" => return Err(bad("must use https (the token would travel in clear text)")),
-        _ => return Err(bad("must be an https URL")),
-    }
-    if u.host_str().is_none_or(str::is_empty) {
-        return Err(bad("has no host"));
+        return Err(Failure::usage(
+            field,
+            format!(
+                "`{}` must not have a query or fragment",
+                crate::validate::url_for_display(v)
+            ),
+        ));
     }
     Ok(u)
 }
@@ -396,7 +384,7 @@ impl Client {
             let message = serde_json::from_str::<Value>(&text)
                 .ok()
                 .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
-                .unwrap_or_else(|| text.chars().take(200).collect());
+                .unwrap_or_else(|| cut(&text, 200));
             return Err(ApiError::Status {
                 op,
                 status: status.as_u16(),

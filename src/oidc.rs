@@ -99,14 +99,8 @@ impl TokenSource {
         let Some(raw) = runner.var("ACTIONS_ID_TOKEN_REQUEST_URL") else {
             return Err(Failure::usage_general(ID_TOKEN_PERMISSION_HINT));
         };
-        let url = url::Url::parse(raw)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-            .ok_or_else(|| {
-                Failure::usage_general(
-                    "ACTIONS_ID_TOKEN_REQUEST_URL is not an http(s) URL; is this a GitHub Actions runner?",
-                )
-            })?;
+        // The runner's request token is sent to this URL.
+        let url = crate::validate::credential_url("ACTIONS_ID_TOKEN_REQUEST_URL", raw)?;
         let Some(bearer) = runner.var("ACTIONS_ID_TOKEN_REQUEST_TOKEN") else {
             return Err(Failure::usage_general(
                 "ACTIONS_ID_TOKEN_REQUEST_TOKEN is not set although ACTIONS_ID_TOKEN_REQUEST_URL is: \

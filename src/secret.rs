@@ -59,6 +59,8 @@ pub struct Scrubber {
     all: Option<aho_corasick::AhoCorasick>,
     /// The strings that are not part of the marker itself, for the rare second pass.
     again: Option<aho_corasick::AhoCorasick>,
+    /// What [`Scrubber::scrub_cut`] needs: the strings and an index of their prefixes.
+    cut: CutIndex,
 }
 
 impl Scrubber {
@@ -82,6 +84,7 @@ impl Scrubber {
             mark,
             all: build(&|_| true),
             again: build(&|s| !mark.contains(s)),
+            cut: CutIndex::new(strings),
         }
     }
 
@@ -110,6 +113,94 @@ impl Scrubber {
                     break;
                 }
                 s = replace(again, &s);
+            }
+        }
+        s
+    }
+}
+
+/// The mark a display cut leaves where it cut (`runner::single_line`, `runner::cut`, Markdown).
+pub const CUT_MARK: char = '…';
+
+/// A cut-off secret of at least this many bytes is hidden by [`Scrubber::scrub_cut`]; a shorter
+/// one cannot be told apart from chance (and gives away too little to matter).
+pub const MIN_CUT_PREFIX: usize = 6;
+
+/// The strings of a scrubber and, built on first use, where each of their prefixes ends: for
+/// the last two bytes of every prefix of at least [`MIN_CUT_PREFIX`] bytes, which string and
+/// which length. A cut position then costs a lookup, not a walk over every string.
+/// The last two bytes of a prefix -> (which string, prefix length).
+type PrefixEnds = std::collections::HashMap<[u8; 2], Vec<(usize, usize)>>;
+
+#[derive(Debug, Clone, Default)]
+struct CutIndex {
+    strings: Vec<String>,
+    ends: std::sync::OnceLock<PrefixEnds>,
+}
+
+impl CutIndex {
+    fn new(strings: &[String]) -> CutIndex {
+        let mut strings: Vec<String> = strings
+            .iter()
+            .filter(|s| s.len() >= MIN_CUT_PREFIX)
+            .cloned()
+            .collect();
+        strings.sort();
+        strings.dedup();
+        CutIndex {
+            strings,
+            ends: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn ends(&self) -> &PrefixEnds {
+        self.ends.get_or_init(|| {
+            let mut m = PrefixEnds::new();
+            for (i, s) in self.strings.iter().enumerate() {
+                let b = s.as_bytes();
+                for k in MIN_CUT_PREFIX..=b.len() {
+                    if s.is_char_boundary(k) {
+                        m.entry([b[k - 2], b[k - 1]]).or_default().push((i, k));
+                    }
+                }
+            }
+            m
+        })
+    }
+
+    /// The length of the longest prefix of a string that `text[..pos]` ends with.
+    fn longest_before(&self, text: &str, pos: usize) -> Option<usize> {
+        let b = &text.as_bytes()[..pos];
+        if b.len() < MIN_CUT_PREFIX {
+            return None;
+        }
+        let key = [b[b.len() - 2], b[b.len() - 1]];
+        self.ends()
+            .get(&key)?
+            .iter()
+            .filter(|&&(i, k)| b.ends_with(&self.strings[i].as_bytes()[..k]))
+            .map(|&(_, k)| k)
+            .max()
+    }
+}
+
+impl Scrubber {
+    /// [`Scrubber::scrub`] for text that may have been cut for display: a string cut off by the
+    /// cut is hidden too. Where the text ends, and right before every [`CUT_MARK`], the longest
+    /// piece (at least [`MIN_CUT_PREFIX`] bytes) that is a prefix of one of the strings is
+    /// replaced by the marker. A remote that echoes a request header and gets cut at a display
+    /// limit thus shows neither the whole secret nor its first part.
+    pub fn scrub_cut(&self, text: &str) -> String {
+        let mut s = self.scrub(text);
+        if self.cut.strings.is_empty() {
+            return s;
+        }
+        let mut at: Vec<usize> = s.match_indices(CUT_MARK).map(|(i, _)| i).collect();
+        at.push(s.len());
+        // Right to left, so a replacement leaves the positions still to do where they were.
+        for &pos in at.iter().rev() {
+            if let Some(k) = self.cut.longest_before(&s, pos) {
+                s.replace_range(pos - k..pos, self.mark);
             }
         }
         s
@@ -154,5 +245,38 @@ mod tests {
         assert_eq!(format!("{s:?}"), "Secret(***)");
         assert!(!format!("{:#?}", vec![s.clone()]).contains("AKIA"));
         assert_eq!(s.expose(), "AKIAEXAMPLESECRET");
+    }
+    #[test]
+    fn scrub_cut_hides_a_secret_cut_off_at_the_end_or_before_a_cut_mark() {
+        let token = "IQoJb3JpZ2luX2VjEXAMPLEsessionTOKEN".to_string();
+        let sc = Scrubber::new(&[token.clone(), "short".to_string()], "***");
+        let cases: [(String, &str); 8] = [
+            // Whole: as `scrub`.
+            (format!("echo: {token} end"), "echo: *** end"),
+            // Cut at the end of the text, with or without a cut mark.
+            (
+                format!("X-Amz-Security-Token: {}", &token[..20]),
+                "X-Amz-Security-Token: ***",
+            ),
+            (format!("header {}…", &token[..9]), "header ***…"),
+            // A cut mark in the middle of a line (the cut text was followed by more).
+            (
+                format!("a {}… (HTTP 400)", &token[..7]),
+                "a ***… (HTTP 400)",
+            ),
+            // Too short a piece to tell from chance, and a prefix not at a cut.
+            (format!("a {}…", &token[..5]), "a IQoJb…"),
+            (format!("{} b", &token[..12]), "IQoJb3JpZ2lu b"),
+            // A string below the minimum is scrubbed whole but its pieces are not.
+            ("shor…".to_string(), "shor…"),
+            (format!("{token}{}…", &token[..10]), "******…"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(sc.scrub_cut(&text), want, "{text}");
+        }
+        assert_eq!(Scrubber::new(&[], "***").scrub_cut("abc…"), "abc…");
+        // Multi-byte strings are cut at character boundaries only.
+        let sc = Scrubber::new(&["ééééé-secret".to_string()], "***");
+        assert_eq!(sc.scrub_cut("x ééé…"), "x ***…");
     }
 }

@@ -145,6 +145,117 @@ pub fn branch_name(v: &str) -> Result<()> {
     Ok(())
 }
 
+/// True for `localhost`, 127.0.0.0/8 and `::1` (a bare host; IPv6 with or without brackets).
+/// The one loopback rule: plain `http://` may carry a credential only to these hosts.
+pub fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `v` as it may be shown in a refusal: anything between `://` and the last `@` of the
+/// authority (userinfo: a user, a password, a token) is replaced by `***`.
+pub fn url_for_display(v: &str) -> String {
+    let Some(start) = v.find("://").map(|i| i + 3) else {
+        return single_line(v);
+    };
+    let rest = &v[start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => single_line(&format!("{}***{}", &v[..start], &rest[at..])),
+        None => single_line(v),
+    }
+}
+
+/// A URL that a credential will be sent to (a token in a header, Basic auth, an OIDC token in a
+/// form): `https://`, or `http://` only to a loopback host ([`is_loopback_host`]); a host; no
+/// userinfo (credentials travel in the inputs made for them, never in a URL). Every intake of
+/// such a URL uses this rule, before any request. A refusal never shows the userinfo.
+pub fn credential_url(field: &str, v: &str) -> Result<url::Url> {
+    let bad = |rule: &str| Failure::usage(field, format!("`{}` {rule}", url_for_display(v)));
+    let u = url::Url::parse(v).map_err(|_| bad("is not a valid URL"))?;
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(bad(
+            "must not carry credentials (user or password in the URL); pass them in their own input",
+        ));
+    }
+    let host = u.host_str().filter(|h| !h.is_empty());
+    match (u.scheme(), host) {
+        (_, None) if matches!(u.scheme(), "http" | "https") => Err(bad("has no host")),
+        ("https", Some(_)) => Ok(u),
+        ("http", Some(h)) if is_loopback_host(h) => Ok(u),
+        ("http", Some(_)) => Err(bad(
+            "must use https: plain http is allowed only to a loopback host (127.0.0.0/8, ::1, \
+             localhost), the credential would travel in clear text",
+        )),
+        _ => Err(bad("is not an https URL")),
+    }
+}
+
+/// How a YAML configuration file failed to load, for the user: the file, the line and column,
+/// and the kind of error -- never the offending value. serde's and the YAML parser's messages
+/// quote what they could not use (`invalid type: string "ghp_..."`, ``unknown field `...` ``),
+/// which prints whatever was pasted into the wrong place; only fixed vocabulary is kept: the
+/// kind, what was expected (it comes from our schema), and parser messages that quote nothing.
+pub fn config_error(source: &str, e: &serde_yaml_ng::Error) -> String {
+    let at = e
+        .location()
+        .map(|l| format!(" line {}, column {}:", l.line(), l.column()))
+        .unwrap_or_default();
+    format!("{source}:{at} {}", yaml_error_kind(&e.to_string()))
+}
+
+/// The value-free part of a serde/YAML error message (see [`config_error`]).
+pub fn yaml_error_kind(msg: &str) -> String {
+    // The location is reported separately; everything before the kind is a key path, which
+    // may hold a user's key.
+    let msg = match msg.rfind(" at line ") {
+        Some(i) => &msg[..i],
+        None => msg,
+    };
+    const KINDS: [(&str, &str, bool); 8] = [
+        ("invalid type: ", "a value of the wrong type", true),
+        ("invalid value: ", "an invalid value", true),
+        ("invalid length ", "a list of the wrong length", true),
+        ("unknown variant ", "an unknown value", true),
+        ("unknown field ", "an unknown key", true),
+        ("missing field ", "a required key is missing", false),
+        ("duplicate field ", "a key is given twice", false),
+        ("duplicate entry with key", "a key is given twice", false),
+    ];
+    let found = KINDS
+        .iter()
+        .filter_map(|k| msg.find(k.0).map(|i| (i, k)))
+        .min_by_key(|(i, _)| *i);
+    if let Some((i, &(phrase, kind, expected))) = found {
+        let mut out = kind.to_string();
+        if phrase.starts_with("missing field ") {
+            // The name comes from our schema (a `&'static str` in serde), not from the file.
+            if let Some(name) = msg[i + phrase.len()..].split_whitespace().next() {
+                out = format!("{kind}: {}", single_line(name));
+            }
+        }
+        if expected {
+            // What was expected is the last clause, written from our schema; the value is before it.
+            if let Some(j) = msg.rfind(", expected ").filter(|&j| j > i) {
+                out.push_str(&format!("; {}", single_line(&msg[j + 2..])));
+            }
+        }
+        return out;
+    }
+    // The parser's own messages ("mapping values are not allowed in this context") are fixed
+    // text: keep the message without the key path before it (`a.b: ...`, a user's keys) and
+    // without its locations; one that quotes something is reduced to the kind.
+    let msg = msg.rsplit(": ").next().unwrap_or(msg);
+    let msg = msg.split(" at line ").next().unwrap_or(msg);
+    if msg.contains(['"', '`', '\'']) {
+        "not valid YAML for this file".to_string()
+    } else {
+        format!("not valid YAML: {}", single_line(msg))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,5 +355,111 @@ mod tests {
         assert!(branch_name("refs/heads/main").is_err());
         assert!(branch_name("ma$in").is_err());
         branch_name("release/v1.2").unwrap();
+    }
+    #[test]
+    fn credential_urls_are_https_or_loopback_http_without_userinfo() {
+        for ok in [
+            "https://api.github.com",
+            "https://sts.eu-west-1.amazonaws.com/",
+            "http://127.0.0.1:8080/x",
+            "http://127.9.9.9/",
+            "http://[::1]:9000/",
+            "http://localhost:5000",
+            "http://LOCALHOST/",
+        ] {
+            assert!(credential_url("f", ok).is_ok(), "{ok}");
+        }
+        let cases = [
+            ("http://sts.amazonaws.com", "plain http"),
+            ("http://127.0.0.1.evil.com/", "plain http"),
+            ("http://localhost.evil.com/", "plain http"),
+            ("http://10.0.0.1/", "plain http"),
+            ("http://[::2]/", "plain http"),
+            ("http://0.0.0.0/", "plain http"),
+            (
+                "https://x-access-token:ghp_SECRETvalue@github.com/o/r",
+                "credentials",
+            ),
+            ("https://ghp_SECRETvalue@github.com/o/r", "credentials"),
+            ("http://u:ghp_SECRETvalue@127.0.0.1/", "credentials"),
+            ("ftp://example.com/", "not an https URL"),
+            ("file:///etc/passwd", "not an https URL"),
+            ("https://", "not a valid URL"),
+            ("not a url", "not a valid URL"),
+        ];
+        for (v, rule) in cases {
+            let e = credential_url("endpoint", v).unwrap_err();
+            assert_eq!(e.class, crate::exit::ExitClass::Usage, "{v}");
+            assert_eq!(e.field.as_deref(), Some("endpoint"));
+            assert!(e.message.contains(rule), "{v}: {e}");
+            assert!(!e.message.contains("SECRETvalue"), "{v}: {e}");
+        }
+        assert!(!is_loopback_host("127.0.0.1.evil.com"));
+        assert!(is_loopback_host("[::1]"));
+        assert_eq!(
+            url_for_display("https://a:b@h/p@q"),
+            "https://***@h/p@q".to_string()
+        );
+        assert_eq!(url_for_display("h:b@c"), "h:b@c");
+    }
+
+    #[test]
+    fn config_errors_name_place_and_kind_never_the_value() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct T {
+            name: String,
+            on: Option<bool>,
+            list: Option<Vec<u8>>,
+            mode: Option<Mode>,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        enum Mode {
+            A,
+        }
+        let tok = "ghp_SECRET0123456789abcdef";
+        let cases = [
+            (
+                format!("name: x\non: {tok}\n"),
+                "line 2, column 5: a value of the wrong type; expected a boolean",
+            ),
+            (
+                format!("name: x\n{tok}: 1\n"),
+                "line 2, column 1: an unknown key; expected one of `name`, `on`, `list`, `mode`",
+            ),
+            (
+                format!("name: x\nmode: {tok}\n"),
+                "an unknown value; expected `A`",
+            ),
+            (
+                format!("name: x\nlist: [1, {tok}]\n"),
+                "a value of the wrong type",
+            ),
+            (
+                format!("on: true\nlist: []\n# {tok}\n"),
+                "a required key is missing: `name`",
+            ),
+            (
+                format!("name: x: \"{tok}\"\n"),
+                "not valid YAML: mapping values are not allowed",
+            ),
+            (format!("name: \"{tok}\nx"), "not valid YAML"),
+            (format!("name: x\nname: {tok}\n"), "given twice"),
+            (format!("- {tok}\n"), "a value of the wrong type"),
+            (format!("name: *{tok}\n"), "not valid YAML: unknown anchor"),
+        ];
+        for (text, want) in cases {
+            let e = serde_yaml_ng::from_str::<T>(&text).unwrap_err();
+            let m = config_error("f.yml", &e);
+            assert!(m.starts_with("f.yml:"), "{m}");
+            assert!(m.contains(want), "{text:?}: {m} (serde: {e})");
+            assert!(!m.contains("SECRET"), "{text:?}: {m}");
+        }
+        assert_eq!(
+            yaml_error_kind("did not find expected key"),
+            "not valid YAML: did not find expected key"
+        );
     }
 }

@@ -220,8 +220,12 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
     runner.set_output("from", &c.from.name)?;
     runner.set_output("to", &c.to.name)?;
     runner.info(&format!(
-        "promote: {} (branch {}) -> {} (branch {}), environments from {}",
-        c.from.name, c.from.branch, c.to.name, c.to.branch, c.model.source
+        "promote: {} (branch {}) -> {} (branch {}); {}",
+        c.from.name,
+        c.from.branch,
+        c.to.name,
+        c.to.branch,
+        c.model.log_line()
     ));
     // GitHub client notices (rate-limit waits) arrive from inside async calls: a scoped thread
     // prints them through the runner as they come.

@@ -435,6 +435,7 @@ fn prepare(runner: &Runner, args: &Args) -> Result<Ctx> {
         .or_else(|| runner.var("GITHUB_WORKSPACE").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("."));
     let model = Model::load(&root, args.config.as_deref())?;
+    runner.info(model.log_line());
     let env = model.get("environment", &args.environment)?.clone();
 
     if let Some(r) = &args.remote {

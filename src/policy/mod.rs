@@ -108,7 +108,10 @@ impl Policy {
     /// Parse a policy from YAML. Unknown keys and unknown rule ids are refused.
     pub fn from_yaml(text: &str, source: &str) -> Result<Policy> {
         let bad = |m: String| Failure::usage("policy", format!("{source}: {}", single_line(&m)));
-        let file: File = serde_yaml_ng::from_str(text).map_err(|e| bad(e.to_string()))?;
+        // Neither the parser's message nor ours repeats a value from the file: it may hold what
+        // was pasted in the wrong place (a token). Place and kind only.
+        let file: File = serde_yaml_ng::from_str(text)
+            .map_err(|e| Failure::usage("policy", crate::validate::config_error(source, &e)))?;
         if let Some(v) = file.version {
             if v != 1 {
                 return Err(bad(format!("unsupported policy version {v} (expected 1)")));
@@ -117,8 +120,13 @@ impl Policy {
         let mut rules = Vec::new();
         for (id, value) in &file.rules {
             let Some(kind) = rules::REGISTRY.iter().find(|k| k.id == id) else {
+                let hint = rules::REGISTRY
+                    .iter()
+                    .find(|k| close_to(k.id, id))
+                    .map(|k| format!(" (did you mean `{}`?)", k.id))
+                    .unwrap_or_default();
                 return Err(bad(format!(
-                    "unknown rule `{id}`; known rules: {}",
+                    "`rules` has a key that is not a rule{hint}; known rules: {}",
                     rule_ids().join(", ")
                 )));
             };
@@ -145,7 +153,14 @@ impl Policy {
     /// Load from a file path.
     pub fn load(path: &Path) -> Result<Policy> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Failure::usage("policy", format!("cannot read {}: {e}", path.display()))
+            Failure::usage(
+                "policy",
+                format!(
+                    "cannot read {}: {}",
+                    single_line(&path.display().to_string()),
+                    e.kind()
+                ),
+            )
         })?;
         Policy::from_yaml(&text, &path.display().to_string())
     }
@@ -166,11 +181,30 @@ pub fn rule_ids() -> Vec<&'static str> {
     rules::REGISTRY.iter().map(|k| k.id).collect()
 }
 
-/// Deserialize a rule's YAML value into its config type, refusing unknown keys.
+/// Deserialize a rule's YAML value into its config type, refusing unknown keys. The message
+/// names the kind of error, never the value ([`crate::validate::yaml_error_kind`]).
 pub fn config<T: serde::de::DeserializeOwned>(
     v: &serde_yaml_ng::Value,
 ) -> std::result::Result<T, String> {
-    serde_yaml_ng::from_value(v.clone()).map_err(|e| e.to_string())
+    serde_yaml_ng::from_value(v.clone())
+        .map_err(|e| crate::validate::yaml_error_kind(&e.to_string()))
+}
+
+/// True when `typed` is one edit (insert, delete, substitute) away from `id`: enough to suggest
+/// the rule someone meant without repeating what they typed.
+fn close_to(id: &str, typed: &str) -> bool {
+    let (a, b) = (id.as_bytes(), typed.as_bytes());
+    if a.len().abs_diff(b.len()) > 1 {
+        return false;
+    }
+    let head = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let tail = a[head..]
+        .iter()
+        .rev()
+        .zip(b[head..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    a.len().max(b.len()) - head - tail <= 1 && a != b
 }
 
 /// Glob matching for addresses and types (`*` matches anything, including `.` and `[`).
@@ -180,7 +214,7 @@ pub fn glob(pattern: &str) -> std::result::Result<globset::GlobMatcher, String> 
         .backslash_escape(true)
         .build()
         .map(|g| g.compile_matcher())
-        .map_err(|e| format!("bad glob `{}`: {e}", single_line(pattern)))
+        .map_err(|e| format!("a pattern is not a valid glob ({})", e.kind()))
 }
 
 #[cfg(test)]

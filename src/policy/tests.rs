@@ -31,15 +31,20 @@ fn unknown_rules_and_keys_are_refused() {
     let e = Policy::from_yaml("rules:\n  max-destroy: 3\n", "p.yml")
         .err()
         .unwrap();
-    assert!(e.message.contains("unknown rule `max-destroy`"), "{e}");
+    assert!(
+        e.message
+            .contains("`rules` has a key that is not a rule (did you mean `max-destroys`?)"),
+        "{e}"
+    );
+    assert!(!e.message.contains("`max-destroy`"), "{e}");
     let e = Policy::from_yaml("rule:\n  max-destroys: 3\n", "p.yml")
         .err()
         .unwrap();
-    assert!(e.message.contains("unknown field"), "{e}");
+    assert!(e.message.contains("an unknown key"), "{e}");
     let e = Policy::from_yaml("rules:\n  forbid-destroy:\n    - type: [x]\n", "p.yml")
         .err()
         .unwrap();
-    assert!(e.message.contains("unknown field"), "{e}");
+    assert!(e.message.contains("an unknown key"), "{e}");
     let e = Policy::from_yaml("rules:\n  max-destroys: {limit: 1, env: [x]}\n", "p.yml")
         .err()
         .unwrap();
@@ -115,4 +120,26 @@ fn production_is_protected_by_default_and_can_be_switched_off() {
         check("rules:\n  max-destroys: 5\n", Some("prod"), true).len(),
         2
     );
+}
+
+#[test]
+fn policy_errors_never_repeat_a_value_from_the_file() {
+    let tok = "ghp_SECRET0123456789abcdefABCDEF";
+    for yaml in [
+        format!("rules:\n  {tok}: 3\n"),
+        format!("rules:\n  max-destroys: {tok}\n"),
+        format!("rules:\n  max-destroys: {{limit: 1, {tok}: [x]}}\n"),
+        format!("rules:\n  forbid-destroy:\n    - types: [x]\n      {tok}: [y]\n"),
+        format!("rules:\n  forbid-destroy:\n    - types: {tok}\n"),
+        format!("rules:\n  forbid-destroy:\n    - addresses: ['[{tok}']\n"),
+        format!("rules:\n  no-drift: {tok}\n"),
+        format!("version: {tok}\n"),
+        format!("{tok}: 1\n"),
+        format!("rules: [\"{tok}\"\n"),
+    ] {
+        let e = Policy::from_yaml(&yaml, "p.yml").err().unwrap();
+        assert_eq!(e.class, crate::exit::ExitClass::Usage, "{yaml}");
+        assert!(e.message.starts_with("p.yml"), "{e}");
+        assert!(!e.message.contains("SECRET"), "{yaml}: {e}");
+    }
 }

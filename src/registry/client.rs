@@ -24,7 +24,7 @@ use super::reference::{is_loopback_host, is_metadata_or_link_local, Digest};
 use super::source::{Blob, BlobLoc, Manifest, MAX_MANIFEST};
 use super::types::ACCEPT_MANIFESTS;
 use crate::exit::{Failure, Result};
-use crate::runner::{single_line, Runner};
+use crate::runner::{cut, single_line, Runner};
 use crate::secret::Secret;
 
 /// Attempts per request (or per blob upload session) before giving up.
@@ -225,7 +225,7 @@ pub async fn error_body(resp: reqwest::Response) -> (Vec<String>, String) {
             }
         }
     }
-    let text = String::from_utf8_lossy(&body[..body.len().min(300)]).to_string();
+    let text = cut(&String::from_utf8_lossy(&body), 300);
     (codes, single_line(&format!("HTTP {status}: {text}")))
 }
 
@@ -407,9 +407,11 @@ impl<'a> Client<'a> {
                         "registry's token realm points at a link-local/metadata address",
                     ));
                 }
-                if realm.scheme() != "https" && !(realm.scheme() == "http" && is_loopback_host(rh))
-                {
-                    return Err(Failure::refused("registry's token realm is not https"));
+                // The registry credentials go to the realm: the one rule for such URLs.
+                if crate::validate::credential_url("realm", realm.as_str()).is_err() {
+                    return Err(Failure::refused(
+                        "registry's token realm is not https (plain http only to loopback) or carries userinfo",
+                    ));
                 }
                 Ok(AuthState::Bearer {
                     realm,

@@ -199,12 +199,7 @@ pub fn split_host_port(h: &str) -> (&str, Option<&str>) {
 
 /// True for `localhost`, 127.0.0.0/8 and `::1` (with or without a port).
 pub fn is_loopback_host(h: &str) -> bool {
-    let (host, _) = split_host_port(h);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    crate::validate::is_loopback_host(split_host_port(h).0)
 }
 
 /// True for link-local and cloud metadata addresses and names (169.254.0.0/16, fe80::/10,

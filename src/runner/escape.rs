@@ -54,6 +54,16 @@ pub fn neutralise_line(line: &str) -> String {
     }
 }
 
+/// Cut text to at most `max` characters for display, ending a cut with
+/// [`crate::secret::CUT_MARK`] so that the runner's scrubber can tell a cut-off secret from the
+/// rest. Every cut of untrusted or remote text goes through this or [`single_line`].
+pub fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some((i, _)) => format!("{}{}", &s[..i], crate::secret::CUT_MARK),
+    }
+}
+
 /// Reduce untrusted text to one inert line (CR/LF escaped, control characters shown) and cut it
 /// to a sane length, for single-line fields such as titles and branch names.
 pub fn single_line(s: &str) -> String {
@@ -61,7 +71,7 @@ pub fn single_line(s: &str) -> String {
     let mut o = String::new();
     for c in s.chars() {
         if o.len() >= MAX {
-            o.push('…');
+            o.push(crate::secret::CUT_MARK);
             break;
         }
         match c {

@@ -41,7 +41,7 @@ use rand::Rng;
 use crate::exit::{Failure, Result};
 use crate::secret::Secret;
 
-pub use escape::{escape_data, escape_property, neutralise_line, single_line, NEUTRAL_MARKER};
+pub use escape::{cut, escape_data, escape_property, neutralise_line, single_line, NEUTRAL_MARKER};
 
 /// The step summary limit enforced by the runner (1 MiB per step).
 pub const STEP_SUMMARY_LIMIT: usize = 1024 * 1024;
@@ -274,7 +274,9 @@ impl Runner {
     }
 
     /// Replace every registered secret in `text` with `***` (one pass over the text for all of
-    /// them, longest match first, so a secret that contains another is replaced whole).
+    /// them, longest match first, so a secret that contains another is replaced whole). A secret
+    /// cut off by a display limit (at the end of `text` or before a `…`) is hidden as well
+    /// ([`crate::secret::Scrubber::scrub_cut`]).
     pub fn scrub(&self, text: &str) -> String {
         let mut st = self.state.lock().expect("runner state");
         if st.masks.is_empty() {
@@ -283,7 +285,7 @@ impl Runner {
         let st = &mut *st;
         st.scrubber
             .get_or_insert_with(|| crate::secret::Scrubber::new(&st.masks, "***"))
-            .scrub(text)
+            .scrub_cut(text)
     }
 
     // ----- plain log lines -----------------------------------------------------------------

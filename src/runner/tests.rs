@@ -386,3 +386,44 @@ fn finish_json_is_the_one_document() {
         vec![("status".into(), "ok".into())]
     );
 }
+
+// Item 3 of #21: every display cut of remote text (`single_line`, `cut`) can fall inside a
+// secret; what the runner prints hides the cut-off part too, on every channel.
+#[test]
+fn a_secret_cut_by_a_display_limit_is_hidden_on_every_channel() {
+    let t = runner(true, &[]);
+    let token = format!("IQoJb3JpZ2luX2Vj{}", "Zk9".repeat(200));
+    t.r.mask_str(&token);
+    for pad in [300, 480, 505] {
+        let body = format!("{} echo: {token} (end)", "x".repeat(pad));
+        let one = single_line(&body);
+        assert!(one.ends_with(crate::secret::CUT_MARK), "{pad}");
+        t.r.info(&format!("remote said: {one} (HTTP 400)"));
+        t.r.error(&format!("STS: {one}"));
+        t.r.eprint(&cut(&body, pad + 40));
+        t.r.untrusted_block(&cut(&body, pad + 30));
+        t.r.summary(&format!("> {}\n", cut(&body, pad + 20)))
+            .unwrap();
+    }
+    let masks_stripped = |s: String| -> String {
+        s.lines()
+            .filter(|l| !l.starts_with("::add-mask::"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for (name, text) in [
+        ("stdout", masks_stripped(t.out.text())),
+        ("stderr", t.err.text()),
+        ("summary", read(&t, "summary")),
+    ] {
+        // 16 bytes: the token's constant start plus any piece of its body.
+        for w in token.as_bytes().windows(16) {
+            let piece = std::str::from_utf8(w).unwrap();
+            assert!(!text.contains(piece), "{name} shows {piece:?}:\n{text}");
+        }
+        assert!(text.contains("echo: ***"), "{name}:\n{text}");
+    }
+    assert_eq!(cut("abcdef", 3), "abc…");
+    assert_eq!(cut("abc", 3), "abc");
+    assert_eq!(cut("ééé", 2), "éé…");
+}

@@ -529,6 +529,15 @@ fn every_bad_input_exits_2_names_the_input_and_sends_nothing() {
     let long65 = "a".repeat(65);
     let aud256 = "a".repeat(256);
     let arn_long = format!("arn:aws:iam::123456789012:role/{}", "r".repeat(65));
+    // Plain http to a name that reaches this machine but is not loopback (item 5 of #21): the
+    // stand-ins behind these URLs must see nothing.
+    let sts_any = format!("http://0.0.0.0:{}", proxy.port);
+    let sts_mapped = format!("http://[::ffff:127.0.0.1]:{}", proxy.port);
+    let sts_userinfo = format!("http://AKIAX:SECRETinURL@127.0.0.1:{}", proxy.port);
+    let oidc_any = oidc.request_url().replace("127.0.0.1", "0.0.0.0");
+    let oidc_userinfo = oidc
+        .request_url()
+        .replace("http://", "http://u:SECRETinURL@");
     // (field named in the message, extra env, args replacing/adding to the base)
     #[rustfmt::skip]
     let cases: Vec<Case> = vec![
@@ -577,6 +586,13 @@ fn every_bad_input_exits_2_names_the_input_and_sends_nothing() {
         ("environment", vec![], vec!["--environment", "../prod"]),
         ("web-identity-token-file", vec![], vec!["--web-identity-token-file", "/nonexistent/token"]),
         ("AWS_ENDPOINT_URL_STS", vec![("AWS_ENDPOINT_URL_STS", "not a url")], vec![]),
+        ("AWS_ENDPOINT_URL_STS", vec![("AWS_ENDPOINT_URL_STS", &sts_any)], vec![]),
+        ("AWS_ENDPOINT_URL_STS", vec![("AWS_ENDPOINT_URL_STS", &sts_mapped)], vec![]),
+        ("AWS_ENDPOINT_URL_STS", vec![("AWS_ENDPOINT_URL_STS", &sts_userinfo)], vec![]),
+        ("AWS_ENDPOINT_URL_STS", vec![("AWS_ENDPOINT_URL_STS", "http://sts.eu-west-1.amazonaws.com")], vec![]),
+        ("AWS_ENDPOINT_URL", vec![("AWS_ENDPOINT_URL_STS", ""), ("AWS_ENDPOINT_URL", &sts_any)], vec![]),
+        ("ACTIONS_ID_TOKEN_REQUEST_URL", vec![("ACTIONS_ID_TOKEN_REQUEST_URL", &oidc_any)], vec![]),
+        ("ACTIONS_ID_TOKEN_REQUEST_URL", vec![("ACTIONS_ID_TOKEN_REQUEST_URL", &oidc_userinfo)], vec![]),
         ("role-duration-seconds", vec![("GITOPS_ROLE_DURATION_SECONDS", "100")], vec![]),
         ("audience", vec![("GITOPS_AUDIENCE", "a b")], vec![]),
     ];
@@ -611,6 +627,7 @@ fn every_bad_input_exits_2_names_the_input_and_sends_nothing() {
                 "{field}: {l}"
             );
         }
+        assert!(!r.all().contains("SECRETinURL"), "{field}: {}", r.all());
         assert!(
             sb.exported().is_empty() && sb.outputs().is_empty(),
             "{field}: wrote files"
@@ -744,4 +761,42 @@ jobs:
         !log.contains("eyJ"),
         "something JWT-like reached the act log\n{log}"
     );
+}
+
+// Item 3 of #21: a remote that echoes what it was sent gets its error text cut at a display
+// limit; the cut falls inside a secret. Neither the session token (echoed by the identity check)
+// nor the OIDC token (echoed by the web-identity call) may show, whole or in part.
+#[test]
+fn an_endpoint_echoing_secrets_past_the_display_cut_shows_no_part_of_them() {
+    let moto = Moto::start();
+    let oidc = OidcServer::start();
+    // The session token: the web-identity call goes through, the identity check echoes.
+    let proxy = StsFaults::start(
+        Some(moto.port),
+        vec![Fault::Forward, Fault::Echo { pad: 420 }],
+    );
+    let sb = sandbox(&oidc, &proxy.endpoint());
+    let r = login(&sb, &base_args());
+    r.expect_code(3);
+    assert!(r.all().contains("ValidationError"), "{}", r.all());
+    assert!(r.all().contains("X-Amz-Security-Token: ***"), "{}", r.all());
+    let session = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("::add-mask::"))
+        .next_back() // the credentials are masked last, the session token after the keys
+        .expect("masks")
+        .to_string();
+    assert!(session.len() > 200, "{session}");
+    sb.assert_no_piece_leaks(&r, &[&session, REQUEST_TOKEN], 12);
+
+    // The OIDC token (a JWT), cut in its claims by the same limit.
+    let proxy = StsFaults::start(None, vec![Fault::Echo { pad: 300 }]);
+    let sb = sandbox(&oidc, &proxy.endpoint());
+    let r = login(&sb, &base_args());
+    r.expect_code(3);
+    assert!(r.all().contains("WebIdentityToken=***"), "{}", r.all());
+    let jwt = tokens_sent(&proxy).pop().expect("a web-identity call");
+    assert!(jwt.len() > 400, "{jwt}");
+    sb.assert_no_piece_leaks(&r, &[&jwt, REQUEST_TOKEN], 12);
 }

@@ -372,10 +372,60 @@ fn policy_violations_fail_the_gate_and_overrides_need_a_logged_reason() {
         "rules:\n  forbid-destroy:\n    - type: [aws_db_instance]\n",
     );
     let (sb, r) = gate(&["--plan", &plan, "--policy", &typo]);
-    assert_refused_cleanly(&sb, &r, 2, "unknown field `type`");
+    assert_refused_cleanly(
+        &sb,
+        &r,
+        2,
+        "rule `forbid-destroy`: an unknown key; expected one of `types`, `addresses`",
+    );
     let typo = write(dir.path(), "typo2.yml", "rules:\n  max-destroy: 1\n");
     let (sb, r) = gate(&["--plan", &plan, "--policy", &typo]);
-    assert_refused_cleanly(&sb, &r, 2, "unknown rule `max-destroy`");
+    assert_refused_cleanly(&sb, &r, 2, "did you mean `max-destroys`?");
+}
+
+// Item 4 of #21: a token pasted into the policy file is never printed, in any form or part:
+// the message names the file, the place and the kind of error.
+#[test]
+fn policy_file_errors_name_place_and_kind_never_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write(dir.path(), "p.json", DESTROYING);
+    let tok = "ghp_PASTEDtoken0123456789abcdefABCD";
+    let cases = [
+        (
+            format!("rules:\n  max-destroys: {tok}\n"),
+            "rule `max-destroys`",
+        ),
+        (
+            format!("rules:\n  {tok}: 1\n"),
+            "`rules` has a key that is not a rule",
+        ),
+        (format!("rules:\n  no-drift: {tok}\n"), "rule `no-drift`"),
+        (
+            format!("rules:\n  forbid-destroy:\n    - types: [x]\n      {tok}: [y]\n"),
+            "an unknown key",
+        ),
+        (
+            format!("rules:\n  forbid-destroy:\n    - addresses: ['[{tok}']\n"),
+            "not a valid glob",
+        ),
+        (
+            format!("version: {tok}\n"),
+            "line 1, column 10: a value of the wrong type",
+        ),
+        (format!("{tok}: 1\n"), "line 1, column 1: an unknown key"),
+        (
+            format!("version: 1\n\"{tok}\n"),
+            "not valid YAML: found unexpected end of stream",
+        ),
+    ];
+    for (text, needle) in cases {
+        let pol = write(dir.path(), "policy.yml", &text);
+        let (sb, r) = gate(&["--plan", &plan, "--policy", &pol]);
+        assert_refused_cleanly(&sb, &r, 2, needle);
+        assert!(r.all().contains(&pol), "{text}: {}", r.all());
+        sb.assert_no_leak(&r, &[tok], &[]);
+        sb.assert_no_piece_leaks(&r, &[tok], 12);
+    }
 }
 
 #[test]

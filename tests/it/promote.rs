@@ -501,3 +501,203 @@ fn pull_request_mode_opens_waits_for_approval_then_fast_forwards_and_dispatches(
         .ends_with("/actions/workflows/deploy.yml/dispatches"));
     proxy.assert_no_violations();
 }
+
+// Item 5 of #21: a token is never sent over plain http except to loopback, nor to a URL with
+// userinfo. `0.0.0.0` and `[::ffff:127.0.0.1]` reach this machine but are not loopback names:
+// refused with exit 2, and the listener behind them sees no connection.
+#[test]
+fn http_remotes_to_non_loopback_hosts_and_userinfo_urls_are_refused_before_any_connection() {
+    let sink = crate::support::ConnCounter::start();
+    let p = sink.port;
+    let refused = [
+        (format!("http://0.0.0.0:{p}/app.git"), "plain http"),
+        (
+            format!("http://[::ffff:127.0.0.1]:{p}/app.git"),
+            "plain http",
+        ),
+        (format!("HTTP://0.0.0.0:{p}/app.git"), "plain http"),
+        (
+            format!("http://x-access-token:ghs_SECRETinURL@127.0.0.1:{p}/app.git"),
+            "must not carry credentials",
+        ),
+        (
+            format!("https://ghs_SECRETinURL@127.0.0.1:{p}/app.git"),
+            "must not carry credentials",
+        ),
+    ];
+    for (url, needle) in &refused {
+        let sb = Sandbox::actions();
+        let run = promote(
+            &sb,
+            url,
+            &["--from", "dev", "--github-token", "ghs_tokenvalue123"],
+        );
+        run.expect_code(2);
+        assert!(run.all().contains(needle), "{url}: {}", run.all());
+        assert!(run.all().contains("`remote`"), "{url}: {}", run.all());
+        sb.assert_no_leak(&run, &["ghs_SECRETinURL", "ghs_tokenvalue123"], &[]);
+    }
+    // The checkout's own `origin` is held to the same rule.
+    let sb = Sandbox::actions();
+    git_ok(sb.path(), &["init", "-q"]);
+    git_ok(
+        sb.path(),
+        &[
+            "remote",
+            "add",
+            "origin",
+            &format!("http://0.0.0.0:{p}/app.git"),
+        ],
+    );
+    let run = sb.run(
+        "promote",
+        &["--from", "dev", "--github-token", "ghs_tokenvalue123"],
+    );
+    run.expect_code(2);
+    assert!(run.all().contains("plain http"), "{}", run.all());
+    assert_eq!(sink.hits(), 0, "a refused remote was contacted");
+}
+
+// Item 8 of #21: a mistyped `repo-path` is exit 2, never the built-in model (which would
+// promote dev -> staging(main) in a repository whose order is dev -> qa -> staging -> prod).
+#[test]
+fn a_repo_path_that_does_not_exist_is_refused_and_the_model_in_use_is_logged() {
+    let r = remote(3);
+    let url = r.bare.display().to_string();
+    let before = refs(&r.bare);
+    let sb = Sandbox::actions();
+    let checkout = sb.path().join("app");
+    std::fs::create_dir_all(checkout.join(".github")).unwrap();
+    std::fs::write(
+        checkout.join(".github/gitops.yml"),
+        "environments:\n  - name: dev\n    branch: dev\n  - name: qa\n    branch: qa\n  - name: staging\n    branch: main\n  - name: prod\n    branch: prod\n",
+    )
+    .unwrap();
+    let typo = sb.path().join("ap");
+    let run = promote(
+        &sb,
+        &url,
+        &["--from", "dev", "--repo-path", &typo.display().to_string()],
+    );
+    run.expect_code(2);
+    assert!(run.all().contains("`repo-path`"), "{}", run.all());
+    assert!(
+        run.all().contains(&typo.display().to_string()),
+        "{}",
+        run.all()
+    );
+    assert_eq!(refs(&r.bare), before, "a refused promotion moved a ref");
+    // The real checkout: its own model, named in the log (dev -> qa, not dev -> staging).
+    let run = promote(
+        &sb,
+        &url,
+        &[
+            "--from",
+            "dev",
+            "--repo-path",
+            &checkout.display().to_string(),
+            "--dry-run",
+        ],
+    );
+    assert!(
+        run.stdout.contains(&format!(
+            "environments from {}",
+            checkout.join(".github/gitops.yml").display()
+        )),
+        "{}",
+        run.all()
+    );
+    assert!(run.stdout.contains("-> qa (branch qa)"), "{}", run.all());
+    // A checkout without the file: the built-in model, said so.
+    let plain = sb.path().join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    let run = promote(
+        &sb,
+        &url,
+        &[
+            "--from",
+            "dev",
+            "--repo-path",
+            &plain.display().to_string(),
+            "--dry-run",
+        ],
+    );
+    assert_ne!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stdout.contains(&format!(
+            "built-in default model: no .github/gitops.yml in {}",
+            plain.display()
+        )),
+        "{}",
+        run.all()
+    );
+    assert_eq!(refs(&r.bare), before);
+}
+
+// Item 4 of #21: a token pasted into the environments file is never printed, and a default
+// file linked out of the checkout is refused, naming the path.
+#[test]
+fn config_file_errors_show_place_and_kind_never_the_value_and_links_out_are_refused() {
+    let r = remote(3);
+    let url = r.bare.display().to_string();
+    let tok = "ghp_PASTEDtoken0123456789abcdefABCD";
+    let sb = Sandbox::actions();
+    let checkout = sb.path().join("app");
+    std::fs::create_dir_all(checkout.join(".github")).unwrap();
+    let cfg = checkout.join(".github/gitops.yml");
+    for text in [
+        format!("environments:\n  - name: dev\n    branch: dev\n    production: {tok}\n"),
+        format!("environments:\n  - name: dev\n    branch: dev\n    {tok}: x\n"),
+        format!("environments:\n  - name: dev\n    branch: dev\n    aws-account-id: \"{tok}\"\n"),
+        format!("environments:\n  - name: dev\n    branch: dev\n    aws-region: {tok}\n"),
+        format!("environments:\n  - {tok}\n"),
+    ] {
+        std::fs::write(&cfg, &text).unwrap();
+        let run = promote(
+            &sb,
+            &url,
+            &[
+                "--from",
+                "dev",
+                "--repo-path",
+                &checkout.display().to_string(),
+            ],
+        );
+        run.expect_code(2);
+        assert!(
+            run.all().contains(&format!("{}: line", cfg.display()))
+                || run.all().contains("environments[0]"),
+            "{text}: {}",
+            run.all()
+        );
+        sb.assert_no_leak(&run, &[tok], &[]);
+        sb.assert_no_piece_leaks(&run, &[tok], 12);
+    }
+    std::fs::remove_file(&cfg).unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(
+        outside.path().join("g.yml"),
+        "environments:\n  - name: dev\n    branch: dev\n  - name: staging\n    branch: main\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(outside.path().join("g.yml"), &cfg).unwrap();
+    let before = refs(&r.bare);
+    let run = promote(
+        &sb,
+        &url,
+        &[
+            "--from",
+            "dev",
+            "--repo-path",
+            &checkout.display().to_string(),
+        ],
+    );
+    run.expect_code(2);
+    assert!(
+        run.all().contains(&cfg.display().to_string()),
+        "{}",
+        run.all()
+    );
+    assert!(run.all().contains("outside the checkout"), "{}", run.all());
+    assert_eq!(refs(&r.bare), before);
+}

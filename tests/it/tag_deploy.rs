@@ -330,7 +330,10 @@ impl Remote {
                 "GITHUB_API_URL",
                 format!("http://127.0.0.1:{}", crate::support::free_port()),
             );
+        // A directory that is not a git checkout and has no `.github/gitops.yml`: the built-in
+        // model, the remote from `GITOPS_REMOTE`. (A path that does not exist is refused.)
         let repo_path = sb.path().join("no-checkout");
+        std::fs::create_dir_all(&repo_path).unwrap();
         sb.set("GITOPS_REPO_PATH", repo_path.display().to_string());
         if let Some(t) = self.token() {
             sb.set("GITOPS_TOKEN", t);
@@ -1550,4 +1553,70 @@ fn json_format_is_one_document_on_stdout_inside_actions() {
     assert_eq!(doc["sha"], d[3].as_str());
     assert_eq!(doc["status"], "ok");
     assert_eq!(out(&sb, "sha"), d[3]);
+}
+
+// Items 5 and 8 of #21 for tag-deploy: a plain-http remote to a name that is not loopback (but
+// reaches this machine) and a userinfo URL are refused before any connection; a `repo-path`
+// that does not exist is exit 2, not the built-in model; the log names the model in use.
+#[test]
+fn clear_text_remotes_and_missing_repo_paths_are_refused_before_any_call() {
+    let r = Remote::local(3);
+    let sha = r.seeded.dev[2].clone();
+    let before = r.refs();
+    let sink = crate::support::ConnCounter::start();
+    let p = sink.port;
+    for (url, needle) in [
+        (format!("http://0.0.0.0:{p}/app.git"), "plain http"),
+        (
+            format!("http://[::ffff:127.0.0.1]:{p}/app.git"),
+            "plain http",
+        ),
+        (
+            format!("http://x-access-token:ghs_SECRETinURL@127.0.0.1:{p}/a.git"),
+            "must not carry credentials",
+        ),
+    ] {
+        let mut sb = r.sandbox("1");
+        sb.set("GITOPS_REMOTE", &url)
+            .set("GITOPS_TOKEN", "ghs_tokenvalue123");
+        let run = sb.run(
+            "tag-deploy",
+            &["record", "--environment", "dev", "--sha", &sha],
+        );
+        run.expect_code(2);
+        assert!(
+            run.all().contains(needle) && run.all().contains("`remote`"),
+            "{url}: {}",
+            run.all()
+        );
+        sb.assert_no_leak(&run, &["ghs_SECRETinURL", "ghs_tokenvalue123"], &[]);
+    }
+    assert_eq!(sink.hits(), 0, "a refused remote was contacted");
+
+    let mut sb = r.sandbox("1");
+    let typo = sb.path().join("no-such-checkout");
+    sb.set("GITOPS_REPO_PATH", typo.display().to_string());
+    let run = sb.run(
+        "tag-deploy",
+        &["record", "--environment", "dev", "--sha", &sha],
+    );
+    run.expect_code(2);
+    assert!(
+        run.all().contains("`repo-path`") && run.all().contains(&typo.display().to_string()),
+        "{}",
+        run.all()
+    );
+    assert_eq!(r.refs(), before, "a refused record moved a ref");
+
+    let sb = r.sandbox("1");
+    let run = sb.run("tag-deploy", &["list", "--environment", "dev"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains(&format!(
+            "built-in default model: no .github/gitops.yml in {}",
+            sb.path().join("no-checkout").display()
+        )),
+        "{}",
+        run.all()
+    );
 }

@@ -90,6 +90,35 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A listener on 127.0.0.1 that counts the connections it gets and answers none: the
+/// "stand-in" a refused URL points at, to show that nothing was sent. Reachable on this machine
+/// as `127.0.0.1`, and also as `0.0.0.0` and `[::ffff:127.0.0.1]`, which are not loopback names.
+pub struct ConnCounter {
+    pub port: u16,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ConnCounter {
+    pub fn start() -> ConnCounter {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let h = hits.clone();
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(c);
+            }
+        });
+        ConnCounter { port, hits }
+    }
+
+    /// Connections so far.
+    pub fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// Wait until `GET path` on 127.0.0.1:port answers with any HTTP status.
 pub fn wait_http(port: u16, path: &str, timeout: Duration) {
     let start = Instant::now();
@@ -364,6 +393,43 @@ impl Sandbox {
                     assert!(
                         !text.contains(&form),
                         "secret leaked into {name} (form {form:?})"
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Sandbox {
+    /// No piece of `window` characters of any secret on any channel (stdout and stderr without
+    /// `::add-mask::` lines, every `GITHUB_*` file): what a display cut leaves of a secret is
+    /// caught too.
+    pub fn assert_no_piece_leaks(&self, run: &Run, secrets: &[&str], window: usize) {
+        let mut channels = vec![
+            ("stdout", run.stdout.clone()),
+            ("stderr", run.stderr.clone()),
+        ];
+        for v in [
+            "GITHUB_OUTPUT",
+            "GITHUB_STEP_SUMMARY",
+            "GITHUB_PATH",
+            "GITHUB_ENV",
+        ] {
+            channels.push((v, self.file(v)));
+        }
+        for (name, text) in &channels {
+            let text: String = text
+                .lines()
+                .filter(|l| !l.starts_with("::add-mask::"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            for s in secrets {
+                let b = s.as_bytes();
+                for w in b.windows(window.min(b.len())) {
+                    let piece = String::from_utf8_lossy(w);
+                    assert!(
+                        !text.contains(piece.as_ref()),
+                        "a piece of a secret ({piece:?}) leaked into {name}:\n{text}"
                     );
                 }
             }

@@ -24,6 +24,10 @@ pub enum Fault {
     Respond { status: u16, body: String },
     /// Accept, read, never answer (until the proxy stops).
     Blackhole,
+    /// A misconfigured endpoint that echoes what it was sent: a `ValidationError` whose message
+    /// is `pad` filler characters, then the request's `X-Amz-Security-Token` header and
+    /// `WebIdentityToken` field -- so that a display cut falls inside the secret.
+    Echo { pad: usize },
 }
 
 fn sts_error(status: u16, kind: &str, code: &str, message: &str) -> Fault {
@@ -237,14 +241,40 @@ fn handle(mut conn: TcpStream, shared: &Shared) {
         .find(|(k, _)| k == "Action")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
-    shared.seen.lock().unwrap().push(Seen { action, form });
+    shared.seen.lock().unwrap().push(Seen {
+        action,
+        form: form.clone(),
+    });
     let fault = shared.script.lock().unwrap().pop_front();
     let fault = fault.unwrap_or(if shared.upstream.is_some() {
         Fault::Forward
     } else {
         server_error(500)
     });
+    let fault = match fault {
+        Fault::Echo { pad } => {
+            let header = head.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("x-amz-security-token")
+                    .then(|| v.trim().to_string())
+            });
+            let field = form
+                .iter()
+                .find(|(k, _)| k == "WebIdentityToken")
+                .map(|(_, v)| v.clone());
+            let mut msg = format!("{} you sent:", "x".repeat(pad));
+            if let Some(h) = header {
+                msg.push_str(&format!(" X-Amz-Security-Token: {h}"));
+            }
+            if let Some(f) = field {
+                msg.push_str(&format!(" WebIdentityToken={f}"));
+            }
+            sts_error(400, "Sender", "ValidationError", &msg)
+        }
+        f => f,
+    };
     match fault {
+        Fault::Echo { .. } => unreachable!("answered above"),
         Fault::Blackhole => {
             while !shared.stop.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(50));
