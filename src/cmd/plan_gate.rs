@@ -342,6 +342,7 @@ fn check(runner: &Runner, a: &Args) -> Result<Checked> {
     let author = a
         .comment_author
         .as_deref()
+        .filter(|v| !v.is_empty())
         .map(comment_author)
         .transpose()?;
     if a.command == Mode::Gate && a.comment == CommentMode::Upsert {

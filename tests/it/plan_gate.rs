@@ -1278,7 +1278,15 @@ fn a_comment_with_our_marker_by_someone_else_is_never_edited() {
         "an explicit identity is not asked for"
     );
     // A bad login is refused before anything is sent.
-    for bad in ["bad login", "-x", "a--b", "x[bot][bot]", "", "é"] {
+    for bad in [
+        "bad login",
+        "-x",
+        "a--b",
+        "x[bot][bot]",
+        "[bot]",
+        "é",
+        "a/b",
+    ] {
         let flag = format!("--comment-author={bad}");
         let (_sb, r) = comment_run(&gh, &plan, "dev", &[&flag]);
         r.expect_code(2);
