@@ -62,7 +62,7 @@ const ATTRS_PER_RESOURCE: usize = 60;
 /// Longest value shown for one attribute (cut after scrubbing, never before).
 const VALUE_MAX: usize = 200;
 /// Longest value text kept while reading (scrubbed, then cut to [`VALUE_MAX`], at the end).
-const VALUE_KEEP: usize = 1000;
+const VALUE_KEEP: usize = 2 * VALUE_MAX;
 /// At most this many distinct sensitive strings are remembered for scrubbing; past it, no
 /// value is shown at all ([`Shown::Withheld`]).
 pub const SENSITIVE_MAX: usize = 2000;
@@ -2440,7 +2440,7 @@ mod tests {
                 })
                 .collect();
             assert_eq!(shown[0], "\"(sensitive)\"");
-            // Cut while reading (over 1,000 characters): what is left of the secret is hidden.
+            // Cut while reading (over 400 characters): what is left of the secret is hidden.
             assert_eq!(shown[1], "\"(sensitive)…");
             // The marker itself may be cut for display, never the secret.
             assert_eq!(shown[2], format!("\"{}(sensitiv…", "z".repeat(190)));
