@@ -419,6 +419,9 @@ fn scrub_json(sc: &crate::plan::Scrubber, v: &mut serde_json::Value) {
     }
 }
 
+/// At most this many sensitive strings are registered with the runner's masks.
+const MASKS_MAX: usize = 500;
+
 /// Run the command.
 pub fn run(runner: &Runner, args: Args) -> Result<()> {
     let c = check(runner, &args)?;
@@ -433,13 +436,20 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
     if runner.in_actions() {
         // Belt and braces: the runner also hides every sensitive string from later steps' logs.
         // Short values (ports, `true`) would mangle unrelated text, so only longer ones.
-        for s in plan
+        let maskable: Vec<&String> = plan
             .sensitive_strings
             .iter()
             .filter(|s| s.chars().count() >= 8 && !s.contains(['\n', '\r']))
-            .take(500)
-        {
+            .collect();
+        for s in maskable.iter().take(MASKS_MAX) {
             runner.mask_str(s);
+        }
+        if maskable.len() > MASKS_MAX {
+            // A cap hit is said out loud: plan-gate's own output is scrubbed of all of them.
+            runner.warning(&format!(
+                "{} sensitive values were not registered with the runner's masks (at most {MASKS_MAX} are): plan-gate's own output is scrubbed of every one, but later steps' logs are not",
+                maskable.len() - MASKS_MAX
+            ));
         }
     }
     if args.command == Mode::Verify {

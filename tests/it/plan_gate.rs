@@ -1067,6 +1067,12 @@ fn too_many_distinct_sensitive_values_withhold_every_value_and_say_so() {
         r.all()
     );
     assert!(r.stdout.contains("::warning"), "{}", r.all());
+    assert!(
+        r.stdout
+            .contains("1500 sensitive values were not registered with the runner's masks"),
+        "{}",
+        r.all()
+    );
     let summary = sb.summary();
     assert!(summary.contains("no attribute or output value is shown"));
     assert!(summary.contains("_(not shown)_"));
