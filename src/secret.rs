@@ -135,7 +135,11 @@ impl Scrubber {
             if from >= cut {
                 continue;
             }
-            if let Some(at) = (from..cut).find(|&i| p.starts_with(&b[i..])) {
+            // Only where the string's first byte stands (memchr finds those quickly).
+            if let Some(at) = memchr::memchr_iter(p[0], &b[from..cut])
+                .map(|k| from + k)
+                .find(|&i| p.starts_with(&b[i..]))
+            {
                 cut = at;
             }
         }
