@@ -56,6 +56,8 @@ impl From<&str> for Secret {
 #[derive(Debug, Clone)]
 pub struct Scrubber {
     mark: &'static str,
+    /// The strings (for [`Scrubber::scrub_truncated`]).
+    pats: std::sync::Arc<Vec<String>>,
     all: Option<aho_corasick::AhoCorasick>,
     /// The strings that are not part of the marker itself, for the rare second pass.
     again: Option<aho_corasick::AhoCorasick>,
@@ -80,8 +82,12 @@ impl Scrubber {
                 .build(pats)
                 .ok()
         };
+        let mut pats: Vec<String> = strings.iter().filter(|s| !s.is_empty()).cloned().collect();
+        pats.sort_unstable();
+        pats.dedup();
         Scrubber {
             mark,
+            pats: std::sync::Arc::new(pats),
             all: build(&|_| true),
             again: build(&|s| !mark.contains(s)),
             cut: CutIndex::new(strings),
@@ -114,6 +120,37 @@ impl Scrubber {
                 }
                 s = replace(again, &s);
             }
+        }
+        s
+    }
+
+    /// [`Scrubber::scrub`] of a text that WE cut at its end (a plan value shortened for display):
+    /// the start of a string left at its end (the part before the cut of an occurrence that went
+    /// on past it) is replaced by the marker too, however short. For text that may merely carry
+    /// cut marks somewhere (remote error bodies, log lines), use [`Scrubber::scrub_cut`], which
+    /// only hides pieces long enough to tell from chance.
+    pub fn scrub_truncated(&self, text: &str) -> String {
+        let mut s = self.scrub(text);
+        // The earliest position from which the rest of `s` starts one of the strings.
+        let b = s.as_bytes();
+        let mut cut = b.len();
+        for p in self.pats.iter() {
+            let p = p.as_bytes();
+            let from = b.len().saturating_sub(p.len() - 1);
+            if from >= cut {
+                continue;
+            }
+            // Only where the string's first byte stands (memchr finds those quickly).
+            if let Some(at) = memchr::memchr_iter(p[0], &b[from..cut])
+                .map(|k| from + k)
+                .find(|&i| p.starts_with(&b[i..]))
+            {
+                cut = at;
+            }
+        }
+        if cut < b.len() {
+            s.truncate(cut);
+            s.push_str(self.mark);
         }
         s
     }
@@ -236,6 +273,26 @@ mod tests {
         assert_eq!(Scrubber::new(&[], "***").scrub("x"), "x");
         let sc = Scrubber::new(&["ab*".to_string(), "xyz".to_string()], "***");
         assert_eq!(sc.scrub("ab* xyz ab"), "*** *** ab");
+    }
+
+    #[test]
+    fn a_cut_text_loses_the_start_of_a_string_it_ends_with() {
+        let sc = Scrubber::new(
+            &["hunter22".to_string(), "s3cr\\et".to_string()],
+            "(sensitive)",
+        );
+        for (cut, want) in [
+            ("pw=hunter22 and hun", "pw=(sensitive) and (sensitive)"),
+            ("pw=h", "pw=(sensitive)"),
+            ("x s3cr\\", "x (sensitive)"),
+            ("pw=hunter2", "pw=(sensitive)"),
+            ("nothing", "nothing"),
+            ("", ""),
+        ] {
+            assert_eq!(sc.scrub_truncated(cut), want, "{cut}");
+        }
+        // Uncut text keeps what only starts a string.
+        assert_eq!(sc.scrub("pw=hun"), "pw=hun");
     }
 
     #[test]

@@ -102,6 +102,11 @@ pub struct Args {
     /// Token for the PR comment (the action passes `github.token`).
     #[arg(long, env = "GITOPS_GITHUB_TOKEN", hide_env_values = true)]
     pub github_token: Option<String>,
+    /// The login whose plan comment may be edited: a GitHub App's `<slug>[bot]` when the token
+    /// is an App's (default: the token's user from `GET /user`, else `github-actions[bot]`).
+    /// Comments by anyone else are never edited.
+    #[arg(long, env = "GITOPS_COMMENT_AUTHOR")]
+    pub comment_author: Option<String>,
     /// Pull request number (default: from the triggering event).
     #[arg(long, env = "GITOPS_PR_NUMBER")]
     pub pr_number: Option<u64>,
@@ -234,6 +239,28 @@ fn name_like(field: &str, v: &str) -> Result<()> {
     }
 }
 
+/// A GitHub login (1-39 letters, digits and inner single hyphens), or an App's `<slug>[bot]`.
+fn comment_author(v: &str) -> Result<String> {
+    let name = v.strip_suffix("[bot]").unwrap_or(v);
+    let ok = !name.is_empty()
+        && name.len() <= 39
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--");
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err(Failure::usage(
+            "comment-author",
+            format!(
+                "`{}` is not a GitHub login (1-39 letters, digits, single inner `-`) or an App's `<slug>[bot]`",
+                single_line(v)
+            ),
+        ))
+    }
+}
+
 /// Validate every input before reading the plan or touching the network.
 fn check(runner: &Runner, a: &Args) -> Result<Checked> {
     if a.max_depth == 0 || a.max_depth > 128 {
@@ -317,6 +344,12 @@ fn check(runner: &Runner, a: &Args) -> Result<Checked> {
     // The PR comment: everything it needs is checked here, before any network call.
     let mut comment_skip = None;
     let mut target = None;
+    let author = a
+        .comment_author
+        .as_deref()
+        .filter(|v| !v.is_empty())
+        .map(comment_author)
+        .transpose()?;
     if a.command == Mode::Gate && a.comment == CommentMode::Upsert {
         let token = a
             .github_token
@@ -359,6 +392,7 @@ fn check(runner: &Runner, a: &Args) -> Result<Checked> {
                         repo: name,
                         pr,
                         key,
+                        author,
                     });
                 }
             },
@@ -390,6 +424,9 @@ fn scrub_json(sc: &crate::plan::Scrubber, v: &mut serde_json::Value) {
     }
 }
 
+/// At most this many sensitive strings are registered with the runner's masks.
+const MASKS_MAX: usize = 500;
+
 /// Run the command.
 pub fn run(runner: &Runner, args: Args) -> Result<()> {
     if args.format == Format::Json {
@@ -407,13 +444,20 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
     if runner.in_actions() {
         // Belt and braces: the runner also hides every sensitive string from later steps' logs.
         // Short values (ports, `true`) would mangle unrelated text, so only longer ones.
-        for s in plan
+        let maskable: Vec<&String> = plan
             .sensitive_strings
             .iter()
             .filter(|s| s.chars().count() >= 8 && !s.contains(['\n', '\r']))
-            .take(500)
-        {
+            .collect();
+        for s in maskable.iter().take(MASKS_MAX) {
             runner.mask_str(s);
+        }
+        if maskable.len() > MASKS_MAX {
+            // A cap hit is said out loud: plan-gate's own output is scrubbed of all of them.
+            runner.warning(&format!(
+                "{} sensitive values were not registered with the runner's masks (at most {MASKS_MAX} are): plan-gate's own output is scrubbed of every one, but later steps' logs are not",
+                maskable.len() - MASKS_MAX
+            ));
         }
     }
     if args.command == Mode::Verify {
@@ -441,12 +485,21 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
         .check(&cx)
         .into_iter()
         .partition(|v| c.allow.iter().any(|a| a == &v.rule));
+    let scrubber = plan.scrubber();
+    if plan.sensitive_overflow {
+        runner.warning(&format!(
+            "{} (more than {} distinct sensitive values)",
+            render::WITHHELD_NOTE,
+            crate::plan::load::SENSITIVE_MAX
+        ));
+    }
     for v in &allowed {
+        // Plan text is scrubbed before it is cut or escaped for the annotation.
         runner.warning(&format!(
             "policy override: rule {} allowed for {} ({}); reason: {}",
             v.rule,
-            single_line(v.address.as_deref().unwrap_or("the plan")),
-            single_line(&v.message),
+            single_line(&scrubber.scrub(v.address.as_deref().unwrap_or("the plan"))),
+            single_line(&scrubber.scrub(&v.message)),
             single_line(c.allow_reason.as_deref().unwrap_or(""))
         ));
     }
@@ -498,7 +551,6 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
     )?;
     runner.set_output("verdict", verdict.as_str())?;
     let mut vj = serde_json::to_value(&report.violations).unwrap_or_default();
-    let scrubber = plan.scrubber();
     scrub_json(&scrubber, &mut vj);
     runner.set_output("violations", &vj.to_string())?;
     runner.set_output("plan-digest", &plan.digest)?;
@@ -536,7 +588,7 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
             }
             _ => None,
         };
-        let body = scrubber.scrub(&comment::body(doc, &t.key, summary_url.as_deref()));
+        let body = comment::body(doc, &t.key, summary_url.as_deref(), |s| scrubber.scrub(s));
         // Both rustls back-ends are linked (the AWS SDK and octocrab pick different ones): choose.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let rt = crate::cli::runtime()?;

@@ -1,9 +1,17 @@
 //! The one pull-request comment per pull request and environment/stack, upserted through octocrab.
 //!
-//! The comment carries a hidden marker (`<!-- gitops-actions:plan-gate key=... -->`). A re-run
-//! finds the comment with our marker and updates it in place; only when there is none is a new
-//! one created, so a PR never collects a pile of plan comments. Bodies are kept under GitHub's
-//! 65,536-character limit by cutting at a section boundary and pointing at the step summary.
+//! The comment ends with a hidden marker (`<!-- gitops-actions:plan-gate key=... -->`). A re-run
+//! finds the comment that ends with our marker *and was written by the token's own identity*
+//! and updates it in place; anyone else's comment is never edited, whatever it says, and when
+//! none is ours a new one is created (and the log says why). The marker text is neutralised
+//! inside the rendered report, so plan text (an address, a name) cannot forge one. Bodies are
+//! kept under GitHub's 65,536-character limit by cutting at a section boundary and pointing at
+//! the step summary.
+//!
+//! Who we are: `comment-author` when given (a GitHub App's `<slug>[bot]`, or a user); else
+//! `GET /user` answers for user tokens; installation tokens (`GITHUB_TOKEN`, a GitHub App's)
+//! cannot ask (HTTP 403), and their comments are written by `github-actions[bot]` for
+//! `GITHUB_TOKEN` — the identity assumed then (an App's own bot needs `comment-author`).
 
 use std::time::Duration;
 
@@ -35,6 +43,103 @@ pub struct Target {
     pub pr: u64,
     /// Environment/stack key: one comment per key.
     pub key: String,
+    /// The login whose comments may be edited (`comment-author`); `None`: ask the API.
+    pub author: Option<String>,
+}
+
+/// The login `GITHUB_TOKEN`'s comments are written by.
+pub const ACTIONS_BOT: &str = "github-actions[bot]";
+
+/// Whose comments the upsert may edit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// The user `GET /user` named: matched by its numeric id.
+    User {
+        /// User id.
+        id: u64,
+        /// Login (for messages).
+        login: String,
+    },
+    /// A login given or assumed: a `...[bot]` login must also be of type `Bot` (users cannot
+    /// have `[` in a login, so such a login names one GitHub App).
+    Login(String),
+}
+
+impl Identity {
+    /// Is a comment by this author ours?
+    pub fn wrote(&self, author: &Author) -> bool {
+        match self {
+            Identity::User { id, .. } => author.id == *id,
+            Identity::Login(l) => {
+                author.login.eq_ignore_ascii_case(l)
+                    && (author.kind == "Bot") == l.to_ascii_lowercase().ends_with("[bot]")
+            }
+        }
+    }
+    /// The login, for messages.
+    pub fn login(&self) -> &str {
+        match self {
+            Identity::User { login, .. } | Identity::Login(login) => login,
+        }
+    }
+}
+
+/// The author of a comment, as far as deciding whether it is ours goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    /// `user.login`.
+    pub login: String,
+    /// `user.id`.
+    pub id: u64,
+    /// `user.type` (`User`, `Bot`, `Organization`).
+    pub kind: String,
+}
+
+/// What the listing holds for us.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Found {
+    /// The first comment that ends with our marker and that we wrote.
+    pub ours: Option<u64>,
+    /// Comments that end with our marker but were written by someone else: (id, login).
+    pub foreign: Vec<(u64, String)>,
+}
+
+/// Does this body end with this marker (what [`body`] writes)? A marker anywhere else in a
+/// body is not ours.
+pub fn ends_with_marker(body: &str, marker: &str) -> bool {
+    body.trim_end().ends_with(marker)
+}
+
+/// Pick our comment out of a page of `(id, author, body)`: the marker at the end and our
+/// identity as the author, both.
+pub fn pick<'a>(
+    comments: impl IntoIterator<Item = (u64, &'a Author, &'a str)>,
+    marker: &str,
+    me: &Identity,
+    found: &mut Found,
+) {
+    for (id, author, b) in comments {
+        if found.ours.is_some() {
+            return;
+        }
+        if !ends_with_marker(b, marker) {
+            continue;
+        }
+        if me.wrote(author) {
+            found.ours = Some(id);
+        } else {
+            found.foreign.push((id, author.login.clone()));
+        }
+    }
+}
+
+/// The text our markers start with; [`body`] breaks it up wherever the report contains it.
+const MARKER_WORD: &str = "gitops-actions:plan-gate";
+
+/// `text` with every occurrence of the marker's word broken by a zero-width space, so that
+/// nothing in it reads as a marker.
+pub fn neutralise_markers(text: &str) -> String {
+    text.replace(MARKER_WORD, "gitops-actions:\u{200b}plan-gate")
 }
 
 /// What happened.
@@ -98,8 +203,14 @@ pub fn marker(key: &str) -> String {
     format!("<!-- gitops-actions:plan-gate key={safe} -->")
 }
 
-/// The comment body: the report cut at a section boundary to fit, then the marker.
-pub fn body(doc: &Doc, key: &str, summary_url: Option<&str>) -> String {
+/// The comment body: the report cut at a section boundary to fit, scrubbed by `scrub` and with
+/// any marker text in it neutralised, then the marker.
+pub fn body(
+    doc: &Doc,
+    key: &str,
+    summary_url: Option<&str>,
+    scrub: impl Fn(&str) -> String,
+) -> String {
     let m = marker(key);
     let tail = match summary_url {
         Some(u) => format!(
@@ -107,7 +218,16 @@ pub fn body(doc: &Doc, key: &str, summary_url: Option<&str>) -> String {
         ),
         None => "> ✂️ This comment was cut to fit GitHub's 65,536-character limit. The full report is in the step summary of the run.".to_string(),
     };
-    let text = doc.render_limited(BODY_BUDGET - m.len() - 2, &tail);
+    let budget = BODY_BUDGET - m.len() - 2;
+    let mut limit = budget;
+    let text = loop {
+        let text = neutralise_markers(&scrub(&doc.render_limited(limit, &tail)));
+        // Scrubbing can lengthen a text (a short secret becomes `(sensitive)`): cut more.
+        if text.len() <= budget || limit < 4096 {
+            break text;
+        }
+        limit -= (text.len() - budget).min(limit / 2);
+    };
     format!("{text}\n{m}\n")
 }
 
@@ -135,7 +255,37 @@ fn api_error(what: &str, e: octocrab::Error) -> Failure {
     Failure::runtime(format!("GitHub API: {what} failed: {detail}"))
 }
 
-/// Find our comment (first one carrying the marker) and update it, or create one.
+fn author_of(c: &octocrab::models::issues::Comment) -> Author {
+    Author {
+        login: c.user.login.clone(),
+        id: c.user.id.0,
+        kind: c.user.r#type.clone(),
+    }
+}
+
+/// Who the token is: `comment-author` when given, else `GET /user`; a token that may not ask
+/// (HTTP 403: an installation token such as `GITHUB_TOKEN`) is taken as `github-actions[bot]`.
+async fn identity(oc: &Octocrab, t: &Target, notes: &mut Vec<String>) -> Result<Identity> {
+    if let Some(a) = &t.author {
+        return Ok(Identity::Login(a.clone()));
+    }
+    match oc.current().user().await {
+        Ok(u) => Ok(Identity::User {
+            id: u.id.0,
+            login: u.login,
+        }),
+        Err(octocrab::Error::GitHub { source, .. }) if source.status_code.as_u16() == 403 => {
+            notes.push(format!(
+                "the token cannot say who it is (`GET /user`: HTTP 403, as for GITHUB_TOKEN and GitHub App installation tokens): only comments by {ACTIONS_BOT} are edited (set `comment-author` to a GitHub App's `<slug>[bot]`)"
+            ));
+            Ok(Identity::Login(ACTIONS_BOT.to_string()))
+        }
+        Err(e) => Err(api_error("asking who the token is (`GET /user`)", e)),
+    }
+}
+
+/// Find our comment (the first that ends with our marker and that our identity wrote) and
+/// update it, or create one. Comments by anyone else are never edited.
 pub async fn upsert(t: &Target, body: &str) -> Result<Outcome> {
     let oc = client(t)?;
     let m = marker(&t.key);
@@ -146,18 +296,36 @@ pub async fn upsert(t: &Target, body: &str) -> Result<Outcome> {
         .send()
         .await
         .map_err(|e| api_error("listing pull request comments", e))?;
-    let mut found: Option<CommentId> = None;
+    let mut found = Found::default();
+    let mut me: Option<Identity> = None;
     let mut pages = 0;
     let mut notes = Vec::new();
     let base = url::Url::parse(&t.api_url)
         .map_err(|_| Failure::usage("github-api-url", "is not a URL"))?;
     loop {
-        if let Some(c) = page
+        let candidates: Vec<(u64, Author, &str)> = page
             .items
             .iter()
-            .find(|c| c.body.as_deref().is_some_and(|b| b.contains(&m)))
-        {
-            found = Some(c.id);
+            .filter_map(|c| {
+                let b = c.body.as_deref()?;
+                ends_with_marker(b, &m).then(|| (c.id.0, author_of(c), b))
+            })
+            .collect();
+        if !candidates.is_empty() {
+            // Asked only once a comment with our marker exists.
+            if me.is_none() {
+                me = Some(identity(&oc, t, &mut notes).await?);
+            }
+            if let Some(me) = &me {
+                pick(
+                    candidates.iter().map(|(id, a, b)| (*id, a, *b)),
+                    &m,
+                    me,
+                    &mut found,
+                );
+            }
+        }
+        if found.ours.is_some() {
             break;
         }
         pages += 1;
@@ -183,7 +351,16 @@ pub async fn upsert(t: &Target, body: &str) -> Result<Outcome> {
             None => break,
         }
     }
-    match found {
+    if let Some(me) = &me {
+        for (id, login) in &found.foreign {
+            notes.push(format!(
+                "comment {id} carries this plan comment's marker but was written by `{}`, not by us (`{}`): not editing it",
+                single_line(login),
+                single_line(me.login())
+            ));
+        }
+    }
+    match found.ours.map(CommentId) {
         Some(id) => {
             // PATCH, as GitHub documents it (octocrab's `update_comment` sends POST).
             let route = format!("/repos/{}/{}/issues/comments/{}", t.owner, t.repo, id.0);
@@ -243,13 +420,66 @@ mod tests {
     }
 
     #[test]
+    fn only_our_identity_and_a_marker_at_the_end_make_a_comment_ours() {
+        let a = |login: &str, id: u64, kind: &str| Author {
+            login: login.into(),
+            id,
+            kind: kind.into(),
+        };
+        let m = marker("dev");
+        let bot = Identity::Login(ACTIONS_BOT.into());
+        let app = Identity::Login("deploy-app[bot]".into());
+        let user = Identity::User {
+            id: 7,
+            login: "alice".into(),
+        };
+        let named = Identity::Login("Alice".into());
+        let ours = format!("report\n{m}\n");
+        let quoted = format!("> {m}\nI disagree");
+        // (identity, author, body, ours?)
+        let cases = [
+            (&bot, a(ACTIONS_BOT, 41898282, "Bot"), &ours, true),
+            (&bot, a("GitHub-Actions[bot]", 41898282, "Bot"), &ours, true),
+            (&bot, a(ACTIONS_BOT, 1, "User"), &ours, false),
+            (&bot, a("mallory", 9, "User"), &ours, false),
+            (&bot, a("deploy-app[bot]", 5, "Bot"), &ours, false),
+            (&bot, a(ACTIONS_BOT, 41898282, "Bot"), &quoted, false),
+            (&app, a("deploy-app[bot]", 5, "Bot"), &ours, true),
+            (&app, a(ACTIONS_BOT, 41898282, "Bot"), &ours, false),
+            (&user, a("alice", 7, "User"), &ours, true),
+            (&user, a("alice", 8, "User"), &ours, false),
+            (&user, a("bob", 7, "User"), &ours, true),
+            (&named, a("alice", 7, "User"), &ours, true),
+            (&named, a("alice", 7, "Bot"), &ours, false),
+        ];
+        for (me, author, b, want) in cases {
+            let mut f = Found::default();
+            pick([(1, &author, b.as_str())], &m, me, &mut f);
+            assert_eq!(f.ours.is_some(), want, "{me:?} {author:?} {b:?}");
+            let foreign = ends_with_marker(b, &m) && !want;
+            assert_eq!(f.foreign.len(), usize::from(foreign), "{me:?} {author:?}");
+        }
+    }
+
+    #[test]
+    fn marker_text_in_the_report_is_neutralised() {
+        let mut d = Doc::new();
+        d.section(format!("- `aws_s3_bucket.x[\"{}\"]`\n", marker("prod")));
+        let b = body(&d, "dev", None, |s| s.replace("hunter22", "(sensitive)"));
+        assert!(!b.contains(&marker("prod")), "{b}");
+        assert_eq!(b.matches(MARKER_WORD).count(), 1, "{b}");
+        assert!(ends_with_marker(&b, &marker("dev")));
+        assert!(!ends_with_marker(&b, &marker("prod")));
+    }
+
+    #[test]
     fn long_bodies_are_cut_at_sections_with_a_pointer() {
         let mut d = Doc::new();
         d.section("# head\n");
         for i in 0..200 {
             d.section(format!("section {i}\n{}\n", "x".repeat(1000)));
         }
-        let b = body(&d, "dev", Some("https://example.test/run"));
+        let b = body(&d, "dev", Some("https://example.test/run"), str::to_string);
         assert!(b.len() < GITHUB_COMMENT_LIMIT);
         assert!(b.contains("step summary of the run](https://example.test/run)"));
         assert!(b.trim_end().ends_with(&marker("dev")));

@@ -169,8 +169,14 @@ fn update_actions(h: &mut Sha256, action: Action) {
 
 /// Feed the canonical form of one JSON value (already known to be valid) into `h`.
 pub fn canonical(h: &mut impl Digest, s: &[u8]) {
+    write_canonical(s, &mut |b: &[u8]| h.update(b));
+}
+
+/// Write the canonical form of one JSON value (already known to be valid) to `h`, piece by
+/// piece (also what the report shows of a value: numbers stay exactly as written).
+pub(crate) fn write_canonical(s: &[u8], h: &mut impl FnMut(&[u8])) {
     if super::jsoncheck::is_compact_without_escapes(s) {
-        h.update(s);
+        h(s);
         return;
     }
     let mut i = 0;
@@ -178,7 +184,7 @@ pub fn canonical(h: &mut impl Digest, s: &[u8]) {
     while i < s.len() {
         match s[i] {
             b' ' | b'\n' | b'\r' | b'\t' => {
-                h.update(&s[run..i]);
+                h(&s[run..i]);
                 i += 1;
                 run = i;
             }
@@ -204,13 +210,13 @@ pub fn canonical(h: &mut impl Digest, s: &[u8]) {
                 }
                 let j = j.min(s.len());
                 if escaped {
-                    h.update(&s[run..start]);
+                    h(&s[run..start]);
                     let mut out = Vec::with_capacity(j - start);
                     if canonical_string(&s[start..j], &mut out) {
-                        h.update(&out);
+                        h(&out);
                     } else {
                         let text: String = serde_json::from_slice(&s[start..j]).unwrap_or_default();
-                        h.update(serde_json::to_string(&text).unwrap_or_default().as_bytes());
+                        h(serde_json::to_string(&text).unwrap_or_default().as_bytes());
                     }
                     run = j;
                 }
@@ -219,7 +225,7 @@ pub fn canonical(h: &mut impl Digest, s: &[u8]) {
             _ => i += 1,
         }
     }
-    h.update(&s[run..]);
+    h(&s[run..]);
 }
 
 /// The string token `s` (quotes included, valid JSON) the way serde_json writes the string it

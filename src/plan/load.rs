@@ -59,10 +59,13 @@ impl Default for Limits {
 const ATTR_BUDGET: usize = 4 * 1024 * 1024;
 /// At most this many attributes per resource.
 const ATTRS_PER_RESOURCE: usize = 60;
-/// Longest value shown for one attribute.
+/// Longest value shown for one attribute (cut after scrubbing, never before).
 const VALUE_MAX: usize = 200;
-/// At most this many sensitive strings are remembered for scrubbing.
-const SENSITIVE_MAX: usize = 2000;
+/// Longest value text kept while reading (scrubbed, then cut to [`VALUE_MAX`], at the end).
+const VALUE_KEEP: usize = 2 * VALUE_MAX;
+/// At most this many distinct sensitive strings are remembered for scrubbing; past it, no
+/// value is shown at all ([`Shown::Withheld`]).
+pub const SENSITIVE_MAX: usize = 2000;
 /// Sensitive strings shorter than this are not used for scrubbing (they would mangle text).
 const SENSITIVE_MIN_LEN: usize = 4;
 /// Consumed pages are released in steps of this size.
@@ -115,7 +118,7 @@ fn reference(
     // pass one refuses the file, its reason wins and pass two's result is dropped.
     let (pre, parsed) = std::thread::scope(|sc| {
         let h = sc.spawn(|| prescan(&mut &*file, limits));
-        let parsed = parse_slice(&bytes[start..], Some(map), false);
+        let parsed = parse_slice(&bytes[start..], Some(map));
         (h.join(), parsed)
     });
     match pre {
@@ -184,7 +187,7 @@ pub fn load_bytes_reference(bytes: &[u8], limits: &Limits) -> Result<Summary, Pl
         return Err(PlanError::Empty);
     }
     let start = prescan(&mut &bytes[..], limits)?;
-    let mut s = parse_slice(&bytes[start..], None, true)?;
+    let mut s = parse_slice(&bytes[start..], None)?;
     s.bytes = bytes.len() as u64;
     Ok(s)
 }
@@ -1031,13 +1034,12 @@ struct Builder<'m> {
     addresses: RefCell<HashSet<String>>,
     leaves: RefCell<Leaves>,
     attr_bytes: Cell<usize>,
+    sensitive: RefCell<Collected>,
     variables: RefCell<BTreeMap<String, String>>,
     sensitive_vars: RefCell<BTreeSet<String>>,
     sensitive_outputs_cfg: RefCell<BTreeSet<String>>,
     pending_outputs: RefCell<Vec<PendingOutput>>,
     format_seen: Cell<bool>,
-    /// Build whole `Value`s per entry, as the first version did (the reference for tests).
-    reference: bool,
     /// Fast path: digest leaves are computed by the second thread, from offsets relative to
     /// `origin` (the address of the document's first byte on this thread).
     digest_to: Option<DigestTo<'m>>,
@@ -1061,11 +1063,6 @@ impl Builder<'_> {
         }
         E::custom(REFUSED)
     }
-
-    fn add_sensitive(&self, v: &Value, mask: &Value) {
-        let mut s = self.summary.borrow_mut();
-        collect_sensitive(v, mask, false, &mut s.sensitive_strings);
-    }
 }
 
 impl<'m> Builder<'m> {
@@ -1078,24 +1075,19 @@ impl<'m> Builder<'m> {
             addresses: RefCell::new(HashSet::new()),
             leaves: RefCell::new(Leaves::default()),
             attr_bytes: Cell::new(0),
+            sensitive: RefCell::new(Collected::default()),
             variables: RefCell::new(BTreeMap::new()),
             sensitive_vars: RefCell::new(BTreeSet::new()),
             sensitive_outputs_cfg: RefCell::new(BTreeSet::new()),
             pending_outputs: RefCell::new(Vec::new()),
             format_seen: Cell::new(false),
-            reference: false,
             digest_to: None,
         }
     }
 }
 
-fn parse_slice(
-    bytes: &[u8],
-    map: Option<&mapped::Map>,
-    reference: bool,
-) -> Result<Summary, PlanError> {
-    let mut b = Builder::new(map);
-    b.reference = reference;
+fn parse_slice(bytes: &[u8], map: Option<&mapped::Map>) -> Result<Summary, PlanError> {
+    let b = Builder::new(map);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let r = TopSeed(&b).deserialize(&mut de).and_then(|()| de.end());
     if let Err(e) = r {
@@ -1169,53 +1161,50 @@ fn finish(b: Builder<'_>) -> Result<Summary, PlanError> {
         return Err(PlanError::NotAPlan);
     }
     let mut s = b.summary.into_inner();
+    let mut sens = b.sensitive.into_inner();
     // Sensitive variables: their values are scrubbed from everything rendered.
     let sens_vars = b.sensitive_vars.into_inner();
     for (name, raw) in b.variables.into_inner() {
         if sens_vars.contains(&name) {
-            if let Ok(v) = serde_json::from_str::<Value>(&raw) {
-                collect_sensitive(&v, &Value::Bool(true), true, &mut s.sensitive_strings);
-            }
+            collect_all(raw.as_bytes(), &mut sens);
         }
     }
     // Outputs: sensitivity from the change's masks or the configuration.
     let cfg_sens = b.sensitive_outputs_cfg.into_inner();
     let mut leaves = b.leaves.into_inner();
     for p in b.pending_outputs.into_inner() {
-        let parse = |r: &Option<String>| {
-            r.as_deref()
-                .and_then(|t| serde_json::from_str::<Value>(t).ok())
-                .unwrap_or(Value::Null)
-        };
-        let (before, after, au, bs, asn) = (
-            parse(&p.before),
-            parse(&p.after),
-            parse(&p.after_unknown),
-            parse(&p.before_sensitive),
-            parse(&p.after_sensitive),
+        fn raw(r: &Option<String>) -> Option<&[u8]> {
+            r.as_deref().map(str::as_bytes)
+        }
+        let (au, bs, asn) = (
+            mask_of(raw(&p.after_unknown)),
+            mask_of(raw(&p.before_sensitive)),
+            mask_of(raw(&p.after_sensitive)),
         );
         let sensitive = cfg_sens.contains(&p.name) || mask_any(&bs) || mask_any(&asn);
         if sensitive {
-            collect_sensitive(&before, &Value::Bool(true), true, &mut s.sensitive_strings);
-            collect_sensitive(&after, &Value::Bool(true), true, &mut s.sensitive_strings);
+            for r in [raw(&p.before), raw(&p.after)].into_iter().flatten() {
+                collect_all(r, &mut sens);
+            }
         }
-        let shown = |v: &Value, unknown: bool| {
+        let shown = |r: Option<&[u8]>, unknown: bool| {
             if sensitive {
                 Shown::Sensitive
             } else if unknown {
                 Shown::Unknown
-            } else if v.is_null() {
-                Shown::Null
             } else {
-                Shown::Value(compact(v))
+                match r.map(<[u8]>::trim_ascii) {
+                    None | Some(b"null") => Shown::Null,
+                    Some(r) => Shown::Value(compact_raw(r)),
+                }
             }
         };
         let o = OutputChange {
             name: p.name.clone(),
             action: p.action,
             sensitive,
-            before: shown(&before, false),
-            after: shown(&after, mask_any(&au)),
+            before: shown(raw(&p.before), false),
+            after: shown(raw(&p.after), mask_any(&au)),
         };
         if o.action != Action::NoOp {
             s.counts.output_changes += 1;
@@ -1233,9 +1222,11 @@ fn finish(b: Builder<'_>) -> Result<Summary, PlanError> {
         );
         s.outputs.push(o);
     }
+    s.sensitive_overflow = sens.overflow;
+    s.sensitive_strings = sens.set.into_iter().collect();
     s.sensitive_strings
-        .sort_by_key(|v| std::cmp::Reverse(v.len()));
-    s.sensitive_strings.dedup();
+        .sort_unstable_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    finish_values(&mut s);
     s.digest = leaves.finish();
     Ok(s)
 }
@@ -1632,8 +1623,18 @@ fn take_change(
             ))
         }
     };
+    let mode = match rc.mode.as_deref() {
+        None | Some("managed") => "managed",
+        Some("data") => "data",
+        Some(other) => {
+            return Err(PlanError::UnknownMode {
+                address,
+                mode: other.to_string(),
+            })
+        }
+    }
+    .to_string();
     let action = actions_of(&address, &rc.change.actions)?;
-    let mode = rc.mode.as_deref().unwrap_or("managed").to_string();
     let mut out = ResourceChange {
         address,
         module: rc.module_address.as_deref().unwrap_or("").to_string(),
@@ -1651,61 +1652,38 @@ fn take_change(
     // Sensitive values: remember their strings (for scrubbing) when a mask marks any.
     let bs = rc.change.before_sensitive.map(|r| r.0).unwrap_or(b"false");
     let asn = rc.change.after_sensitive.map(|r| r.0).unwrap_or(b"false");
-    let has_sensitive = trivial_mask(bs).is_none() || trivial_mask(asn).is_none();
+    // (A mask of `true` marks the whole value.)
+    let has_sensitive = trivial_mask(bs) != Some(false) || trivial_mask(asn) != Some(false);
     let needs_diff = matches!(
         action,
         Action::Update | Action::DeleteThenCreate | Action::CreateThenDelete
     ) || drift;
-    if !b.reference {
-        // Values are built only where a mask marks something or an attribute differs.
-        if has_sensitive {
-            let mut s = b.summary.borrow_mut();
-            for (v, mask) in [
-                (rc.change.before, rc.change.before_sensitive),
-                (rc.change.after, rc.change.after_sensitive),
-            ] {
-                // A mask without the token `true` marks nothing: no need to parse it.
-                let (v, mask) = (v.map(|r| r.0), mask.map(|r| r.0));
-                if mask.is_some_and(|m| memchr::memmem::find(m, b"true").is_some()) {
-                    collect_marked(v, &value_of(mask), &mut s.sensitive_strings);
-                }
+    // Values are built only where a mask marks something or an attribute differs (both readers
+    // share this code: they differ in how they find the entry, not in what they keep of it).
+    if has_sensitive {
+        let mut sens = b.sensitive.borrow_mut();
+        for (v, mask) in [
+            (rc.change.before, rc.change.before_sensitive),
+            (rc.change.after, rc.change.after_sensitive),
+        ] {
+            // A mask without the token `true` marks nothing: no need to parse it.
+            let (v, mask) = (v.map(|r| r.0), mask.map(|r| r.0));
+            if mask.is_some_and(|m| memchr::memmem::find(m, b"true").is_some()) {
+                collect_marked(v, &mask_of(mask), &mut sens);
             }
         }
-        if needs_diff {
-            if b.attr_bytes.get() < ATTR_BUDGET {
-                out.attrs = attr_diffs_raw(&rc.change);
-                let used: usize = out
-                    .attrs
-                    .iter()
-                    .map(|a| a.name.len() + shown_len(&a.before) + shown_len(&a.after))
-                    .sum();
-                b.attr_bytes.set(b.attr_bytes.get() + used + 64);
-            } else {
-                out.attrs_omitted = true;
-            }
-        }
-    } else if has_sensitive || needs_diff {
-        let v = |r: Option<Raw<'_>>| value_of(r.map(|r| r.0));
-        let (before, after) = (v(rc.change.before), v(rc.change.after));
-        let (bsv, asv) = (v(rc.change.before_sensitive), v(rc.change.after_sensitive));
-        if has_sensitive {
-            b.add_sensitive(&before, &bsv);
-            b.add_sensitive(&after, &asv);
-        }
-        if needs_diff {
-            if b.attr_bytes.get() < ATTR_BUDGET {
-                let au = v(rc.change.after_unknown);
-                let rp = v(rc.change.replace_paths);
-                out.attrs = attr_diffs(&before, &after, &au, &bsv, &asv, &rp);
-                let used: usize = out
-                    .attrs
-                    .iter()
-                    .map(|a| a.name.len() + shown_len(&a.before) + shown_len(&a.after))
-                    .sum();
-                b.attr_bytes.set(b.attr_bytes.get() + used + 64);
-            } else {
-                out.attrs_omitted = true;
-            }
+    }
+    if needs_diff {
+        if b.attr_bytes.get() < ATTR_BUDGET {
+            out.attrs = attr_diffs_raw(&rc.change);
+            let used: usize = out
+                .attrs
+                .iter()
+                .map(|a| a.name.len() + shown_len(&a.before) + shown_len(&a.after))
+                .sum();
+            b.attr_bytes.set(b.attr_bytes.get() + used + 64);
+        } else {
+            out.attrs_omitted = true;
         }
     }
     if drift {
@@ -1823,50 +1801,116 @@ pub(crate) fn mask_any(mask: &Value) -> bool {
     }
 }
 
-fn collect_sensitive(v: &Value, mask: &Value, all: bool, out: &mut Vec<String>) {
-    if out.len() >= SENSITIVE_MAX {
-        return;
+/// The distinct sensitive strings found while reading. At most [`SENSITIVE_MAX`] are kept
+/// (duplicates do not count); one more sets `overflow`, and then no value is shown at all.
+#[derive(Debug, Default)]
+pub(crate) struct Collected {
+    set: HashSet<String>,
+    overflow: bool,
+}
+
+impl Collected {
+    fn push(&mut self, s: &str) {
+        if s.chars().count() < SENSITIVE_MIN_LEN || self.set.contains(s) {
+            return;
+        }
+        if self.set.len() >= SENSITIVE_MAX {
+            self.overflow = true;
+            return;
+        }
+        self.set.insert(s.to_string());
     }
-    let all = all || matches!(mask, Value::Bool(true));
-    match v {
-        Value::String(s) if all && s.chars().count() >= SENSITIVE_MIN_LEN => {
-            out.push(s.clone());
-            // Multi-line secrets (keys, certificates) are also scrubbed line by line.
-            for l in s.lines().map(str::trim) {
-                if l.len() >= 8 && l != s {
-                    out.push(l.to_string());
-                }
+
+    fn string(&mut self, s: &str) {
+        self.push(s);
+        // Multi-line secrets (keys, certificates) are also scrubbed line by line.
+        for l in s.lines().map(str::trim) {
+            if l.len() >= 8 && l != s {
+                self.push(l);
             }
         }
-        Value::Number(n) if all && n.to_string().len() >= SENSITIVE_MIN_LEN => {
-            out.push(n.to_string());
-        }
-        Value::Array(a) => {
-            for (i, x) in a.iter().enumerate() {
-                let m = match mask {
-                    Value::Array(ma) => ma.get(i).unwrap_or(&Value::Null),
-                    _ => &Value::Null,
-                };
-                collect_sensitive(x, m, all, out);
-            }
-        }
-        Value::Object(o) => {
-            for (k, x) in o {
-                let m = match mask {
-                    Value::Object(mo) => mo.get(k).unwrap_or(&Value::Null),
-                    _ => &Value::Null,
-                };
-                collect_sensitive(x, m, all, out);
-            }
-        }
-        _ => {}
     }
 }
 
-/// A raw value as a `Value` (`Null` when absent).
+/// Every string and number in a raw JSON value, numbers as written (the text every renderer
+/// shows), read without parsing numbers (`1e400` is valid JSON that serde cannot hold).
+fn collect_all(raw: &[u8], out: &mut Collected) {
+    let raw = raw.trim_ascii();
+    match raw.first() {
+        Some(b'"') => {
+            if let Ok(s) = serde_json::from_slice::<String>(raw) {
+                out.string(&s);
+            }
+        }
+        Some(b'{') => {
+            if let Ok(Members(m)) = serde_json::from_slice(raw) {
+                for (_, v) in m {
+                    collect_all(v, out);
+                }
+            }
+        }
+        Some(b'[') => {
+            for x in serde_json::from_slice::<Vec<Raw<'_>>>(raw).unwrap_or_default() {
+                collect_all(x.0, out);
+            }
+        }
+        Some(b't' | b'f' | b'n') | None => {}
+        Some(_) => {
+            if let Ok(t) = std::str::from_utf8(raw) {
+                out.push(t);
+            }
+        }
+    }
+}
+
+/// A raw value as a `Value` (`Null` when absent). Valid JSON that serde cannot hold (a number
+/// out of `f64`'s range such as `1e400`) is read with every number as a string of its text,
+/// rather than as `null` (which compared equal to any other such number and marked nothing).
 fn value_of(r: Option<&[u8]>) -> Value {
-    r.and_then(|r| serde_json::from_slice::<Value>(r).ok())
+    let Some(r) = r else { return Value::Null };
+    serde_json::from_slice::<Value>(r)
+        .or_else(|_| serde_json::from_slice::<Value>(&numbers_as_strings(r)))
         .unwrap_or(Value::Null)
+}
+
+/// A raw value to compare with another: numbers compare by their text (as `f64`s,
+/// `0.1000000000000000000001` and `0.1000000000000000000002` are equal, and `1e400` is no
+/// number at all), and a number never equals a string (numbers become strings that start with
+/// U+0000). Key order and insignificant whitespace do not count.
+fn comparable(r: Option<&[u8]>) -> Value {
+    r.and_then(|r| serde_json::from_slice::<Value>(&numbers_as_strings(r)).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// `r` (valid JSON) with every number token turned into a string holding its text, after a
+/// U+0000 (which tells it from a string that held the same text).
+fn numbers_as_strings(r: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(r.len() + 16);
+    let mut i = 0;
+    while i < r.len() {
+        match r[i] {
+            b'"' => {
+                let end = super::scan::string_end(r, i).unwrap_or(r.len());
+                out.extend_from_slice(&r[i..end]);
+                i = end;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < r.len() && matches!(r[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                {
+                    i += 1;
+                }
+                out.extend_from_slice(b"\"\\u0000");
+                out.extend_from_slice(&r[start..i]);
+                out.push(b'"');
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// The members of a raw JSON object in `Value`'s order (sorted keys, the last duplicate wins);
@@ -1927,19 +1971,15 @@ fn mask_of(r: Option<&[u8]>) -> Value {
     }
 }
 
-/// [`collect_sensitive`] of a raw value under a mask (not everything sensitive yet), building
-/// `Value`s only for the parts the mask marks: the same strings, in the same order.
-fn collect_marked(raw: Option<&[u8]>, mask: &Value, out: &mut Vec<String>) {
+/// The strings and numbers of a raw value that a mask marks, reading only the marked parts.
+fn collect_marked(raw: Option<&[u8]>, mask: &Value, out: &mut Collected) {
     let Some(raw) = raw else { return };
-    if out.len() >= SENSITIVE_MAX || !mask_any(mask) {
+    if !mask_any(mask) {
         // Nothing is collected where no mask marks anything.
         return;
     }
     match mask {
-        Value::Bool(true) => {
-            let v = value_of(Some(raw));
-            collect_sensitive(&v, mask, true, out);
-        }
+        Value::Bool(true) => collect_all(raw, out),
         Value::Object(mo) => {
             for (k, x) in raw_members(Some(raw)) {
                 if let Some(m) = mo.get(k.as_ref()) {
@@ -2004,18 +2044,9 @@ fn attr_diffs_raw(ch: &ChangeRaw<'_>) -> Vec<AttrDiff> {
         let k: &str = k;
         let unknown = all_unknown || after_unknown.get(k).is_some_and(mask_any);
         let same_text = matches!((rb, ra), (Some(x), Some(y)) if x == y);
-        let (b, a) = if same_text {
-            if !unknown {
-                continue;
-            }
-            (None, None)
-        } else {
-            let (b, a) = (value_of(rb), value_of(ra));
-            if b == a && !unknown {
-                continue;
-            }
-            (Some(b), Some(a))
-        };
+        if (same_text || comparable(rb) == comparable(ra)) && !unknown {
+            continue;
+        }
         if out.len() >= ATTRS_PER_RESOURCE {
             out.push(AttrDiff {
                 name: "…".into(),
@@ -2027,24 +2058,22 @@ fn attr_diffs_raw(ch: &ChangeRaw<'_>) -> Vec<AttrDiff> {
         }
         let sb = all_bs || before_sensitive.get(k).is_some_and(mask_any);
         let sa = all_as || after_sensitive.get(k).is_some_and(mask_any);
-        let show = |v: Option<Value>, r: Option<&[u8]>, sens: bool, unk: bool| {
+        let show = |r: Option<&[u8]>, sens: bool, unk: bool| {
             if sens {
                 Shown::Sensitive
             } else if unk {
                 Shown::Unknown
             } else {
-                let v = v.unwrap_or_else(|| value_of(r));
-                if v.is_null() {
-                    Shown::Null
-                } else {
-                    Shown::Value(compact(&v))
+                match r.map(<[u8]>::trim_ascii) {
+                    None | Some(b"null") => Shown::Null,
+                    Some(r) => Shown::Value(compact_raw(r)),
                 }
             }
         };
         out.push(AttrDiff {
             name: k.to_string(),
-            before: show(b, rb, sb, false),
-            after: show(a, ra, sa, unknown),
+            before: show(rb, sb, false),
+            after: show(ra, sa, unknown),
             forces_replacement: forced.contains(k),
         });
     }
@@ -2070,72 +2099,66 @@ fn shown_len(s: &Shown) -> usize {
     }
 }
 
-/// Compact JSON of a value, cut to [`VALUE_MAX`] characters.
-pub(crate) fn compact(v: &Value) -> String {
-    let s = serde_json::to_string(v).unwrap_or_default();
-    if s.chars().count() > VALUE_MAX {
-        let mut t: String = s.chars().take(VALUE_MAX).collect();
+/// The canonical text of a raw value (whitespace dropped, string escapes as serde writes them,
+/// numbers exactly as written), kept to [`VALUE_KEEP`] characters; a cut text ends with `…`
+/// (which no JSON text ends with). [`finish_values`] scrubs it and cuts it for display.
+pub(crate) fn compact_raw(raw: &[u8]) -> String {
+    let mut out = Vec::new();
+    super::digest::write_canonical(raw, &mut |b: &[u8]| {
+        if out.len() < VALUE_KEEP * 4 {
+            out.extend_from_slice(b);
+        }
+    });
+    let s = String::from_utf8_lossy(&out);
+    if s.chars().count() > VALUE_KEEP || out.len() >= VALUE_KEEP * 4 {
+        let mut t: String = s.chars().take(VALUE_KEEP).collect();
         t.push('…');
         t
     } else {
-        s
+        s.into_owned()
     }
 }
 
-fn attr_diffs(
-    before: &Value,
-    after: &Value,
-    after_unknown: &Value,
-    before_sensitive: &Value,
-    after_sensitive: &Value,
-    replace_paths: &Value,
-) -> Vec<AttrDiff> {
-    let empty = serde_json::Map::new();
-    let bo = before.as_object().unwrap_or(&empty);
-    let ao = after.as_object().unwrap_or(&empty);
-    let all_bs = matches!(before_sensitive, Value::Bool(true));
-    let all_as = matches!(after_sensitive, Value::Bool(true));
-    let all_unknown = matches!(after_unknown, Value::Bool(true));
-    let forced = forced_attributes(replace_paths);
-    let keys: BTreeSet<&String> = bo.keys().chain(ao.keys()).collect();
-    let mut out = Vec::new();
-    for k in keys {
-        let b = bo.get(k).unwrap_or(&Value::Null);
-        let a = ao.get(k).unwrap_or(&Value::Null);
-        let unknown = all_unknown || after_unknown.get(k).is_some_and(mask_any);
-        if b == a && !unknown {
-            continue;
+/// Once every sensitive string is known: each value text is scrubbed of them in the form it is
+/// written in (JSON-escaped), a text cut while reading also of a sensitive string's start left
+/// at its end, and only then cut to [`VALUE_MAX`] characters. Past [`SENSITIVE_MAX`] distinct
+/// sensitive strings (some were not remembered) no value is shown at all.
+fn finish_values(s: &mut Summary) {
+    let overflow = s.sensitive_overflow;
+    let sc = crate::secret::Scrubber::new(&super::json_forms(&s.sensitive_strings), "(sensitive)");
+    let fix = |v: &mut Shown| {
+        let Shown::Value(t) = v else { return };
+        if overflow {
+            *v = Shown::Withheld;
+            return;
         }
-        if out.len() >= ATTRS_PER_RESOURCE {
-            out.push(AttrDiff {
-                name: "…".into(),
-                before: Shown::Null,
-                after: Shown::Value("(more attributes not shown)".into()),
-                forces_replacement: false,
-            });
-            break;
-        }
-        let sb = all_bs || before_sensitive.get(k).is_some_and(mask_any);
-        let sa = all_as || after_sensitive.get(k).is_some_and(mask_any);
-        let show = |v: &Value, sens: bool, unk: bool| {
-            if sens {
-                Shown::Sensitive
-            } else if unk {
-                Shown::Unknown
-            } else if v.is_null() {
-                Shown::Null
-            } else {
-                Shown::Value(compact(v))
-            }
+        let (body, cut) = match t.strip_suffix('…') {
+            Some(b) => (b, true),
+            None => (t.as_str(), false),
         };
-        out.push(AttrDiff {
-            name: k.clone(),
-            before: show(b, sb, false),
-            after: show(a, sa, unknown),
-            forces_replacement: forced.contains(k.as_str()),
-        });
+        let clean = if cut {
+            sc.scrub_truncated(body)
+        } else {
+            sc.scrub(body)
+        };
+        *t = if cut || clean.chars().count() > VALUE_MAX {
+            let mut c: String = clean.chars().take(VALUE_MAX).collect();
+            c.push('…');
+            c
+        } else {
+            clean
+        };
+    };
+    for rc in s.changes.iter_mut().chain(s.drift.iter_mut()) {
+        for a in &mut rc.attrs {
+            fix(&mut a.before);
+            fix(&mut a.after);
+        }
     }
-    out
+    for o in &mut s.outputs {
+        fix(&mut o.before);
+        fix(&mut o.after);
+    }
 }
 
 #[cfg(test)]
@@ -2231,78 +2254,196 @@ mod tests {
         assert!(s.digest.starts_with("sha256:"));
     }
 
-    /// The raw-text shortcuts (members, masks, diffs, sensitive collection) against the
-    /// `Value`-based functions they replace, on the cases where text and value differ.
+    /// Attribute diffs and sensitive strings straight from the raw text: numbers as written
+    /// (out of `f64`'s range, or more digits than it holds), duplicate keys (the last wins),
+    /// a whole-value mask, masks that mark nothing.
     #[test]
-    fn raw_shortcuts_match_the_value_based_reference() {
-        let raw = |s: &'static str| Raw(s.as_bytes());
-        let cases = [
-            (r#"{"b":1,"a":"x","b":2}"#, r#"{"a":"x","b":2.0,"c":null}"#),
+    fn diffs_and_sensitive_strings_come_from_the_text_as_written() {
+        let value = |s: &str| Shown::Value(s.to_string());
+        /// (before, after, after_sensitive, the diffs, the sensitive strings)
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            &'a str,
+            &'a [(&'a str, Shown, Shown)],
+            &'a [&'a str],
+        );
+        let cases: &[Case<'_>] = &[
             (
-                r#"{"a":"\u0078","z":[1, 2],"m":{"k":1}}"#,
-                r#"{"z":[1,2],"a":"x","m":{"k":2}}"#,
+                r#"{"n":1e400,"m":0.1000000000000000000001,"same":2e400}"#,
+                r#"{"n":2e400,"m":0.1000000000000000000002,"same":2e400}"#,
+                "{}",
+                &[
+                    (
+                        "m",
+                        value("0.1000000000000000000001"),
+                        value("0.1000000000000000000002"),
+                    ),
+                    ("n", value("1e400"), value("2e400")),
+                ],
+                &[],
             ),
-            (r#"null"#, r#"{"a":1}"#),
-            (r#"[1,2]"#, r#""s""#),
             (
-                r#"{"pw":"old-secret","l":["aaaa","bbbbbbbb\nccccccccc"],"n":123456}"#,
-                r#"{"pw":"new-secret","l":["aaaa"],"n":1234567,"true":"not-a-mask"}"#,
+                r#"{"b":1,"a":"x","b":2}"#,
+                r#"{"a":"x","b":2.0,"c":{ "k" : [1, "\u0078"] }}"#,
+                "{}",
+                &[
+                    ("b", value("2"), value("2.0")),
+                    ("c", Shown::Null, value(r#"{"k":[1,"x"]}"#)),
+                ],
+                &[],
+            ),
+            (
+                r#"{"pw":"old-secret","n":123456,"x":1e400}"#,
+                r#"{"pw":"new-secret","n":12345678901234567890123,"x":1e400}"#,
+                "true",
+                &[
+                    ("n", value("123456"), Shown::Sensitive),
+                    ("pw", value("\"old-secret\""), Shown::Sensitive),
+                ],
+                &["12345678901234567890123", "1e400", "new-secret"],
+            ),
+            (
+                r#"{"pw":"old-secret","l":["aaaa","bbbbbbbb\ncccccccc"]}"#,
+                r#"{"pw":"new-secret","l":["aaaa"]}"#,
+                r#"{"l":[false,true],"pw":true,"n":1e400}"#,
+                &[
+                    (
+                        "l",
+                        value(r#"["aaaa","bbbbbbbb\ncccccccc"]"#),
+                        Shown::Sensitive,
+                    ),
+                    ("pw", value("\"old-secret\""), Shown::Sensitive),
+                ],
+                &["new-secret"],
             ),
         ];
-        let masks = [
-            "false",
-            "true",
-            "{}",
-            r#"{"pw":true}"#,
-            r#"{"l":[false,true],"n":true}"#,
-            r#"{"true":false}"#,
-            r#"{"pw":true,"pw":false}"#,
-            r#"[true]"#,
-        ];
-        for (before, after) in cases {
-            let (b, a) = (raw(before), raw(after));
-            for bs in masks {
-                for asn in masks {
-                    for au in ["{}", r#"{"a":true}"#, "true", r#"{"true":false}"#] {
-                        let (bsr, asr, aur) = (raw(bs), raw(asn), raw(au));
-                        let ch = ChangeRaw {
-                            actions: vec![Cow::Borrowed("update")],
-                            before: Some(b),
-                            after: Some(a),
-                            after_unknown: Some(aur),
-                            before_sensitive: Some(bsr),
-                            after_sensitive: Some(asr),
-                            replace_paths: None,
-                            importing: None,
-                        };
-                        let v = |r: Raw<'_>| serde_json::from_slice::<Value>(r.0).unwrap();
-                        let want =
-                            attr_diffs(&v(b), &v(a), &v(aur), &v(bsr), &v(asr), &Value::Null);
-                        assert_eq!(
-                            attr_diffs_raw(&ch),
-                            want,
-                            "{before} {after} {bs} {asn} {au}"
-                        );
-                    }
-                    let (mut got, mut want) = (Vec::new(), Vec::new());
-                    let m = |s: &str| serde_json::from_str::<Value>(s).unwrap();
-                    collect_marked(Some(b.0), &m(bs), &mut got);
-                    collect_marked(Some(a.0), &m(asn), &mut got);
-                    collect_sensitive(
-                        &serde_json::from_str(before).unwrap(),
-                        &m(bs),
-                        false,
-                        &mut want,
-                    );
-                    collect_sensitive(
-                        &serde_json::from_str(after).unwrap(),
-                        &m(asn),
-                        false,
-                        &mut want,
-                    );
-                    assert_eq!(got, want, "{before} {after} {bs} {asn}");
-                }
-            }
+        for (before, after, asn, want_attrs, want_sens) in cases {
+            let ch = ChangeRaw {
+                actions: vec![Cow::Borrowed("update")],
+                before: Some(Raw(before.as_bytes())),
+                after: Some(Raw(after.as_bytes())),
+                after_unknown: None,
+                before_sensitive: None,
+                after_sensitive: Some(Raw(asn.as_bytes())),
+                replace_paths: None,
+                importing: None,
+            };
+            let got: Vec<(&str, Shown, Shown)> = attr_diffs_raw(&ch)
+                .iter()
+                .map(|a| {
+                    let name: &str = want_attrs
+                        .iter()
+                        .find(|w| w.0 == a.name)
+                        .map_or("?", |w| w.0);
+                    (name, a.before.clone(), a.after.clone())
+                })
+                .collect();
+            assert_eq!(&got, want_attrs, "{before} {after} {asn}");
+            let mut c = Collected::default();
+            collect_marked(
+                Some(after.as_bytes()),
+                &mask_of(Some(asn.as_bytes())),
+                &mut c,
+            );
+            let mut got: Vec<String> = c.set.into_iter().collect();
+            got.sort();
+            assert_eq!(got, *want_sens, "{after} {asn}");
+        }
+        // Multi-line secrets are remembered line by line too; short ones are not remembered.
+        let mut c = Collected::default();
+        collect_all(
+            br#"{"k":"line-one-x\nline-two-y","s":"abc","n":[1234, true, null]}"#,
+            &mut c,
+        );
+        let mut got: Vec<String> = c.set.into_iter().collect();
+        got.sort();
+        assert_eq!(
+            got,
+            ["1234", "line-one-x", "line-one-x\nline-two-y", "line-two-y"]
+        );
+    }
+
+    /// The cap counts distinct strings: a thousand copies of one value do not push a later,
+    /// different one out; past the cap, every value is withheld and the summary says so.
+    #[test]
+    fn the_sensitive_cap_counts_distinct_strings_and_fails_closed() {
+        let entry = |i: usize, pw: &str| {
+            format!(
+                r#"{{"address":"a.b{i}","mode":"managed","type":"a","name":"b{i}","change":{{"actions":["update"],"before":{{"pw":"x","d":"old"}},"after":{{"pw":"{pw}","d":"new"}},"after_sensitive":{{"pw":true}}}}}}"#
+            )
+        };
+        let plan = |entries: Vec<String>| {
+            format!(
+                r#"{{"format_version":"1.2","resource_changes":[{}]}}"#,
+                entries.join(",")
+            )
+        };
+        let mut es: Vec<String> = (0..SENSITIVE_MAX + 10)
+            .map(|i| entry(i, "shared-secret-value"))
+            .collect();
+        es.push(entry(99_999, "the-later-secret"));
+        let s = load_bytes(plan(es).as_bytes(), &lim()).unwrap();
+        assert!(!s.sensitive_overflow);
+        assert_eq!(s.sensitive_strings.len(), 2);
+        assert_eq!(s.scrub("the-later-secret"), "(sensitive)");
+        assert_eq!(s.changes[0].attrs[0].after, Shown::Value("\"new\"".into()));
+
+        let es: Vec<String> = (0..SENSITIVE_MAX + 1)
+            .map(|i| entry(i, &format!("distinct-secret-{i:05}")))
+            .collect();
+        let bytes = plan(es);
+        let s = load_bytes(bytes.as_bytes(), &lim()).unwrap();
+        assert!(s.sensitive_overflow);
+        assert_eq!(s.sensitive_strings.len(), SENSITIVE_MAX);
+        assert_eq!(s.changes[0].attrs[0].after, Shown::Withheld);
+        assert!(s.changes.iter().flat_map(|rc| &rc.attrs).all(|a| !matches!(
+            (&a.before, &a.after),
+            (Shown::Value(_), _) | (_, Shown::Value(_))
+        )));
+        assert_eq!(
+            format!(
+                "{:?}",
+                load_bytes_reference(bytes.as_bytes(), &lim()).unwrap()
+            ),
+            format!("{s:?}")
+        );
+    }
+
+    /// A value is scrubbed in its written (JSON-escaped) form before it is cut, and a cut
+    /// value loses the start of a sensitive string it ends with.
+    #[test]
+    fn values_are_scrubbed_in_their_written_form_before_the_cut() {
+        let secret = "q\"u\\o\tt|e-\u{1}-secret";
+        let long = format!("L{}", "0123456789".repeat(130));
+        let esc = |s: &str| serde_json::to_string(s).unwrap();
+        let p = format!(
+            r#"{{"format_version":"1.2","resource_changes":[
+            {{"address":"a.marked","change":{{"actions":["create"],"before":null,"after":{{"pw":{s},"l":{l}}},"after_sensitive":{{"pw":true,"l":true}}}}}},
+            {{"address":"a.open","change":{{"actions":["update"],"before":{{"d":"x","e":"x","f":"x"}},
+              "after":{{"d":{s},"e":{l},"f":{late}}}}}}}]}}"#,
+            s = esc(secret),
+            l = esc(&long),
+            late = esc(&format!("{}{}", "z".repeat(190), long)),
+        );
+        for s in [
+            load_bytes(p.as_bytes(), &lim()).unwrap(),
+            load_bytes_reference(p.as_bytes(), &lim()).unwrap(),
+        ] {
+            let rc = s.changes.iter().find(|c| c.address == "a.open").unwrap();
+            let shown: Vec<String> = rc
+                .attrs
+                .iter()
+                .map(|a| match &a.after {
+                    Shown::Value(v) => v.clone(),
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            assert_eq!(shown[0], "\"(sensitive)\"");
+            // Cut while reading (over 400 characters): what is left of the secret is hidden.
+            assert_eq!(shown[1], "\"(sensitive)…");
+            // The marker itself may be cut for display, never the secret.
+            assert_eq!(shown[2], format!("\"{}(sensitiv…", "z".repeat(190)));
         }
     }
 

@@ -95,6 +95,14 @@ pub enum PlanError {
         /// The actions as written.
         actions: String,
     },
+    /// A `resource_changes` (or `resource_drift`) entry whose `mode` is neither `managed` nor
+    /// `data` (`Managed`, `managed `, ...): counting it as either would be a guess.
+    UnknownMode {
+        /// The entry's address.
+        address: String,
+        /// The mode as written.
+        mode: String,
+    },
 }
 
 impl fmt::Display for PlanError {
@@ -160,6 +168,12 @@ impl fmt::Display for PlanError {
                 "`{}` has actions {} which Terraform does not define; refusing to guess what this plan does",
                 single_line(address),
                 single_line(actions)
+            ),
+            PlanError::UnknownMode { address, mode } => write!(
+                f,
+                "`{}` has mode {:?}, which Terraform does not define (it writes `managed` or `data`); refusing to guess what this plan does",
+                single_line(address),
+                single_line(&mode.chars().take(40).collect::<String>())
             ),
         }
     }
@@ -278,8 +292,12 @@ pub enum Shown {
     Sensitive,
     /// Not known until apply.
     Unknown,
-    /// Compact JSON, already cut to a sane length.
+    /// Compact JSON as the plan wrote it (numbers included), already scrubbed of every
+    /// sensitive string and then cut to a sane length.
     Value(String),
+    /// Not shown: the plan has more distinct sensitive values than plan-gate remembers
+    /// ([`load::SENSITIVE_MAX`]), so a value could hold one that cannot be scrubbed.
+    Withheld,
 }
 
 /// One changed top-level attribute of an updated or replaced resource.
@@ -302,7 +320,7 @@ pub struct ResourceChange {
     pub address: String,
     /// Module address (`module.a`), empty for the root module.
     pub module: String,
-    /// `managed`, `data`, or what the document said (absent = `managed`).
+    /// `managed` or `data` (absent = `managed`; any other mode is refused).
     pub mode: String,
     /// Resource type.
     pub rtype: String,
@@ -461,9 +479,12 @@ pub struct Summary {
     pub outputs: Vec<OutputChange>,
     /// Provider names seen in `resource_changes` (for policy).
     pub providers: BTreeSet<String>,
-    /// Sensitive strings found in the plan (variables, outputs, masked attributes), used to
-    /// scrub everything rendered. Bounded in number.
+    /// Sensitive strings found in the plan (variables, outputs, masked attributes), distinct,
+    /// longest first, used to scrub everything rendered. At most [`load::SENSITIVE_MAX`].
     pub sensitive_strings: Vec<String>,
+    /// More distinct sensitive strings than [`load::SENSITIVE_MAX`]: some are not in
+    /// `sensitive_strings`, so no value is shown ([`Shown::Withheld`]) and the report says so.
+    pub sensitive_overflow: bool,
     /// `plan_digest` (`sha256:<hex>`).
     pub digest: String,
     /// Size of the document in bytes.
@@ -477,9 +498,15 @@ impl Summary {
         self.scrubber().scrub(text)
     }
 
-    /// A scrubber for this plan's sensitive strings.
+    /// A scrubber for this plan's sensitive strings, as written and JSON-escaped. Renderers
+    /// scrub each piece of plan text with it *before* escaping or cutting it, and the finished
+    /// text once more.
     pub fn scrubber(&self) -> Scrubber {
-        Scrubber::new(&self.sensitive_strings, "(sensitive)")
+        let mut all = self.sensitive_strings.clone();
+        all.extend(json_forms(&self.sensitive_strings));
+        all.sort_unstable();
+        all.dedup();
+        Scrubber::new(&all, "(sensitive)")
     }
 
     /// Changes grouped by module (root first), in address order within a module.
@@ -490,6 +517,18 @@ impl Summary {
         }
         m
     }
+}
+
+/// Each string as it appears inside a JSON string (escaped as serde_json and the canonical
+/// writer escape it: `"`, `\\` and control characters), without the quotes.
+pub(crate) fn json_forms(strings: &[String]) -> Vec<String> {
+    strings
+        .iter()
+        .map(|s| {
+            let j = serde_json::to_string(s).unwrap_or_default();
+            j[1..j.len().saturating_sub(1).max(1)].to_string()
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -3,14 +3,16 @@
 //!
 //! Rules every renderer follows: counts first; replaces and destroys first and loud; values a
 //! sensitive mask marks, sensitive outputs and sensitive variables are never shown (`(sensitive)`);
-//! unknown values are `(known after apply)`; every piece of text from the plan is escaped; and the
-//! finished text is scrubbed once more of every sensitive string the plan contains.
+//! unknown values are `(known after apply)`; every piece of text from the plan is scrubbed of
+//! every sensitive string the plan contains *before* it is escaped or cut (values were scrubbed
+//! before their cut when the plan was read), and the finished text is scrubbed once more.
 
 use serde_json::json;
 
 use super::{Action, AttrDiff, ResourceChange, Shown, Summary};
 use crate::policy::Violation;
 use crate::runner::markdown::{self as md, Doc};
+use crate::secret::Scrubber;
 
 /// At most this many resources are listed per section (the rest are counted).
 const LIST_MAX: usize = 5000;
@@ -62,6 +64,7 @@ fn shown_md(s: &Shown) -> String {
         Shown::Sensitive => "_(sensitive)_".into(),
         Shown::Unknown => "_(known after apply)_".into(),
         Shown::Value(v) => md::code(v).replace('|', "\\|"),
+        Shown::Withheld => "_(not shown)_".into(),
     }
 }
 
@@ -71,6 +74,7 @@ fn shown_text(s: &Shown) -> String {
         Shown::Sensitive => "(sensitive)".into(),
         Shown::Unknown => "(known after apply)".into(),
         Shown::Value(v) => v.clone(),
+        Shown::Withheld => "(not shown)".into(),
     }
 }
 
@@ -88,24 +92,37 @@ fn symbol(a: Action) -> &'static str {
     }
 }
 
-fn addr_md(rc: &ResourceChange) -> String {
-    let mut s = md::code(&rc.address).replace('|', "\\|");
+/// Why values are not shown when the plan has too many sensitive strings.
+pub const WITHHELD_NOTE: &str = "this plan has more distinct sensitive values than plan-gate can scrub, so no attribute or output value is shown (the counts, addresses and the gate are complete)";
+
+/// Plan text as inline code, scrubbed before it is cut or escaped.
+fn code(sc: &Scrubber, s: &str) -> String {
+    md::code(&sc.scrub(s))
+}
+
+/// Plan text escaped for inline Markdown (cut at `max`), scrubbed before.
+fn esc(sc: &Scrubber, s: &str, max: usize) -> String {
+    md::escape_max(&sc.scrub(s), max)
+}
+
+fn addr_md(sc: &Scrubber, rc: &ResourceChange) -> String {
+    let mut s = code(sc, &rc.address).replace('|', "\\|");
     if let Some(d) = &rc.deposed {
-        s.push_str(&format!(" (deposed object {})", md::escape_max(d, 40)));
+        s.push_str(&format!(" (deposed object {})", esc(sc, d, 40)));
     }
     s
 }
 
-fn attrs_table(attrs: &[AttrDiff]) -> String {
+fn attrs_table(sc: &Scrubber, attrs: &[AttrDiff]) -> String {
     if attrs.is_empty() {
         return String::new();
     }
     let mut s = String::from("\n| attribute | before | after |\n|---|---|---|\n");
     for a in attrs {
         let name = if a.forces_replacement {
-            format!("{} **(forces replacement)**", md::escape_max(&a.name, 100))
+            format!("{} **(forces replacement)**", esc(sc, &a.name, 100))
         } else {
-            md::escape_max(&a.name, 100)
+            esc(sc, &a.name, 100)
         };
         s.push_str(&format!(
             "| {name} | {} | {} |\n",
@@ -137,12 +154,16 @@ pub fn title(r: &Report<'_>) -> String {
 pub fn markdown(r: &Report<'_>) -> Doc {
     let p = r.plan;
     let c = &p.counts;
+    let sc = &p.scrubber();
     let mut doc = Doc::new();
     let mut head = title(r);
     if c.has_changes() {
         head.push_str(&format!("\n**{}**\n", md::escape(&c.terraform_line())));
     } else {
         head.push_str("\n**No changes.** Your infrastructure matches the configuration.\n");
+    }
+    if p.sensitive_overflow {
+        head.push_str(&format!("\n> ⚠️ {}.\n", md::escape_max(WITHHELD_NOTE, 500)));
     }
     doc.section(head);
     doc.table(
@@ -166,7 +187,7 @@ pub fn markdown(r: &Report<'_>) -> Doc {
     if !r.gate.is_empty() || !r.violations.is_empty() || !r.allowed.is_empty() {
         let mut s = String::from("#### Gate\n\n");
         for g in &r.gate {
-            s.push_str(&format!("- ❌ {}\n", md::escape_max(g, 500)));
+            s.push_str(&format!("- ❌ {}\n", esc(sc, g, 500)));
         }
         for v in r.violations.iter().take(LIST_MAX) {
             s.push_str(&format!(
@@ -174,9 +195,9 @@ pub fn markdown(r: &Report<'_>) -> Doc {
                 md::code(&v.rule),
                 v.address
                     .as_deref()
-                    .map(|a| format!("{} ", md::code(a)))
+                    .map(|a| format!("{} ", code(sc, a)))
                     .unwrap_or_default(),
-                md::escape_max(&v.message, 500)
+                esc(sc, &v.message, 500)
             ));
         }
         for v in r.allowed.iter().take(LIST_MAX) {
@@ -185,17 +206,14 @@ pub fn markdown(r: &Report<'_>) -> Doc {
                 md::code(&v.rule),
                 v.address
                     .as_deref()
-                    .map(|a| format!("{} ", md::code(a)))
+                    .map(|a| format!("{} ", code(sc, a)))
                     .unwrap_or_default(),
-                md::escape_max(&v.message, 500)
+                esc(sc, &v.message, 500)
             ));
         }
         if let Some(reason) = &r.allow_reason {
             if !r.allowed.is_empty() {
-                s.push_str(&format!(
-                    "\nOverride reason: {}\n",
-                    md::escape_max(reason, 500)
-                ));
+                s.push_str(&format!("\nOverride reason: {}\n", esc(sc, reason, 500)));
             }
         }
         doc.section(s);
@@ -215,7 +233,7 @@ pub fn markdown(r: &Report<'_>) -> Doc {
             let reason = rc
                 .action_reason
                 .as_deref()
-                .map(|x| format!(" — {}", md::escape_max(x, 80)))
+                .map(|x| format!(" — {}", esc(sc, x, 80)))
                 .unwrap_or_default();
             s.push_str(&format!(
                 "- **{}** {}{reason}\n",
@@ -224,7 +242,7 @@ pub fn markdown(r: &Report<'_>) -> Doc {
                 } else {
                     "destroy"
                 },
-                addr_md(rc)
+                addr_md(sc, rc)
             ));
         }
         if loud.len() > LIST_MAX {
@@ -243,7 +261,7 @@ pub fn markdown(r: &Report<'_>) -> Doc {
         let name = if module.is_empty() {
             "root module".to_string()
         } else {
-            format!("module {}", md::code(module))
+            format!("module {}", code(sc, module))
         };
         let chunks = list.len().div_ceil(CHUNK);
         for (i, chunk) in list.chunks(CHUNK).enumerate() {
@@ -267,11 +285,11 @@ pub fn markdown(r: &Report<'_>) -> Doc {
                 s.push_str(&format!(
                     "- `{}` {} ({})\n",
                     symbol(rc.action),
-                    addr_md(rc),
+                    addr_md(sc, rc),
                     rc.action.word()
                 ));
                 if !rc.attrs.is_empty() {
-                    s.push_str(&attrs_table(&rc.attrs));
+                    s.push_str(&attrs_table(sc, &rc.attrs));
                     s.push('\n');
                 }
             }
@@ -309,9 +327,9 @@ pub fn markdown(r: &Report<'_>) -> Doc {
         for rc in items.iter().take(LIST_MAX) {
             match (&rc.previous_address, heading == "Moved") {
                 (Some(prev), true) => {
-                    s.push_str(&format!("- {} → {}\n", md::code(prev), addr_md(rc)))
+                    s.push_str(&format!("- {} → {}\n", code(sc, prev), addr_md(sc, rc)))
                 }
-                _ => s.push_str(&format!("- {}\n", addr_md(rc))),
+                _ => s.push_str(&format!("- {}\n", addr_md(sc, rc))),
             }
         }
         doc.section(s);
@@ -333,8 +351,8 @@ pub fn markdown(r: &Report<'_>) -> Doc {
             ));
         }
         for d in relevant.iter().take(LIST_MAX) {
-            s.push_str(&format!("- {} ({})\n", addr_md(d), d.action.word()));
-            s.push_str(&attrs_table(&d.attrs));
+            s.push_str(&format!("- {} ({})\n", addr_md(sc, d), d.action.word()));
+            s.push_str(&attrs_table(sc, &d.attrs));
         }
         doc.section(s);
     }
@@ -350,7 +368,7 @@ pub fn markdown(r: &Report<'_>) -> Doc {
         for o in outs.iter().take(LIST_MAX) {
             s.push_str(&format!(
                 "| {} | {} | {} | {} |\n",
-                md::escape_max(&o.name, 100),
+                esc(sc, &o.name, 100),
                 o.action.word(),
                 shown_md(&o.before),
                 shown_md(&o.after)
@@ -361,12 +379,15 @@ pub fn markdown(r: &Report<'_>) -> Doc {
     doc.section(format!(
         "<sub>plan_digest {} · format {} · Terraform {} · plan-gate {}</sub>\n",
         md::code(&p.digest),
-        md::code(&p.format_version),
-        md::code(if p.terraform_version.is_empty() {
-            "?"
-        } else {
-            &p.terraform_version
-        }),
+        code(sc, &p.format_version),
+        code(
+            sc,
+            if p.terraform_version.is_empty() {
+                "?"
+            } else {
+                &p.terraform_version
+            }
+        ),
         env!("CARGO_PKG_VERSION")
     ));
     doc
@@ -377,6 +398,9 @@ pub fn text(r: &Report<'_>) -> String {
     let p = r.plan;
     let c = &p.counts;
     let mut s = String::new();
+    if p.sensitive_overflow {
+        s.push_str(&format!("warning: {WITHHELD_NOTE}\n"));
+    }
     if c.has_changes() {
         s.push_str(&c.terraform_line());
     } else {
@@ -482,6 +506,7 @@ pub fn json(r: &Report<'_>) -> serde_json::Value {
         "violations": r.violations,
         "allowed": r.allowed,
         "plan_digest": p.digest,
+        "values_withheld": p.sensitive_overflow,
         "bytes": p.bytes,
     })
 }

@@ -41,6 +41,7 @@ fn refusal_kind(e: &PlanError) -> &'static str {
         PlanError::NotAPlan => "not_a_plan",
         PlanError::DuplicateAddress(_) => "duplicate",
         PlanError::UnknownAction { .. } => "action",
+        PlanError::UnknownMode { .. } => "mode",
         PlanError::Syntax(_) | PlanError::TrailingGarbage { .. } | PlanError::NotAnObject => {
             "syntax"
         }
@@ -863,6 +864,8 @@ fn pr_comment_requests_and_fake_responses_follow_githubs_openapi_description() {
             "GET /repos/acme/infra/issues/12/comments",
             "POST /repos/acme/infra/issues/12/comments",
             "GET /repos/acme/infra/issues/12/comments",
+            // Asked once a comment with our marker exists (403 for an installation token).
+            "GET /user",
             "PATCH /repos/acme/infra/issues/comments/1001",
         ]
     );
@@ -1012,4 +1015,418 @@ fn json_format_is_one_document_on_stdout_inside_actions() {
     let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("one JSON document");
     assert_eq!(doc["verdict"], "fail");
     assert!(r.stderr.contains("::error::"), "{}", r.stderr);
+}
+
+/// Every channel a run writes to: stdout, stderr, the `GITHUB_*` files and what reached GitHub.
+fn channels(sb: &Sandbox, r: &Run, gh: &GithubFake) -> Vec<(String, String)> {
+    let mut c = vec![
+        ("stdout".to_string(), r.stdout.clone()),
+        ("stderr".to_string(), r.stderr.clone()),
+        ("summary".to_string(), sb.summary()),
+        ("outputs".to_string(), format!("{:?}", sb.outputs())),
+    ];
+    for q in gh.requests() {
+        c.push((format!("{} {}", q.method, q.path), q.body));
+    }
+    c
+}
+
+/// A secret in every form a renderer can give it (as written, JSON-escaped, Markdown-escaped,
+/// with `|` escaped for a table) and every 12-character piece of each (what a cut leaves).
+fn leaked_forms(secret: &str) -> Vec<String> {
+    use gitops_actions::runner::markdown;
+    let json = serde_json::to_string(secret).unwrap();
+    let json = json[1..json.len() - 1].to_string();
+    let mut forms = crate::support::secret_forms(secret);
+    forms.extend([
+        json.replace('|', "\\|"),
+        secret.replace('|', "\\|"),
+        markdown::escape_max(secret, 10_000),
+        serde_json::to_string(&json)
+            .unwrap()
+            .trim_matches('"')
+            .to_string(),
+    ]);
+    let mut out = Vec::new();
+    for f in forms {
+        let chars: Vec<char> = f.chars().collect();
+        if chars.len() <= 12 {
+            out.push(f);
+            continue;
+        }
+        for w in chars.windows(12) {
+            out.push(w.iter().collect());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Item 1 of #21: a sensitive value repeated in an attribute whose mask does not mark it (which
+/// Terraform does produce) is hidden in every rendered form: JSON-escaped (quotes, backslashes,
+/// tabs, control characters), Markdown-escaped (`|` in a table), longer than the display cut
+/// (and the prefix a cut leaves), in an address, an output and a multi-line value.
+#[test]
+fn transformed_sensitive_values_reach_no_channel_in_any_form() {
+    let quoted = "Qz\"8\\kW\tv|N\u{1}r-quoted-secret";
+    let long = format!(
+        "LONG{}",
+        (0..450)
+            .map(|i| format!("{:x}", (i * 7919 + 13) % 997))
+            .collect::<String>()
+    );
+    let piped = "Pv|7*_x`ab|cd-piped";
+    let multi = "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0B\nAQEFAASCBKcwggSjAgEAAoIB\n-----END KEY-----";
+    assert!(
+        long.len() > 1100,
+        "longer than what is kept of a value while reading"
+    );
+    let secrets = [quoted, long.as_str(), piped, multi];
+    let j = |s: &str| serde_json::to_string(s).unwrap();
+    let plan = format!(
+        r#"{{"format_version":"1.2","terraform_version":"1.11.0","resource_changes":[
+ {{"address":"aws_db_instance.a","mode":"managed","type":"aws_db_instance","name":"a","provider_name":"p","change":{{"actions":["create"],"before":null,
+   "after":{{"password":{q},"token":{l},"k":{p},"pem":{m}}},"after_sensitive":{{"password":true,"token":true,"k":true,"pem":true}}}}}},
+ {{"address":"aws_ssm_parameter.b","mode":"managed","type":"aws_ssm_parameter","name":"b","provider_name":"p","change":{{"actions":["update"],
+   "before":{{"d1":"x","d2":"x","d3":"x","d4":"x","d5":"x"}},
+   "after":{{"d1":{q},"d2":{l},"d3":{cut},"d4":{p},"d5":{m}}}}}}},
+ {{"address":{addr},"mode":"managed","type":"null_resource","name":"c","provider_name":"p","action_reason":{p},"change":{{"actions":["create"],"before":null,"after":{{}}}}}}],
+ "output_changes":{{"o":{{"actions":["update"],"before":"x","after":{q}}},{p}:{{"actions":["create"],"before":null,"after":{l}}}}},
+ "applyable":true,"errored":false}}"#,
+        q = j(quoted),
+        l = j(&long),
+        p = j(piped),
+        m = j(multi),
+        cut = j(&format!("{}{long}", "x".repeat(150))),
+        addr = j(&format!("null_resource.c[\"{piped}\"]")),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "p.json", &plan);
+    let gh = GithubFake::start();
+    for format in ["text", "markdown", "json"] {
+        let mut sb = Sandbox::actions();
+        sb.set("GITHUB_REPOSITORY", "acme/infra")
+            .set("GITHUB_API_URL", gh.url())
+            .set("GITOPS_GITHUB_TOKEN", "ghs_x");
+        let r = sb.run(
+            "plan-gate",
+            &["--plan", &path, "--format", format, "--pr-number", "5"],
+        );
+        r.expect_code(0);
+        assert!(sb.summary().contains("(sensitive)"), "{}", sb.summary());
+        assert!(
+            sb.summary().contains("d3"),
+            "the open attributes are listed"
+        );
+        for (name, text) in channels(&sb, &r, &gh) {
+            let text: String = text
+                .lines()
+                .filter(|l| !l.starts_with("::add-mask::"))
+                .collect();
+            for secret in secrets {
+                for form in leaked_forms(secret) {
+                    assert!(
+                        !text.contains(&form),
+                        "{format}: a form of a sensitive value reached {name}: {form:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Item 2 of #21: past the cap on distinct sensitive values, no value is shown and the run
+/// says so (and many copies of one value do not count towards the cap).
+#[test]
+fn too_many_distinct_sensitive_values_withhold_every_value_and_say_so() {
+    let n = plan::load::SENSITIVE_MAX + 5;
+    let entries: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"address":"aws_ssm_parameter.p{i}","mode":"managed","type":"aws_ssm_parameter","name":"p{i}","provider_name":"p","change":{{"actions":["update"],"before":{{"value":"old","note":"x"}},"after":{{"value":"secret-number-{i:05}","note":"secret-number-{j:05}"}},"after_sensitive":{{"value":true}}}}}}"#,
+                j = n - 1 - i
+            )
+        })
+        .collect();
+    let plan = format!(
+        r#"{{"format_version":"1.2","resource_changes":[{}]}}"#,
+        entries.join(",")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "p.json", &plan);
+    let sb = Sandbox::actions();
+    let r = sb.run("plan-gate", &["--plan", &path, "--format", "markdown"]);
+    r.expect_code(0);
+    assert!(
+        r.stdout
+            .contains("more distinct sensitive values than plan-gate can scrub"),
+        "{}",
+        r.all()
+    );
+    assert!(r.stdout.contains("::warning"), "{}", r.all());
+    assert!(
+        r.stdout
+            .contains("1500 sensitive values were not registered with the runner's masks"),
+        "{}",
+        r.all()
+    );
+    let summary = sb.summary();
+    assert!(summary.contains("no attribute or output value is shown"));
+    assert!(summary.contains("_(not shown)_"));
+    assert!(!summary.contains("secret-number-"), "a value was shown");
+    let log: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with("::add-mask::"))
+        .collect();
+    assert!(
+        !log.iter().any(|l| l.contains("secret-number-")),
+        "a value was shown"
+    );
+}
+
+/// Item 9 of #21: a `mode` Terraform does not write is refused (exit 2) by both readers, naming
+/// the entry and the mode (neutralised), before anything is written or sent.
+#[test]
+fn unknown_resource_modes_are_refused_before_anything_is_written_or_sent() {
+    use plan::load::{load_bytes, load_bytes_reference};
+    let gh = GithubFake::start();
+    for mode in [
+        "Managed",
+        "managed ",
+        "",
+        "resource",
+        "man\\naged\\u001b::error::x",
+    ] {
+        let text = DESTROYING.replacen(r#""mode":"managed""#, &format!(r#""mode":"{mode}""#), 1);
+        let bytes = text.as_bytes();
+        let want = PlanError::UnknownMode {
+            address: "aws_db_instance.main".into(),
+            mode: serde_json::from_str(&format!("\"{mode}\"")).unwrap(),
+        };
+        assert_eq!(load_bytes(bytes, &Limits::default()).unwrap_err(), want);
+        assert_eq!(
+            load_bytes_reference(bytes, &Limits::default()).unwrap_err(),
+            want
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "p.json", &text);
+        let mut sb = Sandbox::actions();
+        sb.set("GITHUB_REPOSITORY", "acme/infra")
+            .set("GITHUB_API_URL", gh.url())
+            .set("GITOPS_GITHUB_TOKEN", "ghs_x");
+        let r = sb.run(
+            "plan-gate",
+            &["--plan", &path, "--environment", "prod", "--pr-number", "3"],
+        );
+        r.expect_code(2);
+        assert!(
+            r.all().contains("`aws_db_instance.main` has mode")
+                && r.all().contains("which Terraform does not define"),
+            "{}",
+            r.all()
+        );
+        assert!(
+            !r.all().contains("\n::error::x") && !r.all().contains('\u{1b}'),
+            "{}",
+            r.all()
+        );
+        assert!(sb.outputs().is_empty(), "no output is written");
+        assert!(sb.summary().is_empty(), "no summary is written");
+    }
+    assert!(gh.requests().is_empty(), "nothing is sent");
+    // The modes Terraform writes, and an absent one (managed), still pass.
+    for mode in [r#""mode":"managed","#, r#""mode":"data","#, ""] {
+        let text = DESTROYING.replacen(r#""mode":"managed","#, mode, 1);
+        assert!(
+            load_bytes(text.as_bytes(), &Limits::default()).is_ok(),
+            "{mode}"
+        );
+    }
+}
+
+/// Item 10 of #21: numbers are shown as Terraform wrote them (out of `f64`'s range, more digits
+/// than `f64` holds), and the digest does not change.
+#[test]
+fn numbers_are_shown_as_written_and_the_digest_is_unchanged() {
+    let plan = r#"{"format_version":"1.2","resource_changes":[
+ {"address":"terraform_data.n","mode":"managed","type":"terraform_data","name":"n","provider_name":"p","change":{"actions":["update"],
+  "before":{"big":1e400,"precise":0.1000000000000000000001,"int":123456789012345678901234567890,"same":1e400},
+  "after":{"big":2E+400,"precise":0.1000000000000000000002,"int":123456789012345678901234567891,"same":1e400}}}],
+ "output_changes":{"o":{"actions":["update"],"before":1e400,"after":-1.50}}}"#;
+    let s = plan::load::load_bytes(plan.as_bytes(), &Limits::default()).unwrap();
+    let r = plan::load::load_bytes_reference(plan.as_bytes(), &Limits::default()).unwrap();
+    assert_eq!(format!("{s:?}"), format!("{r:?}"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "p.json", plan);
+    for format in ["text", "markdown"] {
+        let sb = Sandbox::actions();
+        let run = sb.run("plan-gate", &["--plan", &path, "--format", format]);
+        run.expect_code(0);
+        for text in [
+            "1e400",
+            "2E+400",
+            "0.1000000000000000000001",
+            "0.1000000000000000000002",
+            "123456789012345678901234567890",
+            "123456789012345678901234567891",
+            "-1.50",
+        ] {
+            assert!(
+                run.stdout.contains(text),
+                "{format}: {text} not shown\n{}",
+                run.stdout
+            );
+        }
+        assert!(
+            !run.stdout.contains("same"),
+            "an unchanged attribute is not listed"
+        );
+        assert!(!run.stdout.contains("null"), "{}", run.stdout);
+        assert_eq!(sb.outputs()["plan-digest"], s.digest);
+    }
+}
+
+fn comment_run(gh: &GithubFake, plan: &str, env: &str, extra: &[&str]) -> (Sandbox, Run) {
+    let mut sb = Sandbox::actions();
+    sb.set("GITHUB_REPOSITORY", "acme/infra")
+        .set("GITHUB_API_URL", gh.url())
+        .set("GITOPS_GITHUB_TOKEN", "ghs_FAKETOKEN0123456789abcdef");
+    let mut args = vec!["--plan", plan, "--environment", env, "--pr-number", "7"];
+    args.extend_from_slice(extra);
+    let r = sb.run("plan-gate", &args);
+    (sb, r)
+}
+
+/// Item 12 of #21: a comment that carries our marker but was written by someone else is never
+/// edited (whoever the token is); a new one is created and the log says why.
+#[test]
+fn a_comment_with_our_marker_by_someone_else_is_never_edited() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write(dir.path(), "p.json", DESTROYING);
+    let marker = plan::comment::marker("dev");
+    let forged = format!("pwned\n{marker}\n");
+
+    // An installation token (GET /user answers 403): only github-actions[bot] is us.
+    let gh = GithubFake::start();
+    let mallory = gh.add_comment(&forged, "mallory");
+    let other_bot = gh.add_comment(&forged, "other-app[bot]");
+    let (_sb, r) = comment_run(&gh, &plan, "dev", &[]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("PR comment created"), "{}", r.all());
+    assert!(
+        r.stdout
+            .contains("was written by `mallory`, not by us (`github-actions[bot]`)"),
+        "{}",
+        r.all()
+    );
+    assert!(r.stdout.contains("`other-app[bot]`"), "{}", r.all());
+    assert!(
+        gh.requests().iter().all(|q| q.method != "PATCH"),
+        "no PATCH"
+    );
+    let c = gh.comments();
+    assert_eq!(c.len(), 3);
+    for id in [mallory, other_bot] {
+        assert_eq!(c.iter().find(|c| c.id == id).unwrap().body, forged);
+    }
+    // Our own comment (now the third) is the one a re-run edits.
+    let (_sb, r) = comment_run(&gh, &plan, "dev", &[]);
+    assert!(
+        r.stdout.contains("PR comment updated in place"),
+        "{}",
+        r.all()
+    );
+    let patches: Vec<String> = gh
+        .requests()
+        .into_iter()
+        .filter(|q| q.method == "PATCH")
+        .map(|q| q.path)
+        .collect();
+    assert_eq!(
+        patches,
+        [format!("/repos/acme/infra/issues/comments/{}", c[2].id)]
+    );
+
+    // A user token: GET /user names the user, whose comments alone are edited.
+    let gh = GithubFake::start();
+    gh.set_user("alice");
+    gh.add_comment(&forged, "mallory");
+    let alices = gh.add_comment(&forged, "alice");
+    let (_sb, r) = comment_run(&gh, &plan, "dev", &[]);
+    assert!(
+        r.stdout.contains("PR comment updated in place"),
+        "{}",
+        r.all()
+    );
+    let patches: Vec<String> = gh
+        .requests()
+        .into_iter()
+        .filter(|q| q.method == "PATCH")
+        .map(|q| q.path)
+        .collect();
+    assert_eq!(
+        patches,
+        [format!("/repos/acme/infra/issues/comments/{alices}")]
+    );
+
+    // `comment-author` names a GitHub App's bot: github-actions[bot]'s comment is not ours.
+    let gh = GithubFake::start();
+    gh.add_comment(&forged, "github-actions[bot]");
+    let (_sb, r) = comment_run(&gh, &plan, "dev", &["--comment-author", "deploy-app[bot]"]);
+    assert!(r.stdout.contains("PR comment created"), "{}", r.all());
+    assert!(gh.requests().iter().all(|q| q.method != "PATCH"));
+    assert!(
+        gh.requests().iter().all(|q| q.path != "/user"),
+        "an explicit identity is not asked for"
+    );
+    // A bad login is refused before anything is sent.
+    for bad in [
+        "bad login",
+        "-x",
+        "a--b",
+        "x[bot][bot]",
+        "[bot]",
+        "é",
+        "a/b",
+    ] {
+        let flag = format!("--comment-author={bad}");
+        let (_sb, r) = comment_run(&gh, &plan, "dev", &[&flag]);
+        r.expect_code(2);
+        assert!(r.all().contains("comment-author"), "{}", r.all());
+    }
+    assert_eq!(gh.requests().len(), 2, "only the one run's list and create");
+}
+
+/// Item 12 of #21: a plan address that carries the marker text of another key cannot make our
+/// comment for one environment look like the comment for another.
+#[test]
+fn a_plan_address_carrying_the_marker_text_cannot_forge_a_marker() {
+    let prod = plan::comment::marker("prod");
+    let text = DESTROYING.replace(
+        "aws_s3_bucket.logs",
+        &format!("aws_s3_bucket.logs[\\\"{}\\\"]", prod.replace('"', "\\\"")),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write(dir.path(), "p.json", &text);
+    let gh = GithubFake::start();
+    let (_sb, r) = comment_run(&gh, &plan, "dev", &[]);
+    r.expect_code(0);
+    let body = &gh.comments()[0].body;
+    assert!(body.contains("aws\\_s3\\_bucket") || body.contains("aws_s3_bucket.logs"));
+    assert!(!body.contains(&prod), "{body}");
+    assert!(body.trim_end().ends_with(&plan::comment::marker("dev")));
+    let (_sb, r) = comment_run(
+        &gh,
+        &plan,
+        "prod",
+        &["--allow", "protect-production", "--allow-reason", "test"],
+    );
+    assert!(r.stdout.contains("PR comment created"), "{}", r.all());
+    assert_eq!(gh.comments().len(), 2);
+    assert!(
+        gh.requests().iter().all(|q| q.method != "PATCH"),
+        "the dev comment is not edited"
+    );
 }

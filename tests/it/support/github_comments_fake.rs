@@ -1,6 +1,9 @@
-//! A scenario fake of GitHub's issue-comment endpoints (list, create, update), for plan-gate's
-//! PR comment upsert. Responses follow GitHub's documented shapes (`issue-comment`,
-//! `simple-user`); it keeps state across requests (which Prism cannot) and records every request.
+//! A scenario fake of GitHub's issue-comment endpoints (list, create, update) and `GET /user`,
+//! for plan-gate's PR comment upsert. Responses follow GitHub's documented shapes
+//! (`issue-comment`, `simple-user`, `private-user`, `basic-error`); it keeps state across
+//! requests (which Prism cannot) and records every request. The token is an installation token
+//! (`GET /user` answers 403, comments are written by `github-actions[bot]`) unless
+//! [`GithubFake::set_user`] makes it a user's.
 //! Served from a thread on a free 127.0.0.1 port; stops when dropped.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -31,6 +34,8 @@ struct State {
     next_id: u64,
     /// A `Link: <..>; rel="next"` target sent with every comments listing (pagination).
     link_next: Option<String>,
+    /// The user the token belongs to (`None`: an installation token).
+    user: Option<String>,
 }
 
 pub struct GithubFake {
@@ -73,6 +78,11 @@ impl GithubFake {
         self.state.lock().unwrap().link_next = Some(url.to_string());
     }
 
+    /// Make the token a user's token: `GET /user` names `login`, and comments are written by it.
+    pub fn set_user(&self, login: &str) {
+        self.state.lock().unwrap().user = Some(login.to_string());
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -109,20 +119,51 @@ impl Drop for GithubFake {
     }
 }
 
+/// A stable id per login (`github-actions[bot]` has GitHub's real one).
+fn user_id(login: &str) -> u64 {
+    if login == "github-actions[bot]" {
+        return 41898282;
+    }
+    login
+        .bytes()
+        .fold(1000u64, |h, b| (h * 31 + u64::from(b)) % 1_000_000_007)
+}
+
 fn user(login: &str, port: u16) -> serde_json::Value {
     // As GitHub does: `github-actions[bot]` is percent-encoded in URLs.
     let enc = login.replace('[', "%5B").replace(']', "%5D");
     let base = format!("http://127.0.0.1:{port}/users/{enc}");
+    let kind = if login.ends_with("[bot]") {
+        "Bot"
+    } else {
+        "User"
+    };
     serde_json::json!({
-        "login": login, "id": 41898282, "node_id": "MDM6Qm90NDE4OTgyODI=",
+        "login": login, "id": user_id(login), "node_id": "MDM6Qm90NDE4OTgyODI=",
         "avatar_url": "https://avatars.githubusercontent.com/in/15368?v=4", "gravatar_id": "",
         "url": base, "html_url": format!("https://github.com/{enc}"),
         "followers_url": format!("{base}/followers"), "following_url": format!("{base}/following{{/other_user}}"),
         "gists_url": format!("{base}/gists{{/gist_id}}"), "starred_url": format!("{base}/starred{{/owner}}{{/repo}}"),
         "subscriptions_url": format!("{base}/subscriptions"), "organizations_url": format!("{base}/orgs"),
         "repos_url": format!("{base}/repos"), "events_url": format!("{base}/events{{/privacy}}"),
-        "received_events_url": format!("{base}/received_events"), "type": "Bot", "site_admin": false
+        "received_events_url": format!("{base}/received_events"), "type": kind, "site_admin": false
     })
+}
+
+/// `GET /user` for a user token: GitHub's `private-user`.
+fn private_user(login: &str, port: u16) -> serde_json::Value {
+    let mut u = user(login, port);
+    let more = serde_json::json!({
+        "name": null, "company": null, "blog": "", "location": null, "email": null,
+        "hireable": null, "bio": null, "public_repos": 1, "public_gists": 0, "followers": 0,
+        "following": 0, "created_at": "2020-01-01T00:00:00Z", "updated_at": "2026-11-26T05:00:00Z",
+        "private_gists": 0, "total_private_repos": 0, "owned_private_repos": 0, "disk_usage": 0,
+        "collaborators": 0, "two_factor_authentication": true, "user_view_type": "private"
+    });
+    for (k, v) in more.as_object().unwrap() {
+        u[k] = v.clone();
+    }
+    u
 }
 
 fn comment_json(c: &Comment, owner_repo: &str, pr: &str, port: u16) -> serde_json::Value {
@@ -181,6 +222,13 @@ fn handle(mut c: TcpStream, st: &Arc<Mutex<State>>, port: u16) -> std::io::Resul
         )
     } else {
         match (method.as_str(), seg.as_slice()) {
+            ("GET", ["user"]) => match &s.user {
+                Some(login) => (200, private_user(login, port)),
+                None => (
+                    403,
+                    serde_json::json!({"message": "Resource not accessible by integration", "documentation_url": "https://docs.github.com/rest/users/users#get-the-authenticated-user", "status": "403"}),
+                ),
+            },
             ("GET", ["repos", o, r, "issues", pr, "comments"]) => {
                 let or = format!("{o}/{r}");
                 let list: Vec<_> = s
@@ -199,7 +247,10 @@ fn handle(mut c: TcpStream, st: &Arc<Mutex<State>>, port: u16) -> std::io::Resul
                 let c = Comment {
                     id: s.next_id,
                     body: b["body"].as_str().unwrap_or("").to_string(),
-                    login: "github-actions[bot]".into(),
+                    login: s
+                        .user
+                        .clone()
+                        .unwrap_or_else(|| "github-actions[bot]".into()),
                 };
                 s.comments.push(c.clone());
                 (201, comment_json(&c, &format!("{o}/{r}"), pr, port))
