@@ -332,7 +332,11 @@ fn actions_json_output_parses_under_act_and_masks_still_hold() {
     let seeded = git_http::seed_env_branches(&bare, 3);
     let dev_tip = seeded.dev[2].clone();
     let mut rec = Sandbox::actions();
-    let no_checkout = rec.path().join("no-checkout").display().to_string();
+    // An existing directory without .github/gitops.yml: the built-in model (a missing path is
+    // refused, #21 item 8).
+    let no_checkout = rec.path().join("no-checkout");
+    std::fs::create_dir_all(&no_checkout).unwrap();
+    let no_checkout = no_checkout.display().to_string();
     rec.set("GITOPS_SKIP_GITHUB_DEPLOYMENT", "true")
         .set("GITHUB_RUN_ID", "7")
         .set("GITOPS_REPO_PATH", no_checkout);
@@ -373,6 +377,7 @@ fn actions_json_output_parses_under_act_and_masks_still_hold() {
       - name: tag-deploy list json into a file, then parsers
         run: |
           set -euo pipefail
+          mkdir -p "$RUNNER_TEMP/no-checkout"
           "$BIN/tag-deploy" list --environment dev --format json --remote "$REMOTE" --repo-path "$RUNNER_TEMP/no-checkout" --token "$TOKEN_VALUE" > history.json
           python3 -c 'import json; d=json.load(open("history.json")); print("PARSED tag-deploy current=%s verified=%s" % (d["current"], d["history"][0]["record_verified"]))'
           echo "JQ $(jq -r '.history | length' history.json)"
