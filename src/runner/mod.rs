@@ -27,6 +27,7 @@
 //! build a runner from an explicit map and capture its streams.
 
 pub mod escape;
+pub mod forms;
 pub mod markdown;
 
 use std::collections::BTreeMap;
@@ -255,6 +256,15 @@ impl Runner {
         }
         if !lines.contains(&value) && !value.contains('\n') {
             lines.push(value);
+        }
+        // The same secret once JSON-escaped, URL-encoded, Markdown-escaped or base64-encoded
+        // (alone or inside a longer value such as a Basic-auth header) is masked as well.
+        let derived: Vec<String> = lines.iter().flat_map(|l| forms::derived_forms(l)).collect();
+        let mut lines: Vec<&str> = lines;
+        for d in &derived {
+            if !lines.contains(&d.as_str()) {
+                lines.push(d);
+            }
         }
         {
             let mut st = self.state.lock().expect("runner state");

@@ -427,3 +427,37 @@ fn a_secret_cut_by_a_display_limit_is_hidden_on_every_channel() {
     assert_eq!(cut("abc", 3), "abc");
     assert_eq!(cut("ééé", 2), "éé…");
 }
+
+// A registered secret in a transformed form (JSON-escaped, URL-encoded, base64, base64 inside a
+// Basic-auth header) is masked for the runner and scrubbed from everything this runner prints.
+#[test]
+fn transformed_forms_of_a_secret_are_masked_and_scrubbed() {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let t = runner(true, &[]);
+    let (runner, out) = (&t.r, &t.out);
+    let secret = "ghs_q\"uo/te+d\\x";
+    runner.mask_str(secret);
+    let forms = [
+        r#"ghs_q\"uo/te+d\\x"#.to_string(),
+        "ghs_q%22uo%2Fte%2Bd%5Cx".to_string(),
+        b64(secret),
+    ];
+    for f in &forms {
+        runner.info(&format!("seen: {f}"));
+    }
+    let basic = b64(&format!("x-access-token:{secret}"));
+    runner.info(&format!("Authorization: Basic {basic}"));
+    let text = out.text();
+    let (masks, rest): (Vec<&str>, Vec<&str>) =
+        text.lines().partition(|l| l.starts_with("::add-mask::"));
+    let rest = rest.join("\n");
+    for f in &forms {
+        assert!(!rest.contains(f.as_str()), "{f} printed: {rest}");
+    }
+    assert!(!rest.contains(&basic), "{rest}");
+    assert!(rest.matches("***").count() >= 4, "{rest}");
+    // The runner is told every form, so later steps' logs hide them too.
+    assert!(masks.len() > 3, "{masks:?}");
+    assert!(masks.iter().any(|m| m.ends_with(&b64(secret))), "{masks:?}");
+}
