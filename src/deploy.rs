@@ -20,24 +20,52 @@ use crate::git::{RemoteRef, RemoteRefs};
 use crate::runner::single_line;
 use crate::validate;
 
+/// Where tags live: a short tag name `deploy/...` is the ref `refs/tags/deploy/...`.
+const TAGS: &str = "refs/tags/";
+
+/// The full ref of a short tag name: `deploy/dev/current` -> `refs/tags/deploy/dev/current`.
+pub fn tag_ref(short: &str) -> String {
+    format!("{TAGS}{short}")
+}
+
+/// The short tag name of a full tag ref (the ref itself when it is not under `refs/tags/`).
+pub fn short_tag(full: &str) -> &str {
+    full.strip_prefix(TAGS).unwrap_or(full)
+}
+
+/// `deploy/<env>/current` (short tag name: what messages and outputs show).
+pub fn current_tag(env: &str) -> String {
+    format!("deploy/{env}/current")
+}
+
 /// `refs/tags/deploy/<env>/current`.
 pub fn current_ref(env: &str) -> String {
-    format!("refs/tags/deploy/{env}/current")
+    tag_ref(&current_tag(env))
+}
+
+/// `deploy/<env>/hold` (short tag name).
+pub fn hold_tag(env: &str) -> String {
+    format!("deploy/{env}/hold")
 }
 
 /// `refs/tags/deploy/<env>/hold`.
 pub fn hold_ref(env: &str) -> String {
-    format!("refs/tags/deploy/{env}/hold")
+    tag_ref(&hold_tag(env))
+}
+
+/// `deploy/<env>/history/` (short prefix of every history tag).
+fn history_dir(env: &str) -> String {
+    format!("deploy/{env}/history/")
 }
 
 /// `refs/tags/deploy/<env>/history/` (prefix of every history tag).
 pub fn history_prefix(env: &str) -> String {
-    format!("refs/tags/deploy/{env}/history/")
+    tag_ref(&history_dir(env))
 }
 
 /// `refs/tags/deploy/<env>/` (everything this model owns for one environment).
 pub fn env_prefix(env: &str) -> String {
-    format!("refs/tags/deploy/{env}/")
+    tag_ref(&format!("deploy/{env}/"))
 }
 
 /// The UTC stamp used in history names: `20261126T120000Z`.
@@ -71,7 +99,7 @@ pub fn validate_run_id(v: &str) -> Result<()> {
 /// The short name (without `refs/tags/`) of a new history tag.
 pub fn history_name(env: &str, at: OffsetDateTime, run_id: &str, sha: Oid) -> String {
     let sha7 = &sha.to_string()[..7];
-    format!("deploy/{env}/history/{}-{run_id}-{sha7}", stamp(at))
+    format!("{}{}-{run_id}-{sha7}", history_dir(env), stamp(at))
 }
 
 /// The parts of a history tag name.
@@ -175,7 +203,7 @@ impl EnvState {
             let leaf = &name[hp.len()..];
             match HistoryName::parse(leaf) {
                 Some(n) if !leaf.contains('/') => history.push(HistoryEntry {
-                    tag: name["refs/tags/".len()..].to_string(),
+                    tag: short_tag(name).to_string(),
                     tag_oid: r.oid,
                     commit: r.peeled,
                     name: n,
@@ -236,10 +264,10 @@ pub fn parse_target(field: &str, env: &str, v: &str) -> Result<Target> {
             .map(Target::Sha)
             .map_err(|_| Failure::usage(field, "not an object id"));
     }
-    let short = v.strip_prefix("refs/tags/").unwrap_or(v);
+    let short = short_tag(v);
     if short.starts_with("deploy/") {
-        crate::git::validate_full_ref(field, &format!("refs/tags/{short}"))?;
-        let hp = &history_prefix(env)["refs/tags/".len()..];
+        crate::git::validate_full_ref(field, &tag_ref(short))?;
+        let hp = &history_dir(env);
         let Some(leaf) = short.strip_prefix(hp) else {
             return Err(Failure::usage(
                 field,
@@ -263,8 +291,9 @@ pub fn parse_target(field: &str, env: &str, v: &str) -> Result<Target> {
     Err(Failure::usage(
         field,
         format!(
-            "`{}` is not `previous`, a history tag (`deploy/{env}/history/...`) or a full lowercase commit SHA",
-            single_line(v)
+            "`{}` is not `previous`, a history tag (`{}...`) or a full lowercase commit SHA",
+            single_line(v),
+            history_dir(env)
         ),
     ))
 }
