@@ -12,6 +12,8 @@
 //! Everything here is pure: it reads [`RemoteRefs`] (state always comes from the remote) and tag
 //! messages, and decides. The commands in `cmd::tag_deploy` and `cmd::promote` do the I/O.
 
+use std::ops::ControlFlow;
+
 use git2::Oid;
 use time::OffsetDateTime;
 
@@ -634,6 +636,368 @@ impl Hold {
         }
         h
     }
+}
+
+/// One line about a hold for messages: its reason, actor and time (`reason unavailable` when
+/// its message could not be read).
+pub fn describe_hold(h: Option<&Hold>) -> String {
+    match h {
+        Some(h) => format!(
+            "reason: {}{}{}",
+            single_line(&h.reason),
+            h.actor
+                .as_deref()
+                .map(|a| format!("; by {}", single_line(a)))
+                .unwrap_or_default(),
+            h.since
+                .as_deref()
+                .map(|s| format!("; since {}", single_line(s)))
+                .unwrap_or_default()
+        ),
+        None => "reason unavailable".into(),
+    }
+}
+
+// ------------------------------------------------------------------ recording a deploy
+
+/// The rules of one `tag-deploy record`, from validated inputs.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRules<'a> {
+    /// The environment.
+    pub env: &'a str,
+    /// Its branch.
+    pub branch: &'a str,
+    /// `--rollback`: a deliberate return to a commit deployed here before.
+    pub rollback: bool,
+}
+
+/// What is known when recording `sha`. `state` and `branch_tip` come from one `ls-remote`; the
+/// other facts are `None` until a rule asks for them ([`RecordNeed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployFacts {
+    /// The environment's deploy tags.
+    pub state: EnvState,
+    /// The tip of the environment's branch, if it exists.
+    pub branch_tip: Option<Oid>,
+    /// The commit to record.
+    pub sha: Oid,
+    /// The hold's metadata (`Some(None)`: its message could not be read).
+    pub hold: Option<Option<Hold>>,
+    /// Whether `sha` is on the environment's branch.
+    pub on_branch: Option<bool>,
+    /// Whether `sha` is an ancestor of the current deploy.
+    pub behind_current: Option<bool>,
+    /// The [`check_record`] verdicts on the history entries of `sha`.
+    pub verdicts: Option<Verdicts>,
+}
+
+/// A fact a `record` rule needs that is not gathered yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordNeed {
+    /// The hold's message, for the refusal: [`DeployFacts::hold`].
+    Hold,
+    /// Fetch the history of the branch tip and the current deploy, then: is `sha` an ancestor
+    /// of `tip`? [`DeployFacts::on_branch`].
+    OnBranch {
+        /// The commit to record.
+        sha: Oid,
+        /// The branch tip.
+        tip: Oid,
+    },
+    /// Is `sha` an ancestor of `current`? [`DeployFacts::behind_current`].
+    BehindCurrent {
+        /// The commit to record.
+        sha: Oid,
+        /// The current deploy's commit.
+        current: Oid,
+    },
+    /// Judge these history entries (every record of `sha`): [`DeployFacts::verdicts`].
+    Verdicts(Vec<HistoryEntry>),
+}
+
+/// Why `record` records nothing. Every variant exits 1 (refused) and leaves the remote as it
+/// was; `Display` renders the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordRefusal {
+    /// The environment is on hold and this is no rollback.
+    Held {
+        /// The environment.
+        env: String,
+        /// The hold's metadata, if readable.
+        hold: Option<Hold>,
+    },
+    /// The environment's branch does not exist.
+    NoBranch {
+        /// The environment.
+        env: String,
+        /// Its branch.
+        branch: String,
+        /// The commit to record.
+        sha: Oid,
+    },
+    /// `sha` is not on the environment's branch.
+    NotOnBranch {
+        /// The environment.
+        env: String,
+        /// Its branch.
+        branch: String,
+        /// The commit to record.
+        sha: Oid,
+        /// The branch tip.
+        tip: Oid,
+    },
+    /// `sha` is older than the current deploy and this is no rollback (F13).
+    Backwards {
+        /// The environment.
+        env: String,
+        /// The commit to record.
+        sha: Oid,
+        /// The current deploy's commit.
+        current: Oid,
+        /// The history tag of the current deploy, if any.
+        by: Option<String>,
+    },
+    /// A rollback to a commit no real record of this environment made (F16); the reason is
+    /// [`resolve`]'s.
+    NotARollbackTarget {
+        /// Why, from [`resolve`].
+        reason: String,
+    },
+    /// `deploy/<env>/current` changed between the read and the fetch (F12).
+    MovedDuringRead {
+        /// The environment.
+        env: String,
+        /// The tag object read first.
+        was: Option<Oid>,
+        /// The tag object the remote has now.
+        is: Option<Oid>,
+    },
+    /// The compare-and-swap push lost to another deploy (F10).
+    LostRace {
+        /// The environment.
+        env: String,
+        /// The git layer's account of the lease.
+        detail: String,
+    },
+}
+
+impl std::fmt::Display for RecordRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordRefusal::Held { env, hold } => write!(
+                f,
+                "environment `{env}` is on hold ({}); only a `--rollback` deploy may be recorded until `tag-deploy release --environment {env}`",
+                describe_hold(hold.as_ref())
+            ),
+            RecordRefusal::NoBranch { env, branch, sha } => write!(
+                f,
+                "branch `{branch}` of environment `{env}` does not exist on the remote, so {sha} cannot be on it"
+            ),
+            RecordRefusal::NotOnBranch {
+                env,
+                branch,
+                sha,
+                tip,
+            } => write!(
+                f,
+                "{sha} is not on branch `{branch}` (environment `{env}`, tip {tip}); only commits of the environment's branch can be recorded as its deploys"
+            ),
+            RecordRefusal::Backwards {
+                env,
+                sha,
+                current,
+                by,
+            } => write!(
+                f,
+                "{sha} is an ancestor of the current deploy {current} of `{env}`{}: recording it would roll `{env}` back. A re-run of an old deploy job must not roll back by accident; if this is a deliberate rollback, pass `--rollback`",
+                by.as_ref()
+                    .map(|t| format!(" (history tag {t})"))
+                    .unwrap_or_default()
+            ),
+            RecordRefusal::NotARollbackTarget { reason } => write!(
+                f,
+                "{reason}: a rollback may only return to a commit deployed there before; nothing was changed"
+            ),
+            RecordRefusal::MovedDuringRead { env, was, is } => {
+                let show = |o: &Option<Oid>| o.map_or("<none>".to_string(), |o| o.to_string());
+                write!(
+                    f,
+                    "lost the race to record a deploy of `{env}`: {} changed on the remote: expected {}, found {}; nothing was changed",
+                    current_ref(env),
+                    show(was),
+                    show(is)
+                )
+            }
+            RecordRefusal::LostRace { env, detail } => write!(
+                f,
+                "lost the race to record a deploy of `{env}`: {detail}. Another deploy was recorded in between; re-run `tag-deploy list --environment {env}` to see it"
+            ),
+        }
+    }
+}
+
+impl From<RecordRefusal> for Failure {
+    fn from(r: RecordRefusal) -> Failure {
+        Failure::refused(r.to_string())
+    }
+}
+
+/// What `record` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordDecision {
+    /// A rule needs a fact not gathered yet: gather it and decide again.
+    Gather(RecordNeed),
+    /// Refuse, with the reason.
+    Refuse(RecordRefusal),
+    /// `sha` is the current deploy already: nothing to record (idempotent re-run).
+    Unchanged {
+        /// Its newest history tag (empty when there is none).
+        history_tag: String,
+    },
+    /// Create the history tag and move `current` (lease: the current tag object).
+    Record {
+        /// The commit current before (empty for the first deploy).
+        previous: Option<Oid>,
+        /// A rollback (marked in the trailers).
+        rollback: bool,
+    },
+}
+
+/// The decision table of `record`: the rules in the order they apply; the first that does not
+/// pass decides.
+pub fn decide_record(facts: &DeployFacts, rules: &RecordRules) -> RecordDecision {
+    match record_in_order(facts, rules) {
+        ControlFlow::Continue(d) | ControlFlow::Break(d) => d,
+    }
+}
+
+/// `Continue` with what a rule found, or `Break` with the decision it made.
+type RecordStep<T> = ControlFlow<RecordDecision, T>;
+
+fn record_in_order(f: &DeployFacts, r: &RecordRules) -> RecordStep<RecordDecision> {
+    not_current_already(f)?;
+    not_held(f, r)?;
+    let tip = branch_exists(f, r)?;
+    on_branch(f, r, tip)?;
+    not_backwards(f, r)?;
+    rollback_to_a_record(f, r)?;
+    ControlFlow::Continue(RecordDecision::Record {
+        previous: f.state.current_commit(),
+        rollback: r.rollback,
+    })
+}
+
+fn asked<T: Clone>(fact: &Option<T>, need: RecordNeed) -> RecordStep<T> {
+    match fact {
+        Some(v) => ControlFlow::Continue(v.clone()),
+        None => ControlFlow::Break(RecordDecision::Gather(need)),
+    }
+}
+
+fn refuse_record<T>(r: RecordRefusal) -> RecordStep<T> {
+    ControlFlow::Break(RecordDecision::Refuse(r))
+}
+
+/// 1. Recording the current deploy again changes nothing (a re-run of the same job).
+fn not_current_already(f: &DeployFacts) -> RecordStep<()> {
+    if f.state.current_commit() != Some(f.sha) {
+        return ControlFlow::Continue(());
+    }
+    let history_tag = f
+        .state
+        .last_deploy_of(f.sha)
+        .map(|e| e.tag.clone())
+        .unwrap_or_default();
+    ControlFlow::Break(RecordDecision::Unchanged { history_tag })
+}
+
+/// 2. On hold, only a rollback may be recorded.
+fn not_held(f: &DeployFacts, r: &RecordRules) -> RecordStep<()> {
+    if f.state.hold.is_none() || r.rollback {
+        return ControlFlow::Continue(());
+    }
+    let hold = asked(&f.hold, RecordNeed::Hold)?;
+    refuse_record(RecordRefusal::Held {
+        env: r.env.to_string(),
+        hold,
+    })
+}
+
+/// 3. The environment's branch exists.
+fn branch_exists(f: &DeployFacts, r: &RecordRules) -> RecordStep<Oid> {
+    match f.branch_tip {
+        Some(t) => ControlFlow::Continue(t),
+        None => refuse_record(RecordRefusal::NoBranch {
+            env: r.env.to_string(),
+            branch: r.branch.to_string(),
+            sha: f.sha,
+        }),
+    }
+}
+
+/// 4. Only commits of the environment's branch are its deploys.
+fn on_branch(f: &DeployFacts, r: &RecordRules, tip: Oid) -> RecordStep<()> {
+    let sha = f.sha;
+    if asked(&f.on_branch, RecordNeed::OnBranch { sha, tip })? {
+        return ControlFlow::Continue(());
+    }
+    refuse_record(RecordRefusal::NotOnBranch {
+        env: r.env.to_string(),
+        branch: r.branch.to_string(),
+        sha,
+        tip,
+    })
+}
+
+/// 5. An ancestor of the current deploy is a rollback, and must say so (F13).
+fn not_backwards(f: &DeployFacts, r: &RecordRules) -> RecordStep<()> {
+    let Some(current) = f.state.current_commit() else {
+        return ControlFlow::Continue(());
+    };
+    let sha = f.sha;
+    let behind = asked(
+        &f.behind_current,
+        RecordNeed::BehindCurrent { sha, current },
+    )?;
+    if !behind || r.rollback {
+        return ControlFlow::Continue(());
+    }
+    refuse_record(RecordRefusal::Backwards {
+        env: r.env.to_string(),
+        sha,
+        current,
+        by: f.state.last_deploy_of(current).map(|e| e.tag.clone()),
+    })
+}
+
+/// 6. A rollback returns only to a commit a real record of this environment made (F16), the
+///    same rule as `resolve`.
+fn rollback_to_a_record(f: &DeployFacts, r: &RecordRules) -> RecordStep<()> {
+    if !r.rollback {
+        return ControlFlow::Continue(());
+    }
+    let of_sha: Vec<HistoryEntry> = f
+        .state
+        .history
+        .iter()
+        .filter(|h| h.commit == f.sha)
+        .cloned()
+        .collect();
+    let verdicts = asked(&f.verdicts, RecordNeed::Verdicts(of_sha))?;
+    match resolve(&f.state, &Target::Sha(f.sha), &verdicts) {
+        Ok(_) => ControlFlow::Continue(()),
+        Err(e) => refuse_record(RecordRefusal::NotARollbackTarget { reason: e.message }),
+    }
+}
+
+/// After a failed fetch: when `deploy/<env>/current` moved since it was read (`was` -> `is`),
+/// the failure is the lost race it is (F12), not a runtime error.
+pub fn moved_during_read(env: &str, was: Option<Oid>, is: Option<Oid>) -> Option<RecordRefusal> {
+    (was != is).then(|| RecordRefusal::MovedDuringRead {
+        env: env.to_string(),
+        was,
+        is,
+    })
 }
 
 fn one_line(v: &str) -> String {
