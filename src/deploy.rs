@@ -9,8 +9,20 @@
 //!   rollback): automatic deploys and `promote` refuse until it is released. Its message carries
 //!   the reason and the actor ([`Hold`]).
 //!
-//! Everything here is pure: it reads [`RemoteRefs`] (state always comes from the remote) and tag
-//! messages, and decides. The commands in `cmd::tag_deploy` and `cmd::promote` do the I/O.
+//! This module is the one owner of that vocabulary: the names ([`current_tag`], [`hold_tag`],
+//! [`history_name`], [`tag_ref`] / [`short_tag`], the `*_ref` and `*_prefix` forms), the
+//! messages and trailers ([`Record`], [`Hold`]) and their parsing. Nobody else formats or parses
+//! them.
+//!
+//! Everything here is pure: it reads [`RemoteRefs`] (state always comes from the remote), tag
+//! messages and gathered facts, and decides; each decision has table-driven tests beside it:
+//! - [`decide_record`]: what `tag-deploy record` does (unchanged, hold, branch, on the branch,
+//!   backwards without `--rollback` (F13), rollback target (F16)), over [`DeployFacts`]; one
+//!   function per rule, in order, each refusal a [`RecordRefusal`]. A rule that needs a fact
+//!   not gathered yet asks for it ([`RecordNeed`]).
+//! - [`check_record`]: whether a history entry is a real record; [`resolve`]: a rollback target.
+//!
+//! The commands in `cmd::tag_deploy` and `cmd::promote` gather the facts and do the I/O.
 
 use std::ops::ControlFlow;
 
@@ -1043,6 +1055,281 @@ pub fn validate_text(field: &str, v: &str, max: usize) -> Result<()> {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    /// `dev` at commit `3` (history `1`, `2`, `3`), branch tip `b`, recording the new `4`;
+    /// every fact gathered, every rule passes.
+    fn recording(sha: char) -> DeployFacts {
+        let state = EnvState::from_refs("dev", &three_deploys(&[]));
+        let verdicts = all_real(&state);
+        DeployFacts {
+            state,
+            branch_tip: Some(oid('b')),
+            sha: oid(sha),
+            hold: None,
+            on_branch: Some(true),
+            behind_current: Some(false),
+            verdicts: Some(verdicts),
+        }
+    }
+
+    fn held(f: &mut DeployFacts, hold: Option<Hold>) {
+        f.state.hold = Some(HoldRef {
+            tag_oid: oid('a'),
+            commit: oid('3'),
+        });
+        f.hold = Some(hold);
+    }
+
+    // Every refusal and outcome of `record`'s decision alone (no git, no network).
+    #[test]
+    fn the_record_decision_table() {
+        enum Want {
+            Is(RecordDecision),
+            Refused(&'static str),
+        }
+        let record = |previous: Option<char>, rollback| {
+            Want::Is(RecordDecision::Record {
+                previous: previous.map(oid),
+                rollback,
+            })
+        };
+        let hold = Hold {
+            reason: "bad\nrelease".into(),
+            actor: Some("octocat".into()),
+            run_url: None,
+            since: None,
+        };
+        let tag3 = "deploy/dev/history/20261126T120000Z-3-3333333";
+        type Case = (
+            &'static str,
+            char,
+            bool,
+            Box<dyn Fn(&mut DeployFacts)>,
+            Want,
+        );
+        let cases: Vec<Case> = vec![
+            ("a new deploy", '4', false, Box::new(|_| {}), record(Some('3'), false)),
+            (
+                "the first deploy",
+                '4',
+                false,
+                Box::new(|f| {
+                    f.state.current = None;
+                    f.behind_current = None;
+                }),
+                record(None, false),
+            ),
+            (
+                "the current deploy again",
+                '3',
+                false,
+                Box::new(|f| held(f, None)),
+                Want::Is(RecordDecision::Unchanged {
+                    history_tag: tag3.into(),
+                }),
+            ),
+            (
+                "on hold",
+                '4',
+                false,
+                Box::new(move |f| held(f, Some(hold.clone()))),
+                Want::Refused("environment `dev` is on hold (reason: bad\\nrelease; by octocat); only a `--rollback` deploy may be recorded until `tag-deploy release --environment dev`"),
+            ),
+            (
+                "on hold, the hold unreadable",
+                '4',
+                false,
+                Box::new(|f| held(f, None)),
+                Want::Refused("is on hold (reason unavailable)"),
+            ),
+            (
+                "on hold, a rollback",
+                '2',
+                true,
+                Box::new(|f| {
+                    held(f, None);
+                    f.behind_current = Some(true);
+                }),
+                record(Some('3'), true),
+            ),
+            (
+                "no branch",
+                '4',
+                false,
+                Box::new(|f| f.branch_tip = None),
+                Want::Refused("branch `dev` of environment `dev` does not exist on the remote, so 4444444444444444444444444444444444444444 cannot be on it"),
+            ),
+            (
+                "not on the branch",
+                '4',
+                false,
+                Box::new(|f| f.on_branch = Some(false)),
+                Want::Refused("4444444444444444444444444444444444444444 is not on branch `dev` (environment `dev`, tip bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb); only commits of the environment's branch can be recorded as its deploys"),
+            ),
+            (
+                "backwards without --rollback (F13)",
+                '2',
+                false,
+                Box::new(|f| f.behind_current = Some(true)),
+                Want::Refused("2222222222222222222222222222222222222222 is an ancestor of the current deploy 3333333333333333333333333333333333333333 of `dev` (history tag deploy/dev/history/20261126T120000Z-3-3333333): recording it would roll `dev` back."),
+            ),
+            (
+                "a rollback to a commit deployed here",
+                '1',
+                true,
+                Box::new(|f| f.behind_current = Some(true)),
+                record(Some('3'), true),
+            ),
+            (
+                "a rollback to a commit never deployed here (F16)",
+                '9',
+                true,
+                Box::new(|f| f.behind_current = Some(true)),
+                Want::Refused("commit 9999999999999999999999999999999999999999 was never deployed to `dev` (no record under deploy/dev/history/ points at it); refusing to roll back to it: a rollback may only return to a commit deployed there before; nothing was changed"),
+            ),
+            (
+                "a rollback to a commit only a forged tag names (F16)",
+                '2',
+                true,
+                Box::new(|f| {
+                    f.behind_current = Some(true);
+                    let forged = "deploy/dev/history/20261126T110000Z-2-2222222";
+                    f.verdicts
+                        .as_mut()
+                        .unwrap()
+                        .insert(forged.into(), Err(NotARecord::NotAnnotated));
+                }),
+                Want::Refused("was never deployed to `dev` (no record under deploy/dev/history/ points at it; 1 tag(s) that are not records were passed over"),
+            ),
+        ];
+        for (what, sha, rollback, facts, want) in cases {
+            let mut f = recording(sha);
+            facts(&mut f);
+            let rules = RecordRules {
+                env: "dev",
+                branch: "dev",
+                rollback,
+            };
+            match (want, decide_record(&f, &rules)) {
+                (Want::Is(w), g) => assert_eq!(g, w, "{what}"),
+                (Want::Refused(needle), RecordDecision::Refuse(r)) => {
+                    let failure = Failure::from(r);
+                    assert_eq!(failure.class, crate::exit::ExitClass::Refused, "{what}");
+                    assert!(failure.message.contains(needle), "{what}: {failure}");
+                }
+                (_, g) => panic!("{what}: got {g:?}"),
+            }
+        }
+    }
+
+    // Facts that cost a call are asked for only when every earlier rule passed, in rule order.
+    #[test]
+    fn record_facts_are_asked_for_in_rule_order() {
+        let full = recording('2');
+        let mut f = DeployFacts {
+            on_branch: None,
+            behind_current: None,
+            verdicts: None,
+            ..full.clone()
+        };
+        let rules = RecordRules {
+            env: "dev",
+            branch: "dev",
+            rollback: true,
+        };
+        let mut asked = Vec::new();
+        let got = loop {
+            match decide_record(&f, &rules) {
+                RecordDecision::Gather(need) => {
+                    match &need {
+                        RecordNeed::Hold => panic!("a rollback never reads the hold"),
+                        RecordNeed::OnBranch { .. } => f.on_branch = Some(true),
+                        RecordNeed::BehindCurrent { .. } => f.behind_current = Some(true),
+                        RecordNeed::Verdicts(_) => f.verdicts = full.verdicts.clone(),
+                    }
+                    asked.push(need);
+                }
+                d => break d,
+            }
+        };
+        assert_eq!(
+            got,
+            RecordDecision::Record {
+                previous: Some(oid('3')),
+                rollback: true
+            }
+        );
+        let of_2 = f.state.last_deploy_of(oid('2')).unwrap().clone();
+        assert_eq!(
+            asked,
+            vec![
+                RecordNeed::OnBranch {
+                    sha: oid('2'),
+                    tip: oid('b')
+                },
+                RecordNeed::BehindCurrent {
+                    sha: oid('2'),
+                    current: oid('3')
+                },
+                RecordNeed::Verdicts(vec![of_2]),
+            ]
+        );
+        // On hold without --rollback: the hold's message is the only fact asked for.
+        let mut h = DeployFacts {
+            on_branch: None,
+            behind_current: None,
+            verdicts: None,
+            ..full.clone()
+        };
+        held(&mut h, None);
+        h.hold = None;
+        let no_rollback = RecordRules {
+            rollback: false,
+            ..rules
+        };
+        assert_eq!(
+            decide_record(&h, &no_rollback),
+            RecordDecision::Gather(RecordNeed::Hold)
+        );
+        // Not on the branch: nothing more is asked.
+        let mut off = h.clone();
+        off.state.hold = None;
+        off.on_branch = Some(false);
+        assert!(matches!(
+            decide_record(&off, &no_rollback),
+            RecordDecision::Refuse(RecordRefusal::NotOnBranch { .. })
+        ));
+    }
+
+    #[test]
+    fn a_current_tag_that_moved_during_the_read_is_a_lost_race() {
+        assert_eq!(
+            moved_during_read("dev", Some(oid('a')), Some(oid('a'))),
+            None
+        );
+        let r = moved_during_read("dev", Some(oid('a')), None).unwrap();
+        assert_eq!(
+            r.to_string(),
+            format!("lost the race to record a deploy of `dev`: refs/tags/deploy/dev/current changed on the remote: expected {}, found <none>; nothing was changed", oid('a'))
+        );
+        let lost = RecordRefusal::LostRace {
+            env: "dev".into(),
+            detail: "lease".into(),
+        };
+        assert_eq!(Failure::from(lost).class, crate::exit::ExitClass::Refused);
+    }
+
+    #[test]
+    fn one_owner_of_the_names() {
+        assert_eq!(current_tag("dev"), "deploy/dev/current");
+        assert_eq!(current_ref("dev"), "refs/tags/deploy/dev/current");
+        assert_eq!(hold_tag("prod"), "deploy/prod/hold");
+        assert_eq!(hold_ref("prod"), "refs/tags/deploy/prod/hold");
+        assert_eq!(history_prefix("dev"), "refs/tags/deploy/dev/history/");
+        assert_eq!(env_prefix("dev"), "refs/tags/deploy/dev/");
+        assert_eq!(short_tag(&tag_ref("deploy/dev/hold")), "deploy/dev/hold");
+        assert_eq!(short_tag("refs/heads/dev"), "refs/heads/dev");
+    }
 
     fn oid(c: char) -> Oid {
         Oid::from_str(&c.to_string().repeat(40)).unwrap()

@@ -24,6 +24,12 @@
 //!   environment are marked `inactive`.
 //!
 //! Every input is validated before the first network call (exit 2).
+//!
+//! This module holds no rule about deploys: `record` reads the remote into
+//! [`deploy::DeployFacts`], asks [`deploy::decide_record`], gathers each fact it asks for (the
+//! hold's message, the history for the ancestry questions, the verdicts on history entries),
+//! then pushes and renders; `resolve` and `list` ask [`deploy::check_record`] and
+//! [`deploy::resolve`]. Tag names and messages come from [`deploy`].
 
 use std::path::PathBuf;
 
