@@ -354,7 +354,7 @@ fn promote_once(
             Mode::PullRequest => Via::PullRequest,
         },
     };
-    // Written once every git rule passed (before the GitHub rules), as it always was.
+    // The changelog is written once, when every git rule passed (before any GitHub rule).
     let mut log: Option<String> = None;
     let mut api: Option<Api> = None;
     loop {
@@ -391,7 +391,7 @@ fn promote_once(
                 runner.set_output("pull-request-url", "")?;
                 return Ok(());
             }
-            Decision::FastForward(p) | Decision::PullRequest(p) => {
+            decision @ (Decision::FastForward(p) | Decision::PullRequest(p)) => {
                 let log = match log.take() {
                     Some(l) => l,
                     None => changelog(runner, session, c, p)?,
@@ -404,7 +404,7 @@ fn promote_once(
                     new: Some(p.candidate),
                     expect: Expect::Oid(p.target_tip),
                 };
-                if rules.via == Via::PullRequest {
+                if let Decision::PullRequest(_) = decision {
                     return pull_request(
                         runner,
                         args,
