@@ -9,8 +9,22 @@
 //!   rollback): automatic deploys and `promote` refuse until it is released. Its message carries
 //!   the reason and the actor ([`Hold`]).
 //!
-//! Everything here is pure: it reads [`RemoteRefs`] (state always comes from the remote) and tag
-//! messages, and decides. The commands in `cmd::tag_deploy` and `cmd::promote` do the I/O.
+//! This module is the one owner of that vocabulary: the names ([`current_tag`], [`hold_tag`],
+//! [`history_name`], [`tag_ref`] / [`short_tag`], the `*_ref` and `*_prefix` forms), the
+//! messages and trailers ([`Record`], [`Hold`]) and their parsing. Nobody else formats or parses
+//! them.
+//!
+//! Everything here is pure: it reads [`RemoteRefs`] (state always comes from the remote), tag
+//! messages and gathered facts, and decides; each decision has table-driven tests beside it:
+//! - [`decide_record`]: what `tag-deploy record` does (unchanged, hold, branch, on the branch,
+//!   backwards without `--rollback` (F13), rollback target (F16)), over [`DeployFacts`]; one
+//!   function per rule, in order, each refusal a [`RecordRefusal`]. A rule that needs a fact
+//!   not gathered yet asks for it ([`RecordNeed`]).
+//! - [`check_record`]: whether a history entry is a real record; [`resolve`]: a rollback target.
+//!
+//! The commands in `cmd::tag_deploy` and `cmd::promote` gather the facts and do the I/O.
+
+use std::ops::ControlFlow;
 
 use git2::Oid;
 use time::OffsetDateTime;
@@ -20,24 +34,52 @@ use crate::git::{RemoteRef, RemoteRefs};
 use crate::runner::single_line;
 use crate::validate;
 
+/// Where tags live: a short tag name `deploy/...` is the ref `refs/tags/deploy/...`.
+const TAGS: &str = "refs/tags/";
+
+/// The full ref of a short tag name: `deploy/dev/current` -> `refs/tags/deploy/dev/current`.
+pub fn tag_ref(short: &str) -> String {
+    format!("{TAGS}{short}")
+}
+
+/// The short tag name of a full tag ref (the ref itself when it is not under `refs/tags/`).
+pub fn short_tag(full: &str) -> &str {
+    full.strip_prefix(TAGS).unwrap_or(full)
+}
+
+/// `deploy/<env>/current` (short tag name: what messages and outputs show).
+pub fn current_tag(env: &str) -> String {
+    format!("deploy/{env}/current")
+}
+
 /// `refs/tags/deploy/<env>/current`.
 pub fn current_ref(env: &str) -> String {
-    format!("refs/tags/deploy/{env}/current")
+    tag_ref(&current_tag(env))
+}
+
+/// `deploy/<env>/hold` (short tag name).
+pub fn hold_tag(env: &str) -> String {
+    format!("deploy/{env}/hold")
 }
 
 /// `refs/tags/deploy/<env>/hold`.
 pub fn hold_ref(env: &str) -> String {
-    format!("refs/tags/deploy/{env}/hold")
+    tag_ref(&hold_tag(env))
+}
+
+/// `deploy/<env>/history/` (short prefix of every history tag).
+fn history_dir(env: &str) -> String {
+    format!("deploy/{env}/history/")
 }
 
 /// `refs/tags/deploy/<env>/history/` (prefix of every history tag).
 pub fn history_prefix(env: &str) -> String {
-    format!("refs/tags/deploy/{env}/history/")
+    tag_ref(&history_dir(env))
 }
 
 /// `refs/tags/deploy/<env>/` (everything this model owns for one environment).
 pub fn env_prefix(env: &str) -> String {
-    format!("refs/tags/deploy/{env}/")
+    tag_ref(&format!("deploy/{env}/"))
 }
 
 /// The UTC stamp used in history names: `20261126T120000Z`.
@@ -71,7 +113,7 @@ pub fn validate_run_id(v: &str) -> Result<()> {
 /// The short name (without `refs/tags/`) of a new history tag.
 pub fn history_name(env: &str, at: OffsetDateTime, run_id: &str, sha: Oid) -> String {
     let sha7 = &sha.to_string()[..7];
-    format!("deploy/{env}/history/{}-{run_id}-{sha7}", stamp(at))
+    format!("{}{}-{run_id}-{sha7}", history_dir(env), stamp(at))
 }
 
 /// The parts of a history tag name.
@@ -175,7 +217,7 @@ impl EnvState {
             let leaf = &name[hp.len()..];
             match HistoryName::parse(leaf) {
                 Some(n) if !leaf.contains('/') => history.push(HistoryEntry {
-                    tag: name["refs/tags/".len()..].to_string(),
+                    tag: short_tag(name).to_string(),
                     tag_oid: r.oid,
                     commit: r.peeled,
                     name: n,
@@ -236,10 +278,10 @@ pub fn parse_target(field: &str, env: &str, v: &str) -> Result<Target> {
             .map(Target::Sha)
             .map_err(|_| Failure::usage(field, "not an object id"));
     }
-    let short = v.strip_prefix("refs/tags/").unwrap_or(v);
+    let short = short_tag(v);
     if short.starts_with("deploy/") {
-        crate::git::validate_full_ref(field, &format!("refs/tags/{short}"))?;
-        let hp = &history_prefix(env)["refs/tags/".len()..];
+        crate::git::validate_full_ref(field, &tag_ref(short))?;
+        let hp = &history_dir(env);
         let Some(leaf) = short.strip_prefix(hp) else {
             return Err(Failure::usage(
                 field,
@@ -263,8 +305,9 @@ pub fn parse_target(field: &str, env: &str, v: &str) -> Result<Target> {
     Err(Failure::usage(
         field,
         format!(
-            "`{}` is not `previous`, a history tag (`deploy/{env}/history/...`) or a full lowercase commit SHA",
-            single_line(v)
+            "`{}` is not `previous`, a history tag (`{}...`) or a full lowercase commit SHA",
+            single_line(v),
+            history_dir(env)
         ),
     ))
 }
@@ -607,6 +650,368 @@ impl Hold {
     }
 }
 
+/// One line about a hold for messages: its reason, actor and time (`reason unavailable` when
+/// its message could not be read).
+pub fn describe_hold(h: Option<&Hold>) -> String {
+    match h {
+        Some(h) => format!(
+            "reason: {}{}{}",
+            single_line(&h.reason),
+            h.actor
+                .as_deref()
+                .map(|a| format!("; by {}", single_line(a)))
+                .unwrap_or_default(),
+            h.since
+                .as_deref()
+                .map(|s| format!("; since {}", single_line(s)))
+                .unwrap_or_default()
+        ),
+        None => "reason unavailable".into(),
+    }
+}
+
+// ------------------------------------------------------------------ recording a deploy
+
+/// The rules of one `tag-deploy record`, from validated inputs.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRules<'a> {
+    /// The environment.
+    pub env: &'a str,
+    /// Its branch.
+    pub branch: &'a str,
+    /// `--rollback`: a deliberate return to a commit deployed here before.
+    pub rollback: bool,
+}
+
+/// What is known when recording `sha`. `state` and `branch_tip` come from one `ls-remote`; the
+/// other facts are `None` until a rule asks for them ([`RecordNeed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployFacts {
+    /// The environment's deploy tags.
+    pub state: EnvState,
+    /// The tip of the environment's branch, if it exists.
+    pub branch_tip: Option<Oid>,
+    /// The commit to record.
+    pub sha: Oid,
+    /// The hold's metadata (`Some(None)`: its message could not be read).
+    pub hold: Option<Option<Hold>>,
+    /// Whether `sha` is on the environment's branch.
+    pub on_branch: Option<bool>,
+    /// Whether `sha` is an ancestor of the current deploy.
+    pub behind_current: Option<bool>,
+    /// The [`check_record`] verdicts on the history entries of `sha`.
+    pub verdicts: Option<Verdicts>,
+}
+
+/// A fact a `record` rule needs that is not gathered yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordNeed {
+    /// The hold's message, for the refusal: [`DeployFacts::hold`].
+    Hold,
+    /// Fetch the history of the branch tip and the current deploy, then: is `sha` an ancestor
+    /// of `tip`? [`DeployFacts::on_branch`].
+    OnBranch {
+        /// The commit to record.
+        sha: Oid,
+        /// The branch tip.
+        tip: Oid,
+    },
+    /// Is `sha` an ancestor of `current`? [`DeployFacts::behind_current`].
+    BehindCurrent {
+        /// The commit to record.
+        sha: Oid,
+        /// The current deploy's commit.
+        current: Oid,
+    },
+    /// Judge these history entries (every record of `sha`): [`DeployFacts::verdicts`].
+    Verdicts(Vec<HistoryEntry>),
+}
+
+/// Why `record` records nothing. Every variant exits 1 (refused) and leaves the remote as it
+/// was; `Display` renders the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordRefusal {
+    /// The environment is on hold and this is no rollback.
+    Held {
+        /// The environment.
+        env: String,
+        /// The hold's metadata, if readable.
+        hold: Option<Hold>,
+    },
+    /// The environment's branch does not exist.
+    NoBranch {
+        /// The environment.
+        env: String,
+        /// Its branch.
+        branch: String,
+        /// The commit to record.
+        sha: Oid,
+    },
+    /// `sha` is not on the environment's branch.
+    NotOnBranch {
+        /// The environment.
+        env: String,
+        /// Its branch.
+        branch: String,
+        /// The commit to record.
+        sha: Oid,
+        /// The branch tip.
+        tip: Oid,
+    },
+    /// `sha` is older than the current deploy and this is no rollback (F13).
+    Backwards {
+        /// The environment.
+        env: String,
+        /// The commit to record.
+        sha: Oid,
+        /// The current deploy's commit.
+        current: Oid,
+        /// The history tag of the current deploy, if any.
+        by: Option<String>,
+    },
+    /// A rollback to a commit no real record of this environment made (F16); the reason is
+    /// [`resolve`]'s.
+    NotARollbackTarget {
+        /// Why, from [`resolve`].
+        reason: String,
+    },
+    /// `deploy/<env>/current` changed between the read and the fetch (F12).
+    MovedDuringRead {
+        /// The environment.
+        env: String,
+        /// The tag object read first.
+        was: Option<Oid>,
+        /// The tag object the remote has now.
+        is: Option<Oid>,
+    },
+    /// The compare-and-swap push lost to another deploy (F10).
+    LostRace {
+        /// The environment.
+        env: String,
+        /// The git layer's account of the lease.
+        detail: String,
+    },
+}
+
+impl std::fmt::Display for RecordRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordRefusal::Held { env, hold } => write!(
+                f,
+                "environment `{env}` is on hold ({}); only a `--rollback` deploy may be recorded until `tag-deploy release --environment {env}`",
+                describe_hold(hold.as_ref())
+            ),
+            RecordRefusal::NoBranch { env, branch, sha } => write!(
+                f,
+                "branch `{branch}` of environment `{env}` does not exist on the remote, so {sha} cannot be on it"
+            ),
+            RecordRefusal::NotOnBranch {
+                env,
+                branch,
+                sha,
+                tip,
+            } => write!(
+                f,
+                "{sha} is not on branch `{branch}` (environment `{env}`, tip {tip}); only commits of the environment's branch can be recorded as its deploys"
+            ),
+            RecordRefusal::Backwards {
+                env,
+                sha,
+                current,
+                by,
+            } => write!(
+                f,
+                "{sha} is an ancestor of the current deploy {current} of `{env}`{}: recording it would roll `{env}` back. A re-run of an old deploy job must not roll back by accident; if this is a deliberate rollback, pass `--rollback`",
+                by.as_ref()
+                    .map(|t| format!(" (history tag {t})"))
+                    .unwrap_or_default()
+            ),
+            RecordRefusal::NotARollbackTarget { reason } => write!(
+                f,
+                "{reason}: a rollback may only return to a commit deployed there before; nothing was changed"
+            ),
+            RecordRefusal::MovedDuringRead { env, was, is } => {
+                let show = |o: &Option<Oid>| o.map_or("<none>".to_string(), |o| o.to_string());
+                write!(
+                    f,
+                    "lost the race to record a deploy of `{env}`: {} changed on the remote: expected {}, found {}; nothing was changed",
+                    current_ref(env),
+                    show(was),
+                    show(is)
+                )
+            }
+            RecordRefusal::LostRace { env, detail } => write!(
+                f,
+                "lost the race to record a deploy of `{env}`: {detail}. Another deploy was recorded in between; re-run `tag-deploy list --environment {env}` to see it"
+            ),
+        }
+    }
+}
+
+impl From<RecordRefusal> for Failure {
+    fn from(r: RecordRefusal) -> Failure {
+        Failure::refused(r.to_string())
+    }
+}
+
+/// What `record` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordDecision {
+    /// A rule needs a fact not gathered yet: gather it and decide again.
+    Gather(RecordNeed),
+    /// Refuse, with the reason.
+    Refuse(RecordRefusal),
+    /// `sha` is the current deploy already: nothing to record (idempotent re-run).
+    Unchanged {
+        /// Its newest history tag (empty when there is none).
+        history_tag: String,
+    },
+    /// Create the history tag and move `current` (lease: the current tag object).
+    Record {
+        /// The commit current before (empty for the first deploy).
+        previous: Option<Oid>,
+        /// A rollback (marked in the trailers).
+        rollback: bool,
+    },
+}
+
+/// The decision table of `record`: the rules in the order they apply; the first that does not
+/// pass decides.
+pub fn decide_record(facts: &DeployFacts, rules: &RecordRules) -> RecordDecision {
+    match record_in_order(facts, rules) {
+        ControlFlow::Continue(d) | ControlFlow::Break(d) => d,
+    }
+}
+
+/// `Continue` with what a rule found, or `Break` with the decision it made.
+type RecordStep<T> = ControlFlow<RecordDecision, T>;
+
+fn record_in_order(f: &DeployFacts, r: &RecordRules) -> RecordStep<RecordDecision> {
+    not_current_already(f)?;
+    not_held(f, r)?;
+    let tip = branch_exists(f, r)?;
+    on_branch(f, r, tip)?;
+    not_backwards(f, r)?;
+    rollback_to_a_record(f, r)?;
+    ControlFlow::Continue(RecordDecision::Record {
+        previous: f.state.current_commit(),
+        rollback: r.rollback,
+    })
+}
+
+fn asked<T: Clone>(fact: &Option<T>, need: RecordNeed) -> RecordStep<T> {
+    match fact {
+        Some(v) => ControlFlow::Continue(v.clone()),
+        None => ControlFlow::Break(RecordDecision::Gather(need)),
+    }
+}
+
+fn refuse_record<T>(r: RecordRefusal) -> RecordStep<T> {
+    ControlFlow::Break(RecordDecision::Refuse(r))
+}
+
+/// 1. Recording the current deploy again changes nothing (a re-run of the same job).
+fn not_current_already(f: &DeployFacts) -> RecordStep<()> {
+    if f.state.current_commit() != Some(f.sha) {
+        return ControlFlow::Continue(());
+    }
+    let history_tag = f
+        .state
+        .last_deploy_of(f.sha)
+        .map(|e| e.tag.clone())
+        .unwrap_or_default();
+    ControlFlow::Break(RecordDecision::Unchanged { history_tag })
+}
+
+/// 2. On hold, only a rollback may be recorded.
+fn not_held(f: &DeployFacts, r: &RecordRules) -> RecordStep<()> {
+    if f.state.hold.is_none() || r.rollback {
+        return ControlFlow::Continue(());
+    }
+    let hold = asked(&f.hold, RecordNeed::Hold)?;
+    refuse_record(RecordRefusal::Held {
+        env: r.env.to_string(),
+        hold,
+    })
+}
+
+/// 3. The environment's branch exists.
+fn branch_exists(f: &DeployFacts, r: &RecordRules) -> RecordStep<Oid> {
+    match f.branch_tip {
+        Some(t) => ControlFlow::Continue(t),
+        None => refuse_record(RecordRefusal::NoBranch {
+            env: r.env.to_string(),
+            branch: r.branch.to_string(),
+            sha: f.sha,
+        }),
+    }
+}
+
+/// 4. Only commits of the environment's branch are its deploys.
+fn on_branch(f: &DeployFacts, r: &RecordRules, tip: Oid) -> RecordStep<()> {
+    let sha = f.sha;
+    if asked(&f.on_branch, RecordNeed::OnBranch { sha, tip })? {
+        return ControlFlow::Continue(());
+    }
+    refuse_record(RecordRefusal::NotOnBranch {
+        env: r.env.to_string(),
+        branch: r.branch.to_string(),
+        sha,
+        tip,
+    })
+}
+
+/// 5. An ancestor of the current deploy is a rollback, and must say so (F13).
+fn not_backwards(f: &DeployFacts, r: &RecordRules) -> RecordStep<()> {
+    let Some(current) = f.state.current_commit() else {
+        return ControlFlow::Continue(());
+    };
+    let sha = f.sha;
+    let behind = asked(
+        &f.behind_current,
+        RecordNeed::BehindCurrent { sha, current },
+    )?;
+    if !behind || r.rollback {
+        return ControlFlow::Continue(());
+    }
+    refuse_record(RecordRefusal::Backwards {
+        env: r.env.to_string(),
+        sha,
+        current,
+        by: f.state.last_deploy_of(current).map(|e| e.tag.clone()),
+    })
+}
+
+/// 6. A rollback returns only to a commit a real record of this environment made (F16), the
+///    same rule as `resolve`.
+fn rollback_to_a_record(f: &DeployFacts, r: &RecordRules) -> RecordStep<()> {
+    if !r.rollback {
+        return ControlFlow::Continue(());
+    }
+    let of_sha: Vec<HistoryEntry> = f
+        .state
+        .history
+        .iter()
+        .filter(|h| h.commit == f.sha)
+        .cloned()
+        .collect();
+    let verdicts = asked(&f.verdicts, RecordNeed::Verdicts(of_sha))?;
+    match resolve(&f.state, &Target::Sha(f.sha), &verdicts) {
+        Ok(_) => ControlFlow::Continue(()),
+        Err(e) => refuse_record(RecordRefusal::NotARollbackTarget { reason: e.message }),
+    }
+}
+
+/// After a failed fetch: when `deploy/<env>/current` moved since it was read (`was` -> `is`),
+/// the failure is the lost race it is (F12), not a runtime error.
+pub fn moved_during_read(env: &str, was: Option<Oid>, is: Option<Oid>) -> Option<RecordRefusal> {
+    (was != is).then(|| RecordRefusal::MovedDuringRead {
+        env: env.to_string(),
+        was,
+        is,
+    })
+}
+
 fn one_line(v: &str) -> String {
     v.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -650,6 +1055,281 @@ pub fn validate_text(field: &str, v: &str, max: usize) -> Result<()> {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    /// `dev` at commit `3` (history `1`, `2`, `3`), branch tip `b`, recording the new `4`;
+    /// every fact gathered, every rule passes.
+    fn recording(sha: char) -> DeployFacts {
+        let state = EnvState::from_refs("dev", &three_deploys(&[]));
+        let verdicts = all_real(&state);
+        DeployFacts {
+            state,
+            branch_tip: Some(oid('b')),
+            sha: oid(sha),
+            hold: None,
+            on_branch: Some(true),
+            behind_current: Some(false),
+            verdicts: Some(verdicts),
+        }
+    }
+
+    fn held(f: &mut DeployFacts, hold: Option<Hold>) {
+        f.state.hold = Some(HoldRef {
+            tag_oid: oid('a'),
+            commit: oid('3'),
+        });
+        f.hold = Some(hold);
+    }
+
+    // Every refusal and outcome of `record`'s decision alone (no git, no network).
+    #[test]
+    fn the_record_decision_table() {
+        enum Want {
+            Is(RecordDecision),
+            Refused(&'static str),
+        }
+        let record = |previous: Option<char>, rollback| {
+            Want::Is(RecordDecision::Record {
+                previous: previous.map(oid),
+                rollback,
+            })
+        };
+        let hold = Hold {
+            reason: "bad\nrelease".into(),
+            actor: Some("octocat".into()),
+            run_url: None,
+            since: None,
+        };
+        let tag3 = "deploy/dev/history/20261126T120000Z-3-3333333";
+        type Case = (
+            &'static str,
+            char,
+            bool,
+            Box<dyn Fn(&mut DeployFacts)>,
+            Want,
+        );
+        let cases: Vec<Case> = vec![
+            ("a new deploy", '4', false, Box::new(|_| {}), record(Some('3'), false)),
+            (
+                "the first deploy",
+                '4',
+                false,
+                Box::new(|f| {
+                    f.state.current = None;
+                    f.behind_current = None;
+                }),
+                record(None, false),
+            ),
+            (
+                "the current deploy again",
+                '3',
+                false,
+                Box::new(|f| held(f, None)),
+                Want::Is(RecordDecision::Unchanged {
+                    history_tag: tag3.into(),
+                }),
+            ),
+            (
+                "on hold",
+                '4',
+                false,
+                Box::new(move |f| held(f, Some(hold.clone()))),
+                Want::Refused("environment `dev` is on hold (reason: bad\\nrelease; by octocat); only a `--rollback` deploy may be recorded until `tag-deploy release --environment dev`"),
+            ),
+            (
+                "on hold, the hold unreadable",
+                '4',
+                false,
+                Box::new(|f| held(f, None)),
+                Want::Refused("is on hold (reason unavailable)"),
+            ),
+            (
+                "on hold, a rollback",
+                '2',
+                true,
+                Box::new(|f| {
+                    held(f, None);
+                    f.behind_current = Some(true);
+                }),
+                record(Some('3'), true),
+            ),
+            (
+                "no branch",
+                '4',
+                false,
+                Box::new(|f| f.branch_tip = None),
+                Want::Refused("branch `dev` of environment `dev` does not exist on the remote, so 4444444444444444444444444444444444444444 cannot be on it"),
+            ),
+            (
+                "not on the branch",
+                '4',
+                false,
+                Box::new(|f| f.on_branch = Some(false)),
+                Want::Refused("4444444444444444444444444444444444444444 is not on branch `dev` (environment `dev`, tip bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb); only commits of the environment's branch can be recorded as its deploys"),
+            ),
+            (
+                "backwards without --rollback (F13)",
+                '2',
+                false,
+                Box::new(|f| f.behind_current = Some(true)),
+                Want::Refused("2222222222222222222222222222222222222222 is an ancestor of the current deploy 3333333333333333333333333333333333333333 of `dev` (history tag deploy/dev/history/20261126T120000Z-3-3333333): recording it would roll `dev` back."),
+            ),
+            (
+                "a rollback to a commit deployed here",
+                '1',
+                true,
+                Box::new(|f| f.behind_current = Some(true)),
+                record(Some('3'), true),
+            ),
+            (
+                "a rollback to a commit never deployed here (F16)",
+                '9',
+                true,
+                Box::new(|f| f.behind_current = Some(true)),
+                Want::Refused("commit 9999999999999999999999999999999999999999 was never deployed to `dev` (no record under deploy/dev/history/ points at it); refusing to roll back to it: a rollback may only return to a commit deployed there before; nothing was changed"),
+            ),
+            (
+                "a rollback to a commit only a forged tag names (F16)",
+                '2',
+                true,
+                Box::new(|f| {
+                    f.behind_current = Some(true);
+                    let forged = "deploy/dev/history/20261126T110000Z-2-2222222";
+                    f.verdicts
+                        .as_mut()
+                        .unwrap()
+                        .insert(forged.into(), Err(NotARecord::NotAnnotated));
+                }),
+                Want::Refused("was never deployed to `dev` (no record under deploy/dev/history/ points at it; 1 tag(s) that are not records were passed over"),
+            ),
+        ];
+        for (what, sha, rollback, facts, want) in cases {
+            let mut f = recording(sha);
+            facts(&mut f);
+            let rules = RecordRules {
+                env: "dev",
+                branch: "dev",
+                rollback,
+            };
+            match (want, decide_record(&f, &rules)) {
+                (Want::Is(w), g) => assert_eq!(g, w, "{what}"),
+                (Want::Refused(needle), RecordDecision::Refuse(r)) => {
+                    let failure = Failure::from(r);
+                    assert_eq!(failure.class, crate::exit::ExitClass::Refused, "{what}");
+                    assert!(failure.message.contains(needle), "{what}: {failure}");
+                }
+                (_, g) => panic!("{what}: got {g:?}"),
+            }
+        }
+    }
+
+    // Facts that cost a call are asked for only when every earlier rule passed, in rule order.
+    #[test]
+    fn record_facts_are_asked_for_in_rule_order() {
+        let full = recording('2');
+        let mut f = DeployFacts {
+            on_branch: None,
+            behind_current: None,
+            verdicts: None,
+            ..full.clone()
+        };
+        let rules = RecordRules {
+            env: "dev",
+            branch: "dev",
+            rollback: true,
+        };
+        let mut asked = Vec::new();
+        let got = loop {
+            match decide_record(&f, &rules) {
+                RecordDecision::Gather(need) => {
+                    match &need {
+                        RecordNeed::Hold => panic!("a rollback never reads the hold"),
+                        RecordNeed::OnBranch { .. } => f.on_branch = Some(true),
+                        RecordNeed::BehindCurrent { .. } => f.behind_current = Some(true),
+                        RecordNeed::Verdicts(_) => f.verdicts = full.verdicts.clone(),
+                    }
+                    asked.push(need);
+                }
+                d => break d,
+            }
+        };
+        assert_eq!(
+            got,
+            RecordDecision::Record {
+                previous: Some(oid('3')),
+                rollback: true
+            }
+        );
+        let of_2 = f.state.last_deploy_of(oid('2')).unwrap().clone();
+        assert_eq!(
+            asked,
+            vec![
+                RecordNeed::OnBranch {
+                    sha: oid('2'),
+                    tip: oid('b')
+                },
+                RecordNeed::BehindCurrent {
+                    sha: oid('2'),
+                    current: oid('3')
+                },
+                RecordNeed::Verdicts(vec![of_2]),
+            ]
+        );
+        // On hold without --rollback: the hold's message is the only fact asked for.
+        let mut h = DeployFacts {
+            on_branch: None,
+            behind_current: None,
+            verdicts: None,
+            ..full.clone()
+        };
+        held(&mut h, None);
+        h.hold = None;
+        let no_rollback = RecordRules {
+            rollback: false,
+            ..rules
+        };
+        assert_eq!(
+            decide_record(&h, &no_rollback),
+            RecordDecision::Gather(RecordNeed::Hold)
+        );
+        // Not on the branch: nothing more is asked.
+        let mut off = h.clone();
+        off.state.hold = None;
+        off.on_branch = Some(false);
+        assert!(matches!(
+            decide_record(&off, &no_rollback),
+            RecordDecision::Refuse(RecordRefusal::NotOnBranch { .. })
+        ));
+    }
+
+    #[test]
+    fn a_current_tag_that_moved_during_the_read_is_a_lost_race() {
+        assert_eq!(
+            moved_during_read("dev", Some(oid('a')), Some(oid('a'))),
+            None
+        );
+        let r = moved_during_read("dev", Some(oid('a')), None).unwrap();
+        assert_eq!(
+            r.to_string(),
+            format!("lost the race to record a deploy of `dev`: refs/tags/deploy/dev/current changed on the remote: expected {}, found <none>; nothing was changed", oid('a'))
+        );
+        let lost = RecordRefusal::LostRace {
+            env: "dev".into(),
+            detail: "lease".into(),
+        };
+        assert_eq!(Failure::from(lost).class, crate::exit::ExitClass::Refused);
+    }
+
+    #[test]
+    fn one_owner_of_the_names() {
+        assert_eq!(current_tag("dev"), "deploy/dev/current");
+        assert_eq!(current_ref("dev"), "refs/tags/deploy/dev/current");
+        assert_eq!(hold_tag("prod"), "deploy/prod/hold");
+        assert_eq!(hold_ref("prod"), "refs/tags/deploy/prod/hold");
+        assert_eq!(history_prefix("dev"), "refs/tags/deploy/dev/history/");
+        assert_eq!(env_prefix("dev"), "refs/tags/deploy/dev/");
+        assert_eq!(short_tag(&tag_ref("deploy/dev/hold")), "deploy/dev/hold");
+        assert_eq!(short_tag("refs/heads/dev"), "refs/heads/dev");
+    }
 
     fn oid(c: char) -> Oid {
         Oid::from_str(&c.to_string().repeat(40)).unwrap()

@@ -731,6 +731,13 @@ impl Session {
         Ok(String::from_utf8_lossy(t.message_bytes().unwrap_or_default()).into_owned())
     }
 
+    /// The tagger time (Unix seconds) of a local annotated tag object; `None` when `oid` is not a
+    /// local annotated tag or the tag has no tagger.
+    pub fn tag_time(&self, oid: Oid) -> Option<i64> {
+        let t = self.repo.find_tag(oid).ok()?;
+        t.tagger().map(|s| s.when().seconds())
+    }
+
     /// Create an annotated tag object (no ref) named `name` (short, without `refs/tags/`)
     /// pointing at `target`. Returns the tag object's id.
     pub fn create_tag_object(

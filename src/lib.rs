@@ -13,7 +13,13 @@
 //! - [`oidc`], [`aws`]: GitHub OIDC tokens and STS (oidc-login).
 //! - [`plan`], [`policy`]: Terraform plan JSON parsing, counting, rendering and the policy gate (plan-gate).
 //! - [`registry`]: OCI distribution client, image sources and ECR specifics (ecr-push).
-//! - [`git`], [`github`], [`deploy`], [`promote`]: deploy tags, promotion rules, the GitHub REST API (promote, tag-deploy).
+//! - [`promote`]: the promotion decision table, [`promote::decide`]: one function per rule, in
+//!   order (holds, nothing deployed, not on the source branch, up to date, a target with commits
+//!   the source lacks, soak, deployment status), each refusal a [`promote::Refusal`].
+//! - [`deploy`]: the one owner of the deploy-tag vocabulary (names, trailers, parsing) and the
+//!   `tag-deploy` decisions ([`deploy::decide_record`], [`deploy::check_record`], [`deploy::resolve`]).
+//! - [`git`], [`github`]: the git session (ls-remote, fetch, ancestry, leased pushes) and the
+//!   GitHub REST API (promote, tag-deploy).
 //! - [`actiongen`]: generates `actions/*/action.yml` and their README tables from the clap definitions.
 //! - [`cmd`]: one module per binary: its clap `Args` (flags = action inputs) and `run`.
 

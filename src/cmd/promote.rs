@@ -2,9 +2,12 @@
 //! by fast-forward only (compare-and-swap on the branch), or through a promotion pull request
 //! that a later run completes the same way once it is approved and its checks pass.
 //!
-//! Order of work: every input is validated (exit 2) before the first network call; then the
-//! remote is read (`ls-remote`), the needed history fetched, the rules applied (exit 1 with the
-//! reason), and only then is anything written.
+//! Gather -> decide -> act; this module holds no rule. Every input is validated (exit 2) before
+//! the first network call. Then the remote is read (`ls-remote`) into [`promote::Facts`] and
+//! [`promote::decide`] is asked; each fact it asks for ([`promote::Need`]: the fetched history,
+//! an ancestry answer, the deploy tag's time, GitHub's deployment status) is gathered here and
+//! it is asked again, until it answers a refusal (rendered, exit 1 or 3), up-to-date, or how to
+//! promote. Only then is anything written (changelog, push, pull request, dispatch).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,12 +16,16 @@ use clap::{CommandFactory, Parser, ValueEnum};
 use git2::Oid;
 
 use super::{BinaryDoc, OutputDoc};
+use crate::deploy::{self, Record};
 use crate::envs::Model;
 use crate::exit::{Failure, Result};
 use crate::git::{Expect, GitError, RefUpdate, RemoteSpec, Session};
-use crate::github::{self, Approval, Checks, TokenKind};
-use crate::promote::{self as rules, Changelog, DeployInfo};
-use crate::runner::{single_line, Runner};
+use crate::github::{self, TokenKind};
+use crate::promote::{
+    self, self as rules, short, Changelog, Decision, DeployAge, Facts, HeadBranch, Lacking, Need,
+    Promotion, Rules, Via,
+};
+use crate::runner::Runner;
 use crate::secret::Secret;
 
 /// How the target branch is updated.
@@ -239,7 +246,7 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
         let mut attempt = 0;
         let result = loop {
             attempt += 1;
-            match promote_once(runner, &args, &c, &session, tx.clone()) {
+            match promote_once(runner, &args, &c, &session, &tx) {
                 Err(Retry::Lease(e)) if attempt < 3 => {
                     runner.warning(&format!(
                         "{e}; another promotion or push moved the target: re-evaluating"
@@ -276,22 +283,55 @@ impl From<GitError> for Retry {
     }
 }
 
-fn short(o: Oid) -> String {
-    o.to_string()[..7].to_string()
+/// The GitHub API client with its runtime, opened when first needed.
+struct Api {
+    rt: tokio::runtime::Runtime,
+    client: github::Client,
 }
 
+impl Api {
+    /// `None` when no API is configured (`check` made sure every input that needs it has it).
+    fn open(c: &Checked, notices: &std::sync::mpsc::Sender<String>) -> Result<Option<Api>> {
+        let Some(cfg) = &c.api else {
+            return Ok(None);
+        };
+        let rt = crate::cli::runtime()?;
+        let client = {
+            let _g = rt.enter();
+            let tx = std::sync::Mutex::new(notices.clone());
+            github::Client::new(cfg, move |m| {
+                let _ = tx.lock().map(|t| t.send(m.to_string()));
+            })?
+        };
+        Ok(Some(Api { rt, client }))
+    }
+
+    fn block<T>(
+        &self,
+        f: impl std::future::Future<Output = std::result::Result<T, github::ApiError>>,
+    ) -> Result<T> {
+        self.rt.block_on(f).map_err(Failure::from)
+    }
+}
+
+/// The API, which `check` guarantees for the inputs that need it.
+fn required(api: Option<&Api>) -> Result<&Api> {
+    api.ok_or_else(|| Failure::runtime("internal error: the GitHub API is not configured"))
+}
+
+/// One evaluation against the remote: gather the facts the decision asks for, decide, act.
 fn promote_once(
     runner: &Runner,
     args: &Args,
     c: &Checked,
     session: &Session,
-    notices: std::sync::mpsc::Sender<String>,
+    notices: &std::sync::mpsc::Sender<String>,
 ) -> std::result::Result<(), Retry> {
     let (from, to) = (&c.from, &c.to);
     let src_ref = format!("refs/heads/{}", from.branch);
     let dst_ref = format!("refs/heads/{}", to.branch);
-    let cur_ref = rules::current_ref(&from.name);
-    let holds = [rules::hold_ref(&from.name), rules::hold_ref(&to.name)];
+    let cur_ref = deploy::current_ref(&from.name);
+    let holds = [deploy::hold_ref(&from.name), deploy::hold_ref(&to.name)];
     let refs = session.ls_remote(&[
         src_ref.as_str(),
         dst_ref.as_str(),
@@ -299,302 +339,274 @@ fn promote_once(
         holds[0].as_str(),
         holds[1].as_str(),
     ])?;
-    // 1. Holds (set by a rollback) stop promotions out of and into an environment.
-    for (env, h) in [(&from.name, &holds[0]), (&to.name, &holds[1])] {
-        if refs.get(h).is_some() {
-            return Err(Failure::refused(format!(
-                "`{env}` is on hold ({}); release it with `tag-deploy release --environment {env}` before promoting",
-                h.trim_start_matches("refs/tags/")
-            ))
-            .into());
+    let mut facts = Facts {
+        from_held: refs.get(&holds[0]).is_some(),
+        to_held: refs.get(&holds[1]).is_some(),
+        current: refs.get(&cur_ref).map(|r| r.oid),
+        source_tip: refs.get(&src_ref).map(|r| r.oid),
+        target_tip: refs.get(&dst_ref).map(|r| r.oid),
+        ..Facts::default()
+    };
+    let rules = Rules {
+        from,
+        to,
+        min_soak: c.soak,
+        require_deployment_status: args.require_deployment_status,
+        dry_run: args.dry_run,
+        via: match args.mode {
+            Mode::FastForward => Via::FastForward,
+            Mode::PullRequest => Via::PullRequest,
+        },
+    };
+    // The changelog is written once, when every git rule passed (before any GitHub rule).
+    let mut log: Option<String> = None;
+    let mut api: Option<Api> = None;
+    loop {
+        match promote::decide(&facts, &rules) {
+            Decision::Gather(Need::DeploymentStatus(p)) => {
+                log = Some(changelog(runner, session, c, p)?);
+                api = Api::open(c, notices)?;
+                let status = deployment_status(required(api.as_ref())?, &from.name, p.candidate)?;
+                facts.deployment_status = Some(status);
+            }
+            Decision::Gather(need) => {
+                let fetch = [cur_ref.as_str(), src_ref.as_str(), dst_ref.as_str()];
+                gather(runner, session, &mut facts, need, &fetch)?;
+            }
+            Decision::Refuse(r) => {
+                if let Some(d) = r.details() {
+                    runner.untrusted_block(&d);
+                }
+                return Err(Failure::from(r).into());
+            }
+            Decision::UpToDate {
+                candidate,
+                target_tip,
+            } => return Ok(up_to_date(runner, c, candidate, target_tip)?),
+            Decision::WouldPromote(p) => {
+                changelog(runner, session, c, p)?;
+                runner.info(&format!(
+                    "dry run: would fast-forward `{}` {} -> {}; nothing changed",
+                    to.branch,
+                    short(p.target_tip),
+                    short(p.candidate)
+                ));
+                runner.set_output("status", "would-promote")?;
+                runner.set_output("pull-request-url", "")?;
+                return Ok(());
+            }
+            decision @ (Decision::FastForward(p) | Decision::PullRequest(p)) => {
+                let log = match log.take() {
+                    Some(l) => l,
+                    None => changelog(runner, session, c, p)?,
+                };
+                if api.is_none() {
+                    api = Api::open(c, notices)?;
+                }
+                let update = RefUpdate {
+                    name: dst_ref.clone(),
+                    new: Some(p.candidate),
+                    expect: Expect::Oid(p.target_tip),
+                };
+                if let Decision::PullRequest(_) = decision {
+                    return pull_request(
+                        runner,
+                        args,
+                        c,
+                        session,
+                        required(api.as_ref())?,
+                        p,
+                        &log,
+                        &update,
+                    );
+                }
+                session.push(std::slice::from_ref(&update))?;
+                finish_promoted(runner, c, args, api.as_ref(), p)?;
+                runner.set_output("pull-request-url", "")?;
+                return Ok(());
+            }
         }
     }
-    // 2. The candidate is what the source environment runs now.
-    let Some(current) = refs.get(&cur_ref) else {
-        return Err(Failure::refused(format!(
-            "nothing is deployed in `{}`: {} does not exist (tag-deploy record creates it after a successful deploy)",
-            from.name,
-            cur_ref.trim_start_matches("refs/tags/")
-        ))
-        .into());
-    };
-    let Some(src) = refs.get(&src_ref) else {
-        return Err(Failure::runtime(format!(
-            "the source branch `{}` does not exist on the remote",
-            from.branch
-        ))
-        .into());
-    };
-    let Some(dst) = refs.get(&dst_ref) else {
-        return Err(Failure::runtime(format!(
-            "the target branch `{}` does not exist on the remote (create it once from the first commit you want in `{}`)",
-            to.branch, to.name
-        ))
-        .into());
-    };
-    session.ensure(
-        &[current.oid, src.oid, dst.oid],
-        &[cur_ref.as_str(), src_ref.as_str(), dst_ref.as_str()],
-    )?;
-    let candidate = session.peel_commit(current.oid)?;
-    let sha = candidate.to_string();
-    runner.set_output("sha", &sha)?;
-    // 3. The candidate must be on the source branch.
-    if !session.is_ancestor(candidate, src.oid)? {
-        return Err(Failure::refused(format!(
-            "the commit deployed in `{}` ({}) is not on its branch `{}`; redeploy `{}` from its branch first",
-            from.name, short(candidate), from.branch, from.name
-        ))
-        .into());
-    }
-    // 4. Already there?
-    if session.is_ancestor(candidate, dst.oid)? {
-        runner.info(&format!(
-            "nothing to promote: `{}` ({}) already contains {}",
-            to.branch,
-            short(dst.oid),
-            short(candidate)
-        ));
-        runner.set_output("status", "up-to-date")?;
-        runner.set_output("pull-request-url", "")?;
-        let path = write_changelog(
-            runner,
-            &format!(
-                "## Promote `{}` to `{}`\n\nNothing to promote: `{}` already contains `{}`.\n",
-                from.name, to.name, to.branch, sha
-            ),
-        )?;
-        runner.set_output("changelog", &path)?;
-        return Ok(());
-    }
-    // 5. Divergence: the target has commits the candidate lacks.
-    if !session.is_ancestor(dst.oid, candidate)? {
-        let (extra, more) = session.commits_between(Some(candidate), dst.oid, 20)?;
-        let list: Vec<String> = extra
-            .iter()
-            .map(|ci| {
-                format!(
-                    "{} {} ({})",
-                    short(ci.id),
-                    single_line(&ci.summary),
-                    single_line(&ci.author)
-                )
+}
+
+/// Gather the git fact a rule asked for (every question after the fetch is local).
+fn gather(
+    runner: &Runner,
+    session: &Session,
+    facts: &mut Facts,
+    need: Need,
+    fetch: &[&str],
+) -> Result<()> {
+    match need {
+        Need::Candidate {
+            current,
+            source_tip,
+            target_tip,
+        } => {
+            session.ensure(&[current, source_tip, target_tip], fetch)?;
+            let candidate = session.peel_commit(current)?;
+            runner.set_output("sha", &candidate.to_string())?;
+            facts.candidate = Some(candidate);
+        }
+        Need::OnSource {
+            candidate,
+            source_tip,
+        } => facts.on_source = Some(session.is_ancestor(candidate, source_tip)?),
+        Need::InTarget {
+            candidate,
+            target_tip,
+        } => facts.in_target = Some(session.is_ancestor(candidate, target_tip)?),
+        Need::TargetBehind {
+            candidate,
+            target_tip,
+        } => facts.target_behind = Some(session.is_ancestor(target_tip, candidate)?),
+        Need::Lacking {
+            candidate,
+            target_tip,
+        } => {
+            let (commits, more) = session.commits_between(Some(candidate), target_tip, 20)?;
+            facts.lacking = Some(Lacking { commits, more });
+        }
+        Need::Age { current } => {
+            facts.age = Some(DeployAge {
+                deployed_at: session.tag_time(current),
+                now: time::OffsetDateTime::now_utc().unix_timestamp(),
             })
-            .collect();
-        runner.untrusted_block(&format!(
-            "commits on `{}` that `{}` lacks:\n{}{}",
-            to.branch,
-            from.name,
-            list.join("\n"),
-            if more { "\n(more left out)" } else { "" }
-        ));
-        return Err(Failure::refused(format!(
-            "`{}` has {}{} commit(s) that the candidate {} lacks (first: {}); a fast-forward is impossible. Bring them into `{}` (merge or revert there), deploy, then promote",
-            to.branch,
-            extra.len(),
-            if more { "+" } else { "" },
-            short(candidate),
-            extra.first().map(|c| short(c.id)).unwrap_or_default(),
-            from.branch
-        ))
-        .into());
-    }
-    // 6. Soak time, from the deploy tag's time.
-    let tag_time = session
-        .repo()
-        .find_tag(current.oid)
-        .ok()
-        .and_then(|t| t.tagger().map(|s| s.when().seconds()));
-    let deploy_info = session
-        .tag_message(current.oid)
-        .map(|m| DeployInfo::from_message(&m))
-        .unwrap_or_default();
-    if let Some(soak) = c.soak {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let Some(at) = tag_time else {
-            return Err(Failure::refused(format!(
-                "`min-soak` is set but {} is not an annotated tag with a time",
-                cur_ref.trim_start_matches("refs/tags/")
+        }
+        Need::DeploymentStatus(_) => {
+            return Err(Failure::runtime(
+                "internal error: the deployment status is not a git fact",
             ))
-            .into());
-        };
-        let age = now.saturating_sub(at).max(0) as u64;
-        if age < soak.as_secs() {
-            return Err(Failure::refused(format!(
-                "{} has been deployed in `{}` for {} s; `min-soak` asks for {} s (try again in {} s)",
-                short(candidate),
-                from.name,
-                age,
-                soak.as_secs(),
-                soak.as_secs() - age
-            ))
-            .into());
         }
     }
-    let (commits, truncated) = session.commits_between(Some(dst.oid), candidate, 200)?;
+    Ok(())
+}
+
+/// GitHub's latest status of `env`'s deployment of `candidate` (`None`: none, or no status).
+fn deployment_status(api: &Api, env: &str, candidate: Oid) -> Result<Option<String>> {
+    let sha = candidate.to_string();
+    let cl = &api.client;
+    api.block(async {
+        let list = cl.list_deployments(env, Some(&sha), 1).await?;
+        match list.first() {
+            Some(d) => cl.latest_status(d.id).await,
+            None => Ok(None),
+        }
+    })
+}
+
+fn up_to_date(runner: &Runner, c: &Checked, candidate: Oid, target_tip: Oid) -> Result<()> {
+    runner.info(&format!(
+        "nothing to promote: `{}` ({}) already contains {}",
+        c.to.branch,
+        short(target_tip),
+        short(candidate)
+    ));
+    runner.set_output("status", "up-to-date")?;
+    runner.set_output("pull-request-url", "")?;
+    let path = write_changelog(
+        runner,
+        &format!(
+            "## Promote `{}` to `{}`\n\nNothing to promote: `{}` already contains `{}`.\n",
+            c.from.name, c.to.name, c.to.branch, candidate
+        ),
+    )?;
+    runner.set_output("changelog", &path)
+}
+
+/// Render and write the changelog of a promotion every git rule allowed; returns the Markdown.
+fn changelog(runner: &Runner, session: &Session, c: &Checked, p: Promotion) -> Result<String> {
+    let sha = p.candidate.to_string();
+    let (commits, truncated) = session.commits_between(Some(p.target_tip), p.candidate, 200)?;
+    let record = session
+        .tag_message(p.deploy_tag)
+        .map(|m| Record::parse(&m))
+        .unwrap_or_default();
     let log = Changelog {
-        from: &from.name,
-        to: &to.name,
-        to_branch: &to.branch,
+        from: &c.from.name,
+        to: &c.to.name,
+        to_branch: &c.to.branch,
         sha: &sha,
         commits: &commits,
         truncated,
-        deploy: &deploy_info,
+        deploy: &record,
     }
     .markdown();
     let changelog_path = write_changelog(runner, &log)?;
     runner.set_output("changelog", &changelog_path)?;
     runner.info(&format!(
         "candidate {} ({} commit(s) ahead of `{}` at {})",
-        short(candidate),
+        short(p.candidate),
         commits.len(),
-        to.branch,
-        short(dst.oid)
+        c.to.branch,
+        short(p.target_tip)
     ));
+    Ok(log)
+}
 
-    if args.dry_run {
+/// Pull-request mode: open the promotion pull request, or wait on it, or complete it.
+#[allow(clippy::too_many_arguments)]
+fn pull_request(
+    runner: &Runner,
+    args: &Args,
+    c: &Checked,
+    session: &Session,
+    api: &Api,
+    p: Promotion,
+    log: &str,
+    update: &RefUpdate,
+) -> std::result::Result<(), Retry> {
+    let (from, to) = (&c.from, &c.to);
+    let sha = p.candidate.to_string();
+    let head = promote::pr_branch(&to.name, &sha);
+    let head_ref = format!("refs/heads/{head}");
+    let title = format!(
+        "Promote {} to {}: {}",
+        from.name,
+        to.name,
+        short(p.candidate)
+    );
+    let existing = api.block(api.client.find_pull_request(&head, &to.branch, "open"))?;
+    let Some(pr) = existing else {
+        let seen = session.ls_remote(&[head_ref.as_str()])?.get(&head_ref);
+        match promote::head_branch(&head, seen.map(|r| r.oid), p.candidate)
+            .map_err(Failure::from)?
+        {
+            HeadBranch::Present => {}
+            HeadBranch::Push => session.push(&[RefUpdate {
+                name: head_ref.clone(),
+                new: Some(p.candidate),
+                expect: Expect::Absent,
+            }])?,
+        }
+        let pr = api.block(
+            api.client
+                .create_pull_request(&head, &to.branch, &title, log),
+        )?;
+        runner.info(&format!("opened promotion pull request #{}", pr.number));
+        runner.set_output("status", "pull-request-opened")?;
+        runner.set_output("pull-request-url", &pr.html_url)?;
+        runner.summary(log)?;
+        return Ok(());
+    };
+    runner.set_output("pull-request-url", &pr.html_url)?;
+    let approval = api.block(api.client.approval(pr.number, &sha))?;
+    let checks = api.block(api.client.checks(&sha))?;
+    if let Some(why) = promote::pull_request_waits(&approval, &checks, pr.draft) {
+        api.block(api.client.update_pull_request(pr.number, &title, log))?;
         runner.info(&format!(
-            "dry run: would fast-forward `{}` {} -> {}; nothing changed",
-            to.branch,
-            short(dst.oid),
-            short(candidate)
+            "promotion pull request #{} is not ready: {why}",
+            pr.number
         ));
-        runner.set_output("status", "would-promote")?;
-        runner.set_output("pull-request-url", "")?;
+        runner.set_output("status", "pull-request-pending")?;
         return Ok(());
     }
-    let rt = if c.api.is_some() {
-        Some(crate::cli::runtime()?)
-    } else {
-        None
-    };
-    let client = match (&rt, &c.api) {
-        (Some(rt), Some(cfg)) => {
-            let _g = rt.enter();
-            let tx = std::sync::Mutex::new(notices);
-            Some(github::Client::new(cfg, move |m| {
-                let _ = tx.lock().map(|t| t.send(m.to_string()));
-            })?)
-        }
-        _ => None,
-    };
-    // 7. Optional: GitHub's own record of the source deploy.
-    if args.require_deployment_status {
-        let (rt, cl) = (rt.as_ref().expect("api"), client.as_ref().expect("api"));
-        let ok = rt
-            .block_on(async {
-                let list = cl.list_deployments(&from.name, Some(&sha), 1).await?;
-                match list.first() {
-                    Some(d) => cl.latest_status(d.id).await,
-                    None => Ok(None),
-                }
-            })
-            .map_err(Failure::from)?;
-        if ok.as_deref() != Some("success") {
-            return Err(Failure::refused(format!(
-                "the GitHub Deployment of {} in `{}` is {} (must be `success`)",
-                short(candidate),
-                from.name,
-                ok.map(|s| format!("`{}`", single_line(&s)))
-                    .unwrap_or_else(|| "missing".into())
-            ))
-            .into());
-        }
-    }
-    let update = RefUpdate {
-        name: dst_ref.clone(),
-        new: Some(candidate),
-        expect: Expect::Oid(dst.oid),
-    };
-    match args.mode {
-        Mode::FastForward => {
-            session.push(std::slice::from_ref(&update))?;
-            finish_promoted(
-                runner,
-                c,
-                args,
-                rt.as_ref(),
-                client.as_ref(),
-                candidate,
-                dst.oid,
-            )?;
-            runner.set_output("pull-request-url", "")?;
-        }
-        Mode::PullRequest => {
-            let (rt, cl) = (rt.as_ref().expect("api"), client.as_ref().expect("api"));
-            let head = rules::pr_branch(&to.name, &sha);
-            let head_ref = format!("refs/heads/{head}");
-            let title = format!("Promote {} to {}: {}", from.name, to.name, short(candidate));
-            let existing = rt
-                .block_on(cl.find_pull_request(&head, &to.branch, "open"))
-                .map_err(Failure::from)?;
-            let Some(pr) = existing else {
-                // Push the head branch (must not exist, or already hold the candidate).
-                let seen = session.ls_remote(&[head_ref.as_str()])?.get(&head_ref);
-                match seen {
-                    Some(r) if r.oid == candidate => {}
-                    Some(r) => {
-                        return Err(Failure::refused(format!(
-                            "branch `{head}` exists at {} instead of {}; delete it or let it be",
-                            short(r.oid),
-                            short(candidate)
-                        ))
-                        .into())
-                    }
-                    None => session.push(&[RefUpdate {
-                        name: head_ref.clone(),
-                        new: Some(candidate),
-                        expect: Expect::Absent,
-                    }])?,
-                }
-                let pr = rt
-                    .block_on(cl.create_pull_request(&head, &to.branch, &title, &log))
-                    .map_err(Failure::from)?;
-                runner.info(&format!("opened promotion pull request #{}", pr.number));
-                runner.set_output("status", "pull-request-opened")?;
-                runner.set_output("pull-request-url", &pr.html_url)?;
-                runner.summary(&log)?;
-                return Ok(());
-            };
-            runner.set_output("pull-request-url", &pr.html_url)?;
-            let approval = rt
-                .block_on(cl.approval(pr.number, &sha))
-                .map_err(Failure::from)?;
-            let checks = rt.block_on(cl.checks(&sha)).map_err(Failure::from)?;
-            let ready = matches!(approval, Approval::Approved(_))
-                && matches!(checks, Checks::Passed { .. })
-                && !pr.draft;
-            if !ready {
-                rt.block_on(cl.update_pull_request(pr.number, &title, &log))
-                    .map_err(Failure::from)?;
-                let why = match (&approval, &checks) {
-                    (Approval::ChangesRequested(u), _) => {
-                        format!("changes requested by {}", single_line(&u.join(", ")))
-                    }
-                    (Approval::Pending, _) => "waiting for an approval on the head commit".into(),
-                    (_, Checks::Failed(n)) => {
-                        format!("checks failed: {}", single_line(&n.join(", ")))
-                    }
-                    (_, Checks::Pending(n)) => {
-                        format!("checks running: {}", single_line(&n.join(", ")))
-                    }
-                    _ => "the pull request is a draft".into(),
-                };
-                runner.info(&format!(
-                    "promotion pull request #{} is not ready: {why}",
-                    pr.number
-                ));
-                runner.set_output("status", "pull-request-pending")?;
-                return Ok(());
-            }
-            runner.info(&format!(
-                "promotion pull request #{} is approved and green: fast-forwarding `{}`",
-                pr.number, to.branch
-            ));
-            session.push(std::slice::from_ref(&update))?;
-            finish_promoted(runner, c, args, Some(rt), Some(cl), candidate, dst.oid)?;
-        }
-    }
+    runner.info(&format!(
+        "promotion pull request #{} is approved and green: fast-forwarding `{}`",
+        pr.number, to.branch
+    ));
+    session.push(std::slice::from_ref(update))?;
+    finish_promoted(runner, c, args, Some(api), p)?;
     Ok(())
 }
 
@@ -602,24 +614,26 @@ fn finish_promoted(
     runner: &Runner,
     c: &Checked,
     args: &Args,
-    rt: Option<&tokio::runtime::Runtime>,
-    client: Option<&github::Client>,
-    candidate: Oid,
-    old: Oid,
+    api: Option<&Api>,
+    p: Promotion,
 ) -> Result<()> {
     runner.notice(&format!(
         "promoted {} to `{}`: `{}` {} -> {} (fast-forward)",
-        short(candidate),
+        short(p.candidate),
         c.to.name,
         c.to.branch,
-        short(old),
-        short(candidate)
+        short(p.target_tip),
+        short(p.candidate)
     ));
     runner.set_output("status", "promoted")?;
     let triggers = c.kind.is_none_or(|k| k.push_triggers_workflows());
-    match (&args.dispatch_workflow, rt, client) {
-        (Some(w), Some(rt), Some(cl)) if !triggers => {
-            rt.block_on(cl.dispatch_workflow(w, &c.to.branch, &serde_json::Map::new()))
+    match (&args.dispatch_workflow, api) {
+        (Some(w), Some(api)) if !triggers => {
+            api.rt
+                .block_on(
+                    api.client
+                        .dispatch_workflow(w, &c.to.branch, &serde_json::Map::new()),
+                )
                 .map_err(|e| {
                     Failure::from(e).context(format!(
                         "`{}` moved, but dispatching `{w}` failed; start it by hand",
@@ -631,7 +645,7 @@ fn finish_promoted(
                 c.to.branch
             ));
         }
-        (None, _, _) if !triggers => runner.warning(&format!(
+        (None, _) if !triggers => runner.warning(&format!(
             "`{}` was pushed with GITHUB_TOKEN, which starts no workflow: set `dispatch-workflow` or use a GitHub App token so `{}` deploys",
             c.to.branch, c.to.name
         )),

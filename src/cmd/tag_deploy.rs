@@ -24,6 +24,12 @@
 //!   environment are marked `inactive`.
 //!
 //! Every input is validated before the first network call (exit 2).
+//!
+//! This module holds no rule about deploys: `record` reads the remote into
+//! [`deploy::DeployFacts`], asks [`deploy::decide_record`], gathers each fact it asks for (the
+//! hold's message, the history for the ancestry questions, the verdicts on history entries),
+//! then pushes and renders; `resolve` and `list` ask [`deploy::check_record`] and
+//! [`deploy::resolve`]. Tag names and messages come from [`deploy`].
 
 use std::path::PathBuf;
 
@@ -31,7 +37,9 @@ use clap::{CommandFactory, Parser, ValueEnum};
 use git2::Oid;
 
 use super::{BinaryDoc, OutputDoc};
-use crate::deploy::{self, EnvState, Hold, Record};
+use crate::deploy::{
+    self, describe_hold, EnvState, Hold, Record, RecordDecision, RecordNeed, RecordRefusal,
+};
 use crate::envs::Model;
 use crate::exit::{Failure, Result};
 use crate::git::{self, Expect, GitError, RefUpdate, RemoteSpec, Session, Tagger};
@@ -877,10 +885,7 @@ fn audit(
     let branch_ref = format!("refs/heads/{}", ctx.branch);
     let tip = refs.get(&branch_ref).map(|r| r.oid);
     let mut oids: Vec<Oid> = entries.iter().map(|e| e.tag_oid).collect();
-    let mut names: Vec<String> = entries
-        .iter()
-        .map(|e| format!("refs/tags/{}", e.tag))
-        .collect();
+    let mut names: Vec<String> = entries.iter().map(|e| deploy::tag_ref(&e.tag)).collect();
     if let Some(t) = tip {
         oids.push(t);
         names.push(branch_ref);
@@ -903,6 +908,39 @@ fn audit(
         );
     }
     Ok(verdicts)
+}
+
+/// Fetch what the ancestry questions of `record` need, then answer whether `sha` is on the
+/// branch at `tip` (a commit we cannot walk to is not). A fetch that fails because
+/// `deploy/<env>/current` moved since it was read is the lost race it is (F12).
+fn on_branch(session: &Session, ctx: &Ctx, state: &EnvState, sha: Oid, tip: Oid) -> Result<bool> {
+    let env = &ctx.env;
+    let branch_ref = format!("refs/heads/{}", ctx.branch);
+    let cur_ref = deploy::current_ref(env);
+    // Full history; nothing is fetched when the checkout has it.
+    let mut want = vec![tip];
+    let mut want_refs = vec![branch_ref.as_str()];
+    if let Some(c) = state.current {
+        // The commit, not the tag object: if another deploy moves the tag meanwhile, the old
+        // object is no longer advertised, but its commit is still on the branch. The lease on
+        // the push catches the race.
+        want.push(c.peeled);
+        want_refs.push(cur_ref.as_str());
+    }
+    if let Err(e) = session.ensure(&want, &want_refs) {
+        let now = session.ls_remote(&[cur_ref.as_str(), branch_ref.as_str()])?;
+        let was = state.current.map(|c| c.oid);
+        let is = now.get(&cur_ref).map(|r| r.oid);
+        if let Some(r) = deploy::moved_during_read(env, was, is) {
+            return Err(r.into());
+        }
+        return Err(e.into());
+    }
+    match session.is_ancestor(sha, tip) {
+        Ok(b) => Ok(b),
+        Err(GitError::Missing(_)) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn tagger(ctx: &Ctx) -> Tagger {
@@ -935,29 +973,11 @@ fn hold_details(session: &Session, state: &EnvState) -> Option<Hold> {
     session.tag_message(h.tag_oid).ok().map(|m| Hold::parse(&m))
 }
 
-fn describe_hold(h: Option<&Hold>) -> String {
-    match h {
-        Some(h) => format!(
-            "reason: {}{}{}",
-            single_line(&h.reason),
-            h.actor
-                .as_deref()
-                .map(|a| format!("; by {}", single_line(a)))
-                .unwrap_or_default(),
-            h.since
-                .as_deref()
-                .map(|s| format!("; since {}", single_line(s)))
-                .unwrap_or_default()
-        ),
-        None => "reason unavailable".into(),
-    }
-}
-
 fn record(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args, sha: Oid) -> Result<()> {
     let env = &ctx.env;
     let branch_ref = format!("refs/heads/{}", ctx.branch);
     let (state, refs) = read_state(session, env, &[branch_ref.as_str()])?;
-    let current_tag = format!("deploy/{env}/current");
+    let current_tag = deploy::current_tag(env);
     runner.set_output("tag", &current_tag)?;
     runner.set_output(
         "held",
@@ -967,105 +987,57 @@ fn record(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args, sha: Oid) 
             "false"
         },
     )?;
-    let previous = state.current_commit();
     runner.set_output(
         "previous-sha",
-        &previous.map(|o| o.to_string()).unwrap_or_default(),
+        &state
+            .current_commit()
+            .map(|o| o.to_string())
+            .unwrap_or_default(),
     )?;
     runner.set_output("sha", &sha.to_string())?;
 
-    if previous == Some(sha) {
-        let h = state
-            .last_deploy_of(sha)
-            .map(|e| e.tag.clone())
-            .unwrap_or_default();
-        runner.set_output("history-tag", &h)?;
-        runner.set_output("status", "unchanged")?;
-        runner.info(&format!(
-            "{sha} is already the current deploy of `{env}` ({current_tag}); nothing to record"
-        ));
-        return Ok(());
-    }
-    if state.hold.is_some() && !args.rollback {
-        let h = hold_details(session, &state);
-        return Err(Failure::refused(format!(
-            "environment `{env}` is on hold ({}); only a `--rollback` deploy may be recorded until `tag-deploy release --environment {env}`",
-            describe_hold(h.as_ref())
-        )));
-    }
-    let Some(tip) = refs.get(&branch_ref) else {
-        return Err(Failure::refused(format!(
-            "branch `{}` of environment `{env}` does not exist on the remote, so {sha} cannot be on it",
-            ctx.branch
-        )));
+    let rules = deploy::RecordRules {
+        env,
+        branch: &ctx.branch,
+        rollback: args.rollback,
     };
-
-    // Objects for the ancestry checks (full history; nothing is fetched when the checkout has it).
-    let mut want = vec![tip.oid];
-    let mut want_refs = vec![branch_ref.clone()];
-    if let Some(c) = state.current {
-        // The commit, not the tag object: if another deploy moves the tag meanwhile, the old
-        // object is no longer advertised, but its commit is still on the branch. The lease on
-        // the push catches the race.
-        want.push(c.peeled);
-        want_refs.push(deploy::current_ref(env));
-    }
-    let want_refs_s: Vec<&str> = want_refs.iter().map(String::as_str).collect();
-    if let Err(e) = session.ensure(&want, &want_refs_s) {
-        // Something moved between our read and the fetch: report it as the race it is (F12).
-        let cur_ref = deploy::current_ref(env);
-        let now = session.ls_remote(&[cur_ref.as_str(), branch_ref.as_str()])?;
-        let was = state.current.map(|c| c.oid);
-        let is = now.get(&cur_ref).map(|r| r.oid);
-        if was != is {
-            let show = |o: Option<Oid>| o.map_or("<none>".to_string(), |o| o.to_string());
-            return Err(Failure::refused(format!(
-                "lost the race to record a deploy of `{env}`: {cur_ref} changed on the remote: expected {}, found {}; nothing was changed",
-                show(was),
-                show(is)
-            )));
-        }
-        return Err(e.into());
-    }
-    let on_branch = match session.is_ancestor(sha, tip.oid) {
-        Ok(b) => b,
-        Err(GitError::Missing(_)) => false,
-        Err(e) => return Err(e.into()),
+    let mut facts = deploy::DeployFacts {
+        state,
+        branch_tip: refs.get(&branch_ref).map(|r| r.oid),
+        sha,
+        hold: None,
+        on_branch: None,
+        behind_current: None,
+        verdicts: None,
     };
-    if !on_branch {
-        return Err(Failure::refused(format!(
-            "{sha} is not on branch `{}` (environment `{env}`, tip {}); only commits of the environment's branch can be recorded as its deploys",
-            ctx.branch, tip.oid
-        )));
-    }
-    if let Some(cur) = previous {
-        let older = session.is_ancestor(sha, cur)?;
-        if older && !args.rollback {
-            let by = state
-                .last_deploy_of(cur)
-                .map(|e| format!(" (history tag {})", e.tag))
-                .unwrap_or_default();
-            return Err(Failure::refused(format!(
-                "{sha} is an ancestor of the current deploy {cur} of `{env}`{by}: recording it would roll `{env}` back. A re-run of an old deploy job must not roll back by accident; if this is a deliberate rollback, pass `--rollback`"
-            )));
+    let (previous, rollback) = loop {
+        match deploy::decide_record(&facts, &rules) {
+            RecordDecision::Gather(RecordNeed::Hold) => {
+                facts.hold = Some(hold_details(session, &facts.state));
+            }
+            RecordDecision::Gather(RecordNeed::OnBranch { sha, tip }) => {
+                let on = on_branch(session, ctx, &facts.state, sha, tip)?;
+                facts.on_branch = Some(on);
+            }
+            RecordDecision::Gather(RecordNeed::BehindCurrent { sha, current }) => {
+                facts.behind_current = Some(session.is_ancestor(sha, current)?);
+            }
+            RecordDecision::Gather(RecordNeed::Verdicts(entries)) => {
+                facts.verdicts = Some(audit(session, ctx, &refs, &entries)?);
+            }
+            RecordDecision::Refuse(r) => return Err(r.into()),
+            RecordDecision::Unchanged { history_tag } => {
+                runner.set_output("history-tag", &history_tag)?;
+                runner.set_output("status", "unchanged")?;
+                runner.info(&format!(
+                    "{sha} is already the current deploy of `{env}` ({current_tag}); nothing to record"
+                ));
+                return Ok(());
+            }
+            RecordDecision::Record { previous, rollback } => break (previous, rollback),
         }
-    }
-    if args.rollback {
-        // The same rule as `resolve`: only a commit a real record of this environment made.
-        let of_sha: Vec<deploy::HistoryEntry> = state
-            .history
-            .iter()
-            .filter(|h| h.commit == sha)
-            .cloned()
-            .collect();
-        let verdicts = audit(session, ctx, &refs, &of_sha)?;
-        deploy::resolve(&state, &deploy::Target::Sha(sha), &verdicts).map_err(|mut f| {
-            f.message.push_str(
-                ": a rollback may only return to a commit deployed there before; nothing was changed",
-            );
-            f
-        })?;
-    }
+    };
+    let state = &facts.state;
 
     let rec = Record {
         environment: env.clone(),
@@ -1075,7 +1047,7 @@ fn record(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args, sha: Oid) 
         actor: ctx.actor.clone(),
         image: args.image.clone(),
         plan_digest: args.plan_digest.clone(),
-        rollback_of: if args.rollback {
+        rollback_of: if rollback {
             previous.map(|p| p.to_string())
         } else {
             None
@@ -1089,7 +1061,7 @@ fn record(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args, sha: Oid) 
     let c_oid = session.create_tag_object(&current_tag, sha, &who, &msg)?;
     let updates = [
         RefUpdate {
-            name: format!("refs/tags/{history}"),
+            name: deploy::tag_ref(&history),
             new: Some(h_oid),
             expect: Expect::Absent,
         },
@@ -1102,17 +1074,15 @@ fn record(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args, sha: Oid) 
     match session.push(&updates) {
         Ok(()) => {}
         Err(e @ GitError::Lease { .. }) => {
-            return Err(Failure::refused(format!(
-                "lost the race to record a deploy of `{env}`: {e}. Another deploy was recorded in between; re-run `tag-deploy list --environment {env}` to see it"
-            )));
+            return Err(RecordRefusal::LostRace {
+                env: env.clone(),
+                detail: e.to_string(),
+            }
+            .into());
         }
         Err(e) => return Err(e.into()),
     }
-    let status = if args.rollback {
-        "rolled-back"
-    } else {
-        "recorded"
-    };
+    let status = if rollback { "rolled-back" } else { "recorded" };
     runner.set_output("history-tag", &history)?;
     runner.set_output("status", status)?;
     runner.info(&format!(
@@ -1122,11 +1092,10 @@ fn record(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args, sha: Oid) 
             .map(|p| format!(" (was {})", short(p)))
             .unwrap_or_default()
     ));
-    let mut md =
-        format!(
+    let mut md = format!(
         "### tag-deploy: {} {}\n\n| | |\n|---|---|\n| commit | `{sha}` |\n| history tag | {} |\n",
         markdown::code(env),
-        if args.rollback { "rolled back" } else { "deployed" },
+        if rollback { "rolled back" } else { "deployed" },
         markdown::code(&history)
     );
     if let Some(p) = previous {
@@ -1337,7 +1306,7 @@ fn hold(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args) -> Result<()
     let env = &ctx.env;
     let branch_ref = format!("refs/heads/{}", ctx.branch);
     let (state, refs) = read_state(session, env, &[branch_ref.as_str()])?;
-    let tag = format!("deploy/{env}/hold");
+    let tag = deploy::hold_tag(env);
     runner.set_output("tag", &tag)?;
     runner.set_output("held", "true")?;
     if state.hold.is_some() {
@@ -1402,7 +1371,7 @@ fn hold(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args) -> Result<()
 fn release(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args) -> Result<()> {
     let env = &ctx.env;
     let (state, _) = read_state(session, env, &[])?;
-    let tag = format!("deploy/{env}/hold");
+    let tag = deploy::hold_tag(env);
     runner.set_output("tag", &tag)?;
     let Some(h) = &state.hold else {
         runner.set_output("status", "not-held")?;
