@@ -298,6 +298,7 @@ impl StsSettings {
         let mut b = aws_sdk_sts::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(self.region.clone()))
+            .http_client(crate::net::sdk_http_client())
             .retry_config(RetryConfig::disabled())
             .timeout_config(
                 TimeoutConfig::builder()

@@ -51,6 +51,8 @@ use git2::{
     RemoteCallbacks, Repository,
 };
 
+mod transport;
+
 use crate::exit::Failure;
 use crate::runner::single_line;
 use crate::secret::Secret;
@@ -546,6 +548,7 @@ impl Session {
             }
         }
         let attempts = Cell::new(0);
+        let _creds = transport::scope(&self.url, &self.auth);
         let mut remote = self.repo.remote_anonymous(&self.url)?;
         let cb = callbacks(&self.auth, &attempts);
         let conn = remote
@@ -616,6 +619,7 @@ impl Session {
             validate::git_ref_format("ref", r).map_err(GitError::Invalid)?;
         }
         let attempts = Cell::new(0);
+        let _creds = transport::scope(&self.url, &self.auth);
         let mut remote = self.repo.remote_anonymous(&self.url)?;
         let mut fo = FetchOptions::new();
         fo.remote_callbacks(callbacks(&self.auth, &attempts))
@@ -785,6 +789,7 @@ impl Session {
         let rejected: Cell<Option<(String, String)>> = Cell::new(None);
         let expect = u.expect;
         let name = u.name.clone();
+        let _creds = transport::scope(&self.url, &self.auth);
         let mut remote = self.repo.remote_anonymous(&self.url)?;
         let mut cb = callbacks(&self.auth, &attempts);
         cb.push_negotiation(|updates| {

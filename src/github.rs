@@ -297,18 +297,8 @@ impl Client {
         let base_path = url.path().trim_end_matches('/').to_string();
         let origin = format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default())
             + &url.port().map(|p| format!(":{p}")).unwrap_or_default();
-        // Both rustls backends are linked (the AWS SDK brings aws-lc-rs): pick one explicitly.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let crab = octocrab::Octocrab::builder()
-            .base_uri(origin.as_str())
-            .map_err(|e| Failure::usage("github-api-url", single_line(&e.to_string())))?
-            .personal_token(cfg.token.expose().to_string())
-            .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
-            .set_connect_timeout(Some(cfg.timeout))
-            .set_read_timeout(Some(cfg.timeout))
-            .set_write_timeout(Some(cfg.timeout))
-            .build()
-            .map_err(|e| Failure::runtime(format!("cannot build the GitHub client: {e}")))?;
+        // No octocrab retries: `call` owns the retry and rate-limit rules.
+        let crab = crate::net::octocrab(&origin, cfg.token.expose(), cfg.timeout, cfg.timeout, 0)?;
         Ok(Client {
             crab,
             owner,

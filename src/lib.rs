@@ -9,6 +9,8 @@
 //! - [`secret`]: a string type that never prints itself.
 //! - [`envs`]: the environments model (`dev` -> `staging` -> `prod` by default, or `.github/gitops.yml`).
 //! - [`validate`]: validators for inputs several binaries share (regions, accounts, refs, SHAs).
+//! - [`net`]: every HTTP(S) connection: one rustls configuration (ring, one root store), one
+//!   reqwest stack, one proxy policy — for the AWS SDK, GitHub, the registry, OIDC and git.
 //! - [`cli`]: the shared `main` (parse, run, exit code) and `GITOPS_*` naming.
 //! - [`oidc`], [`aws`]: GitHub OIDC tokens and STS (oidc-login).
 //! - [`plan`], [`policy`]: Terraform plan JSON parsing, counting, rendering and the policy gate (plan-gate).
@@ -32,6 +34,7 @@ pub mod envs;
 pub mod exit;
 pub mod git;
 pub mod github;
+pub mod net;
 pub mod oidc;
 pub mod plan;
 pub mod policy;

@@ -378,8 +378,7 @@ async fn login(runner: &Runner, args: &Args, plan: Plan) -> Result<()> {
         backoff: aws::Backoff::default(),
         deadline,
     };
-    let http = reqwest::Client::builder()
-        .connect_timeout(plan.settings.connect_timeout)
+    let http = crate::net::client_builder(plan.settings.connect_timeout)?
         .user_agent(concat!(
             "gitops-actions-oidc-login/",
             env!("CARGO_PKG_VERSION")

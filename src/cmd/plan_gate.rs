@@ -589,8 +589,6 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
             _ => None,
         };
         let body = comment::body(doc, &t.key, summary_url.as_deref(), |s| scrubber.scrub(s));
-        // Both rustls back-ends are linked (the AWS SDK and octocrab pick different ones): choose.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let rt = crate::cli::runtime()?;
         match rt.block_on(comment::upsert(t, &body)) {
             Ok(comment::Outcome::Created { url, notes, .. }) => {

@@ -232,14 +232,9 @@ pub fn body(
 }
 
 fn client(t: &Target) -> Result<Octocrab> {
-    Octocrab::builder()
-        .base_uri(t.api_url.as_str())
-        .map_err(|e| Failure::usage("github-api-url", format!("not a usable URL: {e}")))?
-        .personal_token(t.token.expose().to_string())
-        .set_connect_timeout(Some(Duration::from_secs(10)))
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .build()
-        .map_err(|e| Failure::runtime(format!("cannot build the GitHub client: {e}")))
+    // Three retries of a 5xx, 429 or transport failure, as octocrab's default client did.
+    let (connect, read) = (Duration::from_secs(10), Duration::from_secs(30));
+    crate::net::octocrab(t.api_url.as_str(), t.token.expose(), connect, read, 3)
 }
 
 fn api_error(what: &str, e: octocrab::Error) -> Failure {

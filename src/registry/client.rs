@@ -151,10 +151,7 @@ fn redirect_guard(allow_other_hosts: bool) -> reqwest::redirect::Policy {
 }
 
 fn build_http(allow_other_hosts: bool) -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .use_rustls_tls()
-        .http1_only()
-        .connect_timeout(Duration::from_secs(15))
+    crate::net::client_builder(Duration::from_secs(15))?
         .pool_idle_timeout(Duration::from_secs(30))
         .redirect(redirect_guard(allow_other_hosts))
         .user_agent(concat!(

@@ -117,6 +117,7 @@ impl EcrAuth {
     pub async fn new(runner: &Runner, region: &str) -> EcrAuth {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(region.to_string()))
+            .http_client(crate::net::sdk_http_client())
             .timeout_config(
                 aws_config::timeout::TimeoutConfig::builder()
                     .operation_timeout(Duration::from_secs(60))

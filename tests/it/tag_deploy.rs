@@ -272,6 +272,7 @@ fn git_layer_atomic_pairs_race_with_exactly_one_winner() {
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::support::faultproxy::FaultProxy;
 use crate::support::{Run, Sandbox};
 
 /// A remote with seeded environment branches: over authenticated HTTP, or a plain local path.
@@ -285,7 +286,12 @@ struct Remote {
 
 impl Remote {
     fn http(commits: usize) -> Remote {
-        let srv = GitHttp::start(TOKEN);
+        Remote::served(GitHttp::start(TOKEN), commits)
+    }
+    fn https(commits: usize) -> Remote {
+        Remote::served(GitHttp::start_tls(TOKEN), commits)
+    }
+    fn served(srv: GitHttp, commits: usize) -> Remote {
         let bare = srv.create_repo("app");
         let seeded = git_http::seed_env_branches(&bare, commits);
         Remote {
@@ -314,6 +320,10 @@ impl Remote {
     }
     fn refs(&self) -> BTreeMap<String, String> {
         git_http::ls_remote(&self.url, self.token())
+    }
+    /// The remote's refs read by the git CLI trusting `ca` (an https remote).
+    fn refs_tls(&self, ca: &std::path::Path) -> BTreeMap<String, String> {
+        git_http::ls_remote_env(&self.url, self.token(), &[("GIT_SSL_CAINFO", ca)])
     }
     /// A sandbox that looks like a deploy job of run `run_id`.
     fn sandbox(&self, run_id: &str) -> Sandbox {
@@ -1059,6 +1069,86 @@ fn bad_credentials_fail_fast_with_exit_3_and_no_leak() {
     );
     run.expect_code(3);
     sb.assert_no_leak(&run, &["ghs_WrongToken987654321"], &[]);
+}
+
+// One proxy policy for every connection (src/net.rs): with `http_proxy` set, each git request
+// of tag-deploy goes through the proxy. The remote's host name resolves nowhere but at the
+// proxy (which forwards to the git server), so nothing could have gone around it; `NO_PROXY`
+// exempts the host again (and then it cannot be reached: exit 3, the proxy sees nothing).
+#[test]
+fn git_requests_go_through_the_environments_proxy_and_no_proxy_exempts_hosts() {
+    let r = Remote::http(4);
+    let d = &r.seeded.dev;
+    let proxy = FaultProxy::start(r.srv.as_ref().unwrap().port);
+    let mut sb = r.sandbox("301");
+    sb.set("GITOPS_REMOTE", "http://git.gitops-test.invalid/app.git")
+        .set("http_proxy", format!("http://{}", proxy.host()));
+    let run = sb.run(
+        "tag-deploy",
+        &["record", "--environment", "dev", "--sha", &d[2]],
+    );
+    run.expect_code(0);
+    sb.assert_no_leak(&run, &[TOKEN], &[]);
+    assert_eq!(r.refs()["refs/tags/deploy/dev/current^{}"], d[2]);
+    let seen = proxy.requests();
+    let via =
+        |m: &str, p: &str| proxy.count(m, &format!("http://git.gitops-test.invalid/app.git{p}"));
+    // The advertisement and the fetch: libgit2, through our smart-HTTP transport.
+    assert!(via("GET", "/info/refs") >= 1, "{seen:?}");
+    assert!(via("POST", "/git-upload-pack") >= 1, "{seen:?}");
+    // The push of the (history, current) pair.
+    assert!(via("POST", "/git-receive-pack") >= 1, "{seen:?}");
+    assert_eq!(seen.len(), proxy.requests().len());
+
+    proxy.clear();
+    sb.set("NO_PROXY", "git.gitops-test.invalid")
+        .set("no_proxy", "git.gitops-test.invalid");
+    let run = sb.run("tag-deploy", &["list", "--environment", "dev"]);
+    run.expect_code(3);
+    assert!(
+        run.all().contains("git.gitops-test.invalid"),
+        "{}",
+        run.all()
+    );
+    assert!(proxy.requests().is_empty(), "{:?}", proxy.requests());
+}
+
+// git over https goes through the one TLS stack: with the server's CA trusted through
+// SSL_CERT_FILE (read as OpenSSL and curl read it) reads and a compare-and-swap push work; with
+// the system roots only, the handshake fails (exit 3, nothing written) — verification is never
+// skipped; with no usable root at all the message says where roots come from.
+#[test]
+fn git_over_https_trusts_exactly_the_configured_roots() {
+    let r = Remote::https(4);
+    let ca = r.srv.as_ref().unwrap().ca.clone().unwrap();
+    let before = r.refs_tls(&ca);
+    let hold = ["hold", "--environment", "dev", "--reason", "tls test"];
+
+    let mut sb = r.sandbox("401");
+    sb.set("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt");
+    let run = sb.run("tag-deploy", &hold);
+    run.expect_code(3);
+    assert!(
+        run.all().to_lowercase().contains("certificate"),
+        "{}",
+        run.all()
+    );
+    sb.assert_no_leak(&run, &[TOKEN], &[]);
+    assert_eq!(r.refs_tls(&ca), before, "nothing may be written");
+
+    sb.set("SSL_CERT_FILE", "/dev/null");
+    let run = sb.run("tag-deploy", &["list", "--environment", "dev"]);
+    run.expect_code(3);
+    assert!(run.all().contains("SSL_CERT_FILE"), "{}", run.all());
+
+    sb.set("SSL_CERT_FILE", ca.display().to_string());
+    let run = sb.run("tag-deploy", &hold);
+    run.expect_code(0);
+    sb.assert_no_leak(&run, &[TOKEN], &[]);
+    let after = r.refs_tls(&ca);
+    assert!(after.contains_key("refs/tags/deploy/dev/hold"), "{after:?}");
+    let run = sb.run("tag-deploy", &["list", "--environment", "dev"]);
+    run.expect_code(0);
 }
 
 // actions/checkout leaves `http.<origin>.extraheader = AUTHORIZATION: basic ...` in the

@@ -22,17 +22,36 @@ pub struct GitHttp {
     pub port: u16,
     pub repos: tempfile::TempDir,
     token: String,
+    scheme: &'static str,
+    /// With TLS: the PEM file of the CA that issued the server's certificate.
+    pub ca: Option<PathBuf>,
     _proc: Proc,
 }
 
 impl GitHttp {
     /// Start a server on a free 127.0.0.1 port serving a fresh, empty repos directory.
     pub fn start(token: &str) -> GitHttp {
+        Self::start_with(token, false)
+    }
+
+    /// The same over https: a certificate for 127.0.0.1 issued by a CA made for this server
+    /// ([`GitHttp::ca`]), which nothing trusts unless told to.
+    pub fn start_tls(token: &str) -> GitHttp {
+        Self::start_with(token, true)
+    }
+
+    fn start_with(token: &str, tls: bool) -> GitHttp {
         let repos = tempfile::tempdir().unwrap();
         let state = repos.path().join(".server");
         std::fs::create_dir_all(&state).unwrap();
         let port = free_port();
         let mut cmd = Command::new(root().join("scripts/standins/git-http-server"));
+        let ca = tls.then(|| {
+            let (ca, cert, key) = issue_localhost_cert(&state);
+            cmd.env("GIT_HTTP_TLS_CERT", cert)
+                .env("GIT_HTTP_TLS_KEY", key);
+            ca
+        });
         cmd.arg(port.to_string())
             .arg(repos.path())
             .arg(token)
@@ -45,6 +64,8 @@ impl GitHttp {
             port,
             repos,
             token: token.to_string(),
+            scheme: if tls { "https" } else { "http" },
+            ca,
             _proc: proc,
         }
     }
@@ -54,9 +75,9 @@ impl GitHttp {
         &self.token
     }
 
-    /// `http://127.0.0.1:PORT/<name>.git`.
+    /// `http(s)://127.0.0.1:PORT/<name>.git`.
     pub fn url(&self, name: &str) -> String {
-        format!("http://127.0.0.1:{}/{name}.git", self.port)
+        format!("{}://127.0.0.1:{}/{name}.git", self.scheme, self.port)
     }
 
     /// Create an empty bare repository `<name>.git` that accepts pushes over HTTP.
@@ -65,6 +86,74 @@ impl GitHttp {
         init_bare(&p);
         p
     }
+}
+
+/// A throw-away CA and a server certificate for 127.0.0.1 it issued (openssl CLI):
+/// returns (ca.pem, cert.pem, key.pem).
+fn issue_localhost_cert(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let p = |f: &str| dir.join(f);
+    let run = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            o.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    std::fs::write(
+        p("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=gitops-actions test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    (p("ca.pem"), p("cert.pem"), p("key.pem"))
 }
 
 /// `git` with a fixed identity and no user/system config.
@@ -188,8 +277,18 @@ pub fn add_commits(bare: &Path, branch: &str, n: usize) -> Vec<String> {
 /// Every ref of a remote (URL or path) as `git ls-remote` shows it, with the token if given.
 /// The independent observer for "nothing was written" checks.
 pub fn ls_remote(url: &str, token: Option<&str>) -> BTreeMap<String, String> {
+    ls_remote_env(url, token, &[])
+}
+
+/// [`ls_remote`] with extra environment for git (`GIT_SSL_CAINFO` for an https server).
+pub fn ls_remote_env(
+    url: &str,
+    token: Option<&str>,
+    env: &[(&str, &Path)],
+) -> BTreeMap<String, String> {
     let tmp = std::env::temp_dir();
     let mut c = git(&tmp);
+    c.envs(env.iter().copied());
     if let Some(t) = token {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{t}"));

@@ -1,0 +1,394 @@
+//! Every HTTP(S) connection the binaries make, configured in ONE place.
+//!
+//! What it owns:
+//! - **One crypto provider**: rustls on *ring* ([`provider`]), installed as the process default
+//!   the first time a client is built. No other TLS library is linked (no aws-lc, no OpenSSL).
+//! - **One root store**: the system's trusted roots, read the way OpenSSL and curl read them
+//!   (`SSL_CERT_FILE` / `SSL_CERT_DIR` when set, else the platform store). They are loaded on the
+//!   first TLS handshake, not when a client is built, so a run that only talks plain HTTP (or
+//!   prints `--version`) never reads them. No trusted root at all fails the handshake, naming the
+//!   variables — never a silent fallback to "trust anything".
+//! - **One HTTP client stack**: reqwest over that rustls configuration ([`client_builder`]).
+//!   The AWS SDK ([`sdk_http_client`]), the GitHub API through octocrab ([`octocrab`]), the
+//!   registry client, the OIDC token request and git's smart HTTP (`git::transport`) all get
+//!   their clients here.
+//! - **One proxy policy**: `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` and `NO_PROXY` (either
+//!   case, curl's rules), read by every client built here — so STS, ECR, GitHub, the registry and
+//!   git all go through the same proxy or none.
+//! - **HTTP/1.1 only**: every remote we talk to speaks it, and it keeps the h2 stack out of the
+//!   build.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::retry::ErrorKind;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use crate::exit::{Failure, Result};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The variables that choose the trusted roots (for messages and docs).
+pub const ROOTS_ENV: &str = "SSL_CERT_FILE / SSL_CERT_DIR";
+
+/// The one crypto provider (ring). Installed as the process default on first call; since ring
+/// is the only provider linked, whatever is the default is this one.
+pub fn provider() -> Arc<CryptoProvider> {
+    static P: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    P.get_or_init(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        CryptoProvider::get_default()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()))
+    })
+    .clone()
+}
+
+/// The trusted roots: read once, on the first TLS handshake of the process.
+fn roots() -> std::result::Result<Arc<WebPkiServerVerifier>, String> {
+    static V: OnceLock<std::result::Result<Arc<WebPkiServerVerifier>, String>> = OnceLock::new();
+    V.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        let mut store = RootCertStore::empty();
+        let (added, _ignored) = store.add_parsable_certificates(found.certs);
+        if added == 0 {
+            let why = found
+                .errors
+                .first()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default();
+            return Err(format!(
+                "no trusted root certificate could be loaded{why}; install the system CA \
+                 certificates or point {ROOTS_ENV} at a PEM bundle"
+            ));
+        }
+        WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider())
+            .build()
+            .map_err(|e| format!("cannot use the trusted root certificates: {e}"))
+    })
+    .clone()
+}
+
+/// Standard WebPKI verification against [`roots`], which it loads on first use. Signature checks
+/// that do not need the roots go straight to the provider.
+#[derive(Debug)]
+struct SystemRoots {
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for SystemRoots {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        roots().map_err(rustls::Error::General)?.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The one rustls client configuration: ring, TLS 1.2 and 1.3, the system roots, HTTP/1.1.
+pub fn tls_config() -> Result<Arc<ClientConfig>> {
+    static C: OnceLock<std::result::Result<Arc<ClientConfig>, String>> = OnceLock::new();
+    C.get_or_init(|| {
+        let provider = provider();
+        let mut cfg = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("cannot configure TLS: {e}"))?
+            .dangerous() // not dangerous: standard WebPKI verification, roots loaded lazily
+            .with_custom_certificate_verifier(Arc::new(SystemRoots { provider }))
+            .with_no_client_auth();
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(cfg))
+    })
+    .clone()
+    .map_err(Failure::runtime)
+}
+
+/// A reqwest builder on the one TLS configuration and the environment's proxy settings, with
+/// a connect timeout. Callers add what is theirs (user agent, redirects, read timeout, pool).
+pub fn client_builder(connect_timeout: Duration) -> Result<reqwest::ClientBuilder> {
+    let tls = tls_config()?;
+    Ok(reqwest::Client::builder()
+        .use_preconfigured_tls((*tls).clone())
+        .http1_only()
+        .connect_timeout(connect_timeout))
+}
+
+/// Build a client from [`client_builder`], with the error every caller would write.
+pub fn build(b: reqwest::ClientBuilder) -> Result<reqwest::Client> {
+    b.build()
+        .map_err(|e| Failure::runtime(format!("cannot build HTTP client: {e}")))
+}
+
+// ----- the AWS SDK ------------------------------------------------------------------------------
+
+/// The AWS SDK's HTTP client: the SDK's requests sent by reqwest on the one TLS stack. One
+/// reqwest client per distinct (connect, read) timeout pair the SDK asks for.
+pub fn sdk_http_client() -> SharedHttpClient {
+    SharedHttpClient::new(SdkClient::default())
+}
+
+/// The SDK's (connect, read) timeouts of one connector.
+type SdkTimeouts = (Option<Duration>, Option<Duration>);
+
+#[derive(Debug, Default)]
+struct SdkClient {
+    clients: Mutex<HashMap<SdkTimeouts, SdkConnector>>,
+}
+
+/// A fallback connect timeout when the SDK configuration sets none.
+const SDK_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl HttpClient for SdkClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        _components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        let key = (settings.connect_timeout(), settings.read_timeout());
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = clients
+            .entry(key)
+            .or_insert_with(|| {
+                let built = client_builder(key.0.unwrap_or(SDK_CONNECT_TIMEOUT)).and_then(|b| {
+                    let b = b.redirect(reqwest::redirect::Policy::none());
+                    build(match key.1 {
+                        Some(t) => b.read_timeout(t),
+                        None => b,
+                    })
+                });
+                SdkConnector {
+                    client: built.map_err(|f| f.to_string()),
+                }
+            })
+            .clone();
+        SharedHttpConnector::new(conn)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct SdkConnector {
+    client: std::result::Result<reqwest::Client, String>,
+}
+
+impl HttpConnector for SdkConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let client = self.client.clone();
+        HttpConnectorFuture::new(async move {
+            let client = client.map_err(|e| ConnectorError::other(e.into(), None))?;
+            let req = request
+                .try_into_http1x()
+                .map_err(|e| ConnectorError::user(e.into()))?;
+            let req = reqwest::Request::try_from(req.map(reqwest::Body::wrap))
+                .map_err(|e| ConnectorError::user(e.into()))?;
+            let resp = client.execute(req).await.map_err(sdk_error)?;
+            let resp: http::Response<reqwest::Body> = resp.into();
+            HttpResponse::try_from(resp.map(SdkBody::from_body_1_x))
+                .map_err(|e| ConnectorError::other(e.into(), None))
+        })
+    }
+}
+
+/// How the SDK should see a transport failure: timeouts and connection failures are transient
+/// (its retry rules and ours in `aws` treat them so), anything else a transient I/O error too.
+fn sdk_error(e: reqwest::Error) -> ConnectorError {
+    if e.is_timeout() {
+        ConnectorError::timeout(e.into())
+    } else if e.is_connect() {
+        ConnectorError::io(e.into()).never_connected()
+    } else if e.is_builder() {
+        ConnectorError::user(e.into())
+    } else {
+        ConnectorError::other(e.into(), Some(ErrorKind::TransientError))
+    }
+}
+
+// ----- octocrab -----------------------------------------------------------------------------
+
+/// An octocrab client whose requests reqwest sends on the one TLS stack. `base` is the API
+/// origin; the token goes only to that origin (octocrab's rule), marked sensitive. `retries`:
+/// how often a 5xx, a 429 or a transport error is retried (octocrab's simple retry rule).
+pub fn octocrab(
+    base: &str,
+    token: &str,
+    connect: Duration,
+    read: Duration,
+    retries: usize,
+) -> Result<octocrab::Octocrab> {
+    use octocrab::service::middleware::{auth_header::AuthHeaderLayer, base_uri::BaseUriLayer};
+    let uri: http::Uri = base
+        .parse()
+        .map_err(|e| Failure::usage("github-api-url", format!("not a usable URL: {e}")))?;
+    let mut bearer = http::HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| Failure::usage("github-token", "contains characters a header cannot carry"))?;
+    bearer.set_sensitive(true);
+    let client = build(
+        client_builder(connect)?
+            .read_timeout(read)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("gitops-actions/", env!("CARGO_PKG_VERSION"))),
+    )?;
+    let crab = octocrab::OctocrabBuilder::new_empty()
+        .with_service(Reqwest { client, retries })
+        .with_layer(&BaseUriLayer::new(uri.clone()))
+        .with_layer(&AuthHeaderLayer::new(Some(bearer), uri.clone(), uri))
+        .with_auth(octocrab::AuthState::None)
+        .build();
+    match crab {
+        Ok(c) => Ok(c),
+        Err(never) => match never {},
+    }
+}
+
+/// The tower service octocrab sends through.
+#[derive(Clone)]
+struct Reqwest {
+    client: reqwest::Client,
+    retries: usize,
+}
+
+type Pending = Pin<
+    Box<dyn Future<Output = std::result::Result<http::Response<reqwest::Body>, BoxError>> + Send>,
+>;
+
+impl<B> tower::Service<http::Request<B>> for Reqwest
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = http::Response<reqwest::Body>;
+    type Error = BoxError;
+    type Future = Pending;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<std::result::Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Pending {
+        let client = self.client.clone();
+        let mut left = self.retries;
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            // GitHub API bodies are small JSON: buffer them, so a retry can send them again.
+            let body = body.collect().await.map_err(Into::into)?.to_bytes();
+            loop {
+                let sent = client
+                    .request(parts.method.clone(), parts.uri.to_string())
+                    .version(http::Version::HTTP_11)
+                    .headers(parts.headers.clone())
+                    .body(body.clone())
+                    .send()
+                    .await;
+                let again = match &sent {
+                    Ok(r) => r.status().is_server_error() || r.status().as_u16() == 429,
+                    Err(_) => true,
+                };
+                if again && left > 0 {
+                    left -= 1;
+                    continue;
+                }
+                return Ok(sent?.into());
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_provider_and_http1_only() {
+        let cfg = tls_config().unwrap();
+        assert_eq!(cfg.alpn_protocols, vec![b"http/1.1".to_vec()]);
+        // The provider of the config is the process default: one provider for every client.
+        let default = CryptoProvider::get_default().expect("installed");
+        assert!(
+            Arc::ptr_eq(cfg.crypto_provider(), default) || {
+                let names = |p: &CryptoProvider| {
+                    p.cipher_suites
+                        .iter()
+                        .map(|s| format!("{:?}", s.suite()))
+                        .collect::<Vec<_>>()
+                };
+                names(cfg.crypto_provider()) == names(default)
+            }
+        );
+    }
+
+    #[test]
+    fn sdk_errors_keep_their_class() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // Nothing listens on port 9 of loopback: a connection failure, transient, never connected.
+        let client = build(client_builder(Duration::from_secs(2)).unwrap()).unwrap();
+        let e = rt
+            .block_on(client.get("http://127.0.0.1:9/").send())
+            .unwrap_err();
+        let c = sdk_error(e);
+        assert!(c.is_io(), "{c:?}");
+    }
+}
