@@ -53,7 +53,14 @@ pub struct Environment {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
-    environments: Vec<Environment>,
+    /// Absent: the built-in environments (a file may hold only `stacks:`).
+    environments: Option<Vec<Environment>>,
+    /// Owned and validated by [`crate::stacks`].
+    #[serde(default, rename = "stacks")]
+    _stacks: Option<serde::de::IgnoredAny>,
+    /// Owned and validated by [`crate::stacks`].
+    #[serde(default, rename = "stack-roots")]
+    _stack_roots: Option<serde::de::IgnoredAny>,
 }
 
 /// The ordered list of environments.
@@ -93,8 +100,11 @@ impl Model {
                 format!("{source}: {}", single_line(&e.to_string())),
             )
         })?;
+        let Some(envs) = file.environments else {
+            return Ok(Model::default());
+        };
         let model = Model {
-            envs: file.environments,
+            envs,
             source: source.to_string(),
         };
         model.validate()?;

@@ -963,7 +963,7 @@ impl Session {
 }
 
 /// The object directory of a remote given as a local path (bare or not), if it has one.
-fn local_objects_dir(url: &str) -> Option<PathBuf> {
+pub fn local_objects_dir(url: &str) -> Option<PathBuf> {
     if url.contains("://") {
         return None;
     }

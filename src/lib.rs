@@ -33,4 +33,5 @@ pub mod promote;
 pub mod registry;
 pub mod runner;
 pub mod secret;
+pub mod stacks;
 pub mod validate;
