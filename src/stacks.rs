@@ -293,12 +293,14 @@ fn check_dir(tree: &dyn TreeView, field: &str, path: &str) -> Result<bool> {
         let prefix = &path[..next.unwrap_or(path.len())];
         match tree.kind(prefix) {
             None => return Ok(false),
-            Some(Kind::Symlink) => return Err(Failure::usage(
-                field,
-                format!(
+            Some(Kind::Symlink) => {
+                return Err(Failure::usage(
+                    field,
+                    format!(
                     "`{path}` goes through the symbolic link `{prefix}`; give the real directory"
                 ),
-            )),
+                ))
+            }
             Some(Kind::Dir) => {}
             Some(_) if next.is_none() => {
                 return Err(Failure::usage(
@@ -636,7 +638,8 @@ pub fn layers(graph: &[(&str, Vec<&str>)]) -> Result<Vec<usize>> {
 /// `./` or `../`), read with an HCL parser, cached per directory.
 pub struct Modules<'t> {
     tree: &'t dyn TreeView,
-    cache: HashMap<String, Vec<String>>,
+    /// dir -> (modules it calls, whether every `.tf` file of it was parsed).
+    cache: HashMap<String, (Vec<String>, bool)>,
 }
 
 impl<'t> Modules<'t> {
@@ -648,16 +651,36 @@ impl<'t> Modules<'t> {
         }
     }
 
-    /// The local module directories `dir` calls directly (normalised, sorted).
+    /// The local module directories `dir` calls directly (normalised, sorted). Only files that
+    /// mention `module` are parsed: no other file can call one.
     pub fn calls(&mut self, dir: &str) -> Result<&[String]> {
-        if !self.cache.contains_key(dir) {
-            let found = self.read_dir(dir)?;
-            self.cache.insert(dir.to_string(), found);
-        }
-        Ok(&self.cache[dir])
+        self.read(dir, false)
     }
 
-    fn read_dir(&self, dir: &str) -> Result<Vec<String>> {
+    fn read(&mut self, dir: &str, full: bool) -> Result<&[String]> {
+        if !self.cache.get(dir).is_some_and(|(_, f)| *f || !full) {
+            let found = self.read_dir(dir, full)?;
+            self.cache.insert(dir.to_string(), (found, full));
+        }
+        Ok(&self.cache[dir].0)
+    }
+
+    /// Parse every `.tf` file of `dir` and of every local module it calls, transitively (the
+    /// stacks about to be planned): an unparsable file or a bad module source is exit 2.
+    pub fn check(&mut self, dir: &str) -> Result<()> {
+        let mut seen: HashSet<String> = HashSet::from([dir.to_string()]);
+        let mut todo = vec![dir.to_string()];
+        while let Some(d) = todo.pop() {
+            for m in self.read(&d, true)?.to_vec() {
+                if seen.insert(m.clone()) {
+                    todo.push(m);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read_dir(&self, dir: &str, full: bool) -> Result<Vec<String>> {
         let mut out = BTreeSet::new();
         for (name, kind) in self.tree.list(dir).unwrap_or_default() {
             if kind != Kind::File || !name.ends_with(".tf") {
@@ -668,7 +691,7 @@ impl<'t> Modules<'t> {
                 continue;
             };
             // A file without the word cannot hold a module block: no need to parse it.
-            if memchr::memmem::find(&bytes, b"module").is_none() {
+            if !full && memchr::memmem::find(&bytes, b"module").is_none() {
                 continue;
             }
             for source in module_sources(&file, &bytes)? {
@@ -935,12 +958,15 @@ pub fn changed(
         }
     }
 
-    let changed = reason
+    let changed: Vec<(usize, Reason)> = reason
         .into_iter()
         .enumerate()
         .filter(|(i, _)| live[*i])
         .filter_map(|(i, r)| r.map(|r| (i, r)))
         .collect();
+    for (i, _) in &changed {
+        modules.check(&head.stacks[*i].path)?;
+    }
     let mut deleted: BTreeSet<String> = head
         .missing
         .iter()
@@ -1006,12 +1032,15 @@ pub struct Matrix {
     pub include: Vec<MatrixEntry>,
 }
 
-/// One chunk of at most [`MATRIX_LIMIT`] entries, all of one layer.
+/// One chunk of at most [`MATRIX_LIMIT`] entries, all of one layer. Serialised as a matrix
+/// (`{"include": [...]}`: any other top-level key would be a matrix dimension).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Chunk {
-    /// Chunk number (0, 1, ...), in the order they must run.
+    /// Chunk number (0, 1, ...), in the order they must run (its index in the array).
+    #[serde(skip)]
     pub chunk: usize,
     /// The layer of every entry.
+    #[serde(skip)]
     pub layer: usize,
     /// The entries.
     pub include: Vec<MatrixEntry>,
@@ -1250,6 +1279,10 @@ pub fn detect(
     let env = opts.environment;
     let Some(base) = base else {
         let changes = first_deploy(&loaded.resolved, env);
+        let mut modules = Modules::new(&head_view);
+        for (i, _) in &changes.changed {
+            modules.check(&loaded.resolved.stacks[*i].path)?;
+        }
         return Ok(Detection {
             head: loaded.resolved,
             changes,

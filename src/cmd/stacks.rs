@@ -90,7 +90,7 @@ pub const OUTPUTS: &[OutputDoc] = &[
     },
     OutputDoc {
         name: "chunks",
-        description: "JSON array of `{\"chunk\",\"layer\",\"include\"}`: the matrix in chunks of at most 256 entries, each within one layer, to run in order",
+        description: "JSON array of matrices (`{\"include\":[...]}`): the matrix in chunks of at most 256 entries, each within one layer, to run in the array's order",
     },
     OutputDoc {
         name: "chunk-count",

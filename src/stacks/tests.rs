@@ -234,6 +234,20 @@ fn module_sources_and_paths() {
 }
 
 #[test]
+fn check_parses_every_file_of_the_closure() {
+    let t = Mem::new(&[
+        ("s/main.tf", "module \"m\" { source = \"../m\" }\n"),
+        ("m/main.tf", "resource \"x\" \"y\" {\n"),
+    ]);
+    let mut m = Modules::new(&t);
+    // Deciding calls needs only files that mention `module`; planning a stack checks them all.
+    assert_eq!(m.calls("m").unwrap(), &[] as &[String]);
+    let e = m.check("s").unwrap_err();
+    assert_eq!(e.class, ExitClass::Usage);
+    assert!(e.to_string().contains("m/main.tf:"), "{e}");
+}
+
+#[test]
 fn module_errors_are_exit_2() {
     for (files, needle) in [
         (
