@@ -55,6 +55,9 @@ fn seed(dir: &Path) -> String {
     commit(dir, "seed")
 }
 
+/// Extra files of a vector: (path, contents).
+type Files<'a> = &'a [(&'a str, &'a str)];
+
 fn json_out(sb: &Sandbox, name: &str) -> Value {
     serde_json::from_str(&sb.outputs()[name]).unwrap()
 }
@@ -67,7 +70,7 @@ fn stacks_bad_configuration_is_exit_2_and_nothing_is_planned() {
         "http://127.0.0.1:{}/nobody.git",
         crate::support::free_port()
     );
-    let vectors: &[(&str, &[(&str, &str)], &str)] = &[
+    let vectors: &[(&str, Files, &str)] = &[
         ("stacks:\n  - name: a\n    path: s/a\n    wach: []\n", &[], "unknown field `wach`"),
         ("stacks:\n  - name: a\n    path: s/a\n  - name: a\n    path: s/b\n", &[], "stack `a` is listed twice"),
         ("stacks:\n  - name: a\n    path: s/a\n  - name: b\n    path: s/a\n", &[], "path `s/a` is used by both `a` and `b`"),
