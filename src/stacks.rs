@@ -188,15 +188,22 @@ pub fn validate_name(field: &str, name: &str) -> Result<()> {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    require(
+        field,
+        name,
+        ok,
+        "is not a valid stack name (1-64 of A-Z, a-z, 0-9, '.', '_', '-', not starting with '.' or '-')",
+    )
+}
+
+/// `Ok` when `ok`, else exit 2 for `field`: "`<value>` <what>" (the value made one line).
+pub fn require(field: &str, value: &str, ok: bool, what: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
         Err(Failure::usage(
             field,
-            format!(
-                "`{}` is not a valid stack name (1-64 of A-Z, a-z, 0-9, '.', '_', '-', not starting with '.' or '-')",
-                single_line(name)
-            ),
+            format!("`{}` {what}", single_line(value)),
         ))
     }
 }
@@ -242,17 +249,12 @@ fn validate_state_key(field: &str, key: &str) -> Result<()> {
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-/{}=".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(Failure::usage(
-            field,
-            format!(
-                "`{}` is not a valid state key (relative, 1-1024 of A-Z, a-z, 0-9, '.', '_', '-', '/', '=', and the `{{env}}` placeholder)",
-                single_line(key)
-            ),
-        ))
-    }
+    require(
+        field,
+        key,
+        ok,
+        "is not a valid state key (relative, 1-1024 of A-Z, a-z, 0-9, '.', '_', '-', '/', '=', and the `{env}` placeholder)",
+    )
 }
 
 fn glob(field: &str, pattern: &str) -> Result<Glob> {
@@ -690,8 +692,8 @@ impl<'t> Modules<'t> {
             let Some(bytes) = self.tree.read(&file) else {
                 continue;
             };
-            // A file without the word cannot hold a module block: no need to parse it.
-            if !full && memchr::memmem::find(&bytes, b"module").is_none() {
+            // A file without a line starting with `module` cannot hold a module block.
+            if !full && !may_declare_module(&bytes) {
                 continue;
             }
             for source in module_sources(&file, &bytes)? {
@@ -720,6 +722,21 @@ impl<'t> Modules<'t> {
         }
         Ok(out.into_iter().collect())
     }
+}
+
+/// Can this file declare a `module` block? True when some line starts (after blanks) with the
+/// word `module` followed by a blank, `"` or `{`: a cheap filter before parsing (`module.x.id`
+/// references and comments do not count). Anything unusual errs on the side of parsing.
+pub fn may_declare_module(bytes: &[u8]) -> bool {
+    memchr::memmem::find_iter(bytes, b"module").any(|at| {
+        let before = bytes[..at]
+            .iter()
+            .rev()
+            .take_while(|&&b| b != b'\n')
+            .all(|&b| b == b' ' || b == b'\t' || b == b'\r');
+        let after = bytes.get(at + 6).copied();
+        before && matches!(after, Some(b' ' | b'\t' | b'"' | b'{'))
+    })
 }
 
 /// The local `source` strings of the `module` blocks of one `.tf` file. An unparsable file is
@@ -1111,16 +1128,22 @@ pub fn matrix(
 
 // ------------------------------------------------------------------ git
 
-/// A [`TreeView`] over one commit's tree.
+/// A [`TreeView`] over one commit's tree. Directories are looked up once and kept (a lookup by
+/// path would parse every tree on the way again: libgit2 does not cache trees above 4 KiB, and a
+/// `stacks/` directory of 1,000 entries is 35 KiB).
 pub struct GitTree<'r> {
     repo: &'r git2::Repository,
-    tree: git2::Tree<'r>,
+    dirs: std::cell::RefCell<HashMap<String, Option<std::rc::Rc<git2::Tree<'r>>>>>,
 }
 
 impl<'r> GitTree<'r> {
-    /// The tree of `commit`.
+    /// A view of `tree`.
     pub fn new(repo: &'r git2::Repository, tree: git2::Tree<'r>) -> Self {
-        GitTree { repo, tree }
+        let dirs = HashMap::from([(String::new(), Some(std::rc::Rc::new(tree)))]);
+        GitTree {
+            repo,
+            dirs: std::cell::RefCell::new(dirs),
+        }
     }
 
     fn kind_of(mode: i32) -> Kind {
@@ -1132,12 +1155,39 @@ impl<'r> GitTree<'r> {
         }
     }
 
-    fn subtree(&self, path: &str) -> Option<git2::Tree<'r>> {
-        if path.is_empty() {
-            return Some(self.tree.clone());
+    /// The directory at `path` (`None`: missing or not a directory).
+    fn dir(&self, path: &str) -> Option<std::rc::Rc<git2::Tree<'r>>> {
+        if let Some(t) = self.dirs.borrow().get(path) {
+            return t.clone();
         }
-        let e = self.tree.get_path(std::path::Path::new(path)).ok()?;
-        self.repo.find_tree(e.id()).ok()
+        let (parent, name) = split(path);
+        let found = self.dir(parent).and_then(|p| {
+            let e = p.get_name(name)?;
+            if Self::kind_of(e.filemode()) != Kind::Dir {
+                return None;
+            }
+            self.repo.find_tree(e.id()).ok().map(std::rc::Rc::new)
+        });
+        self.dirs
+            .borrow_mut()
+            .insert(path.to_string(), found.clone());
+        found
+    }
+
+    /// Mode and id of the entry at `path`.
+    fn entry(&self, path: &str) -> Option<(Kind, git2::Oid)> {
+        let (parent, name) = split(path);
+        let dir = self.dir(parent)?;
+        let e = dir.get_name(name)?;
+        Some((Self::kind_of(e.filemode()), e.id()))
+    }
+}
+
+/// (`a/b`, `c`) for `a/b/c`; (``, `c`) for `c`.
+fn split(path: &str) -> (&str, &str) {
+    match path.rfind('/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => ("", path),
     }
 }
 
@@ -1146,12 +1196,11 @@ impl TreeView for GitTree<'_> {
         if path.is_empty() {
             return Some(Kind::Dir);
         }
-        let e = self.tree.get_path(std::path::Path::new(path)).ok()?;
-        Some(Self::kind_of(e.filemode()))
+        self.entry(path).map(|(k, _)| k)
     }
 
     fn list(&self, path: &str) -> Option<Vec<(String, Kind)>> {
-        let t = self.subtree(path)?;
+        let t = self.dir(path)?;
         Some(
             t.iter()
                 .filter_map(|e| Some((e.name()?.to_string(), Self::kind_of(e.filemode()))))
@@ -1160,11 +1209,10 @@ impl TreeView for GitTree<'_> {
     }
 
     fn read(&self, path: &str) -> Option<Vec<u8>> {
-        let e = self.tree.get_path(std::path::Path::new(path)).ok()?;
-        if Self::kind_of(e.filemode()) != Kind::File {
-            return None;
+        match self.entry(path)? {
+            (Kind::File, id) => Some(self.repo.find_blob(id).ok()?.content().to_vec()),
+            _ => None,
         }
-        Some(self.repo.find_blob(e.id()).ok()?.content().to_vec())
     }
 }
 
@@ -1210,17 +1258,40 @@ pub struct Loaded {
     pub model: crate::envs::Model,
     /// The resolved stacks.
     pub resolved: Resolved,
+    section: Section,
+    config: Option<Vec<u8>>,
 }
 
 /// Read and validate the configuration and stacks of one commit (exit 2 on anything wrong).
 pub fn load(tree: &dyn TreeView, opts: &Opts<'_>, what: &str) -> Result<Loaded> {
+    load_reusing(tree, opts, what, None)
+}
+
+/// As [`load`]; when the configuration file holds exactly the bytes of `same` (the other
+/// commit's), its parsed model and section are reused instead of parsing the YAML again.
+fn load_reusing(
+    tree: &dyn TreeView,
+    opts: &Opts<'_>,
+    what: &str,
+    same: Option<&Loaded>,
+) -> Result<Loaded> {
     let config = normalise_path("config", opts.config_path)?;
     let source = format!("{config} at {what}");
-    let (model, section) = match tree.kind(&config) {
-        None => (crate::envs::Model::default(), Section::default()),
-        Some(Kind::File) => {
-            let bytes = tree.read(&config).unwrap_or_default();
-            let text = String::from_utf8(bytes)
+    let bytes = match tree.kind(&config) {
+        None => None,
+        Some(Kind::File) => tree.read(&config),
+        Some(_) => {
+            return Err(Failure::usage(
+                "config",
+                format!("{source}: is not a regular file (a symbolic link or directory)"),
+            ))
+        }
+    };
+    let (model, section) = match (same, &bytes) {
+        (Some(l), b) if l.config == *b => (l.model.clone(), l.section.clone()),
+        (_, None) => (crate::envs::Model::default(), Section::default()),
+        (_, Some(bytes)) => {
+            let text = String::from_utf8(bytes.clone())
                 .map_err(|_| Failure::usage("config", format!("{source}: is not UTF-8")))?;
             let model = if text.trim().is_empty() {
                 crate::envs::Model::default()
@@ -1228,12 +1299,6 @@ pub fn load(tree: &dyn TreeView, opts: &Opts<'_>, what: &str) -> Result<Loaded> 
                 crate::envs::Model::from_yaml(&text, &source)?
             };
             (model, Section::from_yaml(&text, &source)?)
-        }
-        Some(_) => {
-            return Err(Failure::usage(
-                "config",
-                format!("{source}: is not a regular file (a symbolic link or directory)"),
-            ))
         }
     };
     if let Some(e) = opts.environment {
@@ -1245,7 +1310,12 @@ pub fn load(tree: &dyn TreeView, opts: &Opts<'_>, what: &str) -> Result<Loaded> 
         .map(|e| e.name.as_str())
         .collect();
     let resolved = resolve(&section, tree, &names, opts.working_dir, &source)?;
-    Ok(Loaded { model, resolved })
+    Ok(Loaded {
+        model,
+        resolved,
+        section,
+        config: bytes,
+    })
 }
 
 /// The result of `changed`.
@@ -1291,13 +1361,14 @@ pub fn detect(
     };
     let base_tree = tree_of(base, "base")?;
     let base_view = GitTree::new(repo, base_tree.clone());
-    let (base_resolved, warning) = match load(
+    let (base_resolved, warning) = match load_reusing(
         &base_view,
         &Opts {
             environment: None,
             ..opts.clone()
         },
         &format!("base {}", short(base)),
+        Some(&loaded),
     ) {
         Ok(l) => (Some(l.resolved), None),
         Err(f) => (

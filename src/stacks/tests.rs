@@ -234,6 +234,22 @@ fn module_sources_and_paths() {
 }
 
 #[test]
+fn module_prefilter_table() {
+    for (text, want) in [
+        ("module \"a\" {}", true),
+        ("  module \"a\" {}", true),
+        ("x = 1\n\tmodule\t\"a\" {}", true),
+        ("module{", true),
+        ("output \"id\" { value = module.m.id }", false),
+        ("# module \"a\" {}", false),
+        ("modules = 1", false),
+        ("", false),
+    ] {
+        assert_eq!(may_declare_module(text.as_bytes()), want, "{text:?}");
+    }
+}
+
+#[test]
 fn check_parses_every_file_of_the_closure() {
     let t = Mem::new(&[
         ("s/main.tf", "module \"m\" { source = \"../m\" }\n"),
