@@ -148,12 +148,27 @@ pub struct Resolved {
     pub stacks: Vec<Stack>,
     /// Configured stacks whose directory does not exist in the commit (name, path).
     pub missing: Vec<(String, String)>,
+    /// Name -> position in `stacks`.
+    index: HashMap<String, usize>,
 }
 
 impl Resolved {
+    fn new(stacks: Vec<Stack>, missing: Vec<(String, String)>) -> Resolved {
+        let index = stacks
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.clone(), i))
+            .collect();
+        Resolved {
+            stacks,
+            missing,
+            index,
+        }
+    }
+
     /// Look a stack up by name.
     pub fn get(&self, name: &str) -> Option<&Stack> {
-        self.stacks.iter().find(|s| s.name == name)
+        self.index.get(name).map(|&i| &self.stacks[i])
     }
 }
 
@@ -272,6 +287,16 @@ fn glob(field: &str, pattern: &str) -> Result<Glob> {
                 ),
             )
         })
+}
+
+/// The directory of a watch glob of the form `<literal dir>/**` (everything below it), which
+/// is matched by lookup instead of through a glob set.
+pub fn watch_prefix(pattern: &str) -> Option<&str> {
+    let dir = pattern.strip_suffix("/**")?;
+    let literal = !dir.is_empty()
+        && !dir.contains(['*', '?', '[', ']', '{', '}', '\\', '!'])
+        && !dir.ends_with('/');
+    literal.then_some(dir)
 }
 
 /// Is `prefix` (a normalised directory, `""` = root) equal to or an ancestor of `path`?
@@ -406,10 +431,7 @@ pub fn resolve(
         } else {
             vec![(DEFAULT_STACK.to_string(), path)]
         };
-        return Ok(Resolved {
-            stacks: vec![stack],
-            missing,
-        });
+        return Ok(Resolved::new(vec![stack], missing));
     }
     let mut stacks: Vec<Stack> = Vec::new();
     let mut missing = Vec::new();
@@ -441,7 +463,11 @@ pub fn resolve(
             missing.push((e.name.clone(), path.clone()));
         }
         for w in &e.watch {
-            glob(FIELD, w).map_err(|f| ctx(f, at("watch")))?;
+            match watch_prefix(w) {
+                Some(_) => normalise_path(FIELD, w).map(drop),
+                None => glob(FIELD, w).map(drop),
+            }
+            .map_err(|f| ctx(f, at("watch")))?;
         }
         if let Some(list) = &e.environments {
             if list.is_empty() {
@@ -575,7 +601,7 @@ pub fn resolve(
     }
     stacks.sort_by(|a, b| (a.layer, &a.name).cmp(&(b.layer, &b.name)));
     missing.sort();
-    Ok(Resolved { stacks, missing })
+    Ok(Resolved::new(stacks, missing))
 }
 
 /// Dependency layers: `graph[i] = (name, dependencies)`; the layer of a node is one more than
@@ -667,13 +693,14 @@ impl<'t> Modules<'t> {
         Ok(&self.cache[dir].0)
     }
 
-    /// Parse every `.tf` file of `dir` and of every local module it calls, transitively (the
-    /// stacks about to be planned): an unparsable file or a bad module source is exit 2.
-    pub fn check(&mut self, dir: &str) -> Result<()> {
+    /// Read the whole local module graph of `dir`, transitively (a stack about to be planned):
+    /// a file declaring a module that does not parse, or a bad module source, is exit 2. With
+    /// `full`, every `.tf` file on the way is parsed, not only those declaring modules.
+    pub fn check(&mut self, dir: &str, full: bool) -> Result<()> {
         let mut seen: HashSet<String> = HashSet::from([dir.to_string()]);
         let mut todo = vec![dir.to_string()];
         while let Some(d) = todo.pop() {
-            for m in self.read(&d, true)?.to_vec() {
+            for m in self.read(&d, full)?.to_vec() {
                 if seen.insert(m.clone()) {
                     todo.push(m);
                 }
@@ -728,7 +755,9 @@ impl<'t> Modules<'t> {
 /// word `module` followed by a blank, `"` or `{`: a cheap filter before parsing (`module.x.id`
 /// references and comments do not count). Anything unusual errs on the side of parsing.
 pub fn may_declare_module(bytes: &[u8]) -> bool {
-    memchr::memmem::find_iter(bytes, b"module").any(|at| {
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"module"));
+    FINDER.find_iter(bytes).any(|at| {
         let before = bytes[..at]
             .iter()
             .rev()
@@ -899,13 +928,31 @@ pub fn changed(
         }
     }
 
-    // Watch globs: one set for every stack.
+    // Watch globs: `dir/**` by directory lookup, the others in one set for every stack.
     let mut set = GlobSetBuilder::new();
     let mut owner: Vec<usize> = Vec::new();
+    let mut by_dir: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, s) in head.stacks.iter().enumerate() {
         for w in &s.watch {
-            set.add(glob(FIELD, w)?);
-            owner.push(i);
+            if let Some(dir) = watch_prefix(w) {
+                by_dir.entry(dir).or_default().push(i);
+            } else {
+                set.add(glob(FIELD, w)?);
+                owner.push(i);
+            }
+        }
+    }
+    if !by_dir.is_empty() {
+        for p in paths {
+            let mut end = p.len();
+            while let Some(cut) = p[..end].rfind('/') {
+                end = cut;
+                for &i in by_dir.get(&p[..end]).into_iter().flatten() {
+                    if reason[i].is_none() {
+                        reason[i] = Some(Reason::Watch(p.clone()));
+                    }
+                }
+            }
         }
     }
     if !owner.is_empty() {
@@ -982,7 +1029,7 @@ pub fn changed(
         .filter_map(|(i, r)| r.map(|r| (i, r)))
         .collect();
     for (i, _) in &changed {
-        modules.check(&head.stacks[*i].path)?;
+        modules.check(&head.stacks[*i].path, false)?;
     }
     let mut deleted: BTreeSet<String> = head
         .missing
@@ -1351,7 +1398,7 @@ pub fn detect(
         let changes = first_deploy(&loaded.resolved, env);
         let mut modules = Modules::new(&head_view);
         for (i, _) in &changes.changed {
-            modules.check(&loaded.resolved.stacks[*i].path)?;
+            modules.check(&loaded.resolved.stacks[*i].path, false)?;
         }
         return Ok(Detection {
             head: loaded.resolved,

@@ -234,6 +234,22 @@ fn module_sources_and_paths() {
 }
 
 #[test]
+fn watch_prefix_table() {
+    for (glob, want) in [
+        ("config/service/**", Some("config/service")),
+        ("a/**", Some("a")),
+        ("**", None),
+        ("/**", None),
+        ("a/*/**", None),
+        ("a/{b,c}/**", None),
+        ("a/**/x", None),
+        ("a//**", None),
+    ] {
+        assert_eq!(watch_prefix(glob), want, "{glob}");
+    }
+}
+
+#[test]
 fn module_prefilter_table() {
     for (text, want) in [
         ("module \"a\" {}", true),
@@ -250,15 +266,16 @@ fn module_prefilter_table() {
 }
 
 #[test]
-fn check_parses_every_file_of_the_closure() {
+fn full_check_parses_every_file_of_the_closure() {
     let t = Mem::new(&[
         ("s/main.tf", "module \"m\" { source = \"../m\" }\n"),
         ("m/main.tf", "resource \"x\" \"y\" {\n"),
     ]);
     let mut m = Modules::new(&t);
-    // Deciding calls needs only files that mention `module`; planning a stack checks them all.
+    // Deciding calls needs only files that declare modules; a full check parses them all.
     assert_eq!(m.calls("m").unwrap(), &[] as &[String]);
-    let e = m.check("s").unwrap_err();
+    m.check("s", false).unwrap();
+    let e = m.check("s", true).unwrap_err();
     assert_eq!(e.class, ExitClass::Usage);
     assert!(e.to_string().contains("m/main.tf:"), "{e}");
 }
