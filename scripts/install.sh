@@ -25,7 +25,7 @@
 # are copied into a fresh directory the same way (unverified against a release, and said so).
 #
 # Inputs (environment only):
-#   GITOPS_ACTIONS_BINARIES      space-separated binaries to install (default: all five)
+#   GITOPS_ACTIONS_BINARIES      space-separated binaries to install (default: all)
 #   GITOPS_ACTIONS_ADD_TO_PATH   "true": append the bin dir to $GITHUB_PATH
 #   GITOPS_ACTIONS_LOCAL_BIN_DIR use the binaries in this directory (unverified; logged)
 #   GITOPS_ACTIONS_DOWNLOAD_ATTEMPTS  download attempts per asset (default 4, 1..10)
@@ -34,7 +34,7 @@
 set -euo pipefail
 umask 022
 
-ALL_BINARIES="oidc-login plan-gate ecr-push promote tag-deploy"
+ALL_BINARIES="oidc-login plan-gate ecr-push promote tag-deploy stacks"
 DEFAULT_REPOSITORY="gitops-actions/gitops-actions"
 TITLE="gitops-actions install"
 

@@ -53,7 +53,14 @@ pub struct Environment {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
-    environments: Vec<Environment>,
+    /// Absent: the built-in environments (a file may hold only `stacks:`).
+    environments: Option<Vec<Environment>>,
+    /// Owned and validated by [`crate::stacks`].
+    #[serde(default, rename = "stacks")]
+    _stacks: Option<serde::de::IgnoredAny>,
+    /// Owned and validated by [`crate::stacks`].
+    #[serde(default, rename = "stack-roots")]
+    _stack_roots: Option<serde::de::IgnoredAny>,
 }
 
 /// The ordered list of environments.
@@ -92,8 +99,16 @@ impl Model {
     pub fn from_yaml(text: &str, source: &str) -> Result<Model> {
         let file: File = serde_yaml_ng::from_str(text)
             .map_err(|e| Failure::usage("config", validate::config_error(source, &e)))?;
+        // A file that only lists stacks keeps the built-in environments -- said in the log, so
+        // it is never a silent fallback.
+        let Some(envs) = file.environments else {
+            return Ok(Model {
+                log: format!("built-in default model: {source} defines no `environments`"),
+                ..Model::default()
+            });
+        };
         let model = Model {
-            envs: file.environments,
+            envs,
             source: source.to_string(),
             log: format!("environments from {source}"),
         };

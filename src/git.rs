@@ -1013,7 +1013,7 @@ fn already_there(updates: &[RefUpdate], porcelain: &str) -> Option<GitError> {
     })
 }
 
-fn local_objects_dir(url: &str) -> Option<PathBuf> {
+pub fn local_objects_dir(url: &str) -> Option<PathBuf> {
     if url.contains("://") {
         return None;
     }

@@ -42,4 +42,5 @@ pub mod promote;
 pub mod registry;
 pub mod runner;
 pub mod secret;
+pub mod stacks;
 pub mod validate;

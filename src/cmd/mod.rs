@@ -5,6 +5,7 @@ pub mod ecr_push;
 pub mod oidc_login;
 pub mod plan_gate;
 pub mod promote;
+pub mod stacks;
 pub mod tag_deploy;
 
 /// A step output a binary may set: name and description (used to generate `action.yml`).
@@ -36,5 +37,6 @@ pub fn binaries() -> Vec<BinaryDoc> {
         ecr_push::doc(),
         promote::doc(),
         tag_deploy::doc(),
+        stacks::doc(),
     ]
 }

@@ -8,6 +8,7 @@
 //! - `plan_gate`: plan parsing, counting, rendering, policy, PR comment.
 //! - `ecr_push`: pushes and copies against the CNCF distribution registry and moto's ECR API.
 //! - `tag_deploy`, `promote`: deploy tags and promotion against git smart-HTTP remotes.
+//! - `stacks`: stack configuration, change detection against deploy tags, the matrix under act.
 //! - `actions`: generated action.yml files, install.sh, act runs of the composite actions.
 //! - `e2e`: the whole dev -> staging -> prod flow.
 
@@ -22,4 +23,5 @@ mod harness;
 mod oidc_login;
 mod plan_gate;
 mod promote;
+mod stacks;
 mod tag_deploy;

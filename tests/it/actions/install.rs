@@ -161,6 +161,7 @@ impl Release {
                 "ecr-push",
                 "promote",
                 "tag-deploy",
+                "stacks",
             ] {
                 let raw = fake_binary(b, target, VERSION.trim_start_matches('v'));
                 let gz = gzip(&raw);

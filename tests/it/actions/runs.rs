@@ -230,7 +230,7 @@ fn actions_run_under_act_pass_inputs_outputs_and_masks() {
     let bins = crate::actions::built_bin_dir();
     let _ = writeln!(
         wf,
-        "  root:\n    runs-on: ubuntu-latest\n    env:\n      GITOPS_ACTIONS_LOCAL_BIN_DIR: {}\n    steps:\n      - uses: actions/checkout@v4\n      - id: install\n        uses: ./\n      - env:\n          BIN_DIR: ${{{{ steps.install.outputs.bin-dir }}}}\n          VERSION: ${{{{ steps.install.outputs.version }}}}\n        run: |\n          echo \"ROOT version=$VERSION bin-dir=$BIN_DIR\"\n          for b in oidc-login plan-gate ecr-push promote tag-deploy; do echo \"ROOT $($b --version)\"; done\n          echo \"ROOT holds=$(ls -A \"$BIN_DIR\" | sort | tr '\\n' ' ')|\"\n          case \"$(command -v oidc-login)\" in \"$BIN_DIR\"/*) echo \"ROOT path=bin-dir\" ;; esac",
+        "  root:\n    runs-on: ubuntu-latest\n    env:\n      GITOPS_ACTIONS_LOCAL_BIN_DIR: {}\n    steps:\n      - uses: actions/checkout@v4\n      - id: install\n        uses: ./\n      - env:\n          BIN_DIR: ${{{{ steps.install.outputs.bin-dir }}}}\n          VERSION: ${{{{ steps.install.outputs.version }}}}\n        run: |\n          echo \"ROOT version=$VERSION bin-dir=$BIN_DIR\"\n          for b in oidc-login plan-gate ecr-push promote tag-deploy stacks; do echo \"ROOT $($b --version)\"; done\n          echo \"ROOT holds=$(ls -A \"$BIN_DIR\" | sort | tr '\\n' ' ')|\"\n          case \"$(command -v oidc-login)\" in \"$BIN_DIR\"/*) echo \"ROOT path=bin-dir\" ;; esac",
         yaml_q(&bins.display().to_string())
     );
     // A real binary through its action: plan-gate on a committed plan fixture.
@@ -291,7 +291,7 @@ fn actions_run_under_act_pass_inputs_outputs_and_masks() {
     // holds much more: item 11 of #21).
     assert!(log.contains("ROOT version=local bin-dir="), "{log}");
     assert!(
-        log.contains("ROOT holds=ecr-push oidc-login plan-gate promote tag-deploy |"),
+        log.contains("ROOT holds=ecr-push oidc-login plan-gate promote stacks tag-deploy |"),
         "{log}"
     );
     assert!(log.contains("ROOT path=bin-dir"), "{log}");
@@ -301,6 +301,7 @@ fn actions_run_under_act_pass_inputs_outputs_and_masks() {
         "ecr-push",
         "promote",
         "tag-deploy",
+        "stacks",
     ] {
         let want = format!("ROOT {b} {}", env!("CARGO_PKG_VERSION"));
         assert!(log.contains(&want), "missing {want:?}\n{log}");

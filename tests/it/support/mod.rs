@@ -34,6 +34,7 @@ pub fn bin(name: &str) -> PathBuf {
         "ecr-push" => env!("CARGO_BIN_EXE_ecr-push"),
         "promote" => env!("CARGO_BIN_EXE_promote"),
         "tag-deploy" => env!("CARGO_BIN_EXE_tag-deploy"),
+        "stacks" => env!("CARGO_BIN_EXE_stacks"),
         "gitops-dev" => env!("CARGO_BIN_EXE_gitops-dev"),
         other => panic!("unknown binary {other}"),
     })

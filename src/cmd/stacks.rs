@@ -1,0 +1,373 @@
+//! `stacks`: the Terraform roots of a repository and which of them changed.
+//!
+//! - `list`: every stack (of `--environment`, if given) with its path, layer and state key.
+//! - `changed --base REV [--head REV]`: the stacks changed between two local commits.
+//! - `changed --environment ENV` (no `--base`): the base is the commit behind
+//!   `deploy/<ENV>/current` on the remote (read with ls-remote, fetched if it is not local); no
+//!   deploy yet means every stack of the environment.
+//!
+//! Outputs: `matrix` (`{"include":[...]}` in dependency order), `chunks` (the same entries in
+//! chunks of at most 256, one layer each, in run order), `chunk-count`, `stacks`, `count`,
+//! `layers`, `deleted`, `base`, `head`. The rules live in [`crate::stacks`]. Configuration is
+//! validated before any network call (exit 2).
+
+use std::path::{Path, PathBuf};
+
+use clap::{CommandFactory, Parser, ValueEnum};
+use git2::{Oid, Repository};
+
+use super::{BinaryDoc, OutputDoc};
+use crate::deploy;
+use crate::exit::{Failure, Result};
+use crate::git::{self, RemoteSpec, Session};
+use crate::runner::{single_line, OutputFormat, Runner};
+use crate::secret::Secret;
+use crate::stacks::{self, Changes, GitTree, Opts, Resolved};
+
+/// What to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Command {
+    /// Every stack with its path, layer and state key.
+    List,
+    /// The stacks changed between a base and a head commit.
+    Changed,
+}
+
+/// The Terraform stacks of a repository and which of them changed.
+#[derive(Debug, Parser)]
+#[command(
+    name = "stacks",
+    version,
+    about = "List the Terraform stacks of a repository and detect which changed"
+)]
+pub struct Args {
+    /// What to do: list, changed.
+    #[arg(value_enum, env = "GITOPS_COMMAND")]
+    pub command: Command,
+
+    /// Only stacks deploying to this environment. changed without `base`: the base is the commit behind `deploy/<env>/current` on the remote.
+    #[arg(long, env = "GITOPS_ENVIRONMENT")]
+    pub environment: Option<String>,
+
+    /// changed: the base commit (a revision of the local checkout, e.g. a full SHA).
+    #[arg(long, env = "GITOPS_BASE")]
+    pub base: Option<String>,
+
+    /// The head commit (a revision of the local checkout). Default: `HEAD`.
+    #[arg(long, env = "GITOPS_HEAD")]
+    pub head: Option<String>,
+
+    /// Also print the outputs on stdout: `text` lines or one `json` object.
+    #[arg(long, env = "GITOPS_FORMAT", value_enum, default_value = "text")]
+    pub format: OutputFormat,
+
+    /// The configuration file, relative to the repository root, read from the commits.
+    #[arg(long, env = "GITOPS_CONFIG", default_value = crate::envs::CONFIG_PATH)]
+    pub config: String,
+
+    /// The one stack's directory when the configuration has no `stacks:`/`stack-roots:` (today's `TF_WORKING_DIR`).
+    #[arg(long, env = "GITOPS_WORKING_DIR", default_value = ".")]
+    pub working_dir: String,
+
+    /// The git remote (https URL or local path) holding the deploy tags. Default: the checkout's `origin`.
+    #[arg(long, env = "GITOPS_REMOTE")]
+    pub remote: Option<String>,
+
+    /// The checkout (default: `GITHUB_WORKSPACE`, else the current directory).
+    #[arg(long, env = "GITOPS_REPO_PATH")]
+    pub repo_path: Option<PathBuf>,
+
+    /// Token for the git remote (`x-access-token` basic auth). Default: `GITHUB_TOKEN` if set, else the credentials `actions/checkout` persisted.
+    #[arg(long, env = "GITOPS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// Outputs this binary sets.
+pub const OUTPUTS: &[OutputDoc] = &[
+    OutputDoc {
+        name: "matrix",
+        description: "`{\"include\":[{\"stack\",\"path\",\"layer\",\"state-key\"}]}` in dependency order (layers numbered 0, 1, ... within this matrix); use `chunks` over 256 entries",
+    },
+    OutputDoc {
+        name: "chunks",
+        description: "JSON array of matrices (`{\"include\":[...]}`): the matrix in chunks of at most 256 entries, each within one layer, to run in the array's order",
+    },
+    OutputDoc {
+        name: "chunk-count",
+        description: "How many chunks",
+    },
+    OutputDoc {
+        name: "stacks",
+        description: "JSON array of the stack names, in dependency order",
+    },
+    OutputDoc {
+        name: "count",
+        description: "How many stacks are in the matrix",
+    },
+    OutputDoc {
+        name: "layers",
+        description: "How many dependency layers the matrix has",
+    },
+    OutputDoc {
+        name: "deleted",
+        description: "JSON array of stacks removed from the configuration or the disk: never planned or destroyed automatically",
+    },
+    OutputDoc {
+        name: "base",
+        description: "changed: the base commit (empty for a first deploy)",
+    },
+    OutputDoc {
+        name: "head",
+        description: "The head commit",
+    },
+];
+
+/// Generator metadata.
+pub fn doc() -> BinaryDoc {
+    BinaryDoc {
+        name: "stacks",
+        description: "List the Terraform stacks of a repository and detect which changed",
+        command: Args::command,
+        outputs: OUTPUTS,
+    }
+}
+
+/// A revision as given by the user: a ref name or object id, checked before use.
+fn validate_rev(field: &str, v: &str) -> Result<()> {
+    let ok = !v.is_empty()
+        && v.len() <= 255
+        && !v.starts_with('-')
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._/-~^@{}".contains(&b));
+    stacks::require(field, v, ok, "is not a revision (a commit SHA or ref name)")
+}
+
+fn commit_of(repo: &Repository, field: &str, rev: &str) -> Result<Oid> {
+    repo.revparse_single(rev)
+        .and_then(|o| o.peel_to_commit())
+        .map(|c| c.id())
+        .map_err(|_| {
+            Failure::usage(
+                field,
+                format!(
+                    "`{}` is not a commit of the local checkout; fetch it first (actions/checkout with `fetch-depth: 0`, or `git fetch origin <sha>`)",
+                    single_line(rev)
+                ),
+            )
+        })
+}
+
+/// Run the command.
+pub fn run(runner: &Runner, args: Args) -> Result<()> {
+    if args.format == OutputFormat::Json {
+        // stdout carries the one document; logs, warnings and masks go to stderr.
+        runner.machine_output();
+    }
+    for (field, v) in [("base", &args.base), ("head", &args.head)] {
+        if let Some(v) = v {
+            validate_rev(field, v)?;
+        }
+    }
+    if args.command == Command::List && args.base.is_some() {
+        return Err(Failure::usage("base", "does not apply to `list`"));
+    }
+    if args.command == Command::Changed && args.base.is_none() && args.environment.is_none() {
+        return Err(Failure::usage(
+            "base",
+            "`changed` needs `base`, or `environment` to compare with its current deploy",
+        ));
+    }
+    if let Some(r) = &args.remote {
+        git::validate_remote_url("remote", r)?;
+    }
+    let token = args
+        .token
+        .clone()
+        .or_else(|| runner.var("GITHUB_TOKEN").map(str::to_string))
+        .filter(|t| !t.is_empty())
+        .map(Secret::new);
+    if let Some(t) = &token {
+        runner.mask(t);
+    }
+    let root = args
+        .repo_path
+        .clone()
+        .or_else(|| runner.var("GITHUB_WORKSPACE").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("."));
+    // Reads only: libgit2 would hash every object it reads again (most of the time spent on a
+    // large repository); the git CLI does not either. Objects fetched are still checked.
+    git2::opts::strict_hash_verification(false);
+    let repo = Repository::open(&root).map_err(|_| {
+        Failure::usage(
+            "repo-path",
+            format!(
+                "{} is not a git checkout; run actions/checkout first",
+                root.display()
+            ),
+        )
+    })?;
+    let head = commit_of(&repo, "head", args.head.as_deref().unwrap_or("HEAD"))?;
+    let opts = Opts {
+        config_path: &args.config,
+        working_dir: &args.working_dir,
+        environment: args.environment.as_deref(),
+    };
+    let env = args.environment.as_deref();
+
+    let (resolved, changes, base) = match args.command {
+        Command::List => {
+            let tree = repo
+                .find_commit(head)
+                .and_then(|c| c.tree())
+                .map_err(|e| Failure::runtime(single_line(e.message())))?;
+            let loaded = stacks::load(&GitTree::new(&repo, tree), &opts, "head")?;
+            let r = loaded.resolved;
+            let changes = Changes {
+                changed: (0..r.stacks.len())
+                    .filter(|&i| env.is_none_or(|e| r.stacks[i].deploys_to(e)))
+                    .filter(|&i| !r.missing.iter().any(|(n, _)| *n == r.stacks[i].name))
+                    .map(|i| (i, stacks::Reason::Config))
+                    .collect(),
+                deleted: stacks::first_deploy(&r, env).deleted,
+            };
+            (r, changes, None)
+        }
+        Command::Changed => {
+            let base = match (&args.base, env) {
+                (Some(b), _) => Some(commit_of(&repo, "base", b)?),
+                (None, Some(e)) => {
+                    // Validate the head's configuration before the network call.
+                    let tree = repo
+                        .find_commit(head)
+                        .and_then(|c| c.tree())
+                        .map_err(|e| Failure::runtime(single_line(e.message())))?;
+                    stacks::load(&GitTree::new(&repo, tree), &opts, "head")?;
+                    current_deploy(runner, &repo, &root, &args, token, e)?
+                }
+                (None, None) => unreachable!("checked above"),
+            };
+            let d = stacks::detect(&repo, base, head, &opts)?;
+            if let Some(w) = &d.warning {
+                runner.warning(&single_line(w));
+            }
+            (d.head, d.changes, base)
+        }
+    };
+    report(runner, &args, &resolved, &changes, base, head)
+}
+
+/// The commit behind `deploy/<env>/current` on the remote (`None`: never deployed), made
+/// readable in `repo` (fetched through the git session when it is not local).
+fn current_deploy(
+    runner: &Runner,
+    repo: &Repository,
+    root: &Path,
+    args: &Args,
+    token: Option<Secret>,
+    env: &str,
+) -> Result<Option<Oid>> {
+    let current = deploy::current_ref(env);
+    git::validate_full_ref("environment", &current)?;
+    let spec = RemoteSpec {
+        repo_path: Some(root.to_path_buf()),
+        remote: args.remote.clone(),
+        token,
+        temp_dir: runner.var("RUNNER_TEMP").map(PathBuf::from),
+    };
+    let session = Session::open(&spec)?;
+    if let Some(s) = session.auth().secret() {
+        runner.mask(s);
+    }
+    let refs = session.ls_remote(&[&current])?;
+    let Some(seen) = refs.get(&current) else {
+        runner.info(&format!(
+            "`{env}` has no deploy yet ({current} is not on the remote): every stack of `{env}` is changed"
+        ));
+        return Ok(None);
+    };
+    let base = seen.peeled;
+    let odb = repo.odb().map_err(git::GitError::from)?;
+    if odb.exists(base) {
+        return Ok(Some(base));
+    }
+    session.ensure_with_depth(&[seen.oid], &[&current], Some(1))?;
+    let mut dirs = vec![session.repo().path().join("objects")];
+    dirs.extend(git::local_objects_dir(session.url()));
+    for d in dirs {
+        if d.is_dir() && !odb.exists(base) {
+            odb.add_disk_alternate(&d.display().to_string())
+                .map_err(git::GitError::from)?;
+        }
+    }
+    if !odb.exists(base) {
+        return Err(Failure::runtime(format!(
+            "the deployed commit {base} of `{env}` could not be fetched into the checkout; fetch it (actions/checkout with `fetch-depth: 0`)"
+        )));
+    }
+    Ok(Some(base))
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| Failure::runtime(format!("internal: {e}")))
+}
+
+fn report(
+    runner: &Runner,
+    args: &Args,
+    resolved: &Resolved,
+    changes: &Changes,
+    base: Option<Oid>,
+    head: Oid,
+) -> Result<()> {
+    let env = args.environment.as_deref();
+    let selected: Vec<usize> = changes.changed.iter().map(|(i, _)| *i).collect();
+    let out = stacks::matrix(&resolved.stacks, &selected, env, &changes.deleted);
+    // In machine-output mode (--format json) the runner sends log lines to stderr itself.
+    let log = |m: &str| runner.info(m);
+    let what = if args.command == Command::List {
+        "stacks"
+    } else {
+        "changed stacks"
+    };
+    log(&format!(
+        "{} {what} in {} layer(s){}",
+        out.matrix.include.len(),
+        out.layers,
+        env.map(|e| format!(" for `{e}`")).unwrap_or_default()
+    ));
+    if args.command == Command::Changed {
+        for (i, reason) in &changes.changed {
+            let s = &resolved.stacks[*i];
+            log(&format!(
+                "  {} ({}): {}",
+                s.name,
+                s.shown_path(),
+                single_line(&reason.to_string())
+            ));
+        }
+    }
+    for name in &changes.deleted {
+        runner.warning(&format!(
+            "stack `{name}` was removed from the configuration or from disk: it is not planned or destroyed automatically. To destroy it deliberately, restore it, run `terraform destroy` in it with its state key, then remove it again."
+        ));
+    }
+    let names: Vec<&str> = out
+        .matrix
+        .include
+        .iter()
+        .map(|e| e.stack.as_str())
+        .collect();
+    runner.set_output("matrix", &json(&out.matrix)?)?;
+    runner.set_output("chunks", &json(&out.chunks)?)?;
+    runner.set_output("chunk-count", &out.chunks.len().to_string())?;
+    runner.set_output("stacks", &json(&names)?)?;
+    runner.set_output("count", &names.len().to_string())?;
+    runner.set_output("layers", &out.layers.to_string())?;
+    runner.set_output("deleted", &json(&out.deleted)?)?;
+    runner.set_output("base", &base.map(|b| b.to_string()).unwrap_or_default())?;
+    runner.set_output("head", &head.to_string())?;
+    if args.format == OutputFormat::Json || !runner.in_actions() {
+        runner.finish(args.format);
+    }
+    Ok(())
+}

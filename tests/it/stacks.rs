@@ -1,0 +1,459 @@
+//! `stacks`: configuration refusals (exit 2 before any network call, nothing planned), change
+//! detection against `deploy/<env>/current` on a smart-HTTP remote from a shallow checkout, the
+//! one-JSON-document stdout, and the matrix fanned out by a real workflow under act.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use serde_json::Value;
+
+use crate::support::git_http::{self, git_ok, GitHttp};
+use crate::support::{act, Sandbox};
+
+const TOKEN: &str = "ghs_StacksToken0123456789abcdef";
+
+const CONFIG: &str = "environments:\n  - name: dev\n    branch: dev\n  - name: prod\n    branch: prod\nstacks:\n  - name: network\n    path: stacks/network\n  - name: service\n    path: stacks/service\n    depends-on: [network]\n    watch: ['config/service/**']\n  - name: edge\n    path: stacks/edge\n    environments: [prod]\n    state-key: 'edge/{env}/terraform.tfstate'\n";
+
+fn write(root: &Path, files: &[(&str, &str)]) {
+    for (p, text) in files {
+        let p = root.join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+fn commit(dir: &Path, msg: &str) -> String {
+    git_ok(dir, &["add", "-A"]);
+    git_ok(dir, &["commit", "-qm", msg, "--allow-empty"]);
+    git_ok(dir, &["rev-parse", "HEAD"])
+}
+
+fn seed(dir: &Path) -> String {
+    git_ok(dir, &["init", "-q", "-b", "main"]);
+    write(
+        dir,
+        &[
+            (".github/gitops.yml", CONFIG),
+            (
+                "stacks/network/main.tf",
+                "module \"vpc\" {\n  source = \"../../modules/vpc\"\n}\n",
+            ),
+            (
+                "stacks/service/main.tf",
+                "module \"app\" {\n  source = \"../../modules/app\"\n}\n",
+            ),
+            ("stacks/edge/main.tf", "resource \"a\" \"b\" {}\n"),
+            (
+                "modules/app/main.tf",
+                "module \"lb\" {\n  source = \"../lb\"\n}\n",
+            ),
+            ("modules/lb/main.tf", "resource \"lb\" \"x\" {}\n"),
+            ("modules/vpc/main.tf", "\n"),
+            ("config/service/app.json", "{}\n"),
+        ],
+    );
+    commit(dir, "seed")
+}
+
+/// Extra files of a vector: (path, contents).
+type Files<'a> = &'a [(&'a str, &'a str)];
+
+fn json_out(sb: &Sandbox, name: &str) -> Value {
+    serde_json::from_str(&sb.outputs()[name]).unwrap()
+}
+
+// Every bad configuration is exit 2 naming the entry, before the remote is contacted (the
+// remote here is a closed port: reaching it would be exit 3), and no output is set.
+#[test]
+fn stacks_bad_configuration_is_exit_2_and_nothing_is_planned() {
+    let closed = format!(
+        "http://127.0.0.1:{}/nobody.git",
+        crate::support::free_port()
+    );
+    let vectors: &[(&str, Files, &str)] = &[
+        ("stacks:\n  - name: a\n    path: s/a\n    wach: []\n", &[], "unknown field `wach`"),
+        ("stacks:\n  - name: a\n    path: s/a\n  - name: a\n    path: s/b\n", &[], "stack `a` is listed twice"),
+        ("stacks:\n  - name: a\n    path: s/a\n  - name: b\n    path: s/a\n", &[], "path `s/a` is used by both `a` and `b`"),
+        ("stacks:\n  - name: a\n    path: ../up\n", &[], "leaves the repository"),
+        ("stacks:\n  - name: a\n    path: s/a\n    depends-on: [zz]\n", &[], "depends on `zz`, which is not a stack"),
+        ("stacks:\n  - name: a\n    path: s/a\n    depends-on: [b]\n  - name: b\n    path: s/b\n    depends-on: [a]\n", &[], "dependency cycle: a -> b -> a"),
+        ("stacks:\n  - name: a\n    path: s/a\n    environments: [qa]\n", &[], "environment `qa`, which does not exist"),
+        ("stacks:\n  - name: a\n    path: s/a\n", &[("s/a/main.tf", "module \"m\" {\n  source = \"../../../x\"\n}\n")], "s/a/main.tf: module source `../../../x` leaves the repository"),
+        ("stacks:\n  - name: a\n    path: s/a\n", &[("s/a/bad.tf", "module \"m\" {\n  source = \n}\n")], "s/a/bad.tf:2:"),
+    ];
+    for (config, extra, needle) in vectors {
+        let sb = Sandbox::actions();
+        let repo = sb.path().join("repo");
+        std::fs::create_dir_all(&repo).unwrap();
+        git_ok(&repo, &["init", "-q", "-b", "main"]);
+        write(&repo, &[("s/a/main.tf", "\n"), ("s/b/main.tf", "\n")]);
+        commit(&repo, "base");
+        write(&repo, &[(".github/gitops.yml", config)]);
+        write(&repo, extra);
+        commit(&repo, "head");
+        let r = repo.display().to_string();
+        let mut runs = vec![vec!["changed", "--base", "HEAD~1", "--repo-path", &r]];
+        // The configuration is checked before the remote is read; `.tf` files are read once
+        // the base is known (still before anything is planned).
+        if extra.is_empty() {
+            runs.push(vec![
+                "changed",
+                "--environment",
+                "dev",
+                "--remote",
+                &closed,
+                "--repo-path",
+                &r,
+            ]);
+        }
+        for args in runs {
+            let run = sb.run("stacks", &args);
+            run.expect_code(2);
+            assert!(run.all().contains(needle), "{config}: {}", run.all());
+            assert!(
+                sb.outputs().is_empty(),
+                "{config}: outputs set: {:?}",
+                sb.outputs()
+            );
+        }
+    }
+}
+
+// The realistic run: a shallow checkout (actions/checkout's default depth 1, credentials in
+// `http.extraheader`), the base read from `deploy/<env>/current` on an authenticated
+// smart-HTTP remote and fetched; a stack whose apply failed after that deploy is carried over.
+#[test]
+fn stacks_changed_against_the_deploy_tag_from_a_shallow_checkout() {
+    let srv = GitHttp::start(TOKEN);
+    let bare = srv.create_repo("app");
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    seed(w);
+    write(w, &[("stacks/edge/main.tf", "resource \"a\" \"c\" {}\n")]);
+    let deployed = commit(w, "edge change, deployed to prod");
+    git_ok(
+        w,
+        &[
+            "tag",
+            "-a",
+            "-m",
+            "deploy",
+            "deploy/prod/current",
+            &deployed,
+        ],
+    );
+    write(w, &[("stacks/network/extra.tf", "# failed apply\n")]);
+    commit(w, "network change whose apply failed");
+    write(w, &[("modules/lb/main.tf", "resource \"lb\" \"y\" {}\n")]);
+    let head = commit(w, "lb change");
+    let header = format!(
+        "AUTHORIZATION: basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{TOKEN}"))
+    );
+    let url = srv.url("app");
+    let push = git_http::git(w)
+        .args([
+            "-c",
+            &format!("http.extraheader={header}"),
+            "push",
+            "-q",
+            &url,
+        ])
+        .args(["main", "refs/tags/deploy/prod/current"])
+        .output()
+        .unwrap();
+    assert!(
+        push.status.success(),
+        "{}",
+        String::from_utf8_lossy(&push.stderr)
+    );
+    let _ = bare;
+
+    let sb = Sandbox::actions();
+    let checkout = sb.path().join("checkout");
+    let clone = git_http::git(sb.path())
+        .args(["clone", "-q", "--depth", "1", "-c"])
+        .arg(format!("http.extraheader={header}"))
+        .arg(&url)
+        .arg(&checkout)
+        .output()
+        .unwrap();
+    assert!(
+        clone.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clone.stderr)
+    );
+    let c = checkout.display().to_string();
+
+    let run = sb.run(
+        "stacks",
+        &["changed", "--environment", "prod", "--repo-path", &c],
+    );
+    run.expect_code(0);
+    let o = sb.outputs();
+    assert_eq!(o["base"], deployed, "{}", run.all());
+    assert_eq!(o["head"], head);
+    assert_eq!(
+        json_out(&sb, "matrix"),
+        serde_json::json!({"include": [
+            {"stack": "network", "path": "stacks/network", "layer": 0, "state-key": "network/prod.tfstate"},
+            {"stack": "service", "path": "stacks/service", "layer": 1, "state-key": "service/prod.tfstate"},
+        ]}),
+        "{}",
+        run.all()
+    );
+    assert_eq!(o["count"], "2");
+    assert_eq!(o["layers"], "2");
+    assert_eq!(o["chunk-count"], "2");
+    assert_eq!(
+        json_out(&sb, "stacks"),
+        serde_json::json!(["network", "service"])
+    );
+    assert_eq!(json_out(&sb, "deleted"), serde_json::json!([]));
+    assert!(
+        run.stdout
+            .contains("network (stacks/network): stacks/network/extra.tf changed"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        run.stdout
+            .contains("service (stacks/service): local module modules/lb changed"),
+        "{}",
+        run.all()
+    );
+    sb.assert_no_leak(&run, &[TOKEN], &[]);
+
+    // dev was never deployed: every stack of dev (edge only deploys to prod).
+    let sb2 = Sandbox::actions();
+    let run = sb2.run(
+        "stacks",
+        &["changed", "--environment", "dev", "--repo-path", &c],
+    );
+    run.expect_code(0);
+    assert_eq!(sb2.outputs()["base"], "");
+    assert_eq!(
+        json_out(&sb2, "stacks"),
+        serde_json::json!(["network", "service"])
+    );
+    assert!(run.stdout.contains("no deploy yet"), "{}", run.all());
+
+    // A wrong token is a runtime failure, with nothing set and the token never printed.
+    let sb3 = Sandbox::actions();
+    let run = sb3.run(
+        "stacks",
+        &[
+            "changed",
+            "--environment",
+            "prod",
+            "--repo-path",
+            &c,
+            "--token",
+            "ghs_wrongwrongwrong",
+        ],
+    );
+    run.expect_code(3);
+    assert!(sb3.outputs().is_empty());
+    sb3.assert_no_leak(&run, &["ghs_wrongwrongwrong"], &[]);
+}
+
+// Outside Actions, `--format json` prints exactly one JSON document on stdout; log lines and
+// the deletion warning go to stderr.
+#[test]
+fn stacks_json_format_is_one_document_and_deletions_are_reported() {
+    let sb = Sandbox::plain();
+    let repo = sb.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let base = seed(&repo);
+    std::fs::remove_dir_all(repo.join("stacks/edge")).unwrap();
+    commit(&repo, "edge removed from disk");
+    let r = repo.display().to_string();
+    let run = sb.run(
+        "stacks",
+        &[
+            "changed",
+            "--base",
+            &base,
+            "--repo-path",
+            &r,
+            "--format",
+            "json",
+        ],
+    );
+    run.expect_code(0);
+    let doc: Value =
+        serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
+    assert_eq!(doc["count"], "0");
+    assert_eq!(doc["deleted"], r#"["edge"]"#);
+    assert_eq!(doc["matrix"], r#"{"include":[]}"#);
+    assert!(
+        run.stderr.contains("stack `edge` was removed"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("terraform destroy"), "{}", run.stderr);
+
+    // list: every stack of an environment with its layer and state key.
+    let run = sb.run(
+        "stacks",
+        &[
+            "list",
+            "--environment",
+            "prod",
+            "--head",
+            &base,
+            "--repo-path",
+            &r,
+            "--format",
+            "json",
+        ],
+    );
+    run.expect_code(0);
+    let doc: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    let m: Value = serde_json::from_str(doc["matrix"].as_str().unwrap()).unwrap();
+    let got: Vec<(String, u64, String)> = m["include"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["stack"].as_str().unwrap().to_string(),
+                e["layer"].as_u64().unwrap(),
+                e["state-key"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("edge".into(), 0, "edge/prod/terraform.tfstate".into()),
+            ("network".into(), 0, "network/prod.tfstate".into()),
+            ("service".into(), 1, "service/prod.tfstate".into()),
+        ]
+    );
+
+    // Usage errors before anything is read.
+    for (args, needle) in [
+        (
+            vec!["changed", "--repo-path", &r],
+            "needs `base`, or `environment`",
+        ),
+        (
+            vec!["changed", "--base=--upload-pack=x", "--repo-path", &r],
+            "is not a revision",
+        ),
+        (
+            vec![
+                "changed",
+                "--base",
+                "0123456789012345678901234567890123456789",
+                "--repo-path",
+                &r,
+            ],
+            "is not a commit of the local checkout",
+        ),
+        (
+            vec!["list", "--base", "HEAD", "--repo-path", &r],
+            "does not apply to `list`",
+        ),
+        (
+            vec![
+                "changed",
+                "--base",
+                "HEAD",
+                "--environment",
+                "Prod",
+                "--repo-path",
+                &r,
+            ],
+            "did you mean `prod`",
+        ),
+    ] {
+        let run = sb.run("stacks", &args);
+        run.expect_code(2);
+        assert!(run.all().contains(needle), "{args:?}: {}", run.all());
+        assert!(run.stdout.trim().is_empty(), "{args:?}: {}", run.stdout);
+    }
+}
+
+// The matrix job: a workflow detects the changed stacks with ./actions/stacks and fans a job
+// out over `matrix`, and another over the first chunk; both see the stacks in order.
+#[test]
+fn stacks_matrix_fans_out_under_act() {
+    let sb = Sandbox::plain();
+    let repo = sb.path().join("repo");
+    crate::actions::copy_action_tree(&repo);
+    seed(&repo);
+    write(&repo, &[("modules/vpc/main.tf", "# v2\n")]);
+    let wf = r#"on: push
+permissions: {}
+jobs:
+  detect:
+    runs-on: ubuntu-latest
+    outputs:
+      matrix: ${{ steps.stacks.outputs.matrix }}
+      chunks: ${{ steps.stacks.outputs.chunks }}
+      count: ${{ steps.stacks.outputs.count }}
+    steps:
+      - uses: actions/checkout@v4
+      - id: stacks
+        uses: ./actions/stacks
+        with:
+          command: changed
+          base: HEAD~1
+          environment: dev
+  plan:
+    needs: detect
+    if: needs.detect.outputs.count != '0'
+    runs-on: ubuntu-latest
+    strategy:
+      matrix: ${{ fromJSON(needs.detect.outputs.matrix) }}
+    steps:
+      - env:
+          STACK: ${{ matrix.stack }}
+          DIR: ${{ matrix.path }}
+          LAYER: ${{ matrix.layer }}
+          KEY: ${{ matrix.state-key }}
+        run: echo "PLAN stack=$STACK dir=$DIR layer=$LAYER key=$KEY"
+  chunk0:
+    needs: detect
+    runs-on: ubuntu-latest
+    strategy:
+      matrix: ${{ fromJSON(needs.detect.outputs.chunks)[0] }}
+    steps:
+      - env:
+          STACK: ${{ matrix.stack }}
+        run: echo "CHUNK0 stack=$STACK"
+"#;
+    write(&repo, &[(".github/workflows/stacks.yml", wf)]);
+    act::init_repo(&repo);
+    // act's checkout of the local repository needs the previous commit for HEAD~1.
+    write(&repo, &[("modules/vpc/main.tf", "# v3\n")]);
+    git_http::git(&repo)
+        .args(["commit", "-qam", "vpc v3"])
+        .output()
+        .unwrap();
+    let mut sb = sb;
+    sb.set(
+        "GITOPS_ACTIONS_LOCAL_BIN_DIR",
+        crate::actions::built_bin_dir().display().to_string(),
+    );
+    let bins = crate::actions::built_bin_dir().display().to_string();
+    let run = act::run(
+        &sb,
+        &repo,
+        "push",
+        &["--env", &format!("GITOPS_ACTIONS_LOCAL_BIN_DIR={bins}")],
+    );
+    let log = run.all();
+    assert_eq!(run.code, 0, "{log}");
+    for want in [
+        "PLAN stack=network dir=stacks/network layer=0 key=network/dev.tfstate",
+        "PLAN stack=service dir=stacks/service layer=1 key=service/dev.tfstate",
+        "CHUNK0 stack=network",
+    ] {
+        assert!(log.contains(want), "missing {want:?}\n{log}");
+    }
+    assert!(!log.contains("PLAN stack=edge"), "{log}");
+    assert!(!log.contains("CHUNK0 stack=service"), "{log}");
+}
