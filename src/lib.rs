@@ -16,6 +16,8 @@
 //! - [`promote`]: the promotion decision table, [`promote::decide`]: one function per rule, in
 //!   order (holds, nothing deployed, not on the source branch, up to date, a target with commits
 //!   the source lacks, soak, deployment status), each refusal a [`promote::Refusal`].
+//! - [`windows`]: deploy windows and freezes per environment (time zone, allowed windows,
+//!   freeze periods) and the rule [`windows::Windows::check`] promote and tag-deploy enforce.
 //! - [`deploy`]: the one owner of the deploy-tag vocabulary (names, trailers, parsing) and the
 //!   `tag-deploy` decisions ([`deploy::decide_record`], [`deploy::check_record`], [`deploy::resolve`]).
 //! - [`git`], [`github`]: the git session (ls-remote, fetch, ancestry, leased pushes) and the
@@ -40,3 +42,4 @@ pub mod registry;
 pub mod runner;
 pub mod secret;
 pub mod validate;
+pub mod windows;
