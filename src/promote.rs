@@ -21,7 +21,7 @@ use crate::exit::{ExitClass, Failure, Result};
 use crate::git::CommitInfo;
 use crate::github::{Approval, Checks};
 use crate::runner::{markdown, single_line};
-use crate::windows::{self, Shut, Windows};
+use crate::windows::{self, Gate, Shut, Windows};
 
 /// The promotion pull request's head branch: `promote/<to>/<sha7>`.
 pub fn pr_branch(to: &str, sha: &str) -> String {
@@ -780,29 +780,24 @@ fn soaked(f: &Facts, r: &Rules, current: Oid, candidate: Oid) -> Step<()> {
 /// 7. Deploy windows: the target may change now (inside a window, outside every freeze), unless
 /// `override-window-reason` is given (the command logs it: [`window_overridden`]).
 fn within_window(f: &Facts, r: &Rules) -> Step<()> {
-    match window_shut(f, r)? {
-        Some(shut) if r.override_window.is_none() => refuse(Refusal::OutsideWindow {
+    let Some(w) = r.windows else {
+        return ControlFlow::Continue(());
+    };
+    let now = known(f.now, Need::Clock)?;
+    match windows::gate(Some(w), now, r.override_window) {
+        Gate::Shut(shut) => refuse(Refusal::OutsideWindow {
             env: r.to.name.clone(),
             shut,
         }),
-        _ => ControlFlow::Continue(()),
+        Gate::Open | Gate::Overridden(..) => ControlFlow::Continue(()),
     }
-}
-
-fn window_shut(f: &Facts, r: &Rules) -> Step<Option<Shut>> {
-    let Some(w) = r.windows else {
-        return ControlFlow::Continue(None);
-    };
-    let now = known(f.now, Need::Clock)?;
-    ControlFlow::Continue(w.check(now))
 }
 
 /// The window an `override-window-reason` overrode, with the reason: what the command logs
 /// when the decision went ahead outside the target's windows.
 pub fn window_overridden<'a>(f: &Facts, r: &Rules<'a>) -> Option<(Shut, &'a str)> {
-    let reason = r.override_window?;
-    match window_shut(f, r) {
-        ControlFlow::Continue(Some(shut)) => Some((shut, reason)),
+    match windows::gate(r.windows, f.now?, r.override_window) {
+        Gate::Overridden(shut, reason) => Some((shut, reason)),
         _ => None,
     }
 }

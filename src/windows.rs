@@ -476,6 +476,30 @@ fn parse_local(s: &str) -> Option<DateTime> {
     Some(date.at(h as i8, m as i8, 0, 0))
 }
 
+/// What a deploy or promotion may do now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gate<'a> {
+    /// Inside a window (or no windows configured).
+    Open,
+    /// Shut, but an override reason was given: go ahead and log it.
+    Overridden(Shut, &'a str),
+    /// Shut: refuse (exit 1) with the message.
+    Shut(Shut),
+}
+
+/// The window rule: `windows` at `now`, with the override reason if one was given.
+pub fn gate<'a>(
+    windows: Option<&Windows>,
+    now: Timestamp,
+    override_reason: Option<&'a str>,
+) -> Gate<'a> {
+    match (windows.and_then(|w| w.check(now)), override_reason) {
+        (None, _) => Gate::Open,
+        (Some(shut), Some(reason)) => Gate::Overridden(shut, reason),
+        (Some(shut), None) => Gate::Shut(shut),
+    }
+}
+
 /// Validate an override reason (exit 2): one line, 1-200 characters.
 pub fn check_override(v: Option<&str>) -> Result<Option<String>> {
     let Some(v) = v else { return Ok(None) };
