@@ -410,7 +410,7 @@ pub enum Refusal {
         /// Target environment.
         env: String,
         /// Why, since when, when it opens.
-        shut: Shut,
+        shut: Box<Shut>,
     },
     /// The promotion pull request's head branch exists on another commit.
     HeadBranchTaken {
@@ -777,8 +777,8 @@ fn soaked(f: &Facts, r: &Rules, current: Oid, candidate: Oid) -> Step<()> {
     ControlFlow::Continue(())
 }
 
-/// 7. Deploy windows: the target may change now (inside a window, outside every freeze), unless
-/// `override-window-reason` is given (the command logs it: [`window_overridden`]).
+/// 7. Deploy windows: the target may change now (inside a window, outside every freeze),
+///    unless `override-window-reason` is given (the command logs it: [`window_overridden`]).
 fn within_window(f: &Facts, r: &Rules) -> Step<()> {
     let Some(w) = r.windows else {
         return ControlFlow::Continue(());
@@ -787,7 +787,7 @@ fn within_window(f: &Facts, r: &Rules) -> Step<()> {
     match windows::gate(Some(w), now, r.override_window) {
         Gate::Shut(shut) => refuse(Refusal::OutsideWindow {
             env: r.to.name.clone(),
-            shut,
+            shut: Box::new(shut),
         }),
         Gate::Open | Gate::Overridden(..) => ControlFlow::Continue(()),
     }
