@@ -752,6 +752,15 @@ mod tests {
                 "time-zone",
             ),
             (Box::new(|c| c.time_zone = "+01:00".into()), "time-zone"),
+            (
+                Box::new(|c| c.time_zone = "../zoneinfo/UTC".into()),
+                "time-zone",
+            ),
+            (
+                Box::new(|c| c.time_zone = "/etc/localtime".into()),
+                "time-zone",
+            ),
+            (Box::new(|c| c.time_zone = "".into()), "time-zone"),
             (Box::new(|c| c.allow = Some(vec![])), "allow"),
             (
                 Box::new(|c| {
