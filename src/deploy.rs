@@ -537,9 +537,13 @@ pub struct Record {
     /// The commit that was current before, when this deploy is a rollback.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback_of: Option<String>,
+    /// The reason given to deploy outside the environment's deploy windows
+    /// (`override-window-reason`), when the override was used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_override: Option<String>,
 }
 
-const TRAILERS: [&str; 8] = [
+const TRAILERS: [&str; 9] = [
     "Environment",
     "Commit",
     "Run-ID",
@@ -548,6 +552,7 @@ const TRAILERS: [&str; 8] = [
     "Image",
     "Plan-Digest",
     "Rollback-Of",
+    "Window-Override",
 ];
 
 impl Record {
@@ -560,7 +565,7 @@ impl Record {
             format!("deploy {}: {sha7}", self.environment)
         };
         let mut m = format!("{subject}\n\nRecorded by gitops-actions tag-deploy.\n\n");
-        let fields: [Option<&str>; 8] = [
+        let fields: [Option<&str>; 9] = [
             Some(&self.environment),
             Some(&self.commit),
             Some(&self.run_id),
@@ -569,6 +574,7 @@ impl Record {
             self.image.as_deref(),
             self.plan_digest.as_deref(),
             self.rollback_of.as_deref(),
+            self.window_override.as_deref(),
         ];
         for (k, v) in TRAILERS.iter().zip(fields) {
             if let Some(v) = v {
@@ -592,6 +598,7 @@ impl Record {
                 "Image" => r.image = Some(v),
                 "Plan-Digest" => r.plan_digest = Some(v),
                 "Rollback-Of" => r.rollback_of = Some(v),
+                "Window-Override" => r.window_override = Some(v),
                 _ => {}
             }
         }
@@ -1634,8 +1641,10 @@ mod tests {
             image: Some("123.dkr.ecr.us-east-1.amazonaws.com/app@sha256:abc".into()),
             plan_digest: Some("sha256:def".into()),
             rollback_of: Some("b".repeat(40)),
+            window_override: Some("INC-42: the year-end freeze, a broken login".into()),
         };
         let m = r.message();
+        assert!(m.ends_with("\nWindow-Override: INC-42: the year-end freeze, a broken login\n"));
         assert!(m.starts_with("rollback prod: aaaaaaa\n\n"));
         assert_eq!(Record::parse(&m), r);
         let h = Hold {

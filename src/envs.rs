@@ -16,6 +16,11 @@
 //!     production: true
 //!     aws-account-id: "123456789012"
 //!     aws-region: eu-west-1
+//!     windows:           # optional: when this environment may change (see `windows`)
+//!       time-zone: Europe/Berlin
+//!       allow: ["Mon-Thu 09:00-16:00"]
+//!       freeze:
+//!         - { from: "2026-12-20T00:00", to: "2027-01-04T00:00", reason: "year-end freeze" }
 //! ```
 //!
 //! Unknown keys, bad names, duplicate names or branches are refused with a clear error (exit 2).
@@ -48,6 +53,9 @@ pub struct Environment {
     /// The AWS region this environment deploys into, if pinned.
     #[serde(default)]
     pub aws_region: Option<String>,
+    /// Deploy windows and freezes ([`crate::windows`]); absent: any time.
+    #[serde(default)]
+    pub windows: Option<crate::windows::Config>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,6 +89,7 @@ impl Default for Model {
             production,
             aws_account_id: None,
             aws_region: None,
+            windows: None,
         };
         Model {
             envs: vec![
@@ -229,6 +238,14 @@ impl Model {
                     )
                 })?;
             }
+            if let Some(w) = &e.windows {
+                crate::windows::Windows::new(w).map_err(|err| {
+                    Failure::usage(
+                        "config",
+                        format!("{src}: environments[{i}].windows.{} {}", err.key, err.rule),
+                    )
+                })?;
+            }
             for (j, other) in self.envs[..i].iter().enumerate() {
                 if other.name == e.name {
                     return Err(Failure::usage(
@@ -312,6 +329,23 @@ impl Model {
     /// The environment whose branch is `branch`.
     pub fn by_branch(&self, branch: &str) -> Option<&Environment> {
         self.envs.iter().find(|e| e.branch == branch)
+    }
+}
+
+impl Environment {
+    /// This environment's deploy windows, if configured (validated when the model loaded).
+    pub fn windows(&self) -> Result<Option<crate::windows::Windows>> {
+        self.windows
+            .as_ref()
+            .map(|c| {
+                crate::windows::Windows::new(c).map_err(|err| {
+                    Failure::usage(
+                        "config",
+                        format!("`{}`: windows.{} {}", self.name, err.key, err.rule),
+                    )
+                })
+            })
+            .transpose()
     }
 }
 
@@ -403,6 +437,22 @@ mod tests {
             (
                 "environments:\n  - name: a\n    branch: a\n    aws-region: US-EAST-1\n",
                 "region",
+            ),
+            (
+                "environments:\n  - name: a\n    branch: a\n    windows:\n      time-zone: Mars/Olympus\n",
+                "t.yml: environments[0].windows.time-zone is not a known IANA time zone",
+            ),
+            (
+                "environments:\n  - name: a\n    branch: a\n  - name: b\n    branch: b\n    windows:\n      time-zone: UTC\n      allow: ['Mon 09:00-10:00', 'Tue 9-10']\n",
+                "t.yml: environments[1].windows.allow[1] is not a window",
+            ),
+            (
+                "environments:\n  - name: a\n    branch: a\n    windows:\n      time-zone: UTC\n      freeze:\n        - { from: '2027-01-04T00:00', to: '2026-12-20T00:00', reason: r }\n",
+                "t.yml: environments[0].windows.freeze[0] ends before it begins",
+            ),
+            (
+                "environments:\n  - name: a\n    branch: a\n    windows:\n      time-zone: UTC\n      alow: []\n",
+                "line 6, column 7: an unknown key",
             ),
             (
                 "envs: []\n",
@@ -528,6 +578,9 @@ mod tests {
             format!("environments:\n  - name: dev\n    branch: dev\n    {tok}: true\n"),
             format!("environments:\n  - name: dev\n    branch: dev\n    aws-account-id: {tok}\n"),
             format!("environments:\n  - name: dev\n    branch: dev\n    aws-region: {tok}\n"),
+            format!("environments:\n  - name: dev\n    branch: dev\n    windows:\n      time-zone: {tok}\n"),
+            format!("environments:\n  - name: dev\n    branch: dev\n    windows:\n      time-zone: UTC\n      allow: [{tok}]\n"),
+            format!("environments:\n  - name: dev\n    branch: dev\n    windows:\n      time-zone: UTC\n      freeze: [{{ from: {tok}, to: x, reason: r }}]\n"),
             format!("environments:\n  - name: {tok}\n    branch: dev\n"),
             format!("environments:\n  - name: dev\n    branch: '{tok}..x'\n"),
             format!("{tok}\n"),

@@ -17,7 +17,10 @@
 //! - [`registry`]: OCI distribution client, image sources and ECR specifics (ecr-push).
 //! - [`promote`]: the promotion decision table, [`promote::decide`]: one function per rule, in
 //!   order (holds, nothing deployed, not on the source branch, up to date, a target with commits
-//!   the source lacks, soak, deployment status), each refusal a [`promote::Refusal`].
+//!   the source lacks, soak, the target's deploy windows, deployment status), each refusal a
+//!   [`promote::Refusal`].
+//! - [`windows`]: deploy windows and freezes per environment (time zone, allowed windows,
+//!   freeze periods) and the rule [`windows::Windows::check`] promote and tag-deploy enforce.
 //! - [`deploy`]: the one owner of the deploy-tag vocabulary (names, trailers, parsing) and the
 //!   `tag-deploy` decisions ([`deploy::decide_record`], [`deploy::check_record`], [`deploy::resolve`]).
 //! - [`git`], [`github`]: the git session (ls-remote, fetch, ancestry, leased pushes) and the
@@ -44,3 +47,4 @@ pub mod runner;
 pub mod secret;
 pub mod stacks;
 pub mod validate;
+pub mod windows;

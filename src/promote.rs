@@ -21,6 +21,7 @@ use crate::exit::{ExitClass, Failure, Result};
 use crate::git::CommitInfo;
 use crate::github::{Approval, Checks};
 use crate::runner::{markdown, single_line};
+use crate::windows::{self, Gate, Shut, Windows};
 
 /// The promotion pull request's head branch: `promote/<to>/<sha7>`.
 pub fn pr_branch(to: &str, sha: &str) -> String {
@@ -220,6 +221,10 @@ pub struct Rules<'a> {
     pub dry_run: bool,
     /// `mode`.
     pub via: Via,
+    /// The target's deploy windows and freezes (`windows:` in the model), if configured.
+    pub windows: Option<&'a Windows>,
+    /// `override-window-reason`: promote outside the target's windows (logged, recorded).
+    pub override_window: Option<&'a str>,
 }
 
 /// The commits on the target branch that the candidate lacks (newest first, at most 20).
@@ -270,6 +275,8 @@ pub struct Facts {
     /// The latest status of the source's GitHub Deployment of the candidate (`Some(None)`: no
     /// deployment or no status).
     pub deployment_status: Option<Option<String>>,
+    /// The clock, for the window rule (read once per evaluation).
+    pub now: Option<jiff::Timestamp>,
 }
 
 /// A fact a rule needs that is not gathered yet, with what is needed to gather it.
@@ -317,6 +324,8 @@ pub enum Need {
         /// The deploy tag object.
         current: Oid,
     },
+    /// The clock: [`Facts::now`] (asked only when the target has deploy windows).
+    Clock,
     /// GitHub's latest status of the source's deployment of the candidate:
     /// [`Facts::deployment_status`]. Asked only when every git rule passed and this is no dry
     /// run, for the promotion that waits on it.
@@ -395,6 +404,13 @@ pub enum Refusal {
         candidate: Oid,
         /// The latest status (`None`: no deployment or no status).
         status: Option<String>,
+    },
+    /// The target is outside its deploy windows or frozen, and no override was given.
+    OutsideWindow {
+        /// Target environment.
+        env: String,
+        /// Why, since when, when it opens.
+        shut: Box<Shut>,
     },
     /// The promotion pull request's head branch exists on another commit.
     HeadBranchTaken {
@@ -523,6 +539,11 @@ impl std::fmt::Display for Refusal {
                     .map(|s| format!("`{}`", single_line(s)))
                     .unwrap_or_else(|| "missing".into())
             ),
+            Refusal::OutsideWindow { env, shut } => write!(
+                f,
+                "`{env}` {shut}; to promote anyway, give {}",
+                windows::OVERRIDE_INPUT
+            ),
             Refusal::HeadBranchTaken {
                 head,
                 at,
@@ -603,6 +624,7 @@ fn decide_in_order(f: &Facts, r: &Rules) -> Step<Decision> {
     not_up_to_date(f, candidate, target_tip)?;
     no_divergence(f, r, candidate, target_tip)?;
     soaked(f, r, current, candidate)?;
+    within_window(f, r)?;
     let p = Promotion {
         deploy_tag: current,
         candidate,
@@ -755,7 +777,32 @@ fn soaked(f: &Facts, r: &Rules, current: Oid, candidate: Oid) -> Step<()> {
     ControlFlow::Continue(())
 }
 
-/// 7. `require-deployment-status`: GitHub's own record of the source deploy is `success`.
+/// 7. Deploy windows: the target may change now (inside a window, outside every freeze),
+///    unless `override-window-reason` is given (the command logs it: [`window_overridden`]).
+fn within_window(f: &Facts, r: &Rules) -> Step<()> {
+    let Some(w) = r.windows else {
+        return ControlFlow::Continue(());
+    };
+    let now = known(f.now, Need::Clock)?;
+    match windows::gate(Some(w), now, r.override_window) {
+        Gate::Shut(shut) => refuse(Refusal::OutsideWindow {
+            env: r.to.name.clone(),
+            shut: Box::new(shut),
+        }),
+        Gate::Open | Gate::Overridden(..) => ControlFlow::Continue(()),
+    }
+}
+
+/// The window an `override-window-reason` overrode, with the reason: what the command logs
+/// when the decision went ahead outside the target's windows.
+pub fn window_overridden<'a>(f: &Facts, r: &Rules<'a>) -> Option<(Shut, &'a str)> {
+    match windows::gate(r.windows, f.now?, r.override_window) {
+        Gate::Overridden(shut, reason) => Some((shut, reason)),
+        _ => None,
+    }
+}
+
+/// 8. `require-deployment-status`: GitHub's own record of the source deploy is `success`.
 fn deployment_succeeded(f: &Facts, r: &Rules, p: Promotion) -> Step<()> {
     if !r.require_deployment_status {
         return ControlFlow::Continue(());
@@ -860,8 +907,27 @@ mod tests {
                 now: 1_007_200,
             }),
             deployment_status: Some(Some("success".into())),
+            now: Some(at("2027-01-04T10:00:00+01:00")),
         }
     }
+
+    fn at(s: &str) -> jiff::Timestamp {
+        s.parse().unwrap()
+    }
+
+    /// Europe/Berlin office hours, frozen over the year end.
+    static YEAR_END: std::sync::LazyLock<Windows> = std::sync::LazyLock::new(|| {
+        Windows::new(&windows::Config {
+            time_zone: "Europe/Berlin".into(),
+            allow: Some(vec!["Mon-Thu 09:00-16:00".into()]),
+            freeze: vec![windows::FreezeConfig {
+                from: "2026-12-20T00:00".into(),
+                to: "2027-01-04T00:00".into(),
+                reason: "year-end freeze".into(),
+            }],
+        })
+        .unwrap()
+    });
 
     fn promotion() -> Promotion {
         Promotion {
@@ -888,6 +954,8 @@ mod tests {
             require_deployment_status: true,
             dry_run: false,
             via: Via::FastForward,
+            windows: None,
+            override_window: None,
         };
         type Case = (&'static str, fn(&mut Facts), fn(&mut Rules), Want);
         use ExitClass::{Refused, Runtime};
@@ -1014,6 +1082,51 @@ mod tests {
                 Want::Refused(Refused, "is `failure\\n::error::x` (must be `success`)"),
             ),
             (
+                "the target is frozen: which gate, since when, when it opens, how to override",
+                |f| f.now = Some(at("2026-12-31T10:00:00+01:00")),
+                |r| r.windows = Some(&YEAR_END),
+                Want::Refused(Refused, "`staging` is frozen since 2026-12-20 00:00 Europe/Berlin (year-end freeze); next window opens Mon 2027-01-04 09:00 Europe/Berlin; to promote anyway, give override-window-reason"),
+            ),
+            (
+                "the target is outside its windows",
+                |f| f.now = Some(at("2027-01-08T10:00:00+01:00")),
+                |r| r.windows = Some(&YEAR_END),
+                Want::Refused(Refused, "`staging` is outside its deploy windows (Mon-Thu 09:00-16:00, Europe/Berlin) since Thu 2027-01-07 16:00 Europe/Berlin; next window opens Mon 2027-01-11 09:00 Europe/Berlin; to promote anyway"),
+            ),
+            (
+                "a dry run outside the windows is refused as the real run would be",
+                |f| (f.now, f.deployment_status) = (Some(at("2026-12-31T10:00:00+01:00")), None),
+                |r| (r.windows, r.dry_run) = (Some(&*YEAR_END), true),
+                Want::Refused(Refused, "`staging` is frozen since 2026-12-20 00:00"),
+            ),
+            (
+                "an override reason promotes during a freeze",
+                |f| f.now = Some(at("2026-12-31T10:00:00+01:00")),
+                |r| (r.windows, r.override_window) = (Some(&*YEAR_END), Some("INC-42 hotfix")),
+                Want::Is(Decision::FastForward(promotion())),
+            ),
+            (
+                "inside the window",
+                |_| {},
+                |r| r.windows = Some(&YEAR_END),
+                Want::Is(Decision::FastForward(promotion())),
+            ),
+            (
+                "a failing soak is named before the window",
+                |f| {
+                    f.now = Some(at("2026-12-31T10:00:00+01:00"));
+                    f.age = Some(DeployAge { deployed_at: Some(100), now: 160 });
+                },
+                |r| r.windows = Some(&YEAR_END),
+                Want::Refused(Refused, "has been deployed in `dev` for 60 s"),
+            ),
+            (
+                "no windows: the clock is not asked",
+                |f| f.now = None,
+                |_| {},
+                Want::Is(Decision::FastForward(promotion())),
+            ),
+            (
                 "deployment status not required: not asked",
                 |f| f.deployment_status = None,
                 |r| r.require_deployment_status = false,
@@ -1075,6 +1188,8 @@ mod tests {
             require_deployment_status: true,
             dry_run: false,
             via: Via::FastForward,
+            windows: Some(&YEAR_END),
+            override_window: None,
         };
         let full = ready();
         let mut f = Facts {
@@ -1084,6 +1199,7 @@ mod tests {
             target_behind: None,
             age: None,
             deployment_status: None,
+            now: None,
             ..full.clone()
         };
         let (t, s, d, c) = (oid('a'), oid('5'), oid('d'), oid('c'));
@@ -1099,6 +1215,7 @@ mod tests {
                         Need::TargetBehind { .. } => f.target_behind = full.target_behind,
                         Need::Lacking { .. } => panic!("not diverged"),
                         Need::Age { .. } => f.age = full.age,
+                        Need::Clock => f.now = full.now,
                         Need::DeploymentStatus(_) => {
                             f.deployment_status = full.deployment_status.clone()
                         }
@@ -1131,6 +1248,7 @@ mod tests {
                     target_tip: d
                 },
                 Need::Age { current: t },
+                Need::Clock,
                 Need::DeploymentStatus(promotion()),
             ]
         );
@@ -1153,6 +1271,36 @@ mod tests {
             decide(&bare, &rules),
             Decision::Refuse(Refusal::Held { .. })
         ));
+    }
+
+    // The command logs the window an override overrode, and nothing when none was shut.
+    #[test]
+    fn an_override_is_reported_only_when_it_overrode() {
+        let m = Model::default();
+        let (from, to) = resolve_pair(&m, "dev", None).unwrap();
+        let rules = Rules {
+            from,
+            to,
+            min_soak: None,
+            require_deployment_status: false,
+            dry_run: false,
+            via: Via::FastForward,
+            windows: Some(&YEAR_END),
+            override_window: Some("INC-42"),
+        };
+        let mut f = ready();
+        assert_eq!(window_overridden(&f, &rules), None);
+        f.now = Some(at("2026-12-31T10:00:00+01:00"));
+        let (shut, reason) = window_overridden(&f, &rules).unwrap();
+        assert_eq!(reason, "INC-42");
+        assert!(shut
+            .to_string()
+            .starts_with("is frozen since 2026-12-20 00:00"));
+        let none = Rules {
+            override_window: None,
+            ..rules
+        };
+        assert_eq!(window_overridden(&f, &none), None);
     }
 
     #[test]

@@ -25,8 +25,9 @@ use crate::promote::{
     self, self as rules, short, Changelog, Decision, DeployAge, Facts, HeadBranch, Lacking, Need,
     Promotion, Rules, Via,
 };
-use crate::runner::Runner;
+use crate::runner::{single_line, Runner};
 use crate::secret::Secret;
+use crate::windows::{self, Windows};
 
 /// How the target branch is updated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -71,6 +72,10 @@ pub struct Args {
     /// Check everything and write the changelog, but change nothing (status `would-promote`).
     #[arg(long, env = "GITOPS_DRY_RUN")]
     pub dry_run: bool,
+    /// Emergency override: promote outside the target's deploy windows or during a freeze;
+    /// the reason is logged and passed to the dispatched deploy workflow.
+    #[arg(long, env = "GITOPS_OVERRIDE_WINDOW_REASON")]
+    pub override_window_reason: Option<String>,
     /// Token for git (as `x-access-token`) and the GitHub API (the action passes `github.token`).
     #[arg(long, env = "GITOPS_GITHUB_TOKEN", hide_env_values = true)]
     pub github_token: Option<String>,
@@ -135,6 +140,8 @@ struct Checked {
     from: crate::envs::Environment,
     to: crate::envs::Environment,
     soak: Option<Duration>,
+    windows: Option<Windows>,
+    override_window: Option<String>,
     token: Option<Secret>,
     kind: Option<TokenKind>,
     api: Option<github::Config>,
@@ -146,6 +153,8 @@ fn check(runner: &Runner, a: &Args) -> Result<Checked> {
     let (from, to) = rules::resolve_pair(&model, &a.from, a.to.as_deref())?;
     let (from, to) = (from.clone(), to.clone());
     let soak = a.min_soak.as_deref().map(rules::parse_soak).transpose()?;
+    let windows = to.windows()?;
+    let override_window = windows::check_override(a.override_window_reason.as_deref())?;
     if let Some(w) = &a.dispatch_workflow {
         rules::validate_workflow(w)?;
     }
@@ -203,6 +212,8 @@ fn check(runner: &Runner, a: &Args) -> Result<Checked> {
         from,
         to,
         soak,
+        windows,
+        override_window,
         token,
         kind,
         api,
@@ -357,12 +368,27 @@ fn promote_once(
             Mode::FastForward => Via::FastForward,
             Mode::PullRequest => Via::PullRequest,
         },
+        windows: c.windows.as_ref(),
+        override_window: c.override_window.as_deref(),
     };
     // The changelog is written once, when every git rule passed (before any GitHub rule).
     let mut log: Option<String> = None;
     let mut api: Option<Api> = None;
     loop {
-        match promote::decide(&facts, &rules) {
+        let decision = promote::decide(&facts, &rules);
+        if let (
+            Decision::WouldPromote(_) | Decision::FastForward(_) | Decision::PullRequest(_),
+            Some((shut, reason)),
+        ) = (&decision, promote::window_overridden(&facts, &rules))
+        {
+            runner.warning(&format!(
+                "`{}` {shut}; promoting anyway: {}: {}",
+                to.name,
+                windows::OVERRIDE_INPUT,
+                single_line(reason)
+            ));
+        }
+        match decision {
             Decision::Gather(Need::DeploymentStatus(p)) => {
                 log = Some(changelog(runner, session, c, p)?);
                 api = Api::open(c, notices)?;
@@ -470,9 +496,10 @@ fn gather(
         Need::Age { current } => {
             facts.age = Some(DeployAge {
                 deployed_at: session.tag_time(current),
-                now: time::OffsetDateTime::now_utc().unix_timestamp(),
+                now: clock(facts).as_second(),
             })
         }
+        Need::Clock => facts.now = Some(clock(facts)),
         Need::DeploymentStatus(_) => {
             return Err(Failure::runtime(
                 "internal error: the deployment status is not a git fact",
@@ -480,6 +507,11 @@ fn gather(
         }
     }
     Ok(())
+}
+
+/// The clock, read once per evaluation: every rule that needs the time sees the same instant.
+fn clock(facts: &mut Facts) -> jiff::Timestamp {
+    *facts.now.get_or_insert_with(windows::now)
 }
 
 /// GitHub's latest status of `env`'s deployment of `candidate` (`None`: none, or no status).
@@ -629,11 +661,13 @@ fn finish_promoted(
     let triggers = c.kind.is_none_or(|k| k.push_triggers_workflows());
     match (&args.dispatch_workflow, api) {
         (Some(w), Some(api)) if !triggers => {
+            // An override reaches the deploy run, whose window check would refuse it otherwise.
+            let mut inputs = serde_json::Map::new();
+            if let (Some(reason), Some(_)) = (&c.override_window, &c.windows) {
+                inputs.insert(windows::OVERRIDE_INPUT.into(), reason.clone().into());
+            }
             api.rt
-                .block_on(
-                    api.client
-                        .dispatch_workflow(w, &c.to.branch, &serde_json::Map::new()),
-                )
+                .block_on(api.client.dispatch_workflow(w, &c.to.branch, &inputs))
                 .map_err(|e| {
                     Failure::from(e).context(format!(
                         "`{}` moved, but dispatching `{w}` failed; start it by hand",

@@ -46,6 +46,7 @@ use crate::git::{self, Expect, GitError, RefUpdate, RemoteSpec, Session, Tagger}
 use crate::github;
 use crate::runner::{markdown, single_line, OutputFormat, Runner};
 use crate::secret::Secret;
+use crate::windows::{self, Gate, Windows};
 
 /// What to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -64,6 +65,10 @@ pub enum Command {
     Hold,
     /// Release a hold.
     Release,
+    /// Check the environment's deploy windows and freezes now, changing nothing: exit 0
+    /// inside a window, 1 outside (with when the next one opens), 0 with a warning when
+    /// `override-window-reason` is given.
+    Window,
 }
 
 impl Command {
@@ -90,7 +95,7 @@ pub enum Format {
     about = "Record deploys as atomic git tags and GitHub Deployments"
 )]
 pub struct Args {
-    /// What to do: start, record, fail, list, resolve, hold, release.
+    /// What to do: start, record, fail, list, resolve, hold, release, window.
     #[arg(value_enum, env = "GITOPS_COMMAND")]
     pub command: Command,
 
@@ -121,6 +126,12 @@ pub struct Args {
     /// hold (required) / release: why.
     #[arg(long, env = "GITOPS_REASON")]
     pub reason: Option<String>,
+
+    /// window: deploy outside the environment's deploy windows or during a freeze (an
+    /// emergency; logged). record: the override that was used, kept in the `Window-Override`
+    /// trailer.
+    #[arg(long, env = "GITOPS_OVERRIDE_WINDOW_REASON")]
+    pub override_window_reason: Option<String>,
 
     /// Output format. `json`: stdout is exactly one line of JSON, in Actions too (list: the
     /// history; the other commands: their outputs); masks, annotations and logs go to stderr.
@@ -182,7 +193,7 @@ pub struct Args {
 pub const OUTPUTS: &[OutputDoc] = &[
     OutputDoc {
         name: "status",
-        description: "start: `started` or `skipped`; record: `recorded`, `rolled-back` or `unchanged`; fail: `failed` or `skipped`; hold: `held` or `already-held`; release: `released` or `not-held`; list/resolve: `ok`",
+        description: "start: `started` or `skipped`; record: `recorded`, `rolled-back` or `unchanged`; fail: `failed` or `skipped`; hold: `held` or `already-held`; release: `released` or `not-held`; list/resolve: `ok`; window: `open` or `overridden`",
     },
     OutputDoc {
         name: "sha",
@@ -234,6 +245,8 @@ struct Ctx {
     actor: Option<String>,
     production: bool,
     deployments: DeploymentsCfg,
+    windows: Option<Windows>,
+    override_window: Option<String>,
 }
 
 /// Whether and how the GitHub Deployment of this run is kept.
@@ -436,6 +449,10 @@ fn prepare(runner: &Runner, args: &Args) -> Result<Ctx> {
     if !matches!(cmd, Command::Hold | Command::Release) && args.reason.is_some() {
         return Err(not_for("reason", cmd));
     }
+    if !matches!(cmd, Command::Window | Command::Record) && args.override_window_reason.is_some() {
+        return Err(not_for(windows::OVERRIDE_INPUT, cmd));
+    }
+    let override_window = windows::check_override(args.override_window_reason.as_deref())?;
 
     let root = args
         .repo_path
@@ -445,6 +462,7 @@ fn prepare(runner: &Runner, args: &Args) -> Result<Ctx> {
     let model = Model::load(&root, args.config.as_deref())?;
     runner.info(model.log_line());
     let env = model.get("environment", &args.environment)?.clone();
+    let windows = env.windows()?;
 
     if let Some(r) = &args.remote {
         git::validate_remote_url("remote", r)?;
@@ -526,6 +544,8 @@ fn prepare(runner: &Runner, args: &Args) -> Result<Ctx> {
     Ok(Ctx {
         production: env.production,
         deployments,
+        windows,
+        override_window,
         env: env.name.clone(),
         branch: env.branch.clone(),
         spec: RemoteSpec {
@@ -561,6 +581,7 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
     let result = match args.command {
         Command::Start => start(runner, &ctx, &args, sha.expect("validated")),
         Command::Fail => fail(runner, &ctx, &args, sha.expect("validated")),
+        Command::Window => window(runner, &ctx),
         cmd => {
             let session = Session::open(&ctx.spec)?;
             if let Some(s) = session.auth().secret() {
@@ -585,6 +606,43 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
         }
     }
     result
+}
+
+// ------------------------------------------------------------------ deploy windows
+
+/// `window`: is the environment inside its deploy windows now? Reads the clock once, changes
+/// nothing, calls nothing.
+fn window(runner: &Runner, ctx: &Ctx) -> Result<()> {
+    let env = &ctx.env;
+    let gate = windows::gate(
+        ctx.windows.as_ref(),
+        windows::now(),
+        ctx.override_window.as_deref(),
+    );
+    match gate {
+        Gate::Open => {
+            runner.info(&match &ctx.windows {
+                None => format!("`{env}` has no deploy windows: a deploy may run at any time"),
+                Some(w) => format!(
+                    "`{env}` is inside its deploy windows ({}): a deploy may run",
+                    w.zone()
+                ),
+            });
+            runner.set_output("status", "open")
+        }
+        Gate::Overridden(shut, reason) => {
+            runner.warning(&format!(
+                "`{env}` {shut}; deploying anyway: {}: {}",
+                windows::OVERRIDE_INPUT,
+                single_line(reason)
+            ));
+            runner.set_output("status", "overridden")
+        }
+        Gate::Shut(shut) => Err(Failure::refused(format!(
+            "`{env}` {shut}; to deploy anyway, give {}",
+            windows::OVERRIDE_INPUT
+        ))),
+    }
 }
 
 // ------------------------------------------------------------------ GitHub Deployments
@@ -1052,6 +1110,7 @@ fn record(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args, sha: Oid) 
         } else {
             None
         },
+        window_override: ctx.override_window.clone(),
     };
     let now = time::OffsetDateTime::now_utc();
     let history = deploy::history_name(env, now, &ctx.run_id, sha);

@@ -44,6 +44,28 @@ fn deploy_msg(env: &str, sha: &str) -> String {
     )
 }
 
+/// A remote whose `deploy/dev/current` names the last of `n` commits on dev (the candidate).
+fn deployed_in_dev(n: usize) -> (Remote, String) {
+    let r = remote(n);
+    let cand = r.dev[n - 1].clone();
+    tag(
+        &r.bare,
+        "deploy/dev/current",
+        &cand,
+        &deploy_msg("dev", &cand),
+    );
+    (r, cand)
+}
+
+/// An Actions sandbox talking to the GitHub fake behind `proxy` with `token`.
+fn api_sandbox(proxy: &Prism, token: &str) -> Sandbox {
+    let mut sb = Sandbox::actions();
+    sb.set("GITHUB_API_URL", proxy.url())
+        .set("GITHUB_REPOSITORY", "o/r")
+        .set("GITOPS_GITHUB_TOKEN", token);
+    sb
+}
+
 fn branch(bare: &Path, b: &str) -> String {
     git_ok(bare, &["rev-parse", &format!("refs/heads/{b}")])
 }
@@ -410,21 +432,11 @@ fn concurrent_promotions_to_a_local_remote_have_exactly_one_winner() {
 fn pull_request_mode_opens_waits_for_approval_then_fast_forwards_and_dispatches() {
     let fake = GithubFake::start();
     let proxy = Prism::proxy(&fake.url());
-    let r = remote(4);
-    let cand = r.dev[3].clone();
-    tag(
-        &r.bare,
-        "deploy/dev/current",
-        &cand,
-        &deploy_msg("dev", &cand),
-    );
+    let (r, cand) = deployed_in_dev(4);
     let url = r.bare.display().to_string();
     let token = "ghs_promoteFakeToken0123456789";
     let run_it = || {
-        let mut sb = Sandbox::actions();
-        sb.set("GITHUB_API_URL", proxy.url())
-            .set("GITHUB_REPOSITORY", "o/r")
-            .set("GITOPS_GITHUB_TOKEN", token);
+        let sb = api_sandbox(&proxy, token);
         let run = promote(
             &sb,
             &url,
@@ -700,4 +712,79 @@ fn config_file_errors_show_place_and_kind_never_the_value_and_links_out_are_refu
     );
     assert!(run.all().contains("outside the checkout"), "{}", run.all());
     assert_eq!(refs(&r.bare), before);
+}
+
+// #19: a promotion into a frozen environment is refused in one line (which gate, since when,
+// when it opens, how to override): exit 1, the remote unchanged, nothing dispatched. With an
+// override reason it promotes, logs the override and hands the reason to the deploy it
+// dispatches.
+#[test]
+fn a_promotion_into_a_frozen_environment_is_refused_unless_overridden() {
+    let fake = GithubFake::start();
+    let proxy = Prism::proxy(&fake.url());
+    let (r, cand) = deployed_in_dev(4);
+    let url = r.bare.display().to_string();
+    let token = "ghs_promoteFakeToken0123456789";
+    let run_it = |extra: &[&str]| {
+        let sb = api_sandbox(&proxy, token);
+        let dir = sb.path().join("frozen");
+        crate::support::write_frozen_staging_model(&dir);
+        let checkout = dir.display().to_string();
+        let mut args = vec![
+            "--from",
+            "dev",
+            "--repo-path",
+            &checkout,
+            "--dispatch-workflow",
+            "deploy.yml",
+        ];
+        args.extend_from_slice(extra);
+        let run = promote(&sb, &url, &args);
+        sb.assert_no_leak(&run, &[token], &[]);
+        (sb, run)
+    };
+    let before = refs(&r.bare);
+    let (_, run) = run_it(&[]);
+    run.expect_code(1);
+    assert!(
+        run.all().contains("`staging` is frozen since 2000-01-01 00:00 UTC (century freeze); next window opens Fri 2100-01-01 00:00 UTC; to promote anyway, give override-window-reason"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(refs(&r.bare), before, "a refused promotion moved a ref");
+    assert!(fake.state.lock().unwrap().dispatches.is_empty());
+    // A dry run predicts the same refusal.
+    let (_, run) = run_it(&["--dry-run"]);
+    run.expect_code(1);
+    assert!(
+        run.all().contains("`staging` is frozen since"),
+        "{}",
+        run.all()
+    );
+
+    let (sb, run) = run_it(&["--override-window-reason", "INC-42 login broken"]);
+    run.expect_code(0);
+    assert_eq!(sb.outputs()["status"], "promoted", "{}", run.all());
+    assert_eq!(branch(&r.bare, "main"), cand);
+    assert!(
+        run.all().contains("::warning::`staging` is frozen since 2000-01-01 00:00 UTC (century freeze); next window opens Fri 2100-01-01 00:00 UTC; promoting anyway: override-window-reason: INC-42 login broken"),
+        "{}",
+        run.all()
+    );
+    let d = fake.state.lock().unwrap().dispatches.clone();
+    assert_eq!(d.len(), 1, "deploy workflow dispatched once");
+    assert_eq!(
+        d[0]["body"]["inputs"],
+        json!({"override-window-reason": "INC-42 login broken"})
+    );
+    proxy.assert_no_violations();
+
+    // An override reason on two lines is a usage error before any call.
+    let (_, run) = run_it(&["--override-window-reason", "a\nb"]);
+    run.expect_code(2);
+    assert!(
+        run.all().contains("override-window-reason"),
+        "{}",
+        run.all()
+    );
 }

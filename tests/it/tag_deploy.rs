@@ -1710,3 +1710,97 @@ fn clear_text_remotes_and_missing_repo_paths_are_refused_before_any_call() {
         run.all()
     );
 }
+
+/// Give the sandbox's checkout a model that freezes `staging` from 2000 to 2100 (UTC).
+fn freeze_staging(sb: &Sandbox) {
+    crate::support::write_frozen_staging_model(&sb.path().join("no-checkout"));
+}
+
+// #19: `tag-deploy window` checks an environment's deploy windows and changes nothing: exit 1
+// during a freeze with when the next window opens; exit 0 with a warning and status
+// `overridden` with an override reason; exit 0 `open` for an environment without windows.
+// `record` keeps the override in the `Window-Override` trailer.
+#[test]
+fn window_refuses_a_frozen_environment_and_an_override_is_recorded() {
+    let r = Remote::local(4);
+    let before = r.refs();
+    let window = |env: &str, extra: &[&str]| {
+        let sb = r.sandbox("301");
+        freeze_staging(&sb);
+        let mut args = vec!["window", "--environment", env];
+        args.extend_from_slice(extra);
+        let run = sb.run("tag-deploy", &args);
+        (run, sb)
+    };
+    let (run, _) = window("staging", &[]);
+    run.expect_code(1);
+    assert!(
+        run.all().contains("`staging` is frozen since 2000-01-01 00:00 UTC (century freeze); next window opens Fri 2100-01-01 00:00 UTC; to deploy anyway, give override-window-reason"),
+        "{}",
+        run.all()
+    );
+    let (run, sb) = window("staging", &["--override-window-reason", "INC-7 rollback"]);
+    run.expect_code(0);
+    assert_eq!(out(&sb, "status"), "overridden");
+    assert!(
+        run.all().contains("::warning::`staging` is frozen since 2000-01-01 00:00 UTC (century freeze); next window opens Fri 2100-01-01 00:00 UTC; deploying anyway: override-window-reason: INC-7 rollback"),
+        "{}",
+        run.all()
+    );
+    let (run, sb) = window("dev", &[]);
+    run.expect_code(0);
+    assert_eq!(out(&sb, "status"), "open");
+    assert!(
+        run.all().contains("`dev` has no deploy windows"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(r.refs(), before, "window changed the remote");
+    // Not for other verbs; one line only.
+    let (run, _) = window("staging", &["--override-window-reason", "a\nb"]);
+    run.expect_code(2);
+    let sb = r.sandbox("302");
+    let run = sb.run(
+        "tag-deploy",
+        &[
+            "list",
+            "--environment",
+            "dev",
+            "--override-window-reason",
+            "x",
+        ],
+    );
+    run.expect_code(2);
+    assert!(
+        run.all().contains("does not apply to `list`"),
+        "{}",
+        run.all()
+    );
+
+    // record keeps the override that was used.
+    let sha = r.seeded.main.clone();
+    let sb = r.sandbox("303");
+    freeze_staging(&sb);
+    let run = sb.run(
+        "tag-deploy",
+        &[
+            "record",
+            "--environment",
+            "staging",
+            "--sha",
+            &sha,
+            "--override-window-reason",
+            "INC-7 rollback",
+        ],
+    );
+    run.expect_code(0);
+    let msg = git_http::git_ok(
+        &r._bare,
+        &["cat-file", "-p", "refs/tags/deploy/staging/current"],
+    );
+    assert!(
+        msg.trim_end()
+            .ends_with("\nWindow-Override: INC-7 rollback"),
+        "{msg}"
+    );
+}

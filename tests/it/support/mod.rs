@@ -438,6 +438,17 @@ impl Sandbox {
     }
 }
 
+/// Write into `checkout` a model (`.github/gitops.yml`) whose `staging` is frozen from 2000
+/// to 2100 (UTC): every run today is inside the freeze, whatever the clock says.
+pub fn write_frozen_staging_model(checkout: &Path) {
+    std::fs::create_dir_all(checkout.join(".github")).unwrap();
+    std::fs::write(
+        checkout.join(".github/gitops.yml"),
+        "environments:\n  - name: dev\n    branch: dev\n  - name: staging\n    branch: main\n    windows:\n      time-zone: UTC\n      allow: [\"Mon-Sun 00:00-24:00\"]\n      freeze:\n        - { from: \"2000-01-01T00:00\", to: \"2100-01-01T00:00\", reason: \"century freeze\" }\n  - name: prod\n    branch: prod\n    production: true\n",
+    )
+    .unwrap();
+}
+
 /// The forms a secret can take when it leaks.
 pub fn secret_forms(s: &str) -> Vec<String> {
     use base64::Engine;
