@@ -229,7 +229,13 @@ mod tests {
     // The one fallback order, table-driven: (flags, env, token, where it came from).
     #[test]
     fn token_fallback_order() {
-        let cases: &[(&[&str], &[(&str, &str)], Option<&str>, &str)] = &[
+        type Case<'a> = (
+            &'a [&'a str],
+            &'a [(&'a str, &'a str)],
+            Option<&'a str>,
+            &'a str,
+        );
+        let cases: &[Case] = &[
             (&[], &[], None, "github-token"),
             (
                 &[],

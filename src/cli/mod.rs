@@ -192,9 +192,7 @@ fn verbs_taking(cmd: &clap::Command, pred: impl Fn(&clap::Arg) -> bool) -> Strin
 }
 
 fn long_matches(a: &clap::Arg, long: &str) -> bool {
-    a.get_long() == Some(long)
-        || a.get_all_aliases()
-            .is_some_and(|al| al.iter().any(|x| *x == long))
+    a.get_long() == Some(long) || a.get_all_aliases().is_some_and(|al| al.contains(&long))
 }
 
 /// A clap "unexpected argument" for a flag that another verb takes, as a usage error that names
@@ -332,6 +330,9 @@ mod tests {
         assert_eq!(super::env_name("role-to-assume"), "GITOPS_ROLE_TO_ASSUME");
     }
 
+    type Argv<'a> = &'a [&'a str];
+    type Env<'a> = &'a [(&'a str, &'a str)];
+
     #[derive(Debug, Parser)]
     #[command(name = "probe")]
     struct Verbs {
@@ -398,7 +399,7 @@ mod tests {
     // default (the first verb, when the verb is optional).
     #[test]
     fn the_verb_comes_from_the_command_line_then_gitops_command_then_the_default() {
-        let cases: &[(&[&str], &[(&str, &str)], V)] = &[
+        let cases: &[(Argv, Env, V)] = &[
             (&["probe", "--plan", "p"], &[], gate("p")),
             (&["probe", "gate", "--plan", "p"], &[], gate("p")),
             (
@@ -467,7 +468,7 @@ mod tests {
     // verb; a value equal to the published default counts as not given.
     #[test]
     fn inputs_of_another_verb_are_usage_errors_naming_input_and_verb() {
-        let refused: &[(&[&str], &[(&str, &str)], &str, &str)] = &[
+        let refused: &[(Argv, Env, &str, &str)] = &[
             (&["probe", "gate", "--plan", "p", "--digest", "d"], &[], "digest", "`probe gate` does not take `--digest` (it is an input of: verify)"),
             (&["probe", "--plan", "p", "--digest=d"], &[], "digest", "`probe gate` does not take `--digest`"),
             (&["probe", "verify", "--plan", "p", "--comment", "off"], &[], "comment", "`probe verify` does not take `--comment` (it is an input of: gate)"),
@@ -484,7 +485,7 @@ mod tests {
                 other => panic!("{a:?} {e:?}: {other:?}"),
             }
         }
-        let accepted: &[(&[&str], &[(&str, &str)])] = &[
+        let accepted: &[(Argv, Env)] = &[
             // What an action passes for inputs it was not given: empty, or the default.
             (
                 &["probe", "verify", "--plan", "p"],

@@ -166,6 +166,20 @@ pub struct Expected {
     pub expected_region: Option<String>,
 }
 
+impl Expected {
+    /// The expected account and region are well formed.
+    fn validate(&self) -> Result<()> {
+        if let Some(acct) = &self.expected_account {
+            crate::validate::account_id(acct)
+                .map_err(|f| Failure::usage("expected-account", f.message))?;
+        }
+        if let Some(r) = &self.expected_region {
+            crate::validate::region(r).map_err(|f| Failure::usage("expected-region", f.message))?;
+        }
+        Ok(())
+    }
+}
+
 /// How outputs are printed (every verb).
 #[derive(Debug, clap::Args)]
 pub struct Output {
@@ -280,13 +294,7 @@ fn check_host(
 }
 
 fn validate_login(a: &LoginArgs) -> Result<LoginPlan> {
-    if let Some(acct) = &a.expected.expected_account {
-        crate::validate::account_id(acct)
-            .map_err(|f| Failure::usage("expected-account", f.message))?;
-    }
-    if let Some(r) = &a.expected.expected_region {
-        crate::validate::region(r).map_err(|f| Failure::usage("expected-region", f.message))?;
-    }
+    a.expected.validate()?;
     let host = match (&a.registry, &a.destination.destination) {
         (Some(r), _) => r
             .trim_start_matches("https://")
@@ -334,13 +342,7 @@ fn validate(runner: &Runner, a: &Transfer, source: &Source, push: bool) -> Resul
             "must be between 1 and 3600 seconds",
         ));
     }
-    if let Some(acct) = &a.expected.expected_account {
-        crate::validate::account_id(acct)
-            .map_err(|f| Failure::usage("expected-account", f.message))?;
-    }
-    if let Some(r) = &a.expected.expected_region {
-        crate::validate::region(r).map_err(|f| Failure::usage("expected-region", f.message))?;
-    }
+    a.expected.validate()?;
     let endpoint = match &a.registry_endpoint {
         None => None,
         Some(e) => {

@@ -58,7 +58,7 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 pub enum Verb {
     /// Summarise, apply the policy, write summary/comment/outputs (default).
-    Gate(GateArgs),
+    Gate(Box<GateArgs>),
     /// Recompute the plan digest and compare it with `--digest`.
     Verify(VerifyArgs),
 }

@@ -101,3 +101,76 @@ fn a_closed_stdout_is_not_a_crash() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(rc, 0, "{stderr}");
 }
+
+const ECR: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+
+// #13 item 5: a flag or a GITOPS_* input that the chosen verb does not take is exit 2, naming
+// the input and the verb, before anything is read or sent (it used to be ignored silently:
+// `ecr-push login --parallelism 4` logged in). From clap's tree, for every binary with verbs.
+#[test]
+fn an_input_of_another_verb_is_a_usage_error_naming_input_and_verb() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.json");
+    std::fs::write(&plan, "{}").unwrap();
+    let plan = plan.to_str().unwrap();
+    let digest = format!("sha256:{}", "a".repeat(64));
+    type Case<'a> = (
+        &'a str,
+        Vec<&'a str>,
+        Vec<(&'a str, &'a str)>,
+        &'a str,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
+        ("ecr-push", vec!["login", "--registry", ECR, "--parallelism", "4"], vec![], "parallelism", "`ecr-push login` does not take `--parallelism` (it is an input of: push, copy)"),
+        ("ecr-push", vec!["copy", "--source", "x", "--destination", "y"], vec![("GITOPS_CACHE_DIR", "/tmp/c")], "cache-dir", "`GITOPS_CACHE_DIR` is set, but `ecr-push copy` does not take it (it is an input of: push)"),
+        ("ecr-push", vec!["push", "--registry", ECR], vec![], "registry", "`ecr-push push` does not take `--registry` (it is an input of: login)"),
+        ("plan-gate", vec!["--plan", plan, "--digest", &digest], vec![], "digest", "`plan-gate gate` does not take `--digest` (it is an input of: verify)"),
+        ("plan-gate", vec!["verify", "--plan", plan, "--digest", &digest], vec![("GITOPS_POLICY", "p.yml")], "policy", "`plan-gate verify` does not take it (it is an input of: gate)"),
+        ("plan-gate", vec![], vec![("GITOPS_COMMAND", "verify"), ("GITOPS_PLAN", plan), ("GITOPS_ENVIRONMENT", "dev")], "environment", "`plan-gate verify` does not take it"),
+    ];
+    for (bin, args, env, field, msg) in cases {
+        let mut sb = Sandbox::actions();
+        for (k, v) in &env {
+            sb.set(k, v);
+        }
+        let r = sb.run(bin, &args);
+        r.expect_code(2);
+        assert!(
+            r.all().contains(&format!("invalid input `{field}`")),
+            "{bin} {args:?}: {}",
+            r.all()
+        );
+        assert!(r.all().contains(msg), "{bin} {args:?}: {}", r.all());
+        assert!(sb.outputs().is_empty(), "{bin} {args:?}: nothing written");
+    }
+}
+
+// What a composite action passes for the inputs it was not given (empty, or the published
+// default) is not "given": the verb runs, and the first refusal is about its own inputs.
+#[test]
+fn action_defaults_of_other_verbs_are_not_inputs() {
+    let mut sb = Sandbox::actions();
+    for (k, v) in [
+        ("GITOPS_COMMAND", "login"),
+        ("GITOPS_REGISTRY", "registry.example.com"),
+        ("GITOPS_SOURCE", ""),
+        ("GITOPS_PARALLELISM", "6"),
+        ("GITOPS_TIMEOUT", "30m"),
+        ("GITOPS_CREATE_REPOSITORY", "false"),
+        ("GITOPS_IMMUTABLE_TAGS", "false"),
+        ("GITOPS_PLAIN_HTTP", "false"),
+        ("GITOPS_PROGRESS_INTERVAL", "10"),
+        ("GITOPS_FORMAT", "text"),
+    ] {
+        sb.set(k, v);
+    }
+    let r = sb.run("ecr-push", &["login"]);
+    r.expect_code(2);
+    assert!(r.all().contains("invalid input `registry`"), "{}", r.all());
+    assert!(
+        r.all().contains("is not an ECR registry host"),
+        "{}",
+        r.all()
+    );
+}
