@@ -58,6 +58,10 @@ pub struct Input {
     pub required: bool,
     /// Default value, if any.
     pub default: Option<String>,
+    /// The verbs that take it, when not every verb does (empty: all of them, or no verbs).
+    pub only_for: Vec<String>,
+    /// For a deprecated alias (a hidden flag): the message GitHub shows when it is used.
+    pub deprecated: Option<String>,
 }
 
 /// The `command` input of a binary with subcommands.
@@ -155,7 +159,8 @@ fn flag_input(arg: &clap::Arg, long: &str) -> (Input, bool) {
         .iter()
         .map(|v| v.to_string_lossy().into_owned())
         .collect();
-    let default = if TOKEN_INPUTS.contains(&long) {
+    let deprecated = arg.is_hide_set().then(|| one_line(&description));
+    let default = if TOKEN_INPUTS.contains(&long) && deprecated.is_none() {
         Some(TOKEN_DEFAULT.to_string())
     } else if defaults.is_empty() {
         None
@@ -175,6 +180,8 @@ fn flag_input(arg: &clap::Arg, long: &str) -> (Input, bool) {
             description,
             required,
             default,
+            only_for: Vec::new(),
+            deprecated,
         },
         arg.is_required_set(),
     )
@@ -278,7 +285,7 @@ pub fn model(doc: &BinaryDoc) -> Result<ActionModel, GenError> {
                 .iter()
                 .map(|s| one_line(&s.get_about().map(|a| a.to_string()).unwrap_or_default()))
                 .collect(),
-            default: None,
+            default: crate::cli::default_verb(&cmd).map(str::to_string),
         })
     } else if let Some(p) = positionals.first() {
         if positionals.len() > 1 {
@@ -329,6 +336,7 @@ pub fn model(doc: &BinaryDoc) -> Result<ActionModel, GenError> {
                     "used by"
                 };
                 input.required = false;
+                input.only_for = f.used_by.clone();
                 if !input.description.is_empty() && !input.description.ends_with('.') {
                     input.description.push('.');
                 }
@@ -435,6 +443,9 @@ pub fn render_action(m: &ActionModel) -> String {
         if let Some(d) = &i.default {
             let _ = writeln!(y, "    default: {}", q(d));
         }
+        if let Some(d) = &i.deprecated {
+            let _ = writeln!(y, "    deprecationMessage: {}", q(d));
+        }
     }
     if !m.outputs.is_empty() {
         y.push_str("outputs:\n");
@@ -500,6 +511,30 @@ pub fn run_script(m: &ActionModel) -> String {
             c.choices.join(", ")
         );
         s.push_str("esac\n");
+        // An input whose default is an expression (the workflow token) always arrives set: the
+        // binary could not tell it from a given one, so the verbs that do not take it never get it.
+        let unset: Vec<(String, Vec<&str>)> = c
+            .choices
+            .iter()
+            .map(|verb| {
+                let vars = m
+                    .inputs
+                    .iter()
+                    .filter(|i| !i.only_for.is_empty() && !i.only_for.contains(verb))
+                    .filter(|i| i.default.as_deref().is_some_and(|d| d.contains("${{")))
+                    .map(|i| i.env.as_str())
+                    .collect();
+                (verb.clone(), vars)
+            })
+            .filter(|(_, vars): &(String, Vec<&str>)| !vars.is_empty())
+            .collect();
+        if !unset.is_empty() {
+            let _ = writeln!(s, "case \"${var}\" in");
+            for (verb, vars) in &unset {
+                let _ = writeln!(s, "  {verb}) unset {} ;;", vars.join(" "));
+            }
+            s.push_str("esac\n");
+        }
         let _ = writeln!(s, "exec {bin} \"${var}\"");
     } else {
         let _ = writeln!(s, "exec {bin}");
@@ -697,6 +732,11 @@ const USAGE: &str = "usage: gitops-dev <generate|check> [--root DIR]\n\
   generate  write actions/*/action.yml, their README tables and the root action.yml\n\
   check     exit 1 if any generated file is out of date (prints the command that fixes it)";
 
+/// One line on stdout; a reader that went away only ends the output (no panic).
+fn say(line: &str) {
+    let _ = crate::cli::quiet_write(&mut std::io::stdout().lock(), &format!("{line}\n"));
+}
+
 /// Entry point of the `gitops-dev` binary.
 pub fn dev_main() -> std::process::ExitCode {
     use std::process::ExitCode;
@@ -714,7 +754,7 @@ pub fn dev_main() -> std::process::ExitCode {
                 }
             },
             "-h" | "--help" => {
-                println!("{USAGE}");
+                say(USAGE);
                 return ExitCode::SUCCESS;
             }
             "generate" | "check" if task.is_none() => task = Some(a.clone()),
@@ -735,10 +775,10 @@ pub fn dev_main() -> std::process::ExitCode {
         Some("generate") => match generate(&root) {
             Ok(changed) => {
                 for p in &changed {
-                    println!("wrote {}", p.display());
+                    say(&format!("wrote {}", p.display()));
                 }
                 if changed.is_empty() {
-                    println!("all generated files are up to date");
+                    say("all generated files are up to date");
                 }
                 ExitCode::SUCCESS
             }
@@ -749,7 +789,7 @@ pub fn dev_main() -> std::process::ExitCode {
         },
         Some("check") => match drift(&root) {
             Ok(d) if d.is_empty() => {
-                println!("all generated files are up to date");
+                say("all generated files are up to date");
                 ExitCode::SUCCESS
             }
             Ok(d) => {
@@ -903,5 +943,64 @@ mod tests {
     #[test]
     fn repo_slug_is_owner_and_name() {
         assert_eq!(repo_slug(), "gitops-actions/gitops-actions");
+    }
+
+    #[derive(Parser)]
+    #[command(name = "opt")]
+    struct Opt {
+        #[command(subcommand)]
+        cmd: Option<OptSub>,
+    }
+
+    #[derive(Subcommand)]
+    enum OptSub {
+        /// Gate.
+        Gate {
+            /// Token.
+            #[arg(long, env = "GITOPS_GITHUB_TOKEN")]
+            github_token: Option<String>,
+            /// Deprecated: use `github-token`.
+            #[arg(long, env = "GITOPS_TOKEN", hide = true)]
+            token: Option<String>,
+        },
+        /// Verify.
+        Verify {
+            /// Digest.
+            #[arg(long, env = "GITOPS_DIGEST")]
+            digest: Option<String>,
+        },
+    }
+
+    // An optional verb defaults to the first; the workflow-token default never reaches a verb
+    // that does not take the token (the binary would refuse it as another verb's input); a
+    // hidden flag is a deprecated alias with GitHub's deprecation message and no default.
+    #[test]
+    fn optional_verbs_default_to_the_first_and_token_defaults_reach_only_their_verbs() {
+        let m = model(&doc("opt", Opt::command)).unwrap();
+        let c = m.command.clone().unwrap();
+        assert_eq!(c.default.as_deref(), Some("gate"));
+        let run = run_script(&m);
+        assert!(
+            run.contains("  verify) unset GITOPS_GITHUB_TOKEN ;;"),
+            "{run}"
+        );
+        assert!(!run.contains("gate) unset"), "{run}");
+        let alias = m.inputs.iter().find(|i| i.name == "token").unwrap();
+        assert_eq!(alias.default, None);
+        assert_eq!(
+            alias.deprecated.as_deref(),
+            Some("Deprecated: use `github-token`")
+        );
+        let y = render_action(&m);
+        assert!(
+            y.contains("    deprecationMessage: \"Deprecated: use `github-token`\""),
+            "{y}"
+        );
+        assert!(
+            y.contains("    required: false\n    default: \"gate\""),
+            "{y}"
+        );
+        // The flat probe and the required-verb probe keep their scripts unchanged.
+        assert!(!run_script(&model(&doc("multi", Multi::command)).unwrap()).contains("unset"));
     }
 }

@@ -78,36 +78,17 @@ pub fn resolve_pair<'m>(
     Ok((f, t))
 }
 
-/// Parse a soak time: `90`, `90s`, `30m`, `2h`, `1d` (at most 30 days).
+/// The rule of the `min-soak` input: `90`, `90s`, `30m`, `2h`, `1d`, at most 30 days.
+pub const SOAK: crate::validate::DurationRule = crate::validate::DurationRule {
+    min_secs: 0,
+    max_secs: 30 * 86400,
+    days: true,
+    rule: "like `90s`, `30m`, `2h` or `1d` (at most 30 days)",
+};
+
+/// Parse a soak time (see [`SOAK`]) with the one duration parser.
 pub fn parse_soak(v: &str) -> Result<Duration> {
-    let bad = || {
-        Failure::usage(
-            "min-soak",
-            format!(
-                "`{}` is not a duration like `90s`, `30m`, `2h` or `1d` (at most 30 days)",
-                single_line(v)
-            ),
-        )
-    };
-    let (num, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => (&v[..i], &v[i..]),
-        None => (v, "s"),
-    };
-    if num.is_empty() || num.len() > 7 {
-        return Err(bad());
-    }
-    let n: u64 = num.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        _ => return Err(bad()),
-    };
-    if secs > 30 * 86400 {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs(secs))
+    crate::validate::duration("min-soak", v, &SOAK)
 }
 
 /// A workflow file name for `dispatch-workflow`: `deploy.yml` (a file under

@@ -256,6 +256,67 @@ pub fn yaml_error_kind(msg: &str) -> String {
     }
 }
 
+/// The rule one duration input follows: its range and the units it takes. The one duration
+/// parser ([`duration`]) serves every duration input (`timeout`, `min-soak`, ...).
+#[derive(Debug, Clone, Copy)]
+pub struct DurationRule {
+    /// Shortest accepted, in seconds.
+    pub min_secs: u64,
+    /// Longest accepted, in seconds.
+    pub max_secs: u64,
+    /// Whether `d` (days) is a unit; `s`, `m`, `h` always are, and a bare number is seconds.
+    pub days: bool,
+    /// How the rule reads in a refusal, after "is not a duration ".
+    pub rule: &'static str,
+}
+
+/// Parse a duration: digits, then optionally `s`, `m`, `h` (or `d` when the rule allows it).
+/// No sign, no fraction, no space; the value must lie within the rule's range.
+pub fn duration(field: &str, v: &str, r: &DurationRule) -> Result<std::time::Duration> {
+    let refuse = || bad(field, v, &format!("is not a duration {}", r.rule));
+    let (num, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&v[..i], &v[i..]),
+        None => (v, "s"),
+    };
+    if num.is_empty() || num.len() > 7 {
+        return Err(refuse());
+    }
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" if r.days => 86400,
+        _ => return Err(refuse()),
+    };
+    let secs = num.parse::<u64>().map_err(|_| refuse())? * mult;
+    if !(r.min_secs..=r.max_secs).contains(&secs) {
+        return Err(refuse());
+    }
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+/// True when `v` is `sha256:` followed by exactly 64 lowercase hex characters.
+pub fn is_sha256_digest(v: &str) -> bool {
+    v.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// A digest input (`digest`, `plan-digest`): `sha256:` + 64 lowercase hex characters.
+pub fn sha256_digest(field: &str, v: &str) -> Result<()> {
+    if is_sha256_digest(v) {
+        Ok(())
+    } else {
+        Err(bad(
+            field,
+            v,
+            "is not `sha256:` followed by 64 lowercase hex characters",
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,5 +522,84 @@ mod tests {
             yaml_error_kind("did not find expected key"),
             "not valid YAML: did not find expected key"
         );
+    }
+    const UP_TO_A_DAY: DurationRule = DurationRule {
+        min_secs: 1,
+        max_secs: 86400,
+        days: false,
+        rule: "between 1s and 24h",
+    };
+    const UP_TO_30_DAYS: DurationRule = DurationRule {
+        min_secs: 0,
+        max_secs: 30 * 86400,
+        days: true,
+        rule: "like `1d` (at most 30 days)",
+    };
+
+    #[test]
+    fn one_duration_parser_for_every_rule() {
+        let secs = |v: &str, r: &DurationRule| duration("t", v, r).map(|d| d.as_secs());
+        for (v, want) in [
+            ("600", 600),
+            ("90s", 90),
+            ("30m", 1800),
+            ("1h", 3600),
+            ("24h", 86400),
+        ] {
+            assert_eq!(secs(v, &UP_TO_A_DAY).unwrap(), want, "{v}");
+        }
+        for v in [
+            "",
+            "0",
+            "25h",
+            "1d",
+            "-5s",
+            "1.5m",
+            "m",
+            "30mm",
+            " 5s",
+            "5s ",
+            "+5",
+            "99999999s",
+        ] {
+            let e = duration("timeout", v, &UP_TO_A_DAY).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("timeout"), "{v}");
+            assert!(
+                e.message.contains("is not a duration between 1s and 24h"),
+                "{v}: {}",
+                e.message
+            );
+        }
+        for (v, want) in [("0", 0), ("1d", 86400), ("2h", 7200), ("30d", 30 * 86400)] {
+            assert_eq!(secs(v, &UP_TO_30_DAYS).unwrap(), want, "{v}");
+        }
+        for v in ["31d", "1w", "d"] {
+            assert!(duration("min-soak", v, &UP_TO_30_DAYS).is_err(), "{v}");
+        }
+        // The value is echoed only neutralised.
+        let e = duration("t", "5\n::error::x", &UP_TO_A_DAY).unwrap_err();
+        assert!(!e.message.contains('\n'), "{}", e.message);
+    }
+
+    #[test]
+    fn one_digest_validator() {
+        let good = format!("sha256:{}", "a".repeat(64));
+        assert!(is_sha256_digest(&good));
+        sha256_digest("digest", &good).unwrap();
+        for bad in [
+            String::new(),
+            "sha256:abc".into(),
+            format!("sha256:{}", "A".repeat(64)),
+            format!("sha256:{}", "a".repeat(65)),
+            format!("sha512:{}", "a".repeat(64)),
+            "a".repeat(64),
+            format!(" sha256:{}", "a".repeat(64)),
+            format!("sha256:{}g", "a".repeat(63)),
+        ] {
+            assert!(!is_sha256_digest(&bad), "{bad:?}");
+            let e = sha256_digest("plan-digest", &bad).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("plan-digest"));
+            assert!(e.message.contains("64 lowercase hex"), "{}", e.message);
+        }
     }
 }

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{CommandFactory, Parser, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use super::{BinaryDoc, OutputDoc};
 use crate::exit::{Failure, Result};
@@ -26,17 +26,6 @@ use crate::registry::transfer::{self, Destination};
 use crate::runner::{single_line, OutputFormat, Runner};
 use crate::secret::Secret;
 
-/// What to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Command {
-    /// Push an image from disk (OCI layout, OCI archive, docker save tarball).
-    Push,
-    /// Copy an image (or whole index) from one registry to another by digest.
-    Copy,
-    /// Write a docker config entry for an ECR registry.
-    Login,
-}
-
 /// Push and copy container images to ECR without a Docker daemon.
 #[derive(Debug, Parser)]
 #[command(
@@ -46,16 +35,69 @@ pub enum Command {
 )]
 pub struct Args {
     /// `push`, `copy` or `login`.
-    #[arg(value_enum, env = "GITOPS_COMMAND")]
-    pub command: Command,
+    #[command(subcommand)]
+    pub command: Verb,
+}
 
+/// The verbs, each with its own inputs.
+#[derive(Debug, Subcommand)]
+pub enum Verb {
+    /// Push an image from disk (OCI layout, OCI archive, docker save tarball).
+    Push(PushArgs),
+    /// Copy an image (or whole index) from one registry to another by digest.
+    Copy(CopyArgs),
+    /// Write a docker config entry for an ECR registry.
+    Login(LoginArgs),
+}
+
+/// `push`: from disk to a registry.
+#[derive(Debug, clap::Args)]
+pub struct PushArgs {
+    #[command(flatten)]
+    pub source: Source,
+    #[command(flatten)]
+    pub transfer: Transfer,
+    /// Where compressed `docker save` layers are cached between runs.
+    #[arg(long, env = "GITOPS_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// `copy`: from a registry to a registry.
+#[derive(Debug, clap::Args)]
+pub struct CopyArgs {
+    #[command(flatten)]
+    pub source: Source,
+    #[command(flatten)]
+    pub transfer: Transfer,
+}
+
+/// `login`: a docker config entry for an ECR registry.
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    /// The ECR registry host (default: the host of `destination`).
+    #[arg(long, env = "GITOPS_REGISTRY")]
+    pub registry: Option<String>,
+    #[command(flatten)]
+    pub destination: DestinationArg,
+    #[command(flatten)]
+    pub expected: Expected,
+    #[command(flatten)]
+    pub output: Output,
+}
+
+/// What is pushed or copied (`push`, `copy`).
+#[derive(Debug, clap::Args)]
+pub struct Source {
     /// push: `[oci:|oci-archive:|docker-archive:]PATH[:ref]`; copy: `REGISTRY/REPO@sha256:...` (or `:TAG`, resolved and reported).
     #[arg(long, env = "GITOPS_SOURCE")]
     pub source: Option<String>,
+}
 
-    /// `REGISTRY/REPO:TAG` to push or copy to (an ECR host, or any OCI registry).
-    #[arg(long, env = "GITOPS_DESTINATION")]
-    pub destination: Option<String>,
+/// The destination and how blobs travel there (`push`, `copy`).
+#[derive(Debug, clap::Args)]
+pub struct Transfer {
+    #[command(flatten)]
+    pub destination: DestinationArg,
 
     /// More tags for the same image (repeatable; commas or whitespace separate several).
     #[arg(long = "tag", env = "GITOPS_TAG", value_name = "TAG")]
@@ -93,6 +135,28 @@ pub struct Args {
     #[arg(long, env = "GITOPS_REGISTRY_PASSWORD", hide_env_values = true)]
     pub registry_password: Option<String>,
 
+    #[command(flatten)]
+    pub expected: Expected,
+
+    /// Seconds between progress lines on long transfers.
+    #[arg(long, env = "GITOPS_PROGRESS_INTERVAL", default_value_t = 10)]
+    pub progress_interval: u64,
+
+    #[command(flatten)]
+    pub output: Output,
+}
+
+/// Where the image goes (every verb; `login` takes its registry host).
+#[derive(Debug, clap::Args)]
+pub struct DestinationArg {
+    /// `REGISTRY/REPO:TAG` to push or copy to (an ECR host, or any OCI registry).
+    #[arg(long, env = "GITOPS_DESTINATION")]
+    pub destination: Option<String>,
+}
+
+/// The account and region a destination must be in (every verb).
+#[derive(Debug, clap::Args)]
+pub struct Expected {
     /// Refuse any destination that is not an ECR registry of this 12-digit account.
     #[arg(long, env = "GITOPS_EXPECTED_ACCOUNT")]
     pub expected_account: Option<String>,
@@ -100,24 +164,38 @@ pub struct Args {
     /// Refuse any destination that is not an ECR registry in this region.
     #[arg(long, env = "GITOPS_EXPECTED_REGION")]
     pub expected_region: Option<String>,
+}
 
-    /// login: the ECR registry host (default: the host of `destination`).
-    #[arg(long, env = "GITOPS_REGISTRY")]
-    pub registry: Option<String>,
+impl Expected {
+    /// The expected account and region are well formed.
+    fn validate(&self) -> Result<()> {
+        if let Some(acct) = &self.expected_account {
+            crate::validate::account_id(acct)
+                .map_err(|f| Failure::usage("expected-account", f.message))?;
+        }
+        if let Some(r) = &self.expected_region {
+            crate::validate::region(r).map_err(|f| Failure::usage("expected-region", f.message))?;
+        }
+        Ok(())
+    }
+}
 
-    /// Where compressed `docker save` layers are cached between runs.
-    #[arg(long, env = "GITOPS_CACHE_DIR")]
-    pub cache_dir: Option<PathBuf>,
-
-    /// Seconds between progress lines on long transfers.
-    #[arg(long, env = "GITOPS_PROGRESS_INTERVAL", default_value_t = 10)]
-    pub progress_interval: u64,
-
+/// How outputs are printed (every verb).
+#[derive(Debug, clap::Args)]
+pub struct Output {
     /// How outputs are printed: `text` (outside GitHub Actions only), or `json`: stdout is
     /// exactly one JSON object of the outputs, in Actions too, and every log line goes to stderr.
     #[arg(long, env = "GITOPS_FORMAT", value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
 }
+
+/// The rule of the `timeout` input.
+pub const TIMEOUT: crate::validate::DurationRule = crate::validate::DurationRule {
+    min_secs: 1,
+    max_secs: 86400,
+    days: false,
+    rule: "between 1s and 24h (e.g. `600`, `90s`, `30m`, `1h`)",
+};
 
 /// Outputs this binary sets.
 pub const OUTPUTS: &[OutputDoc] = &[
@@ -149,45 +227,34 @@ pub fn doc() -> BinaryDoc {
     }
 }
 
-/// Parse `600`, `90s`, `30m`, `1h`.
+/// Parse the `timeout` input (see [`TIMEOUT`]).
 pub fn parse_duration(v: &str) -> Result<Duration> {
-    let bad = || {
-        Failure::usage(
-            "timeout",
-            format!(
-                "`{}` is not a duration between 1s and 24h (e.g. `600`, `90s`, `30m`, `1h`)",
-                single_line(v)
-            ),
-        )
-    };
-    let (num, mult) = match v.as_bytes().last() {
-        Some(b's') => (&v[..v.len() - 1], 1),
-        Some(b'm') => (&v[..v.len() - 1], 60),
-        Some(b'h') => (&v[..v.len() - 1], 3600),
-        _ => (v, 1),
-    };
-    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) || num.len() > 6 {
-        return Err(bad());
-    }
-    let secs = num.parse::<u64>().map_err(|_| bad())? * mult;
-    if !(1..=86400).contains(&secs) {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs(secs))
+    crate::validate::duration("timeout", v, &TIMEOUT)
 }
 
-/// Everything validated, before any network call.
+/// Where the image comes from, validated.
+enum What {
+    /// From disk.
+    Push(SourceSpec),
+    /// From a registry.
+    Copy(Reference),
+}
+
+/// A push or copy with every input validated, before any network call.
 struct Plan {
-    command: Command,
-    source: Option<SourceSpec>,
-    source_ref: Option<Reference>,
+    what: What,
     dest: Reference,
     tags: Vec<String>,
     ecr: Option<ecr::EcrHost>,
     endpoint: Option<url::Url>,
     timeout: Duration,
-    parallelism: usize,
     basic: Option<(String, Secret)>,
+}
+
+/// A login with its input validated: the ECR registry host.
+struct LoginPlan {
+    registry: String,
+    ecr: ecr::EcrHost,
 }
 
 fn split_tags(raw: &[String]) -> Vec<String> {
@@ -226,7 +293,39 @@ fn check_host(
     Ok(e)
 }
 
-fn validate(runner: &Runner, a: &Args) -> Result<Plan> {
+fn validate_login(a: &LoginArgs) -> Result<LoginPlan> {
+    a.expected.validate()?;
+    let host = match (&a.registry, &a.destination.destination) {
+        (Some(r), _) => r
+            .trim_start_matches("https://")
+            .trim_end_matches('/')
+            .to_string(),
+        (None, Some(d)) => Reference::parse("destination", d)?.registry,
+        (None, None) => {
+            return Err(Failure::usage(
+                "registry",
+                "login needs `registry` (an ECR host)",
+            ))
+        }
+    };
+    let e = check_host("registry", &host, false, false)?.ok_or_else(|| {
+        Failure::usage(
+            "registry",
+            format!(
+                "`{}` is not an ECR registry host: use `docker login` for other registries",
+                single_line(&host)
+            ),
+        )
+    })?;
+    check_expected(&a.expected, &e)?;
+    Ok(LoginPlan {
+        registry: host,
+        ecr: e,
+    })
+}
+
+/// Validate a push or copy; `source` is parsed by `what` (a path on disk or a registry image).
+fn validate(runner: &Runner, a: &Transfer, source: &Source, push: bool) -> Result<Plan> {
     if let Some(p) = &a.registry_password {
         runner.mask(&Secret::new(p.as_str()));
     }
@@ -243,13 +342,7 @@ fn validate(runner: &Runner, a: &Args) -> Result<Plan> {
             "must be between 1 and 3600 seconds",
         ));
     }
-    if let Some(acct) = &a.expected_account {
-        crate::validate::account_id(acct)
-            .map_err(|f| Failure::usage("expected-account", f.message))?;
-    }
-    if let Some(r) = &a.expected_region {
-        crate::validate::region(r).map_err(|f| Failure::usage("expected-region", f.message))?;
-    }
+    a.expected.validate()?;
     let endpoint = match &a.registry_endpoint {
         None => None,
         Some(e) => {
@@ -286,50 +379,8 @@ fn validate(runner: &Runner, a: &Args) -> Result<Plan> {
             ))
         }
     };
-    if a.command == Command::Login {
-        let host = match (&a.registry, &a.destination) {
-            (Some(r), _) => r
-                .trim_start_matches("https://")
-                .trim_end_matches('/')
-                .to_string(),
-            (None, Some(d)) => Reference::parse("destination", d)?.registry,
-            (None, None) => {
-                return Err(Failure::usage(
-                    "registry",
-                    "login needs `registry` (an ECR host)",
-                ))
-            }
-        };
-        let e = check_host("registry", &host, false, false)?.ok_or_else(|| {
-            Failure::usage(
-                "registry",
-                format!(
-                    "`{}` is not an ECR registry host: use `docker login` for other registries",
-                    single_line(&host)
-                ),
-            )
-        })?;
-        check_expected(a, &e)?;
-        let dest = Reference {
-            registry: host,
-            repository: String::new(),
-            tag: None,
-            digest: None,
-        };
-        return Ok(Plan {
-            command: Command::Login,
-            source: None,
-            source_ref: None,
-            dest,
-            tags: Vec::new(),
-            ecr: Some(e),
-            endpoint: None,
-            timeout,
-            parallelism: a.parallelism,
-            basic: None,
-        });
-    }
     let dest_raw = a
+        .destination
         .destination
         .as_deref()
         .ok_or_else(|| Failure::usage("destination", "is required: `REGISTRY/REPO:TAG`"))?;
@@ -365,7 +416,7 @@ fn validate(runner: &Runner, a: &Args) -> Result<Plan> {
             "applies only to an ECR destination (other registries are reached at their own host)",
         ));
     }
-    if a.expected_account.is_some() || a.expected_region.is_some() {
+    if a.expected.expected_account.is_some() || a.expected.expected_region.is_some() {
         let e = ecr_host.as_ref().ok_or_else(|| {
             Failure::usage(
                 "destination",
@@ -375,7 +426,7 @@ fn validate(runner: &Runner, a: &Args) -> Result<Plan> {
                 ),
             )
         })?;
-        check_expected(a, e)?;
+        check_expected(&a.expected, e)?;
     }
     if ecr_host.is_some() && basic.is_some() {
         return Err(Failure::usage(
@@ -383,31 +434,28 @@ fn validate(runner: &Runner, a: &Args) -> Result<Plan> {
             "ECR destinations use the ambient AWS credentials; do not pass registry credentials",
         ));
     }
-    let (source, source_ref) = match a.command {
-        Command::Push => {
-            let raw = a.source.as_deref().ok_or_else(|| {
-                Failure::usage(
-                    "source",
-                    "is required: an OCI layout dir, OCI archive or docker save tarball",
-                )
-            })?;
-            (Some(source::parse_source(raw)?), None)
+    let what = if push {
+        let raw = source.source.as_deref().ok_or_else(|| {
+            Failure::usage(
+                "source",
+                "is required: an OCI layout dir, OCI archive or docker save tarball",
+            )
+        })?;
+        What::Push(source::parse_source(raw)?)
+    } else {
+        let raw = source
+            .source
+            .as_deref()
+            .ok_or_else(|| Failure::usage("source", "is required: `REGISTRY/REPO@sha256:...`"))?;
+        let r = Reference::parse("source", raw)?;
+        if r.tag.is_none() && r.digest.is_none() {
+            return Err(Failure::usage(
+                "source",
+                "needs `@sha256:...` (or a tag, which is resolved to a digest)",
+            ));
         }
-        Command::Copy => {
-            let raw = a.source.as_deref().ok_or_else(|| {
-                Failure::usage("source", "is required: `REGISTRY/REPO@sha256:...`")
-            })?;
-            let r = Reference::parse("source", raw)?;
-            if r.tag.is_none() && r.digest.is_none() {
-                return Err(Failure::usage(
-                    "source",
-                    "needs `@sha256:...` (or a tag, which is resolved to a digest)",
-                ));
-            }
-            check_host("source", &r.registry, a.plain_http, false)?;
-            (None, Some(r))
-        }
-        Command::Login => unreachable!(),
+        check_host("source", &r.registry, a.plain_http, false)?;
+        What::Copy(r)
     };
     if a.create_repository && ecr_host.is_none() {
         return Err(Failure::usage(
@@ -416,20 +464,17 @@ fn validate(runner: &Runner, a: &Args) -> Result<Plan> {
         ));
     }
     Ok(Plan {
-        command: a.command,
-        source,
-        source_ref,
+        what,
         dest,
         tags,
         ecr: ecr_host,
         endpoint,
         timeout,
-        parallelism: a.parallelism,
         basic,
     })
 }
 
-fn check_expected(a: &Args, e: &ecr::EcrHost) -> Result<()> {
+fn check_expected(a: &Expected, e: &ecr::EcrHost) -> Result<()> {
     if let Some(acct) = &a.expected_account {
         if &e.account != acct {
             return Err(Failure::usage(
@@ -457,13 +502,31 @@ fn check_expected(a: &Args, e: &ecr::EcrHost) -> Result<()> {
 
 /// Run the command.
 pub fn run(runner: &Runner, args: Args) -> Result<()> {
-    if args.format == OutputFormat::Json {
+    let format = match &args.command {
+        Verb::Push(p) => p.transfer.output.format,
+        Verb::Copy(c) => c.transfer.output.format,
+        Verb::Login(l) => l.output.format,
+    };
+    if format == OutputFormat::Json {
         runner.machine_output();
     }
-    let plan = validate(runner, &args)?;
-    let rt = crate::cli::runtime()?;
-    rt.block_on(execute(runner, &args, plan))?;
-    runner.finish(args.format);
+    match &args.command {
+        Verb::Login(l) => {
+            let plan = validate_login(l)?;
+            crate::cli::runtime()?.block_on(login(runner, &plan))?;
+        }
+        Verb::Push(p) => {
+            let plan = validate(runner, &p.transfer, &p.source, true)?;
+            let rt = crate::cli::runtime()?;
+            rt.block_on(execute(runner, &p.transfer, p.cache_dir.clone(), plan))?;
+        }
+        Verb::Copy(c) => {
+            let plan = validate(runner, &c.transfer, &c.source, false)?;
+            let rt = crate::cli::runtime()?;
+            rt.block_on(execute(runner, &c.transfer, None, plan))?;
+        }
+    }
+    runner.finish(format);
     Ok(())
 }
 
@@ -491,11 +554,13 @@ async fn creds_for(
     }
 }
 
-async fn execute(runner: &Runner, args: &Args, plan: Plan) -> Result<()> {
+async fn execute(
+    runner: &Runner,
+    args: &Transfer,
+    cache_dir: Option<PathBuf>,
+    plan: Plan,
+) -> Result<()> {
     let deadline = tokio::time::Instant::now() + plan.timeout;
-    if plan.command == Command::Login {
-        return login(runner, &plan).await;
-    }
     let stats = Arc::new(Stats::default());
     let mut ep = Endpoint::for_host(&plan.dest.registry, args.plain_http)?;
     if let Some(u) = &plan.endpoint {
@@ -531,15 +596,12 @@ async fn execute(runner: &Runner, args: &Args, plan: Plan) -> Result<()> {
     };
     let every = Duration::from_secs(args.progress_interval);
     let started = std::time::Instant::now();
-    let outcome = match plan.command {
-        Command::Push => {
-            let spec = plan.source.as_ref().expect("validated");
+    let parallelism = args.parallelism;
+    let outcome = match &plan.what {
+        What::Push(spec) => {
             let env = |k: &str| runner.var(k).map(str::to_string);
-            let cache = args
-                .cache_dir
-                .clone()
-                .unwrap_or_else(|| source::default_cache_dir(&env));
-            let par = plan.parallelism;
+            let cache = cache_dir.unwrap_or_else(|| source::default_cache_dir(&env));
+            let par = parallelism;
             let spec2 = spec.clone();
             let image = tokio::task::spawn_blocking(move || source::load(&spec2, &cache, par))
                 .await
@@ -558,19 +620,11 @@ async fn execute(runner: &Runner, args: &Args, plan: Plan) -> Result<()> {
                 image.total_bytes(),
                 image.blobs.len(),
                 every,
-                transfer::transfer(
-                    runner,
-                    &image,
-                    &dst,
-                    &BlobSource::Disk,
-                    None,
-                    plan.parallelism,
-                ),
+                transfer::transfer(runner, &image, &dst, &BlobSource::Disk, None, parallelism),
             )
             .await?
         }
-        Command::Copy => {
-            let sref = plan.source_ref.as_ref().expect("validated");
+        What::Copy(sref) => {
             let src_ecr = ecr::parse_host(&sref.registry);
             let (screds, _) = creds_for(runner, &sref.registry, src_ecr.as_ref(), None).await?;
             let sep = Endpoint::for_host(&sref.registry, args.plain_http)?;
@@ -610,11 +664,10 @@ async fn execute(runner: &Runner, args: &Args, plan: Plan) -> Result<()> {
                 image.total_bytes(),
                 image.blobs.len(),
                 every,
-                transfer::transfer(runner, &image, &dst, &src, mount, plan.parallelism),
+                transfer::transfer(runner, &image, &dst, &src, mount, parallelism),
             )
             .await?
         }
-        Command::Login => unreachable!(),
     };
     let s = &stats;
     use std::sync::atomic::Ordering::Relaxed;
@@ -642,12 +695,12 @@ async fn execute(runner: &Runner, args: &Args, plan: Plan) -> Result<()> {
     Ok(())
 }
 
-async fn login(runner: &Runner, plan: &Plan) -> Result<()> {
-    let e = plan.ecr.as_ref().expect("validated");
+async fn login(runner: &Runner, plan: &LoginPlan) -> Result<()> {
+    let e = &plan.ecr;
     let api = EcrAuth::new(runner, &e.region).await;
     let l = api.login(runner).await?;
     let env = |k: &str| runner.var(k).map(str::to_string);
-    let path = dockerconfig::write_login(&env, &plan.dest.registry, &l.b64)?;
+    let path = dockerconfig::write_login(&env, &plan.registry, &l.b64)?;
     let _ = (&l.user, &l.password);
     let until = l
         .expires_at
@@ -659,10 +712,10 @@ async fn login(runner: &Runner, plan: &Plan) -> Result<()> {
         .unwrap_or_else(|| "unknown".into());
     runner.info(&format!(
         "logged in to {} for docker: credentials written to {} (token expires {until})",
-        plan.dest.registry,
+        plan.registry,
         path.display()
     ));
-    runner.set_output("registry", &plan.dest.registry)?;
+    runner.set_output("registry", &plan.registry)?;
     Ok(())
 }
 

@@ -8,26 +8,16 @@
 
 use std::path::PathBuf;
 
-use clap::{CommandFactory, Parser, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use super::{BinaryDoc, OutputDoc};
+use crate::cli::inputs::GithubTarget;
 use crate::envs::Model;
 use crate::exit::{Failure, Result};
 use crate::plan::render::{self, Report, Verdict};
-use crate::plan::{comment, digest, Limits};
+use crate::plan::{comment, Limits};
 use crate::policy::{self, Context, Policy};
 use crate::runner::{single_line, Level, Runner};
-use crate::secret::Secret;
-
-/// What to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum Mode {
-    /// Summarise, apply the policy, write summary/comment/outputs (default).
-    #[default]
-    Gate,
-    /// Recompute the plan digest and compare it with `--digest`.
-    Verify,
-}
 
 /// How the report is printed on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -59,12 +49,58 @@ pub enum CommentMode {
     about = "Terraform plan summary, policy gate and PR comment"
 )]
 pub struct Args {
-    /// `gate` (default) or `verify` (compare the plan's digest with `--digest`).
-    #[arg(value_enum, env = "GITOPS_COMMAND", default_value_t = Mode::Gate)]
-    pub command: Mode,
+    /// `gate` (the default when none is given) or `verify`.
+    #[command(subcommand)]
+    pub command: Option<Verb>,
+}
+
+/// The verbs. The first is the default (see [`crate::cli::default_verb`]).
+#[derive(Debug, Subcommand)]
+pub enum Verb {
+    /// Summarise, apply the policy, write summary/comment/outputs (default).
+    Gate(Box<GateArgs>),
+    /// Recompute the plan digest and compare it with `--digest`.
+    Verify(VerifyArgs),
+}
+
+/// The plan file, the limits it is read with and the report format (both verbs).
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlanFile {
     /// The plan as JSON: `terraform show -json tfplan > plan.json`.
     #[arg(long, env = "GITOPS_PLAN")]
     pub plan: PathBuf,
+    /// Largest plan file accepted, in bytes (checked before reading).
+    #[arg(long, env = "GITOPS_MAX_PLAN_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub max_plan_bytes: u64,
+    /// Deepest JSON nesting accepted (at most 128).
+    #[arg(long, env = "GITOPS_MAX_DEPTH", default_value_t = 100)]
+    pub max_depth: usize,
+    /// Report format on stdout. `json`: stdout is exactly one line of JSON, in Actions too; masks,
+    /// annotations and log lines go to stderr (the object is also the `json` output).
+    #[arg(long, value_enum, env = "GITOPS_FORMAT", default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+impl PlanFile {
+    fn limits(&self) -> Result<Limits> {
+        if self.max_depth == 0 || self.max_depth > 128 {
+            return Err(Failure::usage("max-depth", "must be between 1 and 128"));
+        }
+        if self.max_plan_bytes == 0 {
+            return Err(Failure::usage("max-plan-bytes", "must be positive"));
+        }
+        Ok(Limits {
+            max_bytes: self.max_plan_bytes,
+            max_depth: self.max_depth,
+        })
+    }
+}
+
+/// `gate`: summary, policy, outputs, step summary and PR comment.
+#[derive(Debug, clap::Args)]
+pub struct GateArgs {
+    #[command(flatten)]
+    pub plan: PlanFile,
     /// Policy file (YAML); without it only the default rules apply (`protect-production`).
     #[arg(long, env = "GITOPS_POLICY")]
     pub policy: Option<PathBuf>,
@@ -77,31 +113,18 @@ pub struct Args {
     /// Stack name, when one environment has several Terraform roots (one PR comment per stack).
     #[arg(long, env = "GITOPS_STACK")]
     pub stack: Option<String>,
-    /// Report format on stdout. `json`: stdout is exactly one line of JSON, in Actions too; masks,
-    /// annotations and log lines go to stderr (the object is also the `json` output).
-    #[arg(long, value_enum, env = "GITOPS_FORMAT", default_value_t = Format::Text)]
-    pub format: Format,
     /// Override a policy rule by id (repeatable or comma-separated); needs `--allow-reason`.
     #[arg(long, env = "GITOPS_ALLOW", value_delimiter = ',')]
     pub allow: Vec<String>,
     /// Why the override is needed (logged, shown in the summary and comment).
     #[arg(long, env = "GITOPS_ALLOW_REASON")]
     pub allow_reason: Option<String>,
-    /// `verify`: the digest that was reviewed (`sha256:<64 hex>`).
-    #[arg(long, env = "GITOPS_DIGEST")]
-    pub digest: Option<String>,
-    /// Largest plan file accepted, in bytes (checked before reading).
-    #[arg(long, env = "GITOPS_MAX_PLAN_BYTES", default_value_t = 1024 * 1024 * 1024)]
-    pub max_plan_bytes: u64,
-    /// Deepest JSON nesting accepted (at most 128).
-    #[arg(long, env = "GITOPS_MAX_DEPTH", default_value_t = 100)]
-    pub max_depth: usize,
     /// `upsert` the PR comment (default) or `off`.
     #[arg(long, value_enum, env = "GITOPS_COMMENT", default_value_t = CommentMode::Upsert)]
     pub comment: CommentMode,
-    /// Token for the PR comment (the action passes `github.token`).
-    #[arg(long, env = "GITOPS_GITHUB_TOKEN", hide_env_values = true)]
-    pub github_token: Option<String>,
+    /// Where the PR comment goes: token, repository, API URL.
+    #[command(flatten)]
+    pub github: GithubTarget,
     /// The login whose plan comment may be edited: a GitHub App's `<slug>[bot]` when the token
     /// is an App's (default: the token's user from `GET /user`, else `github-actions[bot]`).
     /// Comments by anyone else are never edited.
@@ -110,12 +133,16 @@ pub struct Args {
     /// Pull request number (default: from the triggering event).
     #[arg(long, env = "GITOPS_PR_NUMBER")]
     pub pr_number: Option<u64>,
-    /// `owner/repo` (default: `GITHUB_REPOSITORY`).
-    #[arg(long, env = "GITOPS_REPOSITORY")]
-    pub repository: Option<String>,
-    /// GitHub REST API URL (default: `GITHUB_API_URL`, else https://api.github.com).
-    #[arg(long, env = "GITOPS_GITHUB_API_URL")]
-    pub github_api_url: Option<String>,
+}
+
+/// `verify`: the plan's digest against the reviewed one.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub plan: PlanFile,
+    /// The digest that was reviewed (`sha256:<64 hex>`).
+    #[arg(long, env = "GITOPS_DIGEST")]
+    pub digest: Option<String>,
 }
 
 /// Outputs this binary sets.
@@ -261,39 +288,9 @@ fn comment_author(v: &str) -> Result<String> {
     }
 }
 
-/// Validate every input before reading the plan or touching the network.
-fn check(runner: &Runner, a: &Args) -> Result<Checked> {
-    if a.max_depth == 0 || a.max_depth > 128 {
-        return Err(Failure::usage("max-depth", "must be between 1 and 128"));
-    }
-    if a.max_plan_bytes == 0 {
-        return Err(Failure::usage("max-plan-bytes", "must be positive"));
-    }
-    match a.command {
-        Mode::Verify => match a.digest.as_deref() {
-            None => {
-                return Err(Failure::usage(
-                    "digest",
-                    "`verify` needs the reviewed digest (`--digest sha256:...`)",
-                ))
-            }
-            Some(d) if !digest::is_digest(d) => {
-                return Err(Failure::usage(
-                    "digest",
-                    format!("`{}` is not `sha256:` + 64 lowercase hex", single_line(d)),
-                ))
-            }
-            _ => {}
-        },
-        Mode::Gate => {
-            if a.digest.is_some() {
-                return Err(Failure::usage(
-                    "digest",
-                    "only used with the `verify` command",
-                ));
-            }
-        }
-    }
+/// Validate every input of `gate` before reading the plan or touching the network.
+fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
+    let limits = a.plan.limits()?;
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let model = Model::load(&cwd, a.config.as_deref())?;
     let (environment, production) = match a.environment.as_deref() {
@@ -350,12 +347,8 @@ fn check(runner: &Runner, a: &Args) -> Result<Checked> {
         .filter(|v| !v.is_empty())
         .map(comment_author)
         .transpose()?;
-    if a.command == Mode::Gate && a.comment == CommentMode::Upsert {
-        let token = a
-            .github_token
-            .as_deref()
-            .filter(|t| !t.is_empty())
-            .map(Secret::new);
+    if a.comment == CommentMode::Upsert {
+        let github = a.github.resolve(runner)?;
         let pr = match a.pr_number {
             Some(0) => return Err(Failure::usage("pr-number", "must be a positive number")),
             Some(n) => Some(n),
@@ -364,15 +357,10 @@ fn check(runner: &Runner, a: &Args) -> Result<Checked> {
                 .and_then(|p| std::fs::read_to_string(p).ok())
                 .and_then(|t| comment::pr_from_event(&t)),
         };
-        match (token, pr) {
+        match (github.token, pr) {
             (None, _) => comment_skip = Some("no GitHub token was given".to_string()),
             (_, None) => comment_skip = Some("this run is not for a pull request".to_string()),
-            (Some(token), Some(pr)) => match crate::github::config_from(
-                runner,
-                Some(&token),
-                a.repository.as_deref(),
-                a.github_api_url.as_deref(),
-            )? {
+            (Some(token), Some(pr)) => match github.api {
                 None => {
                     comment_skip = Some("no repository (`GITHUB_REPOSITORY`) is known".to_string())
                 }
@@ -399,10 +387,7 @@ fn check(runner: &Runner, a: &Args) -> Result<Checked> {
         }
     }
     Ok(Checked {
-        limits: Limits {
-            max_bytes: a.max_plan_bytes,
-            max_depth: a.max_depth,
-        },
+        limits,
         policy,
         environment,
         production,
@@ -429,18 +414,23 @@ const MASKS_MAX: usize = 500;
 
 /// Run the command.
 pub fn run(runner: &Runner, args: Args) -> Result<()> {
-    if args.format == Format::Json {
-        runner.machine_output();
+    match args.command {
+        Some(Verb::Gate(a)) => gate(runner, &a),
+        Some(Verb::Verify(a)) => verify(runner, &a),
+        None => Err(Failure::usage("command", "give `gate` or `verify`")),
     }
-    let c = check(runner, &args)?;
-    if let Some(t) = &c.comment {
-        runner.mask(&t.token);
-    }
-    // Not dropped: freeing tens of thousands of small allocations just before the process exits
-    // took longer than some of the reading (the kernel takes the memory back at exit anyway).
-    let plan = std::mem::ManuallyDrop::new(
-        crate::plan::load(&args.plan, &c.limits).map_err(|e| e.into_failure())?,
-    );
+}
+
+/// Read the plan and, in Actions, register its sensitive strings with the runner's masks.
+// Not dropped: freeing tens of thousands of small allocations just before the process exits
+// took longer than some of the reading (the kernel takes the memory back at exit anyway).
+fn load_plan(
+    runner: &Runner,
+    path: &std::path::Path,
+    limits: &Limits,
+) -> Result<std::mem::ManuallyDrop<crate::plan::Summary>> {
+    let plan =
+        std::mem::ManuallyDrop::new(crate::plan::load(path, limits).map_err(|e| e.into_failure())?);
     if runner.in_actions() {
         // Belt and braces: the runner also hides every sensitive string from later steps' logs.
         // Short values (ports, `true`) would mangle unrelated text, so only longer ones.
@@ -460,19 +450,45 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
             ));
         }
     }
-    if args.command == Mode::Verify {
-        let want = args.digest.as_deref().unwrap_or_default();
-        runner.set_output("plan-digest", &plan.digest)?;
-        if plan.digest == want {
-            runner.info(&format!("plan digest verified: {}", plan.digest));
-            return Ok(());
-        }
-        return Err(Failure::refused(format!(
-            "the plan is not the one that was reviewed: its digest is {} but {} was approved; re-run the plan and review it again",
-            plan.digest,
-            single_line(want)
-        )));
+    Ok(plan)
+}
+
+/// `verify`: recompute the digest; exit 1 when it is not the reviewed one.
+fn verify(runner: &Runner, a: &VerifyArgs) -> Result<()> {
+    if a.plan.format == Format::Json {
+        runner.machine_output();
     }
+    let limits = a.plan.limits()?;
+    let want = a.digest.as_deref().ok_or_else(|| {
+        Failure::usage(
+            "digest",
+            "`verify` needs the reviewed digest (`--digest sha256:...`)",
+        )
+    })?;
+    crate::validate::sha256_digest("digest", want)?;
+    let plan = load_plan(runner, &a.plan.plan, &limits)?;
+    runner.set_output("plan-digest", &plan.digest)?;
+    if plan.digest == want {
+        runner.info(&format!("plan digest verified: {}", plan.digest));
+        return Ok(());
+    }
+    Err(Failure::refused(format!(
+        "the plan is not the one that was reviewed: its digest is {} but {} was approved; re-run the plan and review it again",
+        plan.digest,
+        single_line(want)
+    )))
+}
+
+/// `gate`: summary, policy, outputs, step summary, PR comment.
+fn gate(runner: &Runner, args: &GateArgs) -> Result<()> {
+    if args.plan.format == Format::Json {
+        runner.machine_output();
+    }
+    let c = check(runner, args)?;
+    if let Some(t) = &c.comment {
+        runner.mask(&t.token);
+    }
+    let plan = load_plan(runner, &args.plan.plan, &c.limits)?;
 
     // Policy, overrides, built-in gates.
     let cx = Context {
@@ -560,10 +576,11 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
 
     // Report on stdout, the step summary, the comment. The Markdown report is rendered only when
     // something reads it (on a big plan it takes longer than counting).
-    let doc = (args.format == Format::Markdown || runner.has_step_summary() || c.comment.is_some())
-        .then(|| render::markdown(&report));
+    let doc =
+        (args.plan.format == Format::Markdown || runner.has_step_summary() || c.comment.is_some())
+            .then(|| render::markdown(&report));
     let md_full = doc.as_ref().map(|d| scrubber.scrub(&d.render()));
-    match args.format {
+    match args.plan.format {
         Format::Text => runner.untrusted_block(&render::text(&report)),
         Format::Markdown => runner.untrusted_block(md_full.as_deref().unwrap_or_default()),
         Format::Json => runner.document(&report_json)?,
