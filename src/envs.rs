@@ -456,7 +456,7 @@ mod tests {
             ),
             (
                 "envs: []\n",
-                "line 1, column 1: an unknown key; expected `environments`",
+                "line 1, column 1: an unknown key; expected one of `environments`",
             ),
         ];
         for (yaml, needle) in cases {
