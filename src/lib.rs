@@ -11,7 +11,10 @@
 //! - [`validate`]: validators for inputs several binaries share (regions, accounts, refs, SHAs).
 //! - [`cli`]: the shared `main` (parse, run, exit code) and `GITOPS_*` naming.
 //! - [`oidc`], [`aws`]: GitHub OIDC tokens and STS (oidc-login).
-//! - [`plan`], [`policy`]: Terraform plan JSON parsing, counting, rendering and the policy gate (plan-gate).
+//! - [`plan`], [`policy`]: Terraform plan JSON reading, counting, digesting, and the policy rules checked
+//!   against it (plan-gate). [`policy`] reads [`plan`]; [`plan`] reads neither.
+//! - [`plan_report`]: the plan-gate report (Markdown, text, JSON) of a plan and the policy's verdict;
+//!   it sits above [`plan`] and [`policy`], and nothing below imports it.
 //! - [`registry`]: OCI distribution client, image sources and ECR specifics (ecr-push).
 //! - [`git`], [`github`], [`deploy`], [`promote`]: deploy tags, promotion rules, the GitHub REST API (promote, tag-deploy).
 //! - [`actiongen`]: generates `actions/*/action.yml` and their README tables from the clap definitions.
@@ -28,9 +31,13 @@ pub mod git;
 pub mod github;
 pub mod oidc;
 pub mod plan;
+pub mod plan_report;
 pub mod policy;
 pub mod promote;
 pub mod registry;
 pub mod runner;
 pub mod secret;
 pub mod validate;
+
+#[cfg(test)]
+mod module_graph;

@@ -4,7 +4,7 @@
 #![no_main]
 
 use gitops_actions::plan::load::{load_bytes, load_bytes_reference, Limits};
-use gitops_actions::plan::render::{self, Report, Verdict};
+use gitops_actions::plan_report::{self as render, Report, Verdict};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

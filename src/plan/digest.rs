@@ -14,7 +14,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::load::ChangeRaw;
+use super::raw::ChangeRaw;
 use super::{Action, ResourceChange};
 
 /// A separator byte that never occurs in UTF-8 text.
