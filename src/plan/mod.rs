@@ -3,8 +3,8 @@
 //! Rendering the report is `crate::plan_report`, above this module and `crate::policy`.
 //!
 //! What this module owns:
-//! - [`load`]: the reader, one file per concern: the entry points and what both readers keep
-//!   (`load/mod.rs`), the fast path on both cores with its work queue (`load/fast.rs`), the
+//! - [`load`](mod@load): the reader, one file per concern: the entry points and what both
+//!   readers keep (`load/mod.rs`), the fast path on both cores with its work queue (`fast.rs`), the
 //!   reference two-pass reader for anything the fast path does not fully accept (`prescan.rs`:
 //!   UTF-8, UTF-16 BOM, nesting depth; `reference.rs`: the serde seeds), and the file mapping
 //!   whose consumed pages are handed back to the kernel so a 200 MB plan stays far below

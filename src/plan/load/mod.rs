@@ -2,8 +2,8 @@
 //!
 //! The size limit is checked on the file's metadata before a byte is read; UTF-16 is recognised
 //! from the first bytes. Then the file is memory-mapped and read by the **fast path**
-//! ([`fast`]); for any document the fast path does not fully accept, the **reference path**
-//! ([`reference`]) runs and owns every refusal and its message, so the fast path cannot change
+//! (`fast`); for any document the fast path does not fully accept, the **reference path**
+//! (`reference`) runs and owns every refusal and its message, so the fast path cannot change
 //! what is refused or how; tests and the fuzz target check that both paths give the same answer.
 //!
 //! What this folder owns, by concern:
@@ -11,7 +11,7 @@
 //!   the [`Limits`], and what both readers keep of a plan: the `Builder`, `take_change` (one
 //!   `resource_changes` entry counted, remembered and digested, or queued for the digest) and
 //!   `finish` (the checks on the whole document, outputs, sensitive strings, the digest).
-//! - [`fast`]: the fast path. This core cuts the top-level object into its sections with the
+//! - `fast.rs`: the fast path. This core cuts the top-level object into its sections with the
 //!   structural scanner (`plan::scan`, which also enforces the depth limit), reads
 //!   `resource_changes` entry by entry with its own small reader (raw values are byte ranges of
 //!   the mapping, nothing is validated yet) and deserializes the other sections plan-gate reads
@@ -20,11 +20,11 @@
 //!   and every `resource_changes` entry are checked by the validating JSON checker
 //!   (`plan::jsoncheck`: JSON grammar, UTF-8, depth), and each entry's digest leaf is computed
 //!   there too.
-//! - [`prescan`]: pass one of the reference path, streaming the file through a 1 MiB buffer
+//! - `prescan.rs`: pass one of the reference path, streaming the file through a 1 MiB buffer
 //!   (empty file, UTF-8, nesting depth).
-//! - [`reference`]: the reference path: pass one on a second core while pass two deserializes
+//! - `reference.rs`: the reference path: pass one on a second core while pass two deserializes
 //!   the whole document with serde seeds (`TopSeed`, `KeySeed`, ...).
-//! - [`mapped`]: the read-only file mapping (the one place with unsafe code). Each thread hands
+//! - `mapped.rs`: the read-only file mapping (the one place with unsafe code). Each thread hands
 //!   the pages behind it back to the kernel (`MADV_DONTNEED`), so resident memory stays bounded
 //!   by a few steps of `RELEASE_STEP` rather than the file size.
 //!
