@@ -13,7 +13,10 @@
 //!   reqwest stack, one proxy policy — for the AWS SDK, GitHub, the registry, OIDC and git.
 //! - [`cli`]: the shared `main` (parse, run, exit code) and `GITOPS_*` naming.
 //! - [`oidc`], [`aws`]: GitHub OIDC tokens and STS (oidc-login).
-//! - [`plan`], [`policy`]: Terraform plan JSON parsing, counting, rendering and the policy gate (plan-gate).
+//! - [`plan`], [`policy`]: Terraform plan JSON reading, counting, digesting, and the policy rules checked
+//!   against it (plan-gate). [`policy`] reads [`plan`]; [`plan`] reads neither.
+//! - [`plan_report`]: the plan-gate report (Markdown, text, JSON) of a plan and the policy's verdict;
+//!   it sits above [`plan`] and [`policy`], and nothing below imports it.
 //! - [`registry`]: OCI distribution client, image sources and ECR specifics (ecr-push).
 //! - [`promote`]: the promotion decision table, [`promote::decide`]: one function per rule, in
 //!   order (holds, nothing deployed, not on the source branch, up to date, a target with commits
@@ -40,6 +43,7 @@ pub mod github;
 pub mod net;
 pub mod oidc;
 pub mod plan;
+pub mod plan_report;
 pub mod policy;
 pub mod promote;
 pub mod registry;
@@ -48,3 +52,6 @@ pub mod secret;
 pub mod stacks;
 pub mod validate;
 pub mod windows;
+
+#[cfg(test)]
+mod module_graph;

@@ -4,7 +4,7 @@
 #![no_main]
 
 use gitops_actions::plan::load::{load_bytes, load_bytes_reference, Limits};
-use gitops_actions::plan::render::{self, Report, Verdict};
+use gitops_actions::plan_report::{self as render, Report, Verdict};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let c = s.counts;
     assert!(c.replace <= c.destroy && c.replace <= c.add);
-    assert!(gitops_actions::plan::digest::is_digest(&s.digest));
+    assert!(gitops_actions::validate::is_sha256_digest(&s.digest));
     // Same bytes, same digest.
     assert_eq!(load_bytes(data, &limits).unwrap().digest, s.digest);
     let r = Report {

@@ -14,8 +14,8 @@ use super::{BinaryDoc, OutputDoc};
 use crate::cli::inputs::GithubTarget;
 use crate::envs::Model;
 use crate::exit::{Failure, Result};
-use crate::plan::render::{self, Report, Verdict};
 use crate::plan::{comment, Limits};
+use crate::plan_report::{self as render, Report, Verdict};
 use crate::policy::{self, Context, Policy};
 use crate::runner::{single_line, Level, Runner};
 

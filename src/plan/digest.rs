@@ -14,7 +14,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::load::ChangeRaw;
+use super::raw::ChangeRaw;
 use super::{Action, ResourceChange};
 
 /// A separator byte that never occurs in UTF-8 text.
@@ -306,15 +306,6 @@ fn push_escaped(out: &mut Vec<u8>, c: u8) {
     }
 }
 
-/// True when `d` has the form `sha256:<64 lowercase hex>`.
-pub fn is_digest(d: &str) -> bool {
-    d.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64
-            && h.bytes()
-                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,13 +373,5 @@ mod tests {
                 assert!(s.contains("\\ud83d"), "{s}");
             }
         }
-    }
-
-    #[test]
-    fn digest_format_is_checked() {
-        assert!(is_digest(&format!("sha256:{}", "a".repeat(64))));
-        assert!(!is_digest(&format!("sha256:{}", "A".repeat(64))));
-        assert!(!is_digest("sha256:abc"));
-        assert!(!is_digest(&"a".repeat(64)));
     }
 }

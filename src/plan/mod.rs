@@ -1,18 +1,22 @@
 //! Terraform plan JSON (`terraform show -json`): reading it safely and fast, counting it exactly as
-//! Terraform does, rendering it without leaking sensitive values, and digesting its changes.
+//! Terraform does, keeping its values without leaking sensitive ones, and digesting its changes.
+//! Rendering the report is `crate::plan_report`, above this module and `crate::policy`.
 //!
 //! What this module owns:
-//! - [`load`]: the reader. A fast path on both cores (sections cut by `scan`'s structural
-//!   scanner; `resource_changes` read by its own entry reader, the other sections plan-gate
-//!   needs deserialized with serde; everything validated by `jsoncheck` on a shared work queue),
-//!   and the reference two-pass reader for anything the fast path does not fully accept (size
-//!   limit checked before reading, UTF-8, UTF-16 BOM, nesting depth). Consumed pages are handed
-//!   back to the kernel so a 200 MB plan stays far below 150 MB of RSS.
+//! - [`load`](mod@load): the reader, one file per concern: the entry points and what both
+//!   readers keep (`load/mod.rs`), the fast path on both cores with its work queue (`fast.rs`), the
+//!   reference two-pass reader for anything the fast path does not fully accept (`prescan.rs`:
+//!   UTF-8, UTF-16 BOM, nesting depth; `reference.rs`: the serde seeds), and the file mapping
+//!   whose consumed pages are handed back to the kernel so a 200 MB plan stays far below
+//!   150 MB of RSS (`mapped.rs`).
+//! - `raw`: the borrowed shapes of entries and raw values, which the reader produces and the
+//!   digest and `values` read (so neither of them depends on the reader).
+//! - `values`: sensitivity masks, the capped set of distinct sensitive strings, attribute diffs,
+//!   and value texts scrubbed before they are cut.
 //! - `jsoncheck`: the validating JSON checker of the fast path; `scan`: the structural
 //!   scanner and the SIMD block masks both use.
 //! - [`Summary`] (this file): what is kept of a plan, and the counting rules.
 //! - [`digest`]: `plan_digest`, a canonical SHA-256 of the plan's changes.
-//! - [`render`]: Markdown (step summary, PR comment), plain text and JSON.
 //! - [`comment`]: the one upserted pull-request comment.
 //!
 //! Every refusal is a [`PlanError`], mapped to exit 2 by [`PlanError::into_failure`].
@@ -21,8 +25,9 @@ pub mod comment;
 pub mod digest;
 pub(crate) mod jsoncheck;
 pub mod load;
-pub mod render;
+mod raw;
 pub(crate) mod scan;
+mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

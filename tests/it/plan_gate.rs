@@ -113,7 +113,7 @@ fn every_shared_plan_counts_like_the_independent_oracle_or_is_refused_for_a_docu
                     "{name}: errored"
                 );
                 assert_eq!(e["applyable"].as_bool(), s.applyable, "{name}: applyable");
-                assert!(plan::digest::is_digest(&s.digest));
+                assert!(gitops_actions::validate::is_sha256_digest(&s.digest));
             }
         }
     }

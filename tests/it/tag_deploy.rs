@@ -1093,8 +1093,7 @@ fn git_requests_go_through_the_environments_proxy_and_no_proxy_exempts_hosts() {
     sb.assert_no_leak(&run, &[TOKEN], &[]);
     assert_eq!(r.refs()["refs/tags/deploy/dev/current^{}"], d[2]);
     let seen = proxy.requests();
-    let via =
-        |m: &str, p: &str| proxy.count(m, &format!("http://localhost:1/app.git{p}"));
+    let via = |m: &str, p: &str| proxy.count(m, &format!("http://localhost:1/app.git{p}"));
     // The advertisement and the fetch: libgit2, through our smart-HTTP transport.
     assert!(via("GET", "/info/refs") >= 1, "{seen:?}");
     assert!(via("POST", "/git-upload-pack") >= 1, "{seen:?}");
@@ -1106,11 +1105,7 @@ fn git_requests_go_through_the_environments_proxy_and_no_proxy_exempts_hosts() {
     sb.set("NO_PROXY", "localhost").set("no_proxy", "localhost");
     let run = sb.run("tag-deploy", &["list", "--environment", "dev"]);
     run.expect_code(3);
-    assert!(
-        run.all().contains("localhost"),
-        "{}",
-        run.all()
-    );
+    assert!(run.all().contains("localhost"), "{}", run.all());
     assert!(proxy.requests().is_empty(), "{:?}", proxy.requests());
 }
 

@@ -1,5 +1,9 @@
-//! Rendering a plan report: Markdown (step summary and PR comment), plain text (the job log) and
-//! one JSON object (`--format json`).
+//! The plan-gate report: a plan ([`crate::plan::Summary`]) and the gate's [`Verdict`] on it
+//! (built-in gate failures, [`crate::policy`] violations, overrides) rendered as Markdown (step
+//! summary and PR comment), plain text (the job log) and one JSON object (`--format json`).
+//!
+//! It reads both `plan` and `policy` and sits above them: neither imports it (a test in
+//! `module_graph` checks that the library's modules import each other without a cycle).
 //!
 //! Rules every renderer follows: counts first; replaces and destroys first and loud; values a
 //! sensitive mask marks, sensitive outputs and sensitive variables are never shown (`(sensitive)`);
@@ -9,7 +13,7 @@
 
 use serde_json::json;
 
-use super::{Action, AttrDiff, ResourceChange, Shown, Summary};
+use crate::plan::{Action, AttrDiff, ResourceChange, Shown, Summary};
 use crate::policy::Violation;
 use crate::runner::markdown::{self as md, Doc};
 use crate::secret::Scrubber;
