@@ -377,8 +377,7 @@ fn check(runner: &Runner, a: &Args) -> Result<Checked> {
                     comment_skip = Some("no repository (`GITHUB_REPOSITORY`) is known".to_string())
                 }
                 Some(api) => {
-                    let (owner, name) =
-                        crate::github::validate_repository("repository", &api.repository)?;
+                    crate::github::validate_repository("repository", &api.repository)?;
                     let key = match (&environment, &a.stack) {
                         (Some(e), Some(s)) => format!("{e}/{s}"),
                         (Some(e), None) => e.clone(),
@@ -386,10 +385,7 @@ fn check(runner: &Runner, a: &Args) -> Result<Checked> {
                         (None, None) => "default".to_string(),
                     };
                     target = Some(comment::Target {
-                        api_url: api.api_url.trim_end_matches('/').to_string(),
-                        token,
-                        owner,
-                        repo: name,
+                        api,
                         pr,
                         key,
                         author,
@@ -434,7 +430,7 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
     }
     let c = check(runner, &args)?;
     if let Some(t) = &c.comment {
-        runner.mask(&t.token);
+        runner.mask(&t.api.token);
     }
     // Not dropped: freeing tens of thousands of small allocations just before the process exits
     // took longer than some of the reading (the kernel takes the memory back at exit anyway).
@@ -589,8 +585,12 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
             _ => None,
         };
         let body = comment::body(doc, &t.key, summary_url.as_deref(), |s| scrubber.scrub(s));
-        let rt = crate::cli::runtime()?;
-        match rt.block_on(comment::upsert(t, &body)) {
+        let upsert = crate::github::Blocking::open(&t.api, runner).and_then(|gh| {
+            let author = t.author.as_deref();
+            gh.block(gh.client.upsert_comment(t.pr, &t.key, author, &body))
+                .map_err(Failure::from)
+        });
+        match upsert {
             Ok(comment::Outcome::Created { url, notes, .. }) => {
                 for n in &notes {
                     runner.warning(n);
