@@ -1,25 +1,38 @@
-//! The GitHub REST API, as `promote` and `tag-deploy` use it: one [`Client`] (octocrab underneath)
-//! built from a token and `GITHUB_API_URL` (GitHub Enterprise Server works the same), with:
+//! The GitHub REST API, as `plan-gate`, `promote` and `tag-deploy` use it: one [`Client`]
+//! (octocrab underneath; the only place an Octocrab client is built) made from a token and
+//! `GITHUB_API_URL` (GitHub Enterprise Server works the same), and one bridge, [`Blocking`],
+//! through which the synchronous commands run its calls and which prints its notices (waits,
+//! unknown outcomes) to the runner's log as they happen. Every call has:
 //!
 //! - **Rate limits (F14)**: a 403/429 that is a rate limit is retried after `retry-after`, else
 //!   after `x-ratelimit-reset`, else with a backoff starting at 60 s; at most
 //!   [`RetryPolicy::max_attempts`] attempts and never a single wait above
 //!   [`RetryPolicy::max_wait`] (a longer required wait fails at once, saying how long). octocrab's
 //!   own blind retry is disabled: a POST must never be repeated behind our back.
+//! - The API version header ([`API_VERSION`]) and one per-request timeout ([`Config::timeout`]).
+//! - **Creates never duplicate (F15)**: when a create POST's outcome is unknown (timeout,
+//!   connection lost) we look for what it would have made before posting again — the
+//!   deployment carrying our run key, the plan comment carrying our marker and author.
+//!
+//! What it covers:
+//!
 //! - **Deployments**: created with `auto_merge: false`, explicit `required_contexts` and
 //!   `production_environment`, and a payload carrying our run (`gitops.run_key`); statuses with
 //!   `log_url`/`environment_url`; older successful deployments of a production environment marked
-//!   `inactive`. **F15**: when a create POST's outcome is unknown (timeout, connection lost), we
-//!   look for the deployment carrying our run key before posting again, so a retry never
-//!   duplicates it.
+//!   `inactive`.
 //! - **Pull requests** for promotions: find/open/update by head branch, approval state from
 //!   reviews on the current head, combined checks (commit statuses + check runs).
+//! - **The plan comment** ([`Client::upsert_comment`]): list a pull request's comments
+//!   following `Link: rel="next"` only on the API's own origin ([`next_page`]), `GET /user`,
+//!   PATCH ours or POST a new one. Which comment is ours, and what it says, are
+//!   `plan::comment`'s rules.
 //! - **Workflow dispatch** (F17) and [`TokenKind`]: does a push with this token start workflows?
 //!
 //! All text coming back from GitHub is untrusted: callers print it through the runner's
 //! neutralising functions. The token never appears in errors (octocrab marks the header
 //! sensitive; our messages carry only method, path and GitHub's `message`).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +41,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::exit::{Failure, Result};
-use crate::runner::{cut, single_line};
+use crate::plan::comment::{self, Author, Found, Identity, Outcome};
+use crate::runner::{cut, single_line, Runner};
 use crate::secret::Secret;
 
 /// How long one request may take before its outcome counts as unknown.
@@ -262,6 +276,8 @@ pub struct Client {
     /// Repository name.
     pub repo: String,
     base_path: String,
+    /// The API origin (scheme, host, port): the only one the token is sent to.
+    origin: url::Url,
     policy: RetryPolicy,
     notify: Notify,
 }
@@ -279,6 +295,8 @@ pub struct Answer {
     pub status: StatusCode,
     /// Parsed JSON body (`Null` when empty).
     pub body: Value,
+    /// Response headers (`Link` for pagination).
+    pub headers: HeaderMap,
 }
 
 impl Client {
@@ -298,12 +316,15 @@ impl Client {
         let origin = format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default())
             + &url.port().map(|p| format!(":{p}")).unwrap_or_default();
         // No octocrab retries: `call` owns the retry and rate-limit rules.
-        let crab = crate::net::octocrab(&origin, cfg.token.expose(), cfg.timeout, cfg.timeout, 0)?;
+        let crab = crate::net::octocrab(&origin, cfg.token.expose(), cfg.timeout, cfg.timeout)?;
+        let origin = url::Url::parse(&origin)
+            .map_err(|_| Failure::usage("github-api-url", "is not a URL"))?;
         Ok(Client {
             crab,
             owner,
             repo,
             base_path,
+            origin,
             policy: cfg.retry,
             notify: Arc::new(notify),
         })
@@ -323,10 +344,24 @@ impl Client {
         accept: &[u16],
     ) -> std::result::Result<Answer, ApiError> {
         let op = format!("{method} {}", path.split('?').next().unwrap_or(path));
+        let target = format!("{}{path}", self.base_path);
+        self.call_at(method, &target, op, body, accept).await
+    }
+
+    /// [`Client::call`] on an origin-relative target (path and query, base path included), as a
+    /// same-origin pagination link gives it; `op` names the call in messages.
+    async fn call_at(
+        &self,
+        method: Method,
+        target: &str,
+        op: String,
+        body: Option<&Value>,
+        accept: &[u16],
+    ) -> std::result::Result<Answer, ApiError> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let (status, headers, text) = self.send_once(&method, path, body, &op).await?;
+            let (status, headers, text) = self.send_once(&method, target, body, &op).await?;
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
@@ -369,7 +404,11 @@ impl Client {
                         detail: format!("body is not JSON: {e}"),
                     })?
                 };
-                return Ok(Answer { status, body });
+                return Ok(Answer {
+                    status,
+                    body,
+                    headers,
+                });
             }
             let message = serde_json::from_str::<Value>(&text)
                 .ok()
@@ -386,14 +425,13 @@ impl Client {
     async fn send_once(
         &self,
         method: &Method,
-        path: &str,
+        target: &str,
         body: Option<&Value>,
         op: &str,
     ) -> std::result::Result<(StatusCode, HeaderMap, String), ApiError> {
-        let uri = format!("{}{path}", self.base_path);
         let mut req = http::Request::builder()
             .method(method.clone())
-            .uri(uri)
+            .uri(target)
             .header(http::header::ACCEPT, "application/vnd.github+json")
             .header("x-github-api-version", API_VERSION);
         let payload = match body {
@@ -436,48 +474,63 @@ impl Client {
         &self,
         d: &NewDeployment,
     ) -> std::result::Result<Deployment, ApiError> {
-        let body = d.body();
-        let path = self.repo_path("/deployments");
+        let (body, path) = (&d.body(), &self.repo_path("/deployments"));
+        let create = || async move {
+            let a = self.call(Method::POST, path, Some(body), &[]).await?;
+            if a.status.as_u16() == 202 {
+                // GitHub answers 202 with a message when it merged the default branch into the
+                // ref: we always send auto_merge: false, so this is a surprise.
+                return Err(ApiError::Decode {
+                    op: "POST /deployments".into(),
+                    detail: format!(
+                        "GitHub did not create the deployment: {}",
+                        single_line(a.body.get("message").and_then(Value::as_str).unwrap_or(""))
+                    ),
+                });
+            }
+            Deployment::from_json(&a.body)
+        };
+        let find = || self.find_deployment_by_run(&d.sha, &d.environment, &d.run_key);
+        let looking = format!("a deployment of run {}", d.run_key);
+        let found = |x: &Deployment| format!("deployment {}", x.id);
+        self.create_once(&looking, found, create, find).await
+    }
+
+    /// F15 for every create: POST through `create`; when its outcome is unknown (timeout,
+    /// connection lost after sending), `find` what it would have created before posting again,
+    /// so a retry never duplicates. At most [`RetryPolicy::max_attempts`] POSTs. `looking` and
+    /// `found` word the notices.
+    async fn create_once<T, C, F>(
+        &self,
+        looking: &str,
+        found: impl Fn(&T) -> String,
+        create: impl Fn() -> C,
+        find: impl Fn() -> F,
+    ) -> std::result::Result<T, ApiError>
+    where
+        C: Future<Output = std::result::Result<T, ApiError>>,
+        F: Future<Output = std::result::Result<Option<T>, ApiError>>,
+    {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.call(Method::POST, &path, Some(&body), &[]).await {
-                Ok(a) => {
-                    if a.status.as_u16() == 202 {
-                        // GitHub answers 202 with a message when it merged the default branch
-                        // into the ref: we always send auto_merge: false, so this is a surprise.
-                        return Err(ApiError::Decode {
-                            op: "POST /deployments".into(),
-                            detail: format!(
-                                "GitHub did not create the deployment: {}",
-                                single_line(
-                                    a.body.get("message").and_then(Value::as_str).unwrap_or("")
-                                )
-                            ),
-                        });
-                    }
-                    return Deployment::from_json(&a.body);
-                }
+            match create().await {
                 Err(ApiError::Unknown { op, detail }) => {
                     (self.notify)(&format!(
-                        "{op}: outcome unknown ({detail}); looking for a deployment of run {} before trying again",
-                        d.run_key
+                        "{op}: outcome unknown ({detail}); looking for {looking} before trying again"
                     ));
-                    if let Some(found) = self
-                        .find_deployment_by_run(&d.sha, &d.environment, &d.run_key)
-                        .await?
-                    {
+                    if let Some(x) = find().await? {
                         (self.notify)(&format!(
-                            "found deployment {} created by this run; not creating another",
-                            found.id
+                            "found {} created by this run; not creating another",
+                            found(&x)
                         ));
-                        return Ok(found);
+                        return Ok(x);
                     }
                     if attempt >= self.policy.max_attempts {
                         return Err(ApiError::Unknown { op, detail });
                     }
                 }
-                Err(e) => return Err(e),
+                other => return other,
             }
         }
     }
@@ -768,6 +821,365 @@ impl Client {
         )
         .await?;
         Ok(())
+    }
+
+    // ---------------------------------------------------------------- pull request comments
+
+    /// `GET /user`: the token's user, or `None` when the token may not ask (HTTP 403, as for
+    /// `GITHUB_TOKEN` and GitHub App installation tokens).
+    pub async fn authenticated_user(&self) -> std::result::Result<Option<Author>, ApiError> {
+        let a = self.call(Method::GET, "/user", None, &[403]).await?;
+        if a.status.as_u16() == 403 {
+            return Ok(None);
+        }
+        Ok(Some(author_from_json(&a.body)))
+    }
+
+    /// One page (up to 100) of the comments of issue or pull request `number`: the first page
+    /// when `next` is `None`, else the target a [`NextPage::Follow`] gave. Pagination links
+    /// are followed only on the API origin ([`next_page`]).
+    pub async fn issue_comments_page(
+        &self,
+        number: u64,
+        next: Option<&str>,
+    ) -> std::result::Result<(Vec<IssueComment>, NextPage), ApiError> {
+        let path = self.repo_path(&format!("/issues/{number}/comments"));
+        let a = match next {
+            None => {
+                let first = format!("{path}?per_page=100");
+                self.call(Method::GET, &first, None, &[]).await?
+            }
+            Some(t) => {
+                let op = format!("GET {path}");
+                self.call_at(Method::GET, t, op, None, &[]).await?
+            }
+        };
+        let items = a
+            .body
+            .as_array()
+            .ok_or_else(|| ApiError::Decode {
+                op: format!("GET {path}"),
+                detail: "not a list of comments".into(),
+            })?
+            .iter()
+            .map(IssueComment::from_json)
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok((items, next_page(&a.headers, &self.origin)))
+    }
+
+    /// Create a comment on issue or pull request `number`: one POST, never repeated here
+    /// ([`Client::upsert_comment`] looks before posting again).
+    pub async fn create_issue_comment(
+        &self,
+        number: u64,
+        body: &str,
+    ) -> std::result::Result<IssueComment, ApiError> {
+        let path = self.repo_path(&format!("/issues/{number}/comments"));
+        let a = self
+            .call(Method::POST, &path, Some(&json!({ "body": body })), &[])
+            .await?;
+        IssueComment::from_json(&a.body)
+    }
+
+    /// Replace the body of comment `id` (PATCH, as GitHub documents it).
+    pub async fn update_issue_comment(
+        &self,
+        id: u64,
+        body: &str,
+    ) -> std::result::Result<IssueComment, ApiError> {
+        let path = self.repo_path(&format!("/issues/comments/{id}"));
+        let a = self
+            .call(Method::PATCH, &path, Some(&json!({ "body": body })), &[])
+            .await?;
+        IssueComment::from_json(&a.body)
+    }
+
+    /// Who our comments are written by: `author` when given, else `GET /user`
+    /// ([`comment::identity`] decides what a 403 means).
+    async fn comment_identity(
+        &self,
+        author: Option<&str>,
+        notes: &mut Vec<String>,
+    ) -> std::result::Result<Identity, ApiError> {
+        if let Some(a) = author {
+            return Ok(Identity::Login(a.to_string()));
+        }
+        let (me, note) = comment::identity(self.authenticated_user().await?);
+        notes.extend(note);
+        Ok(me)
+    }
+
+    /// Search pull request `pr`'s comments, page by page (at most [`COMMENT_PAGES_MAX`]), for
+    /// ours ([`comment::pick`]: our marker at the end, our identity as the author). The
+    /// identity is asked for only once a comment with our marker exists.
+    async fn find_comment(
+        &self,
+        pr: u64,
+        marker: &str,
+        author: Option<&str>,
+        me: &mut Option<Identity>,
+        notes: &mut Vec<String>,
+    ) -> std::result::Result<(Option<IssueComment>, Found), ApiError> {
+        let mut found = Found::default();
+        let mut next: Option<String> = None;
+        for _ in 0..COMMENT_PAGES_MAX {
+            let (items, after) = self.issue_comments_page(pr, next.as_deref()).await?;
+            if items
+                .iter()
+                .any(|c| comment::ends_with_marker(&c.body, marker))
+            {
+                if me.is_none() {
+                    *me = Some(self.comment_identity(author, notes).await?);
+                }
+                if let Some(me) = me.as_ref() {
+                    let page = items.iter().map(|c| (c.id, &c.author, c.body.as_str()));
+                    comment::pick(page, marker, me, &mut found);
+                }
+                if let Some(id) = found.ours {
+                    return Ok((items.into_iter().find(|c| c.id == id), found));
+                }
+            }
+            match after {
+                NextPage::End => break,
+                NextPage::Follow(t) => next = Some(t),
+                NextPage::Foreign(origin) => {
+                    notes.push(format!(
+                        "GitHub's pagination link points to another origin ({origin}); not following it with the token, so older comments were not searched"
+                    ));
+                    break;
+                }
+            }
+        }
+        Ok((None, found))
+    }
+
+    /// The one plan comment of pull request `pr` for `key`: ours (see [`Client::find_comment`])
+    /// is updated in place, else one is created. Comments by anyone else are never edited.
+    /// F15: when the create POST's outcome is unknown, the comments are searched for ours
+    /// again before posting again (and a found one gets this body), so a lost answer never
+    /// makes a second comment.
+    pub async fn upsert_comment(
+        &self,
+        pr: u64,
+        key: &str,
+        author: Option<&str>,
+        body: &str,
+    ) -> std::result::Result<Outcome, ApiError> {
+        let marker = &comment::marker(key);
+        let mut notes = Vec::new();
+        let mut me = None;
+        let (ours, found) = self
+            .find_comment(pr, marker, author, &mut me, &mut notes)
+            .await?;
+        if let Some(me) = &me {
+            notes.extend(comment::foreign_notes(&found, me));
+        }
+        if let Some(c) = ours {
+            let c = self.update_issue_comment(c.id, body).await?;
+            return Ok(Outcome::Updated {
+                id: c.id,
+                url: c.html_url,
+                notes,
+            });
+        }
+        let create = || self.create_issue_comment(pr, body);
+        let find = || async move {
+            let (mut me, mut ignored) = (None, Vec::new());
+            let (ours, _) = self
+                .find_comment(pr, marker, author, &mut me, &mut ignored)
+                .await?;
+            match ours {
+                Some(c) if c.body != body => self.update_issue_comment(c.id, body).await.map(Some),
+                other => Ok(other),
+            }
+        };
+        let looking = format!("our comment (`{}`)", single_line(key));
+        let found = |c: &IssueComment| format!("comment {}", c.id);
+        let c = self.create_once(&looking, found, create, find).await?;
+        Ok(Outcome::Created {
+            id: c.id,
+            url: c.html_url,
+            notes,
+        })
+    }
+}
+
+/// At most this many pages of comments are searched for ours.
+pub const COMMENT_PAGES_MAX: usize = 50;
+
+/// A comment on an issue or pull request (the fields the upsert uses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueComment {
+    /// Id.
+    pub id: u64,
+    /// Web URL.
+    pub html_url: String,
+    /// Body (empty when GitHub sends none).
+    pub body: String,
+    /// Who wrote it.
+    pub author: Author,
+}
+
+impl IssueComment {
+    /// Decode from GitHub's JSON (`issue-comment`).
+    pub fn from_json(v: &Value) -> std::result::Result<IssueComment, ApiError> {
+        let op = "issue comment";
+        Ok(IssueComment {
+            id: u64_field(v, "id", op)?,
+            html_url: str_field(v, "html_url", op)?,
+            body: v
+                .get("body")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            author: author_from_json(v.get("user").unwrap_or(&Value::Null)),
+        })
+    }
+}
+
+/// A `simple-user` as far as authorship goes; a missing user (a deleted account) has an empty
+/// login and id 0, which no identity matches.
+fn author_from_json(v: &Value) -> Author {
+    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    Author {
+        login: s("login"),
+        id: v.get("id").and_then(Value::as_u64).unwrap_or(0),
+        kind: s("type"),
+    }
+}
+
+/// Where a listing's `Link: <...>; rel="next"` leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextPage {
+    /// No next page.
+    End,
+    /// The next page on the API origin: its path and query, to request as they are.
+    Follow(String),
+    /// A next page on another origin, never requested (the token would go with it):
+    /// `scheme://authority`, for messages.
+    Foreign(String),
+}
+
+/// Read the `rel="next"` target of a `Link` header and decide whether it may be followed:
+/// only to the API's own origin ([`same_origin`]). Pure.
+pub fn next_page(headers: &HeaderMap, origin: &url::Url) -> NextPage {
+    let links = headers
+        .get_all(http::header::LINK)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','));
+    for link in links {
+        let mut parts = link.split(';');
+        let target = parts.next().unwrap_or("").trim();
+        let is_next = parts.any(|p| {
+            let p = p.trim().to_ascii_lowercase();
+            p == "rel=\"next\"" || p == "rel=next"
+        });
+        let Some(target) = target.strip_prefix('<').and_then(|t| t.strip_suffix('>')) else {
+            continue;
+        };
+        if !is_next {
+            continue;
+        }
+        let Ok(uri) = target.parse::<http::Uri>() else {
+            return NextPage::Foreign(format!("an unreadable link `{}`", single_line(target)));
+        };
+        let rest = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        if uri.scheme().is_none() && uri.authority().is_none() && rest.starts_with('/') {
+            return NextPage::Follow(rest.to_string());
+        }
+        if same_origin(&uri, origin) {
+            return NextPage::Follow(rest.to_string());
+        }
+        return NextPage::Foreign(format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or("?"),
+            single_line(uri.authority().map(|a| a.as_str()).unwrap_or("?"))
+        ));
+    }
+    NextPage::End
+}
+
+/// Is `next` (a `Link: rel="next"` target) on the same origin as the API base? The token goes
+/// with every request the client sends, so a pagination link to any other scheme, host or port
+/// (a hostile or misconfigured server, a proxy) is never followed.
+pub fn same_origin(next: &http::Uri, base: &url::Url) -> bool {
+    let scheme_ok = next.scheme_str() == Some(base.scheme());
+    let host_ok = next
+        .host()
+        .zip(base.host_str())
+        .is_some_and(|(a, b)| a.eq_ignore_ascii_case(b));
+    let default = |s: &str| match s {
+        "https" => Some(443),
+        "http" => Some(80),
+        _ => None,
+    };
+    let port_ok = next
+        .port_u16()
+        .or_else(|| next.scheme_str().and_then(default))
+        == base.port_or_known_default();
+    scheme_ok && host_ok && port_ok
+}
+
+// -------------------------------------------------------------------- the blocking bridge
+
+/// The one bridge from the (synchronous) commands to the GitHub API: a [`Client`] with its
+/// own runtime. [`Blocking::block`] runs one of the client's futures to completion and
+/// forwards the client's notices (rate-limit waits, unknown outcomes and what was found) to the
+/// runner's log as they happen. Every command that calls GitHub goes through it.
+pub struct Blocking<'r> {
+    rt: tokio::runtime::Runtime,
+    /// The client; run its futures with [`Blocking::block`].
+    pub client: Client,
+    notices: std::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
+    runner: &'r Runner,
+}
+
+impl std::fmt::Debug for Blocking<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "github::Blocking({:?})", self.client)
+    }
+}
+
+impl<'r> Blocking<'r> {
+    /// Start a runtime and build the client on it (no network).
+    pub fn open(cfg: &Config, runner: &'r Runner) -> Result<Blocking<'r>> {
+        let rt = crate::cli::runtime()?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let client = {
+            // octocrab starts its workers when the client is built: build it inside the runtime.
+            let _g = rt.enter();
+            Client::new(cfg, move |m| {
+                let _ = tx.send(m.to_string());
+            })?
+        };
+        Ok(Blocking {
+            rt,
+            client,
+            notices: std::sync::Mutex::new(rx),
+            runner,
+        })
+    }
+
+    /// Run `f` (a call on [`Blocking::client`]) to completion; each notice the client gives
+    /// meanwhile is printed as one neutralised log line as soon as it is given.
+    pub fn block<F: Future>(&self, f: F) -> F::Output {
+        let mut guard = self.notices.lock().unwrap_or_else(|p| p.into_inner());
+        let rx: &mut tokio::sync::mpsc::UnboundedReceiver<String> = &mut guard;
+        let runner = self.runner;
+        let mut f = std::pin::pin!(f);
+        self.rt.block_on(std::future::poll_fn(|cx| {
+            while let std::task::Poll::Ready(Some(m)) = rx.poll_recv(cx) {
+                runner.info(&single_line(&m));
+            }
+            let out = f.as_mut().poll(cx);
+            if out.is_ready() {
+                while let Ok(m) = rx.try_recv() {
+                    runner.info(&single_line(&m));
+                }
+            }
+            out
+        }))
     }
 }
 
@@ -1374,5 +1786,151 @@ mod tests {
         for bad in ["o", "o/", "/r", "o/r/x", "o/..", "o/r x", "../r", "o.o/r"] {
             assert!(validate_repository("r", bad).is_err(), "{bad}");
         }
+    }
+    #[test]
+    fn pagination_links_are_followed_only_on_the_api_origin() {
+        let base = url::Url::parse("https://ghe.example.com/api/v3").unwrap();
+        let ok = |u: &str| same_origin(&u.parse().unwrap(), &base);
+        assert!(ok(
+            "https://ghe.example.com/api/v3/repos/o/r/issues/1/comments?page=2"
+        ));
+        assert!(ok("https://GHE.example.com:443/api/v3/x?page=2"));
+        assert!(!ok("https://api.github.com/resource?page=2"));
+        assert!(!ok("http://ghe.example.com/api/v3/x?page=2"));
+        assert!(!ok("https://ghe.example.com:8443/x"));
+        assert!(!ok("https://ghe.example.com.evil.test/x"));
+        let local = url::Url::parse("http://127.0.0.1:8080").unwrap();
+        assert!(same_origin(
+            &"http://127.0.0.1:8080/x?page=2".parse().unwrap(),
+            &local
+        ));
+        assert!(!same_origin(
+            &"http://127.0.0.1:9090/x".parse().unwrap(),
+            &local
+        ));
+    }
+
+    #[test]
+    fn next_page_follows_only_links_on_the_api_origin() {
+        let base = url::Url::parse("https://ghe.example.com/api/v3").unwrap();
+        let link = |v: &str| next_page(&hdrs(&[("link", v)]), &base);
+        let here = "https://ghe.example.com/api/v3/repos/o/r/issues/1/comments?page=2";
+        // (Link header, expected)
+        let cases = [
+            (
+                format!(r#"<{here}>; rel="next", <https://ghe.example.com/x?page=9>; rel="last""#),
+                NextPage::Follow("/api/v3/repos/o/r/issues/1/comments?page=2".into()),
+            ),
+            (
+                format!(r#"<https://ghe.example.com/x?page=1>; rel="prev", <{here}>; rel="next""#),
+                NextPage::Follow("/api/v3/repos/o/r/issues/1/comments?page=2".into()),
+            ),
+            (
+                r#"<https://api.github.com/x?page=2>; rel="next""#.into(),
+                NextPage::Foreign("https://api.github.com".into()),
+            ),
+            (
+                r#"<http://ghe.example.com/x?page=2>; rel="next""#.into(),
+                NextPage::Foreign("http://ghe.example.com".into()),
+            ),
+            (
+                r#"<https://ghe.example.com:8443/x>; rel="next""#.into(),
+                NextPage::Foreign("https://ghe.example.com:8443".into()),
+            ),
+            (
+                r#"<https://ghe.example.com/x?page=9>; rel="last""#.into(),
+                NextPage::End,
+            ),
+        ];
+        for (header, want) in cases {
+            assert_eq!(link(&header), want, "{header}");
+        }
+        assert_eq!(next_page(&HeaderMap::new(), &base), NextPage::End);
+    }
+
+    #[test]
+    fn comments_decode_with_their_author() {
+        let c = IssueComment::from_json(&json!({
+            "id": 3, "html_url": "https://github.com/o/r/pull/1#issuecomment-3", "body": "b",
+            "user": {"login": "github-actions[bot]", "id": 41898282, "type": "Bot"}
+        }))
+        .unwrap();
+        assert_eq!(
+            c.author,
+            Author {
+                login: "github-actions[bot]".into(),
+                id: 41898282,
+                kind: "Bot".into()
+            }
+        );
+        // A deleted account (`user: null`) and a missing body: never ours, still listed.
+        let ghost =
+            IssueComment::from_json(&json!({"id": 4, "html_url": "u", "body": null, "user": null}))
+                .unwrap();
+        assert_eq!(
+            (
+                ghost.author.id,
+                ghost.author.login.as_str(),
+                ghost.body.as_str()
+            ),
+            (0, "", "")
+        );
+        assert!(IssueComment::from_json(&json!({"html_url": "u"})).is_err());
+    }
+
+    /// A `Write` that the test can read while the runner holds it.
+    #[derive(Clone, Default)]
+    struct Log(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Log {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Log {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    // The one bridge prints a notice while the call is still running (a rate-limit wait is
+    // seen when it starts, not after it), neutralised to one line, and returns the call's value.
+    #[test]
+    fn the_bridge_forwards_notices_as_they_happen() {
+        let out = Log::default();
+        let runner = Runner::new(
+            Default::default(),
+            Arc::new(std::sync::Mutex::new(out.clone())),
+            Arc::new(std::sync::Mutex::new(Log::default())),
+        );
+        let cfg = Config {
+            api_url: "http://127.0.0.1:9".into(),
+            repository: "o/r".into(),
+            token: Secret::new("ghs_bridge-test-token"),
+            timeout: DEFAULT_TIMEOUT,
+            retry: RetryPolicy::default(),
+        };
+        let b = Blocking::open(&cfg, &runner).unwrap();
+        let seen_during = b.block(async {
+            (b.client.notify)("waiting 1 s\n::error::forged");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let during = out.text();
+            (b.client.notify)("after");
+            during
+        });
+        assert!(seen_during.contains("waiting 1 s"), "{seen_during:?}");
+        assert!(!seen_during.contains("after"));
+        let all = out.text();
+        assert!(
+            all.contains("after"),
+            "the last notice is printed before block returns"
+        );
+        assert_eq!(all.lines().count(), 2, "one line per notice: {all:?}");
+        assert!(!all.contains("\n::error::"), "{all:?}");
     }
 }

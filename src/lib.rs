@@ -27,7 +27,8 @@
 //! - [`deploy`]: the one owner of the deploy-tag vocabulary (names, trailers, parsing) and the
 //!   `tag-deploy` decisions ([`deploy::decide_record`], [`deploy::check_record`], [`deploy::resolve`]).
 //! - [`git`], [`github`]: the git session (ls-remote, fetch, ancestry, leased pushes) and the
-//!   GitHub REST API (promote, tag-deploy).
+//!   GitHub REST API: the one client (plan-gate's comment, promote, tag-deploy) and the one
+//!   blocking bridge the commands run it through ([`github::Blocking`]).
 //! - [`actiongen`]: generates `actions/*/action.yml` and their README tables from the clap definitions.
 //! - [`cmd`]: one module per binary: its clap `Args` (flags = action inputs) and `run`.
 

@@ -267,14 +267,14 @@ fn sdk_error(e: reqwest::Error) -> ConnectorError {
 // ----- octocrab -----------------------------------------------------------------------------
 
 /// An octocrab client whose requests reqwest sends on the one TLS stack. `base` is the API
-/// origin; the token goes only to that origin (octocrab's rule), marked sensitive. `retries`:
-/// how often a 5xx, a 429 or a transport error is retried (octocrab's simple retry rule).
+/// origin; the token goes only to that origin (octocrab's rule), marked sensitive. Each request
+/// is sent once: there is no retry here (a POST must never be repeated behind the caller's
+/// back); `github::Client`, the only caller, owns the retry rules.
 pub fn octocrab(
     base: &str,
     token: &str,
     connect: Duration,
     read: Duration,
-    retries: usize,
 ) -> Result<octocrab::Octocrab> {
     use octocrab::service::middleware::{auth_header::AuthHeaderLayer, base_uri::BaseUriLayer};
     let uri: http::Uri = base
@@ -290,7 +290,7 @@ pub fn octocrab(
             .user_agent(concat!("gitops-actions/", env!("CARGO_PKG_VERSION"))),
     )?;
     let crab = octocrab::OctocrabBuilder::new_empty()
-        .with_service(Reqwest { client, retries })
+        .with_service(Reqwest { client })
         .with_layer(&BaseUriLayer::new(uri.clone()))
         .with_layer(&AuthHeaderLayer::new(Some(bearer), uri.clone(), uri))
         .with_auth(octocrab::AuthState::None)
@@ -305,7 +305,6 @@ pub fn octocrab(
 #[derive(Clone)]
 struct Reqwest {
     client: reqwest::Client,
-    retries: usize,
 }
 
 type Pending = Pin<
@@ -327,29 +326,18 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Pending {
         let client = self.client.clone();
-        let mut left = self.retries;
         Box::pin(async move {
             let (parts, body) = req.into_parts();
-            // GitHub API bodies are small JSON: buffer them, so a retry can send them again.
+            // GitHub API bodies are small JSON: buffered, then sent once.
             let body = body.collect().await.map_err(Into::into)?.to_bytes();
-            loop {
-                let sent = client
-                    .request(parts.method.clone(), parts.uri.to_string())
-                    .version(http::Version::HTTP_11)
-                    .headers(parts.headers.clone())
-                    .body(body.clone())
-                    .send()
-                    .await;
-                let again = match &sent {
-                    Ok(r) => r.status().is_server_error() || r.status().as_u16() == 429,
-                    Err(_) => true,
-                };
-                if again && left > 0 {
-                    left -= 1;
-                    continue;
-                }
-                return Ok(sent?.into());
-            }
+            let sent = client
+                .request(parts.method, parts.uri.to_string())
+                .version(http::Version::HTTP_11)
+                .headers(parts.headers)
+                .body(body)
+                .send()
+                .await?;
+            Ok(sent.into())
         })
     }
 }

@@ -360,13 +360,12 @@ fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
         match (github.token, pr) {
             (None, _) => comment_skip = Some("no GitHub token was given".to_string()),
             (_, None) => comment_skip = Some("this run is not for a pull request".to_string()),
-            (Some(token), Some(pr)) => match github.api {
+            (Some(_), Some(pr)) => match github.api {
                 None => {
                     comment_skip = Some("no repository (`GITHUB_REPOSITORY`) is known".to_string())
                 }
                 Some(api) => {
-                    let (owner, name) =
-                        crate::github::validate_repository("repository", &api.repository)?;
+                    crate::github::validate_repository("repository", &api.repository)?;
                     let key = match (&environment, &a.stack) {
                         (Some(e), Some(s)) => format!("{e}/{s}"),
                         (Some(e), None) => e.clone(),
@@ -374,10 +373,7 @@ fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
                         (None, None) => "default".to_string(),
                     };
                     target = Some(comment::Target {
-                        api_url: api.api_url.trim_end_matches('/').to_string(),
-                        token,
-                        owner,
-                        repo: name,
+                        api,
                         pr,
                         key,
                         author,
@@ -486,7 +482,7 @@ fn gate(runner: &Runner, args: &GateArgs) -> Result<()> {
     }
     let c = check(runner, args)?;
     if let Some(t) = &c.comment {
-        runner.mask(&t.token);
+        runner.mask(&t.api.token);
     }
     let plan = load_plan(runner, &args.plan.plan, &c.limits)?;
 
@@ -606,8 +602,12 @@ fn gate(runner: &Runner, args: &GateArgs) -> Result<()> {
             _ => None,
         };
         let body = comment::body(doc, &t.key, summary_url.as_deref(), |s| scrubber.scrub(s));
-        let rt = crate::cli::runtime()?;
-        match rt.block_on(comment::upsert(t, &body)) {
+        let upsert = crate::github::Blocking::open(&t.api, runner).and_then(|gh| {
+            let author = t.author.as_deref();
+            gh.block(gh.client.upsert_comment(t.pr, &t.key, author, &body))
+                .map_err(Failure::from)
+        });
+        match upsert {
             Ok(comment::Outcome::Created { url, notes, .. }) => {
                 for n in &notes {
                     runner.warning(n);

@@ -245,32 +245,20 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
         c.to.branch,
         c.model.log_line()
     ));
-    // GitHub client notices (rate-limit waits) arrive from inside async calls: a scoped thread
-    // prints them through the runner as they come.
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            for m in rx {
-                runner.info(&m);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match promote_once(runner, &args, &c, &session) {
+            Err(Retry::Lease(e)) if attempt < 3 => {
+                runner.warning(&format!(
+                    "{e}; another promotion or push moved the target: re-evaluating"
+                ));
             }
-        });
-        let mut attempt = 0;
-        let result = loop {
-            attempt += 1;
-            match promote_once(runner, &args, &c, &session, &tx) {
-                Err(Retry::Lease(e)) if attempt < 3 => {
-                    runner.warning(&format!(
-                        "{e}; another promotion or push moved the target: re-evaluating"
-                    ));
-                }
-                Err(Retry::Lease(e)) => break Err(Failure::from(e)),
-                Err(Retry::Fail(f)) => break Err(f),
-                Ok(()) => break Ok(()),
-            }
-        };
-        drop(tx);
-        result
-    })
+            Err(Retry::Lease(e)) => break Err(Failure::from(e)),
+            Err(Retry::Fail(f)) => break Err(f),
+            Ok(()) => break Ok(()),
+        }
+    }
 }
 
 enum Retry {
@@ -285,6 +273,12 @@ impl From<Failure> for Retry {
     }
 }
 
+impl From<github::ApiError> for Retry {
+    fn from(e: github::ApiError) -> Self {
+        Retry::Fail(e.into())
+    }
+}
+
 impl From<GitError> for Retry {
     fn from(e: GitError) -> Self {
         match e {
@@ -294,39 +288,19 @@ impl From<GitError> for Retry {
     }
 }
 
-/// The GitHub API client with its runtime, opened when first needed.
-struct Api {
-    rt: tokio::runtime::Runtime,
-    client: github::Client,
-}
+/// The GitHub API (the one bridge), opened when first needed.
+type Api<'r> = github::Blocking<'r>;
 
-impl Api {
-    /// `None` when no API is configured (`check` made sure every input that needs it has it).
-    fn open(c: &Checked, notices: &std::sync::mpsc::Sender<String>) -> Result<Option<Api>> {
-        let Some(cfg) = &c.api else {
-            return Ok(None);
-        };
-        let rt = crate::cli::runtime()?;
-        let client = {
-            let _g = rt.enter();
-            let tx = std::sync::Mutex::new(notices.clone());
-            github::Client::new(cfg, move |m| {
-                let _ = tx.lock().map(|t| t.send(m.to_string()));
-            })?
-        };
-        Ok(Some(Api { rt, client }))
-    }
-
-    fn block<T>(
-        &self,
-        f: impl std::future::Future<Output = std::result::Result<T, github::ApiError>>,
-    ) -> Result<T> {
-        self.rt.block_on(f).map_err(Failure::from)
-    }
+/// `None` when no API is configured (`check` made sure every input that needs it has it).
+fn open_api<'r>(runner: &'r Runner, c: &Checked) -> Result<Option<Api<'r>>> {
+    c.api
+        .as_ref()
+        .map(|cfg| github::Blocking::open(cfg, runner))
+        .transpose()
 }
 
 /// The API, which `check` guarantees for the inputs that need it.
-fn required(api: Option<&Api>) -> Result<&Api> {
+fn required<'a, 'r>(api: Option<&'a Api<'r>>) -> Result<&'a Api<'r>> {
     api.ok_or_else(|| Failure::runtime("internal error: the GitHub API is not configured"))
 }
 
@@ -336,7 +310,6 @@ fn promote_once(
     args: &Args,
     c: &Checked,
     session: &Session,
-    notices: &std::sync::mpsc::Sender<String>,
 ) -> std::result::Result<(), Retry> {
     let (from, to) = (&c.from, &c.to);
     let src_ref = format!("refs/heads/{}", from.branch);
@@ -391,7 +364,7 @@ fn promote_once(
         match decision {
             Decision::Gather(Need::DeploymentStatus(p)) => {
                 log = Some(changelog(runner, session, c, p)?);
-                api = Api::open(c, notices)?;
+                api = open_api(runner, c)?;
                 let status = deployment_status(required(api.as_ref())?, &from.name, p.candidate)?;
                 facts.deployment_status = Some(status);
             }
@@ -427,7 +400,7 @@ fn promote_once(
                     None => changelog(runner, session, c, p)?,
                 };
                 if api.is_none() {
-                    api = Api::open(c, notices)?;
+                    api = open_api(runner, c)?;
                 }
                 let update = RefUpdate {
                     name: dst_ref.clone(),
@@ -518,13 +491,13 @@ fn clock(facts: &mut Facts) -> jiff::Timestamp {
 fn deployment_status(api: &Api, env: &str, candidate: Oid) -> Result<Option<String>> {
     let sha = candidate.to_string();
     let cl = &api.client;
-    api.block(async {
+    Ok(api.block(async {
         let list = cl.list_deployments(env, Some(&sha), 1).await?;
         match list.first() {
             Some(d) => cl.latest_status(d.id).await,
             None => Ok(None),
         }
-    })
+    })?)
 }
 
 fn up_to_date(runner: &Runner, c: &Checked, candidate: Oid, target_tip: Oid) -> Result<()> {
@@ -666,8 +639,7 @@ fn finish_promoted(
             if let (Some(reason), Some(_)) = (&c.override_window, &c.windows) {
                 inputs.insert(windows::OVERRIDE_INPUT.into(), reason.clone().into());
             }
-            api.rt
-                .block_on(api.client.dispatch_workflow(w, &c.to.branch, &inputs))
+            api.block(api.client.dispatch_workflow(w, &c.to.branch, &inputs))
                 .map_err(|e| {
                     Failure::from(e).context(format!(
                         "`{}` moved, but dispatching `{w}` failed; start it by hand",

@@ -647,47 +647,16 @@ fn window(runner: &Runner, ctx: &Ctx) -> Result<()> {
 
 // ------------------------------------------------------------------ GitHub Deployments
 
-/// The API client with its runtime; retry/wait notes are collected and printed after each call.
+/// The GitHub API (the one bridge) and the Deployments configuration.
 struct Gh<'c> {
-    rt: tokio::runtime::Runtime,
-    client: github::Client,
-    notes: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    api: github::Blocking<'c>,
     on: &'c DeploymentsOn,
 }
 
 impl<'c> Gh<'c> {
-    fn open(on: &'c DeploymentsOn) -> Result<Gh<'c>> {
-        let rt = crate::cli::runtime()?;
-        let notes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let n2 = notes.clone();
-        let client = {
-            let _g = rt.enter();
-            github::Client::new(&on.api, move |m| {
-                if let Ok(mut v) = n2.lock() {
-                    v.push(m.to_string());
-                }
-            })?
-        };
-        Ok(Gh {
-            rt,
-            client,
-            notes,
-            on,
-        })
-    }
-
-    fn block<T>(
-        &self,
-        runner: &Runner,
-        f: impl std::future::Future<Output = std::result::Result<T, github::ApiError>>,
-    ) -> std::result::Result<T, github::ApiError> {
-        let r = self.rt.block_on(f);
-        if let Ok(mut v) = self.notes.lock() {
-            for m in v.drain(..) {
-                runner.info(&single_line(&m));
-            }
-        }
-        r
+    fn open(runner: &'c Runner, on: &'c DeploymentsOn) -> Result<Gh<'c>> {
+        let api = github::Blocking::open(&on.api, runner)?;
+        Ok(Gh { api, on })
     }
 
     fn status(
@@ -708,11 +677,12 @@ impl<'c> Gh<'c> {
     /// The run's deployment: the given id (checked to be for this sha and environment), else
     /// the one carrying our run key, else a new one (with `in_progress` posted). Returns the id
     /// and whether it was created now.
-    fn deployment(&self, runner: &Runner, ctx: &Ctx, args: &Args, sha: Oid) -> Result<(u64, bool)> {
+    fn deployment(&self, ctx: &Ctx, args: &Args, sha: Oid) -> Result<(u64, bool)> {
         let sha_s = sha.to_string();
         if let Some(id) = args.deployment_id {
             let d = self
-                .block(runner, self.client.get_deployment(id))
+                .api
+                .block(self.api.client.get_deployment(id))
                 .map_err(|e| Failure::from(e).context("GitHub Deployment"))?;
             if d.sha != sha_s || d.environment != ctx.env {
                 return Err(Failure::refused(format!(
@@ -725,9 +695,10 @@ impl<'c> Gh<'c> {
             return Ok((id, false));
         }
         let found = self
+            .api
             .block(
-                runner,
-                self.client
+                self.api
+                    .client
                     .find_deployment_by_run(&sha_s, &ctx.env, &self.on.run_key),
             )
             .map_err(|e| Failure::from(e).context("GitHub Deployment"))?;
@@ -756,20 +727,19 @@ impl<'c> Gh<'c> {
             extra,
         };
         let d = self
-            .block(runner, self.client.create_deployment(&new))
+            .api
+            .block(self.api.client.create_deployment(&new))
             .map_err(|e| Failure::from(e).context("GitHub Deployment"))?;
-        self.block(
-            runner,
-            self.client.set_deployment_status(
+        self.api
+            .block(self.api.client.set_deployment_status(
                 d.id,
                 &self.status(
                     github::DeploymentState::InProgress,
                     ctx,
                     format!("{what} of {} in progress", short(sha)),
                 ),
-            ),
-        )
-        .map_err(|e| Failure::from(e).context("GitHub Deployment status"))?;
+            ))
+            .map_err(|e| Failure::from(e).context("GitHub Deployment status"))?;
         Ok((d.id, true))
     }
 }
@@ -795,8 +765,8 @@ fn start(runner: &Runner, ctx: &Ctx, args: &Args, sha: Oid) -> Result<()> {
     let Some(on) = deployments_on(runner, ctx)? else {
         return runner.set_output("status", "skipped");
     };
-    let gh = Gh::open(on)?;
-    let (id, created) = gh.deployment(runner, ctx, args, sha)?;
+    let gh = Gh::open(runner, on)?;
+    let (id, created) = gh.deployment(ctx, args, sha)?;
     runner.set_output("deployment-id", &id.to_string())?;
     runner.set_output("status", "started")?;
     runner.info(&format!(
@@ -817,21 +787,19 @@ fn fail(runner: &Runner, ctx: &Ctx, args: &Args, sha: Oid) -> Result<()> {
     let Some(on) = deployments_on(runner, ctx)? else {
         return runner.set_output("status", "skipped");
     };
-    let gh = Gh::open(on)?;
-    let (id, _) = gh.deployment(runner, ctx, args, sha)?;
+    let gh = Gh::open(runner, on)?;
+    let (id, _) = gh.deployment(ctx, args, sha)?;
     runner.set_output("deployment-id", &id.to_string())?;
-    gh.block(
-        runner,
-        gh.client.set_deployment_status(
+    gh.api
+        .block(gh.api.client.set_deployment_status(
             id,
             &gh.status(
                 github::DeploymentState::Failure,
                 ctx,
                 format!("deploy of {} failed; see the run", short(sha)),
             ),
-        ),
-    )
-    .map_err(|e| Failure::from(e).context("GitHub Deployment status"))?;
+        ))
+        .map_err(|e| Failure::from(e).context("GitHub Deployment status"))?;
     runner.set_output("status", "failed")?;
     runner.info(&format!(
         "GitHub Deployment {id} of {sha} in `{}`: failure",
@@ -852,8 +820,8 @@ fn record_with_deployment(
     let Some(on) = deployments_on(runner, ctx)? else {
         return record(runner, ctx, session, args, sha);
     };
-    let gh = Gh::open(on)?;
-    let (id, _) = gh.deployment(runner, ctx, args, sha).map_err(|mut f| {
+    let gh = Gh::open(runner, on)?;
+    let (id, _) = gh.deployment(ctx, args, sha).map_err(|mut f| {
         f.message.push_str("; nothing was recorded (pass `skip-github-deployment` to record the git tags without a GitHub Deployment)");
         f
     })?;
@@ -861,9 +829,7 @@ fn record_with_deployment(
     let what = if args.rollback { "rollback" } else { "deploy" };
     match record(runner, ctx, session, args, sha) {
         Ok(()) => {
-            gh.block(
-                runner,
-                gh.client.set_deployment_status(
+            gh.api.block(gh.api.client.set_deployment_status(
                     id,
                     &gh.status(
                         github::DeploymentState::Success,
@@ -880,7 +846,7 @@ fn record_with_deployment(
             runner.info(&format!("GitHub Deployment {id}: success"));
             if ctx.production {
                 let marked = gh
-                    .block(runner, gh.client.mark_older_inactive(&ctx.env, id, 30))
+                    .api.block(gh.api.client.mark_older_inactive(&ctx.env, id, 30))
                     .map_err(|e| {
                         Failure::from(e).context(format!(
                             "GitHub Deployment {id} is success, but older ones could not be marked inactive"
@@ -903,13 +869,12 @@ fn record_with_deployment(
         }
         Err(f) => {
             let desc = format!("tag-deploy {what} of {} failed: {}", short(sha), f.message);
-            if let Err(e) = gh.block(
-                runner,
-                gh.client.set_deployment_status(
+            if let Err(e) =
+                gh.api.block(gh.api.client.set_deployment_status(
                     id,
                     &gh.status(github::DeploymentState::Failure, ctx, desc),
-                ),
-            ) {
+                ))
+            {
                 runner.warning(&format!(
                     "GitHub Deployment {id} could not be marked failure: {}",
                     single_line(&Failure::from(e).message)

@@ -1,27 +1,24 @@
-//! The one pull-request comment per pull request and environment/stack, upserted through octocrab.
+//! The one pull-request comment per pull request and environment/stack: what it says and which
+//! one is ours. The rules only; the HTTP calls (listing with same-origin pagination, `GET
+//! /user`, PATCH, POST with the F15 look-before-posting-again) are `github::Client`'s
+//! (`upsert_comment`), with the same retry, timeout, API-version and rate-limit rules as every
+//! other GitHub call.
 //!
 //! The comment ends with a hidden marker (`<!-- gitops-actions:plan-gate key=... -->`). A re-run
 //! finds the comment that ends with our marker *and was written by the token's own identity*
-//! and updates it in place; anyone else's comment is never edited, whatever it says, and when
-//! none is ours a new one is created (and the log says why). The marker text is neutralised
-//! inside the rendered report, so plan text (an address, a name) cannot forge one. Bodies are
-//! kept under GitHub's 65,536-character limit by cutting at a section boundary and pointing at
-//! the step summary.
+//! ([`pick`]) and updates it in place; anyone else's comment is never edited, whatever it says,
+//! and when none is ours a new one is created (and the log says why: [`foreign_notes`]). The
+//! marker text is neutralised inside the rendered report, so plan text (an address, a name)
+//! cannot forge one. Bodies are kept under GitHub's 65,536-character limit by cutting at a
+//! section boundary and pointing at the step summary ([`body`]).
 //!
-//! Who we are: `comment-author` when given (a GitHub App's `<slug>[bot]`, or a user); else
-//! `GET /user` answers for user tokens; installation tokens (`GITHUB_TOKEN`, a GitHub App's)
-//! cannot ask (HTTP 403), and their comments are written by `github-actions[bot]` for
-//! `GITHUB_TOKEN` — the identity assumed then (an App's own bot needs `comment-author`).
+//! Who we are ([`identity`]): `comment-author` when given (a GitHub App's `<slug>[bot]`, or a
+//! user); else `GET /user` answers for user tokens; installation tokens (`GITHUB_TOKEN`, a
+//! GitHub App's) cannot ask (HTTP 403), and their comments are written by `github-actions[bot]`
+//! for `GITHUB_TOKEN` — the identity assumed then (an App's own bot needs `comment-author`).
 
-use std::time::Duration;
-
-use octocrab::models::CommentId;
-use octocrab::Octocrab;
-
-use crate::exit::{Failure, Result};
 use crate::runner::markdown::Doc;
 use crate::runner::single_line;
-use crate::secret::Secret;
 
 /// GitHub's limit on a comment body, in characters.
 pub const GITHUB_COMMENT_LIMIT: usize = 65_536;
@@ -31,14 +28,8 @@ pub const BODY_BUDGET: usize = 65_000;
 /// Where the comment goes.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// REST API base, e.g. `https://api.github.com`.
-    pub api_url: String,
-    /// Token with `pull-requests: write` (or `issues: write`).
-    pub token: Secret,
-    /// Repository owner.
-    pub owner: String,
-    /// Repository name.
-    pub repo: String,
+    /// The API, repository and token (`pull-requests: write` or `issues: write`).
+    pub api: crate::github::Config,
     /// Pull request number.
     pub pr: u64,
     /// Environment/stack key: one comment per key.
@@ -165,27 +156,6 @@ pub enum Outcome {
     },
 }
 
-/// Is `next` (a `Link: rel="next"` target) on the same origin as the API base? The token goes
-/// with every request octocrab sends, so a pagination link to any other scheme, host or port
-/// (a hostile or misconfigured server, a proxy) is never followed.
-pub fn same_origin(next: &http::Uri, base: &url::Url) -> bool {
-    let scheme_ok = next.scheme_str() == Some(base.scheme());
-    let host_ok = next
-        .host()
-        .zip(base.host_str())
-        .is_some_and(|(a, b)| a.eq_ignore_ascii_case(b));
-    let default = |s: &str| match s {
-        "https" => Some(443),
-        "http" => Some(80),
-        _ => None,
-    };
-    let port_ok = next
-        .port_u16()
-        .or_else(|| next.scheme_str().and_then(default))
-        == base.port_or_known_default();
-    scheme_ok && host_ok && port_ok
-}
-
 /// The hidden marker for one key. The key is reduced to a safe alphabet so it cannot close the
 /// HTML comment.
 pub fn marker(key: &str) -> String {
@@ -231,156 +201,40 @@ pub fn body(
     format!("{text}\n{m}\n")
 }
 
-fn client(t: &Target) -> Result<Octocrab> {
-    // Three retries of a 5xx, 429 or transport failure, as octocrab's default client did.
-    let (connect, read) = (Duration::from_secs(10), Duration::from_secs(30));
-    crate::net::octocrab(t.api_url.as_str(), t.token.expose(), connect, read, 3)
-}
-
-fn api_error(what: &str, e: octocrab::Error) -> Failure {
-    let detail = match &e {
-        octocrab::Error::GitHub { source, .. } => format!(
-            "HTTP {}: {}",
-            source.status_code.as_u16(),
-            single_line(&source.message)
+/// Who we are when the token's user is `user` (`GET /user`'s answer, `None` when the token
+/// may not ask: HTTP 403, an installation token such as `GITHUB_TOKEN`, taken as
+/// `github-actions[bot]`), and the note to log then.
+pub fn identity(user: Option<Author>) -> (Identity, Option<String>) {
+    match user {
+        Some(u) => (
+            Identity::User {
+                id: u.id,
+                login: u.login,
+            },
+            None,
         ),
-        // octocrab appends a backtrace ("Found at ...") to some errors: keep the first line.
-        other => single_line(other.to_string().lines().next().unwrap_or("")),
-    };
-    Failure::runtime(format!("GitHub API: {what} failed: {detail}"))
-}
-
-fn author_of(c: &octocrab::models::issues::Comment) -> Author {
-    Author {
-        login: c.user.login.clone(),
-        id: c.user.id.0,
-        kind: c.user.r#type.clone(),
-    }
-}
-
-/// Who the token is: `comment-author` when given, else `GET /user`; a token that may not ask
-/// (HTTP 403: an installation token such as `GITHUB_TOKEN`) is taken as `github-actions[bot]`.
-async fn identity(oc: &Octocrab, t: &Target, notes: &mut Vec<String>) -> Result<Identity> {
-    if let Some(a) = &t.author {
-        return Ok(Identity::Login(a.clone()));
-    }
-    match oc.current().user().await {
-        Ok(u) => Ok(Identity::User {
-            id: u.id.0,
-            login: u.login,
-        }),
-        Err(octocrab::Error::GitHub { source, .. }) if source.status_code.as_u16() == 403 => {
-            notes.push(format!(
+        None => (
+            Identity::Login(ACTIONS_BOT.to_string()),
+            Some(format!(
                 "the token cannot say who it is (`GET /user`: HTTP 403, as for GITHUB_TOKEN and GitHub App installation tokens): only comments by {ACTIONS_BOT} are edited (set `comment-author` to a GitHub App's `<slug>[bot]`)"
-            ));
-            Ok(Identity::Login(ACTIONS_BOT.to_string()))
-        }
-        Err(e) => Err(api_error("asking who the token is (`GET /user`)", e)),
+            )),
+        ),
     }
 }
 
-/// Find our comment (the first that ends with our marker and that our identity wrote) and
-/// update it, or create one. Comments by anyone else are never edited.
-pub async fn upsert(t: &Target, body: &str) -> Result<Outcome> {
-    let oc = client(t)?;
-    let m = marker(&t.key);
-    let issues = oc.issues(&t.owner, &t.repo);
-    let mut page = issues
-        .list_comments(t.pr)
-        .per_page(100)
-        .send()
-        .await
-        .map_err(|e| api_error("listing pull request comments", e))?;
-    let mut found = Found::default();
-    let mut me: Option<Identity> = None;
-    let mut pages = 0;
-    let mut notes = Vec::new();
-    let base = url::Url::parse(&t.api_url)
-        .map_err(|_| Failure::usage("github-api-url", "is not a URL"))?;
-    loop {
-        let candidates: Vec<(u64, Author, &str)> = page
-            .items
-            .iter()
-            .filter_map(|c| {
-                let b = c.body.as_deref()?;
-                ends_with_marker(b, &m).then(|| (c.id.0, author_of(c), b))
-            })
-            .collect();
-        if !candidates.is_empty() {
-            // Asked only once a comment with our marker exists.
-            if me.is_none() {
-                me = Some(identity(&oc, t, &mut notes).await?);
-            }
-            if let Some(me) = &me {
-                pick(
-                    candidates.iter().map(|(id, a, b)| (*id, a, *b)),
-                    &m,
-                    me,
-                    &mut found,
-                );
-            }
-        }
-        if found.ours.is_some() {
-            break;
-        }
-        pages += 1;
-        if pages >= 50 {
-            break;
-        }
-        if let Some(next) = &page.next {
-            if !same_origin(next, &base) {
-                notes.push(format!(
-                    "GitHub's pagination link points to another origin ({}://{}); not following it with the token, so older comments were not searched",
-                    next.scheme_str().unwrap_or("?"),
-                    single_line(next.authority().map(|a| a.as_str()).unwrap_or("?"))
-                ));
-                break;
-            }
-        }
-        match oc
-            .get_page::<octocrab::models::issues::Comment>(&page.next)
-            .await
-            .map_err(|e| api_error("listing pull request comments", e))?
-        {
-            Some(p) => page = p,
-            None => break,
-        }
-    }
-    if let Some(me) = &me {
-        for (id, login) in &found.foreign {
-            notes.push(format!(
+/// One note per comment that carries our marker but that `me` did not write.
+pub fn foreign_notes(found: &Found, me: &Identity) -> Vec<String> {
+    found
+        .foreign
+        .iter()
+        .map(|(id, login)| {
+            format!(
                 "comment {id} carries this plan comment's marker but was written by `{}`, not by us (`{}`): not editing it",
                 single_line(login),
                 single_line(me.login())
-            ));
-        }
-    }
-    match found.ours.map(CommentId) {
-        Some(id) => {
-            // PATCH, as GitHub documents it (octocrab's `update_comment` sends POST).
-            let route = format!("/repos/{}/{}/issues/comments/{}", t.owner, t.repo, id.0);
-            let c: octocrab::models::issues::Comment = oc
-                .patch(route, Some(&serde_json::json!({ "body": body })))
-                .await
-                .map_err(|e| api_error("updating the plan comment", e))?;
-            Ok(Outcome::Updated {
-                id: c.id.0,
-                url: c.html_url.to_string(),
-                notes,
-            })
-        }
-        None => {
-            let c = issues
-                .create_comment(t.pr, body)
-                .await
-                .map_err(|e| api_error("creating the plan comment", e))?;
-            Ok(Outcome::Created {
-                id: c.id.0,
-                url: c.html_url.to_string(),
-                notes,
-            })
-        }
-    }
+            )
+        })
+        .collect()
 }
 
 /// The pull request number of the triggering event (`pull_request`, `pull_request_target`), if any.
@@ -480,29 +334,6 @@ mod tests {
         assert!(b.trim_end().ends_with(&marker("dev")));
         assert!(b.contains("section 10\n"));
         assert!(!b.contains("section 199"));
-    }
-
-    #[test]
-    fn pagination_links_are_followed_only_on_the_api_origin() {
-        let base = url::Url::parse("https://ghe.example.com/api/v3").unwrap();
-        let ok = |u: &str| same_origin(&u.parse().unwrap(), &base);
-        assert!(ok(
-            "https://ghe.example.com/api/v3/repos/o/r/issues/1/comments?page=2"
-        ));
-        assert!(ok("https://GHE.example.com:443/api/v3/x?page=2"));
-        assert!(!ok("https://api.github.com/resource?page=2"));
-        assert!(!ok("http://ghe.example.com/api/v3/x?page=2"));
-        assert!(!ok("https://ghe.example.com:8443/x"));
-        assert!(!ok("https://ghe.example.com.evil.test/x"));
-        let local = url::Url::parse("http://127.0.0.1:8080").unwrap();
-        assert!(same_origin(
-            &"http://127.0.0.1:8080/x?page=2".parse().unwrap(),
-            &local
-        ));
-        assert!(!same_origin(
-            &"http://127.0.0.1:9090/x".parse().unwrap(),
-            &local
-        ));
     }
 
     #[test]

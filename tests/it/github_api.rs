@@ -177,6 +177,16 @@ fn every_github_call_we_make_is_valid_against_githubs_openapi_description(prism:
         c.get_pull_request(pr.number).await.unwrap();
         c.approval(pr.number, SHA).await.unwrap();
         c.checks(SHA).await.unwrap();
+        // plan-gate's comment calls, on the same client.
+        c.issue_comments_page(1, None).await.unwrap();
+        let made = c.create_issue_comment(1, "plan report").await.unwrap();
+        c.update_issue_comment(made.id, "plan report, again")
+            .await
+            .unwrap();
+        c.authenticated_user().await.unwrap();
+        c.upsert_comment(1, "dev", None, "plan report")
+            .await
+            .unwrap();
         let mut inputs = serde_json::Map::new();
         inputs.insert("environment".into(), json!("prod"));
         c.dispatch_workflow("deploy.yml", "prod", &inputs)

@@ -1430,3 +1430,41 @@ fn a_plan_address_carrying_the_marker_text_cannot_forge_a_marker() {
         "the dev comment is not edited"
     );
 }
+
+/// #13 (F15 for comments): the create POST takes effect but its answer is lost. The comments
+/// are searched for ours before posting again, so there is one comment, not two (octocrab's
+/// blind retry used to POST it again).
+#[test]
+fn a_comment_create_whose_answer_is_lost_is_not_duplicated() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write(dir.path(), "p.json", DESTROYING);
+    let gh = GithubFake::start();
+    gh.lose_next_create_answer();
+    let (sb, r) = comment_run(&gh, &plan, "dev", &[]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("outcome unknown"), "{}", r.all());
+    assert!(r.stdout.contains("not creating another"), "{}", r.all());
+    assert!(r.stdout.contains("PR comment created"), "{}", r.all());
+    let c = gh.comments();
+    assert_eq!(c.len(), 1, "one comment: {c:?}");
+    assert!(c[0]
+        .body
+        .trim_end()
+        .ends_with(&plan::comment::marker("dev")));
+    assert!(sb.outputs()["comment-url"].ends_with(&format!("#issuecomment-{}", c[0].id)));
+    let methods: Vec<String> = gh
+        .requests()
+        .iter()
+        .map(|q| format!("{} {}", q.method, q.path))
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            "GET /repos/acme/infra/issues/7/comments",
+            "POST /repos/acme/infra/issues/7/comments",
+            "GET /repos/acme/infra/issues/7/comments",
+            "GET /user",
+        ]
+    );
+    sb.assert_no_leak(&r, &["ghs_FAKETOKEN0123456789abcdef"], &[]);
+}

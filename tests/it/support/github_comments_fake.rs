@@ -36,6 +36,8 @@ struct State {
     link_next: Option<String>,
     /// The user the token belongs to (`None`: an installation token).
     user: Option<String>,
+    /// Apply the next comment create, then close the connection without answering.
+    lose_create_answer: bool,
 }
 
 pub struct GithubFake {
@@ -81,6 +83,11 @@ impl GithubFake {
     /// Make the token a user's token: `GET /user` names `login`, and comments are written by it.
     pub fn set_user(&self, login: &str) {
         self.state.lock().unwrap().user = Some(login.to_string());
+    }
+
+    /// The next comment create takes effect, but its answer is lost (the connection closes).
+    pub fn lose_next_create_answer(&self) {
+        self.state.lock().unwrap().lose_create_answer = true;
     }
 
     pub fn url(&self) -> String {
@@ -253,6 +260,9 @@ fn handle(mut c: TcpStream, st: &Arc<Mutex<State>>, port: u16) -> std::io::Resul
                         .unwrap_or_else(|| "github-actions[bot]".into()),
                 };
                 s.comments.push(c.clone());
+                if std::mem::take(&mut s.lose_create_answer) {
+                    return Ok(());
+                }
                 (201, comment_json(&c, &format!("{o}/{r}"), pr, port))
             }
             ("PATCH", ["repos", o, r, "issues", "comments", id]) => {
