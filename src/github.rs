@@ -1144,7 +1144,7 @@ impl std::fmt::Debug for Blocking<'_> {
 impl<'r> Blocking<'r> {
     /// Start a runtime and build the client on it (no network).
     pub fn open(cfg: &Config, runner: &'r Runner) -> Result<Blocking<'r>> {
-        let rt = crate::cli::runtime()?;
+        let rt = crate::net::runtime()?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let client = {
             // octocrab starts its workers when the client is built: build it inside the runtime.

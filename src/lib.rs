@@ -1,7 +1,7 @@
 //! # gitops-actions
 //!
-//! One library behind five thin binaries (`oidc-login`, `plan-gate`, `ecr-push`, `promote`,
-//! `tag-deploy`), each wrapped as a composite GitHub Action. A tour by concern:
+//! One library behind six thin binaries (`oidc-login`, `plan-gate`, `ecr-push`, `promote`,
+//! `tag-deploy`, `stacks`), each wrapped as a composite GitHub Action. A tour by concern:
 //!
 //! - [`exit`]: the exit-code classes and the one error type ([`exit::Failure`]).
 //! - [`runner`]: the GitHub Actions runner protocol (outputs, env exports, masks, annotations,
@@ -11,7 +11,9 @@
 //! - [`validate`]: validators for inputs several binaries share (regions, accounts, refs, SHAs).
 //! - [`net`]: every HTTP(S) connection: one rustls configuration (ring, one root store), one
 //!   reqwest stack, one proxy policy — for the AWS SDK, GitHub, the registry, OIDC and git.
-//! - [`cli`]: the shared `main` (parse, run, exit code) and `GITOPS_*` naming.
+//! - [`cli`]: the shared `main` (parse, verbs as subcommands picked from argv or `GITOPS_COMMAND`,
+//!   the rule that refuses another verb's inputs, exit codes, a closed stdout) and the input
+//!   groups several binaries flatten ([`cli::inputs`]: GitHub target, checkout).
 //! - [`oidc`], [`aws`]: GitHub OIDC tokens and STS (oidc-login).
 //! - [`plan`], [`policy`]: Terraform plan JSON reading, counting, digesting, and the policy rules checked
 //!   against it (plan-gate). [`policy`] reads [`plan`]; [`plan`] reads neither.
@@ -29,6 +31,8 @@
 //! - [`git`], [`github`]: the git session (ls-remote, fetch, ancestry, leased pushes) and the
 //!   GitHub REST API: the one client (plan-gate's comment, promote, tag-deploy) and the one
 //!   blocking bridge the commands run it through ([`github::Blocking`]).
+//! - [`stacks`]: many Terraform roots in one repository: their configuration, dependency
+//!   layers, change detection against the deployed commit and the job matrix (the `stacks` binary).
 //! - [`actiongen`]: generates `actions/*/action.yml` and their README tables from the clap definitions.
 //! - [`cmd`]: one module per binary: its clap `Args` (flags = action inputs) and `run`.
 

@@ -342,6 +342,17 @@ where
     }
 }
 
+/// A tokio runtime for one command (multi-threaded: uploads and API calls run concurrently). The
+/// network layer owns it, so `github`, `aws` and the commands all reach it without going through
+/// `cli` (which imports them).
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::runtime(format!("cannot start async runtime: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -286,15 +286,6 @@ pub fn finish(runner: &Runner, result: Result<()>) -> ExitCode {
     }
 }
 
-/// A tokio runtime for one command (multi-threaded: uploads and API calls run concurrently).
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .map_err(|e| crate::exit::Failure::runtime(format!("cannot start async runtime: {e}")))
-}
-
 #[cfg(test)]
 mod tests {
     use clap::Parser;

@@ -513,16 +513,16 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
     match &args.command {
         Verb::Login(l) => {
             let plan = validate_login(l)?;
-            crate::cli::runtime()?.block_on(login(runner, &plan))?;
+            crate::net::runtime()?.block_on(login(runner, &plan))?;
         }
         Verb::Push(p) => {
             let plan = validate(runner, &p.transfer, &p.source, true)?;
-            let rt = crate::cli::runtime()?;
+            let rt = crate::net::runtime()?;
             rt.block_on(execute(runner, &p.transfer, p.cache_dir.clone(), plan))?;
         }
         Verb::Copy(c) => {
             let plan = validate(runner, &c.transfer, &c.source, false)?;
-            let rt = crate::cli::runtime()?;
+            let rt = crate::net::runtime()?;
             rt.block_on(execute(runner, &c.transfer, None, plan))?;
         }
     }

@@ -367,7 +367,7 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
             runner.export_env(v, "")?;
         }
     }
-    let rt = crate::cli::runtime()?;
+    let rt = crate::net::runtime()?;
     rt.block_on(login(runner, &args, plan))
 }
 

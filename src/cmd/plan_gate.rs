@@ -243,8 +243,21 @@ struct Checked {
     stack: Option<String>,
     allow: Vec<String>,
     allow_reason: Option<String>,
-    comment: Option<comment::Target>,
+    comment: Option<CommentTarget>,
     comment_skip: Option<String>,
+}
+
+/// Where the PR comment goes (gathered and validated by `check`, before any network call).
+#[derive(Debug, Clone)]
+struct CommentTarget {
+    /// The API, repository and token (`pull-requests: write` or `issues: write`).
+    api: crate::github::Config,
+    /// Pull request number.
+    pr: u64,
+    /// Environment/stack key: one comment per key.
+    key: String,
+    /// The login whose comments may be edited (`comment-author`); `None`: ask the API.
+    author: Option<String>,
 }
 
 fn name_like(field: &str, v: &str) -> Result<()> {
@@ -372,7 +385,7 @@ fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
                         (None, Some(s)) => format!("-/{s}"),
                         (None, None) => "default".to_string(),
                     };
-                    target = Some(comment::Target {
+                    target = Some(CommentTarget {
                         api,
                         pr,
                         key,

@@ -25,19 +25,6 @@ pub const GITHUB_COMMENT_LIMIT: usize = 65_536;
 /// What we aim for (bytes, which are never fewer than characters), leaving room for the marker.
 pub const BODY_BUDGET: usize = 65_000;
 
-/// Where the comment goes.
-#[derive(Debug, Clone)]
-pub struct Target {
-    /// The API, repository and token (`pull-requests: write` or `issues: write`).
-    pub api: crate::github::Config,
-    /// Pull request number.
-    pub pr: u64,
-    /// Environment/stack key: one comment per key.
-    pub key: String,
-    /// The login whose comments may be edited (`comment-author`); `None`: ask the API.
-    pub author: Option<String>,
-}
-
 /// The login `GITHUB_TOKEN`'s comments are written by.
 pub const ACTIONS_BOT: &str = "github-actions[bot]";
 
