@@ -25,7 +25,7 @@ pub const FIX_COMMAND: &str = "cargo run --bin gitops-dev -- generate";
 pub const COMMAND_INPUT: &str = "command";
 
 /// Inputs that carry a GitHub token and default to the workflow's own token.
-pub const TOKEN_INPUTS: &[&str] = &["github-token", "token"];
+pub const TOKEN_INPUTS: &[&str] = &["github-token"];
 
 /// The default of every token input.
 pub const TOKEN_DEFAULT: &str = "${{ github.token }}";

@@ -16,6 +16,7 @@ use clap::{CommandFactory, Parser, ValueEnum};
 use git2::Oid;
 
 use super::{BinaryDoc, OutputDoc};
+use crate::cli::inputs::{Checkout, GithubTarget, ResolvedCheckout};
 use crate::deploy::{self, Record};
 use crate::envs::Model;
 use crate::exit::{Failure, Result};
@@ -76,24 +77,15 @@ pub struct Args {
     /// the reason is logged and passed to the dispatched deploy workflow.
     #[arg(long, env = "GITOPS_OVERRIDE_WINDOW_REASON")]
     pub override_window_reason: Option<String>,
-    /// Token for git (as `x-access-token`) and the GitHub API (the action passes `github.token`).
-    #[arg(long, env = "GITOPS_GITHUB_TOKEN", hide_env_values = true)]
-    pub github_token: Option<String>,
-    /// Git remote URL or path (default: the checkout's `origin`).
-    #[arg(long, env = "GITOPS_REMOTE")]
-    pub remote: Option<String>,
-    /// The checkout (default: the working directory).
-    #[arg(long, env = "GITOPS_REPO_PATH")]
-    pub repo_path: Option<PathBuf>,
+    /// Token (for git as `x-access-token` and the GitHub API), repository, API URL.
+    #[command(flatten)]
+    pub github: GithubTarget,
+    /// The checkout and its remote.
+    #[command(flatten)]
+    pub checkout: Checkout,
     /// Environments model file (default: `.github/gitops.yml` in the checkout, else built in).
     #[arg(long, env = "GITOPS_CONFIG")]
     pub config: Option<PathBuf>,
-    /// `owner/repo` (default: `GITHUB_REPOSITORY`).
-    #[arg(long, env = "GITOPS_REPOSITORY")]
-    pub repository: Option<String>,
-    /// GitHub REST API URL (default: `GITHUB_API_URL`, else https://api.github.com).
-    #[arg(long, env = "GITOPS_GITHUB_API_URL")]
-    pub github_api_url: Option<String>,
 }
 
 /// Outputs this binary sets.
@@ -145,11 +137,12 @@ struct Checked {
     token: Option<Secret>,
     kind: Option<TokenKind>,
     api: Option<github::Config>,
+    checkout: ResolvedCheckout,
 }
 
 fn check(runner: &Runner, a: &Args) -> Result<Checked> {
-    let root = a.repo_path.clone().unwrap_or_else(|| PathBuf::from("."));
-    let model = Model::load(&root, a.config.as_deref())?;
+    let checkout = a.checkout.resolve(runner)?;
+    let model = Model::load(&checkout.root, a.config.as_deref())?;
     let (from, to) = rules::resolve_pair(&model, &a.from, a.to.as_deref())?;
     let (from, to) = (from.clone(), to.clone());
     let soak = a.min_soak.as_deref().map(rules::parse_soak).transpose()?;
@@ -158,26 +151,8 @@ fn check(runner: &Runner, a: &Args) -> Result<Checked> {
     if let Some(w) = &a.dispatch_workflow {
         rules::validate_workflow(w)?;
     }
-    if let Some(r) = &a.remote {
-        crate::git::validate_remote_url("remote", r)?;
-    }
-    let token = a
-        .github_token
-        .clone()
-        .filter(|t| !t.is_empty())
-        .map(Secret::new);
-    if let Some(t) = &token {
-        runner.mask(t);
-        if t.expose()
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
-        {
-            return Err(Failure::usage(
-                "github-token",
-                "contains whitespace or control characters",
-            ));
-        }
-    }
+    let github = a.github.resolve(runner)?;
+    let token = github.token;
     let kind = match &token {
         Some(t) => Some(github::token_kind(t.expose(), &a.token_kind)?),
         None => {
@@ -188,12 +163,7 @@ fn check(runner: &Runner, a: &Args) -> Result<Checked> {
     let needs_api = a.mode == Mode::PullRequest
         || a.require_deployment_status
         || (a.dispatch_workflow.is_some() && kind.is_some_and(|k| !k.push_triggers_workflows()));
-    let api = github::config_from(
-        runner,
-        token.as_ref(),
-        a.repository.as_deref(),
-        a.github_api_url.as_deref(),
-    )?;
+    let api = github.api;
     if needs_api && api.is_none() {
         let what = if a.mode == Mode::PullRequest {
             "`mode: pull-request`"
@@ -203,8 +173,8 @@ fn check(runner: &Runner, a: &Args) -> Result<Checked> {
             "`dispatch-workflow`"
         };
         return Err(Failure::usage(
-            if token.is_none() { "github-token" } else { "repository" },
-            format!("{what} needs the GitHub API: give `github-token` and `repository` (or run in Actions, which sets GITHUB_REPOSITORY)"),
+            if token.is_none() { github.token_source } else { "repository" },
+            format!("{what} needs the GitHub API: give `{}` and `repository` (or run in Actions, which sets GITHUB_REPOSITORY)", github.token_source),
         ));
     }
     Ok(Checked {
@@ -217,6 +187,7 @@ fn check(runner: &Runner, a: &Args) -> Result<Checked> {
         token,
         kind,
         api,
+        checkout,
     })
 }
 
@@ -224,8 +195,8 @@ fn check(runner: &Runner, a: &Args) -> Result<Checked> {
 pub fn run(runner: &Runner, args: Args) -> Result<()> {
     let c = check(runner, &args)?;
     let spec = RemoteSpec {
-        repo_path: args.repo_path.clone(),
-        remote: args.remote.clone(),
+        repo_path: Some(c.checkout.root.clone()),
+        remote: c.checkout.remote.clone(),
         token: c.token.clone(),
         temp_dir: runner.var("RUNNER_TEMP").map(PathBuf::from),
     };

@@ -78,8 +78,8 @@ pub struct Args {
     pub repo_path: Option<PathBuf>,
 
     /// Token for the git remote (`x-access-token` basic auth). Default: `GITHUB_TOKEN` if set, else the credentials `actions/checkout` persisted.
-    #[arg(long, env = "GITOPS_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    #[arg(long, env = "GITOPS_GITHUB_TOKEN", hide_env_values = true)]
+    pub github_token: Option<String>,
 }
 
 /// Outputs this binary sets.
@@ -181,7 +181,7 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
         git::validate_remote_url("remote", r)?;
     }
     let token = args
-        .token
+        .github_token
         .clone()
         .or_else(|| runner.var("GITHUB_TOKEN").map(str::to_string))
         .filter(|t| !t.is_empty())

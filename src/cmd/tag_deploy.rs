@@ -33,10 +33,11 @@
 
 use std::path::PathBuf;
 
-use clap::{CommandFactory, Parser, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use git2::Oid;
 
 use super::{BinaryDoc, OutputDoc};
+use crate::cli::inputs::{Checkout, Github, GithubTarget, TokenAlias};
 use crate::deploy::{
     self, describe_hold, EnvState, Hold, Record, RecordDecision, RecordNeed, RecordRefusal,
 };
@@ -45,12 +46,12 @@ use crate::exit::{Failure, Result};
 use crate::git::{self, Expect, GitError, RefUpdate, RemoteSpec, Session, Tagger};
 use crate::github;
 use crate::runner::{markdown, single_line, OutputFormat, Runner};
-use crate::secret::Secret;
+use crate::validate;
 use crate::windows::{self, Gate, Windows};
 
-/// What to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Command {
+/// The chosen verb, for the code that branches on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Command {
     /// Create the run's GitHub Deployment and mark it `in_progress` (start of a deploy job).
     Start,
     /// Record a deploy: history tag + move `deploy/<env>/current`, atomically.
@@ -71,13 +72,6 @@ pub enum Command {
     Window,
 }
 
-impl Command {
-    /// Subcommands that talk to the Deployments API (and take its inputs).
-    fn deploys(self) -> bool {
-        matches!(self, Command::Record | Command::Start | Command::Fail)
-    }
-}
-
 /// Output format of `list`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -96,97 +90,268 @@ pub enum Format {
 )]
 pub struct Args {
     /// What to do: start, record, fail, list, resolve, hold, release, window.
-    #[arg(value_enum, env = "GITOPS_COMMAND")]
-    pub command: Command,
+    #[command(subcommand)]
+    pub command: Verb,
+}
 
+/// The verbs, each with the inputs it takes (an input of another verb is a usage error).
+#[derive(Debug, Subcommand)]
+pub enum Verb {
+    /// Create the run's GitHub Deployment and mark it `in_progress` (start of a deploy job).
+    Start(StartArgs),
+    /// Record a deploy: history tag + move `deploy/<env>/current`, atomically.
+    Record(RecordArgs),
+    /// Mark the run's GitHub Deployment `failure` (the failure path of a deploy job).
+    Fail(FailArgs),
+    /// List the deploy history, newest first.
+    List(ListArgs),
+    /// Resolve a rollback target to a commit.
+    Resolve(ResolveArgs),
+    /// Put the environment on hold.
+    Hold(ReasonArgs),
+    /// Release a hold.
+    Release(ReasonArgs),
+    /// Check the environment's deploy windows and freezes now, changing nothing: exit 0
+    /// inside a window, 1 outside (with when the next one opens), 0 with a warning when
+    /// `override-window-reason` is given.
+    Window(WindowArgs),
+}
+
+/// What every verb takes: the environment, the model, the output format, the checkout and
+/// GitHub.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Common {
     /// The environment (a name from the environments model, e.g. `dev`, `staging`, `prod`).
     #[arg(long, env = "GITOPS_ENVIRONMENT")]
     pub environment: String,
+    /// The environments model file. Default: `.github/gitops.yml` in the checkout, else the built-in model.
+    #[arg(long, env = "GITOPS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Output format. `json`: stdout is exactly one line of JSON, in Actions too (list: the
+    /// history; the other commands: their outputs); masks, annotations and logs go to stderr.
+    #[arg(long, env = "GITOPS_FORMAT", value_enum, default_value = "text")]
+    pub format: Format,
+    /// The git checkout and remote.
+    #[command(flatten)]
+    pub checkout: Checkout,
+    /// Token (for the git remote as `x-access-token` and the GitHub API), repository, API URL.
+    /// Without a token: `GITHUB_TOKEN` if set, else the credentials `actions/checkout` persisted.
+    #[command(flatten)]
+    pub github: GithubTarget,
+    /// The deprecated `token` spelling of `github-token`.
+    #[command(flatten)]
+    pub token_alias: TokenAlias,
+    /// start/record/fail: record the git tags only, without a GitHub Deployment (e.g. a token
+    /// without `deployments: write`). Taken by every verb (a job may set it once for all its
+    /// steps); only the deploying verbs use it.
+    #[arg(long, env = "GITOPS_SKIP_GITHUB_DEPLOYMENT")]
+    pub skip_github_deployment: bool,
+}
 
-    /// start/record/fail: the deployed commit (full SHA). Default: `GITHUB_SHA`.
+/// The deploy itself (start, record, fail).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeployArgs {
+    /// The deployed commit (full SHA). Default: `GITHUB_SHA`.
     #[arg(long, env = "GITOPS_SHA")]
     pub sha: Option<String>,
-
-    /// start/record/fail: this deploy is a deliberate rollback (allows an older commit that was deployed here before).
+    /// This deploy is a deliberate rollback (allows an older commit that was deployed here before).
     #[arg(long, env = "GITOPS_ROLLBACK")]
     pub rollback: bool,
+    /// Where the deployed environment can be seen (an https URL), shown on the GitHub Deployment.
+    #[arg(long, env = "GITOPS_ENVIRONMENT_URL")]
+    pub environment_url: Option<String>,
+    /// Status contexts GitHub must see green before it accepts the deployment (comma- or
+    /// newline-separated). Default: none, sent explicitly (GitHub's own default requires every
+    /// context, which blocks rollbacks).
+    #[arg(long, env = "GITOPS_REQUIRED_CONTEXTS")]
+    pub required_contexts: Option<String>,
+}
 
-    /// start/record: the image that was deployed (e.g. `repo@sha256:...`), kept in the tag's trailers and the deployment's payload.
+/// What was deployed (start, record).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Artifact {
+    /// The image that was deployed (e.g. `repo@sha256:...`), kept in the tag's trailers and the deployment's payload.
     #[arg(long, env = "GITOPS_IMAGE")]
     pub image: Option<String>,
-
-    /// start/record: digest of the applied plan (`sha256:<64 hex>`), kept in the tag's trailers and the deployment's payload.
+    /// Digest of the applied plan (`sha256:<64 hex>`), kept in the tag's trailers and the deployment's payload.
     #[arg(long, env = "GITOPS_PLAN_DIGEST")]
     pub plan_digest: Option<String>,
+}
 
-    /// resolve: `previous`, a history tag (`deploy/<env>/history/...`) or a full commit SHA.
-    #[arg(long, env = "GITOPS_TO")]
-    pub to: Option<String>,
+/// The deployment `start` created (record, fail).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeploymentId {
+    /// The deployment `start` created (its `deployment-id` output). Default: the deployment of
+    /// this run (found by its run key), else a new one.
+    #[arg(long, env = "GITOPS_DEPLOYMENT_ID")]
+    pub deployment_id: Option<u64>,
+}
 
-    /// hold (required) / release: why.
-    #[arg(long, env = "GITOPS_REASON")]
-    pub reason: Option<String>,
-
+/// The deploy-window override (record, window).
+#[derive(Debug, Clone, clap::Args)]
+pub struct WindowOverride {
     /// window: deploy outside the environment's deploy windows or during a freeze (an
     /// emergency; logged). record: the override that was used, kept in the `Window-Override`
     /// trailer.
     #[arg(long, env = "GITOPS_OVERRIDE_WINDOW_REASON")]
     pub override_window_reason: Option<String>,
+}
 
-    /// Output format. `json`: stdout is exactly one line of JSON, in Actions too (list: the
-    /// history; the other commands: their outputs); masks, annotations and logs go to stderr.
-    #[arg(long, env = "GITOPS_FORMAT", value_enum, default_value = "text")]
-    pub format: Format,
+/// `start`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub deploy: DeployArgs,
+    #[command(flatten)]
+    pub artifact: Artifact,
+}
 
-    /// list: how many entries, newest first (0 = all).
+/// `record`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RecordArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub deploy: DeployArgs,
+    #[command(flatten)]
+    pub artifact: Artifact,
+    #[command(flatten)]
+    pub deployment: DeploymentId,
+    #[command(flatten)]
+    pub window: WindowOverride,
+}
+
+/// `fail`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FailArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub deploy: DeployArgs,
+    #[command(flatten)]
+    pub deployment: DeploymentId,
+}
+
+/// `list`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// How many entries, newest first (0 = all).
     #[arg(long, env = "GITOPS_LIMIT", default_value_t = 20)]
     pub limit: usize,
+}
 
-    /// The git remote (https URL or local path). Default: the checkout's `origin`.
-    #[arg(long, env = "GITOPS_REMOTE")]
-    pub remote: Option<String>,
+/// `resolve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ResolveArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// `previous`, a history tag (`deploy/<env>/history/...`) or a full commit SHA.
+    #[arg(long, env = "GITOPS_TO")]
+    pub to: Option<String>,
+}
 
-    /// The checkout (default: `GITHUB_WORKSPACE`, else the current directory).
-    #[arg(long, env = "GITOPS_REPO_PATH")]
-    pub repo_path: Option<PathBuf>,
+/// `hold` and `release`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReasonArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Why (required for `hold`).
+    #[arg(long, env = "GITOPS_REASON")]
+    pub reason: Option<String>,
+}
 
-    /// Token for the git remote (`x-access-token` basic auth) and the GitHub API. Default:
-    /// `GITHUB_TOKEN` if set, else the credentials `actions/checkout` persisted.
-    #[arg(long, env = "GITOPS_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+/// `window`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WindowArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub window: WindowOverride,
+}
 
-    /// The environments model file. Default: `.github/gitops.yml` in the checkout, else the built-in model.
-    #[arg(long, env = "GITOPS_CONFIG")]
-    pub config: Option<PathBuf>,
+/// The inputs of the chosen verb in one shape for the subcommands' code: what the verb does
+/// not take is absent (clap already refused it).
+struct Inputs {
+    command: Command,
+    common: Common,
+    deploy: Option<DeployArgs>,
+    image: Option<String>,
+    plan_digest: Option<String>,
+    deployment_id: Option<u64>,
+    override_window_reason: Option<String>,
+    limit: usize,
+    to: Option<String>,
+    reason: Option<String>,
+}
 
-    /// start/record/fail: where the deployed environment can be seen (an https URL), shown on
-    /// the GitHub Deployment.
-    #[arg(long, env = "GITOPS_ENVIRONMENT_URL")]
-    pub environment_url: Option<String>,
+impl Inputs {
+    fn new(command: Command, common: Common) -> Inputs {
+        Inputs {
+            command,
+            common,
+            deploy: None,
+            image: None,
+            plan_digest: None,
+            deployment_id: None,
+            override_window_reason: None,
+            limit: 0,
+            to: None,
+            reason: None,
+        }
+    }
 
-    /// start/record/fail: status contexts GitHub must see green before it accepts the
-    /// deployment (comma- or newline-separated). Default: none, sent explicitly (GitHub's own
-    /// default requires every context, which blocks rollbacks).
-    #[arg(long, env = "GITOPS_REQUIRED_CONTEXTS")]
-    pub required_contexts: Option<String>,
+    fn from_verb(v: Verb) -> Inputs {
+        match v {
+            Verb::Start(a) => Inputs {
+                deploy: Some(a.deploy),
+                image: a.artifact.image,
+                plan_digest: a.artifact.plan_digest,
+                ..Inputs::new(Command::Start, a.common)
+            },
+            Verb::Record(a) => Inputs {
+                deploy: Some(a.deploy),
+                image: a.artifact.image,
+                plan_digest: a.artifact.plan_digest,
+                deployment_id: a.deployment.deployment_id,
+                override_window_reason: a.window.override_window_reason,
+                ..Inputs::new(Command::Record, a.common)
+            },
+            Verb::Fail(a) => Inputs {
+                deploy: Some(a.deploy),
+                deployment_id: a.deployment.deployment_id,
+                ..Inputs::new(Command::Fail, a.common)
+            },
+            Verb::List(a) => Inputs {
+                limit: a.limit,
+                ..Inputs::new(Command::List, a.common)
+            },
+            Verb::Resolve(a) => Inputs {
+                to: a.to,
+                ..Inputs::new(Command::Resolve, a.common)
+            },
+            Verb::Hold(a) => Inputs {
+                reason: a.reason,
+                ..Inputs::new(Command::Hold, a.common)
+            },
+            Verb::Release(a) => Inputs {
+                reason: a.reason,
+                ..Inputs::new(Command::Release, a.common)
+            },
+            Verb::Window(a) => Inputs {
+                override_window_reason: a.window.override_window_reason,
+                ..Inputs::new(Command::Window, a.common)
+            },
+        }
+    }
 
-    /// record/fail: the deployment `start` created (its `deployment-id` output). Default: the
-    /// deployment of this run (found by its run key), else a new one.
-    #[arg(long, env = "GITOPS_DEPLOYMENT_ID")]
-    pub deployment_id: Option<u64>,
-
-    /// Record the git tags only, without a GitHub Deployment (e.g. a token without
-    /// `deployments: write`).
-    #[arg(long, env = "GITOPS_SKIP_GITHUB_DEPLOYMENT")]
-    pub skip_github_deployment: bool,
-
-    /// `owner/repo` for the Deployments API. Default: `GITHUB_REPOSITORY`.
-    #[arg(long, env = "GITOPS_REPOSITORY")]
-    pub repository: Option<String>,
-
-    /// GitHub REST API URL. Default: `GITHUB_API_URL`, else https://api.github.com.
-    #[arg(long, env = "GITOPS_GITHUB_API_URL")]
-    pub github_api_url: Option<String>,
+    /// Whether this is a deliberate rollback (start/record/fail).
+    fn rollback(&self) -> bool {
+        self.deploy.as_ref().is_some_and(|d| d.rollback)
+    }
 }
 
 /// Outputs this binary sets.
@@ -267,16 +432,18 @@ struct DeploymentsOn {
 /// Validate the Deployments inputs (before any call) and decide whether the API is used.
 fn deployments_config(
     runner: &Runner,
-    args: &Args,
-    token: Option<&Secret>,
+    deploy: &DeployArgs,
+    skip: bool,
+    deployment_id: Option<u64>,
+    github: &Github,
     run_id: &str,
 ) -> Result<DeploymentsCfg> {
-    let environment_url = args
+    let environment_url = deploy
         .environment_url
         .as_deref()
         .map(validate_environment_url)
         .transpose()?;
-    let required_contexts = args
+    let required_contexts = deploy
         .required_contexts
         .as_deref()
         .map(parse_contexts)
@@ -289,22 +456,19 @@ fn deployments_config(
             format!("`{}` is not a run attempt number", single_line(attempt)),
         ));
     }
-    let api = github::config_from(
-        runner,
-        token,
-        args.repository.as_deref(),
-        args.github_api_url.as_deref(),
-    )?;
-    if args.skip_github_deployment {
+    if skip {
         return Ok(DeploymentsCfg::Off(
             "GitHub Deployment skipped (skip-github-deployment)".into(),
         ));
     }
-    let Some(api) = api else {
-        if args.deployment_id.is_some() {
+    let Some(api) = github.api.clone() else {
+        if deployment_id.is_some() {
             return Err(Failure::usage(
                 "deployment-id",
-                "needs the GitHub API: give `token` and `repository` (or run in Actions)",
+                format!(
+                    "needs the GitHub API: give `{}` and `repository` (or run in Actions)",
+                    github.token_source
+                ),
             ));
         }
         return Ok(DeploymentsCfg::Off(
@@ -356,17 +520,6 @@ fn parse_contexts(v: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
-fn not_for(field: &str, cmd: Command) -> Failure {
-    Failure::usage(
-        field,
-        format!(
-            "does not apply to `{}`",
-            cmd.to_possible_value()
-                .map_or("?".into(), |v| v.get_name().to_string())
-        ),
-    )
-}
-
 /// GitHub logins: letters, digits, `-`, optionally a `[bot]` suffix.
 fn validate_actor(v: &str) -> Result<()> {
     let base = v.strip_suffix("[bot]").unwrap_or(v);
@@ -383,25 +536,6 @@ fn validate_actor(v: &str) -> Result<()> {
     }
 }
 
-fn validate_plan_digest(v: &str) -> Result<()> {
-    let hex = v.strip_prefix("sha256:").unwrap_or("");
-    if hex.len() == 64
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        Ok(())
-    } else {
-        Err(Failure::usage(
-            "plan-digest",
-            format!(
-                "`{}` is not `sha256:` followed by 64 lowercase hex characters",
-                single_line(v)
-            ),
-        ))
-    }
-}
-
 fn validate_image(v: &str) -> Result<()> {
     deploy::validate_text("image", v, 512)?;
     if v.contains(char::is_whitespace) {
@@ -413,60 +547,17 @@ fn validate_image(v: &str) -> Result<()> {
     Ok(())
 }
 
-fn prepare(runner: &Runner, args: &Args) -> Result<Ctx> {
+fn prepare(runner: &Runner, args: &Inputs) -> Result<Ctx> {
     let cmd = args.command;
-    // Flags that belong to another subcommand are mistakes worth catching early.
-    if !cmd.deploys() {
-        for (field, given) in [
-            ("sha", args.sha.is_some()),
-            ("rollback", args.rollback),
-            ("image", args.image.is_some()),
-            ("plan-digest", args.plan_digest.is_some()),
-            ("environment-url", args.environment_url.is_some()),
-            ("required-contexts", args.required_contexts.is_some()),
-        ] {
-            if given {
-                return Err(not_for(field, cmd));
-            }
-        }
-    }
-    if cmd == Command::Fail {
-        for (field, given) in [
-            ("image", args.image.is_some()),
-            ("plan-digest", args.plan_digest.is_some()),
-        ] {
-            if given {
-                return Err(not_for(field, cmd));
-            }
-        }
-    }
-    if !matches!(cmd, Command::Record | Command::Fail) && args.deployment_id.is_some() {
-        return Err(not_for("deployment-id", cmd));
-    }
-    if cmd != Command::Resolve && args.to.is_some() {
-        return Err(not_for("to", cmd));
-    }
-    if !matches!(cmd, Command::Hold | Command::Release) && args.reason.is_some() {
-        return Err(not_for("reason", cmd));
-    }
-    if !matches!(cmd, Command::Window | Command::Record) && args.override_window_reason.is_some() {
-        return Err(not_for(windows::OVERRIDE_INPUT, cmd));
-    }
+    let common = &args.common;
     let override_window = windows::check_override(args.override_window_reason.as_deref())?;
 
-    let root = args
-        .repo_path
-        .clone()
-        .or_else(|| runner.var("GITHUB_WORKSPACE").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("."));
-    let model = Model::load(&root, args.config.as_deref())?;
+    let checkout = common.checkout.resolve(runner)?;
+    let model = Model::load(&checkout.root, common.config.as_deref())?;
     runner.info(model.log_line());
-    let env = model.get("environment", &args.environment)?.clone();
+    let env = model.get("environment", &common.environment)?.clone();
     let windows = env.windows()?;
 
-    if let Some(r) = &args.remote {
-        git::validate_remote_url("remote", r)?;
-    }
     for (field, name) in [
         ("environment", deploy::current_ref(&env.name)),
         ("environment", deploy::hold_ref(&env.name)),
@@ -478,7 +569,7 @@ fn prepare(runner: &Runner, args: &Args) -> Result<Ctx> {
         validate_image(i)?;
     }
     if let Some(d) = &args.plan_digest {
-        validate_plan_digest(d)?;
+        validate::sha256_digest("plan-digest", d)?;
     }
     if let Some(r) = &args.reason {
         deploy::validate_text("reason", r, 500)?;
@@ -519,27 +610,20 @@ fn prepare(runner: &Runner, args: &Args) -> Result<Ctx> {
         _ => None,
     };
 
-    let token = args
-        .token
-        .clone()
-        .filter(|t| !t.is_empty())
-        .or_else(|| runner.var("GITHUB_TOKEN").map(str::to_string))
-        .filter(|t| !t.is_empty())
-        .map(Secret::new);
-    if let Some(t) = &token {
-        runner.mask(t);
-        if t.expose().chars().any(|c| c.is_control() || c == ' ') {
-            return Err(Failure::usage(
-                "token",
-                "contains whitespace or control characters",
-            ));
-        }
-    }
+    let github = common
+        .github
+        .resolve_with(runner, Some(&common.token_alias))?;
     let temp_dir = runner.var("RUNNER_TEMP").map(PathBuf::from);
-    let deployments = if cmd.deploys() {
-        deployments_config(runner, args, token.as_ref(), &run_id)?
-    } else {
-        DeploymentsCfg::Off(String::new())
+    let deployments = match &args.deploy {
+        Some(d) => deployments_config(
+            runner,
+            d,
+            common.skip_github_deployment,
+            args.deployment_id,
+            &github,
+            &run_id,
+        )?,
+        None => DeploymentsCfg::Off(String::new()),
     };
     Ok(Ctx {
         production: env.production,
@@ -549,9 +633,9 @@ fn prepare(runner: &Runner, args: &Args) -> Result<Ctx> {
         env: env.name.clone(),
         branch: env.branch.clone(),
         spec: RemoteSpec {
-            repo_path: Some(root),
-            remote: args.remote.clone(),
-            token,
+            repo_path: Some(checkout.root),
+            remote: checkout.remote,
+            token: github.token,
             temp_dir,
         },
         run_id,
@@ -562,13 +646,14 @@ fn prepare(runner: &Runner, args: &Args) -> Result<Ctx> {
 
 /// Run the command.
 pub fn run(runner: &Runner, args: Args) -> Result<()> {
-    if args.format == Format::Json {
+    let args = Inputs::from_verb(args.command);
+    if args.common.format == Format::Json {
         runner.machine_output();
     }
     let ctx = prepare(runner, &args)?;
     // The sha default comes from the run context; validated before any call too.
-    let sha = if args.command.deploys() {
-        let s = args
+    let sha = if let Some(d) = &args.deploy {
+        let s = d
             .sha
             .clone()
             .or_else(|| runner.var("GITHUB_SHA").map(str::to_string))
@@ -599,7 +684,7 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
         }
     };
     if result.is_ok() && args.command != Command::List {
-        match args.format {
+        match args.common.format {
             Format::Json => runner.finish(OutputFormat::Json),
             Format::Text if !runner.in_actions() => runner.finish(OutputFormat::Text),
             Format::Text => {}
@@ -677,7 +762,7 @@ impl<'c> Gh<'c> {
     /// The run's deployment: the given id (checked to be for this sha and environment), else
     /// the one carrying our run key, else a new one (with `in_progress` posted). Returns the id
     /// and whether it was created now.
-    fn deployment(&self, ctx: &Ctx, args: &Args, sha: Oid) -> Result<(u64, bool)> {
+    fn deployment(&self, ctx: &Ctx, args: &Inputs, sha: Oid) -> Result<(u64, bool)> {
         let sha_s = sha.to_string();
         if let Some(id) = args.deployment_id {
             let d = self
@@ -715,8 +800,12 @@ impl<'c> Gh<'c> {
         if let Some(d) = &args.plan_digest {
             extra.insert("plan_digest".into(), serde_json::json!(d));
         }
-        extra.insert("rollback".into(), serde_json::json!(args.rollback));
-        let what = if args.rollback { "rollback" } else { "deploy" };
+        extra.insert("rollback".into(), serde_json::json!(args.rollback()));
+        let what = if args.rollback() {
+            "rollback"
+        } else {
+            "deploy"
+        };
         let new = github::NewDeployment {
             sha: sha_s,
             environment: ctx.env.clone(),
@@ -760,7 +849,7 @@ fn deployments_on<'c>(runner: &Runner, ctx: &'c Ctx) -> Result<Option<&'c Deploy
 }
 
 /// `start`: the run's deployment, `in_progress`. No git.
-fn start(runner: &Runner, ctx: &Ctx, args: &Args, sha: Oid) -> Result<()> {
+fn start(runner: &Runner, ctx: &Ctx, args: &Inputs, sha: Oid) -> Result<()> {
     runner.set_output("sha", &sha.to_string())?;
     let Some(on) = deployments_on(runner, ctx)? else {
         return runner.set_output("status", "skipped");
@@ -782,7 +871,7 @@ fn start(runner: &Runner, ctx: &Ctx, args: &Args, sha: Oid) -> Result<()> {
 }
 
 /// `fail`: the run's deployment (found or created), `failure`. No git.
-fn fail(runner: &Runner, ctx: &Ctx, args: &Args, sha: Oid) -> Result<()> {
+fn fail(runner: &Runner, ctx: &Ctx, args: &Inputs, sha: Oid) -> Result<()> {
     runner.set_output("sha", &sha.to_string())?;
     let Some(on) = deployments_on(runner, ctx)? else {
         return runner.set_output("status", "skipped");
@@ -814,7 +903,7 @@ fn record_with_deployment(
     runner: &Runner,
     ctx: &Ctx,
     session: &Session,
-    args: &Args,
+    args: &Inputs,
     sha: Oid,
 ) -> Result<()> {
     let Some(on) = deployments_on(runner, ctx)? else {
@@ -826,7 +915,11 @@ fn record_with_deployment(
         f
     })?;
     runner.set_output("deployment-id", &id.to_string())?;
-    let what = if args.rollback { "rollback" } else { "deploy" };
+    let what = if args.rollback() {
+        "rollback"
+    } else {
+        "deploy"
+    };
     match record(runner, ctx, session, args, sha) {
         Ok(()) => {
             gh.api.block(gh.api.client.set_deployment_status(
@@ -996,7 +1089,7 @@ fn hold_details(session: &Session, state: &EnvState) -> Option<Hold> {
     session.tag_message(h.tag_oid).ok().map(|m| Hold::parse(&m))
 }
 
-fn record(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args, sha: Oid) -> Result<()> {
+fn record(runner: &Runner, ctx: &Ctx, session: &Session, args: &Inputs, sha: Oid) -> Result<()> {
     let env = &ctx.env;
     let branch_ref = format!("refs/heads/{}", ctx.branch);
     let (state, refs) = read_state(session, env, &[branch_ref.as_str()])?;
@@ -1022,7 +1115,7 @@ fn record(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args, sha: Oid) 
     let rules = deploy::RecordRules {
         env,
         branch: &ctx.branch,
-        rollback: args.rollback,
+        rollback: args.rollback(),
     };
     let mut facts = deploy::DeployFacts {
         state,
@@ -1149,7 +1242,7 @@ struct ListEntry {
     record: Option<Record>,
 }
 
-fn list(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args) -> Result<()> {
+fn list(runner: &Runner, ctx: &Ctx, session: &Session, args: &Inputs) -> Result<()> {
     let env = &ctx.env;
     let branch_ref = format!("refs/heads/{}", ctx.branch);
     let (state, refs) = read_state(session, env, &[branch_ref.as_str()])?;
@@ -1221,7 +1314,7 @@ fn list(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args) -> Result<()
         },
     )?;
     runner.set_output("json", &doc.to_string())?;
-    match args.format {
+    match args.common.format {
         Format::Json => runner.document(&doc)?,
         Format::Text => {
             let mut text = format!(
@@ -1269,7 +1362,7 @@ fn list(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args) -> Result<()
     Ok(())
 }
 
-fn resolve(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args) -> Result<()> {
+fn resolve(runner: &Runner, ctx: &Ctx, session: &Session, args: &Inputs) -> Result<()> {
     let env = &ctx.env;
     let target = deploy::parse_target("to", env, args.to.as_deref().unwrap_or_default())?;
     let branch_ref = format!("refs/heads/{}", ctx.branch);
@@ -1326,7 +1419,7 @@ fn resolve(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args) -> Result
     Ok(())
 }
 
-fn hold(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args) -> Result<()> {
+fn hold(runner: &Runner, ctx: &Ctx, session: &Session, args: &Inputs) -> Result<()> {
     let env = &ctx.env;
     let branch_ref = format!("refs/heads/{}", ctx.branch);
     let (state, refs) = read_state(session, env, &[branch_ref.as_str()])?;
@@ -1392,7 +1485,7 @@ fn hold(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args) -> Result<()
     Ok(())
 }
 
-fn release(runner: &Runner, ctx: &Ctx, session: &Session, args: &Args) -> Result<()> {
+fn release(runner: &Runner, ctx: &Ctx, session: &Session, args: &Inputs) -> Result<()> {
     let env = &ctx.env;
     let (state, _) = read_state(session, env, &[])?;
     let tag = deploy::hold_tag(env);
@@ -1439,14 +1532,17 @@ mod tests {
         for bad in ["", "a b", "x\n::error::y", "[bot]", "a/b"] {
             assert!(validate_actor(bad).is_err(), "{bad:?}");
         }
-        validate_plan_digest(&format!("sha256:{}", "a".repeat(64))).unwrap();
+        validate::sha256_digest("plan-digest", &format!("sha256:{}", "a".repeat(64))).unwrap();
         for bad in [
             "",
             "sha256:",
             &"a".repeat(64),
             &format!("sha256:{}", "A".repeat(64)),
         ] {
-            assert!(validate_plan_digest(bad).is_err(), "{bad:?}");
+            assert!(
+                validate::sha256_digest("plan-digest", bad).is_err(),
+                "{bad:?}"
+            );
         }
         validate_image("123456789012.dkr.ecr.us-east-1.amazonaws.com/app@sha256:abc").unwrap();
         assert!(validate_image("a b").is_err());

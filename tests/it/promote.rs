@@ -788,3 +788,48 @@ fn a_promotion_into_a_frozen_environment_is_refused_unless_overridden() {
         run.all()
     );
 }
+
+// #13 part 5: promote reads its checkout and token through the shared input groups: the root
+// defaults to `GITHUB_WORKSPACE` (the model there is the one used), and `GITHUB_TOKEN` is the
+// token when `github-token` is not given (under the one intake rule: refused, never echoed).
+#[test]
+fn the_checkout_defaults_to_github_workspace_and_the_token_to_github_token() {
+    let (r, _) = deployed_in_dev(3);
+    let url = r.bare.display().to_string();
+    let before = refs(&r.bare);
+    let mut sb = Sandbox::actions();
+    let ws = sb.path().join("workspace");
+    std::fs::create_dir_all(ws.join(".github")).unwrap();
+    std::fs::write(
+        ws.join(".github/gitops.yml"),
+        "environments: [not, a, model\n",
+    )
+    .unwrap();
+    sb.set("GITHUB_WORKSPACE", ws.display().to_string());
+    let run = promote(&sb, &url, &["--from", "dev", "--dry-run"]);
+    run.expect_code(2);
+    assert!(run.all().contains("gitops.yml"), "{}", run.all());
+    // `repo-path` still wins over the workspace.
+    let elsewhere = sb.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let path = elsewhere.display().to_string();
+    let run = promote(
+        &sb,
+        &url,
+        &["--from", "dev", "--dry-run", "--repo-path", &path],
+    );
+    run.expect_code(0);
+    assert_eq!(sb.outputs()["status"], "would-promote");
+
+    sb.unset("GITHUB_WORKSPACE")
+        .set("GITHUB_TOKEN", "ghs_Env Token0123");
+    let run = promote(&sb, &url, &["--from", "dev", "--dry-run"]);
+    run.expect_code(2);
+    assert!(
+        run.all().contains("GITHUB_TOKEN") && run.all().contains("whitespace"),
+        "{}",
+        run.all()
+    );
+    sb.assert_no_leak(&run, &["ghs_Env Token0123", "Token0123"], &["GITHUB_TOKEN"]);
+    assert_eq!(refs(&r.bare), before, "nothing changed");
+}

@@ -248,7 +248,7 @@ fn stacks_changed_against_the_deploy_tag_from_a_shallow_checkout() {
             "prod",
             "--repo-path",
             &c,
-            "--token",
+            "--github-token",
             "ghs_wrongwrongwrong",
         ],
     );

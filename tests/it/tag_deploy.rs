@@ -346,7 +346,7 @@ impl Remote {
         std::fs::create_dir_all(&repo_path).unwrap();
         sb.set("GITOPS_REPO_PATH", repo_path.display().to_string());
         if let Some(t) = self.token() {
-            sb.set("GITOPS_TOKEN", t);
+            sb.set("GITOPS_GITHUB_TOKEN", t);
         }
         sb
     }
@@ -1054,10 +1054,49 @@ fn bad_inputs_are_refused_before_any_call_with_nothing_written() {
     assert_eq!(r.refs(), before);
 }
 
+// #13 part 4: `github-token` is the input; the old `token` (flag `--token`, variable
+// `GITOPS_TOKEN`) still works, says once that it is deprecated, and never prints the token.
+#[test]
+fn the_deprecated_token_alias_still_works_with_one_warning_and_no_leak() {
+    let r = Remote::http(3);
+    let mut sb = r.sandbox("1");
+    sb.unset("GITOPS_GITHUB_TOKEN").unset("GITHUB_TOKEN");
+    // Without any token the private remote refuses: the alias below really carries it.
+    let run = sb.run("tag-deploy", &["list", "--environment", "dev"]);
+    run.expect_code(3);
+    assert!(!run.all().contains("deprecated"), "{}", run.all());
+    let by_flag = sb.run(
+        "tag-deploy",
+        &["list", "--environment", "dev", "--token", TOKEN],
+    );
+    sb.set("GITOPS_TOKEN", TOKEN);
+    let by_env = sb.run("tag-deploy", &["list", "--environment", "dev"]);
+    for run in [by_flag, by_env] {
+        run.expect_code(0);
+        assert_eq!(
+            run.all()
+                .matches("input `token` is deprecated: use `github-token`")
+                .count(),
+            1,
+            "{}",
+            run.all()
+        );
+        assert!(run.stdout.contains("::warning::"), "{}", run.stdout);
+        sb.assert_no_leak(&run, &[TOKEN], &[]);
+    }
+    // The new name: no warning.
+    sb.unset("GITOPS_TOKEN").set("GITOPS_GITHUB_TOKEN", TOKEN);
+    let run = sb.run("tag-deploy", &["list", "--environment", "dev"]);
+    run.expect_code(0);
+    assert!(!run.all().contains("deprecated"), "{}", run.all());
+}
+
 #[test]
 fn bad_credentials_fail_fast_with_exit_3_and_no_leak() {
     let r = Remote::http(3);
     let mut sb = r.sandbox("1");
+    // The deprecated alias, set on purpose, wins over `github-token` (which an action always
+    // fills with the workflow token).
     sb.set("GITOPS_TOKEN", "ghs_WrongToken987654321");
     let run = sb.run("tag-deploy", &["list", "--environment", "dev"]);
     run.expect_code(3);
@@ -1206,7 +1245,7 @@ fn deploy_sandbox(r: &Remote, proxy: &Prism, run_id: &str) -> Sandbox {
     sb.unset("GITOPS_SKIP_GITHUB_DEPLOYMENT")
         .set("GITHUB_API_URL", proxy.url())
         .set("GITHUB_RUN_ATTEMPT", "1")
-        .set("GITOPS_TOKEN", API_TOKEN);
+        .set("GITOPS_GITHUB_TOKEN", API_TOKEN);
     sb
 }
 
@@ -1412,7 +1451,7 @@ fn deployments_api_errors_change_nothing_and_without_a_token_git_runs_alone() {
     let mut sb = r.sandbox("400");
     sb.unset("GITOPS_SKIP_GITHUB_DEPLOYMENT")
         .set("GITHUB_API_URL", fake.url())
-        .set("GITOPS_TOKEN", API_TOKEN);
+        .set("GITOPS_GITHUB_TOKEN", API_TOKEN);
     let run = sb.run(
         "tag-deploy",
         &["record", "--environment", "dev", "--sha", &d[2]],
@@ -1430,7 +1469,7 @@ fn deployments_api_errors_change_nothing_and_without_a_token_git_runs_alone() {
     // No token: git only, one notice.
     let mut sb = r.sandbox("401");
     sb.unset("GITOPS_SKIP_GITHUB_DEPLOYMENT")
-        .unset("GITOPS_TOKEN");
+        .unset("GITOPS_GITHUB_TOKEN");
     let run = sb.run(
         "tag-deploy",
         &["record", "--environment", "dev", "--sha", &d[2]],
@@ -1445,7 +1484,7 @@ fn deployments_api_errors_change_nothing_and_without_a_token_git_runs_alone() {
     // Skipped explicitly: `start` says so and calls nothing.
     let mut sb = r.sandbox("402");
     sb.set("GITHUB_API_URL", fake.url())
-        .set("GITOPS_TOKEN", API_TOKEN);
+        .set("GITOPS_GITHUB_TOKEN", API_TOKEN);
     let run = sb.run(
         "tag-deploy",
         &["start", "--environment", "dev", "--sha", &d[2]],
@@ -1664,7 +1703,7 @@ fn clear_text_remotes_and_missing_repo_paths_are_refused_before_any_call() {
     ] {
         let mut sb = r.sandbox("1");
         sb.set("GITOPS_REMOTE", &url)
-            .set("GITOPS_TOKEN", "ghs_tokenvalue123");
+            .set("GITOPS_GITHUB_TOKEN", "ghs_tokenvalue123");
         let run = sb.run(
             "tag-deploy",
             &["record", "--environment", "dev", "--sha", &sha],
@@ -1768,7 +1807,7 @@ fn window_refuses_a_frozen_environment_and_an_override_is_recorded() {
     );
     run.expect_code(2);
     assert!(
-        run.all().contains("does not apply to `list`"),
+        run.all().contains("`tag-deploy list` does not take `--override-window-reason` (it is an input of: record, window)"),
         "{}",
         run.all()
     );
