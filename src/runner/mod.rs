@@ -26,6 +26,8 @@
 //! Nothing here reads the process environment directly except [`Runner::from_process`]: tests
 //! build a runner from an explicit map and capture its streams.
 
+#[cfg(test)]
+pub(crate) mod capture;
 pub mod escape;
 pub mod forms;
 pub mod markdown;
