@@ -193,27 +193,21 @@ pub fn markdown(r: &Report<'_>) -> Doc {
         for g in &r.gate {
             s.push_str(&format!("- ❌ {}\n", esc(sc, g, 500)));
         }
-        for v in r.violations.iter().take(LIST_MAX) {
-            s.push_str(&format!(
-                "- ❌ {} {}{}\n",
-                md::code(&v.rule),
-                v.address
-                    .as_deref()
-                    .map(|a| format!("{} ", code(sc, a)))
-                    .unwrap_or_default(),
-                esc(sc, &v.message, 500)
-            ));
-        }
-        for v in r.allowed.iter().take(LIST_MAX) {
-            s.push_str(&format!(
-                "- ⚠️ allowed by override: {} {}{}\n",
-                md::code(&v.rule),
-                v.address
-                    .as_deref()
-                    .map(|a| format!("{} ", code(sc, a)))
-                    .unwrap_or_default(),
-                esc(sc, &v.message, 500)
-            ));
+        for (lead, list) in [
+            ("❌", &r.violations),
+            ("⚠️ allowed by override:", &r.allowed),
+        ] {
+            for v in list.iter().take(LIST_MAX) {
+                s.push_str(&format!(
+                    "- {lead} {} {}{}\n",
+                    md::code(&v.rule),
+                    v.address
+                        .as_deref()
+                        .map(|a| format!("{} ", code(sc, a)))
+                        .unwrap_or_default(),
+                    esc(sc, &v.message, 500)
+                ));
+            }
         }
         if let Some(reason) = &r.allow_reason {
             if !r.allowed.is_empty() {
