@@ -56,12 +56,12 @@ impl From<&str> for Secret {
 #[derive(Debug, Clone)]
 pub struct Scrubber {
     mark: &'static str,
-    /// The strings (for [`Scrubber::scrub_truncated`]).
-    pats: std::sync::Arc<Vec<String>>,
     all: Option<aho_corasick::AhoCorasick>,
     /// The strings that are not part of the marker itself, for the rare second pass.
     again: Option<aho_corasick::AhoCorasick>,
-    /// What [`Scrubber::scrub_cut`] needs: the strings and an index of their prefixes.
+    /// The strings, sorted and deduplicated, with an index of their prefixes of at least
+    /// [`MIN_CUT_PREFIX`] bytes ([`Scrubber::scrub_cut`]; [`Scrubber::scrub_truncated`] walks the
+    /// strings themselves).
     cut: CutIndex,
 }
 
@@ -82,12 +82,8 @@ impl Scrubber {
                 .build(pats)
                 .ok()
         };
-        let mut pats: Vec<String> = strings.iter().filter(|s| !s.is_empty()).cloned().collect();
-        pats.sort_unstable();
-        pats.dedup();
         Scrubber {
             mark,
-            pats: std::sync::Arc::new(pats),
             all: build(&|_| true),
             again: build(&|s| !mark.contains(s)),
             cut: CutIndex::new(strings),
@@ -134,7 +130,7 @@ impl Scrubber {
         // The earliest position from which the rest of `s` starts one of the strings.
         let b = s.as_bytes();
         let mut cut = b.len();
-        for p in self.pats.iter() {
+        for p in self.cut.strings.iter() {
             let p = p.as_bytes();
             let from = b.len().saturating_sub(p.len() - 1);
             if from >= cut {
@@ -163,9 +159,9 @@ pub const CUT_MARK: char = '…';
 /// one cannot be told apart from chance (and gives away too little to matter).
 pub const MIN_CUT_PREFIX: usize = 6;
 
-/// The strings of a scrubber and, built on first use, where each of their prefixes ends: for
-/// the last two bytes of every prefix of at least [`MIN_CUT_PREFIX`] bytes, which string and
-/// which length. A cut position then costs a lookup, not a walk over every string.
+/// The (non-empty) strings of a scrubber and, built on first use, where each of their prefixes
+/// ends: for the last two bytes of every prefix of at least [`MIN_CUT_PREFIX`] bytes, which string
+/// and which length. A cut position then costs a lookup, not a walk over every string.
 /// The last two bytes of a prefix -> (which string, prefix length).
 type PrefixEnds = std::collections::HashMap<[u8; 2], Vec<(usize, usize)>>;
 
@@ -177,11 +173,7 @@ struct CutIndex {
 
 impl CutIndex {
     fn new(strings: &[String]) -> CutIndex {
-        let mut strings: Vec<String> = strings
-            .iter()
-            .filter(|s| s.len() >= MIN_CUT_PREFIX)
-            .cloned()
-            .collect();
+        let mut strings: Vec<String> = strings.iter().filter(|s| !s.is_empty()).cloned().collect();
         strings.sort();
         strings.dedup();
         CutIndex {
