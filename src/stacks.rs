@@ -84,9 +84,9 @@ impl Section {
         if text.trim().is_empty() {
             return Ok(Section::default());
         }
-        serde_yaml_ng::from_str(text).map_err(|e| {
-            Failure::usage(FIELD, format!("{source}: {}", single_line(&e.to_string())))
-        })
+        // Where and what kind, never the value (a secret pasted into the wrong file).
+        serde_yaml_ng::from_str(text)
+            .map_err(|e| Failure::usage(FIELD, crate::validate::config_error(source, &e)))
     }
 
     /// True when neither `stacks:` nor `stack-roots:` is present (the one-stack mode).
@@ -277,16 +277,7 @@ fn glob(field: &str, pattern: &str) -> Result<Glob> {
     GlobBuilder::new(pattern)
         .literal_separator(true)
         .build()
-        .map_err(|e| {
-            Failure::usage(
-                field,
-                format!(
-                    "`{}` is not a glob: {}",
-                    single_line(pattern),
-                    single_line(&e.to_string())
-                ),
-            )
-        })
+        .map_err(|e| Failure::usage(field, format!("is not a valid glob ({})", e.kind())))
 }
 
 /// The directory of a watch glob of the form `<literal dir>/**` (everything below it), which
@@ -956,9 +947,12 @@ pub fn changed(
         }
     }
     if !owner.is_empty() {
-        let set: GlobSet = set
-            .build()
-            .map_err(|e| Failure::usage(FIELD, single_line(&e.to_string())))?;
+        let set: GlobSet = set.build().map_err(|e| {
+            Failure::usage(
+                FIELD,
+                format!("the watch globs do not build ({})", e.kind()),
+            )
+        })?;
         for p in paths {
             for g in set.matches(p) {
                 let i = owner[g];

@@ -87,8 +87,8 @@ fn tf_tree() -> Mem {
 fn bad_configuration_is_exit_2_naming_the_entry() {
     let t = tf_tree();
     let cases: &[(&str, &str)] = &[
-        ("stacks:\n  - name: a\n    path: stacks/network\n    dependson: []\n", "unknown field `dependson`"),
-        ("stack-root: [x]\n", "unknown field `stack-root`"),
+        ("stacks:\n  - name: a\n    path: stacks/network\n    dependson: []\n", "line 4, column 5: an unknown key; expected one of `name`, `path`"),
+        ("stack-root: [x]\n", "line 1, column 1: an unknown key; expected one of `environments`, `stacks`, `stack-roots`"),
         ("stacks:\n  - name: a\n    path: stacks/network\n  - name: a\n    path: stacks/db\n", "stack `a` is listed twice"),
         ("stacks:\n  - name: a\n    path: stacks/network\n  - name: b\n    path: stacks/network/\n", "path `stacks/network/` is used by both `a` and `b`"),
         ("stacks:\n  - name: a\n    path: ../outside\n", "stacks[0].path"),
@@ -103,7 +103,7 @@ fn bad_configuration_is_exit_2_naming_the_entry() {
         ("stacks:\n  - name: a\n    path: stacks/network\n    environments: []\n", "stacks[0].environments"),
         ("stacks:\n  - name: a\n    path: stacks/network\n    environments: [prod]\n  - name: b\n    path: stacks/db\n    depends-on: [a]\n", "stack `b` deploys to `dev` but depends on `a`, which does not"),
         ("stacks:\n  - name: 'a b'\n    path: stacks/network\n", "not a valid stack name"),
-        ("stacks:\n  - name: a\n    path: stacks/network\n    watch: ['[']\n", "is not a glob"),
+        ("stacks:\n  - name: a\n    path: stacks/network\n    watch: ['[']\n", "stacks[0].watch"),
         ("stacks:\n  - name: a\n    path: stacks/network\n    watch: ['../x/**']\n", "stacks[0].watch"),
         ("stacks:\n  - name: a\n    path: stacks/network\n    state-key: '/abs'\n", "not a valid state key"),
         ("stacks:\n  - name: a\n    path: stacks/network\n    state-key: 'a/../b'\n", "not a valid state key"),
@@ -116,6 +116,10 @@ fn bad_configuration_is_exit_2_naming_the_entry() {
         assert_eq!(e.class, ExitClass::Usage, "{yaml}");
         assert!(e.to_string().contains(needle), "{yaml}\n => {e}");
         assert!(!e.to_string().contains('\n'), "one line: {e}");
+        // Where and what kind, never the text of the file (#21: echoing input in errors).
+        for echoed in ["dependson", "stack-root:"] {
+            assert!(!e.to_string().contains(echoed), "{yaml}\n => {e}");
+        }
     }
 }
 

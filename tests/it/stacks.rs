@@ -71,7 +71,7 @@ fn stacks_bad_configuration_is_exit_2_and_nothing_is_planned() {
         crate::support::free_port()
     );
     let vectors: &[(&str, Files, &str)] = &[
-        ("stacks:\n  - name: a\n    path: s/a\n    wach: []\n", &[], "unknown field `wach`"),
+        ("stacks:\n  - name: a\n    path: s/a\n    wach: []\n", &[], "line 4, column 5: an unknown key"),
         ("stacks:\n  - name: a\n    path: s/a\n  - name: a\n    path: s/b\n", &[], "stack `a` is listed twice"),
         ("stacks:\n  - name: a\n    path: s/a\n  - name: b\n    path: s/a\n", &[], "path `s/a` is used by both `a` and `b`"),
         ("stacks:\n  - name: a\n    path: ../up\n", &[], "leaves the repository"),
