@@ -104,7 +104,11 @@ pub const OUTPUTS: &[OutputDoc] = &[
     },
     OutputDoc {
         name: "status",
-        description: "`promoted`, `up-to-date`, `pull-request-opened`, `pull-request-pending` or `would-promote` (dry run)",
+        description: "`promoted`, `up-to-date`, `pull-request-opened`, `pull-request-pending`, `would-promote` (dry run) or `refused`",
+    },
+    OutputDoc {
+        name: "refusal",
+        description: "Why the promotion was refused, in one line (which rule, and what would satisfy it); empty otherwise",
     },
     OutputDoc {
         name: "pull-request-url",
@@ -347,6 +351,10 @@ fn promote_once(
                 if let Some(d) = r.details() {
                     runner.untrusted_block(&d);
                 }
+                // The reason as outputs too: a workflow (or a log reader) can act on it without
+                // parsing the annotation.
+                runner.set_output("status", "refused")?;
+                runner.set_output("refusal", &single_line(&r.to_string()))?;
                 return Err(Failure::from(r).into());
             }
             Decision::UpToDate {

@@ -158,6 +158,17 @@ fn refusals_exit_1_and_change_nothing() {
             "want {needle:?} in:\n{}",
             run.all()
         );
+        // The reason (the refusal's own line, without the details block) is an output too.
+        let out = sb.outputs();
+        assert_eq!(out["status"], "refused", "{}", run.all());
+        let why = &out["refusal"];
+        assert!(
+            !why.is_empty()
+                && !why.contains('\n')
+                && run.all().contains(&format!("::error::{why}")),
+            "refusal output {why:?} is not the refusal's line in:\n{}",
+            run.all()
+        );
         assert_eq!(refs(&r.bare), before, "{args:?} changed the remote");
     };
     // nothing deployed in the source
