@@ -493,6 +493,13 @@ pub fn plan(runner: &Runner, a: &Args) -> Result<Plan> {
             }
         }
     }
+    if a.unset_current_credentials && (from_existing || a.use_existing_credentials) {
+        return Err(Failure::usage(
+            "unset-current-credentials",
+            "clears the credentials an earlier step left, which `role-chaining: true` and \
+             `use-existing-credentials` are asked to use; give one or the other",
+        ));
+    }
     // The credentials an earlier step left: the source of `role-chaining: true`, and what
     // `use-existing-credentials` tries first. Masked before anything else is printed.
     let found = if from_existing || a.use_existing_credentials {

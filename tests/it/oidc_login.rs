@@ -645,6 +645,8 @@ fn every_bad_input_exits_2_names_the_input_and_sends_nothing() {
         ("role-chaining", vec![], vec!["--role-chaining", "true"]),
         ("chain-to-role", vec![("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE1"), ("AWS_SECRET_ACCESS_KEY", "s3cretEXAMPLE")], vec!["--role-chaining", "true", "--chain-to-role", ROLE2]),
         ("AWS_PROFILE", vec![("AWS_PROFILE", "nosuch")], vec!["--role-chaining", "true"]),
+        ("unset-current-credentials", vec![("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE1"), ("AWS_SECRET_ACCESS_KEY", "s3cretEXAMPLE")], vec!["--role-chaining", "true", "--unset-current-credentials"]),
+        ("unset-current-credentials", vec![], vec!["--use-existing-credentials", "--unset-current-credentials"]),
         ("role-external-id", vec![], vec!["--role-external-id", "abc"]),
         ("role-external-id", vec![], vec!["--chain-to-role", ROLE2, "--role-external-id", "a b"]),
         // Session tags need an AssumeRole hop; each is validated before any request.
