@@ -1437,3 +1437,76 @@ fn special_characters_workaround_is_accepted_and_explained() {
     );
     assert_eq!(proxy.count(WI), 1, "asked STS more than once");
 }
+
+// Under act: the peer's two-step profile chain (README of configure-aws-credentials v6) — a
+// profile from OIDC, then `role-chaining: true` from it with `env: AWS_PROFILE` — and a later
+// step's AWS CLI using the second profile. The files live under act's RUNNER_TEMP and reach the
+// later steps through GITHUB_ENV alone.
+#[test]
+fn act_run_chains_profiles_as_the_peer_documents() {
+    use crate::support::act;
+    let moto = Moto::start();
+    let oidc = OidcServer::start();
+    let sb = Sandbox::plain();
+    let repo = sb.path().join("repo");
+    std::fs::create_dir_all(repo.join(".github/workflows")).unwrap();
+    let wf = format!(
+        r#"on: push
+permissions:
+  id-token: write
+jobs:
+  login:
+    runs-on: ubuntu-latest
+    steps:
+      - env:
+          GITOPS_ROLE_TO_ASSUME: {ROLE}
+          GITOPS_AWS_REGION: eu-west-1
+          GITOPS_AWS_PROFILE: first
+        # The sandbox points AWS_*_FILE outside RUNNER_TEMP (a real runner sets neither).
+        run: |
+          unset AWS_CONFIG_FILE AWS_SHARED_CREDENTIALS_FILE
+          '{bin}'
+      - env:
+          GITOPS_ROLE_TO_ASSUME: {ROLE2}
+          GITOPS_AWS_REGION: eu-west-1
+          GITOPS_AWS_PROFILE: second
+          GITOPS_ROLE_CHAINING: "true"
+          AWS_PROFILE: first
+        run: '{bin}'
+      - run: |
+          case "$AWS_SHARED_CREDENTIALS_FILE" in "$RUNNER_TEMP"/*) echo "NEXT files under RUNNER_TEMP";; esac
+          test -z "${{AWS_ACCESS_KEY_ID:-}}" && echo "NEXT no env keys"
+          '{aws}' sts get-caller-identity --profile second --endpoint-url "$STS_ENDPOINT" --query Arn --output text | sed 's/^/NEXT second=/'
+"#,
+        bin = bin("oidc-login").display(),
+        aws = crate::support::tool("aws").display(),
+    );
+    std::fs::write(repo.join(".github/workflows/login.yml"), &wf).unwrap();
+    act::init_repo(&repo);
+    let url = format!("ACTIONS_ID_TOKEN_REQUEST_URL={}", oidc.request_url());
+    let tok = format!("ACTIONS_ID_TOKEN_REQUEST_TOKEN={REQUEST_TOKEN}");
+    let sts = format!("AWS_ENDPOINT_URL_STS={}", moto.endpoint());
+    let sts2 = format!("STS_ENDPOINT={}", moto.endpoint());
+    let run = act::run(
+        &sb,
+        &repo,
+        "push",
+        &["--env", &url, "--env", &tok, "--env", &sts, "--env", &sts2],
+    );
+    let log = run.all();
+    assert_eq!(run.code, 0, "act failed\n{log}\n--- workflow\n{wf}");
+    for want in [
+        "NEXT files under RUNNER_TEMP",
+        "NEXT no env keys",
+        "NEXT second=arn:aws:sts::123456789012:assumed-role/second/",
+    ] {
+        assert!(log.contains(want), "missing {want:?} in act log\n{log}");
+    }
+    assert_eq!(oidc.count(), 1, "the chained step asked for a token");
+    assert!(!sb.path().join("home/.aws").exists());
+    let akid = regex_lite::Regex::new(r"ASIA[A-Z0-9]{16}").unwrap();
+    assert!(
+        !akid.is_match(&log),
+        "an access key id reached the act log\n{log}"
+    );
+}
