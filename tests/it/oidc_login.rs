@@ -776,26 +776,38 @@ fn environment_model_pins_account_and_region() {
     assert_refused_unsent(&r, &oidc, &proxy, &["`aws-region`", "eu-central-1"]);
 }
 
+/// Run workflow `wf` under act in `repo`, wired to the token endpoint and moto's STS (also as
+/// `STS_ENDPOINT` for the AWS CLI); it must succeed. Returns the log.
+fn act_login_run(sb: &Sandbox, steps: &str, oidc: &OidcServer, moto: &Moto) -> String {
+    use crate::support::act;
+    let repo = sb.path().join("repo");
+    std::fs::create_dir_all(repo.join(".github/workflows")).unwrap();
+    let wf = format!(
+        "on: push\npermissions:\n  id-token: write\njobs:\n  login:\n    runs-on: ubuntu-latest\n    steps:\n{steps}"
+    );
+    std::fs::write(repo.join(".github/workflows/login.yml"), &wf).unwrap();
+    act::init_repo(&repo);
+    let url = format!("ACTIONS_ID_TOKEN_REQUEST_URL={}", oidc.request_url());
+    let tok = format!("ACTIONS_ID_TOKEN_REQUEST_TOKEN={REQUEST_TOKEN}");
+    let sts = format!("AWS_ENDPOINT_URL_STS={}", moto.endpoint());
+    let sts2 = format!("STS_ENDPOINT={}", moto.endpoint());
+    let args = ["--env", &url, "--env", &tok, "--env", &sts, "--env", &sts2];
+    let run = act::run(sb, &repo, "push", &args);
+    let log = run.all();
+    assert_eq!(run.code, 0, "act failed\n{log}\n--- workflow\n{wf}");
+    log
+}
+
 // Under act (host mode): the binary runs as one step and the NEXT step finds the credentials in
 // its environment (the GITHUB_ENV hand-over), masked in the log, and usable by the AWS CLI.
 #[test]
 fn act_run_hands_credentials_to_the_next_step_through_github_env() {
-    use crate::support::act;
     let moto = Moto::start();
     let oidc = OidcServer::start_with(&["--environment", "dev"]);
     let sb = Sandbox::plain();
-    let repo = sb.path().join("repo");
-    std::fs::create_dir_all(repo.join(".github/workflows")).unwrap();
     let aws_cli = crate::support::tool("aws");
     let wf = format!(
-        r#"on: push
-permissions:
-  id-token: write
-jobs:
-  login:
-    runs-on: ubuntu-latest
-    steps:
-      - id: login
+        r#"      - id: login
         env:
           GITOPS_ROLE_TO_ASSUME: {ROLE}
           GITOPS_AWS_REGION: eu-west-1
@@ -813,20 +825,7 @@ jobs:
         bin = bin("oidc-login").display(),
         aws = aws_cli.display(),
     );
-    std::fs::write(repo.join(".github/workflows/login.yml"), &wf).unwrap();
-    act::init_repo(&repo);
-    let url = format!("ACTIONS_ID_TOKEN_REQUEST_URL={}", oidc.request_url());
-    let tok = format!("ACTIONS_ID_TOKEN_REQUEST_TOKEN={REQUEST_TOKEN}");
-    let sts = format!("AWS_ENDPOINT_URL_STS={}", moto.endpoint());
-    let sts2 = format!("STS_ENDPOINT={}", moto.endpoint());
-    let run = act::run(
-        &sb,
-        &repo,
-        "push",
-        &["--env", &url, "--env", &tok, "--env", &sts, "--env", &sts2],
-    );
-    let log = run.all();
-    assert_eq!(run.code, 0, "act failed\n{log}\n--- workflow\n{wf}");
+    let log = act_login_run(&sb, &wf, &oidc, &moto);
     for want in [
         "NEXT account=123456789012 region=eu-west-1 default=eu-west-1",
         "NEXT key-prefix=ASIA key=***",
@@ -1444,21 +1443,11 @@ fn special_characters_workaround_is_accepted_and_explained() {
 // later steps through GITHUB_ENV alone.
 #[test]
 fn act_run_chains_profiles_as_the_peer_documents() {
-    use crate::support::act;
     let moto = Moto::start();
     let oidc = OidcServer::start();
     let sb = Sandbox::plain();
-    let repo = sb.path().join("repo");
-    std::fs::create_dir_all(repo.join(".github/workflows")).unwrap();
     let wf = format!(
-        r#"on: push
-permissions:
-  id-token: write
-jobs:
-  login:
-    runs-on: ubuntu-latest
-    steps:
-      - env:
+        r#"      - env:
           GITOPS_ROLE_TO_ASSUME: {ROLE}
           GITOPS_AWS_REGION: eu-west-1
           GITOPS_AWS_PROFILE: first
@@ -1481,20 +1470,7 @@ jobs:
         bin = bin("oidc-login").display(),
         aws = crate::support::tool("aws").display(),
     );
-    std::fs::write(repo.join(".github/workflows/login.yml"), &wf).unwrap();
-    act::init_repo(&repo);
-    let url = format!("ACTIONS_ID_TOKEN_REQUEST_URL={}", oidc.request_url());
-    let tok = format!("ACTIONS_ID_TOKEN_REQUEST_TOKEN={REQUEST_TOKEN}");
-    let sts = format!("AWS_ENDPOINT_URL_STS={}", moto.endpoint());
-    let sts2 = format!("STS_ENDPOINT={}", moto.endpoint());
-    let run = act::run(
-        &sb,
-        &repo,
-        "push",
-        &["--env", &url, "--env", &tok, "--env", &sts, "--env", &sts2],
-    );
-    let log = run.all();
-    assert_eq!(run.code, 0, "act failed\n{log}\n--- workflow\n{wf}");
+    let log = act_login_run(&sb, &wf, &oidc, &moto);
     for want in [
         "NEXT files under RUNNER_TEMP",
         "NEXT no env keys",
