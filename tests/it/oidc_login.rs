@@ -1134,14 +1134,17 @@ fn role_chaining_true_chains_from_the_profile_an_earlier_step_left_with_session_
     let mut sb = profile_sandbox(&oidc, &proxy.endpoint());
     login(&sb, &profile_args(ROLE, "eu-west-1", "first")).expect_code(0);
     next_step(&mut sb);
-    let first_key = std::fs::read_to_string(&sb.env["AWS_SHARED_CREDENTIALS_FILE"])
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("aws_secret_access_key = ")
-                .map(str::to_string)
-        })
-        .unwrap();
+    let first_file = std::fs::read_to_string(&sb.env["AWS_SHARED_CREDENTIALS_FILE"]).unwrap();
+    let value_of = |key: &str| {
+        first_file
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} = ")).map(str::to_string))
+            .unwrap()
+    };
+    let (first_id, first_key) = (
+        value_of("aws_access_key_id"),
+        value_of("aws_secret_access_key"),
+    );
     sb.set("AWS_PROFILE", "first");
     let tokens_before = oidc.count();
     let seen_before = proxy.requests().len();
@@ -1167,6 +1170,8 @@ fn role_chaining_true_chains_from_the_profile_an_earlier_step_left_with_session_
     assert_eq!(actions, ["AssumeRole", "GetCallerIdentity"]);
     assert_eq!(reqs[0].field("RoleArn"), Some(ROLE2));
     assert_eq!(reqs[0].field("ExternalId"), Some("ext-7"));
+    // Signed with the first profile's key: the credentials the earlier step left.
+    assert_eq!(reqs[0].signed_by.as_deref(), Some(first_id.as_str()));
     let mut want = default_tags();
     want.push(("Team".into(), "payments".into()));
     assert_eq!(
@@ -1393,6 +1398,11 @@ fn use_existing_credentials_keeps_valid_ones_and_replaces_rejected_ones() {
         .map(|s| s.action)
         .collect();
     assert_eq!(actions, ["GetCallerIdentity"]);
+    let check = &proxy.requests()[seen];
+    assert_eq!(
+        check.signed_by.as_deref(),
+        Some(sb.env["AWS_ACCESS_KEY_ID"].as_str())
+    );
     assert!(r.all().contains("are valid"), "{}", r.all());
     assert_eq!(sb.outputs()["aws-account-id"], "123456789012");
     assert!(sb.exported().is_empty(), "nothing new to export");
@@ -1485,4 +1495,39 @@ fn act_run_chains_profiles_as_the_peer_documents() {
         !akid.is_match(&log),
         "an access key id reached the act log\n{log}"
     );
+}
+
+// role-chaining: true from the keys an earlier step exported (the peer's commonest chain): the
+// AssumeRole hop is signed with them and no token is asked for.
+#[test]
+fn role_chaining_true_chains_from_exported_environment_keys() {
+    let (_moto, oidc, proxy) = moto_stack();
+    let mut sb = sandbox(&oidc, &proxy.endpoint());
+    login(&sb, &base_args()).expect_code(0);
+    next_step(&mut sb);
+    let first_id = sb.env["AWS_ACCESS_KEY_ID"].clone();
+    let first_secret = sb.env["AWS_SECRET_ACCESS_KEY"].clone();
+    let seen = proxy.requests().len();
+    let r = login(
+        &sb,
+        &[
+            "--role-to-assume",
+            ROLE2,
+            "--aws-region",
+            "eu-west-1",
+            "--role-chaining",
+            "true",
+        ],
+    );
+    r.expect_code(0);
+    assert_eq!(oidc.count(), 1, "the chained step asked for a token");
+    let reqs: Vec<_> = proxy.requests().into_iter().skip(seen).collect();
+    assert_eq!(reqs[0].action, "AssumeRole");
+    assert_eq!(reqs[0].signed_by.as_deref(), Some(first_id.as_str()));
+    assert_eq!(tags_sent(&reqs[0]).0, default_tags());
+    // The new session's keys replace the old ones for later steps.
+    let env = sb.exported();
+    assert_ne!(env["AWS_ACCESS_KEY_ID"], first_id);
+    assert!(sb.outputs()["authenticated-arn"].contains(":assumed-role/second/"));
+    sb.assert_no_leak(&r, &[&first_secret], &[]);
 }
