@@ -956,6 +956,18 @@ fn profile_args<'a>(role: &'a str, region: &'a str, profile: &'a str) -> Vec<&'a
     ]
 }
 
+/// `role-chaining: true` to ROLE2: chain from the credentials an earlier step left.
+fn chain_from_existing_args() -> Vec<&'static str> {
+    vec![
+        "--role-to-assume",
+        ROLE2,
+        "--aws-region",
+        "eu-west-1",
+        "--role-chaining",
+        "true",
+    ]
+}
+
 /// What the runner does between steps: apply the step's GITHUB_ENV, then start a fresh one.
 fn next_step(sb: &mut Sandbox) {
     for (k, v) in sb.exported() {
@@ -1192,19 +1204,9 @@ fn role_chaining_true_chains_from_the_profile_an_earlier_step_left_with_session_
     // role-skip-session-tagging: the hop carries only what custom-tags adds (here nothing).
     next_step(&mut sb);
     let seen_before = proxy.requests().len();
-    login(
-        &sb,
-        &[
-            "--role-to-assume",
-            ROLE2,
-            "--aws-region",
-            "eu-west-1",
-            "--role-chaining",
-            "true",
-            "--role-skip-session-tagging",
-        ],
-    )
-    .expect_code(0);
+    let mut args = chain_from_existing_args();
+    args.push("--role-skip-session-tagging");
+    login(&sb, &args).expect_code(0);
     let hop = &proxy.requests()[seen_before];
     assert_eq!(hop.action, "AssumeRole");
     assert_eq!(tags_sent(hop), (vec![], vec![]));
@@ -1508,17 +1510,7 @@ fn role_chaining_true_chains_from_exported_environment_keys() {
     let first_id = sb.env["AWS_ACCESS_KEY_ID"].clone();
     let first_secret = sb.env["AWS_SECRET_ACCESS_KEY"].clone();
     let seen = proxy.requests().len();
-    let r = login(
-        &sb,
-        &[
-            "--role-to-assume",
-            ROLE2,
-            "--aws-region",
-            "eu-west-1",
-            "--role-chaining",
-            "true",
-        ],
-    );
+    let r = login(&sb, &chain_from_existing_args());
     r.expect_code(0);
     assert_eq!(oidc.count(), 1, "the chained step asked for a token");
     let reqs: Vec<_> = proxy.requests().into_iter().skip(seen).collect();
