@@ -1432,12 +1432,15 @@ fn use_existing_credentials_keeps_valid_ones_and_replaces_rejected_ones() {
     assert!(sb2.exported()["AWS_ACCESS_KEY_ID"].starts_with("ASIA"));
 }
 
-// special-characters-workaround is accepted, changes nothing, and says why.
+// special-characters-workaround is accepted, changes nothing, and says why (and
+// `force-skip-oidc: false` is accepted).
 #[test]
 fn special_characters_workaround_is_accepted_and_explained() {
     let (_moto, oidc, proxy) = moto_stack();
     let mut sb = sandbox(&oidc, &proxy.endpoint());
-    sb.set("GITOPS_SPECIAL_CHARACTERS_WORKAROUND", "true");
+    // force-skip-oidc: false is the peer's default and simply accepted.
+    sb.set("GITOPS_SPECIAL_CHARACTERS_WORKAROUND", "true")
+        .set("GITOPS_FORCE_SKIP_OIDC", "false");
     let r = login(&sb, &base_args());
     r.expect_code(0);
     assert!(
