@@ -503,7 +503,17 @@ pub fn plan(runner: &Runner, a: &Args) -> Result<Plan> {
     // The credentials an earlier step left: the source of `role-chaining: true`, and what
     // `use-existing-credentials` tries first. Masked before anything else is printed.
     let found = if from_existing || a.use_existing_credentials {
-        let f = profiles::existing_credentials(runner)?;
+        let f = match profiles::existing_credentials(runner) {
+            // Only something to try first: a profile that is not there (yet) means "none".
+            Err(e) if !from_existing => {
+                runner.notice(&format!(
+                    "use-existing-credentials: none usable ({}); requesting new ones",
+                    e.message
+                ));
+                None
+            }
+            f => f?,
+        };
         if let Some(f) = &f {
             runner.mask(&f.access_key_id);
             runner.mask(&f.secret_access_key);

@@ -1430,6 +1430,14 @@ fn use_existing_credentials_keeps_valid_ones_and_replaces_rejected_ones() {
     );
     assert!(r.all().contains("not usable"), "{}", r.all());
     assert!(sb2.exported()["AWS_ACCESS_KEY_ID"].starts_with("ASIA"));
+
+    // An AWS_PROFILE that does not exist (yet) is "none to keep", said in a notice.
+    let mut sb3 = sandbox(&oidc, &proxy.endpoint());
+    sb3.set("AWS_PROFILE", "not-yet");
+    let r = login(&sb3, &args);
+    r.expect_code(0);
+    assert!(r.all().contains("none usable"), "{}", r.all());
+    assert!(sb3.exported()["AWS_ACCESS_KEY_ID"].starts_with("ASIA"));
 }
 
 // special-characters-workaround is accepted, changes nothing, and says why (and
