@@ -1070,3 +1070,76 @@ fn explain_not_authorized(
             .unwrap_or_else(|| "unknown".into())
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_chaining_is_the_peers_boolean() {
+        for (v, want) in [
+            (None, Some(false)),
+            (Some("true"), Some(true)),
+            (Some(" TRUE "), Some(true)),
+            (Some("false"), Some(false)),
+            (Some("arn:aws:iam::123456789012:role/second"), None),
+            (Some("yes"), None),
+            (Some(""), None),
+        ] {
+            match (role_chaining_flag(v), want) {
+                (Ok(got), Some(w)) => assert_eq!(got, w, "{v:?}"),
+                (Err(e), None) => {
+                    assert_eq!(e.field.as_deref(), Some("role-chaining"), "{v:?}");
+                    if v.is_some_and(|v| v.starts_with("arn:")) {
+                        assert!(e.message.contains("chain-to-role: <ARN>"), "{e}");
+                    }
+                }
+                (got, w) => panic!("{v:?}: {got:?}, wanted {w:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn one_deadline_under_two_names() {
+        let s = |n| Duration::from_secs(n);
+        for (t, a, want) in [
+            (None, None, Some(s(120))),
+            (Some("30"), None, Some(s(30))),
+            (None, Some("45"), Some(s(45))),
+            // 0 is the peer's "no deadline": here "not given", the default still applies.
+            (None, Some("0"), Some(s(120))),
+            (Some("30"), Some("0"), Some(s(30))),
+            (Some("30"), Some("30"), Some(s(30))),
+            (Some("30"), Some("31"), None),
+            (Some("0"), None, None),
+            (None, Some("3601"), None),
+            (None, Some("+5"), None),
+            (None, Some("5s"), None),
+        ] {
+            let got = deadline(t, a).ok();
+            assert_eq!(got, want, "timeout {t:?} action-timeout-s {a:?}");
+        }
+    }
+
+    #[test]
+    fn sts_endpoints_are_held_to_the_credential_url_rule() {
+        assert_eq!(
+            sts_endpoint("sts.eu-west-1.amazonaws.com").unwrap(),
+            "https://sts.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            sts_endpoint("https://vpce-1.sts.eu-west-1.vpce.amazonaws.com").unwrap(),
+            "https://vpce-1.sts.eu-west-1.vpce.amazonaws.com"
+        );
+        sts_endpoint("http://127.0.0.1:5555").unwrap();
+        for bad in [
+            "http://sts.amazonaws.com",
+            "https://AKIA:SECRETx@sts.amazonaws.com",
+            "ftp://sts.amazonaws.com",
+        ] {
+            let e = sts_endpoint(bad).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("sts-endpoint"), "{bad}");
+            assert!(!e.message.contains("SECRETx"), "{e}");
+        }
+    }
+}
