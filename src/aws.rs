@@ -242,6 +242,158 @@ pub fn account_list(field: &str, v: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// A character STS accepts in a session tag key or value: letters, digits, spaces and `_.:/=+-@`.
+fn is_tag_char(c: char) -> bool {
+    c.is_alphanumeric() || (c.is_whitespace() && !c.is_control()) || "_.:/=+-@".contains(c)
+}
+
+/// STS's limit on the number of session tags of one request.
+pub const MAX_SESSION_TAGS: usize = 50;
+
+/// One session tag: key 1-128 and value 0-256 of [`is_tag_char`], key not under `aws:`.
+pub fn session_tag(field: &str, key: &str, value: &str) -> Result<()> {
+    if key.is_empty() || key.chars().count() > 128 || !key.chars().all(is_tag_char) {
+        return Err(bad(
+            field,
+            key,
+            "is not a session tag key (1-128 of letters, digits, spaces and `_.:/=+-@`)",
+        ));
+    }
+    if key.to_ascii_lowercase().starts_with("aws:") {
+        return Err(bad(
+            field,
+            key,
+            "is a tag key under `aws:`, which AWS reserves",
+        ));
+    }
+    if value.chars().count() > 256 || !value.chars().all(is_tag_char) {
+        return Err(Failure::usage(
+            field,
+            format!(
+                "the value of tag `{}` is not a session tag value (0-256 of letters, digits, spaces and `_.:/=+-@`)",
+                single_line(key)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `custom-tags`: a JSON object of string values (`{"Team": "payments"}`), each a valid
+/// [`session_tag`], at most [`MAX_SESSION_TAGS`], keys distinct ignoring case (STS's rule).
+pub fn custom_tags(field: &str, v: &str) -> Result<Vec<(String, String)>> {
+    let parsed: serde_json::Value = serde_json::from_str(v).map_err(|e| {
+        Failure::usage(
+            field,
+            format!(
+                "is not a JSON object of tags (`{{\"Team\": \"payments\"}}`): {}",
+                single_line(&e.to_string())
+            ),
+        )
+    })?;
+    let Some(obj) = parsed.as_object() else {
+        return Err(Failure::usage(
+            field,
+            "must be a JSON object of tags (`{\"Team\": \"payments\"}`)",
+        ));
+    };
+    let mut out = Vec::new();
+    for (k, val) in obj {
+        let Some(val) = val.as_str() else {
+            return Err(Failure::usage(
+                field,
+                format!(
+                    "the value of tag `{}` must be a JSON string",
+                    single_line(k)
+                ),
+            ));
+        };
+        session_tag(field, k, val)?;
+        out.push((k.clone(), val.to_string()));
+    }
+    check_tag_keys(field, &out)?;
+    Ok(out)
+}
+
+/// At most [`MAX_SESSION_TAGS`] tags, no key twice (ignoring case).
+pub fn check_tag_keys(field: &str, tags: &[(String, String)]) -> Result<()> {
+    if tags.len() > MAX_SESSION_TAGS {
+        return Err(Failure::usage(
+            field,
+            format!(
+                "makes {} session tags; STS accepts at most {MAX_SESSION_TAGS}",
+                tags.len()
+            ),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (k, _) in tags {
+        if !seen.insert(k.to_lowercase()) {
+            return Err(Failure::usage(
+                field,
+                format!(
+                    "sets tag `{}` twice (tag keys are compared ignoring case; oidc-login's \
+                     default tags are GitHub, Repository, Workflow, Action, Actor, Commit and \
+                     Branch unless role-skip-session-tagging is true)",
+                    single_line(k)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Make run metadata a valid tag value: characters STS refuses become `_`, cut to 256.
+pub fn sanitise_tag_value(raw: &str) -> String {
+    raw.chars()
+        .map(|c| if is_tag_char(c) { c } else { '_' })
+        .take(256)
+        .collect()
+}
+
+/// The session tags configure-aws-credentials puts on an `AssumeRole` session, from the run's
+/// metadata: `GitHub=Actions`, `Repository`, `Workflow`, `Action`, `Actor`, `Commit`, `Branch`
+/// (those whose variable is set).
+pub fn github_session_tags(var: &dyn Fn(&str) -> Option<String>) -> Vec<(String, String)> {
+    let mut tags = vec![("GitHub".to_string(), "Actions".to_string())];
+    for (key, name) in [
+        ("Repository", "GITHUB_REPOSITORY"),
+        ("Workflow", "GITHUB_WORKFLOW"),
+        ("Action", "GITHUB_ACTION"),
+        ("Actor", "GITHUB_ACTOR"),
+        ("Commit", "GITHUB_SHA"),
+        ("Branch", "GITHUB_REF"),
+    ] {
+        if let Some(v) = var(name).filter(|v| !v.is_empty()) {
+            tags.push((key.to_string(), sanitise_tag_value(&v)));
+        }
+    }
+    tags
+}
+
+/// `transitive-tag-keys`: keys (newline- or comma-separated) among the tags the hop sends.
+pub fn transitive_tag_keys(field: &str, v: &str, tags: &[(String, String)]) -> Result<Vec<String>> {
+    let keys: Vec<String> = v
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if keys.is_empty() {
+        return Err(Failure::usage(field, "lists no tag key"));
+    }
+    for k in &keys {
+        if !tags.iter().any(|(t, _)| t.eq_ignore_ascii_case(k)) {
+            return Err(bad(
+                field,
+                k,
+                "is not the key of a session tag this call sends (the default tags unless \
+                 role-skip-session-tagging, and custom-tags)",
+            ));
+        }
+    }
+    Ok(keys)
+}
+
 /// The account id inside an STS ARN (`arn:aws:sts::123456789012:assumed-role/...`).
 pub fn account_of_arn(arn: &str) -> Option<&str> {
     arn.split(':').nth(4).filter(|a| !a.is_empty())
@@ -262,6 +414,8 @@ pub struct StsSettings {
     pub connect_timeout: Duration,
     /// Timeout of one request (also capped by the deadline).
     pub attempt_timeout: Duration,
+    /// The command's own proxy choice (`http-proxy` / `no-proxy`), else the environment's.
+    pub proxy: Option<crate::net::ProxyChoice>,
 }
 
 impl StsSettings {
@@ -290,6 +444,7 @@ impl StsSettings {
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")),
             connect_timeout: Duration::from_secs(5),
             attempt_timeout: Duration::from_secs(20),
+            proxy: None,
         })
     }
 
@@ -298,7 +453,7 @@ impl StsSettings {
         let mut b = aws_sdk_sts::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(self.region.clone()))
-            .http_client(crate::net::sdk_http_client())
+            .http_client(crate::net::sdk_http_client_via(self.proxy.clone()))
             .retry_config(RetryConfig::disabled())
             .timeout_config(
                 TimeoutConfig::builder()
@@ -314,7 +469,10 @@ impl StsSettings {
             b = b.credentials_provider(Credentials::new(
                 c.access_key_id.expose(),
                 c.secret_access_key.expose(),
-                Some(c.session_token.expose().to_string()),
+                // Long-lived IAM user keys (a source for role chaining) carry no session token.
+                Some(c.session_token.expose())
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string),
                 None,
                 "oidc-login",
             ));
@@ -574,6 +732,21 @@ pub struct WebIdentityRequest {
     pub audience: String,
 }
 
+fn session_tag_list(tags: &[(String, String)]) -> Option<Vec<aws_sdk_sts::types::Tag>> {
+    if tags.is_empty() {
+        return None;
+    }
+    tags.iter()
+        .map(|(k, v)| {
+            aws_sdk_sts::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .ok()
+        })
+        .collect()
+}
+
 fn policy_arns(v: &[String]) -> Option<Vec<aws_sdk_sts::types::PolicyDescriptorType>> {
     if v.is_empty() {
         return None;
@@ -744,6 +917,10 @@ pub struct ChainRequest {
     pub policy: Option<String>,
     /// Managed session policy ARNs.
     pub policy_arns: Vec<String>,
+    /// Session tags (key, value).
+    pub tags: Vec<(String, String)>,
+    /// Keys of `tags` that pass on to later sessions of a role chain.
+    pub transitive_tag_keys: Vec<String>,
 }
 
 /// `AssumeRole` with existing credentials (role chaining). Retries transient errors and, a few
@@ -768,6 +945,10 @@ pub async fn assume_role(
             .set_external_id(req.external_id.clone())
             .set_policy(req.policy.clone())
             .set_policy_arns(policy_arns(&req.policy_arns))
+            .set_tags(session_tag_list(&req.tags))
+            .set_transitive_tag_keys(
+                Some(req.transitive_tag_keys.clone()).filter(|k| !k.is_empty()),
+            )
             .send();
         let remaining = policy.remaining();
         let result = match tokio::time::timeout(remaining.min(settings.attempt_timeout), call).await
@@ -993,6 +1174,74 @@ mod tests {
             account_of_arn("arn:aws:sts::123456789012:assumed-role/x/y"),
             Some("123456789012")
         );
+    }
+
+    #[test]
+    fn session_tags_table() {
+        assert_eq!(
+            custom_tags(
+                "custom-tags",
+                r#"{"Team": "pay ments", "Cost:Centre": "a/b=c+d-@_."}"#
+            )
+            .unwrap(),
+            vec![
+                ("Cost:Centre".to_string(), "a/b=c+d-@_.".to_string()),
+                ("Team".to_string(), "pay ments".to_string())
+            ]
+        );
+        assert!(custom_tags("c", "{}").unwrap().is_empty());
+        let many = format!(
+            "{{{}}}",
+            (0..51)
+                .map(|i| format!("\"k{i}\": \"v\""))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let long_key = format!("{{\"{}\": \"v\"}}", "k".repeat(129));
+        let long_val = format!("{{\"k\": \"{}\"}}", "v".repeat(257));
+        for bad in [
+            "[]",
+            "{",
+            r#"{"k": 1}"#,
+            r#"{"": "v"}"#,
+            r#"{"a*b": "v"}"#,
+            r#"{"k": "v;rm"}"#,
+            r#"{"aws:x": "v"}"#,
+            r#"{"Team": "a", "team": "b"}"#,
+            &many,
+            &long_key,
+            &long_val,
+        ] {
+            let e = custom_tags("custom-tags", bad).unwrap_err();
+            assert!(e.to_string().contains("`custom-tags`"), "{bad}: {e}");
+        }
+        let vars = |k: &str| match k {
+            "GITHUB_REPOSITORY" => Some("octo/repo".to_string()),
+            "GITHUB_WORKFLOW" => Some("deploy <prod> ✓".to_string()),
+            "GITHUB_REF" => Some("refs/heads/main".to_string()),
+            _ => None,
+        };
+        let tags = github_session_tags(&vars);
+        assert_eq!(
+            tags,
+            [
+                ("GitHub", "Actions"),
+                ("Repository", "octo/repo"),
+                ("Workflow", "deploy _prod_ _"),
+                ("Branch", "refs/heads/main")
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+        assert_eq!(sanitise_tag_value(&"x".repeat(300)).len(), 256);
+        assert_eq!(
+            transitive_tag_keys("t", "Repository\n branch ,", &tags).unwrap(),
+            ["Repository", "branch"]
+        );
+        assert!(transitive_tag_keys("t", "Team", &tags).is_err());
+        assert!(transitive_tag_keys("t", " ,\n", &tags).is_err());
+        let mut dup = tags.clone();
+        dup.push(("repository".into(), "x".into()));
+        assert!(check_tag_keys("custom-tags", &dup).is_err());
     }
 
     #[test]

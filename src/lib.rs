@@ -15,6 +15,8 @@
 //!   the rule that refuses another verb's inputs, exit codes, a closed stdout) and the input
 //!   groups several binaries flatten ([`cli::inputs`]: GitHub target, checkout).
 //! - [`oidc`], [`aws`]: GitHub OIDC tokens and STS (oidc-login).
+//! - [`profiles`]: named AWS profiles in job-private files under `RUNNER_TEMP` (oidc-login's
+//!   `aws-profile`), and the credentials an earlier step left (environment keys or `AWS_PROFILE`).
 //! - [`plan`], [`policy`]: Terraform plan JSON reading, counting, digesting, and the policy rules checked
 //!   against it (plan-gate). [`policy`] reads [`plan`]; [`plan`] reads neither.
 //! - [`plan_report`]: the plan-gate report (Markdown, text, JSON) of a plan and the policy's verdict;
@@ -50,6 +52,7 @@ pub mod oidc;
 pub mod plan;
 pub mod plan_report;
 pub mod policy;
+pub mod profiles;
 pub mod promote;
 pub mod registry;
 pub mod runner;

@@ -15,6 +15,9 @@
 //! - **One proxy policy**: `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` and `NO_PROXY` (either
 //!   case, curl's rules), read by every client built here — so STS, ECR, GitHub, the registry and
 //!   git all go through the same proxy or none.
+//!   A command may choose its own proxy from its inputs (oidc-login's `http-proxy` /
+//!   `no-proxy`, [`ProxyChoice`]); that choice then replaces the environment's for every client
+//!   of that command, the SDK's included ([`sdk_http_client_via`]).
 //! - **HTTP/1.1 only**: every remote we talk to speaks it, and it keeps the h2 stack out of the
 //!   build.
 
@@ -175,6 +178,112 @@ pub fn client_builder(connect_timeout: Duration) -> Result<reqwest::ClientBuilde
         .connect_timeout(connect_timeout))
 }
 
+// ----- proxies ------------------------------------------------------------------------------
+
+/// A proxy chosen from a command's inputs instead of the environment: the proxy for `http://`
+/// targets, the one for `https://` targets, and the hosts that bypass both (curl's `NO_PROXY`
+/// syntax: host names, domain suffixes, IP addresses and CIDR blocks, `*` for all).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProxyChoice {
+    /// Proxy for `http://` targets.
+    pub http: Option<String>,
+    /// Proxy for `https://` targets.
+    pub https: Option<String>,
+    /// Hosts that are reached directly.
+    pub no_proxy: Option<String>,
+}
+
+/// The first non-empty value among `names` (each tried as given, then in lower case).
+fn env_first(env: &dyn Fn(&str) -> Option<String>, names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .flat_map(|n| [n.to_string(), n.to_ascii_lowercase()])
+        .find_map(|n| env(&n).filter(|v| !v.trim().is_empty()))
+}
+
+/// What a command's `proxy` / `no_proxy` inputs mean together with the environment's
+/// `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` / `NO_PROXY` (either case). Without either input
+/// the answer is `None`: the environment's settings apply as for every client ([`client_builder`]).
+/// An explicit proxy serves both schemes; an explicit bypass list replaces `NO_PROXY`.
+pub fn proxy_choice(
+    proxy: Option<&str>,
+    no_proxy: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<ProxyChoice> {
+    if proxy.is_none() && no_proxy.is_none() {
+        return None;
+    }
+    let bypass = no_proxy
+        .map(str::to_string)
+        .or_else(|| env_first(env, &["NO_PROXY"]));
+    Some(match proxy {
+        Some(p) => ProxyChoice {
+            http: Some(p.to_string()),
+            https: Some(p.to_string()),
+            no_proxy: bypass,
+        },
+        None => ProxyChoice {
+            http: env_first(env, &["HTTP_PROXY", "ALL_PROXY"]),
+            https: env_first(env, &["HTTPS_PROXY", "ALL_PROXY"]),
+            no_proxy: bypass,
+        },
+    })
+}
+
+/// A proxy URL: `http://` or `https://`, a host, an optional port, nothing after the authority.
+/// Userinfo (`user:password@`) is allowed (proxies authenticate that way); the message never
+/// repeats the value, since it may carry that password.
+pub fn proxy_url(field: &str, v: &str) -> Result<url::Url> {
+    const RULE: &str = "is not a proxy URL (`http://proxy.example:3128` or `https://...`)";
+    let u = url::Url::parse(v.trim()).map_err(|_| Failure::usage(field, RULE))?;
+    let bare = matches!(u.path(), "" | "/") && u.query().is_none() && u.fragment().is_none();
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none_or(str::is_empty) || !bare {
+        return Err(Failure::usage(field, RULE));
+    }
+    Ok(u)
+}
+
+impl ProxyChoice {
+    /// Apply to a builder from [`client_builder`]: the environment's proxies are switched off and
+    /// these take their place.
+    pub fn apply(&self, b: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder> {
+        let bypass = || {
+            self.no_proxy
+                .as_deref()
+                .and_then(reqwest::NoProxy::from_string)
+        };
+        let bad = |e: reqwest::Error| Failure::runtime(format!("cannot use the proxy: {e}"));
+        let mut b = b.no_proxy();
+        if let Some(p) = &self.http {
+            b = b.proxy(
+                reqwest::Proxy::http(p.as_str())
+                    .map_err(bad)?
+                    .no_proxy(bypass()),
+            );
+        }
+        if let Some(p) = &self.https {
+            b = b.proxy(
+                reqwest::Proxy::https(p.as_str())
+                    .map_err(bad)?
+                    .no_proxy(bypass()),
+            );
+        }
+        Ok(b)
+    }
+}
+
+/// [`client_builder`] with a command's own proxy choice, if it made one.
+pub fn client_builder_via(
+    connect_timeout: Duration,
+    proxy: Option<&ProxyChoice>,
+) -> Result<reqwest::ClientBuilder> {
+    let b = client_builder(connect_timeout)?;
+    match proxy {
+        Some(p) => p.apply(b),
+        None => Ok(b),
+    }
+}
+
 /// Build a client from [`client_builder`], with the error every caller would write.
 pub fn build(b: reqwest::ClientBuilder) -> Result<reqwest::Client> {
     b.build()
@@ -189,12 +298,21 @@ pub fn sdk_http_client() -> SharedHttpClient {
     SharedHttpClient::new(SdkClient::default())
 }
 
+/// [`sdk_http_client`] with a command's own proxy choice ([`ProxyChoice`]), if it made one.
+pub fn sdk_http_client_via(proxy: Option<ProxyChoice>) -> SharedHttpClient {
+    SharedHttpClient::new(SdkClient {
+        proxy,
+        ..SdkClient::default()
+    })
+}
+
 /// The SDK's (connect, read) timeouts of one connector.
 type SdkTimeouts = (Option<Duration>, Option<Duration>);
 
 #[derive(Debug, Default)]
 struct SdkClient {
     clients: Mutex<HashMap<SdkTimeouts, SdkConnector>>,
+    proxy: Option<ProxyChoice>,
 }
 
 /// A fallback connect timeout when the SDK configuration sets none.
@@ -211,13 +329,15 @@ impl HttpClient for SdkClient {
         let conn = clients
             .entry(key)
             .or_insert_with(|| {
-                let built = client_builder(key.0.unwrap_or(SDK_CONNECT_TIMEOUT)).and_then(|b| {
-                    let b = b.redirect(reqwest::redirect::Policy::none());
-                    build(match key.1 {
-                        Some(t) => b.read_timeout(t),
-                        None => b,
-                    })
-                });
+                let built =
+                    client_builder_via(key.0.unwrap_or(SDK_CONNECT_TIMEOUT), self.proxy.as_ref())
+                        .and_then(|b| {
+                            let b = b.redirect(reqwest::redirect::Policy::none());
+                            build(match key.1 {
+                                Some(t) => b.read_timeout(t),
+                                None => b,
+                            })
+                        });
                 SdkConnector {
                     client: built.map_err(|f| f.to_string()),
                 }
@@ -374,6 +494,97 @@ mod tests {
                 names(cfg.crypto_provider()) == names(default)
             }
         );
+    }
+
+    #[test]
+    fn proxy_choice_table() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let some = |h: Option<&str>, s: Option<&str>, n: Option<&str>| {
+            Some(ProxyChoice {
+                http: h.map(str::to_string),
+                https: s.map(str::to_string),
+                no_proxy: n.map(str::to_string),
+            })
+        };
+        let full: &[(&str, &str)] = &[
+            ("HTTPS_PROXY", "http://s:1"),
+            ("http_proxy", "http://h:1"),
+            ("NO_PROXY", "internal"),
+        ];
+        #[rustfmt::skip]
+        type Row<'a> = (Option<&'a str>, Option<&'a str>, &'a [(&'a str, &'a str)], Option<ProxyChoice>);
+        let rows: Vec<Row> = vec![
+            // No input: the environment applies as for every client (reqwest reads it).
+            (None, None, full, None),
+            // An explicit proxy serves both schemes; NO_PROXY still bypasses it.
+            (
+                Some("http://p:3128"),
+                None,
+                full,
+                some(
+                    Some("http://p:3128"),
+                    Some("http://p:3128"),
+                    Some("internal"),
+                ),
+            ),
+            // An explicit bypass list replaces NO_PROXY and keeps the environment's proxies.
+            (
+                None,
+                Some("127.0.0.1"),
+                full,
+                some(Some("http://h:1"), Some("http://s:1"), Some("127.0.0.1")),
+            ),
+            (
+                Some("http://p:3128"),
+                Some("a,b"),
+                full,
+                some(Some("http://p:3128"), Some("http://p:3128"), Some("a,b")),
+            ),
+            // ALL_PROXY fills whichever scheme has no proxy of its own; empty values do not count.
+            (
+                None,
+                Some("x"),
+                &[("ALL_PROXY", "http://a:1"), ("HTTPS_PROXY", " ")],
+                some(Some("http://a:1"), Some("http://a:1"), Some("x")),
+            ),
+            (None, Some("x"), &[], some(None, None, Some("x"))),
+        ];
+        for (p, n, e, want) in rows {
+            assert_eq!(proxy_choice(p, n, &env(e)), want, "{p:?} {n:?} {e:?}");
+        }
+    }
+
+    #[test]
+    fn proxy_urls_never_echo_their_value() {
+        for ok in [
+            "http://p:3128",
+            "https://u:pw@proxy.example",
+            "http://10.0.0.1:8080/",
+        ] {
+            proxy_url("http-proxy", ok).unwrap();
+        }
+        for bad in [
+            "p:3128",
+            "socks5://p:1080",
+            "http://u:SECRETpw@p:3128/path",
+            "http://u:SECRETpw@p:3128?x",
+            "ftp://p",
+            "",
+            "http://",
+        ] {
+            let e = proxy_url("http-proxy", bad).unwrap_err().to_string();
+            assert!(
+                e.contains("`http-proxy`") && !e.contains("SECRET"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -22,8 +22,73 @@ fn sandbox(oidc: &OidcServer, sts: &str) -> Sandbox {
         .set("ACTIONS_ID_TOKEN_REQUEST_TOKEN", REQUEST_TOKEN)
         .set("AWS_ENDPOINT_URL_STS", sts)
         .set("GITHUB_RUN_ID", "4242")
-        .set("GITHUB_RUN_ATTEMPT", "1");
+        .set("GITHUB_RUN_ATTEMPT", "1")
+        .set("GITHUB_REPOSITORY", "octo-org/octo-repo")
+        .set("GITHUB_WORKFLOW", "deploy <prod>")
+        .set("GITHUB_ACTION", "__run_2")
+        .set("GITHUB_ACTOR", "octocat")
+        .set("GITHUB_SHA", "0123456789abcdef0123456789abcdef01234567")
+        .set("GITHUB_REF", "refs/heads/main");
     sb
+}
+
+/// moto, the token endpoint, and the recording STS proxy in front of moto.
+fn moto_stack() -> (Moto, OidcServer, StsFaults) {
+    let moto = Moto::start();
+    let oidc = OidcServer::start();
+    let proxy = StsFaults::start(Some(moto.port), vec![]);
+    (moto, oidc, proxy)
+}
+
+/// A refusal before any request: exit 2, every `needle` in the message, and neither the token
+/// endpoint nor STS asked anything.
+#[track_caller]
+fn assert_refused_unsent(r: &Run, oidc: &OidcServer, sts: &StsFaults, needles: &[&str]) {
+    r.expect_code(2);
+    for n in needles {
+        assert!(r.all().contains(n), "no {n:?} in:\n{}", r.all());
+    }
+    assert_eq!(
+        oidc.count(),
+        0,
+        "a refused input reached the token endpoint"
+    );
+    assert!(sts.requests().is_empty(), "a refused input reached STS");
+}
+
+/// The session tags (key, value) and transitive keys of one STS request, as sent.
+fn tags_sent(s: &sts_faults::Seen) -> (Vec<(String, String)>, Vec<String>) {
+    let mut tags = Vec::new();
+    for i in 1.. {
+        let Some(k) = s.field(&format!("Tags.member.{i}.Key")) else {
+            break;
+        };
+        let v = s.field(&format!("Tags.member.{i}.Value")).unwrap_or("");
+        tags.push((k.to_string(), v.to_string()));
+    }
+    let mut keys = Vec::new();
+    for i in 1.. {
+        let Some(k) = s.field(&format!("TransitiveTagKeys.member.{i}")) else {
+            break;
+        };
+        keys.push(k.to_string());
+    }
+    (tags, keys)
+}
+
+/// The tags configure-aws-credentials sends, for the run `sandbox` describes.
+fn default_tags() -> Vec<(String, String)> {
+    [
+        ("GitHub", "Actions"),
+        ("Repository", "octo-org/octo-repo"),
+        ("Workflow", "deploy _prod_"),
+        ("Action", "__run_2"),
+        ("Actor", "octocat"),
+        ("Commit", "0123456789abcdef0123456789abcdef01234567"),
+        ("Branch", "refs/heads/main"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .to_vec()
 }
 
 /// Run oidc-login under a watchdog (`timeout`), so a hang fails the test instead of stalling it.
@@ -145,13 +210,11 @@ fn oidc_login_exports_masked_credentials_and_leaks_nothing() {
 
 #[test]
 fn role_chaining_assumes_the_second_role_with_the_first_roles_credentials() {
-    let moto = Moto::start();
-    let oidc = OidcServer::start();
-    let proxy = StsFaults::start(Some(moto.port), vec![]);
+    let (_moto, oidc, proxy) = moto_stack();
     let sb = sandbox(&oidc, &proxy.endpoint());
     let mut args = base_args();
     args.extend([
-        "--role-chaining",
+        "--chain-to-role",
         ROLE2,
         "--role-external-id",
         "ext-id-42",
@@ -177,6 +240,9 @@ fn role_chaining_assumes_the_second_role_with_the_first_roles_credentials() {
     assert_eq!(reqs[1].field("RoleArn"), Some(ROLE2));
     assert_eq!(reqs[1].field("ExternalId"), Some("ext-id-42"));
     assert_eq!(reqs[1].field("DurationSeconds"), Some("1800"));
+    // The AssumeRole hop carries the run's session tags (the web-identity hop takes none).
+    assert_eq!(tags_sent(&reqs[1]), (default_tags(), vec![]));
+    assert_eq!(tags_sent(&reqs[0]), (vec![], vec![]));
     assert_eq!(
         reqs[1].field("PolicyArns.member.1.arn"),
         Some("arn:aws:iam::aws:policy/ReadOnlyAccess")
@@ -455,7 +521,9 @@ fn credentials_become_outputs_only_when_asked_and_account_id_can_be_masked() {
         !env.contains_key("AWS_ACCESS_KEY_ID"),
         "output-env-credentials=false"
     );
-    assert_eq!(env["AWS_REGION"], "eu-west-1");
+    // As configure-aws-credentials: without env credentials the region is not exported either
+    // (it would override the region of a profile later steps use).
+    assert!(!env.contains_key("AWS_REGION"), "{env:?}");
     // The account id appears in no log line except its mask.
     for l in r.stdout.lines().filter(|l| !l.starts_with("::add-mask::")) {
         assert!(!l.contains("123456789012"), "{l}");
@@ -565,14 +633,38 @@ fn every_bad_input_exits_2_names_the_input_and_sends_nothing() {
         ("role-duration-seconds", vec![], vec!["--role-duration-seconds", "899"]),
         ("role-duration-seconds", vec![], vec!["--role-duration-seconds", "43201"]),
         ("role-duration-seconds", vec![], vec!["--role-duration-seconds", "1h"]),
-        ("role-duration-seconds", vec![], vec!["--role-duration-seconds", "3601", "--role-chaining", ROLE2]),
+        ("role-duration-seconds", vec![], vec!["--role-duration-seconds", "3601", "--chain-to-role", ROLE2]),
         ("audience", vec![], vec!["--audience", ""]),
         ("audience", vec![], vec!["--audience", " sts.amazonaws.com"]),
         ("audience", vec![], vec!["--audience", "a,b"]),
         ("audience", vec![], vec!["--audience", &aud256]),
-        ("role-chaining", vec![], vec!["--role-chaining", "arn:aws:iam::123456789012:user/x"]),
+        ("chain-to-role", vec![], vec!["--chain-to-role", "arn:aws:iam::123456789012:user/x"]),
+        ("role-chaining", vec![], vec!["--role-chaining", ROLE2]),
+        ("role-chaining", vec![], vec!["--role-chaining", "yes"]),
+        // role-chaining: true with no credentials in the environment, or with a second hop.
+        ("role-chaining", vec![], vec!["--role-chaining", "true"]),
+        ("chain-to-role", vec![("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE1"), ("AWS_SECRET_ACCESS_KEY", "s3cretEXAMPLE")], vec!["--role-chaining", "true", "--chain-to-role", ROLE2]),
+        ("AWS_PROFILE", vec![("AWS_PROFILE", "nosuch")], vec!["--role-chaining", "true"]),
+        ("unset-current-credentials", vec![("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE1"), ("AWS_SECRET_ACCESS_KEY", "s3cretEXAMPLE")], vec!["--role-chaining", "true", "--unset-current-credentials"]),
+        ("unset-current-credentials", vec![], vec!["--use-existing-credentials", "--unset-current-credentials"]),
         ("role-external-id", vec![], vec!["--role-external-id", "abc"]),
-        ("role-external-id", vec![], vec!["--role-chaining", ROLE2, "--role-external-id", "a b"]),
+        ("role-external-id", vec![], vec!["--chain-to-role", ROLE2, "--role-external-id", "a b"]),
+        // Session tags need an AssumeRole hop; each is validated before any request.
+        ("custom-tags", vec![], vec!["--custom-tags", r#"{"Team": "payments"}"#]),
+        ("transitive-tag-keys", vec![], vec!["--transitive-tag-keys", "Team"]),
+        ("custom-tags", vec![], vec!["--chain-to-role", ROLE2, "--custom-tags", "[1]"]),
+        ("custom-tags", vec![], vec!["--chain-to-role", ROLE2, "--custom-tags", r#"{"GitHub": "x"}"#]),
+        ("transitive-tag-keys", vec![], vec!["--chain-to-role", ROLE2, "--transitive-tag-keys", "Team"]),
+        ("aws-profile", vec![], vec!["--aws-profile", "a b"]),
+        ("aws-profile", vec![], vec!["--aws-profile", "dev"]), // no RUNNER_TEMP
+        ("aws-profile", vec![("RUNNER_TEMP", "/tmp/rt")], vec!["--aws-profile", "dev"]), // AWS_CONFIG_FILE outside it
+        ("http-proxy", vec![], vec!["--http-proxy", "socks5://u:SECRETinURL@127.0.0.1:1080"]),
+        ("http-proxy", vec![], vec!["--http-proxy", "http://u:SECRETinURL@127.0.0.1:3128/x"]),
+        ("sts-endpoint", vec![], vec!["--sts-endpoint", "http://sts.eu-west-1.amazonaws.com"]),
+        ("sts-endpoint", vec![], vec!["--sts-endpoint", &sts_userinfo]),
+        ("action-timeout-s", vec![], vec!["--action-timeout-s", "3601"]),
+        ("action-timeout-s", vec![], vec!["--action-timeout-s", "5s"]),
+        ("action-timeout-s", vec![], vec!["--action-timeout-s", "30", "--timeout", "60"]),
         ("inline-session-policy", vec![], vec!["--inline-session-policy", "[1]"]),
         ("inline-session-policy", vec![], vec!["--inline-session-policy", "{"]),
         ("managed-session-policies", vec![], vec!["--managed-session-policies", "arn:aws:iam::aws:role/x"]),
@@ -681,36 +773,41 @@ fn environment_model_pins_account_and_region() {
             &c,
         ],
     );
-    r.expect_code(2);
-    assert!(
-        r.all().contains("`aws-region`") && r.all().contains("eu-central-1"),
-        "{}",
-        r.all()
+    assert_refused_unsent(&r, &oidc, &proxy, &["`aws-region`", "eu-central-1"]);
+}
+
+/// Run workflow `wf` under act in `repo`, wired to the token endpoint and moto's STS (also as
+/// `STS_ENDPOINT` for the AWS CLI); it must succeed. Returns the log.
+fn act_login_run(sb: &Sandbox, steps: &str, oidc: &OidcServer, moto: &Moto) -> String {
+    use crate::support::act;
+    let repo = sb.path().join("repo");
+    std::fs::create_dir_all(repo.join(".github/workflows")).unwrap();
+    let wf = format!(
+        "on: push\npermissions:\n  id-token: write\njobs:\n  login:\n    runs-on: ubuntu-latest\n    steps:\n{steps}"
     );
-    assert_eq!(oidc.count(), 0);
-    assert!(proxy.requests().is_empty());
+    std::fs::write(repo.join(".github/workflows/login.yml"), &wf).unwrap();
+    act::init_repo(&repo);
+    let url = format!("ACTIONS_ID_TOKEN_REQUEST_URL={}", oidc.request_url());
+    let tok = format!("ACTIONS_ID_TOKEN_REQUEST_TOKEN={REQUEST_TOKEN}");
+    let sts = format!("AWS_ENDPOINT_URL_STS={}", moto.endpoint());
+    let sts2 = format!("STS_ENDPOINT={}", moto.endpoint());
+    let args = ["--env", &url, "--env", &tok, "--env", &sts, "--env", &sts2];
+    let run = act::run(sb, &repo, "push", &args);
+    let log = run.all();
+    assert_eq!(run.code, 0, "act failed\n{log}\n--- workflow\n{wf}");
+    log
 }
 
 // Under act (host mode): the binary runs as one step and the NEXT step finds the credentials in
 // its environment (the GITHUB_ENV hand-over), masked in the log, and usable by the AWS CLI.
 #[test]
 fn act_run_hands_credentials_to_the_next_step_through_github_env() {
-    use crate::support::act;
     let moto = Moto::start();
     let oidc = OidcServer::start_with(&["--environment", "dev"]);
     let sb = Sandbox::plain();
-    let repo = sb.path().join("repo");
-    std::fs::create_dir_all(repo.join(".github/workflows")).unwrap();
     let aws_cli = crate::support::tool("aws");
     let wf = format!(
-        r#"on: push
-permissions:
-  id-token: write
-jobs:
-  login:
-    runs-on: ubuntu-latest
-    steps:
-      - id: login
+        r#"      - id: login
         env:
           GITOPS_ROLE_TO_ASSUME: {ROLE}
           GITOPS_AWS_REGION: eu-west-1
@@ -728,20 +825,7 @@ jobs:
         bin = bin("oidc-login").display(),
         aws = aws_cli.display(),
     );
-    std::fs::write(repo.join(".github/workflows/login.yml"), &wf).unwrap();
-    act::init_repo(&repo);
-    let url = format!("ACTIONS_ID_TOKEN_REQUEST_URL={}", oidc.request_url());
-    let tok = format!("ACTIONS_ID_TOKEN_REQUEST_TOKEN={REQUEST_TOKEN}");
-    let sts = format!("AWS_ENDPOINT_URL_STS={}", moto.endpoint());
-    let sts2 = format!("STS_ENDPOINT={}", moto.endpoint());
-    let run = act::run(
-        &sb,
-        &repo,
-        "push",
-        &["--env", &url, "--env", &tok, "--env", &sts, "--env", &sts2],
-    );
-    let log = run.all();
-    assert_eq!(run.code, 0, "act failed\n{log}\n--- workflow\n{wf}");
+    let log = act_login_run(&sb, &wf, &oidc, &moto);
     for want in [
         "NEXT account=123456789012 region=eu-west-1 default=eu-west-1",
         "NEXT key-prefix=ASIA key=***",
@@ -799,4 +883,654 @@ fn an_endpoint_echoing_secrets_past_the_display_cut_shows_no_part_of_them() {
     let jwt = tokens_sent(&proxy).pop().expect("a web-identity call");
     assert!(jwt.len() > 400, "{jwt}");
     sb.assert_no_piece_leaks(&r, &[&jwt, REQUEST_TOKEN], 12);
+}
+
+// ----- configure-aws-credentials v6 inputs (#15) ---------------------------------------------
+
+/// The names in one section (`[inputs]`, `[outputs]`) of the committed peer fixture.
+fn peer_names(section: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(
+        crate::support::root().join("tests/fixtures/peer/configure-aws-credentials-v6.txt"),
+    )
+    .unwrap();
+    let mut cur = String::new();
+    let mut out = Vec::new();
+    for l in text.lines().map(str::trim) {
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        if l.starts_with('[') {
+            cur = l.to_string();
+        } else if cur == section {
+            out.push(l.to_string());
+        }
+    }
+    out
+}
+
+// A team migrating changes only the `uses:` line: every input and output of the peer's v6 is one
+// of this action's (accepted with the same meaning, or refused with the reason, as the tests
+// below show per input).
+#[test]
+fn action_inputs_are_a_superset_of_configure_aws_credentials_v6() {
+    let text =
+        std::fs::read_to_string(crate::support::root().join("actions/oidc-login/action.yml"))
+            .unwrap();
+    let action: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    for (section, key) in [("[inputs]", "inputs"), ("[outputs]", "outputs")] {
+        let names = peer_names(section);
+        assert!(names.len() >= 6, "{section}: fixture unreadable");
+        let ours = action[key].as_mapping().unwrap();
+        let missing: Vec<&String> = names
+            .iter()
+            .filter(|n| !ours.contains_key(n.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{key} the peer has and we lack: {missing:?}"
+        );
+    }
+    assert_eq!(peer_names("[inputs]").len(), 32);
+}
+
+/// A sandbox whose job-private directory is `RUNNER_TEMP` (and no AWS file variables).
+fn profile_sandbox(oidc: &OidcServer, sts: &str) -> Sandbox {
+    let mut sb = sandbox(oidc, sts);
+    let rt = sb.path().join("runner-temp");
+    std::fs::create_dir_all(&rt).unwrap();
+    sb.set("RUNNER_TEMP", rt.display().to_string())
+        .unset("AWS_CONFIG_FILE")
+        .unset("AWS_SHARED_CREDENTIALS_FILE");
+    sb
+}
+
+/// `--role-to-assume <role> --aws-region <region> --aws-profile <profile>`.
+fn profile_args<'a>(role: &'a str, region: &'a str, profile: &'a str) -> Vec<&'a str> {
+    vec![
+        "--role-to-assume",
+        role,
+        "--aws-region",
+        region,
+        "--aws-profile",
+        profile,
+    ]
+}
+
+/// `role-chaining: true` to ROLE2: chain from the credentials an earlier step left.
+fn chain_from_existing_args() -> Vec<&'static str> {
+    vec![
+        "--role-to-assume",
+        ROLE2,
+        "--aws-region",
+        "eu-west-1",
+        "--role-chaining",
+        "true",
+    ]
+}
+
+/// What the runner does between steps: apply the step's GITHUB_ENV, then start a fresh one.
+fn next_step(sb: &mut Sandbox) {
+    for (k, v) in sb.exported() {
+        sb.set(&k, v);
+    }
+    std::fs::write(&sb.env["GITHUB_ENV"], "").unwrap();
+    std::fs::write(&sb.env["GITHUB_OUTPUT"], "").unwrap();
+}
+
+/// `aws sts get-caller-identity --profile <p>` as a later step would run it.
+fn aws_cli_identity(sb: &Sandbox, profile: &str, sts: &str) -> serde_json::Value {
+    let out = Command::new(crate::support::tool("aws"))
+        .args([
+            "sts",
+            "get-caller-identity",
+            "--output",
+            "json",
+            "--profile",
+            profile,
+        ])
+        .env_clear()
+        .env("PATH", &sb.env["PATH"])
+        .env("HOME", &sb.env["HOME"])
+        .env("AWS_CONFIG_FILE", &sb.env["AWS_CONFIG_FILE"])
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            &sb.env["AWS_SHARED_CREDENTIALS_FILE"],
+        )
+        .env("AWS_ENDPOINT_URL_STS", sts)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "aws cli --profile {profile}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+// `aws-profile`: two calls in one job hold credentials for two accounts at once, as named
+// profiles in job-private files (0600) under RUNNER_TEMP; the real AWS CLI uses each.
+#[test]
+fn aws_profiles_hold_two_accounts_in_one_job_for_the_aws_cli() {
+    use std::os::unix::fs::PermissionsExt;
+    let (moto, oidc, proxy) = moto_stack();
+    let mut sb = profile_sandbox(&oidc, &proxy.endpoint());
+    let rt = sb.env["RUNNER_TEMP"].clone();
+    let r1 = login(&sb, &profile_args(ROLE, "eu-west-1", "dev"));
+    r1.expect_code(0);
+    let env = sb.exported();
+    assert_eq!(env["AWS_CONFIG_FILE"], format!("{rt}/gitops-aws/config"));
+    assert_eq!(
+        env["AWS_SHARED_CREDENTIALS_FILE"],
+        format!("{rt}/gitops-aws/credentials")
+    );
+    // As the peer: with a profile, nothing else is exported unless output-env-credentials says so.
+    for k in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_REGION",
+    ] {
+        assert!(!env.contains_key(k), "{k} exported: {env:?}");
+    }
+    assert_eq!(sb.outputs()["aws-account-id"], "123456789012");
+    next_step(&mut sb);
+    let prod = "arn:aws:iam::210987654321:role/deploy-prod";
+    let r2 = login(&sb, &profile_args(prod, "us-east-1", "prod"));
+    r2.expect_code(0);
+    next_step(&mut sb);
+
+    let creds_file = format!("{rt}/gitops-aws/credentials");
+    let text = std::fs::read_to_string(&creds_file).unwrap();
+    assert!(
+        text.contains("[dev]\n") && text.contains("[prod]\n"),
+        "{text}"
+    );
+    let config = std::fs::read_to_string(format!("{rt}/gitops-aws/config")).unwrap();
+    assert!(
+        config.contains("[profile dev]\nregion = eu-west-1"),
+        "{config}"
+    );
+    assert!(
+        config.contains("[profile prod]\nregion = us-east-1"),
+        "{config}"
+    );
+    for f in ["credentials", "config"] {
+        let m = std::fs::metadata(format!("{rt}/gitops-aws/{f}")).unwrap();
+        assert_eq!(m.permissions().mode() & 0o777, 0o600, "{f}");
+    }
+    assert!(
+        !sb.path().join("home/.aws").exists(),
+        "wrote the runner user's ~/.aws"
+    );
+
+    let dev = aws_cli_identity(&sb, "dev", &moto.endpoint());
+    assert_eq!(dev["Account"], "123456789012", "{dev}");
+    assert!(
+        dev["Arn"]
+            .as_str()
+            .unwrap()
+            .contains(":assumed-role/deploy/"),
+        "{dev}"
+    );
+    let prod_id = aws_cli_identity(&sb, "prod", &moto.endpoint());
+    assert_eq!(prod_id["Account"], "210987654321", "{prod_id}");
+    assert!(prod_id["Arn"]
+        .as_str()
+        .unwrap()
+        .contains(":assumed-role/deploy-prod/"));
+
+    // The same profile again is refused before any request, unless overwrite-aws-profile.
+    let before = (oidc.count(), proxy.requests().len());
+    let r3 = login(&sb, &profile_args(ROLE, "eu-west-1", "dev"));
+    r3.expect_code(2);
+    assert!(r3.all().contains("`aws-profile`") && r3.all().contains("overwrite-aws-profile"));
+    assert_eq!(
+        (oidc.count(), proxy.requests().len()),
+        before,
+        "refusal made requests"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&creds_file).unwrap(),
+        text,
+        "refusal changed the file"
+    );
+    let mut args = profile_args(ROLE, "eu-west-1", "dev");
+    args.extend([
+        "--overwrite-aws-profile",
+        "--output-env-credentials",
+        "true",
+    ]);
+    let r4 = login(&sb, &args);
+    r4.expect_code(0);
+    let after = std::fs::read_to_string(&creds_file).unwrap();
+    let section = |t: &str, name: &str| {
+        t.split("\n\n")
+            .find(|s| s.trim_start().starts_with(&format!("[{name}]")))
+            .unwrap()
+            .trim_end()
+            .to_string()
+    };
+    assert_ne!(
+        section(&after, "dev"),
+        section(&text, "dev"),
+        "dev not replaced"
+    );
+    assert_eq!(section(&after, "prod"), section(&text, "prod"), "prod lost");
+    // output-env-credentials: true with a profile also exports AWS_PROFILE and the keys.
+    let env = sb.exported();
+    assert_eq!(env["AWS_PROFILE"], "dev");
+    assert!(env["AWS_ACCESS_KEY_ID"].starts_with("ASIA"));
+
+    // No key of any profile is printed anywhere.
+    let keys: Vec<String> = after
+        .lines()
+        .filter_map(|l| l.split_once(" = ").map(|(_, v)| v.to_string()))
+        .collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    for r in [&r1, &r2, &r3] {
+        for k in &keys {
+            for l in r.all().lines().filter(|l| !l.starts_with("::add-mask::")) {
+                assert!(!l.contains(k), "a profile key was printed: {l}");
+            }
+        }
+    }
+}
+
+// `role-chaining: true` is the peer's meaning: the role is assumed with the credentials an
+// earlier step left (here the profile it wrote, named by AWS_PROFILE), not with an OIDC token;
+// that AssumeRole hop carries the session tags.
+#[test]
+fn role_chaining_true_chains_from_the_profile_an_earlier_step_left_with_session_tags() {
+    let (_moto, oidc, proxy) = moto_stack();
+    let mut sb = profile_sandbox(&oidc, &proxy.endpoint());
+    login(&sb, &profile_args(ROLE, "eu-west-1", "first")).expect_code(0);
+    next_step(&mut sb);
+    let first_file = std::fs::read_to_string(&sb.env["AWS_SHARED_CREDENTIALS_FILE"]).unwrap();
+    let value_of = |key: &str| {
+        first_file
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} = ")).map(str::to_string))
+            .unwrap()
+    };
+    let (first_id, first_key) = (
+        value_of("aws_access_key_id"),
+        value_of("aws_secret_access_key"),
+    );
+    sb.set("AWS_PROFILE", "first");
+    let tokens_before = oidc.count();
+    let seen_before = proxy.requests().len();
+    let mut args = profile_args(ROLE2, "eu-west-1", "second");
+    args.extend(["--role-chaining", "true"]);
+    args.extend([
+        "--custom-tags",
+        r#"{"Team": "payments"}"#,
+        "--transitive-tag-keys",
+        "Repository\nTeam",
+        "--role-external-id",
+        "ext-7",
+    ]);
+    let r = login(&sb, &args);
+    r.expect_code(0);
+    assert_eq!(
+        oidc.count(),
+        tokens_before,
+        "role-chaining: true asked for an OIDC token"
+    );
+    let reqs: Vec<_> = proxy.requests().into_iter().skip(seen_before).collect();
+    let actions: Vec<&str> = reqs.iter().map(|s| s.action.as_str()).collect();
+    assert_eq!(actions, ["AssumeRole", "GetCallerIdentity"]);
+    assert_eq!(reqs[0].field("RoleArn"), Some(ROLE2));
+    assert_eq!(reqs[0].field("ExternalId"), Some("ext-7"));
+    // Signed with the first profile's key: the credentials the earlier step left.
+    assert_eq!(reqs[0].signed_by.as_deref(), Some(first_id.as_str()));
+    let mut want = default_tags();
+    want.push(("Team".into(), "payments".into()));
+    assert_eq!(
+        tags_sent(&reqs[0]),
+        (want, vec!["Repository".into(), "Team".into()])
+    );
+    assert!(sb.outputs()["authenticated-arn"].contains(":assumed-role/second/"));
+    // The source profile's secret was masked before anything else and never printed.
+    assert!(r
+        .stdout
+        .lines()
+        .next()
+        .unwrap_or("")
+        .starts_with("::add-mask::"));
+    assert!(r.stdout.contains(&format!("::add-mask::{first_key}")));
+    sb.assert_no_leak(&r, &[&first_key], &[]);
+
+    // role-skip-session-tagging: the hop carries only what custom-tags adds (here nothing).
+    next_step(&mut sb);
+    let seen_before = proxy.requests().len();
+    let mut args = chain_from_existing_args();
+    args.push("--role-skip-session-tagging");
+    login(&sb, &args).expect_code(0);
+    let hop = &proxy.requests()[seen_before];
+    assert_eq!(hop.action, "AssumeRole");
+    assert_eq!(tags_sent(hop), (vec![], vec![]));
+}
+
+// The old one-step form (`role-chaining: <ARN>`) fails with the migration, before any request.
+#[test]
+fn role_chaining_with_an_arn_names_chain_to_role() {
+    let oidc = OidcServer::start();
+    let proxy = StsFaults::start(None, vec![]);
+    let mut sb = sandbox(&oidc, &proxy.endpoint());
+    sb.set("GITOPS_ROLE_CHAINING", ROLE2);
+    let r = login(&sb, &base_args());
+    let needles = ["`role-chaining`", "chain-to-role: <ARN>", "sts:TagSession"];
+    assert_refused_unsent(&r, &oidc, &proxy, &needles);
+}
+
+// Static keys and force-skip-oidc are inputs only to be refused: exit 2, the keyless design and
+// the migration explained, the value masked first and found on no channel, nothing requested.
+#[test]
+fn static_keys_and_force_skip_oidc_are_refused_masked_and_never_sent() {
+    let oidc = OidcServer::start();
+    let proxy = StsFaults::start(None, vec![]);
+    let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYSECRETKEY";
+    for var in [
+        "GITOPS_AWS_ACCESS_KEY_ID",
+        "GITOPS_AWS_SECRET_ACCESS_KEY",
+        "GITOPS_AWS_SESSION_TOKEN",
+    ] {
+        let mut sb = sandbox(&oidc, &proxy.endpoint());
+        sb.set(var, secret);
+        let r = login(&sb, &base_args());
+        let input = var
+            .trim_start_matches("GITOPS_")
+            .to_ascii_lowercase()
+            .replace('_', "-");
+        let named = format!("`{input}`");
+        assert_refused_unsent(&r, &oidc, &proxy, &[&named, "keyless", "id-token: write"]);
+        assert_eq!(
+            r.stdout.lines().next(),
+            Some(format!("::add-mask::{secret}").as_str())
+        );
+        sb.assert_no_leak(&r, &[secret], &[]);
+        assert!(sb.exported().is_empty() && sb.outputs().is_empty());
+    }
+    let mut sb = sandbox(&oidc, &proxy.endpoint());
+    sb.set("GITOPS_FORCE_SKIP_OIDC", "true");
+    let r = login(&sb, &base_args());
+    assert_refused_unsent(
+        &r,
+        &oidc,
+        &proxy,
+        &["`force-skip-oidc`", "role-chaining: true"],
+    );
+}
+
+// http-proxy relays the token request and every STS call; no-proxy (or NO_PROXY) bypasses it;
+// HTTP_PROXY is honoured without the input, HTTPS_PROXY for an https endpoint (a CONNECT).
+#[test]
+fn proxies_relay_what_they_should_and_no_proxy_bypasses_them() {
+    use crate::support::fwdproxy::FwdProxy;
+    let moto = Moto::start();
+    let oidc = OidcServer::start();
+    let fwd = FwdProxy::start();
+    let moto_at = format!("127.0.0.1:{}", moto.port);
+    let oidc_at = format!("127.0.0.1:{}", oidc.port);
+    let with_auth = fwd
+        .url()
+        .replace("http://", "http://proxyuser:SECRETproxyPW@");
+
+    let sb = sandbox(&oidc, &moto.endpoint());
+    let mut args = base_args();
+    args.extend(["--http-proxy", &with_auth]);
+    let r = login(&sb, &args);
+    r.expect_code(0);
+    let relayed = fwd.relayed();
+    assert_eq!(
+        relayed,
+        [
+            format!("GET {oidc_at}"),
+            format!("POST {moto_at}"),
+            format!("POST {moto_at}")
+        ],
+        "{}",
+        r.all()
+    );
+    sb.assert_no_leak(&r, &["SECRETproxyPW"], &[]);
+
+    // no-proxy bypasses the input's proxy; NO_PROXY bypasses HTTP_PROXY.
+    let sb = sandbox(&oidc, &moto.endpoint());
+    let mut args = base_args();
+    args.extend(["--http-proxy", &with_auth, "--no-proxy", "127.0.0.1"]);
+    login(&sb, &args).expect_code(0);
+    let mut sb = sandbox(&oidc, &moto.endpoint());
+    sb.set("HTTP_PROXY", fwd.url())
+        .set("NO_PROXY", "localhost,127.0.0.1");
+    login(&sb, &base_args()).expect_code(0);
+    assert_eq!(
+        fwd.relayed().len(),
+        3,
+        "a bypassed request went through the proxy"
+    );
+
+    // HTTP_PROXY alone is honoured (the environment's policy, as every client of net).
+    let mut sb = sandbox(&oidc, &moto.endpoint());
+    sb.set("HTTP_PROXY", fwd.url());
+    login(&sb, &base_args()).expect_code(0);
+    assert_eq!(fwd.relayed().len(), 6, "{:?}", fwd.relayed());
+
+    // HTTPS_PROXY carries an https endpoint through CONNECT (moto speaks no TLS, so the login
+    // fails after the tunnel: what is observable is that the proxy was asked).
+    let mut sb = sandbox(&oidc, &format!("https://{moto_at}"));
+    sb.set("HTTPS_PROXY", fwd.url());
+    let mut args = base_args();
+    args.extend(["--disable-retry", "--timeout", "20"]);
+    let r = login(&sb, &args);
+    r.expect_code(3);
+    assert_eq!(
+        fwd.relayed().last(),
+        Some(&format!("CONNECT {moto_at}")),
+        "{}",
+        r.all()
+    );
+    assert!(sb.exported().is_empty());
+}
+
+// sts-endpoint takes the place of AWS_ENDPOINT_URL_STS (a bare host name means https://).
+#[test]
+fn sts_endpoint_input_replaces_the_environments_endpoint() {
+    let (_moto, oidc, proxy) = moto_stack();
+    // The environment's endpoint is dead: only the input's can answer.
+    let sb = sandbox(&oidc, "http://127.0.0.1:9");
+    let mut args = base_args();
+    let ep = proxy.endpoint();
+    args.extend(["--sts-endpoint", &ep]);
+    login(&sb, &args).expect_code(0);
+    assert_eq!(proxy.count(WI), 1);
+    assert_eq!(proxy.count("GetCallerIdentity"), 1);
+}
+
+// disable-retry: one attempt, no retry line; action-timeout-s is the overall deadline.
+#[test]
+fn disable_retry_and_action_timeout_s() {
+    let oidc = OidcServer::start();
+    let proxy = StsFaults::start(None, vec![sts_faults::throttling(); 5]);
+    let sb = sandbox(&oidc, &proxy.endpoint());
+    let mut args = base_args();
+    args.extend(["--disable-retry", "--retry-max-attempts", "8"]);
+    let r = login(&sb, &args);
+    r.expect_code(3);
+    assert_eq!(proxy.count(WI), 1, "{}", r.all());
+    assert!(retry_lines(&r).is_empty(), "{}", r.all());
+
+    let proxy = StsFaults::start(None, vec![Fault::Blackhole; 20]);
+    let sb = sandbox(&oidc, &proxy.endpoint());
+    let mut args = base_args();
+    args.extend(["--action-timeout-s", "3"]);
+    let t = std::time::Instant::now();
+    let r = login(&sb, &args);
+    r.expect_code(3);
+    assert!(r.all().contains("overall timeout"), "{}", r.all());
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(15),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+// use-existing-credentials: valid credentials an earlier step exported stay (one
+// GetCallerIdentity, no token); rejected ones (here STS says so) lead to a normal login.
+#[test]
+fn use_existing_credentials_keeps_valid_ones_and_replaces_rejected_ones() {
+    let (moto, oidc, proxy) = moto_stack();
+    let mut sb = sandbox(&oidc, &proxy.endpoint());
+    login(&sb, &base_args()).expect_code(0);
+    next_step(&mut sb);
+    let (tokens, seen) = (oidc.count(), proxy.requests().len());
+    let mut args = base_args();
+    args.push("--use-existing-credentials");
+    let r = login(&sb, &args);
+    r.expect_code(0);
+    assert_eq!(
+        oidc.count(),
+        tokens,
+        "asked for a token although the credentials were valid"
+    );
+    let actions: Vec<String> = proxy
+        .requests()
+        .into_iter()
+        .skip(seen)
+        .map(|s| s.action)
+        .collect();
+    assert_eq!(actions, ["GetCallerIdentity"]);
+    let check = &proxy.requests()[seen];
+    assert_eq!(
+        check.signed_by.as_deref(),
+        Some(sb.env["AWS_ACCESS_KEY_ID"].as_str())
+    );
+    assert!(r.all().contains("are valid"), "{}", r.all());
+    assert_eq!(sb.outputs()["aws-account-id"], "123456789012");
+    assert!(sb.exported().is_empty(), "nothing new to export");
+
+    // STS rejects them: a normal login follows.
+    let proxy = StsFaults::start(Some(moto.port), vec![sts_faults::invalid_client_token_id()]);
+    let mut sb2 = sandbox(&oidc, &proxy.endpoint());
+    for k in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ] {
+        sb2.set(k, &sb.env[k]);
+    }
+    let r = login(&sb2, &args);
+    r.expect_code(0);
+    let actions: Vec<String> = proxy.requests().into_iter().map(|s| s.action).collect();
+    assert_eq!(
+        actions,
+        ["GetCallerIdentity", WI, "GetCallerIdentity"],
+        "{}",
+        r.all()
+    );
+    assert!(r.all().contains("not usable"), "{}", r.all());
+    assert!(sb2.exported()["AWS_ACCESS_KEY_ID"].starts_with("ASIA"));
+
+    // An AWS_PROFILE that does not exist (yet) is "none to keep", said in a notice.
+    let mut sb3 = sandbox(&oidc, &proxy.endpoint());
+    sb3.set("AWS_PROFILE", "not-yet");
+    let r = login(&sb3, &args);
+    r.expect_code(0);
+    assert!(r.all().contains("none usable"), "{}", r.all());
+    assert!(sb3.exported()["AWS_ACCESS_KEY_ID"].starts_with("ASIA"));
+}
+
+// special-characters-workaround is accepted, changes nothing, and says why (and
+// `force-skip-oidc: false` is accepted).
+#[test]
+fn special_characters_workaround_is_accepted_and_explained() {
+    let (_moto, oidc, proxy) = moto_stack();
+    let mut sb = sandbox(&oidc, &proxy.endpoint());
+    // force-skip-oidc: false is the peer's default and simply accepted.
+    sb.set("GITOPS_SPECIAL_CHARACTERS_WORKAROUND", "true")
+        .set("GITOPS_FORCE_SKIP_OIDC", "false");
+    let r = login(&sb, &base_args());
+    r.expect_code(0);
+    assert!(
+        r.all()
+            .contains("special-characters-workaround has no effect"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(proxy.count(WI), 1, "asked STS more than once");
+}
+
+// Under act: the peer's two-step profile chain (README of configure-aws-credentials v6) — a
+// profile from OIDC, then `role-chaining: true` from it with `env: AWS_PROFILE` — and a later
+// step's AWS CLI using the second profile. The files live under act's RUNNER_TEMP and reach the
+// later steps through GITHUB_ENV alone.
+#[test]
+fn act_run_chains_profiles_as_the_peer_documents() {
+    let moto = Moto::start();
+    let oidc = OidcServer::start();
+    let sb = Sandbox::plain();
+    let wf = format!(
+        r#"      - env:
+          GITOPS_ROLE_TO_ASSUME: {ROLE}
+          GITOPS_AWS_REGION: eu-west-1
+          GITOPS_AWS_PROFILE: first
+        # The sandbox points AWS_*_FILE outside RUNNER_TEMP (a real runner sets neither).
+        run: |
+          unset AWS_CONFIG_FILE AWS_SHARED_CREDENTIALS_FILE
+          '{bin}'
+      - env:
+          GITOPS_ROLE_TO_ASSUME: {ROLE2}
+          GITOPS_AWS_REGION: eu-west-1
+          GITOPS_AWS_PROFILE: second
+          GITOPS_ROLE_CHAINING: "true"
+          AWS_PROFILE: first
+        run: '{bin}'
+      - run: |
+          case "$AWS_SHARED_CREDENTIALS_FILE" in "$RUNNER_TEMP"/*) echo "NEXT files under RUNNER_TEMP";; esac
+          test -z "${{AWS_ACCESS_KEY_ID:-}}" && echo "NEXT no env keys"
+          '{aws}' sts get-caller-identity --profile second --endpoint-url "$STS_ENDPOINT" --query Arn --output text | sed 's/^/NEXT second=/'
+"#,
+        bin = bin("oidc-login").display(),
+        aws = crate::support::tool("aws").display(),
+    );
+    let log = act_login_run(&sb, &wf, &oidc, &moto);
+    for want in [
+        "NEXT files under RUNNER_TEMP",
+        "NEXT no env keys",
+        "NEXT second=arn:aws:sts::123456789012:assumed-role/second/",
+    ] {
+        assert!(log.contains(want), "missing {want:?} in act log\n{log}");
+    }
+    assert_eq!(oidc.count(), 1, "the chained step asked for a token");
+    assert!(!sb.path().join("home/.aws").exists());
+    let akid = regex_lite::Regex::new(r"ASIA[A-Z0-9]{16}").unwrap();
+    assert!(
+        !akid.is_match(&log),
+        "an access key id reached the act log\n{log}"
+    );
+}
+
+// role-chaining: true from the keys an earlier step exported (the peer's commonest chain): the
+// AssumeRole hop is signed with them and no token is asked for.
+#[test]
+fn role_chaining_true_chains_from_exported_environment_keys() {
+    let (_moto, oidc, proxy) = moto_stack();
+    let mut sb = sandbox(&oidc, &proxy.endpoint());
+    login(&sb, &base_args()).expect_code(0);
+    next_step(&mut sb);
+    let first_id = sb.env["AWS_ACCESS_KEY_ID"].clone();
+    let first_secret = sb.env["AWS_SECRET_ACCESS_KEY"].clone();
+    let seen = proxy.requests().len();
+    let r = login(&sb, &chain_from_existing_args());
+    r.expect_code(0);
+    assert_eq!(oidc.count(), 1, "the chained step asked for a token");
+    let reqs: Vec<_> = proxy.requests().into_iter().skip(seen).collect();
+    assert_eq!(reqs[0].action, "AssumeRole");
+    assert_eq!(reqs[0].signed_by.as_deref(), Some(first_id.as_str()));
+    assert_eq!(tags_sent(&reqs[0]).0, default_tags());
+    // The new session's keys replace the old ones for later steps.
+    let env = sb.exported();
+    assert_ne!(env["AWS_ACCESS_KEY_ID"], first_id);
+    assert!(sb.outputs()["authenticated-arn"].contains(":assumed-role/second/"));
+    sb.assert_no_leak(&r, &[&first_secret], &[]);
 }

@@ -108,7 +108,7 @@ struct Req {
 
 type Head = (String, Vec<(String, String)>);
 
-fn read_head(r: &mut impl BufRead) -> std::io::Result<Option<Head>> {
+pub(super) fn read_head(r: &mut impl BufRead) -> std::io::Result<Option<Head>> {
     let mut first = String::new();
     if r.read_line(&mut first)? == 0 {
         return Ok(None);
@@ -134,7 +134,7 @@ fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn read_body(
+pub(super) fn read_body(
     r: &mut impl BufRead,
     h: &[(String, String)],
     until_eof: bool,

@@ -4,6 +4,7 @@
 
 pub mod act;
 pub mod faultproxy;
+pub mod fwdproxy;
 pub mod git_http;
 pub mod github_comments_fake;
 pub mod github_fake;

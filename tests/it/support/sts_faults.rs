@@ -104,6 +104,8 @@ pub struct Seen {
     pub action: String,
     /// The decoded form fields.
     pub form: Vec<(String, String)>,
+    /// The access key id the request was signed with (SigV4 `Credential=<id>/...`), if signed.
+    pub signed_by: Option<String>,
 }
 
 impl Seen {
@@ -241,9 +243,18 @@ fn handle(mut conn: TcpStream, shared: &Shared) {
         .find(|(k, _)| k == "Action")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
+    let signed_by = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        if !k.eq_ignore_ascii_case("authorization") {
+            return None;
+        }
+        let cred = v.split("Credential=").nth(1)?;
+        cred.split('/').next().map(str::to_string)
+    });
     shared.seen.lock().unwrap().push(Seen {
         action,
         form: form.clone(),
+        signed_by,
     });
     let fault = shared.script.lock().unwrap().pop_front();
     let fault = fault.unwrap_or(if shared.upstream.is_some() {
