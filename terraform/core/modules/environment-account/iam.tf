@@ -27,6 +27,7 @@ locals {
 }
 
 data "aws_iam_policy_document" "trust" {
+  #checkov:skip=CKV_AWS_358:The `sub` condition is one exact subject per role (repo:OWNER/REPO:environment:ENV or its immutable form, no wildcard), built in the root module's locals (deploy_sub, plan_sub) and passed in through var.environments, which checkov does not follow; tests/it/e2e.rs checks its form.
   for_each = local.roles
 
   statement {

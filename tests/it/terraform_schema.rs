@@ -1,0 +1,474 @@
+//! Every `resource`, `data` and `provider` block under `terraform/` checked against the real
+//! provider schemas, without the providers: `tests/fixtures/provider-schemas/subset.json` is cut
+//! by `scripts/cut-provider-schemas` from the CDK for Terraform bindings on the npm registry
+//! (`@cdktf/provider-aws` 21.x = hashicorp/aws 6.25, `@cdktf/provider-github` 15.x =
+//! integrations/github 6.9), which are generated from the providers' own schemas.
+//!
+//! What is refused: an unknown argument or block (with where the schema has that name, when it
+//! is a nesting mistake), an argument written as a block or a block as an argument, a missing
+//! required argument or block, two blocks where the schema allows one, a literal of the wrong
+//! type (a string for a list, a word for a boolean ...), and a resource type the subset lacks
+//! (re-run the script). Expressions are not evaluated: their types are Terraform's to check.
+
+use crate::support::root;
+use hcl_edit::expr::Expression;
+use hcl_edit::structure::{Body, Structure};
+use hcl_edit::Span;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+const FIXTURE: &str = "tests/fixtures/provider-schemas/subset.json";
+
+#[derive(Debug, Deserialize)]
+struct Fixture {
+    packages: BTreeMap<String, Package>,
+    provider: BTreeMap<String, Schema>,
+    resource: BTreeMap<String, Schema>,
+    data: BTreeMap<String, Schema>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Package {
+    version: String,
+    provider: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Schema {
+    #[serde(default)]
+    attributes: BTreeMap<String, Attr>,
+    #[serde(default)]
+    blocks: BTreeMap<String, Nested>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Attr {
+    #[serde(rename = "type")]
+    ty: String,
+    required: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct Nested {
+    nesting: String,
+    required: bool,
+    #[serde(flatten)]
+    schema: Schema,
+}
+
+fn fixture() -> Fixture {
+    let text = std::fs::read_to_string(root().join(FIXTURE)).expect("the schema subset");
+    serde_json::from_str(&text).expect("the schema subset is JSON of its shape")
+}
+
+/// Meta-arguments and meta-blocks Terraform itself handles, per top-level block kind.
+fn meta(kind: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    match kind {
+        "resource" => (
+            &["count", "for_each", "provider", "depends_on"],
+            &["lifecycle", "provisioner", "connection"],
+        ),
+        "data" => (
+            &["count", "for_each", "provider", "depends_on"],
+            &["lifecycle"],
+        ),
+        _ => (&["version"], &[]),
+    }
+}
+
+/// Where else in `schema` a name is an argument or block (`encryption_configuration`), for the
+/// hint on a nesting mistake.
+fn places(schema: &Schema, name: &str, at: &str, out: &mut Vec<String>) {
+    for (b, n) in &schema.blocks {
+        let here = if at.is_empty() {
+            b.clone()
+        } else {
+            format!("{at}.{b}")
+        };
+        if n.schema.attributes.contains_key(name) || n.schema.blocks.contains_key(name) {
+            out.push(here.clone());
+        }
+        places(&n.schema, name, &here, out);
+    }
+}
+
+/// Why a literal cannot be a value of type `ty` (the storage class names of the bindings:
+/// `string`, `number`, `boolean`, `stringList`, `stringMap`, ... `any`); `None`: it can, or it
+/// is an expression whose type is Terraform's to check.
+fn literal_mismatch(ty: &str, value: &Expression) -> Option<&'static str> {
+    let list = ty.ends_with("List");
+    let map = ty.ends_with("Map");
+    let simple = matches!(ty, "string" | "number" | "boolean");
+    match value {
+        Expression::Array(_) if !list && (simple || map) => Some("a list"),
+        Expression::Object(_) if simple || list => Some("an object"),
+        Expression::String(s) if list || map => Some(if s.is_empty() {
+            "an empty string"
+        } else {
+            "a string"
+        }),
+        Expression::String(s) if ty == "number" && s.trim().parse::<f64>().is_err() => {
+            Some("a string that is not a number")
+        }
+        Expression::String(s) if ty == "boolean" && !matches!(s.as_str(), "true" | "false") => {
+            Some("a string that is not true or false")
+        }
+        Expression::Bool(_) if ty == "number" || list || map => Some("a boolean"),
+        Expression::Number(_) if ty == "boolean" || list || map => Some("a number"),
+        _ => None,
+    }
+}
+
+struct Checker<'a> {
+    file: String,
+    text: &'a str,
+    out: Vec<String>,
+}
+
+impl Checker<'_> {
+    fn line(&self, span: Option<std::ops::Range<usize>>) -> usize {
+        span.map_or(0, |s| self.text[..s.start].matches('\n').count() + 1)
+    }
+
+    fn say(&mut self, span: Option<std::ops::Range<usize>>, what: &str, msg: String) {
+        let line = self.line(span);
+        self.out.push(format!("{}:{line}: {what}: {msg}", self.file));
+    }
+
+    /// Check one body against its schema; `top` is the resource's whole schema (for hints).
+    fn body(
+        &mut self,
+        schema: &Schema,
+        top: &Schema,
+        body: &Body,
+        what: &str,
+        meta: (&[&str], &[&str]),
+    ) {
+        let mut seen_blocks: BTreeMap<String, usize> = BTreeMap::new();
+        for s in body.iter() {
+            match s {
+                Structure::Attribute(a) => {
+                    let k = a.key.as_str();
+                    if meta.0.contains(&k) {
+                        continue;
+                    }
+                    if let Some(attr) = schema.attributes.get(k) {
+                        if let Some(why) = literal_mismatch(&attr.ty, &a.value) {
+                            self.say(
+                                a.span(),
+                                what,
+                                format!("`{k}` is of type {} but is given {why}", attr.ty),
+                            );
+                        }
+                    } else if schema.blocks.contains_key(k) {
+                        self.say(
+                            a.span(),
+                            what,
+                            format!("`{k}` is a block, written as an argument (`{k} = ...`)"),
+                        );
+                    } else {
+                        let hint = self.hint(top, k);
+                        self.say(a.span(), what, format!("unknown argument `{k}`{hint}"));
+                    }
+                }
+                Structure::Block(b) => {
+                    let k = b.ident.as_str();
+                    if meta.1.contains(&k) {
+                        continue;
+                    }
+                    let (name, dynamic) = if k == "dynamic" {
+                        (b.labels.first().map_or("", |l| l.as_str()), true)
+                    } else {
+                        (k, false)
+                    };
+                    let Some(nested) = schema.blocks.get(name) else {
+                        let msg = if schema.attributes.contains_key(name) {
+                            format!("`{name}` is an argument, written as a block (use `{name} = ...`)")
+                        } else {
+                            let hint = self.hint(top, name);
+                            format!("unknown block `{name}`{hint}")
+                        };
+                        self.say(b.span(), what, msg);
+                        continue;
+                    };
+                    let inner = format!("{what} > {name}");
+                    if dynamic {
+                        let mut contents = 0;
+                        for c in b.body.iter() {
+                            match c {
+                                Structure::Block(c) if c.ident.as_str() == "content" => {
+                                    contents += 1;
+                                    self.body(&nested.schema, top, &c.body, &inner, (&[], &[]));
+                                }
+                                Structure::Attribute(a)
+                                    if matches!(
+                                        a.key.as_str(),
+                                        "for_each" | "iterator" | "labels"
+                                    ) => {}
+                                other => {
+                                    self.say(
+                                        other.span(),
+                                        &inner,
+                                        "a dynamic block holds only for_each, iterator, labels and one content block".into(),
+                                    );
+                                }
+                            }
+                        }
+                        if contents != 1 {
+                            self.say(
+                                b.span(),
+                                &inner,
+                                "a dynamic block needs exactly one content block".into(),
+                            );
+                        }
+                    } else {
+                        *seen_blocks.entry(name.to_string()).or_default() += 1;
+                        self.body(&nested.schema, top, &b.body, &inner, (&[], &[]));
+                    }
+                    *seen_blocks.entry(format!("any {name}")).or_default() += 1;
+                }
+            }
+        }
+        for (k, a) in &schema.attributes {
+            if a.required && !body.has_attribute(k) {
+                self.say(
+                    None,
+                    what,
+                    format!("missing required argument `{k}`"),
+                );
+            }
+        }
+        for (k, n) in &schema.blocks {
+            if n.required && !seen_blocks.contains_key(&format!("any {k}")) {
+                self.say(None, what, format!("missing required block `{k}`"));
+            }
+            if n.nesting == "single" && seen_blocks.get(k).copied().unwrap_or(0) > 1 {
+                self.say(
+                    None,
+                    what,
+                    format!("at most one `{k}` block is allowed"),
+                );
+            }
+        }
+    }
+
+    fn hint(&self, top: &Schema, name: &str) -> String {
+        let mut at = Vec::new();
+        if top.attributes.contains_key(name) || top.blocks.contains_key(name) {
+            at.push("the top level".to_string());
+        }
+        places(top, name, "", &mut at);
+        if at.is_empty() {
+            String::new()
+        } else {
+            format!(" (the schema has it in {})", at.join(", "))
+        }
+    }
+}
+
+/// Every violation in one file's text, as `file:line: <block>: <what is wrong>`, and how many
+/// resource/data/provider blocks were checked.
+fn check(fx: &Fixture, file: &str, text: &str) -> (Vec<String>, usize) {
+    let body = match hcl_edit::parser::parse_body(text) {
+        Ok(b) => b,
+        Err(e) => return (vec![format!("{file}: does not parse: {e}")], 0),
+    };
+    let mut c = Checker {
+        file: file.to_string(),
+        text,
+        out: Vec::new(),
+    };
+    let mut checked = 0;
+    for b in body.blocks() {
+        let kind = b.ident.as_str();
+        let table = match kind {
+            "resource" => &fx.resource,
+            "data" => &fx.data,
+            "provider" => &fx.provider,
+            _ => continue,
+        };
+        let ty = b.labels.first().map_or("", |l| l.as_str());
+        let what = match b.labels.get(1) {
+            Some(n) => format!("{kind} {ty}.{}", n.as_str()),
+            None => format!("{kind} {ty}"),
+        };
+        let Some(schema) = table.get(ty) else {
+            c.say(
+                b.span(),
+                &what,
+                format!("`{ty}` is not in {FIXTURE}: re-run scripts/cut-provider-schemas"),
+            );
+            continue;
+        };
+        checked += 1;
+        c.body(schema, schema, &b.body, &what, meta(kind));
+    }
+    (c.out, checked)
+}
+
+fn tf_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            tf_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "tf") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn terraform_schema_subset_is_the_named_provider_releases() {
+    let fx = fixture();
+    let aws = &fx.packages["@cdktf/provider-aws"];
+    let github = &fx.packages["@cdktf/provider-github"];
+    assert!(aws.version.starts_with("21."), "{aws:?}");
+    assert!(github.version.starts_with("15."), "{github:?}");
+    assert!(
+        aws.provider.starts_with("registry.terraform.io/hashicorp/aws 6."),
+        "{aws:?}"
+    );
+    assert!(
+        github
+            .provider
+            .starts_with("registry.terraform.io/integrations/github 6."),
+        "{github:?}"
+    );
+}
+
+// Every resource, data source and provider block of terraform/ (Core, its account module, the
+// example app, the release stack) agrees with the providers' own schemas.
+#[test]
+fn terraform_every_block_matches_the_provider_schemas() {
+    let fx = fixture();
+    let mut files = Vec::new();
+    tf_files(&root().join("terraform"), &mut files);
+    files.sort();
+    let mut all = Vec::new();
+    let mut checked = 0;
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let shown = f.strip_prefix(root()).unwrap().display().to_string();
+        let (v, n) = check(&fx, &shown, &text);
+        all.extend(v);
+        checked += n;
+    }
+    assert!(all.is_empty(), "schema violations:\n{}", all.join("\n"));
+    // Core (accounts, module, GitHub side) and the example app: far more than a handful.
+    assert!(checked >= 60, "only {checked} blocks checked in {files:?}");
+    for must in [
+        "resource \"aws_ecr_account_setting\"",
+        "resource \"aws_ecr_repository_policy\"",
+        "provider \"aws\"",
+    ] {
+        assert!(
+            files
+                .iter()
+                .any(|f| std::fs::read_to_string(f).unwrap().contains(must)),
+            "terraform/ has no {must}"
+        );
+    }
+}
+
+// Failing vectors: each mistake is found, named, and placed on its line.
+#[test]
+fn terraform_schema_check_refuses_each_kind_of_mistake() {
+    let fx = fixture();
+    let cases: &[(&str, &str)] = &[
+        (
+            "resource \"aws_s3_bucket\" \"x\" {\n  bucket_name = \"b\"\n}\n",
+            "t.tf:2: resource aws_s3_bucket.x: unknown argument `bucket_name`",
+        ),
+        (
+            "resource \"aws_ecr_account_setting\" \"x\" {\n  name = \"BLOB_MOUNTING\"\n}\n",
+            "resource aws_ecr_account_setting.x: missing required argument `value`",
+        ),
+        (
+            "resource \"aws_ecr_repository\" \"x\" {\n  name    = \"n\"\n  kms_key = \"k\"\n}\n",
+            "t.tf:3: resource aws_ecr_repository.x: unknown argument `kms_key` (the schema has it in encryption_configuration)",
+        ),
+        (
+            "resource \"aws_ecr_repository\" \"x\" {\n  name = \"n\"\n  encryption_configuration {\n    scan_on_push = true\n  }\n}\n",
+            "t.tf:4: resource aws_ecr_repository.x > encryption_configuration: unknown argument `scan_on_push` (the schema has it in image_scanning_configuration)",
+        ),
+        (
+            "resource \"aws_s3_bucket_versioning\" \"x\" {\n  bucket                   = \"b\"\n  versioning_configuration = { status = \"Enabled\" }\n}\n",
+            "`versioning_configuration` is a block, written as an argument",
+        ),
+        (
+            "resource \"aws_kms_key\" \"x\" {\n  policy {\n  }\n}\n",
+            "t.tf:2: resource aws_kms_key.x: `policy` is an argument, written as a block",
+        ),
+        (
+            "resource \"aws_ecr_repository\" \"x\" {\n  name = \"n\"\n  image_scanning_configuration {\n    scan_on_push = true\n  }\n  image_scanning_configuration {\n    scan_on_push = false\n  }\n}\n",
+            "at most one `image_scanning_configuration` block is allowed",
+        ),
+        (
+            "resource \"aws_s3_bucket_ownership_controls\" \"x\" {\n  bucket = \"b\"\n}\n",
+            "missing required block `rule`",
+        ),
+        (
+            "resource \"aws_s3_bucket_ownership_controls\" \"x\" {\n  bucket = \"b\"\n  rule {\n  }\n}\n",
+            "resource aws_s3_bucket_ownership_controls.x > rule: missing required argument `object_ownership`",
+        ),
+        (
+            "data \"aws_iam_policy_document\" \"x\" {\n  dynamic \"statment\" {\n    for_each = []\n    content {}\n  }\n}\n",
+            "t.tf:2: data aws_iam_policy_document.x: unknown block `statment`",
+        ),
+        (
+            "data \"aws_iam_policy_document\" \"x\" {\n  dynamic \"statement\" {\n    for_each = [1]\n    content {\n      sids = \"a\"\n    }\n  }\n}\n",
+            "t.tf:5: data aws_iam_policy_document.x > statement: unknown argument `sids`",
+        ),
+        (
+            "data \"aws_iam_policy_document\" \"x\" {\n  statement {\n    condition {\n      test     = \"StringEquals\"\n      variable = \"v\"\n    }\n  }\n}\n",
+            "data aws_iam_policy_document.x > statement > condition: missing required argument `values`",
+        ),
+        (
+            "resource \"aws_ecr_repository\" \"x\" {\n  name         = \"n\"\n  force_delete = \"yes\"\n}\n",
+            "`force_delete` is of type boolean but is given a string that is not true or false",
+        ),
+        (
+            "resource \"aws_iam_openid_connect_provider\" \"x\" {\n  url            = \"u\"\n  client_id_list = \"sts.amazonaws.com\"\n}\n",
+            "`client_id_list` is of type stringList but is given a string",
+        ),
+        (
+            "resource \"aws_kms_key\" \"x\" {\n  deletion_window_in_days = true\n}\n",
+            "`deletion_window_in_days` is of type number but is given a boolean",
+        ),
+        (
+            "resource \"aws_s3_bukket\" \"x\" {\n}\n",
+            "t.tf:1: resource aws_s3_bukket.x: `aws_s3_bukket` is not in tests/fixtures/provider-schemas/subset.json",
+        ),
+        (
+            "provider \"aws\" {\n  regin = \"eu-west-1\"\n}\n",
+            "t.tf:2: provider aws: unknown argument `regin`",
+        ),
+        (
+            "provider \"aws\" {\n  assume_role = { role_arn = \"r\" }\n}\n",
+            "`assume_role` is a block, written as an argument",
+        ),
+        (
+            "resource \"github_repository_environment\" \"x\" {\n  repository  = \"r\"\n  environment = \"e\"\n  reviewers {\n    user = [1]\n  }\n}\n",
+            "resource github_repository_environment.x > reviewers: unknown argument `user`",
+        ),
+        (
+            "resource \"github_actions_environment_variable\" \"x\" {\n  repository    = \"r\"\n  environment   = \"e\"\n  variable_name = \"V\"\n}\n",
+            "missing required argument `value`",
+        ),
+    ];
+    for (text, want) in cases {
+        let (v, _) = check(&fx, "t.tf", text);
+        assert!(
+            v.iter().any(|m| m.contains(want)),
+            "{text}\nwanted `{want}`, got {v:#?}"
+        );
+    }
+    // The same blocks written correctly pass, meta-arguments and dynamic blocks included.
+    let good = "resource \"aws_ecr_repository\" \"x\" {\n  for_each = toset([\"a\"])\n  name     = each.key\n  image_scanning_configuration {\n    scan_on_push = true\n  }\n  encryption_configuration {\n    encryption_type = \"KMS\"\n    kms_key         = \"k\"\n  }\n  lifecycle {\n    precondition {\n      condition     = true\n      error_message = \"m\"\n    }\n  }\n}\n\
+data \"aws_iam_policy_document\" \"x\" {\n  dynamic \"statement\" {\n    for_each = [1]\n    content {\n      sid     = \"a\"\n      actions = [\"s3:GetObject\"]\n      condition {\n        test     = \"StringEquals\"\n        variable = \"v\"\n        values   = [\"x\"]\n      }\n    }\n  }\n}\n\
+provider \"aws\" {\n  alias               = \"dev\"\n  region              = \"eu-west-1\"\n  allowed_account_ids = [\"111111111111\"]\n  dynamic \"assume_role\" {\n    for_each = [\"arn\"]\n    content {\n      role_arn = assume_role.value\n    }\n  }\n}\n";
+    let (v, n) = check(&fx, "good.tf", good);
+    assert_eq!(v, Vec::<String>::new());
+    assert_eq!(n, 3);
+}
