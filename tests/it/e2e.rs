@@ -1122,7 +1122,9 @@ fn e2e_terraform_plan_environments_and_roles_are_restricted() {
         "state read is the repository's state objects and lock files only:\n{read}"
     );
     // ... which are the objects under the repository's own state key prefixes in its bucket.
-    let iam = std::fs::read_to_string(root().join("terraform/core/modules/environment-account/iam.tf")).unwrap();
+    let iam =
+        std::fs::read_to_string(root().join("terraform/core/modules/environment-account/iam.tf"))
+            .unwrap();
     assert!(
         iam.contains(r#"state_objects = { for k, e in var.environments : k => [for p in e.state_prefixes : "${aws_s3_bucket.state[e.name].arn}/${p}*"] }"#),
         "{iam}"

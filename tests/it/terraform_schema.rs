@@ -133,7 +133,8 @@ impl Checker<'_> {
 
     fn say(&mut self, span: Option<std::ops::Range<usize>>, what: &str, msg: String) {
         let line = self.line(span);
-        self.out.push(format!("{}:{line}: {what}: {msg}", self.file));
+        self.out
+            .push(format!("{}:{line}: {what}: {msg}", self.file));
     }
 
     /// Check one body against its schema; `top` is the resource's whole schema (for hints).
@@ -184,7 +185,9 @@ impl Checker<'_> {
                     };
                     let Some(nested) = schema.blocks.get(name) else {
                         let msg = if schema.attributes.contains_key(name) {
-                            format!("`{name}` is an argument, written as a block (use `{name} = ...`)")
+                            format!(
+                                "`{name}` is an argument, written as a block (use `{name} = ...`)"
+                            )
                         } else {
                             let hint = self.hint(top, name);
                             format!("unknown block `{name}`{hint}")
@@ -232,11 +235,7 @@ impl Checker<'_> {
         }
         for (k, a) in &schema.attributes {
             if a.required && !body.has_attribute(k) {
-                self.say(
-                    None,
-                    what,
-                    format!("missing required argument `{k}`"),
-                );
+                self.say(None, what, format!("missing required argument `{k}`"));
             }
         }
         for (k, n) in &schema.blocks {
@@ -244,11 +243,7 @@ impl Checker<'_> {
                 self.say(None, what, format!("missing required block `{k}`"));
             }
             if n.nesting == "single" && seen_blocks.get(k).copied().unwrap_or(0) > 1 {
-                self.say(
-                    None,
-                    what,
-                    format!("at most one `{k}` block is allowed"),
-                );
+                self.say(None, what, format!("at most one `{k}` block is allowed"));
             }
         }
     }
@@ -326,7 +321,8 @@ fn terraform_schema_subset_is_the_named_provider_releases() {
     assert!(aws.version.starts_with("21."), "{aws:?}");
     assert!(github.version.starts_with("15."), "{github:?}");
     assert!(
-        aws.provider.starts_with("registry.terraform.io/hashicorp/aws 6."),
+        aws.provider
+            .starts_with("registry.terraform.io/hashicorp/aws 6."),
         "{aws:?}"
     );
     assert!(
