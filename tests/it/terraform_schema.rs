@@ -468,3 +468,279 @@ provider \"aws\" {\n  alias               = \"dev\"\n  region              = \"e
     assert_eq!(v, Vec::<String>::new());
     assert_eq!(n, 3);
 }
+
+/// What the account modules output, computed from the configuration the way
+/// modules/environment-account names its resources: the stand-in for the modules when Core's
+/// root logic (locals.tf, the locals of github.tf, outputs.tf) is evaluated by Terraform itself
+/// without the providers.
+const MODULE_OUTPUTS_STANDIN: &str = r#"
+locals {
+  account_outputs  = { for a, _ in var.accounts : a => {} }
+  deploy_role_arns = { for k, e in local.envs : k => "arn:aws:iam::${var.accounts[e.account].id}:role/${var.name_prefix}-${e.repository}-${e.name}-deploy" }
+  plan_role_arns   = { for k, e in local.envs : k => "arn:aws:iam::${var.accounts[e.account].id}:role/${var.name_prefix}-${e.repository}-${e.name}-plan" }
+  registry_arns = merge([for k, e in local.envs : {
+    for image, name in e.registries : "${k}/${image}" => "arn:aws:ecr:${var.aws_region}:${var.accounts[e.account].id}:repository/${name}"
+  }]...)
+  registry_urls = merge([for k, e in local.envs : {
+    for image, name in e.registries : "${k}/${image}" => "${var.accounts[e.account].id}.dkr.ecr.${var.aws_region}.amazonaws.com/${name}"
+  }]...)
+  env_places     = distinct([for e in values(local.envs) : "${e.account}/${e.name}"])
+  key_arns       = { for p in local.env_places : p => "arn:aws:kms:${var.aws_region}:${var.accounts[split("/", p)[0]].id}:key/${split("/", p)[1]}" }
+  state_buckets  = { for p in local.env_places : p => "${var.name_prefix}-${var.accounts[split("/", p)[0]].id}-${var.aws_region}-${split("/", p)[1]}-tfstate" }
+  registry_hosts = { for a, v in var.accounts : a => "${v.id}.dkr.ecr.${var.aws_region}.amazonaws.com" }
+}
+
+output "t_account_envs" { value = local.account_envs }
+output "t_account_pullers" { value = local.account_pullers }
+output "t_account_pull_sources" { value = local.account_pull_sources }
+output "t_deploy_variables" { value = { for k, v in local.deploy_variables : k => v.value } }
+output "t_plan_variables" { value = { for k, v in local.plan_variables : k => v.value } }
+output "t_working_dirs" { value = { for r, c in var.repositories : r => c.terraform_working_dir } }
+"#;
+
+/// Core's root logic with `tfvars` and the repository files, evaluated by `terraform apply` (no
+/// resource, no provider): the outputs, as JSON values. `None` without terraform.
+fn evaluate_core(tfvars: &str, repos: &[(&str, &str)]) -> Option<serde_json::Value> {
+    if !crate::support::has_tool("terraform") {
+        crate::support::skip_loudly(
+            "evaluating Core's wiring with terraform",
+            "terraform is not installed (the schema and text checks still run)",
+        );
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let core = root().join("terraform/core");
+    for f in ["variables.tf", "locals.tf", "outputs.tf"] {
+        std::fs::copy(core.join(f), dir.path().join(f)).unwrap();
+    }
+    // github.tf's locals (the GitHub variables), without its resources.
+    let github = std::fs::read_to_string(core.join("github.tf")).unwrap();
+    let body = hcl_edit::parser::parse_body(&github).unwrap();
+    let locals: Vec<String> = body
+        .blocks()
+        .filter(|b| b.ident.as_str() == "locals")
+        .map(|b| github[b.span().expect("parsed blocks have spans")].to_string())
+        .collect();
+    assert_eq!(locals.len(), 2, "github.tf's locals blocks");
+    std::fs::write(dir.path().join("github_locals.tf"), locals.join("\n")).unwrap();
+    std::fs::write(dir.path().join("standin.tf"), MODULE_OUTPUTS_STANDIN).unwrap();
+    std::fs::write(dir.path().join("t.tfvars"), tfvars).unwrap();
+    for (path, text) in repos {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let tf = |args: &[&str]| {
+        let out = std::process::Command::new("terraform")
+            .args(args)
+            .current_dir(dir.path())
+            .env("TF_CLI_CONFIG_FILE", "/dev/null")
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("TF_IN_AUTOMATION", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "terraform {args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    tf(&["init", "-input=false", "-no-color"]);
+    tf(&[
+        "apply",
+        "-input=false",
+        "-auto-approve",
+        "-no-color",
+        "-var-file=t.tfvars",
+    ]);
+    let out: serde_json::Value = serde_json::from_slice(&tf(&["output", "-json"])).unwrap();
+    Some(
+        out.as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v["value"].clone()))
+            .collect(),
+    )
+}
+
+// Two accounts (dev; staging and prod) and two repositories (legacy and immutable `sub`, one
+// with two images and its own state prefix, one with the defaults), evaluated by Terraform:
+// each environment lands in the account its file names, each registry admits the NEXT
+// environment's deploy role (in the other account), each deploy role pulls from the registries
+// and key below, and the GitHub variables point into the environment's own account.
+#[test]
+fn terraform_core_places_environments_in_their_accounts_and_wires_the_pulls() {
+    let tfvars = r#"
+aws_region      = "eu-west-1"
+github_owner    = "example-org"
+github_owner_id = 7
+accounts = {
+  dev  = { id = "111111111111" }
+  prod = { id = "222222222222", core_role_arn = "arn:aws:iam::222222222222:role/gitops-core" }
+}
+repositories = {
+  app = { config = "repositories/app.yml" }
+  api = { config = "repositories/api.yml", repository_id = 42, sub_claim_format = "immutable", terraform_working_dir = "infra" }
+}
+"#;
+    let app = "environments:\n  - { name: dev, branch: dev, aws-account-id: '111111111111' }\n  - { name: staging, branch: main, aws-account-id: '222222222222' }\n  - name: prod\n    branch: prod\n    production: true\n    aws-account-id: '222222222222'\n    reviewers: { teams: [5] }\nstate-prefixes: ['app/']\nregistries: ['app', 'worker']\n";
+    let api = "environments:\n  - { name: dev, branch: dev, aws-account-id: '111111111111' }\n  - { name: prod, branch: main, aws-account-id: '222222222222' }\n";
+    let Some(o) = evaluate_core(
+        tfvars,
+        &[("repositories/app.yml", app), ("repositories/api.yml", api)],
+    ) else {
+        return;
+    };
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&o["t_account_envs"]["dev"]), ["api/dev", "app/dev"]);
+    assert_eq!(
+        keys(&o["t_account_envs"]["prod"]),
+        ["api/prod", "app/prod", "app/staging"]
+    );
+    let env = |a: &str, k: &str, f: &str| o["t_account_envs"][a][k][f].clone();
+    assert_eq!(
+        env("dev", "app/dev", "deploy_sub"),
+        "repo:example-org/app:environment:dev"
+    );
+    assert_eq!(
+        env("prod", "app/staging", "plan_sub"),
+        "repo:example-org/app:environment:staging-plan"
+    );
+    assert_eq!(
+        env("prod", "api/prod", "deploy_sub"),
+        "repo:example-org@7/api@42:environment:prod"
+    );
+    assert_eq!(
+        env("dev", "api/dev", "plan_sub"),
+        "repo:example-org@7/api@42:environment:dev-plan"
+    );
+    assert_eq!(env("dev", "app/dev", "plan_ref"), "refs/pull/*/merge");
+    assert_eq!(
+        env("prod", "api/prod", "plan_job_workflow_ref"),
+        "example-org/api/.github/workflows/plan.yml@refs/pull/*/merge"
+    );
+    assert_eq!(
+        env("dev", "app/dev", "state_prefixes"),
+        serde_json::json!(["app/"])
+    );
+    assert_eq!(
+        env("dev", "api/dev", "state_prefixes"),
+        serde_json::json!(["api/"])
+    );
+    assert_eq!(
+        env("prod", "app/prod", "registries"),
+        serde_json::json!({"app": "gitops/app-prod", "worker": "gitops/worker-prod"})
+    );
+
+    // Registries admit the next environment's deploy role, across the account boundary.
+    let role =
+        |acct: &str, r: &str, e: &str| format!("arn:aws:iam::{acct}:role/gitops-{r}-{e}-deploy");
+    assert_eq!(
+        o["t_account_pullers"]["dev"],
+        serde_json::json!({
+            "api/dev/api": role("222222222222", "api", "prod"),
+            "app/dev/app": role("222222222222", "app", "staging"),
+            "app/dev/worker": role("222222222222", "app", "staging"),
+        })
+    );
+    assert_eq!(
+        o["t_account_pullers"]["prod"],
+        serde_json::json!({
+            "app/staging/app": role("222222222222", "app", "prod"),
+            "app/staging/worker": role("222222222222", "app", "prod"),
+        })
+    );
+    // Deploy roles pull from the registries and key of the environment below.
+    assert_eq!(
+        o["t_account_pull_sources"]["prod"]["app/staging"],
+        serde_json::json!({
+            "registry_arns": [
+                "arn:aws:ecr:eu-west-1:111111111111:repository/gitops/app-dev",
+                "arn:aws:ecr:eu-west-1:111111111111:repository/gitops/worker-dev",
+            ],
+            "key_arn": "arn:aws:kms:eu-west-1:111111111111:key/dev",
+        })
+    );
+    assert_eq!(
+        o["t_account_pull_sources"]["prod"]["api/prod"]["registry_arns"],
+        serde_json::json!(["arn:aws:ecr:eu-west-1:111111111111:repository/gitops/api-dev"])
+    );
+    assert_eq!(o["t_account_pull_sources"]["dev"], serde_json::json!({}));
+
+    // The GitHub variables: the environment's own account, the source in the one below.
+    let var = |k: &str| o["t_deploy_variables"][k].clone();
+    assert_eq!(
+        var("app/staging/ECR_REGISTRY"),
+        "222222222222.dkr.ecr.eu-west-1.amazonaws.com"
+    );
+    assert_eq!(
+        var("app/staging/SOURCE_ECR_REGISTRY"),
+        "111111111111.dkr.ecr.eu-west-1.amazonaws.com"
+    );
+    assert_eq!(var("app/staging/SOURCE_ECR_REPOSITORY"), "gitops/app-dev");
+    assert_eq!(
+        var("app/prod/SOURCE_ECR_REGISTRY"),
+        "222222222222.dkr.ecr.eu-west-1.amazonaws.com"
+    );
+    assert_eq!(
+        var("app/staging/AWS_DEPLOY_ROLE_ARN"),
+        role("222222222222", "app", "staging")
+    );
+    assert_eq!(
+        var("app/staging/TF_STATE_BUCKET"),
+        "gitops-222222222222-eu-west-1-staging-tfstate"
+    );
+    assert_eq!(
+        var("app/staging/TF_STATE_KEY"),
+        "app/staging/terraform.tfstate"
+    );
+    assert_eq!(var("api/prod/TF_STATE_KEY"), "api/prod/terraform.tfstate");
+    assert_eq!(var("api/prod/ECR_REPOSITORY"), "gitops/api-prod");
+    assert!(o["t_deploy_variables"]
+        .get("app/dev/SOURCE_ECR_REGISTRY")
+        .is_none());
+    assert_eq!(
+        o["t_plan_variables"]["api/dev/AWS_PLAN_ROLE_ARN"],
+        "arn:aws:iam::111111111111:role/gitops-api-dev-plan"
+    );
+    assert_eq!(
+        o["t_working_dirs"],
+        serde_json::json!({"api": "infra", "app": "terraform/app/release"})
+    );
+    // Core's own outputs evaluate too.
+    assert_eq!(o["environment_accounts"]["app/staging"], "prod");
+    assert_eq!(
+        o["trusted_subjects"]["api/prod/plan"],
+        "repo:example-org@7/api@42:environment:prod-plan"
+    );
+}
+
+// One account for everything, as committed (terraform.tfvars.example and its repository file):
+// every environment is in `main`, the registries still admit the next deploy role.
+#[test]
+fn terraform_core_one_account_for_all_as_committed() {
+    let core = root().join("terraform/core");
+    let tfvars = std::fs::read_to_string(core.join("terraform.tfvars.example")).unwrap();
+    let example = std::fs::read_to_string(core.join("repositories/example-app.yml")).unwrap();
+    let Some(o) = evaluate_core(&tfvars, &[("repositories/example-app.yml", &example)]) else {
+        return;
+    };
+    assert_eq!(
+        o["environment_accounts"],
+        serde_json::json!({"example-app/dev": "main", "example-app/staging": "main", "example-app/prod": "main"})
+    );
+    assert_eq!(
+        o["t_account_pullers"]["main"]["example-app/staging/example-app"],
+        "arn:aws:iam::111111111111:role/gitops-example-app-prod-deploy"
+    );
+    assert_eq!(
+        o["t_deploy_variables"]["example-app/dev/TF_STATE_KEY"],
+        "app/dev/terraform.tfstate"
+    );
+    assert_eq!(
+        o["trusted_subjects"]["example-app/prod/deploy"],
+        "repo:example-org@1234567/example-app@7654321:environment:prod"
+    );
+}
