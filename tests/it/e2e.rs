@@ -1221,6 +1221,27 @@ fn e2e_demo_runs_the_whole_flow_and_leaves_the_expected_tags() {
     ] {
         assert!(stderr.contains(step), "timeline lacks `{step}`:\n{stderr}");
     }
+    // An account per environment (terraform/core's layout): every deploy line names the account
+    // whose bucket holds that environment's state, dev and staging one account, prod another.
+    for (env, account) in [
+        ("dev", "111111111111"),
+        ("staging", "111111111111"),
+        ("prod", "222222222222"),
+    ] {
+        let deploys: Vec<&str> = stderr
+            .lines()
+            .filter(|l| {
+                let mut w = l.split_whitespace().skip(1);
+                !l.contains("refused")
+                    && w.next() == Some("deploy")
+                    && w.find(|x| !x.starts_with('(')) == Some(env)
+            })
+            .collect();
+        assert!(deploys.len() >= 2, "no deploy lines of {env}:\n{stderr}");
+        for l in deploys {
+            assert!(l.ends_with(&format!("account {account}")), "{l}");
+        }
+    }
 }
 
 // Where terraform is absent the demo says so and stops before starting anything (exit 3); an
