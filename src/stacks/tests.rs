@@ -88,7 +88,7 @@ fn bad_configuration_is_exit_2_naming_the_entry() {
     let t = tf_tree();
     let cases: &[(&str, &str)] = &[
         ("stacks:\n  - name: a\n    path: stacks/network\n    dependson: []\n", "line 4, column 5: an unknown key; expected one of `name`, `path`"),
-        ("stack-root: [x]\n", "line 1, column 1: an unknown key; expected one of `environments`, `stacks`, `stack-roots`"),
+        ("stack-root: [x]\n", "line 1, column 1: an unknown key; expected one of `environments`, `state-prefixes`, `registries`, `stacks`, `stack-roots`"),
         ("stacks:\n  - name: a\n    path: stacks/network\n  - name: a\n    path: stacks/db\n", "stack `a` is listed twice"),
         ("stacks:\n  - name: a\n    path: stacks/network\n  - name: b\n    path: stacks/network/\n", "path `stacks/network/` is used by both `a` and `b`"),
         ("stacks:\n  - name: a\n    path: ../outside\n", "stacks[0].path"),

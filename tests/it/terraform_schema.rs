@@ -724,12 +724,34 @@ fn terraform_core_one_account_for_all_as_committed() {
     let core = root().join("terraform/core");
     let tfvars = std::fs::read_to_string(core.join("terraform.tfvars.example")).unwrap();
     let example = std::fs::read_to_string(core.join("repositories/example-app.yml")).unwrap();
-    let Some(o) = evaluate_core(&tfvars, &[("repositories/example-app.yml", &example)]) else {
+    // A second repository whose file names no account (with one account: that account), in
+    // the legacy `sub` form while the default is immutable.
+    let tfvars = tfvars.replace(
+        "repositories = {\n",
+        "repositories = {\n  tools = { config = \"repositories/tools.yml\", sub_claim_format = \"legacy\" }\n",
+    );
+    assert!(tfvars.contains("tools = "), "{tfvars}");
+    let tools = "environments:\n  - { name: dev, branch: dev }\n  - { name: prod, branch: main }\n";
+    let Some(o) = evaluate_core(
+        &tfvars,
+        &[
+            ("repositories/example-app.yml", &example),
+            ("repositories/tools.yml", tools),
+        ],
+    ) else {
         return;
     };
     assert_eq!(
         o["environment_accounts"],
-        serde_json::json!({"example-app/dev": "main", "example-app/staging": "main", "example-app/prod": "main"})
+        serde_json::json!({"example-app/dev": "main", "example-app/staging": "main", "example-app/prod": "main", "tools/dev": "main", "tools/prod": "main"})
+    );
+    assert_eq!(
+        o["t_deploy_variables"]["tools/prod/SOURCE_ECR_REPOSITORY"],
+        "gitops/tools-dev"
+    );
+    assert_eq!(
+        o["trusted_subjects"]["tools/dev/deploy"],
+        "repo:example-org/tools:environment:dev"
     );
     assert_eq!(
         o["t_account_pullers"]["main"]["example-app/staging/example-app"],
