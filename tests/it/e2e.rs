@@ -919,7 +919,8 @@ fn checkov() -> PathBuf {
     p
 }
 
-fn tf_files(dir: &Path, out: &mut Vec<PathBuf>) {
+/// Every `.tf` file under `dir`, recursively.
+pub(crate) fn tf_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
         if p.is_dir() {

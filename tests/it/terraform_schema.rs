@@ -9,14 +9,19 @@
 //! required argument or block, two blocks where the schema allows one, a literal of the wrong
 //! type (a string for a list, a word for a boolean ...), and a resource type the subset lacks
 //! (re-run the script). Expressions are not evaluated: their types are Terraform's to check.
+//!
+//! Also: local module calls against their modules' variables, and Core's root logic evaluated
+//! by `terraform apply` with a stand-in for the account modules' outputs (two accounts, two
+//! repositories; and the committed one-account example).
 
+use crate::e2e::tf_files;
 use crate::support::root;
 use hcl_edit::expr::Expression;
 use hcl_edit::structure::{Body, Structure};
 use hcl_edit::Span;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const FIXTURE: &str = "tests/fixtures/provider-schemas/subset.json";
 
@@ -302,14 +307,109 @@ fn check(fx: &Fixture, file: &str, text: &str) -> (Vec<String>, usize) {
     (c.out, checked)
 }
 
-fn tf_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            tf_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "tf") {
-            out.push(p);
+/// A local module call (`module "x" { source = "./..." }` in `dir`) against the module's own
+/// `variable` blocks: every argument is a variable or a meta-argument, every variable without
+/// a default is given. `(violations, calls checked)`.
+fn check_module_calls(dir: &Path, file: &str, text: &str) -> (Vec<String>, usize) {
+    let Ok(body) = hcl_edit::parser::parse_body(text) else {
+        return (vec![], 0);
+    };
+    let (mut out, mut checked) = (Vec::new(), 0);
+    for b in body.get_blocks("module") {
+        let name = b.labels.first().map_or("", |l| l.as_str());
+        let Some(source) = b
+            .body
+            .get_attribute("source")
+            .and_then(|a| a.value.as_str())
+        else {
+            continue;
+        };
+        if !source.starts_with("./") && !source.starts_with("../") {
+            continue;
         }
+        let mdir = dir.join(source);
+        let mut vars: BTreeMap<String, bool> = BTreeMap::new(); // name -> required
+        let mut files = Vec::new();
+        tf_files(&mdir, &mut files);
+        files.retain(|f| f.parent() == Some(mdir.as_path()));
+        for f in files {
+            let t = std::fs::read_to_string(&f).unwrap();
+            for v in hcl_edit::parser::parse_body(&t)
+                .unwrap()
+                .get_blocks("variable")
+            {
+                let n = v.labels.first().map_or("", |l| l.as_str()).to_string();
+                vars.insert(n, !v.body.has_attribute("default"));
+            }
+        }
+        checked += 1;
+        let meta = [
+            "source",
+            "version",
+            "providers",
+            "count",
+            "for_each",
+            "depends_on",
+        ];
+        for a in b.body.attributes() {
+            let k = a.key.as_str();
+            if !meta.contains(&k) && !vars.contains_key(k) {
+                let line = text[..a.span().map_or(0, |s| s.start)]
+                    .matches('\n')
+                    .count()
+                    + 1;
+                out.push(format!(
+                    "{file}:{line}: module {name}: `{k}` is not a variable of {source}"
+                ));
+            }
+        }
+        for (v, required) in &vars {
+            if *required && !b.body.has_attribute(v) {
+                out.push(format!(
+                    "{file}: module {name}: missing required variable `{v}` of {source}"
+                ));
+            }
+        }
+    }
+    (out, checked)
+}
+
+// Every local module call under terraform/ (Core's account modules) passes exactly its module's
+// variables; a misspelt or missing one (an account added by copying blocks) is caught.
+#[test]
+fn terraform_module_calls_match_their_modules_variables() {
+    let mut files = Vec::new();
+    tf_files(&root().join("terraform"), &mut files);
+    let (mut all, mut checked) = (Vec::new(), 0);
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let shown = f.strip_prefix(root()).unwrap().display().to_string();
+        let (v, n) = check_module_calls(f.parent().unwrap(), &shown, &text);
+        all.extend(v);
+        checked += n;
+    }
+    assert!(all.is_empty(), "{}", all.join("\n"));
+    assert!(checked >= 1, "no module call checked");
+    // Failing vectors against the real account module.
+    let core = root().join("terraform/core");
+    let accounts = std::fs::read_to_string(core.join("accounts.tf")).unwrap();
+    for (from, to, want) in [
+        ("  pullers ", "  puller ", "accounts.tf:"),
+        (
+            "  pullers ",
+            "  puller ",
+            "`puller` is not a variable of ./modules/environment-account",
+        ),
+        (
+            "  account_id ",
+            "  # account_id ",
+            "missing required variable `account_id`",
+        ),
+    ] {
+        let broken = accounts.replacen(from, to, 1);
+        assert_ne!(broken, accounts, "{from}");
+        let (v, _) = check_module_calls(&core, "accounts.tf", &broken);
+        assert!(v.iter().any(|m| m.contains(want)), "{want}: {v:?}");
     }
 }
 
