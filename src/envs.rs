@@ -21,7 +21,14 @@
 //!       allow: ["Mon-Thu 09:00-16:00"]
 //!       freeze:
 //!         - { from: "2026-12-20T00:00", to: "2027-01-04T00:00", reason: "year-end freeze" }
+//!     reviewers:         # optional: who approves a deploy (GitHub numeric ids; Core sets them)
+//!       teams: [1111111]
+//! state-prefixes: ["app/"]  # optional: the state keys this repository's stacks use (Core grants them)
+//! registries: ["app"]       # optional: its images, one registry each per environment (Core creates them)
 //! ```
+//!
+//! The same schema is Core's configuration of the repository (`terraform/core/repositories/
+//! <repository>.yml`): [`disagreements`] says where Core's file and the repository's differ.
 //!
 //! Unknown keys, bad names, duplicate names or branches are refused with a clear error (exit 2).
 
@@ -56,13 +63,37 @@ pub struct Environment {
     /// Deploy windows and freezes ([`crate::windows`]); absent: any time.
     #[serde(default)]
     pub windows: Option<crate::windows::Config>,
+    /// Who must approve a deploy (GitHub numeric ids), set on the GitHub environment by Core.
+    #[serde(default)]
+    pub reviewers: Option<Reviewers>,
 }
+
+/// The required reviewers of an environment: GitHub numeric user and team ids.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reviewers {
+    /// User ids.
+    #[serde(default)]
+    pub users: Vec<u64>,
+    /// Team ids.
+    #[serde(default)]
+    pub teams: Vec<u64>,
+}
+
+/// GitHub accepts at most this many required reviewers (users and teams) per environment.
+pub const MAX_REVIEWERS: usize = 6;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
     /// Absent: the built-in environments (a file may hold only `stacks:`).
     environments: Option<Vec<Environment>>,
+    /// The state key prefixes of the repository's stacks (Core grants its roles those only).
+    #[serde(default, rename = "state-prefixes")]
+    state_prefixes: Option<Vec<String>>,
+    /// The repository's image names (Core creates one registry per image and environment).
+    #[serde(default)]
+    registries: Option<Vec<String>>,
     /// Owned and validated by [`crate::stacks`].
     #[serde(default, rename = "stacks")]
     _stacks: Option<serde::de::IgnoredAny>,
@@ -75,6 +106,10 @@ struct File {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Model {
     envs: Vec<Environment>,
+    /// `state-prefixes`, as written (absent: Core's default `<repository>/`).
+    pub state_prefixes: Option<Vec<String>>,
+    /// `registries`, as written (absent: Core's default, the repository's name).
+    pub registries: Option<Vec<String>>,
     /// Where the model came from (a file path, or `built-in default`).
     pub source: String,
     /// The log line naming the model ([`Model::log_line`]).
@@ -90,6 +125,7 @@ impl Default for Model {
             aws_account_id: None,
             aws_region: None,
             windows: None,
+            reviewers: None,
         };
         Model {
             envs: vec![
@@ -97,6 +133,8 @@ impl Default for Model {
                 e("staging", "main", false),
                 e("prod", "prod", true),
             ],
+            state_prefixes: None,
+            registries: None,
             source: "built-in default".into(),
             log: "built-in default model".into(),
         }
@@ -111,13 +149,19 @@ impl Model {
         // A file that only lists stacks keeps the built-in environments -- said in the log, so
         // it is never a silent fallback.
         let Some(envs) = file.environments else {
-            return Ok(Model {
+            let model = Model {
                 log: format!("built-in default model: {source} defines no `environments`"),
+                state_prefixes: file.state_prefixes,
+                registries: file.registries,
                 ..Model::default()
-            });
+            };
+            model.validate_repository_keys(source)?;
+            return Ok(model);
         };
         let model = Model {
             envs,
+            state_prefixes: file.state_prefixes,
+            registries: file.registries,
             source: source.to_string(),
             log: format!("environments from {source}"),
         };
@@ -238,6 +282,22 @@ impl Model {
                     )
                 })?;
             }
+            if let Some(r) = &e.reviewers {
+                if r.users.iter().chain(&r.teams).any(|&id| id == 0) {
+                    return Err(bad(
+                        "reviewers",
+                        "holds an id that is not a GitHub numeric id (a positive number)",
+                    ));
+                }
+                if r.users.len() + r.teams.len() > MAX_REVIEWERS {
+                    return Err(bad(
+                        "reviewers",
+                        &format!(
+                            "lists more than {MAX_REVIEWERS} users and teams (GitHub's limit)"
+                        ),
+                    ));
+                }
+            }
             if let Some(w) = &e.windows {
                 crate::windows::Windows::new(w).map_err(|err| {
                     Failure::usage(
@@ -264,6 +324,52 @@ impl Model {
                             other.name, e.name
                         ),
                     ));
+                }
+            }
+        }
+        self.validate_repository_keys(src)
+    }
+
+    /// `state-prefixes` and `registries`: each a non-empty list of at most 20 distinct values
+    /// of their own form; state prefixes may not contain one another (the roles of one prefix
+    /// would reach into the other's state).
+    fn validate_repository_keys(&self, src: &str) -> Result<()> {
+        let bad = |key: &str, rule: &str| Failure::usage("config", format!("{src}: {key} {rule}"));
+        for (key, list) in [
+            ("state-prefixes", &self.state_prefixes),
+            ("registries", &self.registries),
+        ] {
+            let Some(list) = list else { continue };
+            if list.is_empty() || list.len() > 20 {
+                return Err(bad(key, "needs 1 to 20 entries"));
+            }
+            for (i, v) in list.iter().enumerate() {
+                let ok = if key == "registries" {
+                    registry_name_ok(v)
+                } else {
+                    state_prefix_ok(v)
+                };
+                if !ok {
+                    let rule = if key == "registries" {
+                        "is not an image name (1-100 of a-z, 0-9, and '.', '_', '-' or '/' between them)"
+                    } else {
+                        "is not a state key prefix (relative, 1-200 of A-Z, a-z, 0-9, '.', '_', '-', '=', '/', ending with '/')"
+                    };
+                    return Err(bad(&format!("{key}[{i}]"), rule));
+                }
+                if let Some(j) = list[..i].iter().position(|o| o == v) {
+                    return Err(bad(
+                        key,
+                        &format!("lists the same value twice ([{j}] and [{i}])"),
+                    ));
+                }
+                if key == "state-prefixes" {
+                    if let Some(j) = list[..i]
+                        .iter()
+                        .position(|o| o.starts_with(v.as_str()) || v.starts_with(o.as_str()))
+                    {
+                        return Err(bad(key, &format!("[{j}] and [{i}] contain one another")));
+                    }
                 }
             }
         }
@@ -347,6 +453,107 @@ impl Environment {
             })
             .transpose()
     }
+}
+
+fn registry_name_ok(v: &str) -> bool {
+    let part = |p: &str| {
+        !p.is_empty()
+            && p.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && p.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && p.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+    };
+    v.len() <= 100 && v.split('/').all(part)
+}
+
+fn state_prefix_ok(v: &str) -> bool {
+    v.len() <= 200
+        && v.ends_with('/')
+        && !v.starts_with('/')
+        && !v.contains("//")
+        && !v.split('/').any(|p| p == "." || p == "..")
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-=/".contains(c))
+}
+
+/// Where Core's configuration of a repository (`core`) and the repository's own `.github/
+/// gitops.yml` (`repo`) disagree on what Core creates: the environments (names and order,
+/// branch, production, aws-account-id, aws-region, reviewers), `state-prefixes` and
+/// `registries`. Deploy windows are the repository's alone and not compared. One line per
+/// difference, naming the environment and key; empty: they agree. The values shown passed
+/// validation (names, branches, ids), so they are safe to print.
+pub fn disagreements(core: &Model, repo: &Model) -> Vec<String> {
+    let mut out = Vec::new();
+    let names = |m: &Model| m.envs.iter().map(|e| e.name.clone()).collect::<Vec<_>>();
+    let (cn, rn) = (names(core), names(repo));
+    if cn != rn {
+        out.push(format!(
+            "environments: Core has [{}], the repository [{}] (names and promotion order must match)",
+            cn.join(", "),
+            rn.join(", ")
+        ));
+    }
+    let show = |v: Option<&str>| v.map_or("(not set)".to_string(), |v| format!("`{v}`"));
+    for c in &core.envs {
+        let Some(r) = repo.envs.iter().find(|r| r.name == c.name) else {
+            continue;
+        };
+        let mut differ = |key: &str, a: String, b: String| {
+            if a != b {
+                out.push(format!(
+                    "environment `{}`: {key} is {a} in Core, {b} in the repository",
+                    c.name
+                ));
+            }
+        };
+        differ(
+            "branch",
+            show(Some(c.branch.as_str())),
+            show(Some(r.branch.as_str())),
+        );
+        differ(
+            "production",
+            c.production.to_string(),
+            r.production.to_string(),
+        );
+        differ(
+            "aws-account-id",
+            show(c.aws_account_id.as_deref()),
+            show(r.aws_account_id.as_deref()),
+        );
+        differ(
+            "aws-region",
+            show(c.aws_region.as_deref()),
+            show(r.aws_region.as_deref()),
+        );
+        let reviewers = |e: &Environment| {
+            e.reviewers.as_ref().map_or("(not set)".to_string(), |r| {
+                let mut u = r.users.clone();
+                let mut t = r.teams.clone();
+                u.sort_unstable();
+                t.sort_unstable();
+                format!("users {u:?}, teams {t:?}")
+            })
+        };
+        differ("reviewers", reviewers(c), reviewers(r));
+    }
+    let list = |v: &Option<Vec<String>>| {
+        v.as_ref()
+            .map_or("(not set)".to_string(), |v| format!("[{}]", v.join(", ")))
+    };
+    for (key, a, b) in [
+        ("state-prefixes", &core.state_prefixes, &repo.state_prefixes),
+        ("registries", &core.registries, &repo.registries),
+    ] {
+        if a != b {
+            out.push(format!(
+                "{key} is {} in Core, {} in the repository",
+                list(a),
+                list(b)
+            ));
+        }
+    }
+    out
 }
 
 /// Environment names: 1–32 chars of `[a-z0-9-]`, starting with a letter, not ending with `-`.
@@ -458,12 +665,104 @@ mod tests {
                 "envs: []\n",
                 "line 1, column 1: an unknown key; expected one of `environments`",
             ),
+            (
+                "environments:\n  - name: a\n    branch: a\n    reviewers: { users: [0] }\n",
+                "t.yml: environments[0].reviewers holds an id that is not a GitHub numeric id",
+            ),
+            (
+                "environments:\n  - name: a\n    branch: a\n    reviewers: { users: [1, 2, 3], teams: [4, 5, 6, 7] }\n",
+                "t.yml: environments[0].reviewers lists more than 6 users and teams",
+            ),
+            (
+                "environments:\n  - name: a\n    branch: a\n    reviewers: { user: [1] }\n",
+                "line 4, column 18: an unknown key; expected `users` or `teams`",
+            ),
+            ("state-prefixes: ['app']\n", "t.yml: state-prefixes[0] is not a state key prefix"),
+            ("state-prefixes: ['/app/']\n", "t.yml: state-prefixes[0] is not a state key prefix"),
+            ("state-prefixes: ['a/../b/']\n", "t.yml: state-prefixes[0] is not a state key prefix"),
+            ("state-prefixes: []\n", "t.yml: state-prefixes needs 1 to 20 entries"),
+            ("state-prefixes: ['app/', 'app/']\n", "t.yml: state-prefixes lists the same value twice ([0] and [1])"),
+            ("state-prefixes: ['app/', 'app/net/']\n", "t.yml: state-prefixes [0] and [1] contain one another"),
+            ("registries: ['App']\n", "t.yml: registries[0] is not an image name"),
+            ("registries: ['a', 'b-']\n", "t.yml: registries[1] is not an image name"),
+            ("registries: ['a', 'a']\n", "t.yml: registries lists the same value twice"),
+            (
+                "environments:\n  - name: a\n    branch: a\nregistries: ['a//b']\n",
+                "t.yml: registries[0] is not an image name",
+            ),
         ];
         for (yaml, needle) in cases {
             let e = Model::from_yaml(yaml, "t.yml").unwrap_err();
             assert_eq!(e.class, crate::exit::ExitClass::Usage, "{yaml}");
             assert!(e.to_string().contains(needle), "{yaml}: {e}");
         }
+    }
+
+    #[test]
+    fn repository_keys_and_reviewers_are_read() {
+        let m = Model::from_yaml(
+            "environments:\n  - name: prod\n    branch: prod\n    production: true\n    reviewers: { teams: [7] }\nstate-prefixes: ['app/', 'net/']\nregistries: ['api', 'web/worker']\n",
+            "t.yml",
+        )
+        .unwrap();
+        assert_eq!(
+            m.environments()[0].reviewers,
+            Some(Reviewers {
+                users: vec![],
+                teams: vec![7]
+            })
+        );
+        assert_eq!(m.state_prefixes, Some(vec!["app/".into(), "net/".into()]));
+        assert_eq!(m.registries, Some(vec!["api".into(), "web/worker".into()]));
+        // Without `environments` the keys still count (and the built-in environments apply).
+        let m = Model::from_yaml("registries: ['api']\n", "t.yml").unwrap();
+        assert_eq!(m.registries, Some(vec!["api".into()]));
+        assert_eq!(m.environments(), Model::default().environments());
+    }
+
+    // Core's file and the repository's: every key Core acts on is compared, windows are not.
+    #[test]
+    fn the_disagreement_table() {
+        let base = "environments:\n  - name: dev\n    branch: dev\n    aws-account-id: '111111111111'\n  - name: prod\n    branch: prod\n    production: true\n    aws-account-id: '222222222222'\n    reviewers: { teams: [7, 8] }\nstate-prefixes: ['app/']\nregistries: ['app']\n";
+        let core = Model::from_yaml(base, "core.yml").unwrap();
+        let same = |repo: &str| disagreements(&core, &Model::from_yaml(repo, "repo.yml").unwrap());
+        assert_eq!(same(base), Vec::<String>::new());
+        // Reviewer order and deploy windows do not matter.
+        assert_eq!(
+            same(&base.replace("[7, 8]", "[8, 7]").replace(
+                "    production: true\n",
+                "    production: true\n    windows: { time-zone: UTC }\n"
+            )),
+            Vec::<String>::new()
+        );
+        let cases: &[(&str, &str, &str)] = &[
+            ("branch: prod", "branch: release", "environment `prod`: branch is `prod` in Core, `release` in the repository"),
+            ("    production: true\n", "", "environment `prod`: production is true in Core, false in the repository"),
+            ("'222222222222'", "'333333333333'", "environment `prod`: aws-account-id is `222222222222` in Core, `333333333333` in the repository"),
+            ("    aws-account-id: '111111111111'\n", "", "environment `dev`: aws-account-id is `111111111111` in Core, (not set) in the repository"),
+            ("[7, 8]", "[7]", "environment `prod`: reviewers is users [], teams [7, 8] in Core, users [], teams [7] in the repository"),
+            ("state-prefixes: ['app/']\n", "", "state-prefixes is [app/] in Core, (not set) in the repository"),
+            ("registries: ['app']", "registries: ['app', 'worker']", "registries is [app] in Core, [app, worker] in the repository"),
+            ("  - name: dev\n    branch: dev\n    aws-account-id: '111111111111'\n", "", "environments: Core has [dev, prod], the repository [prod]"),
+            ("name: dev", "name: qa", "environments: Core has [dev, prod], the repository [qa, prod]"),
+        ];
+        for (from, to, want) in cases {
+            let repo = base.replacen(from, to, 1);
+            assert_ne!(repo, base, "{from}");
+            let got = same(&repo);
+            assert!(
+                got.iter().any(|g| g.starts_with(want)),
+                "{from} -> {to}: {got:#?}"
+            );
+        }
+        // The built-in model against a file that pins accounts: every environment differs.
+        let d = disagreements(&core, &Model::default());
+        assert!(
+            d[0].starts_with(
+                "environments: Core has [dev, prod], the repository [dev, staging, prod]"
+            ),
+            "{d:?}"
+        );
     }
 
     #[test]

@@ -70,6 +70,12 @@ pub struct Section {
     /// Owned by [`crate::envs`]; accepted here so the same file parses.
     #[serde(default, rename = "environments")]
     _environments: Option<serde::de::IgnoredAny>,
+    /// Owned by [`crate::envs`] (Core's keys); accepted here so the same file parses.
+    #[serde(default, rename = "state-prefixes")]
+    _state_prefixes: Option<serde::de::IgnoredAny>,
+    /// Owned by [`crate::envs`] (Core's keys); accepted here so the same file parses.
+    #[serde(default, rename = "registries")]
+    _registries: Option<serde::de::IgnoredAny>,
     /// Explicit stacks.
     #[serde(default)]
     pub stacks: Option<Vec<Entry>>,
@@ -1443,6 +1449,27 @@ pub fn detect(
 
 fn short(oid: git2::Oid) -> String {
     oid.to_string()[..12].to_string()
+}
+
+/// The state keys of `resolved`'s stacks, in the environments they deploy to, that lie outside
+/// every one of `prefixes` (what Core grants the repository's roles): `(stack, env, key)`, in
+/// stack order. The one stack of a repository without a stacks section (empty key) uses the
+/// key Core writes into TF_STATE_KEY, under the first prefix by construction.
+pub fn keys_outside(
+    resolved: &Resolved,
+    envs: &[&str],
+    prefixes: &[String],
+) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for s in resolved.stacks.iter().filter(|s| !s.state_key.is_empty()) {
+        for e in envs.iter().filter(|e| s.deploys_to(e)) {
+            let key = s.state_key_for(Some(e));
+            if !prefixes.iter().any(|p| key.starts_with(p.as_str())) {
+                out.push((s.name.clone(), e.to_string(), key));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -6,6 +6,11 @@
 //!   `deploy/<ENV>/current` on the remote (read with ls-remote, fetched if it is not local); no
 //!   deploy yet means every stack of the environment.
 //!
+//! - `check-core --core-config FILE`: Core's configuration of this repository (its
+//!   `terraform/core/repositories/<repository>.yml`, same schema) against the checkout's
+//!   `.github/gitops.yml` at `head`: exit 1 naming every disagreement ([`crate::envs::disagreements`],
+//!   and every stack whose state key lies outside Core's `state-prefixes`); no outputs.
+//!
 //! Outputs: `matrix` (`{"include":[...]}` in dependency order), `chunks` (the same entries in
 //! chunks of at most 256, one layer each, in run order), `chunk-count`, `stacks`, `count`,
 //! `layers`, `deleted`, `base`, `head`. The rules live in [`crate::stacks`]. Configuration is
@@ -31,6 +36,8 @@ pub enum Command {
     List,
     /// The stacks changed between a base and a head commit.
     Changed,
+    /// Check Core's configuration of this repository against its own (exit 1 when they disagree).
+    CheckCore,
 }
 
 /// The Terraform stacks of a repository and which of them changed.
@@ -41,7 +48,7 @@ pub enum Command {
     about = "List the Terraform stacks of a repository and detect which changed"
 )]
 pub struct Args {
-    /// What to do: list, changed.
+    /// What to do: list, changed, check-core.
     #[arg(value_enum, env = "GITOPS_COMMAND")]
     pub command: Command,
 
@@ -76,6 +83,10 @@ pub struct Args {
     /// The checkout (default: `GITHUB_WORKSPACE`, else the current directory).
     #[arg(long, env = "GITOPS_REPO_PATH")]
     pub repo_path: Option<PathBuf>,
+
+    /// check-core: Core's configuration file of this repository (a path on disk, e.g. `core/terraform/core/repositories/<repository>.yml` in a checkout of the Core repository).
+    #[arg(long, env = "GITOPS_CORE_CONFIG")]
+    pub core_config: Option<PathBuf>,
 
     /// Token for the git remote (`x-access-token` basic auth). Default: `GITHUB_TOKEN` if set, else the credentials `actions/checkout` persisted.
     #[arg(long, env = "GITOPS_GITHUB_TOKEN", hide_env_values = true)]
@@ -168,8 +179,32 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
             validate_rev(field, v)?;
         }
     }
-    if args.command == Command::List && args.base.is_some() {
-        return Err(Failure::usage("base", "does not apply to `list`"));
+    if args.command != Command::Changed && args.base.is_some() {
+        let verb = args
+            .command
+            .to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default();
+        return Err(Failure::usage(
+            "base",
+            format!("does not apply to `{verb}`"),
+        ));
+    }
+    match (args.command, &args.core_config) {
+        (Command::CheckCore, None) => {
+            return Err(Failure::usage(
+                "core-config",
+                "`check-core` needs `core-config`: Core's configuration file of this repository",
+            ))
+        }
+        (Command::CheckCore, Some(_)) => {}
+        (_, Some(_)) => {
+            return Err(Failure::usage(
+                "core-config",
+                "applies to `check-core` only",
+            ));
+        }
+        (_, None) => {}
     }
     if args.command == Command::Changed && args.base.is_none() && args.environment.is_none() {
         return Err(Failure::usage(
@@ -215,6 +250,15 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
     let env = args.environment.as_deref();
 
     let (resolved, changes, base) = match args.command {
+        Command::CheckCore => {
+            let core = args.core_config.as_deref().expect("checked above");
+            let tree = repo
+                .find_commit(head)
+                .and_then(|c| c.tree())
+                .map_err(|e| Failure::runtime(single_line(e.message())))?;
+            let loaded = stacks::load(&GitTree::new(&repo, tree), &opts, "head")?;
+            return check_core(runner, core, &loaded);
+        }
         Command::List => {
             let tree = repo
                 .find_commit(head)
@@ -254,6 +298,64 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
         }
     };
     report(runner, &args, &resolved, &changes, base, head)
+}
+
+/// Core's configuration files are small; anything larger is not one.
+const MAX_CORE_CONFIG: u64 = 1 << 20;
+
+/// `check-core`: Core's file against the repository's configuration (already loaded and
+/// validated); every disagreement is an error line, and any is exit 1.
+fn check_core(runner: &Runner, core_path: &Path, loaded: &stacks::Loaded) -> Result<()> {
+    let shown = single_line(&core_path.display().to_string());
+    let meta = std::fs::metadata(core_path)
+        .map_err(|e| Failure::usage("core-config", format!("cannot read {shown}: {}", e.kind())))?;
+    if !meta.is_file() || meta.len() > MAX_CORE_CONFIG {
+        return Err(Failure::usage(
+            "core-config",
+            format!("{shown} is not a regular file of at most 1 MiB"),
+        ));
+    }
+    let text = std::fs::read_to_string(core_path)
+        .map_err(|e| Failure::usage("core-config", format!("cannot read {shown}: {}", e.kind())))?;
+    let core = crate::envs::Model::from_yaml(&text, &core_path.display().to_string())
+        .map_err(|e| Failure::usage("core-config", e.message))?;
+    let mut found = crate::envs::disagreements(&core, &loaded.model);
+    // What Core grants: its state-prefixes, or its default `<repository>/` (the file is named
+    // after the repository).
+    let prefixes = core.state_prefixes.clone().unwrap_or_else(|| {
+        let stem = core_path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        vec![format!("{stem}/")]
+    });
+    let envs: Vec<&str> = loaded
+        .model
+        .environments()
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    for (stack, env, key) in stacks::keys_outside(&loaded.resolved, &envs, &prefixes) {
+        found.push(format!(
+            "stack `{stack}` in `{env}`: its state key `{key}` is outside Core's state-prefixes [{}]",
+            prefixes.join(", ")
+        ));
+    }
+    runner.info(&format!(
+        "Core's configuration {shown} against {}",
+        loaded.model.log_line()
+    ));
+    if found.is_empty() {
+        runner.info("they agree: the environments, state-prefixes and registries Core creates are the repository's");
+        return Ok(());
+    }
+    for f in &found {
+        runner.error(&single_line(f));
+    }
+    Err(Failure::refused(format!(
+        "Core's configuration and the repository's disagree in {} place(s): change one of them so both say the same",
+        found.len()
+    )))
 }
 
 /// The commit behind `deploy/<env>/current` on the remote (`None`: never deployed), made
@@ -324,7 +426,7 @@ fn report(
     let out = stacks::matrix(&resolved.stacks, &selected, env, &changes.deleted);
     // In machine-output mode (--format json) the runner sends log lines to stderr itself.
     let log = |m: &str| runner.info(m);
-    let what = if args.command == Command::List {
+    let what = if args.command != Command::Changed {
         "stacks"
     } else {
         "changed stacks"

@@ -88,7 +88,7 @@ fn bad_configuration_is_exit_2_naming_the_entry() {
     let t = tf_tree();
     let cases: &[(&str, &str)] = &[
         ("stacks:\n  - name: a\n    path: stacks/network\n    dependson: []\n", "line 4, column 5: an unknown key; expected one of `name`, `path`"),
-        ("stack-root: [x]\n", "line 1, column 1: an unknown key; expected one of `environments`, `stacks`, `stack-roots`"),
+        ("stack-root: [x]\n", "line 1, column 1: an unknown key; expected one of `environments`, `state-prefixes`, `registries`, `stacks`, `stack-roots`"),
         ("stacks:\n  - name: a\n    path: stacks/network\n  - name: a\n    path: stacks/db\n", "stack `a` is listed twice"),
         ("stacks:\n  - name: a\n    path: stacks/network\n  - name: b\n    path: stacks/network/\n", "path `stacks/network/` is used by both `a` and `b`"),
         ("stacks:\n  - name: a\n    path: ../outside\n", "stacks[0].path"),
@@ -713,4 +713,34 @@ fn git_symlinked_stack_path_is_refused() {
     let e = detect(&r.repo, None, h, &opts).err().unwrap();
     assert_eq!(e.class, ExitClass::Usage);
     assert!(e.to_string().contains("symbolic link `link`"), "{e}");
+}
+
+// Core grants a repository's roles its state-prefixes only: the stacks' keys outside them, per
+// environment they deploy to (an `environments:` list narrows it; `{env}` is substituted).
+#[test]
+fn keys_outside_the_prefixes_table() {
+    let tree = tf_tree();
+    let r = resolve_yaml(
+        "stacks:\n  - name: network\n    path: stacks/network\n    state-key: 'app/network/{env}.tfstate'\n  - name: service\n    path: stacks/service\n  - name: db\n    path: stacks/db\n    environments: [prod]\n    state-key: '{env}/db.tfstate'\n",
+        &tree,
+    )
+    .unwrap();
+    let p = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let got = keys_outside(&r, ENVS, &p(&["app/", "service/"]));
+    assert_eq!(
+        got,
+        vec![("db".into(), "prod".into(), "prod/db.tfstate".into())]
+    );
+    assert!(keys_outside(&r, ENVS, &p(&["app/", "service/", "prod/"])).is_empty());
+    let got = keys_outside(&r, ENVS, &p(&["app/network/"]));
+    let names: Vec<String> = got.iter().map(|(s, e, _)| format!("{s}/{e}")).collect();
+    assert_eq!(
+        names,
+        ["db/prod", "service/dev", "service/staging", "service/prod"]
+            .map(String::from)
+            .to_vec()
+    );
+    // The one stack without a stacks section uses Core's TF_STATE_KEY: never outside.
+    let single = resolve(&Section::default(), &tree, ENVS, ".", "t.yml").unwrap();
+    assert!(keys_outside(&single, ENVS, &p(&["elsewhere/"])).is_empty());
 }

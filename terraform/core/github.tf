@@ -1,20 +1,30 @@
-# The GitHub side: one deployment environment per environment (only its own branch may deploy
-# to it; production environments wait for reviewers), one `<env>-plan` environment for
-# pull-request plans (no reviewers, only the read-only role, branches only), and the variables the
-# workflow templates read. Role ARNs and bucket names are not secrets: they are variables.
+# The GitHub side, per repository: one deployment environment per environment (only its own
+# branch may deploy to it; production environments wait for reviewers), one `<env>-plan`
+# environment for pull-request plans (no reviewers, only the read-only role, branches only), and
+# the variables the workflow templates read (they point into the environment's own account).
+# Role ARNs and bucket names are not secrets: they are variables.
+
+locals {
+  # Every ECR repository name, and who else writes state into the same bucket (account + name).
+  all_registry_names = flatten([for e in values(local.envs) : values(e.registries)])
+  bucket_neighbours = { for k, e in local.envs : k => flatten([
+    for k2, e2 in local.envs : local.repos[e2.repository].state_prefixes
+    if e2.account == e.account && e2.name == e.name && e2.repository != e.repository
+  ]) }
+}
 
 resource "github_repository_environment" "deploy" {
   for_each            = local.envs
-  repository          = var.repository
-  environment         = each.key
+  repository          = each.value.repository
+  environment         = each.value.name
   prevent_self_review = each.value.production
   can_admins_bypass   = !each.value.production
 
   dynamic "reviewers" {
     for_each = each.value.production ? [1] : []
     content {
-      users = each.value.reviewer_user_ids
-      teams = each.value.reviewer_team_ids
+      users = each.value.reviewer_users
+      teams = each.value.reviewer_teams
     }
   }
 
@@ -22,12 +32,37 @@ resource "github_repository_environment" "deploy" {
     protected_branches     = false
     custom_branch_policies = true
   }
+
+  lifecycle {
+    precondition {
+      condition     = each.value.account != null
+      error_message = "Environment ${each.key}: its aws-account-id is not the id of an account in var.accounts (or it is missing while there are several accounts)."
+    }
+    precondition {
+      condition     = each.value.aws_region == null || each.value.aws_region == var.aws_region
+      error_message = "Environment ${each.key}: its aws-region differs from var.aws_region (Core serves one region)."
+    }
+    precondition {
+      condition     = !each.value.production || length(each.value.reviewer_users) + length(each.value.reviewer_teams) > 0
+      error_message = "Environment ${each.key}: a production environment needs at least one reviewer (reviewers.users / reviewers.teams)."
+    }
+    precondition {
+      condition     = length(distinct(local.all_registry_names)) == length(local.all_registry_names)
+      error_message = "Two repositories name the same registry (`registries`): each ECR repository belongs to one repository."
+    }
+    precondition {
+      condition = alltrue([for p in local.repos[each.value.repository].state_prefixes : alltrue([
+        for q in local.bucket_neighbours[each.key] : !startswith(p, q) && !startswith(q, p)
+      ])])
+      error_message = "Environment ${each.key}: its state-prefixes overlap another repository's in the same state bucket."
+    }
+  }
 }
 
 # Only the environment's own branch deploys to it (rollback.yml is dispatched on that branch too).
 resource "github_repository_environment_deployment_policy" "deploy" {
   for_each       = local.envs
-  repository     = var.repository
+  repository     = each.value.repository
   environment    = github_repository_environment.deploy[each.key].environment
   branch_pattern = each.value.branch
 }
@@ -37,12 +72,12 @@ resource "github_repository_environment_deployment_policy" "deploy" {
 # a push; what it does: no tag run ever enters a plan environment, and teams with a branch naming
 # convention can narrow `plan_branch_patterns`. That the run IS a pull request of this repository,
 # running plan.yml, is enforced where the credential is issued: the plan role's trust policy
-# (iam.tf) accepts only `ref` = `refs/pull/<n>/merge` and that workflow. The environment holds
-# variables only, never a secret.
+# (modules/environment-account/iam.tf) accepts only `ref` = `refs/pull/<n>/merge` and that
+# workflow. The environment holds variables only, never a secret.
 resource "github_repository_environment" "plan" {
   for_each    = local.envs
-  repository  = var.repository
-  environment = "${each.key}-plan"
+  repository  = each.value.repository
+  environment = "${each.value.name}-plan"
 
   deployment_branch_policy {
     protected_branches     = false
@@ -51,42 +86,57 @@ resource "github_repository_environment" "plan" {
 }
 
 resource "github_repository_environment_deployment_policy" "plan" {
-  for_each = { for pair in setproduct(keys(local.envs), var.plan_branch_patterns) : "${pair[0]} ${pair[1]}" => { env = pair[0], pattern = pair[1] } }
+  for_each = merge([for k, e in local.envs : {
+    for pattern in var.repositories[e.repository].plan_branch_patterns : "${k} ${pattern}" => { env = k, pattern = pattern }
+  }]...)
 
-  repository     = var.repository
+  repository     = local.envs[each.value.env].repository
   environment    = github_repository_environment.plan[each.value.env].environment
   branch_pattern = each.value.pattern
 }
 
 locals {
-  deploy_variables = merge([for n, e in local.envs : {
-    for k, v in {
+  # Per repository environment: what its jobs need, in the environment's own account (and, for
+  # the copy of the tested digest, where the environment below keeps it — another account, maybe).
+  env_variables = { for k, e in local.envs : k => {
+    first_image  = local.repos[e.repository].images[0]
+    bucket       = local.state_buckets["${e.account}/${e.name}"]
+    registry     = local.registry_hosts[e.account]
+    source       = e.previous == null ? "" : local.registry_hosts[local.envs[e.previous].account]
+    source_image = e.previous == null ? "" : local.envs[e.previous].registries[local.repos[e.repository].images[0]]
+  } }
+
+  deploy_variables = merge([for k, e in local.envs : {
+    for name, value in {
       AWS_REGION            = var.aws_region
-      AWS_DEPLOY_ROLE_ARN   = aws_iam_role.deploy[n].arn
-      TF_STATE_BUCKET       = aws_s3_bucket.state[n].bucket
-      TF_STATE_KEY          = local.state_key[n]
-      ECR_REGISTRY          = local.registry_host
-      ECR_REPOSITORY        = aws_ecr_repository.app[n].name
-      SOURCE_ECR_REGISTRY   = local.source_env[n] == null ? "" : local.registry_host
-      SOURCE_ECR_REPOSITORY = local.source_env[n] == null ? "" : aws_ecr_repository.app[local.source_env[n]].name
-    } : "${n}/${k}" => { env = n, name = k, value = v } if v != ""
+      AWS_DEPLOY_ROLE_ARN   = local.deploy_role_arns[k]
+      TF_STATE_BUCKET       = local.env_variables[k].bucket
+      TF_STATE_KEY          = e.state_key
+      ECR_REGISTRY          = local.env_variables[k].registry
+      ECR_REPOSITORY        = e.registries[local.env_variables[k].first_image]
+      SOURCE_ECR_REGISTRY   = local.env_variables[k].source
+      SOURCE_ECR_REPOSITORY = local.env_variables[k].source_image
+    } : "${k}/${name}" => { env = k, name = name, value = value }
+    # Filtered on what the configuration says, never on a value (a role ARN is unknown until
+    # applied, and for_each keys must be known at plan time).
+    if e.previous != null || !startswith(name, "SOURCE_")
   }]...)
 
-  plan_variables = merge([for n, e in local.envs : {
-    for k, v in {
+  plan_variables = merge([for k, e in local.envs : {
+    for name, value in {
       AWS_REGION        = var.aws_region
-      AWS_PLAN_ROLE_ARN = aws_iam_role.plan[n].arn
-      TF_STATE_BUCKET   = aws_s3_bucket.state[n].bucket
-      TF_STATE_KEY      = local.state_key[n]
-      ECR_REGISTRY      = local.registry_host
-      ECR_REPOSITORY    = aws_ecr_repository.app[n].name
-    } : "${n}-plan/${k}" => { env = "${n}-plan", name = k, value = v }
+      AWS_PLAN_ROLE_ARN = local.plan_role_arns[k]
+      TF_STATE_BUCKET   = local.env_variables[k].bucket
+      TF_STATE_KEY      = e.state_key
+      ECR_REGISTRY      = local.env_variables[k].registry
+      ECR_REPOSITORY    = e.registries[local.env_variables[k].first_image]
+    } : "${k}/${name}" => { env = k, name = name, value = value }
   }]...)
 }
 
 resource "github_actions_environment_variable" "deploy" {
   for_each      = local.deploy_variables
-  repository    = var.repository
+  repository    = local.envs[each.value.env].repository
   environment   = github_repository_environment.deploy[each.value.env].environment
   variable_name = each.value.name
   value         = each.value.value
@@ -94,14 +144,15 @@ resource "github_actions_environment_variable" "deploy" {
 
 resource "github_actions_environment_variable" "plan" {
   for_each      = local.plan_variables
-  repository    = var.repository
-  environment   = github_repository_environment.plan[trimsuffix(each.value.env, "-plan")].environment
+  repository    = local.envs[each.value.env].repository
+  environment   = github_repository_environment.plan[each.value.env].environment
   variable_name = each.value.name
   value         = each.value.value
 }
 
 resource "github_actions_variable" "tf_working_dir" {
-  repository    = var.repository
+  for_each      = var.repositories
+  repository    = each.key
   variable_name = "TF_WORKING_DIR"
-  value         = var.terraform_working_dir
+  value         = each.value.terraform_working_dir
 }

@@ -1,32 +1,74 @@
-data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
+# The repositories' configuration files (the schema of `.github/gitops.yml`, owned by the
+# gitops-actions library, src/envs.rs) read into one map of repository environments, keyed
+# "<repository>/<environment>", each with the account it lives in and its neighbours in the
+# promotion order.
 
 locals {
-  account_id = data.aws_caller_identity.current.account_id
-  partition  = data.aws_partition.current.partition
-  envs       = { for i, e in var.environments : e.name => merge(e, { index = i }) }
+  config = { for r, c in var.repositories : r => yamldecode(file("${path.module}/${c.config}")) }
 
-  # The environment below each one (where its image digest is copied from); none for the first.
-  source_env = { for i, e in var.environments : e.name => i == 0 ? null : var.environments[i - 1].name }
+  account_by_id = { for name, a in var.accounts : a.id => name }
+  only_account  = length(var.accounts) == 1 ? one(keys(var.accounts)) : null
 
-  oidc_host         = "token.actions.githubusercontent.com"
-  oidc_provider_arn = var.create_oidc_provider ? aws_iam_openid_connect_provider.github[0].arn : "arn:${local.partition}:iam::${local.account_id}:oidc-provider/${local.oidc_host}"
+  repos = { for r, c in var.repositories : r => {
+    full_name = "${var.github_owner}/${r}"
+    # The `sub` prefix of this repository in its form (see var.sub_claim_format).
+    sub_repo = coalesce(c.sub_claim_format, var.sub_claim_format) == "immutable" ? "repo:${var.github_owner}@${var.github_owner_id}/${r}@${c.repository_id}" : "repo:${var.github_owner}/${r}"
+    # What a plan role's trust policy requires besides `sub`: a pull-request run of the plan workflow.
+    plan_ref              = "refs/pull/*/merge"
+    plan_job_workflow_ref = "${var.github_owner}/${r}/${c.plan_workflow}@refs/pull/*/merge"
+    # The state key prefixes its stacks use (the one-stack TF_STATE_KEY is the first + <env>/terraform.tfstate).
+    state_prefixes = try(local.config[r]["state-prefixes"], ["${r}/"])
+    images         = try(local.config[r].registries, [r])
+    environments   = local.config[r].environments
+    immutable      = coalesce(c.sub_claim_format, var.sub_claim_format) == "immutable"
+    repository_id  = c.repository_id
+  } }
 
-  # The `sub` prefix of this repository in the chosen form (see var.sub_claim_format).
-  sub_repo = var.sub_claim_format == "immutable" ? "repo:${var.github_owner}@${var.github_owner_id}/${var.repository}@${var.repository_id}" : "repo:${var.github_owner}/${var.repository}"
+  envs = merge([for r, c in local.repos : { for i, e in c.environments : "${r}/${e.name}" => {
+    repository     = r
+    name           = e.name
+    branch         = e.branch
+    production     = try(e.production, false)
+    aws_region     = try(e["aws-region"], null)
+    account        = try(e["aws-account-id"], null) == null ? local.only_account : lookup(local.account_by_id, e["aws-account-id"], null)
+    reviewer_users = try(e.reviewers.users, [])
+    reviewer_teams = try(e.reviewers.teams, [])
+    previous       = i == 0 ? null : "${r}/${c.environments[i - 1].name}"
+    next           = i == length(c.environments) - 1 ? null : "${r}/${c.environments[i + 1].name}"
+    state_key      = "${c.state_prefixes[0]}${e.name}/terraform.tfstate"
+    registries     = { for image in c.images : image => "${var.name_prefix}/${image}-${e.name}" }
+  } }]...)
 
-  # What a plan role's trust policy requires besides `sub`: a pull-request run of the plan workflow.
-  plan_ref              = "refs/pull/*/merge"
-  plan_job_workflow_ref = "${var.github_owner}/${var.repository}/${var.plan_workflow}@refs/pull/*/merge"
+  # What each account's module creates: its repository environments ...
+  account_envs = { for a, _ in var.accounts : a => { for k, e in local.envs : k => {
+    repository             = e.repository
+    full_name              = local.repos[e.repository].full_name
+    name                   = e.name
+    deploy_sub             = "${local.repos[e.repository].sub_repo}:environment:${e.name}"
+    plan_sub               = "${local.repos[e.repository].sub_repo}:environment:${e.name}-plan"
+    plan_ref               = local.repos[e.repository].plan_ref
+    plan_job_workflow_ref  = local.repos[e.repository].plan_job_workflow_ref
+    state_prefixes         = local.repos[e.repository].state_prefixes
+    registries             = e.registries
+    app_deploy_policy_arns = var.repositories[e.repository].app_deploy_policy_arns
+    plan_policy_arns       = var.repositories[e.repository].plan_policy_arns
+  } if e.account == a } }
 
-  state_key      = { for n, e in local.envs : n => "app/${n}/terraform.tfstate" }
-  registry_host  = "${local.account_id}.dkr.ecr.${var.aws_region}.amazonaws.com"
-  repository_ids = var.sub_claim_format == "immutable" ? [var.github_owner_id, var.repository_id] : []
+  # ... which next environment's deploy role may pull from each of its registries ...
+  account_pullers = { for a, _ in var.accounts : a => merge([for k, e in local.envs : {
+    for image, _ in e.registries : "${k}/${image}" => local.deploy_role_arns[e.next]
+  } if e.account == a && e.next != null]...) }
+
+  # ... and, for each of its environments with one below, where that one's images are.
+  account_pull_sources = { for a, _ in var.accounts : a => { for k, e in local.envs : k => {
+    registry_arns = [for image, _ in e.registries : local.registry_arns["${e.previous}/${image}"]]
+    key_arn       = local.key_arns["${local.envs[e.previous].account}/${local.envs[e.previous].name}"]
+  } if e.account == a && e.previous != null } }
 }
 
 check "immutable_ids_given" {
   assert {
-    condition     = var.sub_claim_format == "legacy" || (var.github_owner_id != null && var.repository_id != null)
-    error_message = "sub_claim_format = \"immutable\" needs github_owner_id and repository_id."
+    condition     = alltrue([for r in values(local.repos) : !r.immutable || (var.github_owner_id != null && r.repository_id != null)])
+    error_message = "A repository with sub_claim_format = \"immutable\" needs github_owner_id and its repository_id."
   }
 }

@@ -1,34 +1,40 @@
 output "deploy_role_arns" {
-  description = "Deploy role per environment."
-  value       = { for n, r in aws_iam_role.deploy : n => r.arn }
+  description = "Deploy role per \"<repository>/<environment>\"."
+  value       = local.deploy_role_arns
 }
 
 output "plan_role_arns" {
-  description = "Read-only plan role per environment."
-  value       = { for n, r in aws_iam_role.plan : n => r.arn }
+  description = "Read-only plan role per \"<repository>/<environment>\"."
+  value       = local.plan_role_arns
 }
 
 output "state_buckets" {
-  description = "State bucket per environment."
-  value       = { for n, b in aws_s3_bucket.state : n => b.bucket }
+  description = "State bucket per \"<account>/<environment>\"."
+  value       = local.state_buckets
 }
 
 output "registries" {
-  description = "ECR repository URL per environment."
-  value       = { for n, r in aws_ecr_repository.app : n => r.repository_url }
+  description = "ECR repository URL per \"<repository>/<environment>/<image>\"."
+  value       = local.registry_urls
+}
+
+output "environment_accounts" {
+  description = "The account (name in var.accounts) of every \"<repository>/<environment>\"."
+  value       = { for k, e in local.envs : k => e.account }
 }
 
 output "trusted_subjects" {
-  description = "The exact OIDC `sub` each role trusts (compare with oidc-login's explanation on a refusal)."
-  value = {
-    for k, _ in data.aws_iam_policy_document.trust : k => "${local.sub_repo}:environment:${endswith(k, "/plan") ? "${split("/", k)[0]}-plan" : split("/", k)[0]}"
-  }
+  description = "The exact OIDC `sub` each role trusts, per \"<repository>/<environment>/<deploy|plan>\" (compare with oidc-login's explanation on a refusal)."
+  value = merge([for k, e in local.envs : {
+    "${k}/deploy" = "${local.repos[e.repository].sub_repo}:environment:${e.name}"
+    "${k}/plan"   = "${local.repos[e.repository].sub_repo}:environment:${e.name}-plan"
+  }]...)
 }
 
 output "plan_trusted_claims" {
-  description = "Besides `sub` and `aud`, what every plan role's trust policy requires: a pull-request run (`ref`) of the plan workflow (`job_workflow_ref`)."
-  value = {
-    ref              = local.plan_ref
-    job_workflow_ref = local.plan_job_workflow_ref
-  }
+  description = "Besides `sub` and `aud`, what every plan role's trust policy requires, per repository: a pull-request run (`ref`) of the plan workflow (`job_workflow_ref`)."
+  value = { for r, c in local.repos : r => {
+    ref              = c.plan_ref
+    job_workflow_ref = c.plan_job_workflow_ref
+  } }
 }

@@ -1,5 +1,5 @@
 variable "aws_region" {
-  description = "AWS region of the state buckets, registries and roles."
+  description = "AWS region of the state buckets, registries and roles (every environment account)."
   type        = string
 
   validation {
@@ -9,30 +9,19 @@ variable "aws_region" {
 }
 
 variable "github_owner" {
-  description = "GitHub organisation or user that owns the app repository."
+  description = "GitHub organisation or user that owns the app repositories."
   type        = string
 }
 
 variable "github_owner_id" {
-  description = "Numeric id of the owner (for the immutable `sub` form). Required when sub_claim_format is \"immutable\"."
-  type        = number
-  default     = null
-}
-
-variable "repository" {
-  description = "Name of the app repository (without the owner)."
-  type        = string
-}
-
-variable "repository_id" {
-  description = "Numeric id of the app repository (for the immutable `sub` form). Required when sub_claim_format is \"immutable\"."
+  description = "Numeric id of the owner (for the immutable `sub` form). Required when a repository uses sub_claim_format \"immutable\"."
   type        = number
   default     = null
 }
 
 variable "sub_claim_format" {
   description = <<-EOT
-    Which form of the OIDC `sub` claim the trust policies pin:
+    Which form of the OIDC `sub` claim the trust policies pin (a repository may override it):
     "legacy"    -> repo:OWNER/REPO:environment:ENV
     "immutable" -> repo:OWNER@OWNER_ID/REPO@REPO_ID:environment:ENV (survives renames and
                    cannot be claimed by a re-created repository of the same name).
@@ -57,52 +46,77 @@ variable "name_prefix" {
   }
 }
 
-variable "environments" {
+variable "accounts" {
   description = <<-EOT
-    The environments, in promotion order (the same model as .github/gitops.yml). `branch` is the
-    branch that IS the environment; `production` adds required reviewers; `reviewer_user_ids` /
-    `reviewer_team_ids` are GitHub numeric ids.
+    The environment accounts, by the name of their provider alias and module in accounts.tf:
+    `id` is the 12-digit account id (the provider refuses any other account), `core_role_arn`
+    the role Core assumes there (null: the credentials Core runs with are already in that
+    account — the one-account setup), `create_oidc_provider` false when another project
+    already owns the account's GitHub OIDC provider. An environment names its account with
+    `aws-account-id` in its repository's configuration file; with one account it may omit it.
+    Every name here needs its two blocks in accounts.tf (checked).
   EOT
-  type = list(object({
-    name              = string
-    branch            = string
-    production        = optional(bool, false)
-    reviewer_user_ids = optional(list(number), [])
-    reviewer_team_ids = optional(list(number), [])
+  type = map(object({
+    id                   = string
+    core_role_arn        = optional(string)
+    create_oidc_provider = optional(bool, true)
   }))
 
   validation {
-    condition     = alltrue([for e in var.environments : can(regex("^[a-z][a-z0-9-]{0,31}$", e.name))])
-    error_message = "Environment names are lowercase letters, digits and '-', starting with a letter."
+    condition     = length(var.accounts) > 0 && alltrue([for a in values(var.accounts) : can(regex("^[0-9]{12}$", a.id))])
+    error_message = "accounts needs at least one account, each with a 12-digit id."
   }
 
   validation {
-    condition     = length(distinct([for e in var.environments : e.name])) == length(var.environments)
-    error_message = "Environment names must be unique."
+    condition     = length(distinct([for a in values(var.accounts) : a.id])) == length(var.accounts)
+    error_message = "Each account id may appear once in accounts (one provider and module per account)."
   }
 
   validation {
-    condition     = alltrue([for e in var.environments : !e.production || length(e.reviewer_user_ids) + length(e.reviewer_team_ids) > 0])
-    error_message = "A production environment needs at least one reviewer."
+    condition     = alltrue([for a in values(var.accounts) : a.core_role_arn == null || can(regex("^arn:aws[a-z-]*:iam::${a.id}:role/.+$", a.core_role_arn))])
+    error_message = "core_role_arn must be an IAM role ARN in the same account as id."
   }
 }
 
-variable "create_oidc_provider" {
-  description = "Create the account's GitHub OIDC provider (false when another project already owns it)."
-  type        = bool
-  default     = true
-}
+variable "repositories" {
+  description = <<-EOT
+    The app repositories Core serves, by name (without the owner). `config` is the repository's
+    environments file, relative to this directory, in the schema of the app repository's
+    `.github/gitops.yml` (environments in promotion order with branch, production, reviewers,
+    aws-account-id; `registries`; `state-prefixes`) — `stacks check-core` fails when the two
+    disagree. `repository_id` is needed for the immutable `sub` form. The rest are the
+    repository's GitHub variables and policies.
+  EOT
+  type = map(object({
+    config                 = string
+    repository_id          = optional(number)
+    sub_claim_format       = optional(string)
+    plan_workflow          = optional(string, ".github/workflows/plan.yml")
+    terraform_working_dir  = optional(string, "terraform/app/release")
+    plan_branch_patterns   = optional(list(string), ["**/*"])
+    app_deploy_policy_arns = optional(list(string), [])
+    plan_policy_arns       = optional(list(string), [])
+  }))
 
-variable "app_deploy_policy_arns" {
-  description = "Managed policies the app stack needs (ECS, RDS, networking), attached to every deploy role. Keep them scoped."
-  type        = list(string)
-  default     = []
-}
+  validation {
+    condition     = alltrue([for r, c in var.repositories : can(regex("^[A-Za-z0-9_.-]{1,100}$", r))])
+    error_message = "Repository names are GitHub names without the owner (letters, digits, '.', '_', '-')."
+  }
 
-variable "plan_policy_arns" {
-  description = "Read-only managed policies the plan role needs to refresh the app stack (e.g. a scoped view-only policy)."
-  type        = list(string)
-  default     = []
+  validation {
+    condition     = alltrue([for c in values(var.repositories) : c.sub_claim_format == null || contains(["legacy", "immutable"], coalesce(c.sub_claim_format, "legacy"))])
+    error_message = "A repository's sub_claim_format must be \"legacy\" or \"immutable\"."
+  }
+
+  validation {
+    condition     = alltrue([for c in values(var.repositories) : can(regex("^\\.github/workflows/[A-Za-z0-9_.-]+\\.ya?ml$", c.plan_workflow))])
+    error_message = "plan_workflow must be a path like .github/workflows/plan.yml."
+  }
+
+  validation {
+    condition     = alltrue([for c in values(var.repositories) : length(c.plan_branch_patterns) > 0 && alltrue([for p in c.plan_branch_patterns : length(trimspace(p)) > 0 && !startswith(p, "refs/")])])
+    error_message = "plan_branch_patterns needs at least one non-empty branch-name pattern (without refs/heads/)."
+  }
 }
 
 variable "image_retention_count" {
@@ -115,37 +129,4 @@ variable "state_noncurrent_days" {
   description = "Days noncurrent state versions are kept (the state's undo history)."
   type        = number
   default     = 90
-}
-
-variable "terraform_working_dir" {
-  description = "Repository variable TF_WORKING_DIR: the app's Terraform root read by the templates."
-  type        = string
-  default     = "terraform/app/release"
-}
-
-variable "plan_branch_patterns" {
-  description = <<-EOT
-    Head-branch name patterns (GitHub's fnmatch syntax; `*` stops at `/`, `**/*` is any branch)
-    allowed to run a pull-request plan in the `<env>-plan` environments. Tags never are. The
-    default admits every branch: the trust policy of the plan role is what limits the role to
-    pull-request runs of plan.yml.
-  EOT
-  type        = list(string)
-  default     = ["**/*"]
-
-  validation {
-    condition     = length(var.plan_branch_patterns) > 0 && alltrue([for p in var.plan_branch_patterns : length(trimspace(p)) > 0 && !startswith(p, "refs/")])
-    error_message = "plan_branch_patterns needs at least one non-empty branch-name pattern (without refs/heads/)."
-  }
-}
-
-variable "plan_workflow" {
-  description = "Path of the pull-request plan workflow in the app repository; the plan roles trust only jobs of this workflow (`job_workflow_ref`)."
-  type        = string
-  default     = ".github/workflows/plan.yml"
-
-  validation {
-    condition     = can(regex("^\\.github/workflows/[A-Za-z0-9_.-]+\\.ya?ml$", var.plan_workflow))
-    error_message = "plan_workflow must be a path like .github/workflows/plan.yml."
-  }
 }

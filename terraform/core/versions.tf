@@ -1,7 +1,9 @@
-# The Core project (the seed's privileged "environments" project): everything an app repository
-# needs before its first deploy, per environment — the Terraform state backend, the GitHub OIDC
-# trust, a least-privilege deploy role and a read-only plan role, the container registry, and the
-# GitHub environment (branch policy, reviewers, the variables the workflow templates read).
+# The Core project (the seed's privileged "environments" project): everything the app
+# repositories need before their first deploy, per repository and environment — the Terraform
+# state backend, the GitHub OIDC trust, a least-privilege deploy role and a read-only plan role,
+# the container registries, and the GitHub environment (branch policy, reviewers, the variables
+# the workflow templates read). Each environment's AWS side lives in the environment's own
+# account (accounts.tf, modules/environment-account); one account for all is the simplest case.
 #
 # Only this project needs a privileged AWS role and a GitHub App token; it is planned on pull
 # requests and applied from `main` only (workflows-templates/core.yml).
@@ -27,19 +29,8 @@ terraform {
   }
 }
 
-provider "aws" {
-  region = var.aws_region
-
-  default_tags {
-    tags = {
-      "gitops:project"    = "core"
-      "gitops:repository" = "${var.github_owner}/${var.repository}"
-    }
-  }
-}
-
 # Authenticates with GITHUB_TOKEN from the environment: a GitHub App installation token allowed
-# to administer the app repository's environments and variables (never the workflow's own token).
+# to administer the app repositories' environments and variables (never the workflow's own token).
 provider "github" {
   owner = var.github_owner
 }

@@ -919,7 +919,8 @@ fn checkov() -> PathBuf {
     p
 }
 
-fn tf_files(dir: &Path, out: &mut Vec<PathBuf>) {
+/// Every `.tf` file under `dir`, recursively.
+pub(crate) fn tf_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
         if p.is_dir() {
@@ -1012,11 +1013,13 @@ fn e2e_terraform_is_formatted_and_checkov_clean_with_reasons() {
 }
 
 /// The text of the top-level HCL block that starts with `header` (e.g.
-/// `resource "aws_iam_role" "plan"`) in terraform/core, braces balanced.
+/// `resource "aws_iam_role" "plan"`) in terraform/core or its modules, braces balanced.
 fn core_block(header: &str) -> String {
-    let dir = root().join("terraform/core");
-    for e in std::fs::read_dir(&dir).unwrap() {
-        let text = std::fs::read_to_string(e.unwrap().path()).unwrap_or_default();
+    let mut files = Vec::new();
+    tf_files(&root().join("terraform/core"), &mut files);
+    files.sort();
+    for f in files {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
         let Some(start) = text.find(&format!("{header} {{")) else {
             continue;
         };
@@ -1068,13 +1071,13 @@ fn e2e_terraform_plan_environments_and_roles_are_restricted() {
     let policy = core_block(r#"resource "github_repository_environment_deployment_policy" "plan""#);
     assert!(
         policy.contains("github_repository_environment.plan[each.value.env].environment")
-            && policy.contains("var.plan_branch_patterns"),
+            && policy.contains("var.repositories[e.repository].plan_branch_patterns"),
         "{policy}"
     );
 
     let trust = core_block(r#"data "aws_iam_policy_document" "trust""#);
     assert!(
-        trust.contains(r#"each.value.kind == "plan" ? { ref = local.plan_ref, job_workflow_ref = local.plan_job_workflow_ref }"#),
+        trust.contains(r#"each.value.kind == "plan" ? { ref = var.environments[each.value.env].plan_ref, job_workflow_ref = var.environments[each.value.env].plan_job_workflow_ref }"#),
         "plan roles must require the pull-request ref and the plan workflow:\n{trust}"
     );
     let locals = std::fs::read_to_string(root().join("terraform/core/locals.tf")).unwrap();
@@ -1083,7 +1086,7 @@ fn e2e_terraform_plan_environments_and_roles_are_restricted() {
         "{locals}"
     );
     assert!(
-        locals.contains(r#"plan_job_workflow_ref = "${var.github_owner}/${var.repository}/${var.plan_workflow}@refs/pull/*/merge""#),
+        locals.contains(r#"plan_job_workflow_ref = "${var.github_owner}/${r}/${c.plan_workflow}@refs/pull/*/merge""#),
         "{locals}"
     );
 
@@ -1113,12 +1116,19 @@ fn e2e_terraform_plan_environments_and_roles_are_restricted() {
         !plan.contains("\"*\""),
         "no wildcard resource or value:\n{plan}"
     );
-    let key = r#"${aws_s3_bucket.state[each.key].arn}/${local.state_key[each.key]}"#;
     let read = statement(&plan, "StateRead");
     assert!(
         read.contains(r#"actions   = ["s3:GetObject"]"#)
-            && read.contains(&format!(r#"resources = ["{key}", "{key}.tflock"]"#)),
-        "state read is the state object and its lock file only:\n{read}"
+            && read.contains("resources = local.state_objects[each.key]"),
+        "state read is the repository's state objects and lock files only:\n{read}"
+    );
+    // ... which are the objects under the repository's own state key prefixes in its bucket.
+    let iam =
+        std::fs::read_to_string(root().join("terraform/core/modules/environment-account/iam.tf"))
+            .unwrap();
+    assert!(
+        iam.contains(r#"state_objects = { for k, e in var.environments : k => [for p in e.state_prefixes : "${aws_s3_bucket.state[e.name].arn}/${p}*"] }"#),
+        "{iam}"
     );
     let decrypt = statement(&plan, "StateDecrypt");
     for want in [
@@ -1131,7 +1141,9 @@ fn e2e_terraform_plan_environments_and_roles_are_restricted() {
     }
     let list = statement(&plan, "StateList");
     assert!(
-        list.contains(r#"test     = "StringEquals""#) && list.contains(r#"variable = "s3:prefix""#),
+        list.contains(r#"test     = "StringLike""#)
+            && list.contains(r#"variable = "s3:prefix""#)
+            && list.contains(r#"values   = concat(local.state_listing[each.key], ["env:/"])"#),
         "{list}"
     );
 }
@@ -1209,6 +1221,27 @@ fn e2e_demo_runs_the_whole_flow_and_leaves_the_expected_tags() {
         "deploy prod while held",
     ] {
         assert!(stderr.contains(step), "timeline lacks `{step}`:\n{stderr}");
+    }
+    // An account per environment (terraform/core's layout): every deploy line names the account
+    // whose bucket holds that environment's state, dev and staging one account, prod another.
+    for (env, account) in [
+        ("dev", "111111111111"),
+        ("staging", "111111111111"),
+        ("prod", "222222222222"),
+    ] {
+        let deploys: Vec<&str> = stderr
+            .lines()
+            .filter(|l| {
+                let mut w = l.split_whitespace().skip(1);
+                !l.contains("refused")
+                    && w.next() == Some("deploy")
+                    && w.find(|x| !x.starts_with('(')) == Some(env)
+            })
+            .collect();
+        assert!(deploys.len() >= 2, "no deploy lines of {env}:\n{stderr}");
+        for l in deploys {
+            assert!(l.ends_with(&format!("account {account}")), "{l}");
+        }
     }
 }
 

@@ -457,3 +457,156 @@ jobs:
     assert!(!log.contains("PLAN stack=edge"), "{log}");
     assert!(!log.contains("CHUNK0 stack=service"), "{log}");
 }
+
+// `check-core`: Core's configuration of a repository (terraform/core/repositories/<repo>.yml)
+// against the repository's own .github/gitops.yml at HEAD. They agree: exit 0. Each kind of
+// disagreement (an environment's key, the registries, a stack's state key outside Core's
+// state-prefixes) is named, exit 1, and no output is set; a missing or bad Core file is exit 2.
+#[test]
+fn stacks_check_core_agrees_or_names_every_disagreement() {
+    let prefixes = "state-prefixes: ['network/', 'service/', 'edge/']\n";
+    let sb = Sandbox::actions();
+    let repo = sb.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    seed(&repo);
+    write(
+        &repo,
+        &[(".github/gitops.yml", &format!("{CONFIG}{prefixes}"))],
+    );
+    commit(&repo, "state prefixes");
+    let r = repo.display().to_string();
+    let core_dir = sb.path().join("core");
+    std::fs::create_dir_all(&core_dir).unwrap();
+    let core_envs =
+        "environments:\n  - name: dev\n    branch: dev\n  - name: prod\n    branch: prod\n";
+    let check = |name: &str, text: &str| {
+        let f = core_dir.join(name);
+        std::fs::write(&f, text).unwrap();
+        let f = f.display().to_string();
+        sb.run(
+            "stacks",
+            &["check-core", "--core-config", &f, "--repo-path", &r],
+        )
+    };
+
+    let run = check("app.yml", &format!("{core_envs}{prefixes}"));
+    run.expect_code(0);
+    assert!(run.all().contains("they agree"), "{}", run.all());
+
+    let run = check(
+        "app.yml",
+        &format!(
+            "{}{prefixes}registries: ['app']\n",
+            core_envs.replace("branch: prod", "branch: release")
+        ),
+    );
+    run.expect_code(1);
+    for want in [
+        "environment `prod`: branch is `release` in Core, `prod` in the repository",
+        "registries is [app] in Core, (not set) in the repository",
+        "disagree in 2 place(s)",
+    ] {
+        assert!(run.all().contains(want), "{want}: {}", run.all());
+    }
+    assert!(sb.outputs().is_empty(), "{:?}", sb.outputs());
+
+    // Both files say the same prefixes, but a stack's key is outside them: Core's roles could
+    // not reach that state.
+    write(
+        &repo,
+        &[(
+            ".github/gitops.yml",
+            &format!("{CONFIG}state-prefixes: ['network/', 'service/']\n"),
+        )],
+    );
+    commit(&repo, "edge outside");
+    let run = check(
+        "app.yml",
+        &format!("{core_envs}state-prefixes: ['network/', 'service/']\n"),
+    );
+    run.expect_code(1);
+    assert!(
+        run.all().contains("stack `edge` in `prod`: its state key `edge/prod/terraform.tfstate` is outside Core's state-prefixes [network/, service/]"),
+        "{}",
+        run.all()
+    );
+    // Without state-prefixes Core grants `<repository>/` (its file is named after the repository).
+    write(&repo, &[(".github/gitops.yml", CONFIG)]);
+    commit(&repo, "no prefixes");
+    let run = check("network.yml", core_envs);
+    run.expect_code(1);
+    assert!(run.all().contains("stack `service` in `dev`: its state key `service/dev.tfstate` is outside Core's state-prefixes [network/]"), "{}", run.all());
+
+    // Refusals before anything is read: exit 2 naming the input.
+    let missing = core_dir.join("nope.yml").display().to_string();
+    let bad = core_dir.join("bad.yml");
+    std::fs::write(
+        &bad,
+        "environments:\n  - name: dev\n    branch: dev\n    acount: 1\n",
+    )
+    .unwrap();
+    let bad = bad.display().to_string();
+    for (args, want) in [
+        (
+            vec!["check-core", "--repo-path", &r],
+            "`check-core` needs `core-config`",
+        ),
+        (
+            vec!["list", "--core-config", &missing, "--repo-path", &r],
+            "invalid input `core-config`: applies to `check-core` only",
+        ),
+        (
+            vec!["check-core", "--core-config", &missing, "--repo-path", &r],
+            "cannot read",
+        ),
+        (
+            vec!["check-core", "--core-config", &bad, "--repo-path", &r],
+            "bad.yml: line 4, column 5: an unknown key",
+        ),
+        (
+            vec![
+                "check-core",
+                "--base",
+                "HEAD",
+                "--core-config",
+                &bad,
+                "--repo-path",
+                &r,
+            ],
+            "invalid input `base`: does not apply to `check-core`",
+        ),
+    ] {
+        let run = sb.run("stacks", &args);
+        run.expect_code(2);
+        assert!(run.all().contains(want), "{args:?}: {}", run.all());
+        assert!(sb.outputs().is_empty());
+    }
+}
+
+// The committed example of Core's configuration is valid in the gitops.yml schema, and an app
+// repository holding the same file agrees with it.
+#[test]
+fn stacks_check_core_accepts_the_committed_core_example() {
+    let example = crate::support::root().join("terraform/core/repositories/example-app.yml");
+    let text = std::fs::read_to_string(&example).unwrap();
+    let sb = Sandbox::actions();
+    let repo = sb.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git_ok(&repo, &["init", "-q", "-b", "main"]);
+    write(
+        &repo,
+        &[
+            (".github/gitops.yml", &text),
+            ("terraform/app/release/main.tf", "\n"),
+        ],
+    );
+    commit(&repo, "same as Core");
+    let r = repo.display().to_string();
+    let e = example.display().to_string();
+    let run = sb.run(
+        "stacks",
+        &["check-core", "--core-config", &e, "--repo-path", &r],
+    );
+    run.expect_code(0);
+    assert!(run.all().contains("they agree"), "{}", run.all());
+}

@@ -1,10 +1,11 @@
-# Per environment: the container registry the deploy role pushes to (dev) or copies into (later
-# environments copy the digest deployed below; nothing is rebuilt). Tags are immutable: a tag
-# names one digest forever, which is what makes "deploy the digest that was tested" hold.
+# Per repository + environment: the container registries (one per image) the deploy role pushes
+# to (the first environment) or copies into (later environments copy the digest deployed below,
+# possibly from another account; nothing is rebuilt). Tags are immutable: a tag names one digest
+# forever, which is what makes "deploy the digest that was tested" hold.
 
 resource "aws_ecr_repository" "app" {
-  for_each             = local.envs
-  name                 = "${var.name_prefix}/${var.repository}-${each.key}"
+  for_each             = local.registries
+  name                 = each.value.repository_name
   image_tag_mutability = "IMMUTABLE"
   force_delete         = false
 
@@ -14,12 +15,12 @@ resource "aws_ecr_repository" "app" {
 
   encryption_configuration {
     encryption_type = "KMS"
-    kms_key         = aws_kms_key.env[each.key].arn
+    kms_key         = aws_kms_key.env[each.value.name].arn
   }
 }
 
 resource "aws_ecr_lifecycle_policy" "app" {
-  for_each   = local.envs
+  for_each   = local.registries
   repository = aws_ecr_repository.app[each.key].name
   policy = jsonencode({
     rules = [
@@ -48,10 +49,11 @@ resource "aws_ecr_lifecycle_policy" "app" {
   })
 }
 
-# The next environment's deploy role may PULL this environment's images (to copy the digest);
+# The NEXT environment's deploy role (in its own account, possibly) may PULL this environment's
+# images by digest, so `ecr-push copy` in its deploy job works with that job's own credentials;
 # nothing else crosses environments.
 data "aws_iam_policy_document" "registry_pull_by_next" {
-  for_each = { for n, src in local.source_env : src => n if src != null }
+  for_each = var.pullers
 
   statement {
     sid = "NextEnvironmentCopiesDigest"
@@ -63,13 +65,13 @@ data "aws_iam_policy_document" "registry_pull_by_next" {
     ]
     principals {
       type        = "AWS"
-      identifiers = [aws_iam_role.deploy[each.value].arn]
+      identifiers = [each.value]
     }
   }
 }
 
 resource "aws_ecr_repository_policy" "app" {
-  for_each   = data.aws_iam_policy_document.registry_pull_by_next
+  for_each   = var.pullers
   repository = aws_ecr_repository.app[each.key].name
-  policy     = each.value.json
+  policy     = data.aws_iam_policy_document.registry_pull_by_next[each.key].json
 }

@@ -1,27 +1,48 @@
-# Per environment: the app's Terraform state backend. Versioned, encrypted with the environment's
-# own KMS key, never public, TLS only; locking is Terraform's native S3 lock file (`use_lockfile`),
-# so no DynamoDB table exists.
+# Per environment of this account: the Terraform state backend of its repositories. Versioned,
+# encrypted with the environment's own KMS key, never public, TLS only; locking is Terraform's
+# native S3 lock file (`use_lockfile`), so no DynamoDB table exists. Each repository's roles may
+# use only the repository's state key prefixes in it.
 
 data "aws_iam_policy_document" "state_key" {
   #checkov:skip=CKV_AWS_111:This is a KMS key policy: "*" is the key itself, and the account-root statement is AWS's default that keeps the key administrable; use is granted by the roles' IAM policies.
   #checkov:skip=CKV_AWS_356:This is a KMS key policy: "*" can only mean the key the policy is attached to.
   #checkov:skip=CKV_AWS_109:This is a KMS key policy: without the account-root statement the key becomes unmanageable (AWS's documented default).
-  for_each = local.envs
+  for_each = local.env_names
 
-  # The account root administers the key (the AWS default); use is granted by IAM policies below.
+  # The account root administers the key (the AWS default); use is granted by IAM policies.
   statement {
     sid       = "AccountAdministers"
     actions   = ["kms:*"]
     resources = ["*"]
     principals {
       type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+      identifiers = ["arn:${local.partition}:iam::${var.account_id}:root"]
+    }
+  }
+
+  # The next environment's deploy roles (another account, possibly) decrypt this environment's
+  # images, and only through ECR, when they copy a digest (their own IAM policy grants it too).
+  dynamic "statement" {
+    for_each = local.key_has_pullers[each.key] ? [local.key_pullers[each.key]] : []
+    content {
+      sid       = "NextEnvironmentPullsImages"
+      actions   = ["kms:Decrypt"]
+      resources = ["*"]
+      principals {
+        type        = "AWS"
+        identifiers = statement.value
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["ecr.${var.aws_region}.amazonaws.com"]
+      }
     }
   }
 }
 
 resource "aws_kms_key" "env" {
-  for_each                = local.envs
+  for_each                = local.env_names
   description             = "${var.name_prefix} ${each.key}: Terraform state and images"
   enable_key_rotation     = true
   deletion_window_in_days = 30
@@ -29,7 +50,7 @@ resource "aws_kms_key" "env" {
 }
 
 resource "aws_kms_alias" "env" {
-  for_each      = local.envs
+  for_each      = local.env_names
   name          = "alias/${var.name_prefix}-${each.key}"
   target_key_id = aws_kms_key.env[each.key].key_id
 }
@@ -38,13 +59,13 @@ resource "aws_s3_bucket" "state" {
   #checkov:skip=CKV_AWS_144:Cross-region replication is a disaster-recovery choice per organisation; versioning keeps every state version and the bucket is recreated from Core.
   #checkov:skip=CKV_AWS_18:Access logging needs a separate log bucket owned by the organisation's logging account; CloudTrail data events are the recommended audit trail for state reads.
   #checkov:skip=CKV2_AWS_62:Event notifications have no consumer in this design; nothing reacts to state writes.
-  for_each      = local.envs
-  bucket        = "${var.name_prefix}-${local.account_id}-${var.aws_region}-${each.key}-tfstate"
+  for_each      = local.env_names
+  bucket        = "${var.name_prefix}-${var.account_id}-${var.aws_region}-${each.key}-tfstate"
   force_destroy = false
 }
 
 resource "aws_s3_bucket_ownership_controls" "state" {
-  for_each = local.envs
+  for_each = local.env_names
   bucket   = aws_s3_bucket.state[each.key].id
   rule {
     object_ownership = "BucketOwnerEnforced"
@@ -52,7 +73,7 @@ resource "aws_s3_bucket_ownership_controls" "state" {
 }
 
 resource "aws_s3_bucket_public_access_block" "state" {
-  for_each                = local.envs
+  for_each                = local.env_names
   bucket                  = aws_s3_bucket.state[each.key].id
   block_public_acls       = true
   block_public_policy     = true
@@ -61,7 +82,7 @@ resource "aws_s3_bucket_public_access_block" "state" {
 }
 
 resource "aws_s3_bucket_versioning" "state" {
-  for_each = local.envs
+  for_each = local.env_names
   bucket   = aws_s3_bucket.state[each.key].id
   versioning_configuration {
     status = "Enabled"
@@ -69,7 +90,7 @@ resource "aws_s3_bucket_versioning" "state" {
 }
 
 resource "aws_s3_bucket_server_side_encryption_configuration" "state" {
-  for_each = local.envs
+  for_each = local.env_names
   bucket   = aws_s3_bucket.state[each.key].id
   rule {
     apply_server_side_encryption_by_default {
@@ -81,7 +102,7 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "state" {
 }
 
 resource "aws_s3_bucket_lifecycle_configuration" "state" {
-  for_each = local.envs
+  for_each = local.env_names
   bucket   = aws_s3_bucket.state[each.key].id
 
   rule {
@@ -98,7 +119,7 @@ resource "aws_s3_bucket_lifecycle_configuration" "state" {
 }
 
 data "aws_iam_policy_document" "state_bucket" {
-  for_each = local.envs
+  for_each = local.env_names
 
   statement {
     sid       = "DenyInsecureTransport"
@@ -134,7 +155,7 @@ data "aws_iam_policy_document" "state_bucket" {
 }
 
 resource "aws_s3_bucket_policy" "state" {
-  for_each = local.envs
+  for_each = local.env_names
   bucket   = aws_s3_bucket.state[each.key].id
   policy   = data.aws_iam_policy_document.state_bucket[each.key].json
 

@@ -1,9 +1,10 @@
-# Per environment two roles, both assumable ONLY through GitHub OIDC, only with the STS audience,
-# and only by a job of this repository running in the named GitHub environment (exact `sub`, no
-# wildcard):
-#   - deploy: `environment:<env>`      — read/write that environment's state key and lock file,
-#                                        push to its registry, pull from the one below;
-#   - plan:   `environment:<env>-plan` — read that environment's state object and lock file
+# Per repository + environment two roles, both assumable ONLY through GitHub OIDC, only with the
+# STS audience, and only by a job of that repository running in the named GitHub environment
+# (exact `sub`, no wildcard):
+#   - deploy: `environment:<env>`      — read/write the repository's state key prefixes and lock
+#                                        files, push to its registries, pull from the ones below
+#                                        (in another account, possibly);
+#   - plan:   `environment:<env>-plan` — read the repository's state objects and lock files
 #                                        (decrypting them only through S3), describe its images;
 #                                        and only from a pull-request run (`ref` =
 #                                        `refs/pull/<n>/merge`) of the plan workflow
@@ -13,11 +14,21 @@
 # pull-request job (plan.yml runs in `<env>-plan`) can never get the deploy role.
 # What a plan role can read, and why that is acceptable: docs/actions.md ("What a plan role can read").
 
+locals {
+  roles = merge([for k, e in var.environments : {
+    "${k}/deploy" = { env = k, kind = "deploy", sub = e.deploy_sub }
+    "${k}/plan"   = { env = k, kind = "plan", sub = e.plan_sub }
+  }]...)
+
+  # The state objects a repository's roles may use in its environment's bucket.
+  state_objects = { for k, e in var.environments : k => [for p in e.state_prefixes : "${aws_s3_bucket.state[e.name].arn}/${p}*"] }
+  state_locks   = { for k, e in var.environments : k => [for p in e.state_prefixes : "${aws_s3_bucket.state[e.name].arn}/${p}*.tflock"] }
+  state_listing = { for k, e in var.environments : k => [for p in e.state_prefixes : "${p}*"] }
+}
+
 data "aws_iam_policy_document" "trust" {
-  for_each = { for pair in setproduct(keys(local.envs), ["deploy", "plan"]) : "${pair[0]}/${pair[1]}" => {
-    env  = pair[0]
-    kind = pair[1]
-  } }
+  #checkov:skip=CKV_AWS_358:The `sub` condition is one exact subject per role (repo:OWNER/REPO:environment:ENV or its immutable form, no wildcard), built in the root module's locals (deploy_sub, plan_sub) and passed in through var.environments, which checkov does not follow; tests/it/e2e.rs checks its form.
+  for_each = local.roles
 
   statement {
     sid     = "GitHubOidc${title(each.value.kind)}"
@@ -35,12 +46,12 @@ data "aws_iam_policy_document" "trust" {
     condition {
       test     = "StringEquals"
       variable = "${local.oidc_host}:sub"
-      values   = ["${local.sub_repo}:environment:${each.value.kind == "deploy" ? each.value.env : "${each.value.env}-plan"}"]
+      values   = [each.value.sub]
     }
 
     # Plan roles: pull-request runs of the plan workflow only (STS validates these GitHub claims).
     dynamic "condition" {
-      for_each = each.value.kind == "plan" ? { ref = local.plan_ref, job_workflow_ref = local.plan_job_workflow_ref } : {}
+      for_each = each.value.kind == "plan" ? { ref = var.environments[each.value.env].plan_ref, job_workflow_ref = var.environments[each.value.env].plan_job_workflow_ref } : {}
       content {
         test     = "StringLike"
         variable = "${local.oidc_host}:${condition.key}"
@@ -51,51 +62,51 @@ data "aws_iam_policy_document" "trust" {
 }
 
 resource "aws_iam_role" "deploy" {
-  for_each             = local.envs
-  name                 = "${var.name_prefix}-${var.repository}-${each.key}-deploy"
-  description          = "GitHub Actions deploys of ${var.github_owner}/${var.repository} to ${each.key}"
+  for_each             = var.environments
+  name                 = "${var.name_prefix}-${each.value.repository}-${each.value.name}-deploy"
+  description          = "GitHub Actions deploys of ${each.value.full_name} to ${each.value.name}"
   assume_role_policy   = data.aws_iam_policy_document.trust["${each.key}/deploy"].json
   max_session_duration = 3600
 }
 
 resource "aws_iam_role" "plan" {
-  for_each             = local.envs
-  name                 = "${var.name_prefix}-${var.repository}-${each.key}-plan"
-  description          = "GitHub Actions pull-request plans of ${var.github_owner}/${var.repository} for ${each.key} (read-only)"
+  for_each             = var.environments
+  name                 = "${var.name_prefix}-${each.value.repository}-${each.value.name}-plan"
+  description          = "GitHub Actions pull-request plans of ${each.value.full_name} for ${each.value.name} (read-only)"
   assume_role_policy   = data.aws_iam_policy_document.trust["${each.key}/plan"].json
   max_session_duration = 3600
 }
 
 data "aws_iam_policy_document" "deploy" {
-  for_each = local.envs
+  for_each = var.environments
 
   statement {
     sid       = "StateList"
     actions   = ["s3:ListBucket"]
-    resources = [aws_s3_bucket.state[each.key].arn]
+    resources = [aws_s3_bucket.state[each.value.name].arn]
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = [local.state_key[each.key], "${local.state_key[each.key]}.tflock"]
+      values   = local.state_listing[each.key]
     }
   }
 
   statement {
     sid       = "StateReadWrite"
     actions   = ["s3:GetObject", "s3:PutObject"]
-    resources = ["${aws_s3_bucket.state[each.key].arn}/${local.state_key[each.key]}", "${aws_s3_bucket.state[each.key].arn}/${local.state_key[each.key]}.tflock"]
+    resources = local.state_objects[each.key]
   }
 
   statement {
     sid       = "StateLockRelease"
     actions   = ["s3:DeleteObject"]
-    resources = ["${aws_s3_bucket.state[each.key].arn}/${local.state_key[each.key]}.tflock"]
+    resources = local.state_locks[each.key]
   }
 
   statement {
     sid       = "StateEncryption"
     actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
-    resources = [aws_kms_key.env[each.key].arn]
+    resources = [aws_kms_key.env[each.value.name].arn]
   }
 
   statement {
@@ -117,11 +128,12 @@ data "aws_iam_policy_document" "deploy" {
       "ecr:PutImage",
       "ecr:UploadLayerPart",
     ]
-    resources = [aws_ecr_repository.app[each.key].arn]
+    resources = [for image, _ in each.value.registries : aws_ecr_repository.app["${each.key}/${image}"].arn]
   }
 
+  # The environment below (its registry policy admits this role; cross-account needs both sides).
   dynamic "statement" {
-    for_each = local.source_env[each.key] == null ? [] : [local.source_env[each.key]]
+    for_each = contains(keys(var.pull_sources), each.key) ? [var.pull_sources[each.key]] : []
     content {
       sid = "RegistryPullFromBelow"
       actions = [
@@ -130,46 +142,60 @@ data "aws_iam_policy_document" "deploy" {
         "ecr:DescribeImages",
         "ecr:GetDownloadUrlForLayer",
       ]
-      resources = [aws_ecr_repository.app[statement.value].arn]
+      resources = statement.value.registry_arns
+    }
+  }
+
+  dynamic "statement" {
+    for_each = contains(keys(var.pull_sources), each.key) ? [var.pull_sources[each.key]] : []
+    content {
+      sid       = "RegistryDecryptFromBelow"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value.key_arn]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["ecr.${var.aws_region}.amazonaws.com"]
+      }
     }
   }
 }
 
 resource "aws_iam_role_policy" "deploy" {
-  for_each = local.envs
+  for_each = var.environments
   name     = "state-and-registry"
   role     = aws_iam_role.deploy[each.key].id
   policy   = data.aws_iam_policy_document.deploy[each.key].json
 }
 
 resource "aws_iam_role_policy_attachment" "deploy_app" {
-  for_each   = { for pair in setproduct(keys(local.envs), var.app_deploy_policy_arns) : "${pair[0]} ${pair[1]}" => { env = pair[0], arn = pair[1] } }
+  for_each   = merge([for k, e in var.environments : { for arn in e.app_deploy_policy_arns : "${k} ${arn}" => { env = k, arn = arn } }]...)
   role       = aws_iam_role.deploy[each.value.env].name
   policy_arn = each.value.arn
 }
 
 data "aws_iam_policy_document" "plan" {
-  for_each = local.envs
+  for_each = var.environments
 
   # Exactly what `terraform init` + `terraform plan -lock=false` need from the S3 backend: list
-  # the state object (and the workspace prefix `env:/`, which init lists: key names only), read
-  # the state object and the lock file (it names who holds the lock, no state data). Never
-  # PutObject or DeleteObject: a plan cannot take, break or write anything.
+  # the repository's state objects (and the workspace prefix `env:/`, which init lists: key names
+  # only), read the state objects and the lock files (they name who holds the lock, no state
+  # data). Never PutObject or DeleteObject: a plan cannot take, break or write anything.
   statement {
     sid       = "StateList"
     actions   = ["s3:ListBucket"]
-    resources = [aws_s3_bucket.state[each.key].arn]
+    resources = [aws_s3_bucket.state[each.value.name].arn]
     condition {
-      test     = "StringEquals"
+      test     = "StringLike"
       variable = "s3:prefix"
-      values   = [local.state_key[each.key], "${local.state_key[each.key]}.tflock", "env:/"]
+      values   = concat(local.state_listing[each.key], ["env:/"])
     }
   }
 
   statement {
     sid       = "StateRead"
     actions   = ["s3:GetObject"]
-    resources = ["${aws_s3_bucket.state[each.key].arn}/${local.state_key[each.key]}", "${aws_s3_bucket.state[each.key].arn}/${local.state_key[each.key]}.tflock"]
+    resources = local.state_objects[each.key]
   }
 
   # The environment's key also encrypts its images: the plan role may decrypt only what S3 asks
@@ -178,35 +204,35 @@ data "aws_iam_policy_document" "plan" {
   statement {
     sid       = "StateDecrypt"
     actions   = ["kms:Decrypt"]
-    resources = [aws_kms_key.env[each.key].arn]
+    resources = [aws_kms_key.env[each.value.name].arn]
     condition {
       test     = "StringEquals"
       variable = "kms:ViaService"
       values   = ["s3.${var.aws_region}.amazonaws.com"]
     }
     condition {
-      test     = "StringEquals"
+      test     = "StringLike"
       variable = "kms:EncryptionContext:aws:s3:arn"
-      values   = [aws_s3_bucket.state[each.key].arn, "${aws_s3_bucket.state[each.key].arn}/${local.state_key[each.key]}", "${aws_s3_bucket.state[each.key].arn}/${local.state_key[each.key]}.tflock"]
+      values   = concat([aws_s3_bucket.state[each.value.name].arn], local.state_objects[each.key])
     }
   }
 
   statement {
     sid       = "RegistryDescribe"
     actions   = ["ecr:DescribeImages", "ecr:DescribeRepositories"]
-    resources = [aws_ecr_repository.app[each.key].arn]
+    resources = [for image, _ in each.value.registries : aws_ecr_repository.app["${each.key}/${image}"].arn]
   }
 }
 
 resource "aws_iam_role_policy" "plan" {
-  for_each = local.envs
+  for_each = var.environments
   name     = "state-read"
   role     = aws_iam_role.plan[each.key].id
   policy   = data.aws_iam_policy_document.plan[each.key].json
 }
 
 resource "aws_iam_role_policy_attachment" "plan_app" {
-  for_each   = { for pair in setproduct(keys(local.envs), var.plan_policy_arns) : "${pair[0]} ${pair[1]}" => { env = pair[0], arn = pair[1] } }
+  for_each   = merge([for k, e in var.environments : { for arn in e.plan_policy_arns : "${k} ${arn}" => { env = k, arn = arn } }]...)
   role       = aws_iam_role.plan[each.value.env].name
   policy_arn = each.value.arn
 }
