@@ -88,6 +88,15 @@ pub enum PutManifest {
     TagImmutable(String),
 }
 
+/// The registry's answer to a cross-repository mount.
+#[derive(Debug)]
+pub enum Mount {
+    /// `201`: the blob is now in the repository.
+    Mounted,
+    /// `202`: not mounted; upload into this session instead.
+    Upload(Url),
+}
+
 enum SendError {
     Retry {
         why: String,
@@ -757,8 +766,10 @@ impl<'a> Client<'a> {
         }
     }
 
-    /// Cross-repository mount. `true` when the registry mounted it (201).
-    pub async fn mount(&self, repo: &str, digest: &Digest, from: &str) -> Result<bool> {
+    /// Cross-repository mount (`POST /v2/<repo>/blobs/uploads/?mount=<digest>&from=<from>`).
+    /// The protocol has two answers: `201` (mounted) and `202` (not mounted: here is an upload
+    /// session instead). Any other answer is an error: nothing is uploaded on a guess.
+    pub async fn mount(&self, repo: &str, digest: &Digest, from: &str) -> Result<Mount> {
         let mut url = self.url(&format!("v2/{repo}/blobs/uploads/"));
         url.query_pairs_mut()
             .append_pair("mount", digest.as_str())
@@ -776,7 +787,47 @@ impl<'a> Client<'a> {
                 )
             })
             .await?;
-        Ok(resp.status() == StatusCode::CREATED)
+        match resp.status() {
+            StatusCode::CREATED => Ok(Mount::Mounted),
+            StatusCode::ACCEPTED => match self.check_location(&resp) {
+                Ok(session) => Ok(Mount::Upload(session)),
+                Err(SendError::Fatal(f)) => Err(f),
+                Err(SendError::Retry { why, .. }) => Err(Failure::runtime(format!(
+                    "registry answered 202 to mounting {digest} from {from} into {repo} but gave no usable upload session: {why}"
+                ))),
+            },
+            s => {
+                let (_, text) = error_body(resp).await;
+                Err(Failure::runtime(format!(
+                    "registry answered HTTP {s} to mounting {digest} from {} into {repo} (the protocol's answers are 201 mounted or 202 upload instead): not uploading on a guess: {text}",
+                    single_line(from)
+                )))
+            }
+        }
+    }
+
+    /// Give back an upload session we will not use (a refused mount when another repository is
+    /// tried next). Best effort: the registry expires abandoned sessions anyway.
+    pub async fn cancel_upload(&self, repo: &str, session: &Url) {
+        let scope = Self::scope(repo, true);
+        let r = self
+            .authed(
+                &self.http,
+                Method::DELETE,
+                session,
+                &scope,
+                SMALL_REQUEST_TIMEOUT,
+                &|rb| rb,
+            )
+            .await;
+        if let Ok(resp) = r {
+            if !resp.status().is_success() && resp.status() != StatusCode::NOT_FOUND {
+                self.runner.info(&format!(
+                    "registry answered HTTP {} to cancelling an unused upload session (it expires on its own)",
+                    resp.status()
+                ));
+            }
+        }
     }
 
     fn check_location(&self, resp: &reqwest::Response) -> std::result::Result<Url, SendError> {
@@ -817,25 +868,44 @@ impl<'a> Client<'a> {
     /// Upload one blob whole (POST a session, PUT the whole body), restarting the session on
     /// 429/5xx/reset. `src` gives the bytes of `blob` (from disk, or from a source registry).
     pub async fn upload(&self, repo: &str, blob: &Blob, src: &BlobSource<'_>) -> Result<()> {
+        self.upload_into(repo, blob, src, None).await
+    }
+
+    /// As [`Client::upload`], the first attempt into `session` (the upload session a registry
+    /// opened when it answered a mount with 202); later attempts open their own.
+    pub async fn upload_into(
+        &self,
+        repo: &str,
+        blob: &Blob,
+        src: &BlobSource<'_>,
+        session: Option<Url>,
+    ) -> Result<()> {
+        let session = std::sync::Mutex::new(session);
         let scope = Self::scope(repo, true);
         let start_url = self.url(&format!("v2/{repo}/blobs/uploads/"));
         // Generous per-request time for the body: at least 60 s, or 1 MiB/s.
         let put_timeout = SMALL_REQUEST_TIMEOUT.max(Duration::from_secs(blob.size / (1 << 20)));
         let what = format!("uploading blob {}", blob.digest);
         self.retrying(&what, || async {
-            let resp = self
-                .authed(&self.http, Method::POST, &start_url, &scope, SMALL_REQUEST_TIMEOUT, &|rb| {
-                    rb.header(CONTENT_LENGTH, "0")
-                })
-                .await?;
-            if resp.status() != StatusCode::ACCEPTED {
-                let (_, text) = error_body(resp).await;
-                return Err(SendError::Fatal(Failure::runtime(format!(
-                    "registry refused to start an upload of {}: {text}",
-                    blob.digest
-                ))));
-            }
-            let mut put = self.check_location(&resp)?;
+            let opened = session.lock().expect("session").take();
+            let mut put = match opened {
+                Some(u) => u,
+                None => {
+                    let resp = self
+                        .authed(&self.http, Method::POST, &start_url, &scope, SMALL_REQUEST_TIMEOUT, &|rb| {
+                            rb.header(CONTENT_LENGTH, "0")
+                        })
+                        .await?;
+                    if resp.status() != StatusCode::ACCEPTED {
+                        let (_, text) = error_body(resp).await;
+                        return Err(SendError::Fatal(Failure::runtime(format!(
+                            "registry refused to start an upload of {}: {text}",
+                            blob.digest
+                        ))));
+                    }
+                    self.check_location(&resp)?
+                }
+            };
             put.query_pairs_mut().append_pair("digest", blob.digest.as_str());
             let sent = Arc::new(AtomicU64::new(0));
             let bad = Arc::new(AtomicBool::new(false));
