@@ -35,6 +35,8 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 pub const SMALL_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Chunk size for streaming blobs from disk.
 pub const CHUNK: usize = 1 << 20;
+/// Chunks read (and hashed) ahead of the socket per blob upload from disk.
+pub const READ_AHEAD: usize = 2;
 
 /// Credentials for one registry.
 pub enum Creds {
@@ -1145,43 +1147,48 @@ impl BlobSource<'_> {
                 let BlobLoc::File { path, offset } = &blob.loc else {
                     return Err(SendError::Fatal(Failure::runtime("blob has no local file")));
                 };
-                use tokio::io::{AsyncReadExt, AsyncSeekExt};
-                let mut f = tokio::fs::File::open(path).await.map_err(|e| {
+                use std::io::{Read, Seek};
+                let cant = |what: &str, e: std::io::Error| {
                     SendError::Fatal(Failure::runtime(format!(
-                        "cannot open {}: {e}",
+                        "cannot {what} {}: {e}",
                         path.display()
                     )))
-                })?;
+                };
+                let mut f = std::fs::File::open(path).map_err(|e| cant("open", e))?;
                 f.seek(std::io::SeekFrom::Start(*offset))
-                    .await
-                    .map_err(|e| {
-                        SendError::Fatal(Failure::runtime(format!(
-                            "cannot seek {}: {e}",
-                            path.display()
-                        )))
-                    })?;
-                let left = blob.size;
-                let stream =
-                    futures::stream::try_unfold((f, left, v), |(mut f, left, mut v)| async move {
-                        if left == 0 {
-                            return Ok(None);
-                        }
-                        let want = (left as usize).min(CHUNK);
+                    .map_err(|e| cant("seek", e))?;
+                // One blocking thread per blob reads and hashes ahead of the socket (READ_AHEAD
+                // chunks), so disk reads and hashing overlap with sending instead of taking
+                // turns on the async workers; each byte is copied once from the page cache.
+                let (tx, rx) =
+                    tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(READ_AHEAD);
+                let size = blob.size;
+                tokio::task::spawn_blocking(move || {
+                    let mut left = size;
+                    while left > 0 {
+                        let want = left.min(CHUNK as u64) as usize;
                         let mut buf = vec![0u8; want];
-                        let mut got = 0;
-                        while got < want {
-                            let n = f.read(&mut buf[got..]).await?;
-                            if n == 0 {
+                        let item = match f.read_exact(&mut buf) {
+                            Ok(()) => v.feed(&buf).map(|_| bytes::Bytes::from(buf)),
+                            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                                 v.bad.store(true, Ordering::Relaxed);
-                                return Err(std::io::Error::other(
+                                Err(std::io::Error::other(
                                     "source changed: file shorter than the blob",
-                                ));
+                                ))
                             }
-                            got += n;
+                            Err(e) => Err(e),
+                        };
+                        let failed = item.is_err();
+                        // A closed channel means the request is gone: stop reading.
+                        if tx.blocking_send(item).is_err() || failed {
+                            return;
                         }
-                        v.feed(&buf)?;
-                        Ok(Some((bytes::Bytes::from(buf), (f, left - want as u64, v))))
-                    });
+                        left -= want as u64;
+                    }
+                });
+                let stream = futures::stream::unfold(rx, |mut rx| async move {
+                    rx.recv().await.map(|item| (item, rx))
+                });
                 Ok(reqwest::Body::wrap_stream(stream))
             }
             BlobSource::Registry(src, repo) => {

@@ -1177,3 +1177,60 @@ fn ecr_push_mount_refused_outside_the_protocol_fails_closed_and_uploads_nothing(
         proxy.reset_rules();
     }
 }
+
+#[test]
+fn ecr_push_blob_changed_on_disk_is_never_committed() {
+    let reg = Registry::start();
+    let proxy = FaultProxy::start(reg.port);
+    let s = Sandbox::actions();
+    let l = oci::single(&s.path().join("layout"), 95, &[3_000_000, 40], "latest");
+    // The big layer: same size, other bytes (flipped in its last chunk), then cut short.
+    let big = l
+        .blobs
+        .iter()
+        .map(|b| l.dir.join("blobs/sha256").join(&b[7..]))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&big).unwrap();
+    let n = bytes.len();
+    bytes[n - 1] ^= 0xff;
+    let cases = [
+        (
+            "changed",
+            bytes.clone(),
+            "changed or does not match its digest while it was read: nothing was pushed",
+        ),
+        (
+            "short",
+            bytes[..n - 10].to_vec(),
+            "bytes on disk but 3000000 in its descriptor",
+        ),
+    ];
+    for (what, body, want) in cases {
+        std::fs::write(&big, &body).unwrap();
+        proxy.clear();
+        let r = push(
+            &Sandbox::actions(),
+            &l.dir.display().to_string(),
+            &format!("{}/team/{what}:v1", proxy.host()),
+            &[],
+        );
+        r.expect_code(3);
+        assert!(r.all().contains(want), "{what}: {}", r.all());
+        assert_eq!(proxy.count("PUT", "/manifests/"), 0, "{what}");
+        let big_digest = format!("sha256:{}", big.file_name().unwrap().to_str().unwrap());
+        let code_big = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-I"])
+            .arg(format!(
+                "http://{}/v2/team/{what}/blobs/{big_digest}",
+                reg.host()
+            ))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&code_big.stdout),
+            "404",
+            "{what}: the changed blob is not in the registry"
+        );
+    }
+}
