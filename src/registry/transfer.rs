@@ -96,14 +96,19 @@ pub async fn transfer(
             refused_mounts: Vec::new(),
         });
     }
-    // 2. Blobs, in parallel.
+    // 2. Blobs, in parallel, largest first: with more blobs than `parallelism`, a big layer
+    // started last would run alone at the end.
     let refused = std::sync::Mutex::new(Vec::new());
-    futures::stream::iter(image.blobs.iter().map(Ok::<&Blob, Failure>))
-        .try_for_each_concurrent(parallelism.max(1), |b| {
-            let cands = mounts.get(&b.digest).map_or(&[][..], Vec::as_slice);
-            ensure_blob(runner, c, &dst.repo, b, src, cands, &refused)
-        })
-        .await?;
+    futures::stream::iter(
+        largest_first(&image.blobs)
+            .into_iter()
+            .map(Ok::<&Blob, Failure>),
+    )
+    .try_for_each_concurrent(parallelism.max(1), |b| {
+        let cands = mounts.get(&b.digest).map_or(&[][..], Vec::as_slice);
+        ensure_blob(runner, c, &dst.repo, b, src, cands, &refused)
+    })
+    .await?;
     // 3. Child manifests by digest, leaves first; then the tagged one.
     for m in &image.children {
         put_checked(
@@ -163,6 +168,13 @@ fn immutable_conflict(
         "immutable tag {}/{repo}:{tag} already points at {existing}, not at this image {ours}: refusing to move it (nothing was uploaded, nothing deleted); push under a new tag",
         c.host
     ))
+}
+
+/// The upload order: largest first (ties keep the image's order).
+fn largest_first(blobs: &[Blob]) -> Vec<&Blob> {
+    let mut v: Vec<&Blob> = blobs.iter().collect();
+    v.sort_by_key(|b| std::cmp::Reverse(b.size));
+    v
 }
 
 async fn ensure_blob(
@@ -351,5 +363,36 @@ pub fn human(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", U[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uploads_start_with_the_largest_blob() {
+        let blob = |n: u8, size: u64| Blob {
+            digest: Digest::of(&[n]),
+            size,
+            loc: BlobLoc::Remote,
+        };
+        let cases: &[(&[u64], &[u64])] = &[
+            (&[], &[]),
+            (&[10, 500, 3], &[500, 10, 3]),
+            (&[7, 7, 9, 7], &[9, 7, 7, 7]),
+        ];
+        for (sizes, want) in cases {
+            let blobs: Vec<Blob> = sizes
+                .iter()
+                .enumerate()
+                .map(|(i, s)| blob(i as u8, *s))
+                .collect();
+            let got: Vec<u64> = largest_first(&blobs).iter().map(|b| b.size).collect();
+            assert_eq!(&got, want);
+        }
+        // ties keep the image's order
+        let blobs = vec![blob(1, 5), blob(2, 5)];
+        assert_eq!(largest_first(&blobs)[0].digest, Digest::of(&[1]));
     }
 }
