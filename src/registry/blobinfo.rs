@@ -53,7 +53,7 @@ impl Origin {
     pub fn describe(self) -> &'static str {
         match self {
             Origin::MountFrom => "`mount-from`",
-            Origin::Cache => "the blob-info cache",
+            Origin::Cache => "the blob-info cache, `blob-info-v1.json` in `cache-dir`",
             Origin::CopySource => "the copy source",
         }
     }

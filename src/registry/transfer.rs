@@ -189,7 +189,15 @@ async fn ensure_blob(
     // A mount is tried first when a repository of this registry may hold the blob: one request,
     // whether or not the blob is already linked into the destination repository.
     for (i, cand) in candidates.iter().enumerate() {
-        match c.mount(repo, &b.digest, &cand.repo).await? {
+        let answer = c.mount(repo, &b.digest, &cand.repo).await.map_err(|f| {
+            f.context(format!(
+                "mounting {} from {} (named by {}; drop it there, or give these credentials pull on it)",
+                b.digest,
+                cand.repo,
+                cand.origin.describe()
+            ))
+        })?;
+        match answer {
             Mount::Mounted => {
                 c.stats.blobs_mounted.fetch_add(1, Ordering::Relaxed);
                 runner.info(&format!(

@@ -1094,7 +1094,7 @@ fn ecr_push_stale_cache_entry_uploads_only_because_the_registry_answered_202() {
         r.stdout
             .contains("registry answered 202 (upload instead) to mounting")
             && r.stdout
-                .contains("from team/gone (named by the blob-info cache)")
+                .contains("from team/gone (named by the blob-info cache, `blob-info-v1.json`")
             && r.stdout
                 .contains("uploading it into the session the registry opened"),
         "{}",
@@ -1163,6 +1163,12 @@ fn ecr_push_mount_refused_outside_the_protocol_fails_closed_and_uploads_nothing(
         let r = b.push_to(&format!("team/app{code}"), &["--mount-from", "team/base"]);
         r.expect_code(3);
         assert!(r.all().contains(want), "{code}: {}", r.all());
+        assert!(
+            r.all()
+                .contains("from team/base (named by `mount-from`; drop it there, or give these credentials pull on it)"),
+            "{code}: {}",
+            r.all()
+        );
         if code == 404 {
             assert!(r.all().contains("not uploading on a guess"), "{}", r.all());
         }
