@@ -1180,6 +1180,29 @@ fn ecr_push_mount_refused_outside_the_protocol_fails_closed_and_uploads_nothing(
             "no upload session was opened: {:#?}",
             proxy.seen()
         );
+        // `copy` within one registry mounts from its source: the same rule.
+        proxy.clear();
+        let r = Sandbox::actions().run(
+            "ecr-push",
+            &[
+                "copy",
+                "--source",
+                &format!("{}/team/base@{}", proxy.host(), b.l.digest),
+                "--destination",
+                &format!("{}/team/copy{code}:v1", proxy.host()),
+                "--plain-http",
+            ],
+        );
+        r.expect_code(3);
+        assert!(r.all().contains(want), "copy {code}: {}", r.all());
+        assert!(
+            r.all().contains("(named by the copy source;"),
+            "{}",
+            r.all()
+        );
+        assert_eq!(blob_put_bytes(proxy), 0, "copy {code}: {:#?}", proxy.seen());
+        assert_eq!(proxy.count("GET", "/blobs/"), 0, "nothing streamed");
+        assert_eq!(proxy.count("PUT", "/manifests/"), 0);
         proxy.reset_rules();
     }
 }
