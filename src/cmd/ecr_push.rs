@@ -17,12 +17,13 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use super::{BinaryDoc, OutputDoc};
 use crate::exit::{Failure, Result};
+use crate::registry::blobinfo::{self, BlobInfoCache, Candidate, Origin};
 use crate::registry::client::{BlobSource, Client, Creds, Endpoint, Stats};
 use crate::registry::dockerconfig;
 use crate::registry::ecr::{self, EcrAuth};
 use crate::registry::reference::{self, is_loopback_host, Reference};
 use crate::registry::source::{self, SourceSpec};
-use crate::registry::transfer::{self, Destination};
+use crate::registry::transfer::{self, Destination, MountPlan};
 use crate::runner::{single_line, OutputFormat, Runner};
 use crate::secret::Secret;
 
@@ -57,9 +58,12 @@ pub struct PushArgs {
     pub source: Source,
     #[command(flatten)]
     pub transfer: Transfer,
-    /// Where compressed `docker save` layers are cached between runs.
+    /// Where compressed `docker save` layers and the blob-info cache (which repositories each blob went to, for mounts) are kept between runs.
     #[arg(long, env = "GITOPS_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Repositories of the destination registry that may already hold the layers (repeatable; commas or whitespace separate several): a blob is mounted from there instead of uploaded when the registry holds it (ECR: account setting `BLOB_MOUNTING`).
+    #[arg(long = "mount-from", env = "GITOPS_MOUNT_FROM", value_name = "REPO")]
+    pub mount_from: Vec<String>,
 }
 
 /// `copy`: from a registry to a registry.
@@ -189,6 +193,9 @@ pub struct Output {
     pub format: OutputFormat,
 }
 
+/// Repositories `mount-from` may name.
+pub const MAX_MOUNT_FROM: usize = 16;
+
 /// The rule of the `timeout` input.
 pub const TIMEOUT: crate::validate::DurationRule = crate::validate::DurationRule {
     min_secs: 1,
@@ -243,6 +250,7 @@ enum What {
 /// A push or copy with every input validated, before any network call.
 struct Plan {
     what: What,
+    mount_from: Vec<String>,
     dest: Reference,
     tags: Vec<String>,
     ecr: Option<ecr::EcrHost>,
@@ -257,7 +265,8 @@ struct LoginPlan {
     ecr: ecr::EcrHost,
 }
 
-fn split_tags(raw: &[String]) -> Vec<String> {
+/// Values of a list input: repeatable, and commas or whitespace separate several.
+fn split_list(raw: &[String]) -> Vec<String> {
     raw.iter()
         .flat_map(|t| t.split(|c: char| c == ',' || c.is_whitespace()))
         .filter(|t| !t.is_empty())
@@ -325,7 +334,13 @@ fn validate_login(a: &LoginArgs) -> Result<LoginPlan> {
 }
 
 /// Validate a push or copy; `source` is parsed by `what` (a path on disk or a registry image).
-fn validate(runner: &Runner, a: &Transfer, source: &Source, push: bool) -> Result<Plan> {
+fn validate(
+    runner: &Runner,
+    a: &Transfer,
+    source: &Source,
+    mount_from: &[String],
+    push: bool,
+) -> Result<Plan> {
     if let Some(p) = &a.registry_password {
         runner.mask(&Secret::new(p.as_str()));
     }
@@ -392,7 +407,7 @@ fn validate(runner: &Runner, a: &Transfer, source: &Source, push: bool) -> Resul
         ));
     }
     let mut tags: Vec<String> = dest.tag.iter().cloned().collect();
-    for t in split_tags(&a.tag) {
+    for t in split_list(&a.tag) {
         reference::tag("tag", &t)?;
         if !tags.contains(&t) {
             tags.push(t);
@@ -457,6 +472,19 @@ fn validate(runner: &Runner, a: &Transfer, source: &Source, push: bool) -> Resul
         check_host("source", &r.registry, a.plain_http, false)?;
         What::Copy(r)
     };
+    let mount_from = split_list(mount_from);
+    if mount_from.len() > MAX_MOUNT_FROM {
+        return Err(Failure::usage(
+            "mount-from",
+            format!(
+                "names {} repositories; at most {MAX_MOUNT_FROM}",
+                mount_from.len()
+            ),
+        ));
+    }
+    for r in &mount_from {
+        reference::repository("mount-from", r)?;
+    }
     if a.create_repository && ecr_host.is_none() {
         return Err(Failure::usage(
             "create-repository",
@@ -465,6 +493,7 @@ fn validate(runner: &Runner, a: &Transfer, source: &Source, push: bool) -> Resul
     }
     Ok(Plan {
         what,
+        mount_from,
         dest,
         tags,
         ecr: ecr_host,
@@ -516,12 +545,12 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
             crate::net::runtime()?.block_on(login(runner, &plan))?;
         }
         Verb::Push(p) => {
-            let plan = validate(runner, &p.transfer, &p.source, true)?;
+            let plan = validate(runner, &p.transfer, &p.source, &p.mount_from, true)?;
             let rt = crate::net::runtime()?;
             rt.block_on(execute(runner, &p.transfer, p.cache_dir.clone(), plan))?;
         }
         Verb::Copy(c) => {
-            let plan = validate(runner, &c.transfer, &c.source, false)?;
+            let plan = validate(runner, &c.transfer, &c.source, &[], false)?;
             let rt = crate::net::runtime()?;
             rt.block_on(execute(runner, &c.transfer, None, plan))?;
         }
@@ -603,9 +632,23 @@ async fn execute(
             let cache = cache_dir.unwrap_or_else(|| source::default_cache_dir(&env));
             let par = parallelism;
             let spec2 = spec.clone();
+            let cache_file = blobinfo::path_in(&cache);
             let image = tokio::task::spawn_blocking(move || source::load(&spec2, &cache, par))
                 .await
                 .map_err(|e| Failure::runtime(format!("loading the image failed: {e}")))??;
+            let (mut known, note) = BlobInfoCache::load(&cache_file);
+            if let Some(n) = note {
+                runner.info(&format!("blob-info cache {} {n}", cache_file.display()));
+            }
+            let mounts: MountPlan = image
+                .blobs
+                .iter()
+                .map(|b| {
+                    let cached = known.repos(&plan.dest.registry, &b.digest);
+                    let c = blobinfo::candidates(&plan.dest.repository, &plan.mount_from, cached);
+                    (b.digest.clone(), c)
+                })
+                .collect();
             runner.info(&format!(
                 "pushing {} ({} blobs, {}) to {}/{}",
                 image.top.digest,
@@ -614,15 +657,36 @@ async fn execute(
                 plan.dest.registry,
                 plan.dest.repository
             ));
-            transfer::with_progress(
+            let outcome = transfer::with_progress(
                 runner,
                 &dst_client,
                 image.total_bytes(),
                 image.blobs.len(),
                 every,
-                transfer::transfer(runner, &image, &dst, &BlobSource::Disk, None, parallelism),
+                transfer::transfer(
+                    runner,
+                    &image,
+                    &dst,
+                    &BlobSource::Disk,
+                    &mounts,
+                    parallelism,
+                ),
             )
-            .await?
+            .await?;
+            // Remember where the blobs are now; forget where the registry said they are not.
+            for (d, repo) in &outcome.refused_mounts {
+                known.forget(&plan.dest.registry, d, repo);
+            }
+            for b in &image.blobs {
+                known.record(&plan.dest.registry, &b.digest, &plan.dest.repository);
+            }
+            if let Err(f) = known.save(&cache_file) {
+                runner.warning(&format!(
+                    "the image was pushed, but {}: the next push to another repository uploads its blobs again",
+                    f.message
+                ));
+            }
+            outcome
         }
         What::Copy(sref) => {
             let src_ecr = ecr::parse_host(&sref.registry);
@@ -657,14 +721,27 @@ async fn execute(
                 }
             ));
             let src = BlobSource::Registry(&src_client, &sref.repository);
-            let mount = same.then_some(sref.repository.as_str());
+            let mounts: MountPlan = if same {
+                let from = Candidate {
+                    repo: sref.repository.clone(),
+                    origin: Origin::CopySource,
+                };
+                let from = (from.repo != plan.dest.repository).then_some(from);
+                image
+                    .blobs
+                    .iter()
+                    .map(|b| (b.digest.clone(), from.iter().cloned().collect()))
+                    .collect()
+            } else {
+                MountPlan::new()
+            };
             transfer::with_progress(
                 runner,
                 &dst_client,
                 image.total_bytes(),
                 image.blobs.len(),
                 every,
-                transfer::transfer(runner, &image, &dst, &src, mount, parallelism),
+                transfer::transfer(runner, &image, &dst, &src, &mounts, parallelism),
             )
             .await?
         }
@@ -741,7 +818,7 @@ mod tests {
     #[test]
     fn tags_split_on_commas_and_whitespace() {
         assert_eq!(
-            split_tags(&["a,b".into(), " c\nd ".into()]),
+            split_list(&["a,b".into(), " c\nd ".into()]),
             vec!["a", "b", "c", "d"]
         );
     }

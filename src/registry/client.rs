@@ -35,6 +35,8 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 pub const SMALL_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Chunk size for streaming blobs from disk.
 pub const CHUNK: usize = 1 << 20;
+/// Chunks read (and hashed) ahead of the socket per blob upload from disk.
+pub const READ_AHEAD: usize = 2;
 
 /// Credentials for one registry.
 pub enum Creds {
@@ -86,6 +88,15 @@ pub enum PutManifest {
     BlobUnknown,
     /// The tag exists and is immutable.
     TagImmutable(String),
+}
+
+/// The registry's answer to a cross-repository mount.
+#[derive(Debug)]
+pub enum Mount {
+    /// `201`: the blob is now in the repository.
+    Mounted,
+    /// `202`: not mounted; upload into this session instead.
+    Upload(Url),
 }
 
 enum SendError {
@@ -757,8 +768,10 @@ impl<'a> Client<'a> {
         }
     }
 
-    /// Cross-repository mount. `true` when the registry mounted it (201).
-    pub async fn mount(&self, repo: &str, digest: &Digest, from: &str) -> Result<bool> {
+    /// Cross-repository mount (`POST /v2/<repo>/blobs/uploads/?mount=<digest>&from=<from>`).
+    /// The protocol has two answers: `201` (mounted) and `202` (not mounted: here is an upload
+    /// session instead). Any other answer is an error: nothing is uploaded on a guess.
+    pub async fn mount(&self, repo: &str, digest: &Digest, from: &str) -> Result<Mount> {
         let mut url = self.url(&format!("v2/{repo}/blobs/uploads/"));
         url.query_pairs_mut()
             .append_pair("mount", digest.as_str())
@@ -776,7 +789,47 @@ impl<'a> Client<'a> {
                 )
             })
             .await?;
-        Ok(resp.status() == StatusCode::CREATED)
+        match resp.status() {
+            StatusCode::CREATED => Ok(Mount::Mounted),
+            StatusCode::ACCEPTED => match self.check_location(&resp) {
+                Ok(session) => Ok(Mount::Upload(session)),
+                Err(SendError::Fatal(f)) => Err(f),
+                Err(SendError::Retry { why, .. }) => Err(Failure::runtime(format!(
+                    "registry answered 202 to mounting {digest} from {from} into {repo} but gave no usable upload session: {why}"
+                ))),
+            },
+            s => {
+                let (_, text) = error_body(resp).await;
+                Err(Failure::runtime(format!(
+                    "registry answered HTTP {s} to mounting {digest} from {} into {repo} (the protocol's answers are 201 mounted or 202 upload instead): not uploading on a guess: {text}",
+                    single_line(from)
+                )))
+            }
+        }
+    }
+
+    /// Give back an upload session we will not use (a refused mount when another repository is
+    /// tried next). Best effort: the registry expires abandoned sessions anyway.
+    pub async fn cancel_upload(&self, repo: &str, session: &Url) {
+        let scope = Self::scope(repo, true);
+        let r = self
+            .authed(
+                &self.http,
+                Method::DELETE,
+                session,
+                &scope,
+                SMALL_REQUEST_TIMEOUT,
+                &|rb| rb,
+            )
+            .await;
+        if let Ok(resp) = r {
+            if !resp.status().is_success() && resp.status() != StatusCode::NOT_FOUND {
+                self.runner.info(&format!(
+                    "registry answered HTTP {} to cancelling an unused upload session (it expires on its own)",
+                    resp.status()
+                ));
+            }
+        }
     }
 
     fn check_location(&self, resp: &reqwest::Response) -> std::result::Result<Url, SendError> {
@@ -817,25 +870,44 @@ impl<'a> Client<'a> {
     /// Upload one blob whole (POST a session, PUT the whole body), restarting the session on
     /// 429/5xx/reset. `src` gives the bytes of `blob` (from disk, or from a source registry).
     pub async fn upload(&self, repo: &str, blob: &Blob, src: &BlobSource<'_>) -> Result<()> {
+        self.upload_into(repo, blob, src, None).await
+    }
+
+    /// As [`Client::upload`], the first attempt into `session` (the upload session a registry
+    /// opened when it answered a mount with 202); later attempts open their own.
+    pub async fn upload_into(
+        &self,
+        repo: &str,
+        blob: &Blob,
+        src: &BlobSource<'_>,
+        session: Option<Url>,
+    ) -> Result<()> {
+        let session = std::sync::Mutex::new(session);
         let scope = Self::scope(repo, true);
         let start_url = self.url(&format!("v2/{repo}/blobs/uploads/"));
         // Generous per-request time for the body: at least 60 s, or 1 MiB/s.
         let put_timeout = SMALL_REQUEST_TIMEOUT.max(Duration::from_secs(blob.size / (1 << 20)));
         let what = format!("uploading blob {}", blob.digest);
         self.retrying(&what, || async {
-            let resp = self
-                .authed(&self.http, Method::POST, &start_url, &scope, SMALL_REQUEST_TIMEOUT, &|rb| {
-                    rb.header(CONTENT_LENGTH, "0")
-                })
-                .await?;
-            if resp.status() != StatusCode::ACCEPTED {
-                let (_, text) = error_body(resp).await;
-                return Err(SendError::Fatal(Failure::runtime(format!(
-                    "registry refused to start an upload of {}: {text}",
-                    blob.digest
-                ))));
-            }
-            let mut put = self.check_location(&resp)?;
+            let opened = session.lock().expect("session").take();
+            let mut put = match opened {
+                Some(u) => u,
+                None => {
+                    let resp = self
+                        .authed(&self.http, Method::POST, &start_url, &scope, SMALL_REQUEST_TIMEOUT, &|rb| {
+                            rb.header(CONTENT_LENGTH, "0")
+                        })
+                        .await?;
+                    if resp.status() != StatusCode::ACCEPTED {
+                        let (_, text) = error_body(resp).await;
+                        return Err(SendError::Fatal(Failure::runtime(format!(
+                            "registry refused to start an upload of {}: {text}",
+                            blob.digest
+                        ))));
+                    }
+                    self.check_location(&resp)?
+                }
+            };
             put.query_pairs_mut().append_pair("digest", blob.digest.as_str());
             let sent = Arc::new(AtomicU64::new(0));
             let bad = Arc::new(AtomicBool::new(false));
@@ -1075,43 +1147,48 @@ impl BlobSource<'_> {
                 let BlobLoc::File { path, offset } = &blob.loc else {
                     return Err(SendError::Fatal(Failure::runtime("blob has no local file")));
                 };
-                use tokio::io::{AsyncReadExt, AsyncSeekExt};
-                let mut f = tokio::fs::File::open(path).await.map_err(|e| {
+                use std::io::{Read, Seek};
+                let cant = |what: &str, e: std::io::Error| {
                     SendError::Fatal(Failure::runtime(format!(
-                        "cannot open {}: {e}",
+                        "cannot {what} {}: {e}",
                         path.display()
                     )))
-                })?;
+                };
+                let mut f = std::fs::File::open(path).map_err(|e| cant("open", e))?;
                 f.seek(std::io::SeekFrom::Start(*offset))
-                    .await
-                    .map_err(|e| {
-                        SendError::Fatal(Failure::runtime(format!(
-                            "cannot seek {}: {e}",
-                            path.display()
-                        )))
-                    })?;
-                let left = blob.size;
-                let stream =
-                    futures::stream::try_unfold((f, left, v), |(mut f, left, mut v)| async move {
-                        if left == 0 {
-                            return Ok(None);
-                        }
-                        let want = (left as usize).min(CHUNK);
+                    .map_err(|e| cant("seek", e))?;
+                // One blocking thread per blob reads and hashes ahead of the socket (READ_AHEAD
+                // chunks), so disk reads and hashing overlap with sending instead of taking
+                // turns on the async workers; each byte is copied once from the page cache.
+                let (tx, rx) =
+                    tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(READ_AHEAD);
+                let size = blob.size;
+                tokio::task::spawn_blocking(move || {
+                    let mut left = size;
+                    while left > 0 {
+                        let want = left.min(CHUNK as u64) as usize;
                         let mut buf = vec![0u8; want];
-                        let mut got = 0;
-                        while got < want {
-                            let n = f.read(&mut buf[got..]).await?;
-                            if n == 0 {
+                        let item = match f.read_exact(&mut buf) {
+                            Ok(()) => v.feed(&buf).map(|_| bytes::Bytes::from(buf)),
+                            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                                 v.bad.store(true, Ordering::Relaxed);
-                                return Err(std::io::Error::other(
+                                Err(std::io::Error::other(
                                     "source changed: file shorter than the blob",
-                                ));
+                                ))
                             }
-                            got += n;
+                            Err(e) => Err(e),
+                        };
+                        let failed = item.is_err();
+                        // A closed channel means the request is gone: stop reading.
+                        if tx.blocking_send(item).is_err() || failed {
+                            return;
                         }
-                        v.feed(&buf)?;
-                        Ok(Some((bytes::Bytes::from(buf), (f, left - want as u64, v))))
-                    });
+                        left -= want as u64;
+                    }
+                });
+                let stream = futures::stream::unfold(rx, |mut rx| async move {
+                    rx.recv().await.map(|item| (item, rx))
+                });
                 Ok(reqwest::Body::wrap_stream(stream))
             }
             BlobSource::Registry(src, repo) => {

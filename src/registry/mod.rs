@@ -7,9 +7,11 @@
 //!   once, in parallel, cached).
 //! - [`client`]: the HTTP client (auth, retries, uploads, mounts, manifests, redirect rules).
 //! - [`transfer`]: idempotent push/copy with the manifest last.
+//! - [`blobinfo`]: where blobs went (the blob-info cache) and which repositories to mount from.
 //! - [`ecr`]: ECR hosts, GetAuthorizationToken, repository creation.
 //! - [`dockerconfig`]: credentials from `~/.docker/config.json` and writing a login entry.
 
+pub mod blobinfo;
 pub mod client;
 pub mod dockerconfig;
 pub mod ecr;

@@ -149,13 +149,34 @@ fn valid_component(c: &str) -> bool {
     true
 }
 
+/// A repository name on its own (no host, tag or digest): 1-255 characters of `/`-separated
+/// lowercase components.
+pub fn valid_repository(r: &str) -> bool {
+    !r.is_empty() && r.len() <= 255 && r.split('/').all(valid_component)
+}
+
+/// Validate a repository name given on its own (`--mount-from`).
+pub fn repository(field: &str, r: &str) -> Result<()> {
+    if valid_repository(r) {
+        Ok(())
+    } else {
+        Err(Failure::usage(
+            field,
+            format!(
+                "`{}` is not a repository name (lowercase components like `team/app`, without the registry host, tag or digest)",
+                single_line(r)
+            ),
+        ))
+    }
+}
+
 fn is_alnum(b: u8) -> bool {
     b.is_ascii_lowercase() || b.is_ascii_digit()
 }
 
 /// A registry host: DNS labels (letters, digits, `-`, not at label edges) or an IPv4/bracketed
 /// IPv6 address, optionally `:port`.
-fn valid_host(h: &str) -> bool {
+pub fn valid_host(h: &str) -> bool {
     let (host, port) = split_host_port(h);
     if let Some(p) = port {
         if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 
-use super::client::{BlobSource, Client, PutManifest};
+use super::blobinfo::Candidate;
+use super::client::{BlobSource, Client, Mount, PutManifest};
 use super::reference::Digest;
 use super::source::{Blob, BlobLoc, Image, Manifest};
 use super::types;
@@ -35,16 +36,23 @@ pub struct Outcome {
     pub digest: Digest,
     /// True when every tag already pointed at the digest and nothing was sent.
     pub already_present: bool,
+    /// Mounts the registry answered with 202 (it does not hold the blob in that repository):
+    /// (blob, repository), so that a cache can forget them.
+    pub refused_mounts: Vec<(Digest, String)>,
 }
 
-/// Push (or copy) `image` to `dst`. `mount_from` names a repository of the same registry that
-/// holds the blobs.
+/// Per blob, the repositories of the destination registry to try mounting it from, in order
+/// ([`super::blobinfo::candidates`]); a blob without an entry is checked and uploaded.
+pub type MountPlan = HashMap<Digest, Vec<Candidate>>;
+
+/// Push (or copy) `image` to `dst`. `mounts` names, per blob, repositories of the destination
+/// registry that may hold it.
 pub async fn transfer(
     runner: &Runner,
     image: &Image,
     dst: &Destination<'_>,
     src: &BlobSource<'_>,
-    mount_from: Option<&str>,
+    mounts: &MountPlan,
     parallelism: usize,
 ) -> Result<Outcome> {
     let c = dst.client;
@@ -73,6 +81,7 @@ pub async fn transfer(
         return Ok(Outcome {
             digest,
             already_present: true,
+            refused_mounts: Vec::new(),
         });
     }
     if dst.tags.is_empty()
@@ -84,14 +93,22 @@ pub async fn transfer(
         return Ok(Outcome {
             digest,
             already_present: true,
+            refused_mounts: Vec::new(),
         });
     }
-    // 2. Blobs, in parallel.
-    futures::stream::iter(image.blobs.iter().map(Ok::<&Blob, Failure>))
-        .try_for_each_concurrent(parallelism.max(1), |b| {
-            ensure_blob(c, &dst.repo, b, src, mount_from)
-        })
-        .await?;
+    // 2. Blobs, in parallel, largest first: with more blobs than `parallelism`, a big layer
+    // started last would run alone at the end.
+    let refused = std::sync::Mutex::new(Vec::new());
+    futures::stream::iter(
+        largest_first(&image.blobs)
+            .into_iter()
+            .map(Ok::<&Blob, Failure>),
+    )
+    .try_for_each_concurrent(parallelism.max(1), |b| {
+        let cands = mounts.get(&b.digest).map_or(&[][..], Vec::as_slice);
+        ensure_blob(runner, c, &dst.repo, b, src, cands, &refused)
+    })
+    .await?;
     // 3. Child manifests by digest, leaves first; then the tagged one.
     for m in &image.children {
         put_checked(
@@ -136,6 +153,7 @@ pub async fn transfer(
     Ok(Outcome {
         digest,
         already_present: false,
+        refused_mounts: refused.into_inner().expect("refused mounts"),
     })
 }
 
@@ -152,19 +170,66 @@ fn immutable_conflict(
     ))
 }
 
+/// The upload order: largest first (ties keep the image's order).
+fn largest_first(blobs: &[Blob]) -> Vec<&Blob> {
+    let mut v: Vec<&Blob> = blobs.iter().collect();
+    v.sort_by_key(|b| std::cmp::Reverse(b.size));
+    v
+}
+
 async fn ensure_blob(
+    runner: &Runner,
     c: &Client<'_>,
     repo: &str,
     b: &Blob,
     src: &BlobSource<'_>,
-    mount_from: Option<&str>,
+    candidates: &[Candidate],
+    refused: &std::sync::Mutex<Vec<(Digest, String)>>,
 ) -> Result<()> {
-    // Within one registry a mount is tried first: one request, whether or not the blob is
-    // already linked into the destination repository.
-    if let Some(from) = mount_from.filter(|f| *f != repo) {
-        if c.mount(repo, &b.digest, from).await? {
-            c.stats.blobs_mounted.fetch_add(1, Ordering::Relaxed);
-            return Ok(());
+    // A mount is tried first when a repository of this registry may hold the blob: one request,
+    // whether or not the blob is already linked into the destination repository.
+    for (i, cand) in candidates.iter().enumerate() {
+        let answer = c.mount(repo, &b.digest, &cand.repo).await.map_err(|f| {
+            f.context(format!(
+                "mounting {} from {} (named by {}; drop it there, or give these credentials pull on it)",
+                b.digest,
+                cand.repo,
+                cand.origin.describe()
+            ))
+        })?;
+        match answer {
+            Mount::Mounted => {
+                c.stats.blobs_mounted.fetch_add(1, Ordering::Relaxed);
+                runner.info(&format!(
+                    "mounted {} from {} (named by {})",
+                    b.digest,
+                    cand.repo,
+                    cand.origin.describe()
+                ));
+                return Ok(());
+            }
+            Mount::Upload(session) => {
+                refused
+                    .lock()
+                    .expect("refused mounts")
+                    .push((b.digest.clone(), cand.repo.clone()));
+                let last = i + 1 == candidates.len();
+                runner.info(&format!(
+                    "registry answered 202 (upload instead) to mounting {} from {} (named by {}): the protocol's answer when that repository does not hold it; {}",
+                    b.digest,
+                    cand.repo,
+                    cand.origin.describe(),
+                    if last {
+                        "uploading it into the session the registry opened"
+                    } else {
+                        "trying the next repository"
+                    }
+                ));
+                if last {
+                    return c.upload_into(repo, b, src, Some(session)).await;
+                }
+                c.cancel_upload(repo, &session).await;
+            }
         }
     }
     if c.blob_exists(repo, &b.digest).await? {
@@ -306,5 +371,36 @@ pub fn human(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", U[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uploads_start_with_the_largest_blob() {
+        let blob = |n: u8, size: u64| Blob {
+            digest: Digest::of(&[n]),
+            size,
+            loc: BlobLoc::Remote,
+        };
+        let cases: &[(&[u64], &[u64])] = &[
+            (&[], &[]),
+            (&[10, 500, 3], &[500, 10, 3]),
+            (&[7, 7, 9, 7], &[9, 7, 7, 7]),
+        ];
+        for (sizes, want) in cases {
+            let blobs: Vec<Blob> = sizes
+                .iter()
+                .enumerate()
+                .map(|(i, s)| blob(i as u8, *s))
+                .collect();
+            let got: Vec<u64> = largest_first(&blobs).iter().map(|b| b.size).collect();
+            assert_eq!(&got, want);
+        }
+        // ties keep the image's order
+        let blobs = vec![blob(1, 5), blob(2, 5)];
+        assert_eq!(largest_first(&blobs)[0].digest, Digest::of(&[1]));
     }
 }

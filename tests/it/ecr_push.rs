@@ -702,6 +702,24 @@ fn ecr_push_bad_inputs_are_refused_before_any_request() {
             "registry",
         ),
     ];
+    // `mount-from` names repositories of the destination registry, nothing else.
+    let mut cases = cases;
+    for bad in [
+        format!("{h}/base"),
+        "Team/Base".into(),
+        "base:v1".into(),
+        "ok,../up".into(),
+        (0..17)
+            .map(|i| format!("r{i}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    ] {
+        let mut args: Vec<String> = ["push", "--plain-http", "--source", &src, "--destination"]
+            .map(String::from)
+            .to_vec();
+        args.extend([format!("{h}/app:v1"), "--mount-from".into(), bad]);
+        cases.push((args, "mount-from"));
+    }
     for (args, field) in cases {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
         let r = s.run("ecr-push", &a);
@@ -918,4 +936,330 @@ fn ecr_push_gives_up_at_the_deadline_instead_of_waiting_past_it() {
     r.expect_code(3);
     assert!(r.all().contains("deadline"), "{}", r.all());
     assert_eq!(proxy.count("PUT", ""), 0, "no manifest without its blobs");
+}
+
+fn blob_put_bytes(p: &FaultProxy) -> usize {
+    p.seen()
+        .iter()
+        .filter(|x| matches!(x.method.as_str(), "PUT" | "PATCH") && x.target.contains("/blobs/"))
+        .map(|x| x.body_bytes)
+        .sum()
+}
+
+fn layout_bytes(l: &oci::Layout) -> usize {
+    l.blobs
+        .iter()
+        .map(|b| {
+            std::fs::metadata(l.dir.join("blobs/sha256").join(&b[7..]))
+                .unwrap()
+                .len() as usize
+        })
+        .sum()
+}
+
+/// A registry behind a counting proxy, holding one image in `team/base`, pushed with a
+/// blob-info cache in `cache`.
+struct Based {
+    reg: Registry,
+    proxy: FaultProxy,
+    _s: Sandbox,
+    l: oci::Layout,
+    src: String,
+    cache: std::path::PathBuf,
+}
+
+impl Based {
+    fn new(seed: u64, sizes: &[usize]) -> Based {
+        let reg = Registry::start();
+        let proxy = FaultProxy::start(reg.port);
+        let s = Sandbox::actions();
+        let l = oci::single(&s.path().join("layout"), seed, sizes, "latest");
+        let src = l.dir.display().to_string();
+        let cache = s.path().join("cache");
+        let b = Based {
+            reg,
+            proxy,
+            _s: s,
+            l,
+            src,
+            cache,
+        };
+        b.push_cached("team/base").expect_code(0);
+        b
+    }
+
+    fn cache_file(&self) -> std::path::PathBuf {
+        self.cache.join("blob-info-v1.json")
+    }
+
+    /// Push the image to `repo` (from a fresh sandbox) with the shared cache, and `extra`.
+    fn push_to(&self, repo: &str, extra: &[&str]) -> Run {
+        push(
+            &Sandbox::actions(),
+            &self.src,
+            &format!("{}/{repo}:v1", self.proxy.host()),
+            extra,
+        )
+    }
+
+    fn push_cached(&self, repo: &str) -> Run {
+        self.push_to(repo, &["--cache-dir", self.cache.to_str().unwrap()])
+    }
+}
+
+#[test]
+fn ecr_push_mounts_layers_another_repository_holds_and_sends_none_of_their_bytes() {
+    let b = Based::new(71, &[300_000, 200_000, 10]);
+    let (proxy, l) = (&b.proxy, &b.l);
+    assert_eq!(
+        blob_put_bytes(proxy),
+        layout_bytes(l),
+        "first push sends every byte once"
+    );
+    let file = b.cache_file();
+    let text = std::fs::read_to_string(&file).unwrap();
+    for d in &l.blobs {
+        assert!(text.contains(d.as_str()), "{text}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    // A new repository of the same registry: every blob is mounted (the cache knew where it
+    // went), not one blob byte is sent, and the image pulls back whole.
+    proxy.clear();
+    let r = b.push_cached("team/app");
+    r.expect_code(0);
+    assert!(
+        r.stdout.contains(&format!(
+            "blobs uploaded 0, already present 0, mounted {}",
+            l.blobs.len()
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("named by the blob-info cache"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(blob_put_bytes(proxy), 0, "{:#?}", proxy.seen());
+    assert_eq!(proxy.count("PUT", "/blobs/uploads/"), 0);
+    let mounts = proxy.mounts();
+    assert_eq!(mounts.len(), l.blobs.len(), "{mounts:#?}");
+    assert!(
+        mounts.iter().all(|m| m.target.contains("from=team%2Fbase")),
+        "{mounts:#?}"
+    );
+    pull_and_compare(&b.reg.host(), "team/app", "v1", &l.digest, Some(l));
+    // Without a cache, `mount-from` names the repository: the same result.
+    proxy.clear();
+    let r = b.push_to("team/other", &["--mount-from", "team/none, team/base"]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("named by `mount-from`"), "{}", r.stdout);
+    assert_eq!(blob_put_bytes(proxy), 0, "{:#?}", proxy.seen());
+    // team/none does not hold them: 202, that session is given back, team/base mounts them.
+    assert_eq!(proxy.mounts().len(), 2 * l.blobs.len());
+    assert_eq!(proxy.count("DELETE", "/blobs/uploads/"), l.blobs.len());
+    pull_and_compare(&b.reg.host(), "team/other", "v1", &l.digest, Some(l));
+    // Across registries nothing is mounted: the cache is keyed by the registry host.
+    let other = Registry::start();
+    let po = FaultProxy::start(other.port);
+    push(
+        &Sandbox::actions(),
+        &b.src,
+        &format!("{}/team/app:v1", po.host()),
+        &["--cache-dir", b.cache.to_str().unwrap()],
+    )
+    .expect_code(0);
+    assert!(po.mounts().is_empty(), "{:#?}", po.seen());
+    assert_eq!(blob_put_bytes(&po), layout_bytes(l));
+}
+
+#[test]
+fn ecr_push_stale_cache_entry_uploads_only_because_the_registry_answered_202() {
+    let b = Based::new(81, &[250_000, 20]);
+    let (proxy, l) = (&b.proxy, &b.l);
+    // The cache now claims a repository that holds nothing (deleted, or another registry's
+    // storage behind the same address): stale.
+    let file = b.cache_file();
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("\"team/base\"", "\"team/gone\"")).unwrap();
+    proxy.clear();
+    let r = b.push_cached("team/app");
+    r.expect_code(0);
+    assert!(
+        r.stdout
+            .contains("registry answered 202 (upload instead) to mounting")
+            && r.stdout
+                .contains("from team/gone (named by the blob-info cache, `blob-info-v1.json`")
+            && r.stdout
+                .contains("uploading it into the session the registry opened"),
+        "{}",
+        r.stdout
+    );
+    // Each blob once: into the session the 202 opened, no second POST.
+    assert_eq!(proxy.mounts().len(), l.blobs.len());
+    assert_eq!(plain_upload_posts(proxy), 0, "{:#?}", proxy.seen());
+    assert_eq!(blob_put_bytes(proxy), layout_bytes(l));
+    pull_and_compare(&b.reg.host(), "team/app", "v1", &l.digest, Some(l));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        !text.contains("team/gone"),
+        "stale entries are forgotten: {text}"
+    );
+    assert!(text.contains("team/app"), "{text}");
+    // A cache file that is not one is ignored, said so, and rewritten.
+    std::fs::write(&file, "{not json").unwrap();
+    let r = b.push_cached("team/third");
+    r.expect_code(0);
+    assert!(
+        r.stdout
+            .contains("is not a blob-info cache (invalid JSON): ignored"),
+        "{}",
+        r.stdout
+    );
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .contains("team/third"));
+}
+
+fn plain_upload_posts(p: &FaultProxy) -> usize {
+    p.seen()
+        .iter()
+        .filter(|x| {
+            x.method == "POST"
+                && x.target.contains("/blobs/uploads/")
+                && !x.target.contains("mount=")
+        })
+        .count()
+}
+
+#[test]
+fn ecr_push_mount_refused_outside_the_protocol_fails_closed_and_uploads_nothing() {
+    let b = Based::new(91, &[120_000, 30]);
+    let proxy = &b.proxy;
+    for (code, body, want) in [
+        (
+            404,
+            r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}"#,
+            "answered HTTP 404 Not Found to mounting",
+        ),
+        (
+            403,
+            r#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}"#,
+            "refused our credentials",
+        ),
+    ] {
+        proxy.clear();
+        proxy.add(
+            "POST",
+            "mount=",
+            100,
+            Fault::Status(code, vec![], body.into()),
+        );
+        let r = b.push_to(&format!("team/app{code}"), &["--mount-from", "team/base"]);
+        r.expect_code(3);
+        assert!(r.all().contains(want), "{code}: {}", r.all());
+        assert!(
+            r.all()
+                .contains("from team/base (named by `mount-from`; drop it there, or give these credentials pull on it)"),
+            "{code}: {}",
+            r.all()
+        );
+        if code == 404 {
+            assert!(r.all().contains("not uploading on a guess"), "{}", r.all());
+        }
+        assert_eq!(blob_put_bytes(proxy), 0, "{code}: {:#?}", proxy.seen());
+        assert_eq!(proxy.count("PUT", "/manifests/"), 0);
+        assert_eq!(
+            plain_upload_posts(proxy),
+            0,
+            "no upload session was opened: {:#?}",
+            proxy.seen()
+        );
+        // `copy` within one registry mounts from its source: the same rule.
+        proxy.clear();
+        let r = Sandbox::actions().run(
+            "ecr-push",
+            &[
+                "copy",
+                "--source",
+                &format!("{}/team/base@{}", proxy.host(), b.l.digest),
+                "--destination",
+                &format!("{}/team/copy{code}:v1", proxy.host()),
+                "--plain-http",
+            ],
+        );
+        r.expect_code(3);
+        assert!(r.all().contains(want), "copy {code}: {}", r.all());
+        assert!(
+            r.all().contains("(named by the copy source;"),
+            "{}",
+            r.all()
+        );
+        assert_eq!(blob_put_bytes(proxy), 0, "copy {code}: {:#?}", proxy.seen());
+        assert_eq!(proxy.count("GET", "/blobs/"), 0, "nothing streamed");
+        assert_eq!(proxy.count("PUT", "/manifests/"), 0);
+        proxy.reset_rules();
+    }
+}
+
+#[test]
+fn ecr_push_blob_changed_on_disk_is_never_committed() {
+    let reg = Registry::start();
+    let proxy = FaultProxy::start(reg.port);
+    let s = Sandbox::actions();
+    let l = oci::single(&s.path().join("layout"), 95, &[3_000_000, 40], "latest");
+    // The big layer: same size, other bytes (flipped in its last chunk), then cut short.
+    let big = l
+        .blobs
+        .iter()
+        .map(|b| l.dir.join("blobs/sha256").join(&b[7..]))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&big).unwrap();
+    let n = bytes.len();
+    bytes[n - 1] ^= 0xff;
+    let cases = [
+        (
+            "changed",
+            bytes.clone(),
+            "changed or does not match its digest while it was read: nothing was pushed",
+        ),
+        (
+            "short",
+            bytes[..n - 10].to_vec(),
+            "bytes on disk but 3000000 in its descriptor",
+        ),
+    ];
+    for (what, body, want) in cases {
+        std::fs::write(&big, &body).unwrap();
+        proxy.clear();
+        let r = push(
+            &Sandbox::actions(),
+            &l.dir.display().to_string(),
+            &format!("{}/team/{what}:v1", proxy.host()),
+            &[],
+        );
+        r.expect_code(3);
+        assert!(r.all().contains(want), "{what}: {}", r.all());
+        assert_eq!(proxy.count("PUT", "/manifests/"), 0, "{what}");
+        let big_digest = format!("sha256:{}", big.file_name().unwrap().to_str().unwrap());
+        let code_big = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-I"])
+            .arg(format!(
+                "http://{}/v2/team/{what}/blobs/{big_digest}",
+                reg.host()
+            ))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&code_big.stdout),
+            "404",
+            "{what}: the changed blob is not in the registry"
+        );
+    }
 }

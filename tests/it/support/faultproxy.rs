@@ -1,6 +1,8 @@
 //! An HTTP/1.1 proxy in front of a real registry that records every request and injects faults
 //! on chosen requests: a canned status (429 with `Retry-After`, 503), a connection reset in the
-//! middle of an upload body, or a rewritten `Location` header (redirect tests).
+//! middle of an upload body, or a rewritten `Location` header (redirect tests). It also counts
+//! the request body bytes it relays (what a client really sent) and keeps each request's query
+//! (cross-repository mounts are `POST .../blobs/uploads/?mount=...&from=...`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -24,9 +26,20 @@ struct Rule {
     fault: Fault,
 }
 
+/// One request as the proxy saw it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    /// Path and query.
+    pub target: String,
+    /// Request body bytes read from the client.
+    pub body_bytes: usize,
+}
+
 pub struct FaultProxy {
     pub port: u16,
     log: Arc<Mutex<Vec<String>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
     rules: Arc<Mutex<Vec<Rule>>>,
     stop: Arc<AtomicBool>,
 }
@@ -36,18 +49,19 @@ impl FaultProxy {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let log = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::new(Mutex::new(Vec::new()));
         let rules: Arc<Mutex<Vec<Rule>>> = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (log2, rules2, stop2) = (log.clone(), rules.clone(), stop.clone());
+        let (log2, seen2, rules2, stop2) = (log.clone(), seen.clone(), rules.clone(), stop.clone());
         std::thread::spawn(move || {
             for c in l.incoming() {
                 if stop2.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(c) = c else { continue };
-                let (log, rules) = (log2.clone(), rules2.clone());
+                let (log, seen, rules) = (log2.clone(), seen2.clone(), rules2.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(c, upstream, &log, &rules);
+                    let _ = serve(c, upstream, &log, &seen, &rules);
                 });
             }
         });
@@ -55,6 +69,7 @@ impl FaultProxy {
         FaultProxy {
             port,
             log,
+            seen,
             rules,
             stop,
         }
@@ -64,8 +79,8 @@ impl FaultProxy {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Inject `fault` on the next `times` requests whose method is `method` and whose path
-    /// contains `path_contains`.
+    /// Inject `fault` on the next `times` requests whose method is `method` and whose path (with
+    /// its query) contains `path_contains`.
     pub fn add(&self, method: &str, path_contains: &str, times: usize, fault: Fault) {
         self.rules.lock().unwrap().push(Rule {
             method: method.into(),
@@ -73,6 +88,11 @@ impl FaultProxy {
             times,
             fault,
         });
+    }
+
+    /// Drop every fault rule not used up yet.
+    pub fn reset_rules(&self) {
+        self.rules.lock().unwrap().clear();
     }
 
     /// Every request seen, as `METHOD /path` (no query).
@@ -87,8 +107,31 @@ impl FaultProxy {
             .count()
     }
 
+    /// Every request seen, with its query and body size.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Request body bytes relayed for requests whose method is `method`.
+    pub fn body_bytes(&self, method: &str) -> usize {
+        self.seen()
+            .iter()
+            .filter(|s| s.method == method)
+            .map(|s| s.body_bytes)
+            .sum()
+    }
+
+    /// Cross-repository mount requests (`POST ...?mount=...`).
+    pub fn mounts(&self) -> Vec<Seen> {
+        self.seen()
+            .into_iter()
+            .filter(|s| s.method == "POST" && s.target.contains("mount="))
+            .collect()
+    }
+
     pub fn clear(&self) {
         self.log.lock().unwrap().clear();
+        self.seen.lock().unwrap().clear();
     }
 }
 
@@ -174,6 +217,7 @@ fn serve(
     c: TcpStream,
     upstream: u16,
     log: &Mutex<Vec<String>>,
+    seen: &Mutex<Vec<Seen>>,
     rules: &Mutex<Vec<Rule>>,
 ) -> std::io::Result<()> {
     let mut w = c.try_clone()?;
@@ -192,9 +236,9 @@ fn serve(
         log.lock().unwrap().push(format!("{} {}", req.method, path));
         let fault = {
             let mut rs = rules.lock().unwrap();
-            let hit = rs
-                .iter_mut()
-                .find(|x| x.times > 0 && x.method == req.method && path.contains(&x.path_contains));
+            let hit = rs.iter_mut().find(|x| {
+                x.times > 0 && x.method == req.method && req.target.contains(&x.path_contains)
+            });
             hit.map(|x| {
                 x.times -= 1;
                 x.fault.clone()
@@ -207,6 +251,11 @@ fn serve(
             return Ok(());
         }
         let body = read_body(&mut r, &req.headers, false)?;
+        seen.lock().unwrap().push(Seen {
+            method: req.method.clone(),
+            target: req.target.clone(),
+            body_bytes: body.len(),
+        });
         if let Some(Fault::Status(code, hs, b)) = &fault {
             let mut out = format!("HTTP/1.1 {code} Fault\r\nContent-Length: {}\r\n", b.len());
             for (k, v) in hs {
