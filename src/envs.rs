@@ -21,6 +21,11 @@
 //!       allow: ["Mon-Thu 09:00-16:00"]
 //!       freeze:
 //!         - { from: "2026-12-20T00:00", to: "2027-01-04T00:00", reason: "year-end freeze" }
+//!     verify:            # optional: checks after every deploy (see `verify`)
+//!       window: 5m
+//!       auto-rollback: true
+//!       http:
+//!         - { name: health, url: "https://app.example.com/health", body: ok }
 //! ```
 //!
 //! Unknown keys, bad names, duplicate names or branches are refused with a clear error (exit 2).
@@ -56,6 +61,9 @@ pub struct Environment {
     /// Deploy windows and freezes ([`crate::windows`]); absent: any time.
     #[serde(default)]
     pub windows: Option<crate::windows::Config>,
+    /// Verification after a deploy ([`crate::verify`]); absent: none.
+    #[serde(default)]
+    pub verify: Option<crate::verify::Config>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,6 +98,7 @@ impl Default for Model {
             aws_account_id: None,
             aws_region: None,
             windows: None,
+            verify: None,
         };
         Model {
             envs: vec![
@@ -246,6 +255,14 @@ impl Model {
                     )
                 })?;
             }
+            if let Some(v) = &e.verify {
+                crate::verify::Checks::new(v).map_err(|err| {
+                    Failure::usage(
+                        "config",
+                        format!("{src}: environments[{i}].verify.{} {}", err.key, err.rule),
+                    )
+                })?;
+            }
             for (j, other) in self.envs[..i].iter().enumerate() {
                 if other.name == e.name {
                     return Err(Failure::usage(
@@ -335,17 +352,31 @@ impl Model {
 impl Environment {
     /// This environment's deploy windows, if configured (validated when the model loaded).
     pub fn windows(&self) -> Result<Option<crate::windows::Windows>> {
-        self.windows
-            .as_ref()
-            .map(|c| {
-                crate::windows::Windows::new(c).map_err(|err| {
-                    Failure::usage(
-                        "config",
-                        format!("`{}`: windows.{} {}", self.name, err.key, err.rule),
-                    )
-                })
+        self.block("windows", self.windows.as_ref(), |c| {
+            crate::windows::Windows::new(c).map_err(|e| (e.key, e.rule))
+        })
+    }
+
+    /// This environment's verification checks, if declared (validated when the model loaded).
+    pub fn checks(&self) -> Result<Option<crate::verify::Checks>> {
+        self.block("verify", self.verify.as_ref(), |c| {
+            crate::verify::Checks::new(c).map_err(|e| (e.key, e.rule))
+        })
+    }
+
+    /// A validated block of this environment, its error naming the environment and the key.
+    fn block<C, T>(
+        &self,
+        name: &str,
+        c: Option<&C>,
+        new: impl Fn(&C) -> std::result::Result<T, (String, &'static str)>,
+    ) -> Result<Option<T>> {
+        c.map(|c| {
+            new(c).map_err(|(key, rule)| {
+                Failure::usage("config", format!("`{}`: {name}.{key} {rule}", self.name))
             })
-            .transpose()
+        })
+        .transpose()
     }
 }
 
@@ -452,6 +483,14 @@ mod tests {
             ),
             (
                 "environments:\n  - name: a\n    branch: a\n    windows:\n      time-zone: UTC\n      alow: []\n",
+                "line 6, column 7: an unknown key",
+            ),
+            (
+                "environments:\n  - name: a\n    branch: a\n    verify:\n      window: 5s\n      http: [{ name: h, url: 'http://169.254.169.254/' }]\n",
+                "t.yml: environments[0].verify.http[0].url is a link-local or cloud metadata address",
+            ),
+            (
+                "environments:\n  - name: a\n    branch: a\n    verify:\n      window: 5s\n      htp: []\n",
                 "line 6, column 7: an unknown key",
             ),
             (
@@ -582,6 +621,8 @@ mod tests {
             format!("environments:\n  - name: dev\n    branch: dev\n    windows:\n      time-zone: UTC\n      allow: [{tok}]\n"),
             format!("environments:\n  - name: dev\n    branch: dev\n    windows:\n      time-zone: UTC\n      freeze: [{{ from: {tok}, to: x, reason: r }}]\n"),
             format!("environments:\n  - name: {tok}\n    branch: dev\n"),
+            format!("environments:\n  - name: dev\n    branch: dev\n    verify:\n      window: {tok}\n"),
+            format!("environments:\n  - name: dev\n    branch: dev\n    verify:\n      window: 5s\n      http: [{{ name: h, url: 'http://{tok}@x/' }}]\n"),
             format!("environments:\n  - name: dev\n    branch: '{tok}..x'\n"),
             format!("{tok}\n"),
             format!("environments: \"{tok}\n"),

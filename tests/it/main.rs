@@ -25,3 +25,4 @@ mod plan_gate;
 mod promote;
 mod stacks;
 mod tag_deploy;
+mod verify;
