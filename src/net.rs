@@ -539,7 +539,15 @@ fn describe_probe_error(e: &reqwest::Error, timeout: Duration) -> ProbeAnswer {
         if let Some(r) = s.downcast_ref::<rustls::Error>() {
             tls = Some(r.to_string());
         }
-        src = s.source();
+        // An io::Error's `source` skips the error it wraps (rustls's, inside hyper-rustls's
+        // io errors): walk into it instead.
+        src = match s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => s.source(),
+        };
     }
     if e.is_redirect() {
         return ProbeAnswer::Refused("too many redirects".into());

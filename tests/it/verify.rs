@@ -563,7 +563,7 @@ fn verification_is_recorded_and_a_failure_rolls_back_once_and_never_loops() {
     run.expect_code(2);
     assert!(
         run.all()
-            .contains("verification-outcome is required: `dev` declares verification checks"),
+            .contains("`verification-outcome`: is required: `dev` declares verification checks"),
         "{}",
         run.all()
     );
@@ -645,7 +645,7 @@ fn without_the_opt_in_a_failed_verification_holds_and_stops() {
     let dir = tempfile::tempdir().unwrap();
     let bare = dir.path().join("app.git");
     git_http::init_bare(&bare);
-    let seeded = git_http::seed_env_branches(&bare, 3);
+    let seeded = git_http::seed_env_branches(&bare, 4);
     let url = bare.display().to_string();
     let fake = GithubFake::start();
     let mut sb = remote_sandbox(
@@ -679,7 +679,8 @@ fn without_the_opt_in_a_failed_verification_holds_and_stops() {
     // After a passed deploy (the hold released): nothing at all.
     sb.run("tag-deploy", &["release", "--environment", "dev"])
         .expect_code(0);
-    record(&sb, &seeded.dev[2], &[]).expect_code(2);
+    record(&sb, &seeded.dev[3], &[]).expect_code(2);
+    record(&sb, &seeded.dev[3], &["--verification-outcome", "passed"]).expect_code(0);
     let sb3 = remote_sandbox(
         &url,
         "      window: 2s\n      http: [{ name: h, url: 'http://127.0.0.1:9/' }]\n",
