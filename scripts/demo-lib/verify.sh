@@ -68,7 +68,7 @@ verify_bad_deploy_rolls_back() { # override good good_digest
   local msg; msg=$(git -C "$APP" cat-file -p deploy/prod/current)
   grep -q "^Window-Override: $override$" <<<"$msg" || fail "deploy/prod/current does not record the override"
   grep -q '^Verification: failed$' <<<"$msg" || fail "deploy/prod/current does not record the failed verification"
-  grep -q 'verification of `prod` failed' "$LAST_LOG" || fail "the deploy failed, but not its verification: see $LAST_LOG"
+  grep -q '`prod` FAILED verification' "$LAST_LOG" || fail "the deploy failed, but not its verification: see $LAST_LOG"
   VERIFY_SUMMARY+=("verified.bad=failed")
   timeline "deploy (override)" prod "$bad" "$(state_image prod | sed 's/.*@//')" "$(latest_history prod)" "verify FAILED: $(grep -o 'http app: [^;]*' <<<"$msg" | head -1)"
   grep -q 'rollback.yml dispatched on `prod`' "$LAST_LOG" || fail "the auto-rollback job did not dispatch rollback.yml: see $LAST_LOG"
