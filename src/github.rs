@@ -1767,6 +1767,34 @@ mod tests {
     }
 
     #[test]
+    fn contexts_are_named_with_their_state() {
+        let st = json!({"statuses": [
+            {"context": "smoke", "state": "success"},
+            {"context": "lint", "state": "pending"},
+            {"context": "e2e", "state": "error"}
+        ]});
+        let runs = json!({"check_runs": [
+            {"name": "build", "status": "completed", "conclusion": "skipped"},
+            {"name": "smoke", "status": "completed", "conclusion": "failure"},
+            {"name": "deploy-check", "status": "queued", "conclusion": null}
+        ]});
+        let m = context_states(&contexts_from_json(&st, &runs));
+        use ContextState::*;
+        let want: Vec<(&str, ContextState)> = vec![
+            ("build", Success),
+            ("deploy-check", Pending),
+            ("e2e", Failure),
+            ("lint", Pending),
+            // A status and a check run of the same name: red if either is.
+            ("smoke", Failure),
+        ];
+        assert_eq!(
+            m.iter().map(|(k, v)| (k.as_str(), *v)).collect::<Vec<_>>(),
+            want
+        );
+    }
+
+    #[test]
     fn checks_combine_statuses_and_runs() {
         let none = checks_from_json(
             &json!({"state":"pending","statuses":[]}),
