@@ -900,19 +900,29 @@ pub async fn caller_identity(
 /// endpoint variables (`AWS_ENDPOINT_URL_CLOUDWATCH`, else `AWS_ENDPOINT_URL`), validated by
 /// the caller before any call.
 pub async fn cloudwatch(region: &str, endpoint: Option<&str>) -> aws_sdk_cloudwatch::Client {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_timeout(Duration::from_secs(30))
+        .build();
+    aws_sdk_cloudwatch::Client::new(&sdk_config(region, endpoint, timeouts).await)
+}
+
+/// The ambient SDK configuration (credentials from the environment) for `region`, on the one
+/// HTTP stack, with `timeouts` and an optional endpoint override: what every SDK client but
+/// STS (which oidc-login configures call by call) is built from.
+pub async fn sdk_config(
+    region: &str,
+    endpoint: Option<&str>,
+    timeouts: TimeoutConfig,
+) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(region.to_string()))
         .http_client(crate::net::sdk_http_client())
-        .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .operation_timeout(Duration::from_secs(30))
-                .build(),
-        );
+        .timeout_config(timeouts);
     if let Some(ep) = endpoint {
         loader = loader.endpoint_url(ep);
     }
-    aws_sdk_cloudwatch::Client::new(&loader.load().await)
+    loader.load().await
 }
 
 /// The CloudWatch endpoint override from the runner's environment, validated (exit 2).

@@ -247,22 +247,9 @@ impl Model {
                     )
                 })?;
             }
-            if let Some(w) = &e.windows {
-                crate::windows::Windows::new(w).map_err(|err| {
-                    Failure::usage(
-                        "config",
-                        format!("{src}: environments[{i}].windows.{} {}", err.key, err.rule),
-                    )
-                })?;
-            }
-            if let Some(v) = &e.verify {
-                crate::verify::Checks::new(v).map_err(|err| {
-                    Failure::usage(
-                        "config",
-                        format!("{src}: environments[{i}].verify.{} {}", err.key, err.rule),
-                    )
-                })?;
-            }
+            let at = format!("{src}: environments[{i}].");
+            e.windows_at(&at)?;
+            e.checks_at(&at)?;
             for (j, other) in self.envs[..i].iter().enumerate() {
                 if other.name == e.name {
                     return Err(Failure::usage(
@@ -352,32 +339,39 @@ impl Model {
 impl Environment {
     /// This environment's deploy windows, if configured (validated when the model loaded).
     pub fn windows(&self) -> Result<Option<crate::windows::Windows>> {
-        self.block("windows", self.windows.as_ref(), |c| {
-            crate::windows::Windows::new(c).map_err(|e| (e.key, e.rule))
-        })
+        self.windows_at(&format!("`{}`: ", self.name))
     }
 
     /// This environment's verification checks, if declared (validated when the model loaded).
     pub fn checks(&self) -> Result<Option<crate::verify::Checks>> {
-        self.block("verify", self.verify.as_ref(), |c| {
-            crate::verify::Checks::new(c).map_err(|e| (e.key, e.rule))
+        self.checks_at(&format!("`{}`: ", self.name))
+    }
+
+    fn windows_at(&self, at: &str) -> Result<Option<crate::windows::Windows>> {
+        block(at, "windows", self.windows.as_ref(), |c| {
+            crate::windows::Windows::new(c).map_err(|e| (e.key, e.rule))
         })
     }
 
-    /// A validated block of this environment, its error naming the environment and the key.
-    fn block<C, T>(
-        &self,
-        name: &str,
-        c: Option<&C>,
-        new: impl Fn(&C) -> std::result::Result<T, (String, &'static str)>,
-    ) -> Result<Option<T>> {
-        c.map(|c| {
-            new(c).map_err(|(key, rule)| {
-                Failure::usage("config", format!("`{}`: {name}.{key} {rule}", self.name))
-            })
+    fn checks_at(&self, at: &str) -> Result<Option<crate::verify::Checks>> {
+        block(at, "verify", self.verify.as_ref(), |c| {
+            crate::verify::Checks::new(c).map_err(|e| (e.key, e.rule))
         })
-        .transpose()
     }
+}
+
+/// A validated block of an environment; its error says where (`at`), the block and the key,
+/// never the value.
+fn block<C, T>(
+    at: &str,
+    name: &str,
+    c: Option<&C>,
+    new: impl Fn(&C) -> std::result::Result<T, (String, &'static str)>,
+) -> Result<Option<T>> {
+    c.map(|c| {
+        new(c).map_err(|(key, rule)| Failure::usage("config", format!("{at}{name}.{key} {rule}")))
+    })
+    .transpose()
 }
 
 /// Environment names: 1–32 chars of `[a-z0-9-]`, starting with a letter, not ending with `-`.

@@ -760,6 +760,15 @@ fn prepare(runner: &Runner, args: &Inputs) -> Result<Ctx> {
     })
 }
 
+/// The `sha` input, else `GITHUB_SHA`: a full commit id (exit 2 otherwise).
+fn sha_input(runner: &Runner, given: Option<&str>) -> Result<Oid> {
+    let s = given
+        .or_else(|| runner.var("GITHUB_SHA"))
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Failure::usage("sha", "is required (or GITHUB_SHA must be set)"))?;
+    git::parse_oid("sha", s)
+}
+
 /// Run the command.
 pub fn run(runner: &Runner, args: Args) -> Result<()> {
     let args = Inputs::from_verb(args.command);
@@ -769,13 +778,7 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
     let ctx = prepare(runner, &args)?;
     // The sha default comes from the run context; validated before any call too.
     let sha = if let Some(d) = &args.deploy {
-        let s = d
-            .sha
-            .clone()
-            .or_else(|| runner.var("GITHUB_SHA").map(str::to_string))
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| Failure::usage("sha", "is required (or GITHUB_SHA must be set)"))?;
-        Some(git::parse_oid("sha", &s)?)
+        Some(sha_input(runner, d.sha.as_deref())?)
     } else {
         None
     };

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::{place_hold, read_state, Ctx, Inputs};
 use crate::deploy::{self, AfterVerification, Record};
 use crate::exit::{Failure, Result};
-use crate::git::{self, Session};
+use crate::git::Session;
 use crate::github;
 use crate::net::{self, ProbeAnswer};
 use crate::runner::{single_line, Runner};
@@ -154,13 +154,7 @@ fn plan(
                 format!("`{env}` declares GitHub checks (verify.github): give `github-token` and `repository` (or run in Actions)"),
             ));
         }
-        let s = args
-            .sha
-            .clone()
-            .or_else(|| runner.var("GITHUB_SHA").map(str::to_string))
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| Failure::usage("sha", "is required (or GITHUB_SHA must be set)"))?;
-        Some(git::parse_oid("sha", &s)?.to_string())
+        Some(super::sha_input(runner, args.sha.as_deref())?.to_string())
     };
     let alarms = match &checks.alarms {
         None => None,
