@@ -410,6 +410,23 @@ impl std::fmt::Display for ForbiddenAddress {
 
 impl std::error::Error for ForbiddenAddress {}
 
+/// What a name resolved to may be connected to only when no address is forbidden
+/// ([`forbidden_ip`]): one forbidden answer refuses the name as a whole.
+fn check_resolved(
+    host: &str,
+    addrs: &[std::net::SocketAddr],
+) -> std::result::Result<(), ForbiddenAddress> {
+    match addrs
+        .iter()
+        .find_map(|a| forbidden_ip(a.ip()).map(|why| (a.ip(), why)))
+    {
+        Some((ip, why)) => Err(ForbiddenAddress(format!(
+            "`{host}` resolves to {ip} which {why}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The probe client's resolver: the system's, then every answer checked with [`forbidden_ip`];
 /// a name that resolves to any forbidden address is refused as a whole (no "try the next one").
 struct CheckedResolver;
@@ -422,14 +439,7 @@ impl reqwest::dns::Resolve for CheckedResolver {
                 .await
                 .map_err(|e| -> BoxError { Box::new(e) })?
                 .collect();
-            for a in &addrs {
-                if let Some(why) = forbidden_ip(a.ip()) {
-                    return Err(Box::new(ForbiddenAddress(format!(
-                        "`{host}` resolves to {} which {why}",
-                        a.ip()
-                    ))) as BoxError);
-                }
-            }
+            check_resolved(&host, &addrs).map_err(|f| Box::new(f) as BoxError)?;
             let it: reqwest::dns::Addrs = Box::new(addrs.into_iter());
             Ok(it)
         })
@@ -600,6 +610,19 @@ mod tests {
                 names(cfg.crypto_provider()) == names(default)
             }
         );
+    }
+
+    #[test]
+    fn a_name_resolving_to_a_forbidden_address_is_refused_as_a_whole() {
+        let a = |s: &str| -> std::net::SocketAddr { s.parse().unwrap() };
+        assert!(check_resolved("app", &[a("127.0.0.1:0"), a("[::1]:0")]).is_ok());
+        let e =
+            check_resolved("evil.example", &[a("10.0.0.1:0"), a("169.254.169.254:0")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`evil.example` resolves to 169.254.169.254 which is a link-local or cloud metadata address (169.254.0.0/16)"
+        );
+        assert!(check_resolved("v6", &[a("[fd00:ec2::254]:0")]).is_err());
     }
 
     #[test]
