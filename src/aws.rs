@@ -1074,6 +1074,171 @@ pub async fn caller_identity(
     }
 }
 
+// ----- CloudWatch alarms (tag-deploy verify) -----------------------------------------------
+
+/// A CloudWatch client for `region`, built like every SDK client: the ambient credentials
+/// (oidc-login's), the one HTTP stack ([`crate::net::sdk_http_client`]), and the standard
+/// endpoint variables (`AWS_ENDPOINT_URL_CLOUDWATCH`, else `AWS_ENDPOINT_URL`), validated by
+/// the caller before any call.
+pub async fn cloudwatch(region: &str, endpoint: Option<&str>) -> aws_sdk_cloudwatch::Client {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_timeout(Duration::from_secs(30))
+        .build();
+    aws_sdk_cloudwatch::Client::new(&sdk_config(region, endpoint, timeouts).await)
+}
+
+/// The ambient SDK configuration (credentials from the environment) for `region`, on the one
+/// HTTP stack, with `timeouts` and an optional endpoint override: what every SDK client but
+/// STS (which oidc-login configures call by call) is built from.
+pub async fn sdk_config(
+    region: &str,
+    endpoint: Option<&str>,
+    timeouts: TimeoutConfig,
+) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_string()))
+        .http_client(crate::net::sdk_http_client())
+        .timeout_config(timeouts);
+    if let Some(ep) = endpoint {
+        loader = loader.endpoint_url(ep);
+    }
+    loader.load().await
+}
+
+/// The CloudWatch endpoint override from the runner's environment, validated (exit 2).
+pub fn cloudwatch_endpoint(runner: &Runner) -> Result<Option<String>> {
+    if runner
+        .var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        return Ok(None);
+    }
+    for var in ["AWS_ENDPOINT_URL_CLOUDWATCH", "AWS_ENDPOINT_URL"] {
+        if let Some(v) = runner.var(var).filter(|v| !v.is_empty()) {
+            // Signed requests with the session credentials go to this URL.
+            crate::validate::credential_url(var, v)?;
+            return Ok(Some(v.to_string()));
+        }
+    }
+    Ok(None)
+}
+
+/// At most this many alarms are read for a tag selector; more is refused (never a partial look).
+const MAX_TAGGED_ALARMS: usize = 200;
+
+fn cloudwatch_failure<E>(what: &str, e: &SdkError<E, HttpResponse>) -> Failure
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+{
+    let code = e
+        .as_service_error()
+        .and_then(|s| s.code())
+        .map(str::to_string)
+        .unwrap_or_else(|| match e {
+            SdkError::TimeoutError(_) => "timeout".into(),
+            SdkError::DispatchFailure(_) => "connection failed".into(),
+            _ => "no response".into(),
+        });
+    let hint = if code.contains("AccessDenied") {
+        " (the deploy role needs cloudwatch:DescribeAlarms and cloudwatch:ListTagsForResource)"
+    } else {
+        ""
+    };
+    Failure::runtime(format!(
+        "CloudWatch {what} failed: {}{hint}",
+        single_line(&code)
+    ))
+}
+
+fn alarm_state(v: Option<&aws_sdk_cloudwatch::types::StateValue>) -> crate::verify::AlarmState {
+    use crate::verify::AlarmState;
+    use aws_sdk_cloudwatch::types::StateValue;
+    match v {
+        Some(StateValue::Ok) => AlarmState::Ok,
+        Some(StateValue::InsufficientData) => AlarmState::InsufficientData,
+        // ALARM, and any state this client does not know, count as in ALARM (fail closed).
+        _ => AlarmState::Alarm,
+    }
+}
+
+/// One round of alarm states: the named alarms (a missing one is listed as missing) and every
+/// alarm carrying the tag.
+pub async fn alarm_round(
+    cw: &aws_sdk_cloudwatch::Client,
+    sel: &crate::verify::Alarms,
+) -> Result<crate::verify::AlarmRound> {
+    use aws_sdk_cloudwatch::types::AlarmType;
+    let mut round = crate::verify::AlarmRound::default();
+    // (name, arn, state) of every alarm read.
+    let mut seen: Vec<(String, String, crate::verify::AlarmState)> = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut req = cw
+            .describe_alarms()
+            .alarm_types(AlarmType::MetricAlarm)
+            .alarm_types(AlarmType::CompositeAlarm)
+            .set_next_token(token.clone());
+        if sel.tag.is_none() {
+            req = req.set_alarm_names(Some(sel.names.clone()));
+        }
+        let out = req
+            .send()
+            .await
+            .map_err(|e| cloudwatch_failure("DescribeAlarms", &e))?;
+        for a in out.metric_alarms() {
+            seen.push((
+                a.alarm_name().unwrap_or_default().to_string(),
+                a.alarm_arn().unwrap_or_default().to_string(),
+                alarm_state(a.state_value()),
+            ));
+        }
+        for a in out.composite_alarms() {
+            seen.push((
+                a.alarm_name().unwrap_or_default().to_string(),
+                a.alarm_arn().unwrap_or_default().to_string(),
+                alarm_state(a.state_value()),
+            ));
+        }
+        if seen.len() > MAX_TAGGED_ALARMS {
+            return Err(Failure::runtime(format!(
+                "CloudWatch lists more than {MAX_TAGGED_ALARMS} alarms; name the alarms to watch instead of a tag"
+            )));
+        }
+        token = out.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    for n in &sel.names {
+        match seen.iter().find(|(name, _, _)| name == n) {
+            Some((name, _, st)) => round.alarms.push((name.clone(), *st)),
+            None => round.missing.push(n.clone()),
+        }
+    }
+    if let Some((key, value)) = &sel.tag {
+        for (name, arn, st) in &seen {
+            if sel.names.contains(name) || arn.is_empty() {
+                continue;
+            }
+            let tags = cw
+                .list_tags_for_resource()
+                .resource_arn(arn)
+                .send()
+                .await
+                .map_err(|e| cloudwatch_failure("ListTagsForResource", &e))?;
+            let carries = tags
+                .tags()
+                .iter()
+                .any(|t| t.key() == Some(key.as_str()) && t.value() == Some(value.as_str()));
+            if carries {
+                round.alarms.push((name.clone(), *st));
+            }
+        }
+    }
+    Ok(round)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -541,9 +541,24 @@ pub struct Record {
     /// (`override-window-reason`), when the override was used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window_override: Option<String>,
+    /// The outcome of `tag-deploy verify` after the apply: `passed` or `failed`
+    /// ([`VERIFICATION_PASSED`], [`VERIFICATION_FAILED`]); absent: not verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<String>,
+    /// How long the verification ran (`42s`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification_duration: Option<String>,
+    /// Each check and its state, one line (`http health: passed (3 in a row); alarms: ...`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification_checks: Option<String>,
 }
 
-const TRAILERS: [&str; 9] = [
+/// The `Verification` trailer of a deploy that passed its checks.
+pub const VERIFICATION_PASSED: &str = "passed";
+/// The `Verification` trailer of a deploy that failed its checks.
+pub const VERIFICATION_FAILED: &str = "failed";
+
+const TRAILERS: [&str; 12] = [
     "Environment",
     "Commit",
     "Run-ID",
@@ -553,6 +568,9 @@ const TRAILERS: [&str; 9] = [
     "Plan-Digest",
     "Rollback-Of",
     "Window-Override",
+    "Verification",
+    "Verification-Duration",
+    "Verification-Checks",
 ];
 
 impl Record {
@@ -565,7 +583,7 @@ impl Record {
             format!("deploy {}: {sha7}", self.environment)
         };
         let mut m = format!("{subject}\n\nRecorded by gitops-actions tag-deploy.\n\n");
-        let fields: [Option<&str>; 9] = [
+        let fields: [Option<&str>; 12] = [
             Some(&self.environment),
             Some(&self.commit),
             Some(&self.run_id),
@@ -575,6 +593,9 @@ impl Record {
             self.plan_digest.as_deref(),
             self.rollback_of.as_deref(),
             self.window_override.as_deref(),
+            self.verification.as_deref(),
+            self.verification_duration.as_deref(),
+            self.verification_checks.as_deref(),
         ];
         for (k, v) in TRAILERS.iter().zip(fields) {
             if let Some(v) = v {
@@ -599,11 +620,95 @@ impl Record {
                 "Plan-Digest" => r.plan_digest = Some(v),
                 "Rollback-Of" => r.rollback_of = Some(v),
                 "Window-Override" => r.window_override = Some(v),
+                "Verification" => r.verification = Some(v),
+                "Verification-Duration" => r.verification_duration = Some(v),
+                "Verification-Checks" => r.verification_checks = Some(v),
                 _ => {}
             }
         }
         r
     }
+}
+
+impl Record {
+    /// The first failing check named in `Verification-Checks` (`http health: failed (...)`),
+    /// for messages; the whole line when none is marked failed.
+    pub fn failed_check(&self) -> Option<String> {
+        let checks = self.verification_checks.as_deref()?;
+        Some(
+            checks
+                .split("; ")
+                .find(|c| c.contains(": failed"))
+                .unwrap_or(checks)
+                .to_string(),
+        )
+    }
+}
+
+// ------------------------------------------------------------------ automatic rollback
+
+/// What happens after the verification of the current deploy, decided from its trailers
+/// alone ([`after_verification`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterVerification {
+    /// Nothing to do: the deploy passed (or was not verified), with why.
+    Nothing(String),
+    /// The deploy failed verification and the environment opts in: hold, then roll back to
+    /// `previous`.
+    RollBack {
+        /// The failing check, for the hold's reason and the dispatch.
+        failed: String,
+    },
+    /// The deploy failed verification, but rolling back is not this tool's to do: hold and
+    /// alert. Either the environment did not opt in (`manual`), or the failed deploy is itself
+    /// a rollback (rolling back again would loop between two bad deploys).
+    Stop {
+        /// Why no rollback is dispatched.
+        why: String,
+    },
+}
+
+/// The no-loop rule: a failed verification dispatches a rollback only when the environment
+/// opts in (`auto_rollback`) and the failed deploy is not itself a rollback (`Rollback-Of`).
+/// A rollback that fails its verification stops and alerts: its `previous` is the deploy that
+/// just failed, so another rollback would loop.
+pub fn after_verification(current: &Record, auto_rollback: bool) -> AfterVerification {
+    let failed = match current.verification.as_deref() {
+        Some(VERIFICATION_FAILED) => current
+            .failed_check()
+            .unwrap_or_else(|| "a verification check".into()),
+        Some(v) => {
+            return AfterVerification::Nothing(format!(
+                "the current deploy's verification is `{}`",
+                single_line(v)
+            ))
+        }
+        None => {
+            return AfterVerification::Nothing(
+                "the current deploy carries no verification outcome".into(),
+            )
+        }
+    };
+    let sha7 = &current.commit[..current.commit.len().min(7)];
+    if let Some(of) = &current.rollback_of {
+        return AfterVerification::Stop {
+            why: format!(
+                "the rollback to {sha7} (from {}) failed its verification ({}); rolling back again would loop, so nothing more is rolled back: a person must look",
+                &of[..of.len().min(7)],
+                single_line(&failed)
+            ),
+        };
+    }
+    if !auto_rollback {
+        return AfterVerification::Stop {
+            why: format!(
+                "{sha7} failed its verification ({}); `auto-rollback` is off for `{}`: roll back by hand (rollback.yml)",
+                single_line(&failed),
+                current.environment
+            ),
+        };
+    }
+    AfterVerification::RollBack { failed }
 }
 
 /// A hold's metadata.
@@ -1642,9 +1747,13 @@ mod tests {
             plan_digest: Some("sha256:def".into()),
             rollback_of: Some("b".repeat(40)),
             window_override: Some("INC-42: the year-end freeze, a broken login".into()),
+            verification: Some("failed".into()),
+            verification_duration: Some("31s".into()),
+            verification_checks: Some("http health: failed (status 500); alarms: passed (1 alarm(s) out of ALARM for 30s)".into()),
         };
         let m = r.message();
-        assert!(m.ends_with("\nWindow-Override: INC-42: the year-end freeze, a broken login\n"));
+        assert!(m.contains("\nVerification: failed\nVerification-Duration: 31s\nVerification-Checks: http health: failed (status 500); alarms: passed"));
+        assert!(m.contains("\nWindow-Override: INC-42: the year-end freeze, a broken login\n"));
         assert!(m.starts_with("rollback prod: aaaaaaa\n\n"));
         assert_eq!(Record::parse(&m), r);
         let h = Hold {
@@ -1657,5 +1766,38 @@ mod tests {
         assert!(validate_text("reason", "a\nb", 10).is_err());
         assert!(validate_text("reason", " ", 10).is_err());
         assert!(validate_text("reason", "abcdefghijk", 10).is_err());
+    }
+
+    #[test]
+    fn the_no_loop_rule() {
+        let rec = |verification: Option<&str>, rollback_of: Option<char>| Record {
+            environment: "prod".into(),
+            commit: "c".repeat(40),
+            run_id: "7".into(),
+            rollback_of: rollback_of.map(|c| c.to_string().repeat(40)),
+            verification: verification.map(str::to_string),
+            verification_checks: Some(
+                "http health: failed (status 500); github: passed (1 green)".into(),
+            ),
+            ..Record::default()
+        };
+        use AfterVerification::*;
+        let rows: [(&str, Record, bool, AfterVerification); 6] = [
+            ("passed", rec(Some("passed"), None), true, Nothing("the current deploy's verification is `passed`".into())),
+            ("not verified", rec(None, None), true, Nothing("the current deploy carries no verification outcome".into())),
+            ("failed, opted in", rec(Some("failed"), None), true, RollBack { failed: "http health: failed (status 500)".into() }),
+            ("failed, not opted in", rec(Some("failed"), None), false, Stop { why: "ccccccc failed its verification (http health: failed (status 500)); `auto-rollback` is off for `prod`: roll back by hand (rollback.yml)".into() }),
+            ("a failed rollback never rolls back again", rec(Some("failed"), Some('b')), true, Stop { why: "the rollback to ccccccc (from bbbbbbb) failed its verification (http health: failed (status 500)); rolling back again would loop, so nothing more is rolled back: a person must look".into() }),
+            ("a passed rollback", rec(Some("passed"), Some('b')), true, Nothing("the current deploy's verification is `passed`".into())),
+        ];
+        for (name, r, auto, want) in rows {
+            assert_eq!(after_verification(&r, auto), want, "{name}");
+            // Decided from the trailers alone: the same through a tag message.
+            assert_eq!(
+                after_verification(&Record::parse(&r.message()), auto),
+                want,
+                "{name} (parsed)"
+            );
+        }
     }
 }

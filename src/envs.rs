@@ -21,6 +21,11 @@
 //!       allow: ["Mon-Thu 09:00-16:00"]
 //!       freeze:
 //!         - { from: "2026-12-20T00:00", to: "2027-01-04T00:00", reason: "year-end freeze" }
+//!     verify:            # optional: checks after every deploy (see `verify`)
+//!       window: 5m
+//!       auto-rollback: true
+//!       http:
+//!         - { name: health, url: "https://app.example.com/health", body: ok }
 //!     reviewers:         # optional: who approves a deploy (GitHub numeric ids; Core sets them)
 //!       teams: [1111111]
 //! state-prefixes: ["app/"]  # optional: the state keys this repository's stacks use (Core grants them)
@@ -66,6 +71,9 @@ pub struct Environment {
     /// Who must approve a deploy (GitHub numeric ids), set on the GitHub environment by Core.
     #[serde(default)]
     pub reviewers: Option<Reviewers>,
+    /// Verification after a deploy ([`crate::verify`]); absent: none.
+    #[serde(default)]
+    pub verify: Option<crate::verify::Config>,
 }
 
 /// The required reviewers of an environment: GitHub numeric user and team ids.
@@ -126,6 +134,7 @@ impl Default for Model {
             aws_region: None,
             windows: None,
             reviewers: None,
+            verify: None,
         };
         Model {
             envs: vec![
@@ -298,14 +307,9 @@ impl Model {
                     ));
                 }
             }
-            if let Some(w) = &e.windows {
-                crate::windows::Windows::new(w).map_err(|err| {
-                    Failure::usage(
-                        "config",
-                        format!("{src}: environments[{i}].windows.{} {}", err.key, err.rule),
-                    )
-                })?;
-            }
+            let at = format!("{src}: environments[{i}].");
+            e.windows_at(&at)?;
+            e.checks_at(&at)?;
             for (j, other) in self.envs[..i].iter().enumerate() {
                 if other.name == e.name {
                     return Err(Failure::usage(
@@ -441,18 +445,39 @@ impl Model {
 impl Environment {
     /// This environment's deploy windows, if configured (validated when the model loaded).
     pub fn windows(&self) -> Result<Option<crate::windows::Windows>> {
-        self.windows
-            .as_ref()
-            .map(|c| {
-                crate::windows::Windows::new(c).map_err(|err| {
-                    Failure::usage(
-                        "config",
-                        format!("`{}`: windows.{} {}", self.name, err.key, err.rule),
-                    )
-                })
-            })
-            .transpose()
+        self.windows_at(&format!("`{}`: ", self.name))
     }
+
+    /// This environment's verification checks, if declared (validated when the model loaded).
+    pub fn checks(&self) -> Result<Option<crate::verify::Checks>> {
+        self.checks_at(&format!("`{}`: ", self.name))
+    }
+
+    fn windows_at(&self, at: &str) -> Result<Option<crate::windows::Windows>> {
+        block(at, "windows", self.windows.as_ref(), |c| {
+            crate::windows::Windows::new(c).map_err(|e| (e.key, e.rule))
+        })
+    }
+
+    fn checks_at(&self, at: &str) -> Result<Option<crate::verify::Checks>> {
+        block(at, "verify", self.verify.as_ref(), |c| {
+            crate::verify::Checks::new(c).map_err(|e| (e.key, e.rule))
+        })
+    }
+}
+
+/// A validated block of an environment; its error says where (`at`), the block and the key,
+/// never the value.
+fn block<C, T>(
+    at: &str,
+    name: &str,
+    c: Option<&C>,
+    new: impl Fn(&C) -> std::result::Result<T, (String, &'static str)>,
+) -> Result<Option<T>> {
+    c.map(|c| {
+        new(c).map_err(|(key, rule)| Failure::usage("config", format!("{at}{name}.{key} {rule}")))
+    })
+    .transpose()
 }
 
 fn registry_name_ok(v: &str) -> bool {
@@ -659,6 +684,14 @@ mod tests {
             ),
             (
                 "environments:\n  - name: a\n    branch: a\n    windows:\n      time-zone: UTC\n      alow: []\n",
+                "line 6, column 7: an unknown key",
+            ),
+            (
+                "environments:\n  - name: a\n    branch: a\n    verify:\n      window: 5s\n      http: [{ name: h, url: 'http://169.254.169.254/' }]\n",
+                "t.yml: environments[0].verify.http[0].url is a link-local or cloud metadata address",
+            ),
+            (
+                "environments:\n  - name: a\n    branch: a\n    verify:\n      window: 5s\n      htp: []\n",
                 "line 6, column 7: an unknown key",
             ),
             (
@@ -881,6 +914,8 @@ mod tests {
             format!("environments:\n  - name: dev\n    branch: dev\n    windows:\n      time-zone: UTC\n      allow: [{tok}]\n"),
             format!("environments:\n  - name: dev\n    branch: dev\n    windows:\n      time-zone: UTC\n      freeze: [{{ from: {tok}, to: x, reason: r }}]\n"),
             format!("environments:\n  - name: {tok}\n    branch: dev\n"),
+            format!("environments:\n  - name: dev\n    branch: dev\n    verify:\n      window: {tok}\n"),
+            format!("environments:\n  - name: dev\n    branch: dev\n    verify:\n      window: 5s\n      http: [{{ name: h, url: 'http://{tok}@x/' }}]\n"),
             format!("environments:\n  - name: dev\n    branch: '{tok}..x'\n"),
             format!("{tok}\n"),
             format!("environments: \"{tok}\n"),

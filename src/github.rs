@@ -44,6 +44,7 @@ use crate::exit::{Failure, Result};
 use crate::plan::comment::{self, Author, Found, Identity, Outcome};
 use crate::runner::{cut, single_line, Runner};
 use crate::secret::Secret;
+pub use crate::verify::ContextState;
 
 /// How long one request may take before its outcome counts as unknown.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -781,6 +782,20 @@ impl Client {
 
     /// Combined checks of a commit: commit statuses and check runs.
     pub async fn checks(&self, sha: &str) -> std::result::Result<Checks, ApiError> {
+        let (st, runs) = self.statuses_and_runs(sha).await?;
+        Ok(checks_from_json(&st, &runs))
+    }
+
+    /// Each commit status and check run of a commit, by name ([`context_states`]).
+    pub async fn contexts(
+        &self,
+        sha: &str,
+    ) -> std::result::Result<std::collections::BTreeMap<String, ContextState>, ApiError> {
+        let (st, runs) = self.statuses_and_runs(sha).await?;
+        Ok(context_states(&contexts_from_json(&st, &runs)))
+    }
+
+    async fn statuses_and_runs(&self, sha: &str) -> std::result::Result<(Value, Value), ApiError> {
         let st = self
             .call(
                 Method::GET,
@@ -797,7 +812,7 @@ impl Client {
                 &[],
             )
             .await?;
-        Ok(checks_from_json(&st.body, &runs.body))
+        Ok((st.body, runs.body))
     }
 
     // ---------------------------------------------------------------- actions
@@ -1495,56 +1510,77 @@ pub enum Checks {
     Failed(Vec<String>),
 }
 
+/// Every commit status and check run of a commit, by name, in the order GitHub lists them:
+/// statuses first, then check runs. `success` (and a check run's `neutral` / `skipped`) is
+/// green; a status `pending` or a check run not `completed` is pending; anything else is red.
+fn contexts_from_json(status: &Value, runs: &Value) -> Vec<(String, ContextState)> {
+    let mut out = Vec::new();
+    let list = |v: &Value, key: &str| {
+        v.get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+    for s in list(status, "statuses") {
+        let state = match text(&s, "state").as_str() {
+            "success" => ContextState::Success,
+            "pending" => ContextState::Pending,
+            _ => ContextState::Failure,
+        };
+        let name = Some(text(&s, "context")).filter(|n| !n.is_empty());
+        out.push((name.unwrap_or_else(|| "?".into()), state));
+    }
+    for r in list(runs, "check_runs") {
+        let state = if text(&r, "status") != "completed" {
+            ContextState::Pending
+        } else {
+            match text(&r, "conclusion").as_str() {
+                "success" | "neutral" | "skipped" => ContextState::Success,
+                _ => ContextState::Failure,
+            }
+        };
+        let name = Some(text(&r, "name")).filter(|n| !n.is_empty());
+        out.push((name.unwrap_or_else(|| "?".into()), state));
+    }
+    out
+}
+
 fn checks_from_json(status: &Value, runs: &Value) -> Checks {
-    let mut failed = Vec::new();
-    let mut pending = Vec::new();
-    let mut total = 0;
-    for s in status
-        .get("statuses")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        total += 1;
-        let ctx = s
-            .get("context")
-            .and_then(Value::as_str)
-            .unwrap_or("?")
-            .to_string();
-        match s.get("state").and_then(Value::as_str).unwrap_or("") {
-            "success" => {}
-            "pending" => pending.push(ctx),
-            _ => failed.push(ctx),
-        }
-    }
-    for r in runs
-        .get("check_runs")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        total += 1;
-        let name = r
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("?")
-            .to_string();
-        if r.get("status").and_then(Value::as_str) != Some("completed") {
-            pending.push(name);
-            continue;
-        }
-        match r.get("conclusion").and_then(Value::as_str).unwrap_or("") {
-            "success" | "neutral" | "skipped" => {}
-            _ => failed.push(name),
-        }
-    }
+    let all = contexts_from_json(status, runs);
+    let named = |want: ContextState| -> Vec<String> {
+        all.iter()
+            .filter(|(_, s)| *s == want)
+            .map(|(n, _)| n.clone())
+            .collect()
+    };
+    let (failed, pending) = (named(ContextState::Failure), named(ContextState::Pending));
     if !failed.is_empty() {
         Checks::Failed(failed)
     } else if !pending.is_empty() {
         Checks::Pending(pending)
     } else {
-        Checks::Passed { none: total == 0 }
+        Checks::Passed {
+            none: all.is_empty(),
+        }
     }
+}
+
+/// The state of each context of a commit, one per name: pending if any of that name is
+/// pending, else red if any is red, else green.
+pub fn context_states(
+    all: &[(String, ContextState)],
+) -> std::collections::BTreeMap<String, ContextState> {
+    let mut out = std::collections::BTreeMap::new();
+    for (n, s) in all {
+        let e = out.entry(n.clone()).or_insert(*s);
+        *e = match (*e, *s) {
+            (ContextState::Pending, _) | (_, ContextState::Pending) => ContextState::Pending,
+            (ContextState::Failure, _) | (_, ContextState::Failure) => ContextState::Failure,
+            _ => ContextState::Success,
+        };
+    }
+    out
 }
 
 // -------------------------------------------------------------------- tokens
@@ -1727,6 +1763,34 @@ mod tests {
                 "h"
             ),
             Approval::Approved(vec!["b".into()])
+        );
+    }
+
+    #[test]
+    fn contexts_are_named_with_their_state() {
+        let st = json!({"statuses": [
+            {"context": "smoke", "state": "success"},
+            {"context": "lint", "state": "pending"},
+            {"context": "e2e", "state": "error"}
+        ]});
+        let runs = json!({"check_runs": [
+            {"name": "build", "status": "completed", "conclusion": "skipped"},
+            {"name": "smoke", "status": "completed", "conclusion": "failure"},
+            {"name": "deploy-check", "status": "queued", "conclusion": null}
+        ]});
+        let m = context_states(&contexts_from_json(&st, &runs));
+        use ContextState::*;
+        let want: Vec<(&str, ContextState)> = vec![
+            ("build", Success),
+            ("deploy-check", Pending),
+            ("e2e", Failure),
+            ("lint", Pending),
+            // A status and a check run of the same name: red if either is.
+            ("smoke", Failure),
+        ];
+        assert_eq!(
+            m.iter().map(|(k, v)| (k.as_str(), *v)).collect::<Vec<_>>(),
+            want
         );
     }
 

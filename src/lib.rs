@@ -59,6 +59,7 @@ pub mod runner;
 pub mod secret;
 pub mod stacks;
 pub mod validate;
+pub mod verify;
 pub mod windows;
 
 #[cfg(test)]

@@ -462,6 +462,242 @@ where
     }
 }
 
+// ----- verification probes ------------------------------------------------------------------
+
+/// Why an address must never be probed: link-local (169.254.0.0/16, fe80::/10, where cloud
+/// metadata services live) and the metadata addresses themselves (fd00:ec2::254, ...).
+/// Loopback and private ranges stay allowed (tests, the demo, internal health endpoints).
+pub fn forbidden_ip(ip: std::net::IpAddr) -> Option<&'static str> {
+    use std::net::IpAddr;
+    let ip = match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            if o[0] == 169 && o[1] == 254 {
+                return Some("is a link-local or cloud metadata address (169.254.0.0/16)");
+            }
+            // Alibaba Cloud's metadata service; 0.0.0.0/8 reaches this host on Linux.
+            if o == [100, 100, 100, 200] || o[0] == 0 {
+                return Some("is a cloud metadata or unspecified address");
+            }
+            None
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            if (s[0] & 0xffc0) == 0xfe80 {
+                return Some("is a link-local address (fe80::/10)");
+            }
+            if v6 == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
+                return Some("is the cloud metadata address fd00:ec2::254");
+            }
+            if v6.is_unspecified() {
+                return Some("is the unspecified address");
+            }
+            None
+        }
+    }
+}
+
+/// [`forbidden_ip`] for a URL whose host is an address literal (a name is checked after DNS
+/// resolution, by the probe client's resolver). `metadata.google.internal` is refused by name.
+pub fn forbidden_host(u: &url::Url) -> Option<&'static str> {
+    match u.host()? {
+        url::Host::Ipv4(a) => forbidden_ip(a.into()),
+        url::Host::Ipv6(a) => forbidden_ip(a.into()),
+        url::Host::Domain(d) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            (d == "metadata.google.internal" || d == "metadata")
+                .then_some("is a cloud metadata host name")
+        }
+    }
+}
+
+/// The marker error of a refused address (found in a reqwest error's source chain).
+#[derive(Debug)]
+struct ForbiddenAddress(String);
+
+impl std::fmt::Display for ForbiddenAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ForbiddenAddress {}
+
+/// What a name resolved to may be connected to only when no address is forbidden
+/// ([`forbidden_ip`]): one forbidden answer refuses the name as a whole.
+fn check_resolved(
+    host: &str,
+    addrs: &[std::net::SocketAddr],
+) -> std::result::Result<(), ForbiddenAddress> {
+    match addrs
+        .iter()
+        .find_map(|a| forbidden_ip(a.ip()).map(|why| (a.ip(), why)))
+    {
+        Some((ip, why)) => Err(ForbiddenAddress(format!(
+            "`{host}` resolves to {ip} which {why}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The probe client's resolver: the system's, then every answer checked with [`forbidden_ip`];
+/// a name that resolves to any forbidden address is refused as a whole (no "try the next one").
+struct CheckedResolver;
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map_err(|e| -> BoxError { Box::new(e) })?
+                .collect();
+            check_resolved(&host, &addrs).map_err(|f| Box::new(f) as BoxError)?;
+            let it: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(it)
+        })
+    }
+}
+
+/// The HTTP client of verification probes: the one TLS stack, redirects followed only on the
+/// same scheme, host and port (at most 5), never to a forbidden address, and names checked
+/// after DNS resolution ([`CheckedResolver`]). It connects directly, never through a proxy:
+/// the address rule must see the address actually connected to.
+pub fn probe_client() -> Result<reqwest::Client> {
+    let policy = reqwest::redirect::Policy::custom(|attempt| {
+        let first = attempt.previous().first().cloned();
+        let next = attempt.url().clone();
+        if attempt.previous().len() > 5 {
+            return attempt.error("more than 5 redirects");
+        }
+        let Some(first) = first else {
+            return attempt.follow();
+        };
+        let same = first.scheme() == next.scheme()
+            && first.host_str() == next.host_str()
+            && first.port_or_known_default() == next.port_or_known_default();
+        if !same {
+            return attempt.error(ForbiddenAddress(
+                "redirect to another host, port or scheme (never followed)".into(),
+            ));
+        }
+        if let Some(why) = forbidden_host(&next) {
+            return attempt.error(ForbiddenAddress(format!(
+                "redirect to an address that {why}"
+            )));
+        }
+        attempt.follow()
+    });
+    build(
+        client_builder(Duration::from_secs(5))?
+            .no_proxy()
+            .redirect(policy)
+            .dns_resolver(Arc::new(CheckedResolver))
+            .user_agent(concat!("gitops-actions-verify/", env!("CARGO_PKG_VERSION"))),
+    )
+}
+
+/// What one probe request found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeAnswer {
+    /// A response: its status, and whether its body (first 64 KiB) contains the expected text.
+    Response {
+        /// Status code.
+        status: u16,
+        /// `None` when no text was expected.
+        body_matches: Option<bool>,
+    },
+    /// A transport failure (timeout, connection, TLS), described without the URL.
+    Failed(String),
+    /// A safety rule refused the request (redirect to another host, forbidden address).
+    Refused(String),
+}
+
+/// Send one GET with a timeout; read at most 64 KiB of the body when `expect` is given.
+pub async fn probe(
+    client: &reqwest::Client,
+    url: &url::Url,
+    timeout: Duration,
+    expect: Option<&str>,
+) -> ProbeAnswer {
+    if let Some(why) = forbidden_host(url) {
+        return ProbeAnswer::Refused(format!("the address {why}"));
+    }
+    let sent = tokio::time::timeout(timeout, async {
+        let mut resp = client.get(url.clone()).timeout(timeout).send().await?;
+        let status = resp.status().as_u16();
+        let body_matches = match expect {
+            None => None,
+            Some(want) => {
+                let mut buf = Vec::new();
+                while let Some(chunk) = resp.chunk().await? {
+                    buf.extend_from_slice(&chunk);
+                    if buf.len() >= 64 * 1024 {
+                        break;
+                    }
+                }
+                Some(String::from_utf8_lossy(&buf).contains(want))
+            }
+        };
+        Ok::<_, reqwest::Error>((status, body_matches))
+    })
+    .await;
+    match sent {
+        Err(_) => ProbeAnswer::Failed(format!("timed out after {}s", timeout.as_secs())),
+        Ok(Ok((status, body_matches))) => ProbeAnswer::Response {
+            status,
+            body_matches,
+        },
+        Ok(Err(e)) => describe_probe_error(&e, timeout),
+    }
+}
+
+fn describe_probe_error(e: &reqwest::Error, timeout: Duration) -> ProbeAnswer {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut tls = None;
+    while let Some(s) = src {
+        if let Some(f) = s.downcast_ref::<ForbiddenAddress>() {
+            return ProbeAnswer::Refused(f.0.clone());
+        }
+        if let Some(r) = s.downcast_ref::<rustls::Error>() {
+            tls = Some(r.to_string());
+        }
+        // An io::Error's `source` skips the error it wraps (rustls's, inside hyper-rustls's
+        // io errors): walk into it instead.
+        src = match s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => s.source(),
+        };
+    }
+    if e.is_redirect() {
+        return ProbeAnswer::Refused("too many redirects".into());
+    }
+    if let Some(t) = tls {
+        return ProbeAnswer::Failed(format!("TLS: {t}"));
+    }
+    if e.is_timeout() {
+        return ProbeAnswer::Failed(format!("timed out after {}s", timeout.as_secs()));
+    }
+    if e.is_connect() {
+        return ProbeAnswer::Failed("connection failed".into());
+    }
+    ProbeAnswer::Failed(if e.is_body() || e.is_decode() {
+        "the response body could not be read".into()
+    } else {
+        "the request failed".into()
+    })
+}
+
 /// A tokio runtime for one command (multi-threaded: uploads and API calls run concurrently). The
 /// network layer owns it, so `github`, `aws` and the commands all reach it without going through
 /// `cli` (which imports them).
@@ -583,6 +819,61 @@ mod tests {
             assert!(
                 e.contains("`http-proxy`") && !e.contains("SECRET"),
                 "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_name_resolving_to_a_forbidden_address_is_refused_as_a_whole() {
+        let a = |s: &str| -> std::net::SocketAddr { s.parse().unwrap() };
+        assert!(check_resolved("app", &[a("127.0.0.1:0"), a("[::1]:0")]).is_ok());
+        let e =
+            check_resolved("evil.example", &[a("10.0.0.1:0"), a("169.254.169.254:0")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`evil.example` resolves to 169.254.169.254 which is a link-local or cloud metadata address (169.254.0.0/16)"
+        );
+        assert!(check_resolved("v6", &[a("[fd00:ec2::254]:0")]).is_err());
+    }
+
+    #[test]
+    fn forbidden_addresses() {
+        use std::net::IpAddr;
+        for bad in [
+            "169.254.169.254",
+            "169.254.0.1",
+            "fd00:ec2::254",
+            "fe80::1",
+            "::ffff:169.254.169.254",
+            "100.100.100.200",
+            "0.0.0.0",
+            "::",
+        ] {
+            let ip: IpAddr = bad.parse().unwrap();
+            assert!(forbidden_ip(ip).is_some(), "{bad}");
+        }
+        for good in [
+            "127.0.0.1",
+            "::1",
+            "10.0.0.1",
+            "192.168.1.1",
+            "8.8.8.8",
+            "fd00::1",
+        ] {
+            let ip: IpAddr = good.parse().unwrap();
+            assert_eq!(forbidden_ip(ip), None, "{good}");
+        }
+        for (u, bad) in [
+            ("http://169.254.169.254/latest/meta-data/", true),
+            ("http://[fd00:ec2::254]/", true),
+            ("http://metadata.google.internal./", true),
+            ("http://127.0.0.1:8080/", false),
+            ("https://example.com/", false),
+        ] {
+            assert_eq!(
+                forbidden_host(&url::Url::parse(u).unwrap()).is_some(),
+                bad,
+                "{u}"
             );
         }
     }

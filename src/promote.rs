@@ -198,6 +198,9 @@ pub struct Rules<'a> {
     pub min_soak: Option<Duration>,
     /// `require-deployment-status`: the source's GitHub Deployment must be `success`.
     pub require_deployment_status: bool,
+    /// `require-verification`: the source deploy must carry `Verification: passed` (default on
+    /// when the source environment declares `verify:` checks).
+    pub require_verification: bool,
     /// `dry-run`: decide, write the changelog, change nothing.
     pub dry_run: bool,
     /// `mode`.
@@ -258,6 +261,30 @@ pub struct Facts {
     pub deployment_status: Option<Option<String>>,
     /// The clock, for the window rule (read once per evaluation).
     pub now: Option<jiff::Timestamp>,
+    /// The source deploy's verification trailers and time (`require-verification`).
+    pub verification: Option<Verified>,
+}
+
+/// What the source deploy (`deploy/<from>/current`) says about its verification.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verified {
+    /// Its `Verification` trailer (`passed`, `failed`), if any.
+    pub outcome: Option<String>,
+    /// The failing check, from `Verification-Checks`, when it failed.
+    pub failed: Option<String>,
+    /// Tagger time of the deploy tag (Unix seconds), if it is an annotated tag.
+    pub since: Option<i64>,
+}
+
+impl Verified {
+    /// From the deploy tag's trailers and time.
+    pub fn from_record(r: &Record, since: Option<i64>) -> Verified {
+        Verified {
+            outcome: r.verification.clone(),
+            failed: r.failed_check(),
+            since,
+        }
+    }
 }
 
 /// A fact a rule needs that is not gathered yet, with what is needed to gather it.
@@ -307,6 +334,11 @@ pub enum Need {
     },
     /// The clock: [`Facts::now`] (asked only when the target has deploy windows).
     Clock,
+    /// The trailers and time of the deploy tag: [`Facts::verification`].
+    Verification {
+        /// The deploy tag object.
+        current: Oid,
+    },
     /// GitHub's latest status of the source's deployment of the candidate:
     /// [`Facts::deployment_status`]. Asked only when every git rule passed and this is no dry
     /// run, for the promotion that waits on it.
@@ -385,6 +417,15 @@ pub enum Refusal {
         candidate: Oid,
         /// The latest status (`None`: no deployment or no status).
         status: Option<String>,
+    },
+    /// `require-verification`: the source deploy did not pass `tag-deploy verify`.
+    NotVerified {
+        /// Source environment.
+        env: String,
+        /// The candidate.
+        candidate: Oid,
+        /// What the deploy says.
+        seen: Verified,
     },
     /// The target is outside its deploy windows or frozen, and no override was given.
     OutsideWindow {
@@ -520,6 +561,29 @@ impl std::fmt::Display for Refusal {
                     .map(|s| format!("`{}`", single_line(s)))
                     .unwrap_or_else(|| "missing".into())
             ),
+            Refusal::NotVerified {
+                env,
+                candidate,
+                seen,
+            } => {
+                let since = seen
+                    .since
+                    .and_then(|t| jiff::Timestamp::from_second(t).ok())
+                    .map(|t| format!(" since {}", t.strftime("%Y-%m-%dT%H:%M:%SZ")))
+                    .unwrap_or_default();
+                let state = match (seen.outcome.as_deref(), &seen.failed) {
+                    (Some(deploy::VERIFICATION_FAILED), Some(c)) => {
+                        format!("failed its verification ({})", single_line(c))
+                    }
+                    (Some(o), _) => format!("has verification `{}`", single_line(o)),
+                    (None, _) => "was not verified (no `Verification` trailer)".into(),
+                };
+                write!(
+                    f,
+                    "gate require-verification: the deploy of {} in `{env}`{since} {state}; satisfied by a deploy of `{env}` whose `tag-deploy verify` passes (or `require-verification: false`)",
+                    short(*candidate)
+                )
+            }
             Refusal::OutsideWindow { env, shut } => write!(
                 f,
                 "`{env}` {shut}; to promote anyway, give {}",
@@ -605,6 +669,7 @@ fn decide_in_order(f: &Facts, r: &Rules) -> Step<Decision> {
     not_up_to_date(f, candidate, target_tip)?;
     no_divergence(f, r, candidate, target_tip)?;
     soaked(f, r, current, candidate)?;
+    verified(f, r, current, candidate)?;
     within_window(f, r)?;
     let p = Promotion {
         deploy_tag: current,
@@ -758,7 +823,24 @@ fn soaked(f: &Facts, r: &Rules, current: Oid, candidate: Oid) -> Step<()> {
     ControlFlow::Continue(())
 }
 
-/// 7. Deploy windows: the target may change now (inside a window, outside every freeze),
+/// 7. `require-verification`: the source deploy passed its verification checks (its
+///    `Verification: passed` trailer, written by `tag-deploy record` from `tag-deploy verify`).
+fn verified(f: &Facts, r: &Rules, current: Oid, candidate: Oid) -> Step<()> {
+    if !r.require_verification {
+        return ControlFlow::Continue(());
+    }
+    let seen = known(f.verification.clone(), Need::Verification { current })?;
+    if seen.outcome.as_deref() == Some(deploy::VERIFICATION_PASSED) {
+        return ControlFlow::Continue(());
+    }
+    refuse(Refusal::NotVerified {
+        env: r.from.name.clone(),
+        candidate,
+        seen,
+    })
+}
+
+/// 8. Deploy windows: the target may change now (inside a window, outside every freeze),
 ///    unless `override-window-reason` is given (the command logs it: [`window_overridden`]).
 fn within_window(f: &Facts, r: &Rules) -> Step<()> {
     let Some(w) = r.windows else {
@@ -783,7 +865,7 @@ pub fn window_overridden<'a>(f: &Facts, r: &Rules<'a>) -> Option<(Shut, &'a str)
     }
 }
 
-/// 8. `require-deployment-status`: GitHub's own record of the source deploy is `success`.
+/// 9. `require-deployment-status`: GitHub's own record of the source deploy is `success`.
 fn deployment_succeeded(f: &Facts, r: &Rules, p: Promotion) -> Step<()> {
     if !r.require_deployment_status {
         return ControlFlow::Continue(());
@@ -889,6 +971,11 @@ mod tests {
             }),
             deployment_status: Some(Some("success".into())),
             now: Some(at("2027-01-04T10:00:00+01:00")),
+            verification: Some(Verified {
+                outcome: Some("passed".into()),
+                failed: None,
+                since: Some(1_000_000),
+            }),
         }
     }
 
@@ -936,6 +1023,7 @@ mod tests {
             dry_run: false,
             via: Via::FastForward,
             windows: None,
+            require_verification: false,
             override_window: None,
         };
         type Case = (&'static str, fn(&mut Facts), fn(&mut Rules), Want);
@@ -1113,6 +1201,48 @@ mod tests {
                 |r| r.require_deployment_status = false,
                 Want::Is(Decision::FastForward(promotion())),
             ),
+            (
+                "verification failed",
+                |f| {
+                    f.verification = Some(Verified {
+                        outcome: Some("failed".into()),
+                        failed: Some("http health: failed (status 500)".into()),
+                        since: Some(1_000_000),
+                    })
+                },
+                |r| r.require_verification = true,
+                Want::Refused(Refused, "gate require-verification: the deploy of ccccccc in `dev` since 1970-01-12T13:46:40Z failed its verification (http health: failed (status 500)); satisfied by a deploy of `dev` whose `tag-deploy verify` passes (or `require-verification: false`)"),
+            ),
+            (
+                "never verified",
+                |f| f.verification = Some(Verified::default()),
+                |r| r.require_verification = true,
+                Want::Refused(Refused, "gate require-verification: the deploy of ccccccc in `dev` was not verified (no `Verification` trailer); satisfied by"),
+            ),
+            (
+                "verification refused before the windows are asked",
+                |f| {
+                    f.verification = Some(Verified::default());
+                    f.now = None;
+                },
+                |r| {
+                    r.require_verification = true;
+                    r.windows = Some(&YEAR_END);
+                },
+                Want::Refused(Refused, "gate require-verification"),
+            ),
+            (
+                "verification passed",
+                |_| {},
+                |r| r.require_verification = true,
+                Want::Is(Decision::FastForward(promotion())),
+            ),
+            (
+                "verification not required: not asked",
+                |f| f.verification = None,
+                |r| r.require_verification = false,
+                Want::Is(Decision::FastForward(promotion())),
+            ),
         ];
         for (what, facts, rules, want) in cases {
             let mut f = ready();
@@ -1167,6 +1297,7 @@ mod tests {
             to,
             min_soak: Some(Duration::from_secs(60)),
             require_deployment_status: true,
+            require_verification: true,
             dry_run: false,
             via: Via::FastForward,
             windows: Some(&YEAR_END),
@@ -1181,6 +1312,7 @@ mod tests {
             age: None,
             deployment_status: None,
             now: None,
+            verification: None,
             ..full.clone()
         };
         let (t, s, d, c) = (oid('a'), oid('5'), oid('d'), oid('c'));
@@ -1197,6 +1329,7 @@ mod tests {
                         Need::Lacking { .. } => panic!("not diverged"),
                         Need::Age { .. } => f.age = full.age,
                         Need::Clock => f.now = full.now,
+                        Need::Verification { .. } => f.verification = full.verification.clone(),
                         Need::DeploymentStatus(_) => {
                             f.deployment_status = full.deployment_status.clone()
                         }
@@ -1229,6 +1362,7 @@ mod tests {
                     target_tip: d
                 },
                 Need::Age { current: t },
+                Need::Verification { current: t },
                 Need::Clock,
                 Need::DeploymentStatus(promotion()),
             ]
@@ -1264,6 +1398,7 @@ mod tests {
             to,
             min_soak: None,
             require_deployment_status: false,
+            require_verification: false,
             dry_run: false,
             via: Via::FastForward,
             windows: Some(&YEAR_END),

@@ -70,6 +70,16 @@ pub struct Args {
     /// Also require the source's GitHub Deployment of the candidate to be `success`.
     #[arg(long, env = "GITOPS_REQUIRE_DEPLOYMENT_STATUS")]
     pub require_deployment_status: bool,
+    /// Require the source deploy to have passed `tag-deploy verify` (its `Verification:
+    /// passed` trailer). Default: `true` when the source environment declares `verify:`
+    /// checks in `.github/gitops.yml`, else `false`.
+    #[arg(
+        long,
+        env = "GITOPS_REQUIRE_VERIFICATION",
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub require_verification: Option<bool>,
     /// Check everything and write the changelog, but change nothing (status `would-promote`).
     #[arg(long, env = "GITOPS_DRY_RUN")]
     pub dry_run: bool,
@@ -136,6 +146,7 @@ struct Checked {
     from: crate::envs::Environment,
     to: crate::envs::Environment,
     soak: Option<Duration>,
+    require_verification: bool,
     windows: Option<Windows>,
     override_window: Option<String>,
     token: Option<Secret>,
@@ -151,6 +162,7 @@ fn check(runner: &Runner, a: &Args) -> Result<Checked> {
     let (from, to) = (from.clone(), to.clone());
     let soak = a.min_soak.as_deref().map(rules::parse_soak).transpose()?;
     let windows = to.windows()?;
+    let require_verification = a.require_verification.unwrap_or(from.checks()?.is_some());
     let override_window = windows::check_override(a.override_window_reason.as_deref())?;
     if let Some(w) = &a.dispatch_workflow {
         rules::validate_workflow(w)?;
@@ -186,6 +198,7 @@ fn check(runner: &Runner, a: &Args) -> Result<Checked> {
         from,
         to,
         soak,
+        require_verification,
         windows,
         override_window,
         token,
@@ -311,6 +324,7 @@ fn promote_once(
         to,
         min_soak: c.soak,
         require_deployment_status: args.require_deployment_status,
+        require_verification: c.require_verification,
         dry_run: args.dry_run,
         via: match args.mode {
             Mode::FastForward => Via::FastForward,
@@ -452,6 +466,17 @@ fn gather(
             })
         }
         Need::Clock => facts.now = Some(clock(facts)),
+        Need::Verification { current } => {
+            // An unreadable tag message is an unverified deploy (fail closed).
+            let record = session
+                .tag_message(current)
+                .map(|m| Record::parse(&m))
+                .unwrap_or_default();
+            facts.verification = Some(promote::Verified::from_record(
+                &record,
+                session.tag_time(current),
+            ));
+        }
         Need::DeploymentStatus(_) => {
             return Err(Failure::runtime(
                 "internal error: the deployment status is not a git fact",

@@ -47,7 +47,10 @@ use crate::git::{self, Expect, GitError, RefUpdate, RemoteSpec, Session, Tagger}
 use crate::github;
 use crate::runner::{markdown, single_line, OutputFormat, Runner};
 use crate::validate;
+use crate::verify;
 use crate::windows::{self, Gate, Windows};
+
+mod verification;
 
 /// The chosen verb, for the code that branches on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +73,10 @@ enum Command {
     /// inside a window, 1 outside (with when the next one opens), 0 with a warning when
     /// `override-window-reason` is given.
     Window,
+    /// Run the environment's verification checks after the apply.
+    Verify,
+    /// After a failed verification: hold, and roll back (or stop and alert).
+    AutoRollback,
 }
 
 /// Output format of `list`.
@@ -89,7 +96,7 @@ pub enum Format {
     about = "Record deploys as atomic git tags and GitHub Deployments"
 )]
 pub struct Args {
-    /// What to do: start, record, fail, list, resolve, hold, release, window.
+    /// What to do: start, record, fail, list, resolve, hold, release, window, verify, auto-rollback.
     #[command(subcommand)]
     pub command: Verb,
 }
@@ -115,6 +122,14 @@ pub enum Verb {
     /// inside a window, 1 outside (with when the next one opens), 0 with a warning when
     /// `override-window-reason` is given.
     Window(WindowArgs),
+    /// Run the environment's verification checks (`verify:` in `.github/gitops.yml`) for their
+    /// bounded window after the apply: exit 0 when every check passed (or none is declared),
+    /// 1 when one failed (outputs name it), before `record` writes the outcome into the tags.
+    Verify(VerifyArgs),
+    /// After a failed verification of the current deploy (its trailers): put the environment on
+    /// hold and dispatch `rollback.yml` to `previous` when the environment opts in
+    /// (`auto-rollback: true`); a failed rollback, or no opt-in, stops and alerts (exit 1).
+    AutoRollback(AutoRollbackArgs),
 }
 
 /// What every verb takes: the environment, the model, the output format, the checkout and
@@ -221,6 +236,8 @@ pub struct RecordArgs {
     pub deployment: DeploymentId,
     #[command(flatten)]
     pub window: WindowOverride,
+    #[command(flatten)]
+    pub verification: VerificationArgs,
 }
 
 /// `fail`.
@@ -273,6 +290,57 @@ pub struct WindowArgs {
     pub window: WindowOverride,
 }
 
+/// The verification outcome `record` writes into the deploy tags (record).
+#[derive(Debug, Clone, clap::Args)]
+pub struct VerificationArgs {
+    /// The `outcome` output of `tag-deploy verify`: `passed`, `failed` or `none` (no checks).
+    /// Required when the environment declares `verify:` checks: the GitHub Deployment is
+    /// marked `success` only after a passed verification (`failure`, naming the check, after a
+    /// failed one).
+    #[arg(long, env = "GITOPS_VERIFICATION_OUTCOME")]
+    pub verification_outcome: Option<String>,
+    /// The `duration` output of `tag-deploy verify` (e.g. `31s`).
+    #[arg(long, env = "GITOPS_VERIFICATION_DURATION")]
+    pub verification_duration: Option<String>,
+    /// The `checks` output of `tag-deploy verify` (each check and its state, one line).
+    #[arg(long, env = "GITOPS_VERIFICATION_CHECKS")]
+    pub verification_checks: Option<String>,
+}
+
+/// `verify`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The deployed commit (full SHA), whose GitHub statuses and check runs are read. Default:
+    /// `GITHUB_SHA`.
+    #[arg(long, env = "GITOPS_SHA")]
+    pub sha: Option<String>,
+    /// A file holding `terraform output -json` of the applied root, for `url-from-output`.
+    #[arg(long, env = "GITOPS_TERRAFORM_OUTPUTS")]
+    pub terraform_outputs: Option<PathBuf>,
+    /// Variables for `url-from-variable`: `NAME=value` lines.
+    #[arg(long, env = "GITOPS_VARIABLES")]
+    pub variables: Option<String>,
+    /// The AWS region of the CloudWatch alarms. Default: the environment's `aws-region`, else
+    /// `AWS_REGION`.
+    #[arg(long, env = "GITOPS_AWS_REGION")]
+    pub aws_region: Option<String>,
+}
+
+/// `auto-rollback`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AutoRollbackArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The rollback workflow to dispatch (a file under `.github/workflows/`).
+    #[arg(long, env = "GITOPS_WORKFLOW", default_value = "rollback.yml")]
+    pub workflow: String,
+    /// The branch to dispatch the rollback workflow on. Default: the environment's branch.
+    #[arg(long, env = "GITOPS_REF")]
+    pub r#ref: Option<String>,
+}
+
 /// The inputs of the chosen verb in one shape for the subcommands' code: what the verb does
 /// not take is absent (clap already refused it).
 struct Inputs {
@@ -286,6 +354,9 @@ struct Inputs {
     limit: usize,
     to: Option<String>,
     reason: Option<String>,
+    verification: Option<VerificationArgs>,
+    verify: Option<VerifyArgs>,
+    auto_rollback: Option<AutoRollbackArgs>,
 }
 
 impl Inputs {
@@ -301,6 +372,9 @@ impl Inputs {
             limit: 0,
             to: None,
             reason: None,
+            verification: None,
+            verify: None,
+            auto_rollback: None,
         }
     }
 
@@ -318,6 +392,7 @@ impl Inputs {
                 plan_digest: a.artifact.plan_digest,
                 deployment_id: a.deployment.deployment_id,
                 override_window_reason: a.window.override_window_reason,
+                verification: Some(a.verification),
                 ..Inputs::new(Command::Record, a.common)
             },
             Verb::Fail(a) => Inputs {
@@ -345,6 +420,14 @@ impl Inputs {
                 override_window_reason: a.window.override_window_reason,
                 ..Inputs::new(Command::Window, a.common)
             },
+            Verb::Verify(a) => Inputs {
+                verify: Some(a.clone()),
+                ..Inputs::new(Command::Verify, a.common)
+            },
+            Verb::AutoRollback(a) => Inputs {
+                auto_rollback: Some(a.clone()),
+                ..Inputs::new(Command::AutoRollback, a.common)
+            },
         }
     }
 
@@ -358,7 +441,7 @@ impl Inputs {
 pub const OUTPUTS: &[OutputDoc] = &[
     OutputDoc {
         name: "status",
-        description: "start: `started` or `skipped`; record: `recorded`, `rolled-back` or `unchanged`; fail: `failed` or `skipped`; hold: `held` or `already-held`; release: `released` or `not-held`; list/resolve: `ok`; window: `open` or `overridden`",
+        description: "start: `started` or `skipped`; record: `recorded`, `rolled-back` or `unchanged`; fail: `failed` or `skipped`; hold: `held` or `already-held`; release: `released` or `not-held`; list/resolve: `ok`; window: `open` or `overridden`; verify: the outcome; auto-rollback: `none`, `dispatched`, `already-held` or `stopped`",
     },
     OutputDoc {
         name: "sha",
@@ -383,6 +466,22 @@ pub const OUTPUTS: &[OutputDoc] = &[
     OutputDoc {
         name: "json",
         description: "list: the history as JSON",
+    },
+    OutputDoc {
+        name: "outcome",
+        description: "verify: `passed`, `failed`, or `none` (the environment declares no checks)",
+    },
+    OutputDoc {
+        name: "failed-check",
+        description: "verify: the failing check and why (empty unless `failed`)",
+    },
+    OutputDoc {
+        name: "duration",
+        description: "verify: how long the verification ran (e.g. `31s`)",
+    },
+    OutputDoc {
+        name: "checks",
+        description: "verify: each check and its state, one line (what `record` keeps in the `Verification-Checks` trailer)",
     },
     OutputDoc {
         name: "deployment-id",
@@ -412,6 +511,14 @@ struct Ctx {
     deployments: DeploymentsCfg,
     windows: Option<Windows>,
     override_window: Option<String>,
+    /// The environment's verification checks (`verify:`), if declared.
+    checks: Option<verify::Checks>,
+    /// The environment's pinned AWS region, if any.
+    aws_region: Option<String>,
+    /// The GitHub API, when a token and the repository are known.
+    api: Option<github::Config>,
+    /// record: the verification outcome to keep in the trailers.
+    verification: Option<verification::Outcome>,
 }
 
 /// Whether and how the GitHub Deployment of this run is kept.
@@ -557,6 +664,11 @@ fn prepare(runner: &Runner, args: &Inputs) -> Result<Ctx> {
     runner.info(model.log_line());
     let env = model.get("environment", &common.environment)?.clone();
     let windows = env.windows()?;
+    let checks = env.checks()?;
+    let verification = match &args.verification {
+        Some(v) => verification::outcome_input(v, checks.as_ref(), &env.name)?,
+        None => None,
+    };
 
     for (field, name) in [
         ("environment", deploy::current_ref(&env.name)),
@@ -630,6 +742,10 @@ fn prepare(runner: &Runner, args: &Inputs) -> Result<Ctx> {
         deployments,
         windows,
         override_window,
+        checks,
+        aws_region: env.aws_region.clone(),
+        api: github.api.clone(),
+        verification,
         env: env.name.clone(),
         branch: env.branch.clone(),
         spec: RemoteSpec {
@@ -644,6 +760,15 @@ fn prepare(runner: &Runner, args: &Inputs) -> Result<Ctx> {
     })
 }
 
+/// The `sha` input, else `GITHUB_SHA`: a full commit id (exit 2 otherwise).
+fn sha_input(runner: &Runner, given: Option<&str>) -> Result<Oid> {
+    let s = given
+        .or_else(|| runner.var("GITHUB_SHA"))
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Failure::usage("sha", "is required (or GITHUB_SHA must be set)"))?;
+    git::parse_oid("sha", s)
+}
+
 /// Run the command.
 pub fn run(runner: &Runner, args: Args) -> Result<()> {
     let args = Inputs::from_verb(args.command);
@@ -653,13 +778,7 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
     let ctx = prepare(runner, &args)?;
     // The sha default comes from the run context; validated before any call too.
     let sha = if let Some(d) = &args.deploy {
-        let s = d
-            .sha
-            .clone()
-            .or_else(|| runner.var("GITHUB_SHA").map(str::to_string))
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| Failure::usage("sha", "is required (or GITHUB_SHA must be set)"))?;
-        Some(git::parse_oid("sha", &s)?)
+        Some(sha_input(runner, d.sha.as_deref())?)
     } else {
         None
     };
@@ -667,6 +786,7 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
         Command::Start => start(runner, &ctx, &args, sha.expect("validated")),
         Command::Fail => fail(runner, &ctx, &args, sha.expect("validated")),
         Command::Window => window(runner, &ctx),
+        Command::Verify => verification::verify(runner, &ctx, &args),
         cmd => {
             let session = Session::open(&ctx.spec)?;
             if let Some(s) = session.auth().secret() {
@@ -679,6 +799,7 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
                 Command::List => list(runner, &ctx, &session, &args),
                 Command::Resolve => resolve(runner, &ctx, &session, &args),
                 Command::Hold => hold(runner, &ctx, &session, &args),
+                Command::AutoRollback => verification::auto_rollback(runner, &ctx, &session, &args),
                 _ => release(runner, &ctx, &session, &args),
             }
         }
@@ -921,13 +1042,44 @@ fn record_with_deployment(
         "deploy"
     };
     match record(runner, ctx, session, args, sha) {
+        Ok(()) if ctx.verification.as_ref().is_some_and(|v| v.failed()) => {
+            // Recorded (it is what runs now), but GitHub says `failure`, naming the check.
+            let failed = ctx
+                .verification
+                .as_ref()
+                .and_then(|v| v.failed_check())
+                .unwrap_or_else(|| "a check".into());
+            gh.api
+                .block(gh.api.client.set_deployment_status(
+                    id,
+                    &gh.status(
+                        github::DeploymentState::Failure,
+                        ctx,
+                        format!("{what} of {} failed verification: {failed}", short(sha)),
+                    ),
+                ))
+                .map_err(|e| {
+                    Failure::from(e).context(format!(
+                        "the deploy is recorded in git, but GitHub Deployment {id} could not be marked failure"
+                    ))
+                })?;
+            runner.info(&format!(
+                "GitHub Deployment {id}: failure (verification failed: {})",
+                single_line(&failed)
+            ));
+            Ok(())
+        }
         Ok(()) => {
             gh.api.block(gh.api.client.set_deployment_status(
                     id,
                     &gh.status(
                         github::DeploymentState::Success,
                         ctx,
-                        format!("{what} of {} recorded", short(sha)),
+                        format!(
+                            "{what} of {} recorded{}",
+                            short(sha),
+                            if ctx.verification.is_some() { " and verified" } else { "" }
+                        ),
                     ),
                 ),
             )
@@ -1169,6 +1321,9 @@ fn record(runner: &Runner, ctx: &Ctx, session: &Session, args: &Inputs, sha: Oid
             None
         },
         window_override: ctx.override_window.clone(),
+        verification: ctx.verification.as_ref().map(|v| v.outcome.clone()),
+        verification_duration: ctx.verification.as_ref().and_then(|v| v.duration.clone()),
+        verification_checks: ctx.verification.as_ref().and_then(|v| v.checks.clone()),
     };
     let now = time::OffsetDateTime::now_utc();
     let history = deploy::history_name(env, now, &ctx.run_id, sha);
@@ -1420,6 +1575,18 @@ fn resolve(runner: &Runner, ctx: &Ctx, session: &Session, args: &Inputs) -> Resu
 }
 
 fn hold(runner: &Runner, ctx: &Ctx, session: &Session, args: &Inputs) -> Result<()> {
+    place_hold(
+        runner,
+        ctx,
+        session,
+        args.reason.as_deref().unwrap_or_default(),
+    )
+    .map(|_| ())
+}
+
+/// Put the environment on hold (must not exist: the push is the compare-and-swap). `Ok(true)`
+/// when this run placed it, `Ok(false)` when it was already on hold.
+fn place_hold(runner: &Runner, ctx: &Ctx, session: &Session, reason: &str) -> Result<bool> {
     let env = &ctx.env;
     let branch_ref = format!("refs/heads/{}", ctx.branch);
     let (state, refs) = read_state(session, env, &[branch_ref.as_str()])?;
@@ -1433,7 +1600,7 @@ fn hold(runner: &Runner, ctx: &Ctx, session: &Session, args: &Inputs) -> Result<
             "`{env}` is already on hold ({}); nothing changed",
             describe_hold(h.as_ref())
         ));
-        return Ok(());
+        return Ok(false);
     }
     // The hold points at what is deployed now (or the branch tip before any deploy).
     let (_target_oid, target_ref, commit) = match (state.current, refs.get(&branch_ref)) {
@@ -1449,7 +1616,7 @@ fn hold(runner: &Runner, ctx: &Ctx, session: &Session, args: &Inputs) -> Result<
     let depth = session.is_scratch().then_some(1);
     session.ensure_with_depth(&[commit], &[target_ref.as_str()], depth)?;
     let h = Hold {
-        reason: args.reason.clone().unwrap_or_default(),
+        reason: reason.to_string(),
         actor: ctx.actor.clone(),
         run_url: ctx.run_url.clone(),
         since: Some(
@@ -1482,7 +1649,7 @@ fn hold(runner: &Runner, ctx: &Ctx, session: &Session, args: &Inputs) -> Result<
         markdown::code(env),
         markdown::escape(&h.reason)
     ))?;
-    Ok(())
+    Ok(true)
 }
 
 fn release(runner: &Runner, ctx: &Ctx, session: &Session, args: &Inputs) -> Result<()> {

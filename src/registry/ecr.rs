@@ -115,21 +115,13 @@ where
 impl EcrAuth {
     /// Build an ECR API client for `region` from the ambient configuration.
     pub async fn new(runner: &Runner, region: &str) -> EcrAuth {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(region.to_string()))
-            .http_client(crate::net::sdk_http_client())
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .operation_timeout(Duration::from_secs(60))
-                    .build(),
-            );
-        if let Some(ep) = runner
+        let endpoint = runner
             .var("AWS_ENDPOINT_URL_ECR")
-            .or_else(|| runner.var("AWS_ENDPOINT_URL"))
-        {
-            loader = loader.endpoint_url(ep);
-        }
-        let conf = loader.load().await;
+            .or_else(|| runner.var("AWS_ENDPOINT_URL"));
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .operation_timeout(Duration::from_secs(60))
+            .build();
+        let conf = crate::aws::sdk_config(region, endpoint, timeouts).await;
         EcrAuth {
             client: aws_sdk_ecr::Client::new(&conf),
             cur: tokio::sync::Mutex::new(None),

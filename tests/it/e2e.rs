@@ -1150,7 +1150,8 @@ fn e2e_terraform_plan_environments_and_roles_are_restricted() {
 
 // The README's main command, inside the test suite: `scripts/demo` with this test run's binaries
 // and the installed stand-ins runs the REAL templates with act: dev -> staging -> prod twice (a
-// good change, then a bad one), rolls prod back to `previous`, holds it, and a later deploy of prod
+// good change, then a bad one, which fails prod's verification and is rolled back to `previous`
+// automatically), holds prod, and a later deploy of prod
 // is refused. The final tags are read from the git server by the demo and asserted here.
 #[test]
 fn e2e_demo_runs_the_whole_flow_and_leaves_the_expected_tags() {
@@ -1209,12 +1210,16 @@ fn e2e_demo_runs_the_whole_flow_and_leaves_the_expected_tags() {
     assert_eq!(kv["history.prod"], "3", "{kv:?}");
     assert!(kv["prod.image"].contains("@sha256:"), "{kv:?}");
     assert_eq!(kv["refused.held"], "true", "{kv:?}");
+    // #19: prod's bad deploy failed its verification and was rolled back automatically; the
+    // rollback passed its verification.
+    assert_eq!(kv["verified.bad"], "failed", "{kv:?}");
+    assert_eq!(kv["verified.rollback"], "passed", "{kv:?}");
     // The timeline names every step.
     for step in [
         "pull request -> dev: plan",
         "merged into dev",
         "deploy",
-        "health check of prod",
+        "auto-rollback",
         "promote dev -> staging",
         "promote staging -> prod",
         "rollback prod -> previous",

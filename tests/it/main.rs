@@ -26,3 +26,4 @@ mod promote;
 mod stacks;
 mod tag_deploy;
 mod terraform_schema;
+mod verify;

@@ -844,3 +844,100 @@ fn the_checkout_defaults_to_github_workspace_and_the_token_to_github_token() {
     sb.assert_no_leak(&run, &["ghs_Env Token0123", "Token0123"], &["GITHUB_TOKEN"]);
     assert_eq!(refs(&r.bare), before, "nothing changed");
 }
+
+// #19: `require-verification` is on by default when the source environment declares `verify:`
+// checks: a deploy whose trailers say it failed (or carry no verification) is refused in one
+// line (the gate, since when, what would satisfy it), nothing changes; `Verification: passed`
+// promotes; `require-verification: false` turns the gate off.
+#[test]
+fn require_verification_refuses_an_unverified_or_failed_source_deploy() {
+    let (r, cand) = deployed_in_dev(4);
+    let url = r.bare.display().to_string();
+    let run_it = |trailers: &str, extra: &[&str]| {
+        tag(
+            &r.bare,
+            "deploy/dev/current",
+            &cand,
+            &format!("{}{trailers}", deploy_msg("dev", &cand)),
+        );
+        let sb = Sandbox::actions();
+        let dir = sb.path().join("checkout");
+        std::fs::create_dir_all(dir.join(".github")).unwrap();
+        std::fs::write(
+            dir.join(".github/gitops.yml"),
+            "environments:\n  - name: dev\n    branch: dev\n    verify:\n      window: 30s\n      http: [{ name: health, url: 'http://127.0.0.1:9/' }]\n  - name: staging\n    branch: main\n  - name: prod\n    branch: prod\n",
+        )
+        .unwrap();
+        let checkout = dir.display().to_string();
+        let mut args = vec!["--from", "dev", "--repo-path", &checkout];
+        args.extend_from_slice(extra);
+        let run = promote(&sb, &url, &args);
+        (sb, run)
+    };
+    // Everything but the tag this test rewrites between runs.
+    let others = |bare: &Path| {
+        let mut m = refs(bare);
+        m.retain(|k, _| !k.starts_with("refs/tags/deploy/dev/current"));
+        m
+    };
+    let before = others(&r.bare);
+    let (_, run) = run_it(
+        "Verification: failed\nVerification-Checks: http health: failed (status 500, expected 200)\n",
+        &[],
+    );
+    run.expect_code(1);
+    let line = run
+        .all()
+        .lines()
+        .find(|l| l.contains("gate require-verification"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        line.contains(&format!("the deploy of {} in `dev` since ", &cand[..7]))
+            && line.contains("failed its verification (http health: failed (status 500, expected 200)); satisfied by a deploy of `dev` whose `tag-deploy verify` passes (or `require-verification: false`)"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(
+        others(&r.bare),
+        before,
+        "a refused promotion changes nothing"
+    );
+    let (_, run) = run_it("", &[]);
+    run.expect_code(1);
+    assert!(
+        run.all()
+            .contains("was not verified (no `Verification` trailer)"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(others(&r.bare), before);
+    let (sb, run) = run_it("", &["--require-verification", "false"]);
+    run.expect_code(0);
+    assert_eq!(sb.outputs()["status"], "promoted", "{}", run.all());
+    assert_eq!(branch(&r.bare, "main"), cand);
+}
+
+#[test]
+fn a_verified_source_deploy_promotes() {
+    let (r, cand) = deployed_in_dev(4);
+    let url = r.bare.display().to_string();
+    tag(
+        &r.bare,
+        "deploy/dev/current",
+        &cand,
+        &format!("{}Verification: passed\n", deploy_msg("dev", &cand)),
+    );
+    let sb = Sandbox::actions();
+    let dir = sb.path().join("checkout");
+    std::fs::create_dir_all(dir.join(".github")).unwrap();
+    std::fs::write(
+        dir.join(".github/gitops.yml"),
+        "environments:\n  - name: dev\n    branch: dev\n    verify:\n      window: 30s\n      github: { contexts: [smoke] }\n  - name: staging\n    branch: main\n",
+    )
+    .unwrap();
+    let checkout = dir.display().to_string();
+    let run = promote(&sb, &url, &["--from", "dev", "--repo-path", &checkout]);
+    run.expect_code(0);
+    assert_eq!(branch(&r.bare, "main"), cand);
+}
