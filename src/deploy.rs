@@ -541,9 +541,19 @@ pub struct Record {
     /// (`override-window-reason`), when the override was used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window_override: Option<String>,
+    /// The reason given to plan-gate's `allow-data-loss` (stateful resources destroyed or
+    /// replaced), when it was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_loss: Option<String>,
 }
 
-const TRAILERS: [&str; 9] = [
+/// A `data-loss-reason` (plan-gate's `allow-data-loss`, tag-deploy's `Data-Loss-Allowed`
+/// trailer): one line of at most 200 characters; empty = none.
+pub fn check_data_loss_reason(field: &str, v: Option<&str>) -> Result<Option<String>> {
+    validate::recorded_reason(field, v)
+}
+
+const TRAILERS: [&str; 10] = [
     "Environment",
     "Commit",
     "Run-ID",
@@ -553,6 +563,7 @@ const TRAILERS: [&str; 9] = [
     "Plan-Digest",
     "Rollback-Of",
     "Window-Override",
+    "Data-Loss-Allowed",
 ];
 
 impl Record {
@@ -565,7 +576,7 @@ impl Record {
             format!("deploy {}: {sha7}", self.environment)
         };
         let mut m = format!("{subject}\n\nRecorded by gitops-actions tag-deploy.\n\n");
-        let fields: [Option<&str>; 9] = [
+        let fields: [Option<&str>; 10] = [
             Some(&self.environment),
             Some(&self.commit),
             Some(&self.run_id),
@@ -575,6 +586,7 @@ impl Record {
             self.plan_digest.as_deref(),
             self.rollback_of.as_deref(),
             self.window_override.as_deref(),
+            self.data_loss.as_deref(),
         ];
         for (k, v) in TRAILERS.iter().zip(fields) {
             if let Some(v) = v {
@@ -599,6 +611,7 @@ impl Record {
                 "Plan-Digest" => r.plan_digest = Some(v),
                 "Rollback-Of" => r.rollback_of = Some(v),
                 "Window-Override" => r.window_override = Some(v),
+                "Data-Loss-Allowed" => r.data_loss = Some(v),
                 _ => {}
             }
         }
@@ -1642,9 +1655,13 @@ mod tests {
             plan_digest: Some("sha256:def".into()),
             rollback_of: Some("b".repeat(40)),
             window_override: Some("INC-42: the year-end freeze, a broken login".into()),
+            data_loss: Some("INC-43: the cache is rebuilt from the database".into()),
         };
         let m = r.message();
-        assert!(m.ends_with("\nWindow-Override: INC-42: the year-end freeze, a broken login\n"));
+        assert!(m.contains("\nWindow-Override: INC-42: the year-end freeze, a broken login\n"));
+        assert!(
+            m.ends_with("\nData-Loss-Allowed: INC-43: the cache is rebuilt from the database\n")
+        );
         assert!(m.starts_with("rollback prod: aaaaaaa\n\n"));
         assert_eq!(Record::parse(&m), r);
         let h = Hold {
@@ -1657,5 +1674,21 @@ mod tests {
         assert!(validate_text("reason", "a\nb", 10).is_err());
         assert!(validate_text("reason", " ", 10).is_err());
         assert!(validate_text("reason", "abcdefghijk", 10).is_err());
+    }
+
+    #[test]
+    fn data_loss_reasons_are_one_recordable_line() {
+        let ok = |v: &str| check_data_loss_reason("data-loss-reason", Some(v));
+        assert_eq!(ok("  INC-7 ").unwrap().as_deref(), Some("INC-7"));
+        assert_eq!(ok("   ").unwrap(), None);
+        assert_eq!(
+            check_data_loss_reason("data-loss-reason", None).unwrap(),
+            None
+        );
+        for bad in ["a\nb", "a\rb", &"x".repeat(201)] {
+            let e = ok(bad).unwrap_err();
+            assert_eq!(e.class, crate::exit::ExitClass::Usage, "{bad:?}");
+            assert_eq!(e.field.as_deref(), Some("data-loss-reason"));
+        }
     }
 }

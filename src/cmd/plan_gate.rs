@@ -4,7 +4,8 @@
 //! output, counts it as Terraform does, applies the policy, writes outputs, the step summary and
 //! the PR comment, and exits 0 (pass), 1 (gate failed) or 2 (not a plan we can trust).
 //! `plan-gate verify --plan plan.json --digest sha256:...` recomputes `plan_digest` and exits 1
-//! when it differs (apply what was reviewed, nothing else).
+//! when it differs (apply what was reviewed, nothing else); with `--reviewed-changes` (the plan
+//! job's `changes` manifest) it prints what differs, by address and action.
 
 use std::path::PathBuf;
 
@@ -14,6 +15,7 @@ use super::{BinaryDoc, OutputDoc};
 use crate::cli::inputs::GithubTarget;
 use crate::envs::Model;
 use crate::exit::{Failure, Result};
+use crate::plan::manifest::{self, Manifest};
 use crate::plan::{comment, Limits};
 use crate::plan_report::{self as render, Report, Verdict};
 use crate::policy::{self, Context, Policy};
@@ -119,6 +121,17 @@ pub struct GateArgs {
     /// Why the override is needed (logged, shown in the summary and comment).
     #[arg(long, env = "GITOPS_ALLOW_REASON")]
     pub allow_reason: Option<String>,
+    /// The plan is a rollback's: `protect-stateful` applies whatever the environment.
+    #[arg(long, env = "GITOPS_ROLLBACK")]
+    pub rollback: bool,
+    /// Allow destroying or replacing stateful resources (overrides `protect-stateful`); needs
+    /// `--data-loss-reason`, which is logged, shown in the summary and set as an output for the
+    /// deploy tag's `Data-Loss-Allowed` trailer.
+    #[arg(long, env = "GITOPS_ALLOW_DATA_LOSS")]
+    pub allow_data_loss: bool,
+    /// Why data may be lost (one line, at most 200 characters; kept in the deploy tag).
+    #[arg(long, env = "GITOPS_DATA_LOSS_REASON")]
+    pub data_loss_reason: Option<String>,
     /// `upsert` the PR comment (default) or `off`.
     #[arg(long, value_enum, env = "GITOPS_COMMENT", default_value_t = CommentMode::Upsert)]
     pub comment: CommentMode,
@@ -143,6 +156,10 @@ pub struct VerifyArgs {
     /// The digest that was reviewed (`sha256:<64 hex>`).
     #[arg(long, env = "GITOPS_DIGEST")]
     pub digest: Option<String>,
+    /// The reviewed plan's change manifest (the plan job's `changes` output): on a mismatch,
+    /// what differs is printed by address and action (it holds no values).
+    #[arg(long, env = "GITOPS_REVIEWED_CHANGES")]
+    pub reviewed_changes: Option<String>,
 }
 
 /// Outputs this binary sets.
@@ -216,6 +233,18 @@ pub const OUTPUTS: &[OutputDoc] = &[
         description: "Canonical digest of the plan's changes (`sha256:...`)",
     },
     OutputDoc {
+        name: "data-loss-reason",
+        description: "The `data-loss-reason` when `allow-data-loss` was given (for tag-deploy's `data-loss-reason`), else empty",
+    },
+    OutputDoc {
+        name: "changes",
+        description: "Change manifest: one line of JSON, per entry its address, actions and a short salted hash, no values (for `verify --reviewed-changes`)",
+    },
+    OutputDoc {
+        name: "differences",
+        description: "`verify`: what differs from the reviewed plan, one line per entry (empty when it verified)",
+    },
+    OutputDoc {
         name: "json",
         description: "The report as one line of JSON (what `--format json` prints on stdout)",
     },
@@ -243,6 +272,8 @@ struct Checked {
     stack: Option<String>,
     allow: Vec<String>,
     allow_reason: Option<String>,
+    rollback: bool,
+    data_loss_reason: Option<String>,
     comment: Option<CommentTarget>,
     comment_skip: Option<String>,
 }
@@ -322,6 +353,14 @@ fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
     };
     let known = policy::rule_ids();
     for id in &a.allow {
+        if id == render::DATA_LOSS_RULE {
+            return Err(Failure::usage(
+                "allow",
+                format!(
+                    "`{id}` is overridden only with `allow-data-loss` and a `data-loss-reason` (it is kept in the deploy tag)"
+                ),
+            ));
+        }
         if !known.contains(&id.as_str()) {
             return Err(Failure::usage(
                 "allow",
@@ -350,6 +389,20 @@ fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
         .is_some_and(|r| r.chars().count() > 500)
     {
         return Err(Failure::usage("allow-reason", "at most 500 characters"));
+    }
+    let data_loss_reason =
+        crate::deploy::check_data_loss_reason("data-loss-reason", a.data_loss_reason.as_deref())?;
+    if a.allow_data_loss && data_loss_reason.is_none() {
+        return Err(Failure::usage(
+            "data-loss-reason",
+            "`allow-data-loss` needs a reason: it is logged, shown in the summary and kept in the deploy tag",
+        ));
+    }
+    if !a.allow_data_loss && data_loss_reason.is_some() {
+        return Err(Failure::usage(
+            "data-loss-reason",
+            "a reason without `allow-data-loss: true` allows nothing: give both, or neither",
+        ));
     }
     // The PR comment: everything it needs is checked here, before any network call.
     let mut comment_skip = None;
@@ -403,6 +456,8 @@ fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
         stack: a.stack.clone(),
         allow: a.allow.clone(),
         allow_reason,
+        rollback: a.rollback,
+        data_loss_reason,
         comment: target,
         comment_skip,
     })
@@ -475,11 +530,69 @@ fn verify(runner: &Runner, a: &VerifyArgs) -> Result<()> {
         )
     })?;
     crate::validate::sha256_digest("digest", want)?;
+    let reviewed = match a
+        .reviewed_changes
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+    {
+        None => None,
+        Some(t) => {
+            let m = Manifest::parse(t)
+                .map_err(|e| Failure::usage("reviewed-changes", format!("the manifest {e}")))?;
+            if m.digest != want {
+                return Err(Failure::usage(
+                    "reviewed-changes",
+                    format!(
+                        "the manifest describes the plan {}, not the reviewed {}: pass the same plan job's `plan-digest` and `changes`",
+                        m.digest,
+                        single_line(want)
+                    ),
+                ));
+            }
+            Some(m)
+        }
+    };
     let plan = load_plan(runner, &a.plan.plan, &limits)?;
     runner.set_output("plan-digest", &plan.digest)?;
     if plan.digest == want {
+        runner.set_output("differences", "")?;
         runner.info(&format!("plan digest verified: {}", plan.digest));
         return Ok(());
+    }
+    let lines = match &reviewed {
+        Some(m) => {
+            let d = manifest::compare(m, &Manifest::build(&plan, want, None));
+            d.iter().map(ToString::to_string).collect::<Vec<_>>()
+        }
+        None => vec![
+            "(no `reviewed-changes` given: pass the plan job's `changes` output to see what differs)"
+                .to_string(),
+        ],
+    };
+    // Addresses are plan text: scrubbed of this plan's sensitive strings, then neutralised.
+    let scrubber = plan.scrubber();
+    let text = scrubber.scrub(&lines.join("\n"));
+    runner.set_output("differences", &text)?;
+    runner.error(&format!(
+        "the plan is not the one that was reviewed ({} difference(s)); nothing may be applied",
+        lines.len()
+    ));
+    runner.untrusted_block(&format!(
+        "What differs between the reviewed plan and this one:\n{text}"
+    ));
+    if runner.has_step_summary() {
+        let mut md = String::from(
+            "### The plan is not the one that was reviewed\n\nNothing was applied. What differs (reviewed -> now):\n\n",
+        );
+        for l in text.lines() {
+            md.push_str(&format!("- {}\n", crate::runner::markdown::code(l)));
+        }
+        md.push_str(&format!(
+            "\nReviewed digest {}, this plan {}. Plan again and have it reviewed.\n",
+            crate::runner::markdown::code(&single_line(want)),
+            crate::runner::markdown::code(&plan.digest)
+        ));
+        runner.summary(&md)?;
     }
     Err(Failure::refused(format!(
         "the plan is not the one that was reviewed: its digest is {} but {} was approved; re-run the plan and review it again",
@@ -504,12 +617,12 @@ fn gate(runner: &Runner, args: &GateArgs) -> Result<()> {
         plan: &plan,
         environment: c.environment.as_deref(),
         production: c.production,
+        rollback: c.rollback,
     };
-    let (allowed, violations): (Vec<_>, Vec<_>) = c
-        .policy
-        .check(&cx)
-        .into_iter()
-        .partition(|v| c.allow.iter().any(|a| a == &v.rule));
+    let (allowed, violations): (Vec<_>, Vec<_>) = c.policy.check(&cx).into_iter().partition(|v| {
+        c.allow.iter().any(|a| a == &v.rule)
+            || (v.rule == render::DATA_LOSS_RULE && c.data_loss_reason.is_some())
+    });
     let scrubber = plan.scrubber();
     if plan.sensitive_overflow {
         runner.warning(&format!(
@@ -519,13 +632,24 @@ fn gate(runner: &Runner, args: &GateArgs) -> Result<()> {
         ));
     }
     for v in &allowed {
+        let reason = if v.rule == render::DATA_LOSS_RULE {
+            c.data_loss_reason.as_deref()
+        } else {
+            c.allow_reason.as_deref()
+        };
         // Plan text is scrubbed before it is cut or escaped for the annotation.
         runner.warning(&format!(
             "policy override: rule {} allowed for {} ({}); reason: {}",
             v.rule,
             single_line(&scrubber.scrub(v.address.as_deref().unwrap_or("the plan"))),
             single_line(&scrubber.scrub(&v.message)),
-            single_line(c.allow_reason.as_deref().unwrap_or(""))
+            single_line(reason.unwrap_or(""))
+        ));
+    }
+    if let Some(r) = &c.data_loss_reason {
+        runner.warning(&format!(
+            "allow-data-loss given: stateful resources may be destroyed or replaced; reason: {}",
+            single_line(r)
         ));
     }
     let mut gate = Vec::new();
@@ -547,6 +671,7 @@ fn gate(runner: &Runner, args: &GateArgs) -> Result<()> {
         violations,
         allowed,
         allow_reason: c.allow_reason.clone(),
+        data_loss_reason: c.data_loss_reason.clone(),
         environment: c.environment.clone(),
         stack: c.stack.clone(),
     };
@@ -579,6 +704,14 @@ fn gate(runner: &Runner, args: &GateArgs) -> Result<()> {
     scrub_json(&scrubber, &mut vj);
     runner.set_output("violations", &vj.to_string())?;
     runner.set_output("plan-digest", &plan.digest)?;
+    runner.set_output(
+        "data-loss-reason",
+        c.data_loss_reason.as_deref().unwrap_or_default(),
+    )?;
+    runner.set_output(
+        "changes",
+        &Manifest::build(&plan, &plan.digest, Some(manifest::MAX_BYTES)).to_text(),
+    )?;
     let mut report_json = render::json(&report);
     scrub_json(&scrubber, &mut report_json);
     runner.set_output("json", &report_json.to_string())?;

@@ -221,6 +221,10 @@ pub struct RecordArgs {
     pub deployment: DeploymentId,
     #[command(flatten)]
     pub window: WindowOverride,
+    /// The reason plan-gate's `allow-data-loss` was given with (its `data-loss-reason`
+    /// output), kept in the `Data-Loss-Allowed` trailer.
+    #[arg(long, env = "GITOPS_DATA_LOSS_REASON")]
+    pub data_loss_reason: Option<String>,
 }
 
 /// `fail`.
@@ -283,6 +287,7 @@ struct Inputs {
     plan_digest: Option<String>,
     deployment_id: Option<u64>,
     override_window_reason: Option<String>,
+    data_loss_reason: Option<String>,
     limit: usize,
     to: Option<String>,
     reason: Option<String>,
@@ -298,6 +303,7 @@ impl Inputs {
             plan_digest: None,
             deployment_id: None,
             override_window_reason: None,
+            data_loss_reason: None,
             limit: 0,
             to: None,
             reason: None,
@@ -318,6 +324,7 @@ impl Inputs {
                 plan_digest: a.artifact.plan_digest,
                 deployment_id: a.deployment.deployment_id,
                 override_window_reason: a.window.override_window_reason,
+                data_loss_reason: a.data_loss_reason,
                 ..Inputs::new(Command::Record, a.common)
             },
             Verb::Fail(a) => Inputs {
@@ -412,6 +419,7 @@ struct Ctx {
     deployments: DeploymentsCfg,
     windows: Option<Windows>,
     override_window: Option<String>,
+    data_loss: Option<String>,
 }
 
 /// Whether and how the GitHub Deployment of this run is kept.
@@ -551,6 +559,8 @@ fn prepare(runner: &Runner, args: &Inputs) -> Result<Ctx> {
     let cmd = args.command;
     let common = &args.common;
     let override_window = windows::check_override(args.override_window_reason.as_deref())?;
+    let data_loss =
+        deploy::check_data_loss_reason("data-loss-reason", args.data_loss_reason.as_deref())?;
 
     let checkout = common.checkout.resolve(runner)?;
     let model = Model::load(&checkout.root, common.config.as_deref())?;
@@ -630,6 +640,7 @@ fn prepare(runner: &Runner, args: &Inputs) -> Result<Ctx> {
         deployments,
         windows,
         override_window,
+        data_loss,
         env: env.name.clone(),
         branch: env.branch.clone(),
         spec: RemoteSpec {
@@ -1169,6 +1180,7 @@ fn record(runner: &Runner, ctx: &Ctx, session: &Session, args: &Inputs, sha: Oid
             None
         },
         window_override: ctx.override_window.clone(),
+        data_loss: ctx.data_loss.clone(),
     };
     let now = time::OffsetDateTime::now_utc();
     let history = deploy::history_name(env, now, &ctx.run_id, sha);
