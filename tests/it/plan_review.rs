@@ -1,0 +1,295 @@
+//! The reviewed plan is the applied plan (#16): digest stability with real Terraform against
+//! moto's S3 backend, `verify --reviewed-changes` printing what differs, `protect-stateful` and
+//! `allow-data-loss` end to end through the binary.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::moto::Moto;
+use crate::support::{Run, Sandbox};
+
+const REGION: &str = "eu-west-1";
+
+/// A Terraform root with an S3 backend in moto: `input` feeds `terraform_data.app`, `with_db`
+/// keeps `terraform_data.db`, and `terraform_data.stamp` takes `timestamp()` (unknown until
+/// apply, different on every run).
+fn write_root(dir: &Path, input: &str, with_db: bool) {
+    std::fs::create_dir_all(dir).unwrap();
+    let db = if with_db {
+        "resource \"terraform_data\" \"db\" {\n  input = \"orders\"\n}\n"
+    } else {
+        ""
+    };
+    std::fs::write(
+        dir.join("main.tf"),
+        format!(
+            "terraform {{\n  backend \"s3\" {{}}\n}}\n\
+             resource \"terraform_data\" \"app\" {{\n  input = \"{input}\"\n}}\n\
+             resource \"terraform_data\" \"stamp\" {{\n  input = timestamp()\n}}\n{db}"
+        ),
+    )
+    .unwrap();
+}
+
+struct Tf<'a> {
+    moto: &'a Moto,
+    home: &'a Path,
+}
+
+impl Tf<'_> {
+    fn run(&self, dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("terraform")
+            .args(args)
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.home)
+            .env("TF_CLI_CONFIG_FILE", self.home.join("terraformrc"))
+            .env("TF_IN_AUTOMATION", "1")
+            .env("TF_INPUT", "0")
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", REGION)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "terraform {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn init(&self, dir: &Path) {
+        let backend = self.home.join("backend.hcl");
+        std::fs::write(
+            &backend,
+            format!(
+                "bucket = \"review-tfstate\"\nkey = \"app/prod/terraform.tfstate\"\nregion = \"{REGION}\"\n\
+                 endpoints = {{ s3 = \"{}\" }}\nuse_path_style = true\nskip_credentials_validation = true\n\
+                 skip_requesting_account_id = true\nskip_metadata_api_check = true\n",
+                self.moto.endpoint()
+            ),
+        )
+        .unwrap();
+        self.run(
+            dir,
+            &[
+                "init",
+                "-no-color",
+                &format!("-backend-config={}", backend.display()),
+            ],
+        );
+    }
+
+    /// `terraform plan -out` + `show -json`, written to `dir/<name>.json`.
+    fn plan(&self, dir: &Path, name: &str) -> String {
+        self.run(dir, &["plan", "-no-color", "-lock-timeout=30s", "-out=tfplan"]);
+        let json = self.run(dir, &["show", "-json", "tfplan"]);
+        let p = dir.join(format!("{name}.json"));
+        std::fs::write(&p, json).unwrap();
+        p.display().to_string()
+    }
+}
+
+fn create_bucket(moto: &Moto) {
+    let ok = Command::new("curl")
+        .args([
+            "-sf",
+            "-o",
+            "/dev/null",
+            "--aws-sigv4",
+            &format!("aws:amz:{REGION}:s3"),
+            "--user",
+            "test:test",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/xml",
+            "--data",
+            &format!("<CreateBucketConfiguration><LocationConstraint>{REGION}</LocationConstraint></CreateBucketConfiguration>"),
+            &format!("{}/review-tfstate", moto.endpoint()),
+        ])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "could not create the state bucket in moto");
+}
+
+fn gate(plan: &str) -> (Sandbox, Run) {
+    let sb = Sandbox::actions();
+    let r = sb.run("plan-gate", &["--plan", plan, "--comment", "off"]);
+    (sb, r)
+}
+
+fn verify(plan: &str, digest: &str, changes: &str) -> (Sandbox, Run) {
+    let sb = Sandbox::actions();
+    let r = sb.run(
+        "plan-gate",
+        &[
+            "verify",
+            "--plan",
+            plan,
+            "--digest",
+            digest,
+            "--reviewed-changes",
+            changes,
+        ],
+    );
+    (sb, r)
+}
+
+/// Plan twice from the same configuration and state: one digest, even though `timestamp()`
+/// differs between the runs. Change the state between (a second apply from another checkout):
+/// another digest, and verify names what differs by address and action.
+#[test]
+fn a_replan_of_the_same_state_verifies_and_a_state_changed_behind_its_back_is_named() {
+    if !crate::support::has_tool("terraform") {
+        crate::support::skip_loudly(
+            "a_replan_of_the_same_state_verifies_and_a_state_changed_behind_its_back_is_named",
+            "terraform is not installed (the manifest comparison is still unit-tested)",
+        );
+        return;
+    }
+    let moto = Moto::start();
+    create_bucket(&moto);
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("terraformrc"), "").unwrap();
+    let tf = Tf {
+        moto: &moto,
+        home: work.path(),
+    };
+    // Deployed: v1 with its database.
+    let main = work.path().join("main");
+    write_root(&main, "v1", true);
+    tf.init(&main);
+    tf.run(&main, &["apply", "-auto-approve", "-no-color"]);
+    // The reviewed plan: v2.
+    write_root(&main, "v2", true);
+    let reviewed = tf.plan(&main, "reviewed");
+    let (sb, r) = gate(&reviewed);
+    r.expect_code(0);
+    let digest = sb.outputs()["plan-digest"].clone();
+    let changes = sb.outputs()["changes"].clone();
+    assert!(changes.contains("terraform_data.app"), "{changes}");
+    assert!(!changes.contains("v2"), "the manifest holds no values: {changes}");
+
+    // The apply job's re-plan, seconds later: timestamp() is another value, unknown in both.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let again = tf.plan(&main, "again");
+    let (sb, r) = verify(&again, &digest, &changes);
+    r.expect_code(0);
+    assert!(r.all().contains("plan digest verified"), "{}", r.all());
+    assert_eq!(sb.outputs()["differences"], "");
+
+    // Someone applies from another checkout (the database is gone from its configuration).
+    let other = work.path().join("other");
+    write_root(&other, "v1", false);
+    tf.init(&other);
+    tf.run(&other, &["apply", "-auto-approve", "-no-color"]);
+    let fresh = tf.plan(&main, "fresh");
+    let (sb, r) = verify(&fresh, &digest, &changes);
+    r.expect_code(1);
+    let all = r.all();
+    assert!(all.contains("not the one that was reviewed"), "{all}");
+    assert!(
+        all.contains("+ terraform_data.db: create (not in the reviewed plan)"),
+        "{all}"
+    );
+    // The stamp's recorded value changed too (the other apply wrote a new one).
+    assert!(
+        all.contains("~ terraform_data.stamp: update, with other values than reviewed"),
+        "{all}"
+    );
+    let diff = &sb.outputs()["differences"];
+    assert!(diff.contains("terraform_data.db"), "{diff}");
+    assert!(sb.summary().contains("Nothing was applied"), "{}", sb.summary());
+}
+
+const STATEFUL: &str = r#"{"format_version":"1.2","terraform_version":"1.11.4","resource_changes":[
+ {"address":"module.data.aws_db_instance.main","module_address":"module.data","mode":"managed","type":"aws_db_instance","name":"main","provider_name":"registry.terraform.io/hashicorp/aws","change":{"actions":["delete"],"before":{"id":"db-1"},"after":null}}]}"#;
+
+#[test]
+fn a_rollback_destroying_a_database_needs_allow_data_loss_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("p.json");
+    std::fs::write(&plan, STATEFUL).unwrap();
+    let plan = plan.display().to_string();
+    let run = |extra: &[&str]| {
+        let sb = Sandbox::actions();
+        let mut args = vec!["--plan", plan.as_str(), "--comment", "off", "--environment", "dev"];
+        args.extend_from_slice(extra);
+        let r = sb.run("plan-gate", &args);
+        (sb, r)
+    };
+    // A deploy of dev: not checked.
+    run(&[]).1.expect_code(0);
+    // A rollback: refused, naming the rule and the way out.
+    let (sb, r) = run(&["--rollback"]);
+    r.expect_code(1);
+    assert!(r.all().contains("protect-stateful"), "{}", r.all());
+    assert!(sb.summary().contains("`protect-stateful`"), "{}", sb.summary());
+    assert!(sb.summary().contains("stateful"), "{}", sb.summary());
+    // allow-data-loss without a reason: exit 2 before the plan is read; nothing written.
+    for extra in [
+        &["--rollback", "--allow-data-loss"][..],
+        &["--rollback", "--allow-data-loss", "--data-loss-reason", "  "][..],
+    ] {
+        let (sb, r) = run(extra);
+        r.expect_code(2);
+        assert!(r.all().contains("invalid input `data-loss-reason`"), "{}", r.all());
+        assert!(sb.outputs().is_empty() && sb.summary().is_empty());
+    }
+    // The rule is not overridden through the generic `allow`.
+    let (sb, r) = run(&[
+        "--rollback",
+        "--allow",
+        "protect-stateful",
+        "--allow-reason",
+        "x",
+    ]);
+    r.expect_code(2);
+    assert!(r.all().contains("only with `allow-data-loss`"), "{}", r.all());
+    assert!(sb.outputs().is_empty());
+    // With a reason: passes, logged, shown, and set as an output for the deploy tag.
+    let reason = "INC-9: the orders database moved to the new cluster";
+    let (sb, r) = run(&[
+        "--rollback",
+        "--allow-data-loss",
+        "--data-loss-reason",
+        reason,
+    ]);
+    r.expect_code(0);
+    assert!(r.all().contains("allow-data-loss given"), "{}", r.all());
+    assert_eq!(sb.outputs()["data-loss-reason"], reason);
+    assert!(sb.summary().contains("Data loss allowed"), "{}", sb.summary());
+    // Without allow-data-loss the output is empty.
+    let (sb, _) = run(&[]);
+    assert_eq!(sb.outputs()["data-loss-reason"], "");
+}
+
+#[test]
+fn a_manifest_of_another_plan_or_a_malformed_one_is_refused_before_the_plan_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("p.json");
+    std::fs::write(&plan, STATEFUL).unwrap();
+    let plan = plan.display().to_string();
+    let (sb, r) = gate(&plan);
+    r.expect_code(0);
+    let digest = sb.outputs()["plan-digest"].clone();
+    let changes = sb.outputs()["changes"].clone();
+    let other = format!("sha256:{}", "0".repeat(64));
+    for (d, m, want) in [
+        (other.as_str(), changes.as_str(), "describes the plan"),
+        (digest.as_str(), "{\"v\":1}", "is not a change manifest"),
+    ] {
+        let (sb, r) = verify("/nonexistent/plan.json", d, m);
+        r.expect_code(2);
+        assert!(r.all().contains("invalid input `reviewed-changes`"), "{}", r.all());
+        assert!(r.all().contains(want), "{}", r.all());
+        assert!(sb.outputs().is_empty());
+    }
+    // The reviewed plan itself verifies with its manifest.
+    verify(&plan, &digest, &changes).1.expect_code(0);
+}
