@@ -392,6 +392,10 @@ pub const OUTPUTS: &[OutputDoc] = &[
         description: "list: the history as JSON",
     },
     OutputDoc {
+        name: "deployed-at",
+        description: "list: when the current deploy was recorded (RFC 3339; empty when none), for plan-gate verify's `deployed-at`",
+    },
+    OutputDoc {
         name: "deployment-id",
         description: "start/record/fail: the id of the run's GitHub Deployment (empty without one)",
     },
@@ -1317,6 +1321,14 @@ fn list(runner: &Runner, ctx: &Ctx, session: &Session, args: &Inputs) -> Result<
     });
     runner.set_output("status", "ok")?;
     runner.set_output("sha", &cur.map(|c| c.to_string()).unwrap_or_default())?;
+    // When the current deploy was recorded (its history tag's time; plan-gate verify's
+    // `deployed-at`): empty when nothing is deployed or the current entry is not listed.
+    let deployed_at = entries
+        .iter()
+        .find(|e| e.current && e.record_verified)
+        .map(|e| e.time.clone())
+        .unwrap_or_default();
+    runner.set_output("deployed-at", &deployed_at)?;
     runner.set_output(
         "held",
         if state.hold.is_some() {

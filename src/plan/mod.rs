@@ -27,6 +27,7 @@ pub(crate) mod jsoncheck;
 pub mod load;
 pub mod manifest;
 mod raw;
+pub mod review;
 pub(crate) mod scan;
 mod values;
 

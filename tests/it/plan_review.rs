@@ -86,7 +86,10 @@ impl Tf<'_> {
 
     /// `terraform plan -out` + `show -json`, written to `dir/<name>.json`.
     fn plan(&self, dir: &Path, name: &str) -> String {
-        self.run(dir, &["plan", "-no-color", "-lock-timeout=30s", "-out=tfplan"]);
+        self.run(
+            dir,
+            &["plan", "-no-color", "-lock-timeout=30s", "-out=tfplan"],
+        );
         let json = self.run(dir, &["show", "-json", "tfplan"]);
         let p = dir.join(format!("{name}.json"));
         std::fs::write(&p, json).unwrap();
@@ -173,7 +176,10 @@ fn a_replan_of_the_same_state_verifies_and_a_state_changed_behind_its_back_is_na
     let digest = sb.outputs()["plan-digest"].clone();
     let changes = sb.outputs()["changes"].clone();
     assert!(changes.contains("terraform_data.app"), "{changes}");
-    assert!(!changes.contains("v2"), "the manifest holds no values: {changes}");
+    assert!(
+        !changes.contains("v2"),
+        "the manifest holds no values: {changes}"
+    );
 
     // The apply job's re-plan, seconds later: timestamp() is another value, unknown in both.
     std::thread::sleep(std::time::Duration::from_millis(1100));
@@ -204,7 +210,11 @@ fn a_replan_of_the_same_state_verifies_and_a_state_changed_behind_its_back_is_na
     );
     let diff = &sb.outputs()["differences"];
     assert!(diff.contains("terraform_data.db"), "{diff}");
-    assert!(sb.summary().contains("Nothing was applied"), "{}", sb.summary());
+    assert!(
+        sb.summary().contains("Nothing was applied"),
+        "{}",
+        sb.summary()
+    );
 }
 
 const STATEFUL: &str = r#"{"format_version":"1.2","terraform_version":"1.11.4","resource_changes":[
@@ -218,7 +228,14 @@ fn a_rollback_destroying_a_database_needs_allow_data_loss_with_a_reason() {
     let plan = plan.display().to_string();
     let run = |extra: &[&str]| {
         let sb = Sandbox::actions();
-        let mut args = vec!["--plan", plan.as_str(), "--comment", "off", "--environment", "dev"];
+        let mut args = vec![
+            "--plan",
+            plan.as_str(),
+            "--comment",
+            "off",
+            "--environment",
+            "dev",
+        ];
         args.extend_from_slice(extra);
         let r = sb.run("plan-gate", &args);
         (sb, r)
@@ -229,16 +246,29 @@ fn a_rollback_destroying_a_database_needs_allow_data_loss_with_a_reason() {
     let (sb, r) = run(&["--rollback"]);
     r.expect_code(1);
     assert!(r.all().contains("protect-stateful"), "{}", r.all());
-    assert!(sb.summary().contains("`protect-stateful`"), "{}", sb.summary());
+    assert!(
+        sb.summary().contains("`protect-stateful`"),
+        "{}",
+        sb.summary()
+    );
     assert!(sb.summary().contains("stateful"), "{}", sb.summary());
     // allow-data-loss without a reason: exit 2 before the plan is read; nothing written.
     for extra in [
         &["--rollback", "--allow-data-loss"][..],
-        &["--rollback", "--allow-data-loss", "--data-loss-reason", "  "][..],
+        &[
+            "--rollback",
+            "--allow-data-loss",
+            "--data-loss-reason",
+            "  ",
+        ][..],
     ] {
         let (sb, r) = run(extra);
         r.expect_code(2);
-        assert!(r.all().contains("invalid input `data-loss-reason`"), "{}", r.all());
+        assert!(
+            r.all().contains("invalid input `data-loss-reason`"),
+            "{}",
+            r.all()
+        );
         assert!(sb.outputs().is_empty() && sb.summary().is_empty());
     }
     // The rule is not overridden through the generic `allow`.
@@ -250,7 +280,11 @@ fn a_rollback_destroying_a_database_needs_allow_data_loss_with_a_reason() {
         "x",
     ]);
     r.expect_code(2);
-    assert!(r.all().contains("only with `allow-data-loss`"), "{}", r.all());
+    assert!(
+        r.all().contains("only with `allow-data-loss`"),
+        "{}",
+        r.all()
+    );
     assert!(sb.outputs().is_empty());
     // With a reason: passes, logged, shown, and set as an output for the deploy tag.
     let reason = "INC-9: the orders database moved to the new cluster";
@@ -263,7 +297,11 @@ fn a_rollback_destroying_a_database_needs_allow_data_loss_with_a_reason() {
     r.expect_code(0);
     assert!(r.all().contains("allow-data-loss given"), "{}", r.all());
     assert_eq!(sb.outputs()["data-loss-reason"], reason);
-    assert!(sb.summary().contains("Data loss allowed"), "{}", sb.summary());
+    assert!(
+        sb.summary().contains("Data loss allowed"),
+        "{}",
+        sb.summary()
+    );
     // Without allow-data-loss the output is empty.
     let (sb, _) = run(&[]);
     assert_eq!(sb.outputs()["data-loss-reason"], "");
@@ -286,10 +324,198 @@ fn a_manifest_of_another_plan_or_a_malformed_one_is_refused_before_the_plan_is_r
     ] {
         let (sb, r) = verify("/nonexistent/plan.json", d, m);
         r.expect_code(2);
-        assert!(r.all().contains("invalid input `reviewed-changes`"), "{}", r.all());
+        assert!(
+            r.all().contains("invalid input `reviewed-changes`"),
+            "{}",
+            r.all()
+        );
         assert!(r.all().contains(want), "{}", r.all());
         assert!(sb.outputs().is_empty());
     }
     // The reviewed plan itself verifies with its manifest.
     verify(&plan, &digest, &changes).1.expect_code(0);
+}
+
+const PR_SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+fn github_sandbox(proxy: &crate::support::prism::Prism, run_id: &str) -> Sandbox {
+    let mut sb = Sandbox::actions();
+    sb.set("GITHUB_API_URL", proxy.url())
+        .set("GITHUB_REPOSITORY", "o/r")
+        .set("GITHUB_SERVER_URL", "https://github.com")
+        .set("GITHUB_RUN_ID", run_id)
+        .set("GITHUB_TOKEN", "ghs_planStatusToken0123456789");
+    sb
+}
+
+fn plan_file(dir: &Path, name: &str, bucket: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(
+        &p,
+        format!(
+            r#"{{"format_version":"1.2","terraform_version":"1.11.4","resource_changes":[
+ {{"address":"aws_s3_bucket.logs","mode":"managed","type":"aws_s3_bucket","name":"logs","provider_name":"registry.terraform.io/hashicorp/aws","change":{{"actions":["create"],"before":null,"after":{{"bucket":"{bucket}"}}}}}}]}}"#
+        ),
+    )
+    .unwrap();
+    p.display().to_string()
+}
+
+/// The promotion pull request's plan job records its digest on the head; the deploy run's own
+/// plan job records its own; the apply job requires the two to be equal (or the pull request's
+/// to be older than the current deploy). Every request is checked against GitHub's OpenAPI
+/// description by Prism in front of the fake.
+#[test]
+fn the_apply_requires_the_plan_recorded_on_the_promotion_pull_request_head() {
+    let fake = crate::support::github_fake::GithubFake::start();
+    let proxy = crate::support::prism::Prism::proxy(&fake.url());
+    let dir = tempfile::tempdir().unwrap();
+    let reviewed = plan_file(dir.path(), "pr.json", "logs");
+    let other = plan_file(dir.path(), "other.json", "logs-2");
+    let gate_on = |run: &str, plan: &str| {
+        let sb = github_sandbox(&proxy, run);
+        let r = sb.run(
+            "plan-gate",
+            &[
+                "--plan",
+                plan,
+                "--comment",
+                "off",
+                "--environment",
+                "prod",
+                "--allow",
+                "protect-production",
+                "--allow-reason",
+                "new bucket",
+                "--status-sha",
+                PR_SHA,
+            ],
+        );
+        r.expect_code(0);
+        assert!(r.all().contains("plan recorded on"), "{}", r.all());
+        sb.outputs()["plan-digest"].clone()
+    };
+    let verify_on = |run: &str, plan: &str, digest: &str, deployed_at: &str| {
+        let sb = github_sandbox(&proxy, run);
+        let r = sb.run(
+            "plan-gate",
+            &[
+                "verify",
+                "--plan",
+                plan,
+                "--digest",
+                digest,
+                "--environment",
+                "prod",
+                "--sha",
+                PR_SHA,
+                "--deployed-at",
+                deployed_at,
+            ],
+        );
+        (sb, r)
+    };
+    // Run 1 is the pull request's plan; run 2 is the deploy, whose plan job plans again.
+    let d1 = gate_on("1", &reviewed);
+    let st = fake.state.lock().unwrap().posted_statuses[PR_SHA].clone();
+    assert_eq!(st.len(), 1);
+    assert_eq!(st[0]["context"], "gitops/plan/prod");
+    assert_eq!(st[0]["description"], format!("plan {d1}"));
+    assert_eq!(st[0]["target_url"], "https://github.com/o/r/actions/runs/1");
+
+    // The same plan: passes (production: `auto` requires it).
+    let d2 = gate_on("2", &reviewed);
+    assert_eq!(d1, d2);
+    let (sb, r) = verify_on("2", &reviewed, &d2, "2026-12-01T11:00:00Z");
+    r.expect_code(0);
+    assert_eq!(sb.outputs()["reviewed-plan"], "matches");
+
+    // Another plan in the deploy run (its own status is not the pull request's record): refused.
+    let d3 = gate_on("3", &other);
+    let (sb, r) = verify_on("3", &other, &d3, "2026-12-01T11:00:00Z");
+    r.expect_code(1);
+    assert!(
+        r.all()
+            .contains("is not the one the promotion pull request's reviewers saw"),
+        "{}",
+        r.all()
+    );
+    assert!(r.all().contains(&d1), "{}", r.all());
+    assert!(!sb.outputs().contains_key("reviewed-plan"));
+    // ... unless the pull request's plan is older than the current deploy: re-planned, not trusted.
+    let (sb, r) = verify_on("3", &other, &d3, "2026-12-01T13:00:00Z");
+    r.expect_code(0);
+    assert_eq!(sb.outputs()["reviewed-plan"], "replanned");
+    assert!(r.all().contains("not trusted"), "{}", r.all());
+
+    // No record at all (another commit): refused, naming the context.
+    let sb = github_sandbox(&proxy, "4");
+    let r = sb.run(
+        "plan-gate",
+        &[
+            "verify",
+            "--plan",
+            &reviewed,
+            "--digest",
+            &d1,
+            "--environment",
+            "prod",
+            "--sha",
+            &"a".repeat(40),
+        ],
+    );
+    r.expect_code(1);
+    assert!(r.all().contains("no plan is recorded on"), "{}", r.all());
+    // Bad inputs: exit 2 before any request.
+    let before = fake.requests().len();
+    for (args, want) in [
+        (
+            vec!["--deployed-at", "yesterday"],
+            "invalid input `deployed-at`",
+        ),
+        (vec!["--sha", "abc"], "invalid input `sha`"),
+    ] {
+        let sb = github_sandbox(&proxy, "5");
+        let mut all = vec![
+            "verify",
+            "--plan",
+            &reviewed,
+            "--digest",
+            &d1,
+            "--environment",
+            "prod",
+        ];
+        all.extend(args);
+        if !all.contains(&"--sha") {
+            all.extend(["--sha", PR_SHA]);
+        }
+        let r = sb.run("plan-gate", &all);
+        r.expect_code(2);
+        assert!(r.all().contains(want), "{}", r.all());
+    }
+    assert_eq!(
+        fake.requests().len(),
+        before,
+        "no request after a bad input"
+    );
+    // Off: no request at all.
+    let sb = github_sandbox(&proxy, "6");
+    let r = sb.run(
+        "plan-gate",
+        &[
+            "verify",
+            "--plan",
+            &other,
+            "--digest",
+            &d3,
+            "--environment",
+            "prod",
+            "--require-reviewed-plan",
+            "false",
+        ],
+    );
+    r.expect_code(0);
+    assert_eq!(sb.outputs()["reviewed-plan"], "not-required");
+    assert_eq!(fake.requests().len(), before);
+    proxy.assert_no_violations();
 }
