@@ -441,6 +441,7 @@ fn e2e_templates_keep_expressions_out_of_run_and_permissions_per_job() {
                                 "deployments",
                                 "pull-requests",
                                 "actions",
+                                "statuses",
                             ];
                             if !allowed.contains(&k) {
                                 problems.push(format!(

@@ -519,3 +519,199 @@ fn the_apply_requires_the_plan_recorded_on_the_promotion_pull_request_head() {
     assert_eq!(fake.requests().len(), before);
     proxy.assert_no_violations();
 }
+
+// ---------------------------------------------------------------- template structure
+
+use serde_yaml_ng::Value;
+
+fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v.get(k).and_then(Value::as_str).unwrap_or("")
+}
+
+fn uses_our(step: &Value, action: &str) -> bool {
+    s(step, "uses").starts_with(&format!("gitops-actions/gitops-actions/actions/{action}@"))
+}
+
+fn holds_deploy_role(job: &Value) -> bool {
+    job["steps"].as_sequence().into_iter().flatten().any(|st| {
+        uses_our(st, "oidc-login")
+            && s(&st["with"], "role-to-assume").contains("AWS_DEPLOY_ROLE_ARN")
+    })
+}
+
+/// `${{ needs.JOB.outputs.NAME }}` -> (JOB, NAME).
+fn needs_output(expr: &str) -> Option<(String, String)> {
+    let inner = expr.trim().strip_prefix("${{")?.strip_suffix("}}")?.trim();
+    let rest = inner.strip_prefix("needs.")?;
+    let (job, out) = rest.split_once(".outputs.")?;
+    Some((job.to_string(), out.to_string()))
+}
+
+/// No job holding the deploy role applies without a `plan-gate verify` against a digest that
+/// came from a job outside the protected environment (gated there by `plan-gate`), and nothing
+/// re-plans between that verify and the apply.
+fn split_problems(file: &str, wf: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let jobs = wf["jobs"].as_mapping().cloned().unwrap_or_default();
+    for (name, job) in &jobs {
+        let name = name.as_str().unwrap_or("?");
+        let steps = job["steps"].as_sequence().cloned().unwrap_or_default();
+        let Some(apply) = steps
+            .iter()
+            .position(|st| s(st, "run").contains("terraform apply"))
+        else {
+            continue;
+        };
+        if !holds_deploy_role(job) {
+            continue;
+        }
+        let here = s(job, "environment");
+        let verify = steps[..apply]
+            .iter()
+            .rposition(|st| uses_our(st, "plan-gate") && s(&st["with"], "command") == "verify");
+        let Some(verify) = verify else {
+            problems.push(format!(
+                "{file}: job `{name}` applies without `plan-gate verify` before it"
+            ));
+            continue;
+        };
+        if steps[verify + 1..apply]
+            .iter()
+            .any(|st| s(st, "run").contains("terraform plan"))
+        {
+            problems.push(format!(
+                "{file}: job `{name}` plans again between verify and apply"
+            ));
+        }
+        let Some((from, out)) = needs_output(s(&steps[verify]["with"], "digest")) else {
+            problems.push(format!(
+                "{file}: job `{name}` verifies against a digest that is not another job's output"
+            ));
+            continue;
+        };
+        let needs: Vec<&str> = match &job["needs"] {
+            Value::String(n) => vec![n.as_str()],
+            Value::Sequence(l) => l.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        };
+        if !needs.contains(&from.as_str()) {
+            problems.push(format!("{file}: job `{name}` does not need `{from}`"));
+        }
+        let Some(src) = jobs.get(from.as_str()) else {
+            problems.push(format!("{file}: job `{from}` does not exist"));
+            continue;
+        };
+        if s(src, "environment") == here || !s(src, "environment").ends_with("-plan") {
+            problems.push(format!(
+                "{file}: the digest comes from `{from}`, which is not in a plan environment outside `{name}`'s protected one"
+            ));
+        }
+        if holds_deploy_role(src) {
+            problems.push(format!("{file}: `{from}` holds the deploy role"));
+        }
+        // The output is plan-gate's digest of a gated plan in that job.
+        let gated = s(&src["outputs"], &out)
+            .trim_start_matches("${{")
+            .trim()
+            .strip_prefix("steps.")
+            .and_then(|r| r.split_once(".outputs.plan-digest"))
+            .is_some_and(|(id, _)| {
+                src["steps"].as_sequence().into_iter().flatten().any(|st| {
+                    s(st, "id") == id
+                        && uses_our(st, "plan-gate")
+                        && matches!(s(&st["with"], "command"), "" | "gate")
+                })
+            });
+        if !gated {
+            problems.push(format!(
+                "{file}: `{from}`'s output `{out}` is not the digest of a plan-gate gate step"
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn e2e_templates_apply_only_a_plan_verified_against_a_digest_reviewed_outside_the_protected_environment(
+) {
+    let dir = crate::support::root().join("workflows-templates");
+    for file in ["deploy.yml", "rollback.yml"] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        let wf: Value = serde_yaml_ng::from_str(&text).unwrap();
+        assert_eq!(split_problems(file, &wf), Vec::<String>::new(), "{file}");
+        assert!(
+            wf["jobs"].as_mapping().unwrap().values().any(|j| {
+                j["steps"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .any(|st| s(st, "run").contains("terraform apply"))
+            }),
+            "{file} applies somewhere (the check above is not vacuous)"
+        );
+        // Each way a later edit could undo the split is caught.
+        let (apply_job, plan_job) = if file == "deploy.yml" {
+            ("deploy", "plan")
+        } else {
+            ("rollback", "plan")
+        };
+        type Edit = fn(&mut Value, &str, &str);
+        let edits: [(&str, Edit, &str); 5] = [
+            (
+                "verify removed",
+                |wf, a, _| {
+                    let st = wf["jobs"][a]["steps"].as_sequence_mut().unwrap();
+                    st.retain(|x| s(&x["with"], "command") != "verify");
+                },
+                "applies without `plan-gate verify`",
+            ),
+            (
+                "digest from a step of the same job",
+                |wf, a, _| {
+                    for x in wf["jobs"][a]["steps"].as_sequence_mut().unwrap() {
+                        if s(&x["with"], "command") == "verify" {
+                            x["with"]["digest"] = "${{ steps.gate.outputs.plan-digest }}".into();
+                        }
+                    }
+                },
+                "not another job's output",
+            ),
+            (
+                "plan job moved into the protected environment",
+                |wf, a, p| {
+                    let env = wf["jobs"][a]["environment"].clone();
+                    wf["jobs"][p]["environment"] = env;
+                },
+                "not in a plan environment",
+            ),
+            (
+                "a re-plan after verify",
+                |wf, a, _| {
+                    let st = wf["jobs"][a]["steps"].as_sequence_mut().unwrap();
+                    let at = st
+                        .iter()
+                        .position(|x| s(x, "run").contains("terraform apply"))
+                        .unwrap();
+                    let mut extra = serde_yaml_ng::Mapping::new();
+                    extra.insert("run".into(), "terraform plan -out=tfplan".into());
+                    st.insert(at, Value::Mapping(extra));
+                },
+                "plans again between verify and apply",
+            ),
+            (
+                "the output is not a gate's digest",
+                |wf, _, p| {
+                    wf["jobs"][p]["outputs"]["plan-digest"] =
+                        "${{ steps.image.outputs.digest }}".into();
+                },
+                "is not the digest of a plan-gate gate step",
+            ),
+        ];
+        for (what, edit, want) in edits {
+            let mut w = wf.clone();
+            edit(&mut w, apply_job, plan_job);
+            let p = split_problems(file, &w);
+            assert!(p.iter().any(|x| x.contains(want)), "{file}, {what}: {p:?}");
+        }
+    }
+}
