@@ -73,7 +73,7 @@ plan_review_rollback() {
   [ "$(tag_commit deploy/prod/current)" = "$before_cur" ] || fail "the refused rollback moved deploy/prod/current"
   timeline "rollback prod (data loss)" prod "$before_cur" "-" "refused: protect-stateful" "destroys terraform_data.cache"
   PLAN_REVIEW_REASON="demo: the cache is rebuilt from the database"
-  DISPATCH_INPUTS="{$inputs,\"allow-data-loss\":true,\"data-loss-reason\":\"$PLAN_REVIEW_REASON\"}" \
+  DISPATCH_INPUTS="{$inputs,\"allow-data-loss\":\"true\",\"data-loss-reason\":\"$PLAN_REVIEW_REASON\"}" \
     act_run rollback-prod workflow_dispatch rollback.yml prod prod "${policy[@]}"
   [ "$LAST_RC" = 0 ] || fail "rollback of prod with allow-data-loss failed (exit $LAST_RC): see $LAST_LOG"
   git -C "$APP" fetch -q -f origin tag deploy/prod/current
