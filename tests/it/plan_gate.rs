@@ -448,6 +448,22 @@ fn production_destroys_need_an_explicit_override_by_default() {
         "--allow-reason",
         "approved in CAB",
     ]);
+    // The destroyed database is stateful: protect-stateful (on in production) still refuses it.
+    r.expect_code(1);
+    assert!(r.all().contains("protect-stateful"), "{}", r.all());
+    let (_sb, r) = gate(&[
+        "--plan",
+        &plan,
+        "--environment",
+        "prod",
+        "--allow",
+        "protect-production",
+        "--allow-reason",
+        "approved in CAB",
+        "--allow-data-loss",
+        "--data-loss-reason",
+        "CAB-7: the database moved",
+    ]);
     r.expect_code(0);
     let (sb, r) = gate(&["--plan", &plan, "--environment", "Prod"]);
     assert_refused_cleanly(&sb, &r, 2, "did you mean `prod`");
