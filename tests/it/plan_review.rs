@@ -126,21 +126,21 @@ fn gate(plan: &str) -> (Sandbox, Run) {
     (sb, r)
 }
 
-fn verify(plan: &str, digest: &str, changes: &str) -> (Sandbox, Run) {
-    let sb = Sandbox::actions();
-    let r = sb.run(
-        "plan-gate",
-        &[
-            "verify",
-            "--plan",
-            plan,
-            "--digest",
-            digest,
-            "--reviewed-changes",
-            changes,
-        ],
-    );
+/// `plan-gate verify --plan PLAN --digest DIGEST EXTRA...` in `sb`.
+fn verify_in(sb: Sandbox, plan: &str, digest: &str, extra: &[&str]) -> (Sandbox, Run) {
+    let mut args = vec!["verify", "--plan", plan, "--digest", digest];
+    args.extend_from_slice(extra);
+    let r = sb.run("plan-gate", &args);
     (sb, r)
+}
+
+fn verify(plan: &str, digest: &str, changes: &str) -> (Sandbox, Run) {
+    verify_in(
+        Sandbox::actions(),
+        plan,
+        digest,
+        &["--reviewed-changes", changes],
+    )
 }
 
 /// Plan twice from the same configuration and state: one digest, even though `timestamp()`
@@ -396,24 +396,15 @@ fn the_apply_requires_the_plan_recorded_on_the_promotion_pull_request_head() {
         sb.outputs()["plan-digest"].clone()
     };
     let verify_on = |run: &str, plan: &str, digest: &str, deployed_at: &str| {
-        let sb = github_sandbox(&proxy, run);
-        let r = sb.run(
-            "plan-gate",
-            &[
-                "verify",
-                "--plan",
-                plan,
-                "--digest",
-                digest,
-                "--environment",
-                "prod",
-                "--sha",
-                PR_SHA,
-                "--deployed-at",
-                deployed_at,
-            ],
-        );
-        (sb, r)
+        let extra = [
+            "--environment",
+            "prod",
+            "--sha",
+            PR_SHA,
+            "--deployed-at",
+            deployed_at,
+        ];
+        verify_in(github_sandbox(&proxy, run), plan, digest, &extra)
     };
     // Run 1 is the pull request's plan; run 2 is the deploy, whose plan job plans again.
     let d1 = gate_on("1", &reviewed);
