@@ -139,6 +139,17 @@ variable "plan_branch_patterns" {
   }
 }
 
+variable "deploy_workflows" {
+  description = "Paths of the workflows whose plan jobs (deploy.yml, rollback.yml) plan in `<env>-plan` with the plan role before their apply job; trusted only on the environment's own branch."
+  type        = list(string)
+  default     = [".github/workflows/deploy.yml", ".github/workflows/rollback.yml"]
+
+  validation {
+    condition     = alltrue([for w in var.deploy_workflows : can(regex("^\\.github/workflows/[A-Za-z0-9_.-]+\\.ya?ml$", w))])
+    error_message = "deploy_workflows must be paths like .github/workflows/deploy.yml."
+  }
+}
+
 variable "plan_workflow" {
   description = "Path of the pull-request plan workflow in the app repository; the plan roles trust only jobs of this workflow (`job_workflow_ref`)."
   type        = string
