@@ -1078,6 +1078,19 @@ fn e2e_terraform_plan_environments_and_roles_are_restricted() {
         trust.contains(r#"each.value.kind == "plan" ? { ref = local.plan_ref, job_workflow_ref = local.plan_job_workflow_ref }"#),
         "plan roles must require the pull-request ref and the plan workflow:\n{trust}"
     );
+    // The plan jobs of deploy.yml/rollback.yml (#16): the plan role, on the environment's own
+    // branch only, for those workflows only.
+    for want in [
+        r#"sid     = "GitHubOidcPlanBeforeApply""#,
+        r#"values   = ["${local.sub_repo}:environment:${each.value.env}-plan"]"#,
+        r#"values   = ["refs/heads/${local.envs[each.value.env].branch}"]"#,
+        r#"values   = [for w in var.deploy_workflows : "${var.github_owner}/${var.repository}/${w}@refs/heads/${local.envs[each.value.env].branch}"]"#,
+    ] {
+        assert!(
+            trust.contains(want),
+            "the plan-before-apply trust needs `{want}`:\n{trust}"
+        );
+    }
     let locals = std::fs::read_to_string(root().join("terraform/core/locals.tf")).unwrap();
     assert!(
         locals.contains(r#"plan_ref              = "refs/pull/*/merge""#),
