@@ -551,6 +551,10 @@ pub struct Record {
     /// Each check and its state, one line (`http health: passed (3 in a row); alarms: ...`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verification_checks: Option<String>,
+    /// The reason given to plan-gate's `allow-data-loss` (stateful resources destroyed or
+    /// replaced), when it was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_loss: Option<String>,
 }
 
 /// The `Verification` trailer of a deploy that passed its checks.
@@ -558,7 +562,13 @@ pub const VERIFICATION_PASSED: &str = "passed";
 /// The `Verification` trailer of a deploy that failed its checks.
 pub const VERIFICATION_FAILED: &str = "failed";
 
-const TRAILERS: [&str; 12] = [
+/// A `data-loss-reason` (plan-gate's `allow-data-loss`, tag-deploy's `Data-Loss-Allowed`
+/// trailer): one line of at most 200 characters; empty = none.
+pub fn check_data_loss_reason(field: &str, v: Option<&str>) -> Result<Option<String>> {
+    validate::recorded_reason(field, v)
+}
+
+const TRAILERS: [&str; 13] = [
     "Environment",
     "Commit",
     "Run-ID",
@@ -571,6 +581,7 @@ const TRAILERS: [&str; 12] = [
     "Verification",
     "Verification-Duration",
     "Verification-Checks",
+    "Data-Loss-Allowed",
 ];
 
 impl Record {
@@ -583,7 +594,7 @@ impl Record {
             format!("deploy {}: {sha7}", self.environment)
         };
         let mut m = format!("{subject}\n\nRecorded by gitops-actions tag-deploy.\n\n");
-        let fields: [Option<&str>; 12] = [
+        let fields: [Option<&str>; 13] = [
             Some(&self.environment),
             Some(&self.commit),
             Some(&self.run_id),
@@ -596,6 +607,7 @@ impl Record {
             self.verification.as_deref(),
             self.verification_duration.as_deref(),
             self.verification_checks.as_deref(),
+            self.data_loss.as_deref(),
         ];
         for (k, v) in TRAILERS.iter().zip(fields) {
             if let Some(v) = v {
@@ -623,6 +635,7 @@ impl Record {
                 "Verification" => r.verification = Some(v),
                 "Verification-Duration" => r.verification_duration = Some(v),
                 "Verification-Checks" => r.verification_checks = Some(v),
+                "Data-Loss-Allowed" => r.data_loss = Some(v),
                 _ => {}
             }
         }
@@ -1750,10 +1763,14 @@ mod tests {
             verification: Some("failed".into()),
             verification_duration: Some("31s".into()),
             verification_checks: Some("http health: failed (status 500); alarms: passed (1 alarm(s) out of ALARM for 30s)".into()),
+            data_loss: Some("INC-43: the cache is rebuilt from the database".into()),
         };
         let m = r.message();
         assert!(m.contains("\nVerification: failed\nVerification-Duration: 31s\nVerification-Checks: http health: failed (status 500); alarms: passed"));
         assert!(m.contains("\nWindow-Override: INC-42: the year-end freeze, a broken login\n"));
+        assert!(
+            m.ends_with("\nData-Loss-Allowed: INC-43: the cache is rebuilt from the database\n")
+        );
         assert!(m.starts_with("rollback prod: aaaaaaa\n\n"));
         assert_eq!(Record::parse(&m), r);
         let h = Hold {
@@ -1798,6 +1815,22 @@ mod tests {
                 want,
                 "{name} (parsed)"
             );
+        }
+    }
+
+    #[test]
+    fn data_loss_reasons_are_one_recordable_line() {
+        let ok = |v: &str| check_data_loss_reason("data-loss-reason", Some(v));
+        assert_eq!(ok("  INC-7 ").unwrap().as_deref(), Some("INC-7"));
+        assert_eq!(ok("   ").unwrap(), None);
+        assert_eq!(
+            check_data_loss_reason("data-loss-reason", None).unwrap(),
+            None
+        );
+        for bad in ["a\nb", "a\rb", &"x".repeat(201)] {
+            let e = ok(bad).unwrap_err();
+            assert_eq!(e.class, crate::exit::ExitClass::Usage, "{bad:?}");
+            assert_eq!(e.field.as_deref(), Some("data-loss-reason"));
         }
     }
 }

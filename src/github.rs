@@ -815,6 +815,80 @@ impl Client {
         Ok((st.body, runs.body))
     }
 
+    /// Post a commit status on `sha` (a plan job's record: `plan::review`'s context and
+    /// description). A repeated post only adds a newer status of the same context.
+    pub async fn create_commit_status(
+        &self,
+        sha: &str,
+        state: &str,
+        context: &str,
+        description: &str,
+        target_url: Option<&str>,
+    ) -> std::result::Result<(), ApiError> {
+        let mut body = json!({
+            "state": state,
+            "context": context,
+            "description": truncate(description, 140),
+        });
+        if let Some(u) = target_url {
+            body["target_url"] = json!(u);
+        }
+        self.call(
+            Method::POST,
+            &self.repo_path(&format!("/statuses/{sha}")),
+            Some(&body),
+            &[],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The commit statuses of `sha` (newest first as GitHub lists them; at most 100, which
+    /// holds many plans of one commit).
+    pub async fn commit_statuses(
+        &self,
+        sha: &str,
+    ) -> std::result::Result<Vec<crate::plan::review::Status>, ApiError> {
+        let a = self
+            .call(
+                Method::GET,
+                &self.repo_path(&format!("/commits/{sha}/statuses?per_page=100")),
+                None,
+                &[],
+            )
+            .await?;
+        let op = "GET commit statuses";
+        let list = a.body.as_array().ok_or_else(|| ApiError::Decode {
+            op: op.into(),
+            detail: "not a list".into(),
+        })?;
+        list.iter()
+            .map(|s| {
+                let at = str_field(s, "created_at", op)?;
+                Ok(crate::plan::review::Status {
+                    context: str_field(s, "context", op)?,
+                    description: s
+                        .get("description")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    target_url: s
+                        .get("target_url")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    created_at: time::OffsetDateTime::parse(
+                        &at,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .map_err(|_| ApiError::Decode {
+                        op: op.into(),
+                        detail: "`created_at` is not a time".into(),
+                    })?,
+                })
+            })
+            .collect()
+    }
+
     // ---------------------------------------------------------------- actions
 
     /// Dispatch a workflow (`workflow` = file name such as `deploy.yml`, or its id) on `git_ref`.

@@ -42,6 +42,9 @@ impl Verdict {
     }
 }
 
+/// The rule `allow-data-loss` overrides.
+pub const DATA_LOSS_RULE: &str = crate::policy::rules::protect_stateful::KIND.id;
+
 /// Everything a renderer needs.
 pub struct Report<'a> {
     /// The plan.
@@ -56,6 +59,8 @@ pub struct Report<'a> {
     pub allowed: Vec<Violation>,
     /// The reason given for `--allow`.
     pub allow_reason: Option<String>,
+    /// The reason given for `--allow-data-loss` (overrides `protect-stateful`).
+    pub data_loss_reason: Option<String>,
     /// Target environment.
     pub environment: Option<String>,
     /// Stack name (several plans per environment).
@@ -210,9 +215,15 @@ pub fn markdown(r: &Report<'_>) -> Doc {
             }
         }
         if let Some(reason) = &r.allow_reason {
-            if !r.allowed.is_empty() {
+            if r.allowed.iter().any(|v| v.rule != DATA_LOSS_RULE) {
                 s.push_str(&format!("\nOverride reason: {}\n", esc(sc, reason, 500)));
             }
+        }
+        if let Some(reason) = &r.data_loss_reason {
+            s.push_str(&format!(
+                "\n**Data loss allowed** (`allow-data-loss`): {}\n",
+                esc(sc, reason, 500)
+            ));
         }
         doc.section(s);
     }
@@ -470,6 +481,9 @@ pub fn text(r: &Report<'_>) -> String {
             v.message
         ));
     }
+    if let Some(reason) = &r.data_loss_reason {
+        s.push_str(&format!("data loss allowed (allow-data-loss): {reason}\n"));
+    }
     s.push_str(&format!(
         "verdict: {}\nplan_digest: {}\n",
         r.verdict.as_str(),
@@ -503,6 +517,7 @@ pub fn json(r: &Report<'_>) -> serde_json::Value {
         "gate": r.gate,
         "violations": r.violations,
         "allowed": r.allowed,
+        "data_loss_reason": r.data_loss_reason,
         "plan_digest": p.digest,
         "values_withheld": p.sensitive_overflow,
         "bytes": p.bytes,

@@ -317,6 +317,21 @@ pub fn sha256_digest(field: &str, v: &str) -> Result<()> {
     }
 }
 
+/// A reason kept in a deploy tag's trailer (`override-window-reason`, `data-loss-reason`):
+/// trimmed, one line of at most 200 characters; empty or absent = none (exit 2 otherwise).
+pub fn recorded_reason(field: &str, v: Option<&str>) -> Result<Option<String>> {
+    let Some(t) = v.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if t.chars().count() > 200 || t.chars().any(char::is_control) {
+        return Err(Failure::usage(
+            field,
+            "must be one line of at most 200 characters (it is recorded in the deploy tag)",
+        ));
+    }
+    Ok(Some(t.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,7 +36,7 @@ use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use crate::exit::{Failure, Result};
+use crate::exit::Result;
 use crate::runner::single_line;
 
 /// The input naming an emergency override (promote and tag-deploy use the same name).
@@ -498,18 +498,7 @@ pub fn gate<'a>(
 
 /// Validate an override reason (exit 2): one line, 1-200 characters.
 pub fn check_override(v: Option<&str>) -> Result<Option<String>> {
-    let Some(v) = v else { return Ok(None) };
-    let t = v.trim();
-    if t.is_empty() {
-        return Ok(None);
-    }
-    if t.chars().count() > 200 || t.chars().any(char::is_control) {
-        return Err(Failure::usage(
-            OVERRIDE_INPUT,
-            "must be one line of at most 200 characters (it is recorded in the deploy tag)",
-        ));
-    }
-    Ok(Some(t.to_string()))
+    crate::validate::recorded_reason(OVERRIDE_INPUT, v)
 }
 
 /// Now, read once by a binary.

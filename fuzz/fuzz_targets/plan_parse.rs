@@ -33,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
         violations: Vec::new(),
         allowed: Vec::new(),
         allow_reason: None,
+        data_loss_reason: None,
         environment: None,
         stack: None,
     };

@@ -78,10 +78,9 @@ verify_bad_deploy_rolls_back() { # override good good_digest
   grep -q 'rollback.yml dispatched on `prod`' "$LAST_LOG" || fail "the auto-rollback job did not dispatch rollback.yml: see $LAST_LOG"
   [ -n "$(remote_tag deploy/prod/hold)" ] || fail "the failed verification did not put prod on hold"
   timeline "auto-rollback" prod "$bad" "-" "deploy/prod/hold" "held; rollback.yml dispatched -> previous"
-  # GitHub delivers the dispatch: the inputs tag-deploy auto-rollback sent.
-  DISPATCH_INPUTS="{\"environment\":\"prod\",\"to\":\"previous\",\"override-window-reason\":\"automatic rollback: verification of ${bad:0:7} failed\"}" \
-    act_run rollback-prod workflow_dispatch rollback.yml prod prod
-  [ "$LAST_RC" = 0 ] || fail "the automatic rollback of prod failed (exit $LAST_RC): see $LAST_LOG"
+  # GitHub delivers the dispatch (the inputs tag-deploy auto-rollback sent): its plan would
+  # destroy a stateful resource, so it is refused until the operator allows the data loss.
+  plan_review_rollback "automatic rollback: verification of ${bad:0:7} failed" "auto-rollback (data loss)"
   [ "$(tag_commit deploy/prod/current)" = "$good" ] || fail "after the rollback deploy/prod/current is not the previous deploy ($good)"
   [ "$(state_image prod | sed 's/.*@//')" = "$good_digest" ] || fail "after the rollback prod's state does not record the previous image $good_digest"
   git -C "$APP" fetch -q -f origin tag deploy/prod/current

@@ -4,7 +4,8 @@
 //! output, counts it as Terraform does, applies the policy, writes outputs, the step summary and
 //! the PR comment, and exits 0 (pass), 1 (gate failed) or 2 (not a plan we can trust).
 //! `plan-gate verify --plan plan.json --digest sha256:...` recomputes `plan_digest` and exits 1
-//! when it differs (apply what was reviewed, nothing else).
+//! when it differs (apply what was reviewed, nothing else); with `--reviewed-changes` (the plan
+//! job's `changes` manifest) it prints what differs, by address and action.
 
 use std::path::PathBuf;
 
@@ -14,6 +15,8 @@ use super::{BinaryDoc, OutputDoc};
 use crate::cli::inputs::GithubTarget;
 use crate::envs::Model;
 use crate::exit::{Failure, Result};
+use crate::plan::manifest::{self, Manifest};
+use crate::plan::review;
 use crate::plan::{comment, Limits};
 use crate::plan_report::{self as render, Report, Verdict};
 use crate::policy::{self, Context, Policy};
@@ -60,7 +63,7 @@ pub enum Verb {
     /// Summarise, apply the policy, write summary/comment/outputs (default).
     Gate(Box<GateArgs>),
     /// Recompute the plan digest and compare it with `--digest`.
-    Verify(VerifyArgs),
+    Verify(Box<VerifyArgs>),
 }
 
 /// The plan file, the limits it is read with and the report format (both verbs).
@@ -119,6 +122,17 @@ pub struct GateArgs {
     /// Why the override is needed (logged, shown in the summary and comment).
     #[arg(long, env = "GITOPS_ALLOW_REASON")]
     pub allow_reason: Option<String>,
+    /// The plan is a rollback's: `protect-stateful` applies whatever the environment.
+    #[arg(long, env = "GITOPS_ROLLBACK")]
+    pub rollback: bool,
+    /// Allow destroying or replacing stateful resources (overrides `protect-stateful`); needs
+    /// `--data-loss-reason`, which is logged, shown in the summary and set as an output for the
+    /// deploy tag's `Data-Loss-Allowed` trailer.
+    #[arg(long, env = "GITOPS_ALLOW_DATA_LOSS")]
+    pub allow_data_loss: bool,
+    /// Why data may be lost (one line, at most 200 characters; kept in the deploy tag).
+    #[arg(long, env = "GITOPS_DATA_LOSS_REASON")]
+    pub data_loss_reason: Option<String>,
     /// `upsert` the PR comment (default) or `off`.
     #[arg(long, value_enum, env = "GITOPS_COMMENT", default_value_t = CommentMode::Upsert)]
     pub comment: CommentMode,
@@ -133,6 +147,22 @@ pub struct GateArgs {
     /// Pull request number (default: from the triggering event).
     #[arg(long, env = "GITOPS_PR_NUMBER")]
     pub pr_number: Option<u64>,
+    /// Record the plan on this commit (full SHA): a commit status `gitops/plan/<env>[/<stack>]`
+    /// with the digest (needs `environment`, a token with `statuses: write` and the repository).
+    #[arg(long, env = "GITOPS_STATUS_SHA")]
+    pub status_sha: Option<String>,
+}
+
+/// Whether `verify` requires the plan recorded on the promotion pull request's head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Requirement {
+    /// Required for production environments (environments model), else not.
+    #[default]
+    Auto,
+    /// Required.
+    True,
+    /// Not required.
+    False,
 }
 
 /// `verify`: the plan's digest against the reviewed one.
@@ -143,6 +173,35 @@ pub struct VerifyArgs {
     /// The digest that was reviewed (`sha256:<64 hex>`).
     #[arg(long, env = "GITOPS_DIGEST")]
     pub digest: Option<String>,
+    /// The reviewed plan's change manifest (the plan job's `changes` output): on a mismatch,
+    /// what differs is printed by address and action (it holds no values).
+    #[arg(long, env = "GITOPS_REVIEWED_CHANGES")]
+    pub reviewed_changes: Option<String>,
+    /// `auto` (on for production environments), `true` or `false`: the plan must also be the one
+    /// recorded on `sha` by another run's plan job (the promotion pull request's), unless that
+    /// record is older than the target's current deploy (`deployed-at`): then it is not trusted
+    /// and this run's own reviewed plan is applied.
+    #[arg(long, value_enum, env = "GITOPS_REQUIRE_REVIEWED_PLAN", default_value_t = Requirement::Auto)]
+    pub require_reviewed_plan: Requirement,
+    /// Target environment (validated against the environments model; names the status context).
+    #[arg(long, env = "GITOPS_ENVIRONMENT")]
+    pub environment: Option<String>,
+    /// Environments model file (default `.github/gitops.yml` if present, else dev/staging/prod).
+    #[arg(long, env = "GITOPS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Stack name (the status context `gitops/plan/<env>/<stack>`).
+    #[arg(long, env = "GITOPS_STACK")]
+    pub stack: Option<String>,
+    /// The commit being applied (full SHA; default `GITHUB_SHA`): where the reviewed plan is recorded.
+    #[arg(long, env = "GITOPS_SHA")]
+    pub sha: Option<String>,
+    /// When the target's current deploy was recorded (RFC 3339, tag-deploy list's `deployed-at`;
+    /// empty: nothing deployed yet).
+    #[arg(long, env = "GITOPS_DEPLOYED_AT")]
+    pub deployed_at: Option<String>,
+    /// Where the commit statuses are read: token, repository, API URL.
+    #[command(flatten)]
+    pub github: GithubTarget,
 }
 
 /// Outputs this binary sets.
@@ -216,6 +275,22 @@ pub const OUTPUTS: &[OutputDoc] = &[
         description: "Canonical digest of the plan's changes (`sha256:...`)",
     },
     OutputDoc {
+        name: "data-loss-reason",
+        description: "The `data-loss-reason` when `allow-data-loss` was given (for tag-deploy's `data-loss-reason`), else empty",
+    },
+    OutputDoc {
+        name: "changes",
+        description: "Change manifest: one line of JSON, per entry its address, actions and a short salted hash, no values (for `verify --reviewed-changes`)",
+    },
+    OutputDoc {
+        name: "differences",
+        description: "`verify`: what differs from the reviewed plan, one line per entry (empty when it verified)",
+    },
+    OutputDoc {
+        name: "reviewed-plan",
+        description: "`verify`: `matches`, `replanned` (the pull request's plan was older than the current deploy) or `not-required`",
+    },
+    OutputDoc {
         name: "json",
         description: "The report as one line of JSON (what `--format json` prints on stdout)",
     },
@@ -243,8 +318,53 @@ struct Checked {
     stack: Option<String>,
     allow: Vec<String>,
     allow_reason: Option<String>,
+    rollback: bool,
+    data_loss_reason: Option<String>,
     comment: Option<CommentTarget>,
     comment_skip: Option<String>,
+    status: Option<StatusTarget>,
+}
+
+/// Where the plan's commit status goes (validated by `check`).
+struct StatusTarget {
+    api: crate::github::Config,
+    sha: String,
+    context: String,
+}
+
+/// This run's URL on GitHub, when the runner says which run this is.
+fn run_url(runner: &Runner) -> Option<String> {
+    match (
+        runner.var("GITHUB_SERVER_URL"),
+        runner.var("GITHUB_REPOSITORY"),
+        runner.var("GITHUB_RUN_ID"),
+    ) {
+        (Some(s), Some(r), Some(id)) if id.bytes().all(|b| b.is_ascii_digit()) => {
+            url::Url::parse(&format!("{s}/{r}/actions/runs/{id}"))
+                .ok()
+                .map(|u| u.to_string())
+        }
+        _ => None,
+    }
+}
+
+/// The API a command that must reach GitHub talks to; exit 2 naming what is missing.
+fn github_api(runner: &Runner, g: &GithubTarget, why: &str) -> Result<crate::github::Config> {
+    let github = g.resolve(runner)?;
+    if github.token.is_none() {
+        return Err(Failure::usage(
+            "github-token",
+            format!("{why} needs a token"),
+        ));
+    }
+    let api = github.api.ok_or_else(|| {
+        Failure::usage(
+            "repository",
+            format!("{why} needs the repository (`GITHUB_REPOSITORY`)"),
+        )
+    })?;
+    crate::github::validate_repository("repository", &api.repository)?;
+    Ok(api)
 }
 
 /// Where the PR comment goes (gathered and validated by `check`, before any network call).
@@ -322,6 +442,14 @@ fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
     };
     let known = policy::rule_ids();
     for id in &a.allow {
+        if id == render::DATA_LOSS_RULE {
+            return Err(Failure::usage(
+                "allow",
+                format!(
+                    "`{id}` is overridden only with `allow-data-loss` and a `data-loss-reason` (it is kept in the deploy tag)"
+                ),
+            ));
+        }
         if !known.contains(&id.as_str()) {
             return Err(Failure::usage(
                 "allow",
@@ -350,6 +478,20 @@ fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
         .is_some_and(|r| r.chars().count() > 500)
     {
         return Err(Failure::usage("allow-reason", "at most 500 characters"));
+    }
+    let data_loss_reason =
+        crate::deploy::check_data_loss_reason("data-loss-reason", a.data_loss_reason.as_deref())?;
+    if a.allow_data_loss && data_loss_reason.is_none() {
+        return Err(Failure::usage(
+            "data-loss-reason",
+            "`allow-data-loss` needs a reason: it is logged, shown in the summary and kept in the deploy tag",
+        ));
+    }
+    if !a.allow_data_loss && data_loss_reason.is_some() {
+        return Err(Failure::usage(
+            "data-loss-reason",
+            "a reason without `allow-data-loss: true` allows nothing: give both, or neither",
+        ));
     }
     // The PR comment: everything it needs is checked here, before any network call.
     let mut comment_skip = None;
@@ -395,7 +537,25 @@ fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
             },
         }
     }
+    let status = match a.status_sha.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(sha) => {
+            crate::validate::full_sha("status-sha", sha)?;
+            let env = environment.as_deref().ok_or_else(|| {
+                Failure::usage(
+                    "environment",
+                    "`status-sha` records the plan of an environment: give `environment`",
+                )
+            })?;
+            Some(StatusTarget {
+                api: github_api(runner, &a.github, "the commit status (`status-sha`)")?,
+                sha: sha.to_string(),
+                context: review::context(env, a.stack.as_deref()),
+            })
+        }
+    };
     Ok(Checked {
+        status,
         limits,
         policy,
         environment,
@@ -403,6 +563,8 @@ fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
         stack: a.stack.clone(),
         allow: a.allow.clone(),
         allow_reason,
+        rollback: a.rollback,
+        data_loss_reason,
         comment: target,
         comment_skip,
     })
@@ -475,17 +637,196 @@ fn verify(runner: &Runner, a: &VerifyArgs) -> Result<()> {
         )
     })?;
     crate::validate::sha256_digest("digest", want)?;
+    let reviewed = match a
+        .reviewed_changes
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+    {
+        None => None,
+        Some(t) => {
+            let m = Manifest::parse(t)
+                .map_err(|e| Failure::usage("reviewed-changes", format!("the manifest {e}")))?;
+            if m.digest != want {
+                return Err(Failure::usage(
+                    "reviewed-changes",
+                    format!(
+                        "the manifest describes the plan {}, not the reviewed {}: pass the same plan job's `plan-digest` and `changes`",
+                        m.digest,
+                        single_line(want)
+                    ),
+                ));
+            }
+            Some(m)
+        }
+    };
+    let rule = reviewed_plan_rule(runner, a)?;
     let plan = load_plan(runner, &a.plan.plan, &limits)?;
     runner.set_output("plan-digest", &plan.digest)?;
     if plan.digest == want {
+        runner.set_output("differences", "")?;
         runner.info(&format!("plan digest verified: {}", plan.digest));
-        return Ok(());
+        return check_reviewed_plan(runner, rule.as_ref(), &plan.digest);
+    }
+    let lines = match &reviewed {
+        Some(m) => {
+            let d = manifest::compare(m, &Manifest::build(&plan, want, None));
+            d.iter().map(ToString::to_string).collect::<Vec<_>>()
+        }
+        None => vec![
+            "(no `reviewed-changes` given: pass the plan job's `changes` output to see what differs)"
+                .to_string(),
+        ],
+    };
+    // Addresses are plan text: scrubbed of this plan's sensitive strings, then neutralised.
+    let scrubber = plan.scrubber();
+    let text = scrubber.scrub(&lines.join("\n"));
+    runner.set_output("differences", &text)?;
+    runner.error(&format!(
+        "the plan is not the one that was reviewed ({} difference(s)); nothing may be applied",
+        lines.len()
+    ));
+    runner.untrusted_block(&format!(
+        "What differs between the reviewed plan and this one:\n{text}"
+    ));
+    if runner.has_step_summary() {
+        let mut md = String::from(
+            "### The plan is not the one that was reviewed\n\nNothing was applied. What differs (reviewed -> now):\n\n",
+        );
+        for l in text.lines() {
+            md.push_str(&format!("- {}\n", crate::runner::markdown::code(l)));
+        }
+        md.push_str(&format!(
+            "\nReviewed digest {}, this plan {}. Plan again and have it reviewed.\n",
+            crate::runner::markdown::code(&single_line(want)),
+            crate::runner::markdown::code(&plan.digest)
+        ));
+        runner.summary(&md)?;
     }
     Err(Failure::refused(format!(
         "the plan is not the one that was reviewed: its digest is {} but {} was approved; re-run the plan and review it again",
         plan.digest,
         single_line(want)
     )))
+}
+
+/// What `require-reviewed-plan` needs, validated before any network call.
+struct ReviewedPlanRule {
+    api: crate::github::Config,
+    sha: String,
+    context: String,
+    deployed_at: Option<time::OffsetDateTime>,
+    this_run: Option<String>,
+}
+
+fn reviewed_plan_rule(runner: &Runner, a: &VerifyArgs) -> Result<Option<ReviewedPlanRule>> {
+    let env = match a.environment.as_deref().filter(|e| !e.is_empty()) {
+        None => None,
+        Some(e) => {
+            let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+            let model = Model::load(&cwd, a.config.as_deref())?;
+            Some(model.get("environment", e)?.clone())
+        }
+    };
+    if let Some(s) = &a.stack {
+        name_like("stack", s)?;
+    }
+    let required = match a.require_reviewed_plan {
+        Requirement::False => false,
+        Requirement::True => true,
+        Requirement::Auto => env.as_ref().is_some_and(|e| e.production),
+    };
+    if !required {
+        return Ok(None);
+    }
+    let env = env.ok_or_else(|| {
+        Failure::usage(
+            "environment",
+            "`require-reviewed-plan` looks for the plan recorded for an environment: give `environment`",
+        )
+    })?;
+    let sha = a
+        .sha
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .or_else(|| runner.var("GITHUB_SHA"))
+        .ok_or_else(|| {
+            Failure::usage(
+                "sha",
+                "give the commit being applied (default `GITHUB_SHA`)",
+            )
+        })?
+        .to_string();
+    crate::validate::full_sha("sha", &sha)?;
+    let deployed_at = match a
+        .deployed_at
+        .as_deref()
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+    {
+        None => None,
+        Some(d) => Some(
+            time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| {
+                    Failure::usage(
+                        "deployed-at",
+                        format!("`{}` is not an RFC 3339 time", single_line(d)),
+                    )
+                })?,
+        ),
+    };
+    Ok(Some(ReviewedPlanRule {
+        api: github_api(runner, &a.github, "`require-reviewed-plan`")?,
+        context: review::context(&env.name, a.stack.as_deref()),
+        sha,
+        deployed_at,
+        this_run: run_url(runner),
+    }))
+}
+
+/// `require-reviewed-plan`, once the plan verified against the digest this run reviewed.
+fn check_reviewed_plan(
+    runner: &Runner,
+    rule: Option<&ReviewedPlanRule>,
+    digest: &str,
+) -> Result<()> {
+    let Some(r) = rule else {
+        runner.set_output("reviewed-plan", "not-required")?;
+        return Ok(());
+    };
+    let gh = crate::github::Blocking::open(&r.api, runner)?;
+    let statuses = gh
+        .block(gh.client.commit_statuses(&r.sha))
+        .map_err(Failure::from)?;
+    let recorded = review::recorded(&statuses, &r.context, r.this_run.as_deref());
+    match review::decide(
+        true,
+        digest,
+        &r.context,
+        &r.sha,
+        recorded.as_ref(),
+        r.deployed_at,
+    ) {
+        Ok(review::Passed::Matches) => {
+            runner.set_output("reviewed-plan", "matches")?;
+            runner.info(&format!(
+                "require-reviewed-plan: the plan is the one recorded on {} ({})",
+                r.sha, r.context
+            ));
+            Ok(())
+        }
+        Ok(review::Passed::Replanned { recorded, deployed }) => {
+            runner.set_output("reviewed-plan", "replanned")?;
+            runner.notice(&format!(
+                "require-reviewed-plan: the pull request's plan (recorded {recorded}) is older than the current deploy ({deployed}): not trusted; this run's own plan, reviewed at the environment's approval, is applied"
+            ));
+            Ok(())
+        }
+        Ok(review::Passed::NotRequired) => {
+            runner.set_output("reviewed-plan", "not-required")?;
+            Ok(())
+        }
+        Err(refusal) => Err(Failure::refused(refusal.to_string())),
+    }
 }
 
 /// `gate`: summary, policy, outputs, step summary, PR comment.
@@ -504,12 +845,12 @@ fn gate(runner: &Runner, args: &GateArgs) -> Result<()> {
         plan: &plan,
         environment: c.environment.as_deref(),
         production: c.production,
+        rollback: c.rollback,
     };
-    let (allowed, violations): (Vec<_>, Vec<_>) = c
-        .policy
-        .check(&cx)
-        .into_iter()
-        .partition(|v| c.allow.iter().any(|a| a == &v.rule));
+    let (allowed, violations): (Vec<_>, Vec<_>) = c.policy.check(&cx).into_iter().partition(|v| {
+        c.allow.iter().any(|a| a == &v.rule)
+            || (v.rule == render::DATA_LOSS_RULE && c.data_loss_reason.is_some())
+    });
     let scrubber = plan.scrubber();
     if plan.sensitive_overflow {
         runner.warning(&format!(
@@ -519,13 +860,24 @@ fn gate(runner: &Runner, args: &GateArgs) -> Result<()> {
         ));
     }
     for v in &allowed {
+        let reason = if v.rule == render::DATA_LOSS_RULE {
+            c.data_loss_reason.as_deref()
+        } else {
+            c.allow_reason.as_deref()
+        };
         // Plan text is scrubbed before it is cut or escaped for the annotation.
         runner.warning(&format!(
             "policy override: rule {} allowed for {} ({}); reason: {}",
             v.rule,
             single_line(&scrubber.scrub(v.address.as_deref().unwrap_or("the plan"))),
             single_line(&scrubber.scrub(&v.message)),
-            single_line(c.allow_reason.as_deref().unwrap_or(""))
+            single_line(reason.unwrap_or(""))
+        ));
+    }
+    if let Some(r) = &c.data_loss_reason {
+        runner.warning(&format!(
+            "allow-data-loss given: stateful resources may be destroyed or replaced; reason: {}",
+            single_line(r)
         ));
     }
     let mut gate = Vec::new();
@@ -547,6 +899,7 @@ fn gate(runner: &Runner, args: &GateArgs) -> Result<()> {
         violations,
         allowed,
         allow_reason: c.allow_reason.clone(),
+        data_loss_reason: c.data_loss_reason.clone(),
         environment: c.environment.clone(),
         stack: c.stack.clone(),
     };
@@ -579,6 +932,14 @@ fn gate(runner: &Runner, args: &GateArgs) -> Result<()> {
     scrub_json(&scrubber, &mut vj);
     runner.set_output("violations", &vj.to_string())?;
     runner.set_output("plan-digest", &plan.digest)?;
+    runner.set_output(
+        "data-loss-reason",
+        c.data_loss_reason.as_deref().unwrap_or_default(),
+    )?;
+    runner.set_output(
+        "changes",
+        &Manifest::build(&plan, &plan.digest, Some(manifest::MAX_BYTES)).to_text(),
+    )?;
     let mut report_json = render::json(&report);
     scrub_json(&scrubber, &mut report_json);
     runner.set_output("json", &report_json.to_string())?;
@@ -602,18 +963,7 @@ fn gate(runner: &Runner, args: &GateArgs) -> Result<()> {
         runner.notice(&format!("PR comment skipped: {why}"));
     }
     if let (Some(t), Some(doc)) = (&c.comment, &doc) {
-        let summary_url = match (
-            runner.var("GITHUB_SERVER_URL"),
-            runner.var("GITHUB_REPOSITORY"),
-            runner.var("GITHUB_RUN_ID"),
-        ) {
-            (Some(s), Some(r), Some(id)) if id.bytes().all(|b| b.is_ascii_digit()) => {
-                url::Url::parse(&format!("{s}/{r}/actions/runs/{id}"))
-                    .ok()
-                    .map(|u| u.to_string())
-            }
-            _ => None,
-        };
+        let summary_url = run_url(runner);
         let body = comment::body(doc, &t.key, summary_url.as_deref(), |s| scrubber.scrub(s));
         let upsert = crate::github::Blocking::open(&t.api, runner).and_then(|gh| {
             let author = t.author.as_deref();
@@ -646,6 +996,28 @@ fn gate(runner: &Runner, args: &GateArgs) -> Result<()> {
         }
     }
     runner.set_output("comment-url", &comment_url)?;
+    if let Some(st) = &c.status {
+        // The record the promotion's apply job compares with: failing to write it is a failure
+        // of this job (exit 3), never a silent skip.
+        let state = match verdict {
+            Verdict::Pass => "success",
+            Verdict::Fail => "failure",
+        };
+        let url = run_url(runner);
+        let gh = crate::github::Blocking::open(&st.api, runner)?;
+        gh.block(gh.client.create_commit_status(
+            &st.sha,
+            state,
+            &st.context,
+            &review::description(&plan.digest),
+            url.as_deref(),
+        ))
+        .map_err(Failure::from)?;
+        runner.info(&format!(
+            "plan recorded on {}: commit status {} ({state}, {})",
+            st.sha, st.context, plan.digest
+        ));
+    }
     match verdict {
         Verdict::Pass => Ok(()),
         Verdict::Fail => {

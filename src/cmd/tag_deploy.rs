@@ -238,6 +238,10 @@ pub struct RecordArgs {
     pub window: WindowOverride,
     #[command(flatten)]
     pub verification: VerificationArgs,
+    /// The reason plan-gate's `allow-data-loss` was given with (its `data-loss-reason`
+    /// output), kept in the `Data-Loss-Allowed` trailer.
+    #[arg(long, env = "GITOPS_DATA_LOSS_REASON")]
+    pub data_loss_reason: Option<String>,
 }
 
 /// `fail`.
@@ -351,6 +355,7 @@ struct Inputs {
     plan_digest: Option<String>,
     deployment_id: Option<u64>,
     override_window_reason: Option<String>,
+    data_loss_reason: Option<String>,
     limit: usize,
     to: Option<String>,
     reason: Option<String>,
@@ -369,6 +374,7 @@ impl Inputs {
             plan_digest: None,
             deployment_id: None,
             override_window_reason: None,
+            data_loss_reason: None,
             limit: 0,
             to: None,
             reason: None,
@@ -393,6 +399,7 @@ impl Inputs {
                 deployment_id: a.deployment.deployment_id,
                 override_window_reason: a.window.override_window_reason,
                 verification: Some(a.verification),
+                data_loss_reason: a.data_loss_reason,
                 ..Inputs::new(Command::Record, a.common)
             },
             Verb::Fail(a) => Inputs {
@@ -484,6 +491,10 @@ pub const OUTPUTS: &[OutputDoc] = &[
         description: "verify: each check and its state, one line (what `record` keeps in the `Verification-Checks` trailer)",
     },
     OutputDoc {
+        name: "deployed-at",
+        description: "list: when the current deploy was recorded (RFC 3339; empty when none), for plan-gate verify's `deployed-at`",
+    },
+    OutputDoc {
         name: "deployment-id",
         description: "start/record/fail: the id of the run's GitHub Deployment (empty without one)",
     },
@@ -519,6 +530,8 @@ struct Ctx {
     api: Option<github::Config>,
     /// record: the verification outcome to keep in the trailers.
     verification: Option<verification::Outcome>,
+    /// record: the reason plan-gate's `allow-data-loss` was given with.
+    data_loss: Option<String>,
 }
 
 /// Whether and how the GitHub Deployment of this run is kept.
@@ -658,6 +671,8 @@ fn prepare(runner: &Runner, args: &Inputs) -> Result<Ctx> {
     let cmd = args.command;
     let common = &args.common;
     let override_window = windows::check_override(args.override_window_reason.as_deref())?;
+    let data_loss =
+        deploy::check_data_loss_reason("data-loss-reason", args.data_loss_reason.as_deref())?;
 
     let checkout = common.checkout.resolve(runner)?;
     let model = Model::load(&checkout.root, common.config.as_deref())?;
@@ -746,6 +761,7 @@ fn prepare(runner: &Runner, args: &Inputs) -> Result<Ctx> {
         aws_region: env.aws_region.clone(),
         api: github.api.clone(),
         verification,
+        data_loss,
         env: env.name.clone(),
         branch: env.branch.clone(),
         spec: RemoteSpec {
@@ -1324,6 +1340,7 @@ fn record(runner: &Runner, ctx: &Ctx, session: &Session, args: &Inputs, sha: Oid
         verification: ctx.verification.as_ref().map(|v| v.outcome.clone()),
         verification_duration: ctx.verification.as_ref().and_then(|v| v.duration.clone()),
         verification_checks: ctx.verification.as_ref().and_then(|v| v.checks.clone()),
+        data_loss: ctx.data_loss.clone(),
     };
     let now = time::OffsetDateTime::now_utc();
     let history = deploy::history_name(env, now, &ctx.run_id, sha);
@@ -1460,6 +1477,14 @@ fn list(runner: &Runner, ctx: &Ctx, session: &Session, args: &Inputs) -> Result<
     });
     runner.set_output("status", "ok")?;
     runner.set_output("sha", &cur.map(|c| c.to_string()).unwrap_or_default())?;
+    // When the current deploy was recorded (its history tag's time; plan-gate verify's
+    // `deployed-at`): empty when nothing is deployed or the current entry is not listed.
+    let deployed_at = entries
+        .iter()
+        .find(|e| e.current && e.record_verified)
+        .map(|e| e.time.clone())
+        .unwrap_or_default();
+    runner.set_output("deployed-at", &deployed_at)?;
     runner.set_output(
         "held",
         if state.hold.is_some() {

@@ -22,11 +22,43 @@ const SEP: &[u8] = &[0xFF];
 
 /// Leaf hashes of a plan's entries, keyed for sorting. The keys live in one buffer (tens of
 /// thousands of small strings were allocated, sorted and freed one by one before).
-#[derive(Debug, Default)]
+#[derive(Default, Clone)]
 pub struct Leaves {
     keys: Vec<u8>,
-    /// (where the key starts in `keys`, its length, the leaf hash)
-    leaves: Vec<(usize, usize, [u8; 32])>,
+    /// (where the key starts in `keys`, its length, the leaf hash, the entry's action)
+    leaves: Vec<(usize, usize, [u8; 32], Action)>,
+}
+
+/// The entries, not the buffer layout (which differs between the two readers).
+impl std::fmt::Debug for Leaves {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.entries().map(|e| {
+                (
+                    e.output,
+                    e.address,
+                    e.deposed,
+                    e.action,
+                    hex::encode(e.hash),
+                )
+            }))
+            .finish()
+    }
+}
+
+/// One entry of a plan as the digest saw it: what the change manifest lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeafEntry<'a> {
+    /// An `output_changes` entry (else a `resource_changes` entry).
+    pub output: bool,
+    /// The resource address or output name.
+    pub address: &'a str,
+    /// The deposed key (resources only; empty when none).
+    pub deposed: &'a str,
+    /// The entry's action.
+    pub action: Action,
+    /// The entry's leaf hash (covers every value of the entry, sensitive ones included).
+    pub hash: &'a [u8; 32],
 }
 
 impl Leaves {
@@ -76,19 +108,40 @@ impl Leaves {
                 deposed.unwrap_or("").as_bytes(),
             ],
             leaf,
+            action,
         );
     }
 
-    fn push(&mut self, key: &[&[u8]], leaf: [u8; 32]) {
+    fn push(&mut self, key: &[&[u8]], leaf: [u8; 32], action: Action) {
         let at = self.keys.len();
         for part in key {
             self.keys.extend_from_slice(part);
         }
-        self.leaves.push((at, self.keys.len() - at, leaf));
+        self.leaves.push((at, self.keys.len() - at, leaf, action));
     }
 
-    fn key(&self, leaf: &(usize, usize, [u8; 32])) -> &[u8] {
+    fn key(&self, leaf: &(usize, usize, [u8; 32], Action)) -> &[u8] {
         &self.keys[leaf.0..leaf.0 + leaf.1]
+    }
+
+    /// Every entry, in key order (outputs after resources; call after [`Leaves::finish`]).
+    pub fn entries(&self) -> impl Iterator<Item = LeafEntry<'_>> + '_ {
+        self.leaves.iter().filter_map(move |l| {
+            let key = std::str::from_utf8(self.key(l)).ok()?;
+            let (output, address, deposed) = if let Some(rest) = key.strip_prefix("r\0") {
+                let (a, d) = rest.rsplit_once('\0')?;
+                (false, a, d)
+            } else {
+                (true, key.strip_prefix("o\0")?, "")
+            };
+            Some(LeafEntry {
+                output,
+                address,
+                deposed,
+                action: l.3,
+                hash: &l.2,
+            })
+        })
     }
 
     /// Take over the leaves another reader computed (their order does not matter).
@@ -99,7 +152,7 @@ impl Leaves {
             other
                 .leaves
                 .into_iter()
-                .map(|(at, len, leaf)| (at + base, len, leaf)),
+                .map(|(at, len, leaf, action)| (at + base, len, leaf, action)),
         );
     }
 
@@ -118,7 +171,7 @@ impl Leaves {
             }
         }
         let leaf = h.finalize().into();
-        self.push(&[b"o\0", name.as_bytes()], leaf);
+        self.push(&[b"o\0", name.as_bytes()], leaf, action);
     }
 
     /// Sort the leaves and say whether two of them have the same key (two `resource_changes`
@@ -143,8 +196,8 @@ impl Leaves {
         });
     }
 
-    /// The digest, `sha256:<hex>`.
-    pub fn finish(mut self) -> String {
+    /// The digest, `sha256:<hex>` (the leaves stay, sorted, for [`Leaves::entries`]).
+    pub fn finish(&mut self) -> String {
         self.sort();
         let mut h = Sha256::new();
         h.update(b"gitops-actions plan digest v1\n");

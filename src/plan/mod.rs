@@ -25,7 +25,9 @@ pub mod comment;
 pub mod digest;
 pub(crate) mod jsoncheck;
 pub mod load;
+pub mod manifest;
 mod raw;
+pub mod review;
 pub(crate) mod scan;
 mod values;
 
@@ -492,6 +494,8 @@ pub struct Summary {
     pub sensitive_overflow: bool,
     /// `plan_digest` (`sha256:<hex>`).
     pub digest: String,
+    /// The digest's leaves, one per entry (what [`manifest`] lists).
+    pub leaves: digest::Leaves,
     /// Size of the document in bytes.
     pub bytes: u64,
 }

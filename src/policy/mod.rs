@@ -38,6 +38,8 @@ pub struct Context<'a> {
     pub environment: Option<&'a str>,
     /// Whether that environment is a production environment (environments model).
     pub production: bool,
+    /// Whether the plan is a rollback's (`protect-stateful` applies to every rollback).
+    pub rollback: bool,
 }
 
 /// One broken rule.

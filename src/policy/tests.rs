@@ -17,6 +17,7 @@ fn check(yaml: &str, env: Option<&str>, production: bool) -> Vec<Violation> {
         plan: &p,
         environment: env,
         production,
+        rollback: false,
     })
 }
 
@@ -106,19 +107,42 @@ fn production_is_protected_by_default_and_can_be_switched_off() {
         plan: &p,
         environment: Some("prod"),
         production: true,
+        rollback: false,
     });
-    assert_eq!(v.len(), 2);
-    assert!(v.iter().all(|v| v.rule == "protect-production"));
+    // Both destroys break protect-production; the database's also breaks protect-stateful.
+    assert_eq!(
+        ids(&v),
+        vec![
+            (
+                "protect-production".into(),
+                Some("aws_db_instance.main".into())
+            ),
+            (
+                "protect-production".into(),
+                Some("module.net.aws_vpc.v".into())
+            ),
+            (
+                "protect-stateful".into(),
+                Some("aws_db_instance.main".into())
+            ),
+        ]
+    );
     let v = Policy::default_policy().check(&Context {
         plan: &p,
         environment: Some("dev"),
         production: false,
+        rollback: false,
     });
     assert!(v.is_empty());
-    assert!(check("rules:\n  protect-production: false\n", Some("prod"), true).is_empty());
+    assert!(check(
+        "rules:\n  protect-production: false\n  protect-stateful: false\n",
+        Some("prod"),
+        true
+    )
+    .is_empty());
     assert_eq!(
         check("rules:\n  max-destroys: 5\n", Some("prod"), true).len(),
-        2
+        3
     );
 }
 

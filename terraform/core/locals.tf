@@ -41,17 +41,20 @@ locals {
 
   # What each account's module creates: its repository environments ...
   account_envs = { for a, _ in var.accounts : a => { for k, e in local.envs : k => {
-    repository             = e.repository
-    full_name              = local.repos[e.repository].full_name
-    name                   = e.name
-    deploy_sub             = "${local.repos[e.repository].sub_repo}:environment:${e.name}"
-    plan_sub               = "${local.repos[e.repository].sub_repo}:environment:${e.name}-plan"
-    plan_ref               = local.repos[e.repository].plan_ref
-    plan_job_workflow_ref  = local.repos[e.repository].plan_job_workflow_ref
-    state_prefixes         = local.repos[e.repository].state_prefixes
-    registries             = e.registries
-    app_deploy_policy_arns = var.repositories[e.repository].app_deploy_policy_arns
-    plan_policy_arns       = var.repositories[e.repository].plan_policy_arns
+    repository            = e.repository
+    full_name             = local.repos[e.repository].full_name
+    name                  = e.name
+    deploy_sub            = "${local.repos[e.repository].sub_repo}:environment:${e.name}"
+    plan_sub              = "${local.repos[e.repository].sub_repo}:environment:${e.name}-plan"
+    plan_ref              = local.repos[e.repository].plan_ref
+    plan_job_workflow_ref = local.repos[e.repository].plan_job_workflow_ref
+    # The plan jobs of deploy.yml/rollback.yml (#16): runs on the environment's own branch only.
+    deploy_plan_ref               = "refs/heads/${e.branch}"
+    deploy_plan_job_workflow_refs = [for w in var.repositories[e.repository].deploy_workflows : "${local.repos[e.repository].full_name}/${w}@refs/heads/${e.branch}"]
+    state_prefixes                = local.repos[e.repository].state_prefixes
+    registries                    = e.registries
+    app_deploy_policy_arns        = var.repositories[e.repository].app_deploy_policy_arns
+    plan_policy_arns              = var.repositories[e.repository].plan_policy_arns
   } if e.account == a } }
 
   # ... which next environment's deploy role may pull from each of its registries ...

@@ -92,6 +92,7 @@ variable "repositories" {
     repository_id          = optional(number)
     sub_claim_format       = optional(string)
     plan_workflow          = optional(string, ".github/workflows/plan.yml")
+    deploy_workflows       = optional(list(string), [".github/workflows/deploy.yml", ".github/workflows/rollback.yml"])
     terraform_working_dir  = optional(string, "terraform/app/release")
     plan_branch_patterns   = optional(list(string), ["**/*"])
     app_deploy_policy_arns = optional(list(string), [])
@@ -111,6 +112,11 @@ variable "repositories" {
   validation {
     condition     = alltrue([for c in values(var.repositories) : can(regex("^\\.github/workflows/[A-Za-z0-9_.-]+\\.ya?ml$", c.plan_workflow))])
     error_message = "plan_workflow must be a path like .github/workflows/plan.yml."
+  }
+
+  validation {
+    condition     = alltrue([for c in values(var.repositories) : alltrue([for w in c.deploy_workflows : can(regex("^\\.github/workflows/[A-Za-z0-9_.-]+\\.ya?ml$", w))])])
+    error_message = "deploy_workflows must be paths like .github/workflows/deploy.yml (their plan jobs plan in <env>-plan before the apply job)."
   }
 
   validation {

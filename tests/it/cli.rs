@@ -127,7 +127,7 @@ fn an_input_of_another_verb_is_a_usage_error_naming_input_and_verb() {
         ("ecr-push", vec!["push", "--registry", ECR], vec![], "registry", "`ecr-push push` does not take `--registry` (it is an input of: login)"),
         ("plan-gate", vec!["--plan", plan, "--digest", &digest], vec![], "digest", "`plan-gate gate` does not take `--digest` (it is an input of: verify)"),
         ("plan-gate", vec!["verify", "--plan", plan, "--digest", &digest], vec![("GITOPS_POLICY", "p.yml")], "policy", "`plan-gate verify` does not take it (it is an input of: gate)"),
-        ("plan-gate", vec![], vec![("GITOPS_COMMAND", "verify"), ("GITOPS_PLAN", plan), ("GITOPS_ENVIRONMENT", "dev")], "environment", "`plan-gate verify` does not take it"),
+        ("plan-gate", vec![], vec![("GITOPS_COMMAND", "verify"), ("GITOPS_PLAN", plan), ("GITOPS_PR_NUMBER", "3")], "pr-number", "`plan-gate verify` does not take it"),
         // tag-deploy (its hand-made "does not apply to" checks are gone): flags and variables.
         ("tag-deploy", vec!["list", "--environment", "dev", "--to", "previous"], vec![], "to", "`tag-deploy list` does not take `--to` (it is an input of: resolve)"),
         ("tag-deploy", vec!["fail", "--environment", "dev", "--image", "x"], vec![], "image", "`tag-deploy fail` does not take `--image` (it is an input of: start, record)"),

@@ -441,6 +441,7 @@ fn e2e_templates_keep_expressions_out_of_run_and_permissions_per_job() {
                                 "deployments",
                                 "pull-requests",
                                 "actions",
+                                "statuses",
                             ];
                             if !allowed.contains(&k) {
                                 problems.push(format!(
@@ -1080,6 +1081,19 @@ fn e2e_terraform_plan_environments_and_roles_are_restricted() {
         trust.contains(r#"each.value.kind == "plan" ? { ref = var.environments[each.value.env].plan_ref, job_workflow_ref = var.environments[each.value.env].plan_job_workflow_ref }"#),
         "plan roles must require the pull-request ref and the plan workflow:\n{trust}"
     );
+    // The plan jobs of deploy.yml/rollback.yml (#16): the plan role, on the environment's own
+    // branch only, for those workflows only.
+    for want in [
+        r#"sid     = "GitHubOidcPlanBeforeApply""#,
+        r#"values   = ["${local.sub_repo}:environment:${each.value.env}-plan"]"#,
+        r#"values   = ["refs/heads/${local.envs[each.value.env].branch}"]"#,
+        r#"values   = [for w in var.deploy_workflows : "${var.github_owner}/${var.repository}/${w}@refs/heads/${local.envs[each.value.env].branch}"]"#,
+    ] {
+        assert!(
+            trust.contains(want),
+            "the plan-before-apply trust needs `{want}`:\n{trust}"
+        );
+    }
     let locals = std::fs::read_to_string(root().join("terraform/core/locals.tf")).unwrap();
     assert!(
         locals.contains(r#"plan_ref              = "refs/pull/*/merge""#),

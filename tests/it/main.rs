@@ -22,6 +22,7 @@ mod github_api;
 mod harness;
 mod oidc_login;
 mod plan_gate;
+mod plan_review;
 mod promote;
 mod stacks;
 mod tag_deploy;

@@ -438,7 +438,7 @@ fn production_destroys_need_an_explicit_override_by_default() {
     assert!(r.all().contains("protect-production"));
     let (_sb, r) = gate(&["--plan", &plan, "--environment", "staging"]);
     r.expect_code(0);
-    let (_sb, r) = gate(&[
+    let allowed = [
         "--plan",
         &plan,
         "--environment",
@@ -447,7 +447,17 @@ fn production_destroys_need_an_explicit_override_by_default() {
         "protect-production",
         "--allow-reason",
         "approved in CAB",
-    ]);
+    ];
+    let (_sb, r) = gate(&allowed);
+    // The destroyed database is stateful: protect-stateful (on in production) still refuses it.
+    r.expect_code(1);
+    assert!(r.all().contains("protect-stateful"), "{}", r.all());
+    let data_loss = [
+        "--allow-data-loss",
+        "--data-loss-reason",
+        "CAB-7: the database moved",
+    ];
+    let (_sb, r) = gate(&[&allowed[..], &data_loss[..]].concat());
     r.expect_code(0);
     let (sb, r) = gate(&["--plan", &plan, "--environment", "Prod"]);
     assert_refused_cleanly(&sb, &r, 2, "did you mean `prod`");

@@ -363,6 +363,7 @@ fn finish(b: Builder<'_>) -> Result<Summary, PlanError> {
         .sort_unstable_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     finish_values(&mut s);
     s.digest = leaves.finish();
+    s.leaves = leaves;
     Ok(s)
 }
 

@@ -7,6 +7,7 @@ pub mod forbid_providers;
 pub mod max_destroys;
 pub mod no_drift;
 pub mod protect_production;
+pub mod protect_stateful;
 
 use super::RuleKind;
 
@@ -17,6 +18,7 @@ pub static REGISTRY: &[RuleKind] = &[
     no_drift::KIND,
     forbid_providers::KIND,
     protect_production::KIND,
+    protect_stateful::KIND,
 ];
 
 /// `environments:` filter shared by several rules: empty = every environment.

@@ -54,6 +54,8 @@ pub struct State {
     pub reviews: BTreeMap<u64, Vec<Value>>,
     /// Commit statuses by sha: (context, state).
     pub commit_statuses: BTreeMap<String, Vec<(String, String)>>,
+    /// Commit statuses posted (`POST /statuses/{sha}`) by sha, newest first, as GitHub lists them.
+    pub posted_statuses: BTreeMap<String, Vec<Value>>,
     /// Check runs by sha: (name, status, conclusion).
     pub check_runs: BTreeMap<String, Vec<(String, String, Option<String>)>>,
     pub dispatches: Vec<Value>,
@@ -505,6 +507,35 @@ fn handle(method: &str, path: &str, body: &Value, st: &Mutex<State>, ex: &Value)
                 Value::Array(s.reviews.get(&n).cloned().unwrap_or_default()),
             )
         }
+        ("POST", ["repos", _, _, "statuses", sha]) => {
+            let mut x = example("status");
+            s.next_id += 1;
+            x["id"] = json!(s.next_id);
+            for k in ["state", "context", "description", "target_url"] {
+                x[k] = body.get(k).cloned().unwrap_or(Value::Null);
+            }
+            // Newer statuses get later times (one second apart), as GitHub's would.
+            let n = s.posted_statuses.values().map(Vec::len).sum::<usize>();
+            let at = format!("2026-12-01T12:{:02}:{:02}Z", (n / 60) % 60, n % 60);
+            x["created_at"] = json!(at);
+            x["updated_at"] = json!(at);
+            let entry = (
+                body["context"].as_str().unwrap_or("").to_string(),
+                body["state"].as_str().unwrap_or("").to_string(),
+            );
+            let list = s.commit_statuses.entry(sha.to_string()).or_default();
+            list.retain(|(c, _)| *c != entry.0);
+            list.push(entry);
+            s.posted_statuses
+                .entry(sha.to_string())
+                .or_default()
+                .insert(0, x.clone());
+            reply(201, x)
+        }
+        ("GET", ["repos", _, _, "commits", sha, "statuses"]) => reply(
+            200,
+            Value::Array(s.posted_statuses.get(*sha).cloned().unwrap_or_default()),
+        ),
         ("GET", ["repos", _, _, "commits", sha, "status"]) => {
             let mut c = example("combined-commit-status");
             let list = s.commit_statuses.get(*sha).cloned().unwrap_or_default();

@@ -8,8 +8,11 @@
 #                                        (decrypting them only through S3), describe its images;
 #                                        and only from a pull-request run (`ref` =
 #                                        `refs/pull/<n>/merge`) of the plan workflow
-#                                        (`job_workflow_ref`), so pushing a branch with a
-#                                        workflow that names `<env>-plan` gets nothing.
+#                                        (`job_workflow_ref`), or from the plan job of
+#                                        deploy.yml / rollback.yml (`deploy_workflows`) running
+#                                        on the environment's own branch (reviewed code); so
+#                                        pushing any other branch with a workflow that names
+#                                        `<env>-plan` gets nothing.
 # GitHub puts `environment:<name>` into `sub` for every job that names an environment, so a
 # pull-request job (plan.yml runs in `<env>-plan`) can never get the deploy role.
 # What a plan role can read, and why that is acceptable: docs/actions.md ("What a plan role can read").
@@ -56,6 +59,42 @@ data "aws_iam_policy_document" "trust" {
         test     = "StringLike"
         variable = "${local.oidc_host}:${condition.key}"
         values   = [condition.value]
+      }
+    }
+  }
+
+  # Plan roles, also: the plan jobs of deploy.yml and rollback.yml (#16), which plan in
+  # `<env>-plan` before the approved apply job runs in `<env>`. Only runs of those workflows on
+  # the environment's own branch: reviewed code, never a pull request's.
+  dynamic "statement" {
+    for_each = each.value.kind == "plan" ? { (each.value.env) = each.value.env } : {}
+    content {
+      sid     = "GitHubOidcPlanBeforeApply"
+      effect  = "Allow"
+      actions = ["sts:AssumeRoleWithWebIdentity", "sts:TagSession"]
+      principals {
+        type        = "Federated"
+        identifiers = [local.oidc_provider_arn]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "${local.oidc_host}:aud"
+        values   = ["sts.amazonaws.com"]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "${local.oidc_host}:sub"
+        values   = [each.value.sub]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "${local.oidc_host}:ref"
+        values   = [var.environments[each.value.env].deploy_plan_ref]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "${local.oidc_host}:job_workflow_ref"
+        values   = var.environments[each.value.env].deploy_plan_job_workflow_refs
       }
     }
   }

@@ -42,22 +42,25 @@ variable "environments" {
   description = <<-EOT
     The repository environments hosted in this account, keyed "<repository>/<environment>"
     (computed by the root module from the repositories' configuration files):
-    the exact OIDC subjects of the deploy and plan roles, the plan workflow's job_workflow_ref,
+    the exact OIDC subjects of the deploy and plan roles, the plan workflow's job_workflow_ref (and the deploy workflows' plan jobs' ref and
+    job_workflow_refs),
     the state key prefixes the roles may use, the registries (image name => ECR repository name),
     the managed policies to attach.
   EOT
   type = map(object({
-    repository             = string
-    full_name              = string
-    name                   = string
-    deploy_sub             = string
-    plan_sub               = string
-    plan_ref               = string
-    plan_job_workflow_ref  = string
-    state_prefixes         = list(string)
-    registries             = map(string)
-    app_deploy_policy_arns = list(string)
-    plan_policy_arns       = list(string)
+    repository                    = string
+    full_name                     = string
+    name                          = string
+    deploy_sub                    = string
+    plan_sub                      = string
+    plan_ref                      = string
+    plan_job_workflow_ref         = string
+    deploy_plan_ref               = string
+    deploy_plan_job_workflow_refs = list(string)
+    state_prefixes                = list(string)
+    registries                    = map(string)
+    app_deploy_policy_arns        = list(string)
+    plan_policy_arns              = list(string)
   }))
 }
 
