@@ -971,6 +971,14 @@ fn mask_plan(
             }
         }
     }
+    // Terraform 1.9+: changes deferred to a later plan carry the same change objects.
+    if let Some(J::Array(list)) = doc.get_mut("deferred_changes") {
+        for e in list.iter_mut() {
+            if let Some(c) = e.pointer_mut("/resource_change/change") {
+                change(c);
+            }
+        }
+    }
     if let Some(J::Object(oc)) = doc.get_mut("output_changes") {
         oc.values_mut().for_each(change);
     }

@@ -364,3 +364,65 @@ fn an_empty_directory_or_a_missing_path_is_refused() {
         .unwrap();
     assert!(e.message.contains("cannot read"), "{}", e.message);
 }
+
+#[test]
+fn every_place_of_a_plan_that_carries_values_is_masked() {
+    let sec = |s: &str| json!({"value": s});
+    let plan = json!({
+        "resource_changes": [{"change": {"before": {"a": "RC-BEFORE"}, "after": {"a": "RC-AFTER", "b": "shown"},
+            "before_sensitive": {"a": true}, "after_sensitive": {"a": true}}}],
+        "resource_drift": [{"change": {"before": "DRIFT", "after": "DRIFT2", "before_sensitive": true, "after_sensitive": true}}],
+        "deferred_changes": [{"resource_change": {"change": {"after": {"k": "DEFERRED"}, "after_sensitive": {"k": true}}}}],
+        "output_changes": {"o": {"before": null, "after": "OUT", "after_sensitive": true}},
+        "planned_values": {"outputs": {"o": {"sensitive": true, "value": "PV-OUT"}},
+            "root_module": {"resources": [{"values": {"a": "PV-RES"}, "sensitive_values": {"a": true}}],
+                "child_modules": [{"resources": [{"values": {"a": "PV-CHILD"}, "sensitive_values": {"a": true}}]}]}},
+        "prior_state": {"values": {"outputs": {"o": {"sensitive": true, "value": "PS-OUT"}},
+            "root_module": {"resources": [{"values": {"a": "PS-RES"}, "sensitive_values": {"a": true}}]}}},
+        "variables": {"pw": sec("VAR"), "ok": sec("visible")},
+        "configuration": {"root_module": {"variables": {"pw": {"sensitive": true, "default": "DEFAULT"}}}},
+        "other": {"note": "holds SCRUBBED-STRING inside"}
+    });
+    let sc = Scrubber::new(&["SCRUBBED-STRING".to_string()], "(sensitive)");
+    let uses = Uses {
+        all: true,
+        keys: BTreeSet::new(),
+    };
+    let v = input(plan.to_string().as_bytes(), &uses, &sc, true).unwrap();
+    let text = v.to_string();
+    for secret in [
+        "RC-BEFORE",
+        "RC-AFTER",
+        "DRIFT",
+        "DEFERRED",
+        "OUT",
+        "PV-RES",
+        "PV-CHILD",
+        "PS-RES",
+        "VAR",
+        "DEFAULT",
+        "SCRUBBED-STRING",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "{secret} reached the policy input: {text}"
+        );
+    }
+    assert!(text.contains("shown") && text.contains("visible"), "{text}");
+    // Unmasked (a file that opted in): everything as it is.
+    let raw = input(plan.to_string().as_bytes(), &uses, &sc, false)
+        .unwrap()
+        .to_string();
+    assert!(raw.contains("RC-AFTER") && raw.contains("SCRUBBED-STRING"));
+    // Only the keys the policies read are there.
+    let some = Uses {
+        all: false,
+        keys: ["variables".to_string()].into(),
+    };
+    let v = input(plan.to_string().as_bytes(), &some, &sc, true).unwrap();
+    assert_eq!(v.as_object().unwrap().len(), 1, "{v}");
+    assert!(
+        !v.to_string().contains("VAR"),
+        "the configuration is read for the mask: {v}"
+    );
+}
