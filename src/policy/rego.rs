@@ -387,7 +387,12 @@ impl RegoPolicies {
             true => Some(input(&text, &self.uses, sc, false)?),
             false => None,
         };
-        self.evaluate(&masked, raw.as_ref(), sc)
+        let found = self.evaluate(&masked, raw.as_ref(), sc);
+        // Not dropped: freeing the input's hundreds of thousands of small allocations took
+        // longer than evaluating some policies, just before the process exits anyway.
+        std::mem::forget(masked);
+        std::mem::forget(raw);
+        found
     }
 
     /// Evaluate every `deny`/`violation`/`warn` rule: against `masked` for files that did not
@@ -445,6 +450,8 @@ impl RegoPolicies {
                 }
             }
         }
+        // The engines hold the input too (see `check_plan`).
+        std::mem::forget(engines);
         for list in [&mut out.deny, &mut out.warn] {
             list.sort_by(|a, b| (&a.rule, &a.message).cmp(&(&b.rule, &b.message)));
             list.dedup();
@@ -885,7 +892,9 @@ pub fn input(text: &[u8], uses: &Uses, sc: &Scrubber, masked: bool) -> Result<Va
             scrub_strings(sc, v);
         }
     }
-    serde::Deserialize::deserialize(serde_json::Value::Object(doc)).map_err(bad)
+    // Converted from a borrow, and the JSON tree is not dropped (see `check_plan`).
+    let doc = std::mem::ManuallyDrop::new(serde_json::Value::Object(doc));
+    serde::Deserialize::deserialize(&*doc).map_err(bad)
 }
 
 fn marker() -> serde_json::Value {
@@ -1016,14 +1025,13 @@ fn scrub_strings(sc: &Scrubber, v: &mut serde_json::Value) {
     use serde_json::Value as J;
     match v {
         J::String(s) => {
-            let t = sc.scrub(s);
-            if t != *s {
-                *s = t;
+            if sc.matches(s) {
+                *s = sc.scrub(s);
             }
         }
         J::Array(a) => a.iter_mut().for_each(|x| scrub_strings(sc, x)),
         J::Object(o) => {
-            if o.keys().any(|k| sc.scrub(k) != *k) {
+            if o.keys().any(|k| sc.matches(k)) {
                 let old = std::mem::take(o);
                 for (k, mut x) in old {
                     scrub_strings(sc, &mut x);
