@@ -1024,11 +1024,7 @@ fn mask_plan(
 fn scrub_strings(sc: &Scrubber, v: &mut serde_json::Value) {
     use serde_json::Value as J;
     match v {
-        J::String(s) => {
-            if sc.matches(s) {
-                *s = sc.scrub(s);
-            }
-        }
+        J::String(s) if sc.matches(s) => *s = sc.scrub(s),
         J::Array(a) => a.iter_mut().for_each(|x| scrub_strings(sc, x)),
         J::Object(o) => {
             if o.keys().any(|k| sc.matches(k)) {
