@@ -342,6 +342,12 @@ impl RegoPolicies {
                 });
             }
         }
+        if entries.is_empty() {
+            return Err(usage(format!(
+                "none of the {} policy file(s) has a `deny`, `violation` or `warn` rule in `package main`: nothing would be checked",
+                shown.len()
+            )));
+        }
         let sees_sensitive = shown
             .iter()
             .zip(&opted)

@@ -264,7 +264,8 @@ fn only_the_keys_the_policies_read_are_converted() {
             None,
         ),
     ] {
-        let r = load(&[("a.rego", text)]).unwrap();
+        let text = format!("{text}deny contains \"d\" if {{ false }}\n");
+        let r = load(&[("a.rego", &text)]).unwrap();
         assert_eq!(r.uses.all, all, "{text}");
         if let Some(k) = key {
             assert!(r.uses.keys.contains(k), "{text}: {:?}", r.uses);
@@ -306,6 +307,10 @@ fn broken_policies_are_refused_with_file_and_line_before_evaluation() {
         (
             vec![("i.rego", "package main\nimport data.nolib.helpers\ndeny[m] { m := \"x\" }\n")],
             vec!["i.rego:2", "undefined reference `data.nolib.helpers`"],
+        ),
+        (
+            vec![("lib.rego", "package lib\nimport rego.v1\nhelper := 1\n")],
+            vec!["nothing would be checked"],
         ),
         (
             vec![("p.rego", "package terraform\nimport rego.v1\ndeny contains \"x\" if { true }\n")],
