@@ -57,6 +57,8 @@ pub struct Report<'a> {
     pub violations: Vec<Violation>,
     /// Violations overridden by `--allow`.
     pub allowed: Vec<Violation>,
+    /// Findings of warning rules (Rego `warn`): shown, never fail the gate.
+    pub warnings: Vec<Violation>,
     /// The reason given for `--allow`.
     pub allow_reason: Option<String>,
     /// The reason given for `--allow-data-loss` (overrides `protect-stateful`).
@@ -193,7 +195,11 @@ pub fn markdown(r: &Report<'_>) -> Doc {
             c.output_changes.to_string(),
         ]],
     );
-    if !r.gate.is_empty() || !r.violations.is_empty() || !r.allowed.is_empty() {
+    if !r.gate.is_empty()
+        || !r.violations.is_empty()
+        || !r.allowed.is_empty()
+        || !r.warnings.is_empty()
+    {
         let mut s = String::from("#### Gate\n\n");
         for g in &r.gate {
             s.push_str(&format!("- ❌ {}\n", esc(sc, g, 500)));
@@ -201,6 +207,7 @@ pub fn markdown(r: &Report<'_>) -> Doc {
         for (lead, list) in [
             ("❌", &r.violations),
             ("⚠️ allowed by override:", &r.allowed),
+            ("⚠️ warning:", &r.warnings),
         ] {
             for v in list.iter().take(LIST_MAX) {
                 s.push_str(&format!(
@@ -459,27 +466,22 @@ pub fn text(r: &Report<'_>) -> String {
     for g in &r.gate {
         s.push_str(&format!("gate: {g}\n"));
     }
-    for v in &r.violations {
-        s.push_str(&format!(
-            "violation [{}] {}{}\n",
-            v.rule,
-            v.address
-                .as_deref()
-                .map(|a| format!("{a}: "))
-                .unwrap_or_default(),
-            v.message
-        ));
-    }
-    for v in &r.allowed {
-        s.push_str(&format!(
-            "allowed by override [{}] {}{}\n",
-            v.rule,
-            v.address
-                .as_deref()
-                .map(|a| format!("{a}: "))
-                .unwrap_or_default(),
-            v.message
-        ));
+    for (lead, list) in [
+        ("violation", &r.violations),
+        ("allowed by override", &r.allowed),
+        ("warning", &r.warnings),
+    ] {
+        for v in list {
+            s.push_str(&format!(
+                "{lead} [{}] {}{}\n",
+                v.rule,
+                v.address
+                    .as_deref()
+                    .map(|a| format!("{a}: "))
+                    .unwrap_or_default(),
+                v.message
+            ));
+        }
     }
     if let Some(reason) = &r.data_loss_reason {
         s.push_str(&format!("data loss allowed (allow-data-loss): {reason}\n"));
@@ -518,6 +520,7 @@ pub fn json(r: &Report<'_>) -> serde_json::Value {
         "violations": r.violations,
         "allowed": r.allowed,
         "data_loss_reason": r.data_loss_reason,
+        "warnings": r.warnings,
         "plan_digest": p.digest,
         "values_withheld": p.sensitive_overflow,
         "bytes": p.bytes,

@@ -90,6 +90,12 @@ impl Scrubber {
         }
     }
 
+    /// Whether `text` holds any of the strings (what [`Scrubber::scrub`] would change), without
+    /// building a copy.
+    pub fn matches(&self, text: &str) -> bool {
+        self.all.as_ref().is_some_and(|all| all.is_match(text))
+    }
+
     /// `text` with every occurrence of every string replaced by the marker.
     pub fn scrub(&self, text: &str) -> String {
         let Some(all) = &self.all else {

@@ -19,6 +19,7 @@ use crate::plan::manifest::{self, Manifest};
 use crate::plan::review;
 use crate::plan::{comment, Limits};
 use crate::plan_report::{self as render, Report, Verdict};
+use crate::policy::rego::RegoPolicies;
 use crate::policy::{self, Context, Policy};
 use crate::runner::{single_line, Level, Runner};
 
@@ -107,6 +108,13 @@ pub struct GateArgs {
     /// Policy file (YAML); without it only the default rules apply (`protect-production`).
     #[arg(long, env = "GITOPS_POLICY")]
     pub policy: Option<PathBuf>,
+    /// Rego policies, conftest style (`package main`; `deny`, `violation`, `warn` rules): `.rego`
+    /// files or directories, comma-separated. Evaluated in-process; see docs/plan-gate.md.
+    #[arg(long, env = "GITOPS_POLICY_REGO", value_delimiter = ',')]
+    pub policy_rego: Vec<PathBuf>,
+    /// Time limit for evaluating the Rego policies, in seconds (exceeding it is exit 2).
+    #[arg(long, env = "GITOPS_POLICY_REGO_TIMEOUT", default_value_t = 60)]
+    pub policy_rego_timeout: u64,
     /// Target environment (validated against the environments model).
     #[arg(long, env = "GITOPS_ENVIRONMENT")]
     pub environment: Option<String>,
@@ -313,6 +321,7 @@ pub fn doc() -> BinaryDoc {
 struct Checked {
     limits: Limits,
     policy: Policy,
+    rego: Option<RegoPolicies>,
     environment: Option<String>,
     production: bool,
     stack: Option<String>,
@@ -440,7 +449,29 @@ fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
         Some(p) => Policy::load(p)?,
         None => Policy::default_policy(),
     };
-    let known = policy::rule_ids();
+    let rego_paths: Vec<PathBuf> = a
+        .policy_rego
+        .iter()
+        .filter(|p| !p.as_os_str().is_empty())
+        .cloned()
+        .collect();
+    if !(1..=3600).contains(&a.policy_rego_timeout) {
+        return Err(Failure::usage(
+            "policy-rego-timeout",
+            "must be between 1 and 3600 seconds",
+        ));
+    }
+    let rego = match rego_paths.is_empty() {
+        true => None,
+        false => Some(RegoPolicies::load(
+            &rego_paths,
+            std::time::Duration::from_secs(a.policy_rego_timeout),
+        )?),
+    };
+    let mut known: Vec<String> = policy::rule_ids().iter().map(|s| s.to_string()).collect();
+    if let Some(r) = &rego {
+        known.extend(r.rule_ids());
+    }
     for id in &a.allow {
         if id == render::DATA_LOSS_RULE {
             return Err(Failure::usage(
@@ -450,7 +481,7 @@ fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
                 ),
             ));
         }
-        if !known.contains(&id.as_str()) {
+        if !known.iter().any(|k| k == id) {
             return Err(Failure::usage(
                 "allow",
                 format!(
@@ -558,6 +589,7 @@ fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
         status,
         limits,
         policy,
+        rego,
         environment,
         production,
         stack: a.stack.clone(),
@@ -579,6 +611,9 @@ fn scrub_json(sc: &crate::plan::Scrubber, v: &mut serde_json::Value) {
         _ => {}
     }
 }
+
+/// At most this many policy warnings become annotations (all are in the report).
+const WARNINGS_ANNOTATED: usize = 20;
 
 /// At most this many sensitive strings are registered with the runner's masks.
 const MASKS_MAX: usize = 500;
@@ -847,11 +882,40 @@ fn gate(runner: &Runner, args: &GateArgs) -> Result<()> {
         production: c.production,
         rollback: c.rollback,
     };
-    let (allowed, violations): (Vec<_>, Vec<_>) = c.policy.check(&cx).into_iter().partition(|v| {
-        c.allow.iter().any(|a| a == &v.rule)
-            || (v.rule == render::DATA_LOSS_RULE && c.data_loss_reason.is_some())
-    });
     let scrubber = plan.scrubber();
+    let mut found = c.policy.check(&cx);
+    let mut warnings = Vec::new();
+    if let Some(r) = &c.rego {
+        if !r.sees_sensitive.is_empty() {
+            runner.notice(&format!(
+                "Rego policies that see sensitive values as they are (`{}`): {}",
+                crate::policy::rego::SEES_SENSITIVE,
+                single_line(&r.sees_sensitive.join(", "))
+            ));
+        }
+        let f = r.check_plan(&args.plan.plan, &scrubber)?;
+        runner.info(&format!(
+            "Rego policies: {} file(s), {} denial(s), {} warning(s)",
+            r.files.len(),
+            f.deny.len(),
+            f.warn.len()
+        ));
+        found.extend(f.deny);
+        warnings = f.warn;
+    }
+    for w in warnings.iter().take(WARNINGS_ANNOTATED) {
+        runner.warning(&format!(
+            "policy warning [{}]: {}",
+            single_line(&w.rule),
+            single_line(&scrubber.scrub(&w.message))
+        ));
+    }
+    let (allowed, violations): (Vec<_>, Vec<_>) = found
+        .into_iter()
+        .partition(|v| {
+            c.allow.iter().any(|a| a == &v.rule)
+                || (v.rule == render::DATA_LOSS_RULE && c.data_loss_reason.is_some())
+        });
     if plan.sensitive_overflow {
         runner.warning(&format!(
             "{} (more than {} distinct sensitive values)",
@@ -898,6 +962,7 @@ fn gate(runner: &Runner, args: &GateArgs) -> Result<()> {
         gate,
         violations,
         allowed,
+        warnings,
         allow_reason: c.allow_reason.clone(),
         data_loss_reason: c.data_loss_reason.clone(),
         environment: c.environment.clone(),

@@ -19,6 +19,7 @@
 //!   protect-production: true
 //! ```
 
+pub mod rego;
 pub mod rules;
 
 use std::collections::BTreeMap;

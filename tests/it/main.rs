@@ -6,6 +6,7 @@
 //! - `cli`: every binary's `--help`, `--version`, usage errors and exit codes.
 //! - `oidc_login`: keyless AWS login against moto and our OIDC token endpoint.
 //! - `plan_gate`: plan parsing, counting, rendering, policy, PR comment.
+//! - `plan_gate_rego`: Rego policies (`--policy-rego`) on the real plans of the corpus.
 //! - `ecr_push`: pushes and copies against the CNCF distribution registry and moto's ECR API.
 //! - `tag_deploy`, `promote`: deploy tags and promotion against git smart-HTTP remotes.
 //! - `stacks`: stack configuration, change detection against deploy tags, the matrix under act.
@@ -22,6 +23,7 @@ mod github_api;
 mod harness;
 mod oidc_login;
 mod plan_gate;
+mod plan_gate_rego;
 mod plan_review;
 mod promote;
 mod stacks;
