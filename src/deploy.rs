@@ -1974,7 +1974,8 @@ mod tests {
         use crate::exit::ExitClass::{self, Refused, Usage};
         let p = Workspace::Preview(12);
         let d = Workspace::Default;
-        let cases: Vec<(Scope, &Workspace, std::result::Result<Option<u64>, (ExitClass, &str)>)> = vec![
+        type Want = std::result::Result<Option<u64>, (ExitClass, &'static str)>;
+        let cases: Vec<(Scope, &Workspace, Want)> = vec![
             (Scope::Environment, &d, Ok(None)),
             (Scope::AllPreviews, &d, Ok(None)),
             (Scope::Preview, &p, Ok(Some(12))),

@@ -117,6 +117,49 @@ impl Default for PreviewSettings {
     }
 }
 
+/// Why a pull request gets no preview ([`PreviewSettings::eligible`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ineligible {
+    /// The head branch is in another repository: fork code never runs with the environment's
+    /// deploy credentials.
+    Fork,
+    /// The configuration asks for a label the pull request does not carry.
+    NoLabel(String),
+}
+
+impl std::fmt::Display for Ineligible {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ineligible::Fork => write!(
+                f,
+                "this pull request comes from a fork: a preview runs the pull request's code with the environment's deploy credentials, which are never given to code from another repository"
+            ),
+            Ineligible::NoLabel(l) => write!(
+                f,
+                "previews are only for pull requests labelled `{l}` ({CONFIG_PATH} `preview.label`)"
+            ),
+        }
+    }
+}
+
+impl PreviewSettings {
+    /// Whether a pull request gets a preview: never from a fork (`same_repository` false), and
+    /// only with the configured label when there is one. The fork rule comes first.
+    pub fn eligible(
+        &self,
+        same_repository: bool,
+        labels: &[String],
+    ) -> std::result::Result<(), Ineligible> {
+        if !same_repository {
+            return Err(Ineligible::Fork);
+        }
+        match &self.label {
+            Some(l) if !labels.iter().any(|x| x == l) => Err(Ineligible::NoLabel(l.clone())),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// The one rule for `max-age` (the config key and the `max-age` input of the sweep).
 pub const MAX_AGE_RULE: validate::DurationRule = validate::DurationRule {
     min_secs: 3600,
@@ -957,6 +1000,44 @@ mod tests {
         assert_eq!(Workspace::Preview(7).name(), "pr-7");
         assert_eq!(Workspace::of_pr(7).unwrap(), Workspace::Preview(7));
         assert!(Workspace::of_pr(0).is_err());
+    }
+
+    #[test]
+    fn the_eligibility_table() {
+        let labelled = PreviewSettings {
+            label: Some("preview".into()),
+            ..PreviewSettings::default()
+        };
+        let any = PreviewSettings::default();
+        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let cases = [
+            (&any, true, l(&[]), Ok(())),
+            (&any, true, l(&["x"]), Ok(())),
+            (&any, false, l(&[]), Err(Ineligible::Fork)),
+            (&labelled, true, l(&["preview"]), Ok(())),
+            (&labelled, true, l(&["bug", "preview"]), Ok(())),
+            (
+                &labelled,
+                true,
+                l(&[]),
+                Err(Ineligible::NoLabel("preview".into())),
+            ),
+            (
+                &labelled,
+                true,
+                l(&["Preview"]),
+                Err(Ineligible::NoLabel("preview".into())),
+            ),
+            // A fork is refused first, labelled or not.
+            (&labelled, false, l(&["preview"]), Err(Ineligible::Fork)),
+        ];
+        for (s, same, labels, want) in cases {
+            assert_eq!(s.eligible(same, &labels), want, "{s:?} {same} {labels:?}");
+        }
+        assert!(Ineligible::Fork.to_string().contains("fork"));
+        assert!(Ineligible::NoLabel("preview".into())
+            .to_string()
+            .contains("labelled `preview`"));
     }
 
     #[test]

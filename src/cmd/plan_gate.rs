@@ -280,7 +280,8 @@ fn name_like(field: &str, v: &str) -> Result<()> {
 }
 
 /// A GitHub login (1-39 letters, digits and inner single hyphens), or an App's `<slug>[bot]`.
-fn comment_author(v: &str) -> Result<String> {
+/// (Shared with tag-deploy's preview comment.)
+pub(crate) fn comment_author(v: &str) -> Result<String> {
     let name = v.strip_suffix("[bot]").unwrap_or(v);
     let ok = !name.is_empty()
         && name.len() <= 39
