@@ -800,3 +800,43 @@ fn an_endpoint_echoing_secrets_past_the_display_cut_shows_no_part_of_them() {
     assert!(jwt.len() > 400, "{jwt}");
     sb.assert_no_piece_leaks(&r, &[&jwt, REQUEST_TOKEN], 12);
 }
+
+// #18: dev's deploy credentials for a preview workspace only where previews are allowed; the
+// refusal happens before any token is requested or any STS call is made.
+#[test]
+fn a_preview_workspace_is_refused_for_staging_and_prod_before_any_request() {
+    let oidc = OidcServer::start();
+    let proxy = StsFaults::start(None, vec![]);
+    for (extra, code, needle) in [
+        (
+            vec!["--environment", "prod", "--workspace", "pr-4"],
+            1,
+            "`prod` is a production environment",
+        ),
+        (
+            vec!["--environment", "staging", "--workspace", "pr-4"],
+            1,
+            "`staging` is not marked `previews: true`",
+        ),
+        (
+            vec!["--environment", "dev", "--workspace", "pr-x"],
+            2,
+            "is not a workspace name",
+        ),
+        (
+            vec!["--workspace", "pr-4"],
+            2,
+            "a preview workspace needs `environment`",
+        ),
+    ] {
+        let sb = sandbox(&oidc, &proxy.endpoint());
+        let mut args = base_args();
+        args.extend(extra.iter().copied());
+        let r = login(&sb, &args);
+        r.expect_code(code);
+        assert!(r.all().contains(needle), "{extra:?}: {}", r.all());
+        assert!(!sb.outputs().contains_key("aws-access-key-id"), "{extra:?}");
+    }
+    assert_eq!(oidc.count(), 0, "no token was requested");
+    assert!(proxy.requests().is_empty(), "nothing reached STS");
+}
