@@ -1529,7 +1529,7 @@ fn plan_gate_workspace_previews_only_where_allowed() {
         r.expect_code(code);
         assert!(r.all().contains(needle), "{args:?}: {}", r.all());
         assert!(
-            sb.outputs().get("verdict").is_none(),
+            !sb.outputs().contains_key("verdict"),
             "{args:?}: refused before reading the plan"
         );
     }
