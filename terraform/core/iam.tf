@@ -66,6 +66,13 @@ resource "aws_iam_role" "plan" {
   max_session_duration = 3600
 }
 
+# The environments whose deploy role may use preview workspaces: the rule of the binaries'
+# default (src/envs.rs): the first environment of the promotion order, named `dev`, not
+# production. Never staging or production.
+locals {
+  preview_state_envs = [for i, e in var.environments : e.name if i == 0 && e.name == "dev" && !e.production]
+}
+
 data "aws_iam_policy_document" "deploy" {
   for_each = local.envs
 
@@ -90,6 +97,33 @@ data "aws_iam_policy_document" "deploy" {
     sid       = "StateLockRelease"
     actions   = ["s3:DeleteObject"]
     resources = ["${aws_s3_bucket.state[each.key].arn}/${local.state_key[each.key]}.tflock"]
+  }
+
+  # Preview environments (#18): only where previews are allowed, the S3 backend's workspace
+  # state of `pr-<n>` (`env:/pr-<n>/<state key>` and its lock file, `env:` being the default
+  # workspace_key_prefix): list the workspaces, read/write/delete their state (a workspace is
+  # deleted with its preview). Nothing else under `env:/`; staging and prod roles get none.
+  dynamic "statement" {
+    for_each = contains(local.preview_state_envs, each.key) ? [local.state_key[each.key]] : []
+    content {
+      sid       = "PreviewStateList"
+      actions   = ["s3:ListBucket"]
+      resources = [aws_s3_bucket.state[each.key].arn]
+      condition {
+        test     = "StringLike"
+        variable = "s3:prefix"
+        values   = ["env:/", "env:/pr-*/${statement.value}", "env:/pr-*/${statement.value}.tflock"]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = contains(local.preview_state_envs, each.key) ? [local.state_key[each.key]] : []
+    content {
+      sid       = "PreviewStateReadWrite"
+      actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+      resources = ["${aws_s3_bucket.state[each.key].arn}/env:/pr-*/${statement.value}", "${aws_s3_bucket.state[each.key].arn}/env:/pr-*/${statement.value}.tflock"]
+    }
   }
 
   statement {

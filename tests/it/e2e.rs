@@ -1443,3 +1443,47 @@ fn e2e_preview_template_keeps_forks_out_and_never_cancels_an_apply() {
         "the header says the Deployment is transient"
     );
 }
+
+// #18: the deploy role of the environment that allows previews (the binaries' default: the
+// first environment, `dev`, not production) may use the S3 backend's workspace state keys
+// `env:/pr-*/<state key>` (and lock files), nothing broader; no other role gets them, and the
+// plan roles still write nothing.
+#[test]
+fn e2e_terraform_only_devs_deploy_role_may_use_preview_workspace_state() {
+    let deploy = core_block(r#"data "aws_iam_policy_document" "deploy""#);
+    let key = r#"${aws_s3_bucket.state[each.key].arn}/env:/pr-*/${statement.value}"#;
+    let rw = statement(&deploy, "PreviewStateReadWrite");
+    assert!(
+        rw.contains(r#"actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]"#)
+            && rw.contains(&format!(r#"resources = ["{key}", "{key}.tflock"]"#)),
+        "workspace state of pr-<n> only:\n{rw}"
+    );
+    let list = statement(&deploy, "PreviewStateList");
+    assert!(
+        list.contains(r#"values   = ["env:/", "env:/pr-*/${statement.value}", "env:/pr-*/${statement.value}.tflock"]"#),
+        "{list}"
+    );
+    // Both statements exist only for the preview environments.
+    let gate = "for_each = contains(local.preview_state_envs, each.key) ? [local.state_key[each.key]] : []";
+    assert_eq!(deploy.matches(gate).count(), 2, "{deploy}");
+    let code: String = deploy
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(
+        code.matches("env:/").count(),
+        5,
+        "no other workspace grant:\n{deploy}"
+    );
+    let locals = core_block("locals");
+    let iam = std::fs::read_to_string(root().join("terraform/core/iam.tf")).unwrap();
+    assert!(
+        iam.contains(r#"preview_state_envs = [for i, e in var.environments : e.name if i == 0 && e.name == "dev" && !e.production]"#),
+        "only the first, non-production `dev`:\n{locals}"
+    );
+    // The plan role: still no write, and no workspace object beyond listing `env:/`.
+    let plan = core_block(r#"data "aws_iam_policy_document" "plan""#);
+    assert!(!plan.contains("env:/pr-"), "{plan}");
+    assert!(!plan.contains("s3:PutObject") && !plan.contains("s3:DeleteObject"));
+}
