@@ -550,7 +550,7 @@ pub const OUTPUTS: &[OutputDoc] = &[
     },
     OutputDoc {
         name: "workspace",
-        description: "preview-*: the preview's Terraform workspace (`pr-<n>`)",
+        description: "preview-check/open/close: the preview's Terraform workspace (`pr-<n>`); preview-sweep: the first one to destroy (empty when none)",
     },
     OutputDoc {
         name: "preview",

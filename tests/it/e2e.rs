@@ -1211,7 +1211,8 @@ fn e2e_demo_runs_the_whole_flow_and_leaves_the_expected_tags() {
     let summary = tmp.path().join("summary.txt");
     let bin_dir = support::bin("oidc-login").parent().unwrap().to_path_buf();
     let mut c = Command::new(root().join("scripts/demo"));
-    c.args(["--no-install", "--quiet", "--bin-dir"])
+    // With the optional preview step (#18, scripts/demo-lib/preview.sh): README names it.
+    c.args(["--no-install", "--quiet", "--previews", "--bin-dir"])
         .arg(&bin_dir)
         .arg("--summary")
         .arg(&summary)
@@ -1265,9 +1266,18 @@ fn e2e_demo_runs_the_whole_flow_and_leaves_the_expected_tags() {
         "promote staging -> prod",
         "rollback prod -> previous",
         "deploy prod while held",
+        // The preview step: created, updated, refused for prod, destroyed.
+        "pull request -> preview",
+        "second push -> preview",
+        "forged preview of prod",
+        "pull request closed",
     ] {
         assert!(stderr.contains(step), "timeline lacks `{step}`:\n{stderr}");
     }
+    // The preview step checked its own facts (state under env:/pr-<n>/ in moto, the record,
+    // the Deployment and comment, the refusal, the state gone, deploy/dev/current untouched)
+    // and says so only when every one held.
+    assert_eq!(kv["previews"], "ok", "{kv:?}");
 }
 
 // Where terraform is absent the demo says so and stops before starting anything (exit 3); an
@@ -1414,8 +1424,11 @@ fn e2e_preview_template_keeps_forks_out_and_never_cancels_an_apply() {
         apply_group,
         "gitops-preview-pr-${{ github.event.pull_request.number }}"
     );
-    // The destroy matrix runs per workspace `pr-<n>`: the same group name as the apply's.
-    assert_eq!(destroy_group, "gitops-preview-${{ matrix.workspace }}");
+    // The destroy runs for one workspace `pr-<n>`: the same group name as the apply's.
+    assert_eq!(
+        destroy_group,
+        "gitops-preview-${{ needs.targets.outputs.workspace }}"
+    );
     assert_ne!(plan_group, apply_group);
 
     // Every step of ours that names the environment passes the workspace; the preview is never

@@ -2094,6 +2094,7 @@ fn preview_sweep_lists_orphans_and_old_previews_and_changes_nothing() {
     ];
     want.sort_by_key(|w| w[3..].parse::<u64>().unwrap());
     assert_eq!(list, want, "{}", run.all());
+    assert_eq!(out(&sb, "workspace"), want[0], "the first to destroy");
     assert!(
         run.all().contains("its pull request is closed"),
         "{}",

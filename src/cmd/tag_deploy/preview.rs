@@ -535,6 +535,10 @@ pub(super) fn sweep(runner: &Runner, ctx: &Ctx, session: &Session) -> Result<()>
     }
     let list = serde_json::json!(destroy);
     runner.set_output("workspaces", &list.to_string())?;
+    runner.set_output(
+        "workspace",
+        destroy.first().map(String::as_str).unwrap_or(""),
+    )?;
     runner.set_output("status", "ok")?;
     let doc = serde_json::json!({
         "environment": env,
