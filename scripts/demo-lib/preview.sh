@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # scripts/demo-lib/preview.sh — the preview-environment step of ./scripts/demo (#18), run with
 # `./scripts/demo --previews`. Sourced by scripts/demo; uses its helpers (act_run, timeline,
-# fail, tag_commit, remote_tag, BIN_DIR, MOTO, REGION, APP, REMOTE).
+# fail, tag_commit, remote_tag, BIN_DIR, MOTO, REGION, APP, GIT_URL).
 #
 # A pull request into dev from a branch of the repository gets a preview (preview.yml, run by
 # act): its Terraform state appears in moto's S3 under the workspace prefix
@@ -54,7 +54,7 @@ preview_demo() {
   # A forged attempt: the binary itself refuses a preview of prod (exit 1, the rule named).
   local rc=0 out
   out=$("$BIN_DIR/tag-deploy" preview-open --environment prod --workspace "$ws" --sha "$LAST_SHA" \
-    --repo-path "$APP" --remote "$REMOTE" --skip-github-deployment 2>&1) || rc=$?
+    --repo-path "$APP" --remote "$GIT_URL/demo/app.git" --skip-github-deployment 2>&1) || rc=$?
   [ "$rc" = 1 ] || fail "a preview of prod was not refused with exit 1 (exit $rc): $out"
   grep -q 'previews: true' <<<"$out" || fail "the refusal does not name the rule: $out"
   [ -z "$(remote_tag "deploy/prod/preview/$ws")" ] || fail "the refused preview of prod left a record"
