@@ -69,5 +69,6 @@ preview_demo() {
   timeline "pull request closed" "dev/$ws" "-" "-" "record deleted" "destroyed; state gone"
 
   [ "$(remote_tag deploy/dev/current)" = "$dev_before" ] || fail "the preview moved deploy/dev/current"
+  # shellcheck disable=SC2034 # read by scripts/demo for --summary
   PREVIEW_SUMMARY="previews=ok"
 }
