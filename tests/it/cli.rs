@@ -130,9 +130,9 @@ fn an_input_of_another_verb_is_a_usage_error_naming_input_and_verb() {
         ("plan-gate", vec![], vec![("GITOPS_COMMAND", "verify"), ("GITOPS_PLAN", plan), ("GITOPS_ENVIRONMENT", "dev")], "environment", "`plan-gate verify` does not take it"),
         // tag-deploy (its hand-made "does not apply to" checks are gone): flags and variables.
         ("tag-deploy", vec!["list", "--environment", "dev", "--to", "previous"], vec![], "to", "`tag-deploy list` does not take `--to` (it is an input of: resolve)"),
-        ("tag-deploy", vec!["fail", "--environment", "dev", "--image", "x"], vec![], "image", "`tag-deploy fail` does not take `--image` (it is an input of: start, record)"),
-        ("tag-deploy", vec![], vec![("GITOPS_COMMAND", "record"), ("GITOPS_ENVIRONMENT", "dev"), ("GITOPS_REASON", "why")], "reason", "`GITOPS_REASON` is set, but `tag-deploy record` does not take it (it is an input of: hold, release)"),
-        ("tag-deploy", vec!["window", "--environment", "dev"], vec![("GITOPS_SHA", "abc")], "sha", "`GITOPS_SHA` is set, but `tag-deploy window` does not take it (it is an input of: start, record, fail)"),
+        ("tag-deploy", vec!["fail", "--environment", "dev", "--image", "x"], vec![], "image", "`tag-deploy fail` does not take `--image` (it is an input of: start, record, preview-open)"),
+        ("tag-deploy", vec![], vec![("GITOPS_COMMAND", "record"), ("GITOPS_ENVIRONMENT", "dev"), ("GITOPS_REASON", "why")], "reason", "`GITOPS_REASON` is set, but `tag-deploy record` does not take it (it is an input of: hold, release, preview-close)"),
+        ("tag-deploy", vec!["window", "--environment", "dev"], vec![("GITOPS_SHA", "abc")], "sha", "`GITOPS_SHA` is set, but `tag-deploy window` does not take it (it is an input of: start, record, fail, preview-open)"),
     ];
     for (bin, args, env, field, msg) in cases {
         let mut sb = Sandbox::actions();
