@@ -8,6 +8,12 @@
 //! - `deploy/<env>/hold`: an annotated tag whose presence puts the environment on hold (after a
 //!   rollback): automatic deploys and `promote` refuse until it is released. Its message carries
 //!   the reason and the actor ([`Hold`]).
+//! - `deploy/<env>/preview/pr-<n>`: the record of pull request `n`'s preview (Terraform
+//!   workspace `pr-<n>` of `<env>`), on the PR's head commit; its message carries the PR, the
+//!   time it was opened and its URL ([`Preview`]). Created or moved by `tag-deploy
+//!   preview-open`, deleted by `preview-close`. A preview never moves `deploy/<env>/current`,
+//!   never enters `history/` (so it is never a rollback target, never promoted): the rule is
+//!   [`workspace_scope`], and [`EnvState::from_refs`] reads only `current`, `history/` and `hold`.
 //!
 //! This module is the one owner of that vocabulary: the names ([`current_tag`], [`hold_tag`],
 //! [`history_name`], [`tag_ref`] / [`short_tag`], the `*_ref` and `*_prefix` forms), the
@@ -33,6 +39,8 @@ use crate::exit::{Failure, Result};
 use crate::git::{RemoteRef, RemoteRefs};
 use crate::runner::single_line;
 use crate::validate;
+
+use crate::envs::Workspace;
 
 /// Where tags live: a short tag name `deploy/...` is the ref `refs/tags/deploy/...`.
 const TAGS: &str = "refs/tags/";
@@ -1137,6 +1145,262 @@ pub fn moved_during_read(env: &str, was: Option<Oid>, is: Option<Oid>) -> Option
     })
 }
 
+// ------------------------------------------------------------------ previews
+
+/// `deploy/<env>/preview/` (short prefix of every preview record).
+fn preview_dir(env: &str) -> String {
+    format!("deploy/{env}/preview/")
+}
+
+/// `refs/tags/deploy/<env>/preview/` (prefix of every preview record).
+pub fn preview_prefix(env: &str) -> String {
+    tag_ref(&preview_dir(env))
+}
+
+/// `deploy/<env>/preview/pr-<n>` (short tag name) of a preview workspace.
+pub fn preview_tag(env: &str, pr: u64) -> String {
+    format!("{}pr-{pr}", preview_dir(env))
+}
+
+/// `refs/tags/deploy/<env>/preview/pr-<n>`.
+pub fn preview_ref(env: &str, pr: u64) -> String {
+    tag_ref(&preview_tag(env, pr))
+}
+
+/// The GitHub environment of a preview's Deployment: `<env>/pr-<n>` (transient).
+pub fn preview_environment(env: &str, pr: u64) -> String {
+    format!("{env}/pr-{pr}")
+}
+
+/// The PR comment key of a preview (one upserted comment per environment and PR).
+pub fn preview_comment_key(env: &str, pr: u64) -> String {
+    format!("preview/{env}/pr-{pr}")
+}
+
+/// Whether a verb records the environment itself (`start`, `record`, `fail`, `list`,
+/// `resolve`, `hold`, `release`, `window`) or a preview (`preview-*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The environment: `deploy/<env>/current`, its history, its hold.
+    Environment,
+    /// One preview: `deploy/<env>/preview/pr-<n>`.
+    Preview,
+    /// Every preview of the environment (the sweep).
+    AllPreviews,
+}
+
+/// The rule that keeps previews out of the environment's own record: a verb that moves or
+/// reads `deploy/<env>/current`, its history or its hold takes only the `default` workspace
+/// (exit 1: a preview never moves `current`, never enters history, is never a rollback target);
+/// a preview verb needs a preview workspace (exit 2); the sweep covers every preview and takes
+/// no single one (exit 2). Returns the PR of a preview.
+pub fn workspace_scope(env: &str, scope: Scope, ws: &Workspace) -> Result<Option<u64>> {
+    match (scope, ws) {
+        (Scope::Environment, Workspace::Default) | (Scope::AllPreviews, Workspace::Default) => {
+            Ok(None)
+        }
+        (Scope::Environment, Workspace::Preview(_)) => Err(Failure::refused(format!(
+            "workspace `{}` refused: a preview never moves {} and never enters `{}` (its deploy history and rollback targets); record a preview with `preview-open`",
+            ws.name(),
+            current_tag(env),
+            history_dir(env)
+        ))),
+        (Scope::Preview, Workspace::Preview(n)) => Ok(Some(*n)),
+        (Scope::Preview, Workspace::Default) => Err(Failure::usage(
+            "workspace",
+            "a preview verb needs the preview's workspace (`pr-<pull request number>`), not `default`",
+        )),
+        (Scope::AllPreviews, Workspace::Preview(_)) => Err(Failure::usage(
+            "workspace",
+            "`preview-sweep` looks at every preview of the environment: give no workspace (or `default`)",
+        )),
+    }
+}
+
+/// A preview record on the remote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviewEntry {
+    /// Short tag name (`deploy/dev/preview/pr-12`).
+    pub tag: String,
+    /// The pull request.
+    pub pr: u64,
+    /// Tag object id (the lease for moving or deleting it).
+    pub tag_oid: Oid,
+    /// The previewed commit.
+    pub commit: Oid,
+}
+
+/// The preview records of `env` in an ls-remote of `refs/tags/deploy/<env>/preview/`, by PR
+/// number; refs there that are not `pr-<n>` are returned as foreign (never acted on).
+pub fn previews_from_refs(env: &str, refs: &RemoteRefs) -> (Vec<PreviewEntry>, Vec<String>) {
+    let pp = preview_prefix(env);
+    let (mut out, mut foreign) = (Vec::new(), Vec::new());
+    for (name, r) in refs.under(&pp) {
+        let leaf = &name[pp.len()..];
+        match Workspace::parse("tag", leaf) {
+            Ok(Workspace::Preview(pr)) => out.push(PreviewEntry {
+                tag: short_tag(name).to_string(),
+                pr,
+                tag_oid: r.oid,
+                commit: r.peeled,
+            }),
+            _ => foreign.push(name.to_string()),
+        }
+    }
+    out.sort_by_key(|p| p.pr);
+    (out, foreign)
+}
+
+/// The metadata of a preview record, as git trailers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Preview {
+    /// Environment name.
+    pub environment: String,
+    /// The workspace (`pr-<n>`).
+    pub workspace: String,
+    /// The pull request number.
+    pub pull_request: u64,
+    /// The previewed commit (the PR's head).
+    pub commit: String,
+    /// When the preview was first opened (RFC 3339 UTC); kept by every update.
+    pub opened: String,
+    /// When it was last updated (RFC 3339 UTC).
+    pub updated: String,
+    /// The preview's URL, if known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The run id (or `local`).
+    pub run_id: String,
+    /// The run's URL, if known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_url: Option<String>,
+    /// The image deployed into the preview.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+impl Preview {
+    /// The tag message: subject, sentence, trailers.
+    pub fn message(&self) -> String {
+        let sha7 = &self.commit[..self.commit.len().min(7)];
+        let mut m = format!(
+            "preview {}/{}: {sha7}\n\nPreview of pull request #{} recorded by gitops-actions tag-deploy; never a deploy of `{}`.\n\n",
+            self.environment, self.workspace, self.pull_request, self.environment
+        );
+        let pr = self.pull_request.to_string();
+        for (k, v) in [
+            ("Environment", Some(self.environment.as_str())),
+            ("Workspace", Some(self.workspace.as_str())),
+            ("Pull-Request", Some(pr.as_str())),
+            ("Commit", Some(self.commit.as_str())),
+            ("Opened", Some(self.opened.as_str())),
+            ("Updated", Some(self.updated.as_str())),
+            ("Url", self.url.as_deref()),
+            ("Run-ID", Some(self.run_id.as_str())),
+            ("Run-URL", self.run_url.as_deref()),
+            ("Image", self.image.as_deref()),
+        ] {
+            if let Some(v) = v {
+                m.push_str(&format!("{k}: {}\n", one_line(v)));
+            }
+        }
+        m
+    }
+
+    /// Parse a preview record's message (unknown trailers ignored, missing ones empty).
+    pub fn parse(message: &str) -> Preview {
+        let mut p = Preview::default();
+        for (k, v) in trailers(message) {
+            let v = v.to_string();
+            match k {
+                "Environment" => p.environment = v,
+                "Workspace" => p.workspace = v,
+                "Pull-Request" => p.pull_request = v.parse().unwrap_or(0),
+                "Commit" => p.commit = v,
+                "Opened" => p.opened = v,
+                "Updated" => p.updated = v,
+                "Url" => p.url = Some(v),
+                "Run-ID" => p.run_id = v,
+                "Run-URL" => p.run_url = Some(v),
+                "Image" => p.image = Some(v),
+                _ => {}
+            }
+        }
+        p
+    }
+
+    /// When it was opened, if the trailer is a time.
+    pub fn opened_at(&self) -> Option<OffsetDateTime> {
+        OffsetDateTime::parse(&self.opened, &time::format_description::well_known::Rfc3339).ok()
+    }
+}
+
+/// What the sweep learned about one preview's pull request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrState {
+    /// Open.
+    Open,
+    /// Closed (merged or not).
+    Closed,
+    /// GitHub does not know it (deleted, or a number that never was a PR).
+    Missing,
+}
+
+/// Why the sweep destroys a preview.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SweepReason {
+    /// Its pull request is closed (the close event was missed).
+    Closed,
+    /// Its pull request does not exist.
+    Missing,
+    /// Older than the maximum age.
+    TooOld {
+        /// How old, in whole hours.
+        age_hours: u64,
+        /// The maximum, in whole hours.
+        max_hours: u64,
+    },
+}
+
+impl std::fmt::Display for SweepReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SweepReason::Closed => write!(f, "its pull request is closed"),
+            SweepReason::Missing => write!(f, "its pull request does not exist"),
+            SweepReason::TooOld {
+                age_hours,
+                max_hours,
+            } => write!(
+                f,
+                "it is {age_hours} h old, older than the maximum age of {max_hours} h"
+            ),
+        }
+    }
+}
+
+/// The sweep's decision for one preview: destroy it when its PR is closed or missing, or when
+/// it was opened longer ago than `max_age`; keep it otherwise. A record whose opening time
+/// cannot be read is judged by its PR alone (never destroyed for an age it does not have, and
+/// said so by the caller).
+pub fn sweep_verdict(
+    pr: PrState,
+    opened: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+    max_age: std::time::Duration,
+) -> Option<SweepReason> {
+    match pr {
+        PrState::Closed => return Some(SweepReason::Closed),
+        PrState::Missing => return Some(SweepReason::Missing),
+        PrState::Open => {}
+    }
+    let age = now - opened?;
+    let max = time::Duration::try_from(max_age).unwrap_or(time::Duration::MAX);
+    (age > max).then(|| SweepReason::TooOld {
+        age_hours: u64::try_from(age.whole_hours()).unwrap_or(0),
+        max_hours: u64::try_from(max.whole_hours()).unwrap_or(u64::MAX),
+    })
+}
+
 fn one_line(v: &str) -> String {
     v.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -1832,5 +2096,156 @@ mod tests {
             assert_eq!(e.class, crate::exit::ExitClass::Usage, "{bad:?}");
             assert_eq!(e.field.as_deref(), Some("data-loss-reason"));
         }
+    }
+
+    // A preview's records live under their own prefix: they never become the current deploy,
+    // a history entry (so never a rollback target, never what promote reads), nor foreign
+    // history warnings.
+    #[test]
+    fn previews_never_enter_the_environments_state() {
+        let r = three_deploys(&[
+            ("refs/tags/deploy/dev/preview/pr-12", 'f', '7'),
+            ("refs/tags/deploy/dev/preview/pr-3", 'a', '8'),
+            ("refs/tags/deploy/dev/preview/feature", 'b', '9'),
+            ("refs/tags/deploy/dev/preview/pr-1/x", 'b', '9'),
+        ]);
+        let st = EnvState::from_refs("dev", &r);
+        let plain = EnvState::from_refs("dev", &three_deploys(&[]));
+        assert_eq!(
+            st, plain,
+            "preview refs change nothing in the environment's state"
+        );
+        assert_eq!(st.current_commit(), Some(oid('3')));
+        assert!(st.last_deploy_of(oid('7')).is_none());
+        let v = Verdicts::new();
+        assert!(resolve(&st, &Target::Sha(oid('7')), &v).is_err());
+        let (previews, foreign) = previews_from_refs("dev", &r);
+        assert_eq!(
+            previews
+                .iter()
+                .map(|p| (p.pr, p.tag.as_str(), p.commit))
+                .collect::<Vec<_>>(),
+            vec![
+                (3, "deploy/dev/preview/pr-3", oid('8')),
+                (12, "deploy/dev/preview/pr-12", oid('7')),
+            ]
+        );
+        assert_eq!(
+            foreign,
+            vec![
+                "refs/tags/deploy/dev/preview/feature".to_string(),
+                "refs/tags/deploy/dev/preview/pr-1/x".to_string()
+            ]
+        );
+        assert_eq!(preview_tag("dev", 12), "deploy/dev/preview/pr-12");
+        assert_eq!(preview_ref("dev", 12), "refs/tags/deploy/dev/preview/pr-12");
+        assert_eq!(preview_environment("dev", 12), "dev/pr-12");
+        // A history-looking name under the preview prefix is no history entry either.
+        assert!(parse_target("to", "dev", "deploy/dev/preview/pr-12").is_err());
+    }
+
+    #[test]
+    fn the_workspace_scope_table() {
+        use crate::exit::ExitClass::{self, Refused, Usage};
+        let p = Workspace::Preview(12);
+        let d = Workspace::Default;
+        type Want = std::result::Result<Option<u64>, (ExitClass, &'static str)>;
+        let cases: Vec<(Scope, &Workspace, Want)> = vec![
+            (Scope::Environment, &d, Ok(None)),
+            (Scope::AllPreviews, &d, Ok(None)),
+            (Scope::Preview, &p, Ok(Some(12))),
+            (
+                Scope::Environment,
+                &p,
+                Err((Refused, "workspace `pr-12` refused: a preview never moves deploy/dev/current and never enters `deploy/dev/history/`")),
+            ),
+            (Scope::Preview, &d, Err((Usage, "needs the preview's workspace"))),
+            (Scope::AllPreviews, &p, Err((Usage, "give no workspace"))),
+        ];
+        for (scope, ws, want) in cases {
+            match (workspace_scope("dev", scope, ws), want) {
+                (Ok(g), Ok(w)) => assert_eq!(g, w),
+                (Err(f), Err((c, needle))) => {
+                    assert_eq!(f.class, c, "{f}");
+                    assert!(f.message.contains(needle), "{f}");
+                }
+                (g, w) => panic!("{scope:?} {ws:?}: {g:?} vs {w:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn preview_records_round_trip_and_neutralise_text() {
+        let p = Preview {
+            environment: "dev".into(),
+            workspace: "pr-12".into(),
+            pull_request: 12,
+            commit: "7".repeat(40),
+            opened: "2026-12-01T10:00:00Z".into(),
+            updated: "2026-12-01T11:00:00Z".into(),
+            url: Some("https://pr-12.dev.example.com\nActor: evil".into()),
+            run_id: "42".into(),
+            run_url: None,
+            image: Some("r/app:7777777".into()),
+        };
+        let m = p.message();
+        assert!(m.starts_with("preview dev/pr-12: 7777777\n"), "{m}");
+        let back = Preview::parse(&m);
+        assert_eq!(
+            back.url.as_deref(),
+            Some("https://pr-12.dev.example.com Actor: evil")
+        );
+        assert_eq!(
+            Preview {
+                url: p.url.clone(),
+                ..back.clone()
+            },
+            p
+        );
+        assert_eq!(
+            back.opened_at(),
+            Some(time::macros::datetime!(2026-12-01 10:00 UTC))
+        );
+        assert_eq!(Preview::parse("junk").opened_at(), None);
+    }
+
+    #[test]
+    fn the_sweep_table() {
+        use time::macros::datetime;
+        let now = datetime!(2026-12-08 12:00 UTC);
+        let week = std::time::Duration::from_secs(7 * 86400);
+        let fresh = Some(datetime!(2026-12-07 12:00 UTC));
+        let old = Some(datetime!(2026-11-30 11:00 UTC));
+        let cases = [
+            (PrState::Open, fresh, None),
+            (PrState::Open, None, None),
+            (PrState::Open, Some(datetime!(2026-12-01 12:00 UTC)), None),
+            (
+                PrState::Open,
+                old,
+                Some(SweepReason::TooOld {
+                    age_hours: 193,
+                    max_hours: 168,
+                }),
+            ),
+            (PrState::Closed, fresh, Some(SweepReason::Closed)),
+            (PrState::Closed, None, Some(SweepReason::Closed)),
+            (PrState::Missing, fresh, Some(SweepReason::Missing)),
+        ];
+        for (pr, opened, want) in cases {
+            assert_eq!(
+                sweep_verdict(pr, opened, now, week),
+                want,
+                "{pr:?} {opened:?}"
+            );
+        }
+        assert_eq!(
+            SweepReason::TooOld {
+                age_hours: 193,
+                max_hours: 168
+            }
+            .to_string(),
+            "it is 193 h old, older than the maximum age of 168 h"
+        );
     }
 }

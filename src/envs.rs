@@ -30,12 +30,30 @@
 //!       teams: [1111111]
 //! state-prefixes: ["app/"]  # optional: the state keys this repository's stacks use (Core grants them)
 //! registries: ["app"]       # optional: its images, one registry each per environment (Core creates them)
+//! preview:             # optional: settings of preview environments (see below)
+//!   label: preview     # only pull requests with this label get one (default: every same-repo PR)
+//!   max-age: 7d        # the sweep destroys older previews (default 7d; 1h..90d)
+//!   url-output: url    # the Terraform output holding a preview's URL (default `url`)
 //! ```
 //!
 //! The same schema is Core's configuration of the repository (`terraform/core/repositories/
 //! <repository>.yml`): [`disagreements`] says where Core's file and the repository's differ.
 //!
 //! Unknown keys, bad names, duplicate names or branches are refused with a clear error (exit 2).
+//!
+//! ## Preview environments (Terraform workspaces)
+//!
+//! A pull request into an environment's branch may get a *preview*: the same Terraform root
+//! applied into the workspace `pr-<number>` of that environment. Which environment allows it is
+//! one rule, [`check_workspace`], that every binary taking a `workspace` input asks:
+//! - a workspace name is `default` or `pr-<digits>` (no leading zero), else exit 2;
+//! - a workspace other than `default` is refused (exit 1, naming the rule) unless the
+//!   environment allows previews: `previews: true`, or, when the key is absent, the environment
+//!   is named `dev` and is the first of the promotion order (the built-in default: only `dev`).
+//!
+//! By construction previews never reach staging or production: `previews: true` is refused when
+//! loading the file (exit 2) on a `production: true` environment and on any environment that is
+//! promoted into (every environment but the first of the promotion order).
 
 use std::path::{Path, PathBuf};
 
@@ -74,6 +92,181 @@ pub struct Environment {
     /// Verification after a deploy ([`crate::verify`]); absent: none.
     #[serde(default)]
     pub verify: Option<crate::verify::Config>,
+    /// Whether pull requests get preview workspaces here ([`check_workspace`]); absent: only
+    /// an environment named `dev`.
+    #[serde(default)]
+    pub previews: Option<bool>,
+    /// What an absent `previews` means here: true only for a non-production `dev` that is the
+    /// first environment of the promotion order (set when the model is built).
+    #[serde(skip)]
+    previews_default: bool,
+}
+
+/// The `preview:` section as written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct PreviewFile {
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    max_age: Option<String>,
+    #[serde(default)]
+    url_output: Option<String>,
+}
+
+/// Preview settings, validated ([`Model::preview`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviewSettings {
+    /// Only pull requests carrying this label get a preview; `None`: every same-repository PR.
+    pub label: Option<String>,
+    /// The sweep destroys previews older than this.
+    pub max_age: std::time::Duration,
+    /// The Terraform output whose value is the preview's URL.
+    pub url_output: String,
+}
+
+impl Default for PreviewSettings {
+    fn default() -> Self {
+        PreviewSettings {
+            label: None,
+            max_age: std::time::Duration::from_secs(7 * 86400),
+            url_output: "url".into(),
+        }
+    }
+}
+
+/// Why a pull request gets no preview ([`PreviewSettings::eligible`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ineligible {
+    /// The head branch is in another repository: fork code never runs with the environment's
+    /// deploy credentials.
+    Fork,
+    /// The configuration asks for a label the pull request does not carry.
+    NoLabel(String),
+}
+
+impl std::fmt::Display for Ineligible {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ineligible::Fork => write!(
+                f,
+                "this pull request comes from a fork: a preview runs the pull request's code with the environment's deploy credentials, which are never given to code from another repository"
+            ),
+            Ineligible::NoLabel(l) => write!(
+                f,
+                "previews are only for pull requests labelled `{l}` ({CONFIG_PATH} `preview.label`)"
+            ),
+        }
+    }
+}
+
+impl PreviewSettings {
+    /// Whether a pull request gets a preview: never from a fork (`same_repository` false), and
+    /// only with the configured label when there is one. The fork rule comes first.
+    pub fn eligible(
+        &self,
+        same_repository: bool,
+        labels: &[String],
+    ) -> std::result::Result<(), Ineligible> {
+        if !same_repository {
+            return Err(Ineligible::Fork);
+        }
+        match &self.label {
+            Some(l) if !labels.iter().any(|x| x == l) => Err(Ineligible::NoLabel(l.clone())),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The one rule for `max-age` (the config key and the `max-age` input of the sweep).
+pub const MAX_AGE_RULE: validate::DurationRule = validate::DurationRule {
+    min_secs: 3600,
+    max_secs: 90 * 86400,
+    days: true,
+    rule: "between 1h and 90d (digits then `h` or `d`, e.g. `7d`)",
+};
+
+/// The workspace every ordinary deploy uses.
+pub const DEFAULT_WORKSPACE: &str = "default";
+
+/// A validated workspace name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Workspace {
+    /// `default`: the environment itself.
+    Default,
+    /// `pr-<number>`: the preview of pull request `number`.
+    Preview(u64),
+}
+
+impl Workspace {
+    /// Parse a workspace name: `default` or `pr-<digits>` (1-10 digits, no leading zero, not
+    /// zero) — stricter than Terraform's own rules (no `/`, no spaces, not empty), so the name
+    /// is safe in a state key, a tag name and a GitHub environment name. Exit 2 otherwise.
+    pub fn parse(field: &str, v: &str) -> Result<Workspace> {
+        if v == DEFAULT_WORKSPACE {
+            return Ok(Workspace::Default);
+        }
+        let n = v.strip_prefix("pr-").filter(|d| {
+            !d.is_empty()
+                && d.len() <= 10
+                && !d.starts_with('0')
+                && d.bytes().all(|b| b.is_ascii_digit())
+        });
+        match n.and_then(|d| d.parse::<u64>().ok()) {
+            Some(n) => Ok(Workspace::Preview(n)),
+            None => Err(Failure::usage(
+                field,
+                format!(
+                    "`{}` is not a workspace name: `default`, or `pr-<pull request number>` (digits, no leading zero)",
+                    single_line(v)
+                ),
+            )),
+        }
+    }
+
+    /// The preview workspace of pull request `pr`.
+    pub fn of_pr(pr: u64) -> Result<Workspace> {
+        Workspace::parse("pr-number", &format!("pr-{pr}"))
+    }
+
+    /// The name (`default`, `pr-12`).
+    pub fn name(&self) -> String {
+        match self {
+            Workspace::Default => DEFAULT_WORKSPACE.into(),
+            Workspace::Preview(n) => format!("pr-{n}"),
+        }
+    }
+
+    /// The pull request of a preview workspace.
+    pub fn pr(&self) -> Option<u64> {
+        match self {
+            Workspace::Default => None,
+            Workspace::Preview(n) => Some(*n),
+        }
+    }
+}
+
+/// The one workspace rule every binary asks (plan-gate, tag-deploy, promote, oidc-login):
+/// parse `workspace` (exit 2 when it is not `default` or `pr-<digits>`), then refuse a preview
+/// workspace for an environment that does not allow previews (exit 1, naming the rule).
+pub fn check_workspace(env: &Environment, field: &str, workspace: &str) -> Result<Workspace> {
+    let ws = Workspace::parse(field, workspace)?;
+    if ws == Workspace::Default || env.allows_previews() {
+        return Ok(ws);
+    }
+    let why = if env.production {
+        format!("`{}` is a production environment", env.name)
+    } else if env.previews == Some(false) {
+        format!("`{}` says `previews: false`", env.name)
+    } else {
+        format!("`{}` is not marked `previews: true`", env.name)
+    };
+    Err(Failure::refused(format!(
+        "workspace `{}` refused for environment `{}`: preview workspaces are allowed only in an environment that allows previews ({CONFIG_PATH} `previews: true`; by default only `dev`), and {why}; a deploy of `{}` uses the `default` workspace",
+        ws.name(),
+        env.name,
+        env.name
+    )))
 }
 
 /// The required reviewers of an environment: GitHub numeric user and team ids.
@@ -102,6 +295,9 @@ struct File {
     /// The repository's image names (Core creates one registry per image and environment).
     #[serde(default)]
     registries: Option<Vec<String>>,
+    /// Preview settings ([`PreviewSettings`]).
+    #[serde(default)]
+    preview: Option<PreviewFile>,
     /// Owned and validated by [`crate::stacks`].
     #[serde(default, rename = "stacks")]
     _stacks: Option<serde::de::IgnoredAny>,
@@ -122,6 +318,8 @@ pub struct Model {
     pub source: String,
     /// The log line naming the model ([`Model::log_line`]).
     log: String,
+    /// Preview settings.
+    preview: PreviewSettings,
 }
 
 impl Default for Model {
@@ -135,6 +333,8 @@ impl Default for Model {
             windows: None,
             reviewers: None,
             verify: None,
+            previews: None,
+            previews_default: name == "dev",
         };
         Model {
             envs: vec![
@@ -146,6 +346,7 @@ impl Default for Model {
             registries: None,
             source: "built-in default".into(),
             log: "built-in default model".into(),
+            preview: PreviewSettings::default(),
         }
     }
 }
@@ -155,6 +356,7 @@ impl Model {
     pub fn from_yaml(text: &str, source: &str) -> Result<Model> {
         let file: File = serde_yaml_ng::from_str(text)
             .map_err(|e| Failure::usage("config", validate::config_error(source, &e)))?;
+        let preview = preview_settings(source, file.preview.unwrap_or_default())?;
         // A file that only lists stacks keeps the built-in environments -- said in the log, so
         // it is never a silent fallback.
         let Some(envs) = file.environments else {
@@ -162,17 +364,23 @@ impl Model {
                 log: format!("built-in default model: {source} defines no `environments`"),
                 state_prefixes: file.state_prefixes,
                 registries: file.registries,
+                preview,
                 ..Model::default()
             };
             model.validate_repository_keys(source)?;
             return Ok(model);
         };
+        let mut envs = envs;
+        for (i, e) in envs.iter_mut().enumerate() {
+            e.previews_default = i == 0 && e.name == "dev" && !e.production;
+        }
         let model = Model {
             envs,
             state_prefixes: file.state_prefixes,
             registries: file.registries,
             source: source.to_string(),
             log: format!("environments from {source}"),
+            preview,
         };
         model.validate()?;
         Ok(model)
@@ -291,6 +499,18 @@ impl Model {
                     )
                 })?;
             }
+            if e.previews == Some(true) && e.production {
+                return Err(bad(
+                    "previews",
+                    "is true on a production environment: previews are never for production",
+                ));
+            }
+            if e.previews == Some(true) && i > 0 {
+                return Err(bad(
+                    "previews",
+                    "is true on an environment that is promoted into: previews are only for the first environment of the promotion order",
+                ));
+            }
             if let Some(r) = &e.reviewers {
                 if r.users.iter().chain(&r.teams).any(|&id| id == 0) {
                     return Err(bad(
@@ -380,6 +600,11 @@ impl Model {
         Ok(())
     }
 
+    /// The preview settings (`preview:`; defaults when absent).
+    pub fn preview(&self) -> &PreviewSettings {
+        &self.preview
+    }
+
     /// All environments in promotion order.
     pub fn environments(&self) -> &[Environment] {
         &self.envs
@@ -443,6 +668,13 @@ impl Model {
 }
 
 impl Environment {
+    /// Whether this environment allows preview workspaces: `previews` as configured, else only
+    /// a non-production environment named `dev` that is first in the promotion order (the
+    /// built-in default).
+    pub fn allows_previews(&self) -> bool {
+        !self.production && self.previews.unwrap_or(self.previews_default)
+    }
+
     /// This environment's deploy windows, if configured (validated when the model loaded).
     pub fn windows(&self) -> Result<Option<crate::windows::Windows>> {
         self.windows_at(&format!("`{}`: ", self.name))
@@ -579,6 +811,57 @@ pub fn disagreements(core: &Model, repo: &Model) -> Vec<String> {
         }
     }
     out
+}
+
+/// Validate the `preview:` section (values never repeated: the file may hold a pasted secret).
+fn preview_settings(src: &str, f: PreviewFile) -> Result<PreviewSettings> {
+    let bad =
+        |key: &str, rule: &str| Failure::usage("config", format!("{src}: preview.{key} {rule}"));
+    let mut out = PreviewSettings::default();
+    if let Some(l) = f.label {
+        let ok = !l.is_empty()
+            && l.chars().count() <= 50
+            && l.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c));
+        if !ok {
+            return Err(bad(
+                "label",
+                "is not a label name (1-50 of letters, digits, `-_.:/`)",
+            ));
+        }
+        out.label = Some(l);
+    }
+    if let Some(m) = f.max_age {
+        out.max_age = validate::duration("max-age", &m, &MAX_AGE_RULE).map_err(|_| {
+            bad(
+                "max-age",
+                &format!("is not a duration {}", MAX_AGE_RULE.rule),
+            )
+        })?;
+    }
+    if let Some(u) = f.url_output {
+        validate_output_name("url-output", &u)
+            .map_err(|_| bad("url-output", "is not a Terraform output name (a letter or `_`, then letters, digits, `_`, `-`; at most 64)"))?;
+        out.url_output = u;
+    }
+    Ok(out)
+}
+
+/// A Terraform output name: a letter or `_`, then letters, digits, `_` or `-` (at most 64).
+pub fn validate_output_name(field: &str, v: &str) -> Result<()> {
+    let ok = !v.is_empty()
+        && v.len() <= 64
+        && v.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::usage(
+            field,
+            format!("`{}` is not a Terraform output name", single_line(v)),
+        ))
+    }
 }
 
 /// Environment names: 1–32 chars of `[a-z0-9-]`, starting with a letter, not ending with `-`.
@@ -900,6 +1183,240 @@ mod tests {
             .unwrap_err()
             .message
             .contains("outside"));
+    }
+
+    // The workspace rule, for every environment and name: allowed, refused by policy (exit 1,
+    // naming the rule) or not a workspace name (exit 2).
+    #[test]
+    fn the_workspace_table() {
+        use crate::exit::ExitClass::{Refused, Usage};
+        let custom = Model::from_yaml(
+            "environments:\n  - { name: qa, branch: qa, previews: true }\n  - { name: dev, branch: dev }\n  - { name: live, branch: live, production: true }\n",
+            "t.yml",
+        )
+        .unwrap();
+        let off = Model::from_yaml(
+            "environments:\n  - { name: dev, branch: dev, previews: false }\n  - { name: prod, branch: prod, production: true }\n",
+            "o.yml",
+        )
+        .unwrap();
+        let default = Model::default();
+        type Want = std::result::Result<Workspace, (crate::exit::ExitClass, &'static str)>;
+        let cases: Vec<(&Model, &str, &str, Want)> = vec![
+            (&default, "dev", "default", Ok(Workspace::Default)),
+            (&default, "dev", "pr-12", Ok(Workspace::Preview(12))),
+            (&default, "dev", "pr-1", Ok(Workspace::Preview(1))),
+            (&default, "staging", "default", Ok(Workspace::Default)),
+            (&default, "prod", "default", Ok(Workspace::Default)),
+            (
+                &default,
+                "staging",
+                "pr-12",
+                Err((Refused, "`staging` is not marked `previews: true`")),
+            ),
+            (
+                &default,
+                "prod",
+                "pr-12",
+                Err((Refused, "`prod` is a production environment")),
+            ),
+            (&custom, "qa", "pr-3", Ok(Workspace::Preview(3))),
+            // Named `dev`, but in a file where it is promoted into and not marked: refused.
+            (
+                &custom,
+                "dev",
+                "pr-3",
+                Err((Refused, "`dev` is not marked")),
+            ),
+            (&custom, "live", "pr-3", Err((Refused, "production"))),
+            (
+                &off,
+                "dev",
+                "pr-3",
+                Err((Refused, "`dev` says `previews: false`")),
+            ),
+            (&off, "prod", "pr-3", Err((Refused, "production"))),
+            // Names: checked before the rule, for every environment.
+            (&default, "dev", "", Err((Usage, "is not a workspace name"))),
+            (
+                &default,
+                "dev",
+                "pr-",
+                Err((Usage, "is not a workspace name")),
+            ),
+            (
+                &default,
+                "dev",
+                "pr-0",
+                Err((Usage, "is not a workspace name")),
+            ),
+            (
+                &default,
+                "dev",
+                "pr-012",
+                Err((Usage, "is not a workspace name")),
+            ),
+            (
+                &default,
+                "dev",
+                "pr-12a",
+                Err((Usage, "is not a workspace name")),
+            ),
+            (
+                &default,
+                "dev",
+                "pr-12345678901",
+                Err((Usage, "is not a workspace name")),
+            ),
+            (
+                &default,
+                "dev",
+                "PR-12",
+                Err((Usage, "is not a workspace name")),
+            ),
+            (
+                &default,
+                "dev",
+                "pr-12 ",
+                Err((Usage, "is not a workspace name")),
+            ),
+            (
+                &default,
+                "dev",
+                "feature",
+                Err((Usage, "is not a workspace name")),
+            ),
+            (
+                &default,
+                "dev",
+                "pr-1/../prod",
+                Err((Usage, "is not a workspace name")),
+            ),
+            (
+                &default,
+                "dev",
+                "Default",
+                Err((Usage, "is not a workspace name")),
+            ),
+            (
+                &default,
+                "prod",
+                "pr-x",
+                Err((Usage, "is not a workspace name")),
+            ),
+            (
+                &default,
+                "dev",
+                "pr-1\n::error::x",
+                Err((Usage, "is not a workspace name")),
+            ),
+        ];
+        for (m, env, ws, want) in cases {
+            let e = m.get("environment", env).unwrap();
+            let got = check_workspace(e, "workspace", ws);
+            match (got, want) {
+                (Ok(g), Ok(w)) => assert_eq!(g, w, "{env} {ws:?}"),
+                (Err(f), Err((class, needle))) => {
+                    assert_eq!(f.class, class, "{env} {ws:?}: {f}");
+                    assert!(f.message.contains(needle), "{env} {ws:?}: {f}");
+                    assert!(!f.message.contains('\n'), "{f:?}");
+                    if class == Refused {
+                        assert!(f.message.contains("previews: true"), "names the rule: {f}");
+                    } else {
+                        assert_eq!(f.field.as_deref(), Some("workspace"));
+                    }
+                }
+                (g, w) => panic!("{env} {ws:?}: got {g:?}, want {w:?}"),
+            }
+        }
+        assert_eq!(Workspace::Preview(7).name(), "pr-7");
+        assert_eq!(Workspace::of_pr(7).unwrap(), Workspace::Preview(7));
+        assert!(Workspace::of_pr(0).is_err());
+    }
+
+    #[test]
+    fn the_eligibility_table() {
+        let labelled = PreviewSettings {
+            label: Some("preview".into()),
+            ..PreviewSettings::default()
+        };
+        let any = PreviewSettings::default();
+        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let cases = [
+            (&any, true, l(&[]), Ok(())),
+            (&any, true, l(&["x"]), Ok(())),
+            (&any, false, l(&[]), Err(Ineligible::Fork)),
+            (&labelled, true, l(&["preview"]), Ok(())),
+            (&labelled, true, l(&["bug", "preview"]), Ok(())),
+            (
+                &labelled,
+                true,
+                l(&[]),
+                Err(Ineligible::NoLabel("preview".into())),
+            ),
+            (
+                &labelled,
+                true,
+                l(&["Preview"]),
+                Err(Ineligible::NoLabel("preview".into())),
+            ),
+            // A fork is refused first, labelled or not.
+            (&labelled, false, l(&["preview"]), Err(Ineligible::Fork)),
+        ];
+        for (s, same, labels, want) in cases {
+            assert_eq!(s.eligible(same, &labels), want, "{s:?} {same} {labels:?}");
+        }
+        assert!(Ineligible::Fork.to_string().contains("fork"));
+        assert!(Ineligible::NoLabel("preview".into())
+            .to_string()
+            .contains("labelled `preview`"));
+    }
+
+    #[test]
+    fn previews_are_refused_by_construction_for_production_and_promoted_environments() {
+        for (yaml, needle) in [
+            (
+                "environments:\n  - { name: dev, branch: dev, production: true, previews: true }\n",
+                "environments[0].previews is true on a production environment",
+            ),
+            (
+                "environments:\n  - { name: dev, branch: dev }\n  - { name: staging, branch: main, previews: true }\n",
+                "environments[1].previews is true on an environment that is promoted into",
+            ),
+            ("environments:\n  - { name: dev, branch: dev, previews: yes-please }\n", "t.yml"),
+            ("preview:\n  lable: x\n", "an unknown key"),
+            ("preview:\n  label: 'a b'\n", "preview.label is not a label name"),
+            ("preview:\n  max-age: 30m\n", "preview.max-age is not a duration between 1h and 90d"),
+            ("preview:\n  max-age: 91d\n", "preview.max-age"),
+            ("preview:\n  url-output: 'a.b'\n", "preview.url-output is not a Terraform output name"),
+        ] {
+            let e = Model::from_yaml(yaml, "t.yml").unwrap_err();
+            assert_eq!(e.class, crate::exit::ExitClass::Usage, "{yaml}");
+            assert!(e.to_string().contains(needle), "{yaml}: {e}");
+        }
+        let m = Model::from_yaml(
+            "preview:\n  label: preview\n  max-age: 2d\n  url-output: preview_url\n",
+            "t.yml",
+        )
+        .unwrap();
+        assert_eq!(
+            m.preview(),
+            &PreviewSettings {
+                label: Some("preview".into()),
+                max_age: std::time::Duration::from_secs(2 * 86400),
+                url_output: "preview_url".into(),
+            }
+        );
+        assert_eq!(Model::default().preview(), &PreviewSettings::default());
+        let tok = "ghp_SECRET0123456789abcdefABCDEF";
+        for yaml in [
+            format!("preview:\n  label: '{tok} x'\n"),
+            format!("preview:\n  max-age: {tok}\n"),
+            format!("preview:\n  url-output: '{tok}.x'\n"),
+        ] {
+            let e = Model::from_yaml(&yaml, "g.yml").unwrap_err();
+            assert!(!e.to_string().contains("SECRET"), "{yaml}: {e}");
+        }
     }
 
     #[test]

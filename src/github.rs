@@ -657,19 +657,45 @@ impl Client {
         let mut marked = Vec::new();
         for d in list.iter().filter(|d| d.id != keep) {
             if self.latest_status(d.id).await?.as_deref() == Some("success") {
-                self.set_deployment_status(
-                    d.id,
-                    &DeploymentStatus {
-                        state: DeploymentState::Inactive,
-                        log_url: None,
-                        environment_url: None,
-                        description: Some(format!("superseded by deployment {keep}")),
-                        auto_inactive: None,
-                    },
-                )
-                .await?;
+                self.set_inactive(d.id, &format!("superseded by deployment {keep}"))
+                    .await?;
                 marked.push(d.id);
             }
+        }
+        Ok(marked)
+    }
+
+    /// Post an `inactive` status on deployment `id`.
+    async fn set_inactive(&self, id: u64, description: &str) -> std::result::Result<(), ApiError> {
+        self.set_deployment_status(
+            id,
+            &DeploymentStatus {
+                state: DeploymentState::Inactive,
+                log_url: None,
+                environment_url: None,
+                description: Some(description.to_string()),
+                auto_inactive: None,
+            },
+        )
+        .await
+    }
+
+    /// Mark every deployment of `environment` (the newest `scan`) whose latest status is not
+    /// already `inactive` as `inactive` (a preview that was destroyed). Returns the ids marked.
+    pub async fn deactivate_environment(
+        &self,
+        environment: &str,
+        description: &str,
+        scan: usize,
+    ) -> std::result::Result<Vec<u64>, ApiError> {
+        let list = self.list_deployments(environment, None, scan).await?;
+        let mut marked = Vec::new();
+        for d in &list {
+            if self.latest_status(d.id).await?.as_deref() == Some("inactive") {
+                continue;
+            }
+            self.set_inactive(d.id, description).await?;
+            marked.push(d.id);
         }
         Ok(marked)
     }
@@ -1353,6 +1379,9 @@ pub struct NewDeployment {
     pub description: String,
     /// Extra payload fields (image, plan digest, run URL, ...).
     pub extra: serde_json::Map<String, Value>,
+    /// GitHub's `transient_environment` (sent explicitly): a preview's environment
+    /// (`<env>/pr-<n>`) goes away with its pull request.
+    pub transient: bool,
 }
 
 impl NewDeployment {
@@ -1369,7 +1398,7 @@ impl NewDeployment {
             "payload": { "gitops": gitops },
             "environment": self.environment,
             "description": truncate(&self.description, 140),
-            "transient_environment": false,
+            "transient_environment": self.transient,
             "production_environment": self.production,
         })
     }
@@ -1798,8 +1827,18 @@ mod tests {
             run_key: "42.1".into(),
             description: "deploy".into(),
             extra: serde_json::Map::new(),
+            transient: false,
         };
         let b = d.body();
+        assert_eq!(b["transient_environment"], json!(false));
+        assert_eq!(
+            NewDeployment {
+                transient: true,
+                ..d.clone()
+            }
+            .body()["transient_environment"],
+            json!(true)
+        );
         assert_eq!(b["auto_merge"], json!(false));
         assert_eq!(b["required_contexts"], json!([]));
         assert_eq!(b["production_environment"], json!(true));

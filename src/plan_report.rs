@@ -67,6 +67,8 @@ pub struct Report<'a> {
     pub environment: Option<String>,
     /// Stack name (several plans per environment).
     pub stack: Option<String>,
+    /// The preview workspace (`pr-<n>`) when the plan is a preview's, else `None`.
+    pub workspace: Option<String>,
 }
 
 fn shown_md(s: &Shown) -> String {
@@ -156,6 +158,12 @@ pub fn title(r: &Report<'_>) -> String {
     }
     if let Some(s) = &r.stack {
         t.push_str(&format!(" · {}", md::code(s)));
+    }
+    if let Some(w) = &r.workspace {
+        t.push_str(&format!(
+            " · **preview** {} (workspace of a pull request, never the environment's deploy)",
+            md::code(w)
+        ));
     }
     t.push_str(&format!(" · gate **{}**\n", r.verdict.as_str()));
     t

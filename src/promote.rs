@@ -87,6 +87,22 @@ pub const SOAK: crate::validate::DurationRule = crate::validate::DurationRule {
 };
 
 /// Parse a soak time (see [`SOAK`]) with the one duration parser.
+/// The rule that keeps previews out of promotions: promote reads `deploy/<from>/current`,
+/// which no preview moves, and takes only the `default` workspace. A preview workspace is
+/// exit 1 (refused; after the workspace rule of [`crate::envs::check_workspace`], so a bad
+/// name is still exit 2 and a preview of an environment without previews names that rule).
+pub fn never_a_preview(from: &crate::envs::Environment, workspace: &str) -> Result<()> {
+    match crate::envs::check_workspace(from, "workspace", workspace)? {
+        crate::envs::Workspace::Default => Ok(()),
+        ws => Err(Failure::refused(format!(
+            "workspace `{}` refused: promote never promotes a preview; it promotes {} (the deploy of `{}`, which no preview moves)",
+            ws.name(),
+            crate::deploy::current_tag(&from.name),
+            from.name
+        ))),
+    }
+}
+
 pub fn parse_soak(v: &str) -> Result<Duration> {
     crate::validate::duration("min-soak", v, &SOAK)
 }
@@ -1011,6 +1027,37 @@ mod tests {
     }
 
     // Every refusal and every outcome of the decision alone (no git, no network).
+    #[test]
+    fn a_preview_is_never_promoted() {
+        use crate::exit::ExitClass::{Refused, Usage};
+        let m = Model::default();
+        for (env, ws, want) in [
+            ("dev", "default", None),
+            ("staging", "default", None),
+            (
+                "dev",
+                "pr-3",
+                Some((Refused, "promote never promotes a preview")),
+            ),
+            (
+                "staging",
+                "pr-3",
+                Some((Refused, "`staging` is not marked `previews: true`")),
+            ),
+            ("dev", "pr-03", Some((Usage, "is not a workspace name"))),
+        ] {
+            let e = m.get("from", env).unwrap();
+            match (never_a_preview(e, ws), want) {
+                (Ok(()), None) => {}
+                (Err(f), Some((class, needle))) => {
+                    assert_eq!(f.class, class, "{f}");
+                    assert!(f.message.contains(needle), "{f}");
+                }
+                (got, want) => panic!("{env} {ws}: {got:?} vs {want:?}"),
+            }
+        }
+    }
+
     #[test]
     fn the_decision_table() {
         let m = Model::default();

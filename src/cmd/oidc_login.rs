@@ -107,6 +107,11 @@ pub struct Args {
     #[arg(long, env = "GITOPS_CONFIG")]
     pub config: Option<PathBuf>,
 
+    /// The Terraform workspace these credentials are for: `default`, or a preview's `pr-<n>`
+    /// (refused, before any request, for an environment that does not allow previews).
+    #[arg(long, env = "GITOPS_WORKSPACE", default_value = "default")]
+    pub workspace: String,
+
     /// Mask the AWS account id in logs.
     #[arg(long, env = "GITOPS_MASK_AWS_ACCOUNT_ID")]
     pub mask_aws_account_id: bool,
@@ -596,9 +601,17 @@ pub fn plan(runner: &Runner, a: &Args) -> Result<Plan> {
     } else {
         "role-to-assume"
     };
+    if a.environment.is_none() && a.workspace != crate::envs::DEFAULT_WORKSPACE {
+        crate::envs::Workspace::parse("workspace", &a.workspace)?;
+        return Err(Failure::usage(
+            "workspace",
+            "a preview workspace needs `environment` (whether it may have previews is checked against it)",
+        ));
+    }
     if let Some(env_name) = a.environment.as_deref() {
         let model = Model::load(std::path::Path::new("."), a.config.as_deref())?;
         let env = model.get("environment", env_name)?;
+        crate::envs::check_workspace(env, "workspace", &a.workspace)?;
         if let Some(acct) = &env.aws_account_id {
             if final_role.account != *acct {
                 return Err(Failure::usage(

@@ -152,13 +152,18 @@ pub struct GateArgs {
     /// Comments by anyone else are never edited.
     #[arg(long, env = "GITOPS_COMMENT_AUTHOR")]
     pub comment_author: Option<String>,
-    /// Pull request number (default: from the triggering event).
+    /// Pull request number (default: the preview's (`workspace` `pr-<n>`), else from the
+    /// triggering event).
     #[arg(long, env = "GITOPS_PR_NUMBER")]
     pub pr_number: Option<u64>,
     /// Record the plan on this commit (full SHA): a commit status `gitops/plan/<env>[/<stack>]`
     /// with the digest (needs `environment`, a token with `statuses: write` and the repository).
     #[arg(long, env = "GITOPS_STATUS_SHA")]
     pub status_sha: Option<String>,
+    /// The Terraform workspace the plan is for: `default`, or a preview's `pr-<n>` (only for an
+    /// environment that allows previews; the report and comment say it is a preview).
+    #[arg(long, env = "GITOPS_WORKSPACE", default_value = "default")]
+    pub workspace: String,
 }
 
 /// Whether `verify` requires the plan recorded on the promotion pull request's head.
@@ -332,6 +337,8 @@ struct Checked {
     comment: Option<CommentTarget>,
     comment_skip: Option<String>,
     status: Option<StatusTarget>,
+    /// The preview workspace, if the plan is a preview's.
+    workspace: Option<String>,
 }
 
 /// Where the plan's commit status goes (validated by `check`).
@@ -409,7 +416,8 @@ fn name_like(field: &str, v: &str) -> Result<()> {
 }
 
 /// A GitHub login (1-39 letters, digits and inner single hyphens), or an App's `<slug>[bot]`.
-fn comment_author(v: &str) -> Result<String> {
+/// (Shared with tag-deploy's preview comment.)
+pub(crate) fn comment_author(v: &str) -> Result<String> {
     let name = v.strip_suffix("[bot]").unwrap_or(v);
     let ok = !name.is_empty()
         && name.len() <= 39
@@ -435,13 +443,34 @@ fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
     let limits = a.plan.limits()?;
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let model = Model::load(&cwd, a.config.as_deref())?;
-    let (environment, production) = match a.environment.as_deref() {
+    let (environment, production, workspace) = match a.environment.as_deref() {
         Some(e) => {
             let env = model.get("environment", e)?;
-            (Some(env.name.clone()), env.production)
+            let ws = crate::envs::check_workspace(env, "workspace", &a.workspace)?;
+            (Some(env.name.clone()), env.production, ws)
         }
-        None => (None, false),
+        None => match crate::envs::Workspace::parse("workspace", &a.workspace)? {
+            crate::envs::Workspace::Default => (None, false, crate::envs::Workspace::Default),
+            _ => {
+                return Err(Failure::usage(
+                    "workspace",
+                    "a preview workspace needs `environment` (the environment it previews; the rule of which allow previews is checked against it)",
+                ))
+            }
+        },
     };
+    let preview_pr = workspace.pr();
+    if let (Some(n), Some(given)) = (preview_pr, a.pr_number) {
+        if n != given {
+            return Err(Failure::usage(
+                "pr-number",
+                format!(
+                    "is {given}, but workspace `{}` is the preview of pull request {n}",
+                    workspace.name()
+                ),
+            ));
+        }
+    }
     if let Some(s) = &a.stack {
         name_like("stack", s)?;
     }
@@ -535,7 +564,7 @@ fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
         .transpose()?;
     if a.comment == CommentMode::Upsert {
         let github = a.github.resolve(runner)?;
-        let pr = match a.pr_number {
+        let pr = match a.pr_number.or(preview_pr) {
             Some(0) => return Err(Failure::usage("pr-number", "must be a positive number")),
             Some(n) => Some(n),
             None => runner
@@ -552,12 +581,16 @@ fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
                 }
                 Some(api) => {
                     crate::github::validate_repository("repository", &api.repository)?;
-                    let key = match (&environment, &a.stack) {
+                    let mut key = match (&environment, &a.stack) {
                         (Some(e), Some(s)) => format!("{e}/{s}"),
                         (Some(e), None) => e.clone(),
                         (None, Some(s)) => format!("-/{s}"),
                         (None, None) => "default".to_string(),
                     };
+                    // A preview's plans get their own comment, never the environment's.
+                    if let Some(n) = preview_pr {
+                        key.push_str(&format!("/preview/pr-{n}"));
+                    }
                     target = Some(CommentTarget {
                         api,
                         pr,
@@ -599,6 +632,7 @@ fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
         data_loss_reason,
         comment: target,
         comment_skip,
+        workspace: preview_pr.map(|_| workspace.name()),
     })
 }
 
@@ -910,12 +944,10 @@ fn gate(runner: &Runner, args: &GateArgs) -> Result<()> {
             single_line(&scrubber.scrub(&w.message))
         ));
     }
-    let (allowed, violations): (Vec<_>, Vec<_>) = found
-        .into_iter()
-        .partition(|v| {
-            c.allow.iter().any(|a| a == &v.rule)
-                || (v.rule == render::DATA_LOSS_RULE && c.data_loss_reason.is_some())
-        });
+    let (allowed, violations): (Vec<_>, Vec<_>) = found.into_iter().partition(|v| {
+        c.allow.iter().any(|a| a == &v.rule)
+            || (v.rule == render::DATA_LOSS_RULE && c.data_loss_reason.is_some())
+    });
     if plan.sensitive_overflow {
         runner.warning(&format!(
             "{} (more than {} distinct sensitive values)",
@@ -967,6 +999,7 @@ fn gate(runner: &Runner, args: &GateArgs) -> Result<()> {
         data_loss_reason: c.data_loss_reason.clone(),
         environment: c.environment.clone(),
         stack: c.stack.clone(),
+        workspace: c.workspace.clone(),
     };
 
     // Outputs.

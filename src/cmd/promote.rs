@@ -96,6 +96,10 @@ pub struct Args {
     /// Environments model file (default: `.github/gitops.yml` in the checkout, else built in).
     #[arg(long, env = "GITOPS_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The workspace of `from` to promote: only `default` (a preview workspace `pr-<n>` is
+    /// never promoted: exit 1).
+    #[arg(long, env = "GITOPS_WORKSPACE", default_value = "default")]
+    pub workspace: String,
 }
 
 /// Outputs this binary sets.
@@ -159,6 +163,7 @@ fn check(runner: &Runner, a: &Args) -> Result<Checked> {
     let checkout = a.checkout.resolve(runner)?;
     let model = Model::load(&checkout.root, a.config.as_deref())?;
     let (from, to) = rules::resolve_pair(&model, &a.from, a.to.as_deref())?;
+    rules::never_a_preview(from, &a.workspace)?;
     let (from, to) = (from.clone(), to.clone());
     let soak = a.min_soak.as_deref().map(rules::parse_soak).transpose()?;
     let windows = to.windows()?;

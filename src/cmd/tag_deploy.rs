@@ -52,6 +52,8 @@ use crate::windows::{self, Gate, Windows};
 
 mod verification;
 
+mod preview;
+
 /// The chosen verb, for the code that branches on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Command {
@@ -77,6 +79,27 @@ enum Command {
     Verify,
     /// After a failed verification: hold, and roll back (or stop and alert).
     AutoRollback,
+    /// Decide whether a pull request gets a preview (fork, label), changing nothing.
+    PreviewCheck,
+    /// Record a preview: `deploy/<env>/preview/pr-<n>`, its transient Deployment, the comment.
+    PreviewOpen,
+    /// Close a preview: delete its record, mark its Deployment inactive, update the comment.
+    PreviewClose,
+    /// List the previews to destroy: PR closed or missing, or older than the maximum age.
+    PreviewSweep,
+}
+
+impl Command {
+    /// What the verb records: the environment itself, one preview, or every preview.
+    fn scope(self) -> deploy::Scope {
+        match self {
+            Command::PreviewOpen | Command::PreviewClose | Command::PreviewCheck => {
+                deploy::Scope::Preview
+            }
+            Command::PreviewSweep => deploy::Scope::AllPreviews,
+            _ => deploy::Scope::Environment,
+        }
+    }
 }
 
 /// Output format of `list`.
@@ -96,7 +119,8 @@ pub enum Format {
     about = "Record deploys as atomic git tags and GitHub Deployments"
 )]
 pub struct Args {
-    /// What to do: start, record, fail, list, resolve, hold, release, window, verify, auto-rollback.
+    /// What to do: start, record, fail, list, resolve, hold, release, window, verify,
+    /// auto-rollback, preview-check, preview-open, preview-close, preview-sweep.
     #[command(subcommand)]
     pub command: Verb,
 }
@@ -130,6 +154,19 @@ pub enum Verb {
     /// hold and dispatch `rollback.yml` to `previous` when the environment opts in
     /// (`auto-rollback: true`); a failed rollback, or no opt-in, stops and alerts (exit 1).
     AutoRollback(AutoRollbackArgs),
+    /// Decide whether a pull request gets a preview (never from a fork; only with the
+    /// configured label); changes nothing, except a PR comment saying why not.
+    PreviewCheck(PreviewCheckArgs),
+    /// Record a preview after its apply: `deploy/<env>/preview/pr-<n>` (never
+    /// `deploy/<env>/current`), a transient GitHub Deployment `<env>/pr-<n>` with the
+    /// preview's URL, and the one PR comment with the URL and the resources created.
+    PreviewOpen(PreviewOpenArgs),
+    /// Close a preview after its destroy: delete its record, mark its Deployment inactive,
+    /// update the PR comment.
+    PreviewClose(PreviewCloseArgs),
+    /// List the previews to destroy (their PR is closed or gone, or they are older than the
+    /// maximum age), as the `workspaces` output (a JSON list); changes nothing.
+    PreviewSweep(PreviewSweepArgs),
 }
 
 /// What every verb takes: the environment, the model, the output format, the checkout and
@@ -161,6 +198,10 @@ pub struct Common {
     /// steps); only the deploying verbs use it.
     #[arg(long, env = "GITOPS_SKIP_GITHUB_DEPLOYMENT")]
     pub skip_github_deployment: bool,
+    /// The Terraform workspace: `default` (the environment itself; every verb but the
+    /// preview ones) or `pr-<number>` (a preview; only where the environment allows previews).
+    #[arg(long, env = "GITOPS_WORKSPACE", default_value = "default")]
+    pub workspace: String,
 }
 
 /// The deploy itself (start, record, fail).
@@ -345,6 +386,85 @@ pub struct AutoRollbackArgs {
     pub r#ref: Option<String>,
 }
 
+/// The login whose PR comment may be edited (preview verbs).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommentAuthor {
+    /// preview-*: the login whose preview comment may be edited (a GitHub App's
+    /// `<slug>[bot]`; default: the token's user, else `github-actions[bot]`).
+    #[arg(long, env = "GITOPS_COMMENT_AUTHOR")]
+    pub comment_author: Option<String>,
+}
+
+/// The applied plan of a preview (preview-open: what it created; preview-close: what its
+/// destroy removed).
+#[derive(Debug, Clone, clap::Args)]
+pub struct PreviewPlan {
+    /// preview-open/close: the applied plan as JSON (`terraform show -json`), for the
+    /// resources the comment lists.
+    #[arg(long, env = "GITOPS_PLAN")]
+    pub plan: Option<PathBuf>,
+}
+
+/// `preview-check`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PreviewCheckArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The pull request's head repository (`owner/name`, the event's
+    /// `pull_request.head.repo.full_name`); another repository than `repository` is a fork.
+    #[arg(long, env = "GITOPS_HEAD_REPOSITORY")]
+    pub head_repository: Option<String>,
+    /// The pull request's labels (comma- or newline-separated).
+    #[arg(long, env = "GITOPS_LABELS")]
+    pub labels: Option<String>,
+    #[command(flatten)]
+    pub author: CommentAuthor,
+}
+
+/// `preview-open`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PreviewOpenArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The previewed commit: the pull request's head (full SHA). Default: `GITHUB_SHA`.
+    #[arg(long, env = "GITOPS_SHA")]
+    pub sha: Option<String>,
+    /// The preview's URL (an http(s) URL, the Terraform output `preview.url-output`).
+    #[arg(long, env = "GITOPS_ENVIRONMENT_URL")]
+    pub environment_url: Option<String>,
+    #[command(flatten)]
+    pub artifact: Artifact,
+    #[command(flatten)]
+    pub plan: PreviewPlan,
+    #[command(flatten)]
+    pub author: CommentAuthor,
+}
+
+/// `preview-close`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PreviewCloseArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub plan: PreviewPlan,
+    /// Why (e.g. `pull request closed`, the sweep's reason), shown in the comment.
+    #[arg(long, env = "GITOPS_REASON")]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub author: CommentAuthor,
+}
+
+/// `preview-sweep`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PreviewSweepArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Destroy previews older than this (`1h`..`90d`, e.g. `7d`). Default: `preview.max-age`
+    /// of the configuration, else 7d.
+    #[arg(long, env = "GITOPS_MAX_AGE")]
+    pub max_age: Option<String>,
+}
+
 /// The inputs of the chosen verb in one shape for the subcommands' code: what the verb does
 /// not take is absent (clap already refused it).
 struct Inputs {
@@ -362,6 +482,8 @@ struct Inputs {
     verification: Option<VerificationArgs>,
     verify: Option<VerifyArgs>,
     auto_rollback: Option<AutoRollbackArgs>,
+    /// The preview verbs' own inputs.
+    preview: preview::Inputs,
 }
 
 impl Inputs {
@@ -381,6 +503,7 @@ impl Inputs {
             verification: None,
             verify: None,
             auto_rollback: None,
+            preview: preview::Inputs::default(),
         }
     }
 
@@ -434,6 +557,43 @@ impl Inputs {
             Verb::AutoRollback(a) => Inputs {
                 auto_rollback: Some(a.clone()),
                 ..Inputs::new(Command::AutoRollback, a.common)
+            },
+            Verb::PreviewCheck(a) => Inputs {
+                preview: preview::Inputs {
+                    head_repository: a.head_repository,
+                    labels: a.labels,
+                    comment_author: a.author.comment_author,
+                    ..Default::default()
+                },
+                ..Inputs::new(Command::PreviewCheck, a.common)
+            },
+            Verb::PreviewOpen(a) => Inputs {
+                image: a.artifact.image,
+                plan_digest: a.artifact.plan_digest,
+                preview: preview::Inputs {
+                    sha: a.sha,
+                    environment_url: a.environment_url,
+                    plan: a.plan.plan,
+                    comment_author: a.author.comment_author,
+                    ..Default::default()
+                },
+                ..Inputs::new(Command::PreviewOpen, a.common)
+            },
+            Verb::PreviewClose(a) => Inputs {
+                reason: a.reason,
+                preview: preview::Inputs {
+                    plan: a.plan.plan,
+                    comment_author: a.author.comment_author,
+                    ..Default::default()
+                },
+                ..Inputs::new(Command::PreviewClose, a.common)
+            },
+            Verb::PreviewSweep(a) => Inputs {
+                preview: preview::Inputs {
+                    max_age: a.max_age,
+                    ..Default::default()
+                },
+                ..Inputs::new(Command::PreviewSweep, a.common)
             },
         }
     }
@@ -496,7 +656,31 @@ pub const OUTPUTS: &[OutputDoc] = &[
     },
     OutputDoc {
         name: "deployment-id",
-        description: "start/record/fail: the id of the run's GitHub Deployment (empty without one)",
+        description: "start/record/fail/preview-open: the id of the run's GitHub Deployment (empty without one)",
+    },
+    OutputDoc {
+        name: "workspace",
+        description: "preview-check/open/close: the preview's Terraform workspace (`pr-<n>`); preview-sweep: the first one to destroy (empty when none)",
+    },
+    OutputDoc {
+        name: "preview",
+        description: "preview-check: `true` when the pull request gets a preview, else `false` (`reason` says why)",
+    },
+    OutputDoc {
+        name: "reason",
+        description: "preview-check: why there is no preview (empty when there is one)",
+    },
+    OutputDoc {
+        name: "url-output",
+        description: "preview-check: the Terraform output holding the preview's URL (`preview.url-output`)",
+    },
+    OutputDoc {
+        name: "workspaces",
+        description: "preview-sweep: the preview workspaces to destroy, as a JSON list of names (`[\"pr-3\"]`)",
+    },
+    OutputDoc {
+        name: "comment-url",
+        description: "preview-*: the URL of the preview's PR comment (empty when none was written)",
     },
 ];
 
@@ -532,6 +716,10 @@ struct Ctx {
     verification: Option<verification::Outcome>,
     /// record: the reason plan-gate's `allow-data-loss` was given with.
     data_loss: Option<String>,
+    /// The preview verbs' validated context (`None` for the environment's own verbs).
+    preview: Option<preview::Context>,
+    /// `skip-github-deployment`.
+    skip_deployment: bool,
 }
 
 /// Whether and how the GitHub Deployment of this run is kept.
@@ -684,6 +872,9 @@ fn prepare(runner: &Runner, args: &Inputs) -> Result<Ctx> {
         Some(v) => verification::outcome_input(v, checks.as_ref(), &env.name)?,
         None => None,
     };
+    // The one workspace rule (envs), then what this verb may do with it (deploy).
+    let workspace = crate::envs::check_workspace(&env, "workspace", &common.workspace)?;
+    let preview_pr = deploy::workspace_scope(&env.name, cmd.scope(), &workspace)?;
 
     for (field, name) in [
         ("environment", deploy::current_ref(&env.name)),
@@ -752,7 +943,20 @@ fn prepare(runner: &Runner, args: &Inputs) -> Result<Ctx> {
         )?,
         None => DeploymentsCfg::Off(String::new()),
     };
+    let preview = match cmd.scope() {
+        deploy::Scope::Environment => None,
+        _ => Some(preview::prepare(
+            runner,
+            args,
+            &env.name,
+            preview_pr,
+            model.preview(),
+            &github,
+        )?),
+    };
     Ok(Ctx {
+        preview,
+        skip_deployment: common.skip_github_deployment,
         production: env.production,
         deployments,
         windows,
@@ -793,16 +997,16 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
     }
     let ctx = prepare(runner, &args)?;
     // The sha default comes from the run context; validated before any call too.
-    let sha = if let Some(d) = &args.deploy {
-        Some(sha_input(runner, d.sha.as_deref())?)
-    } else {
-        None
+    let sha = match &args.deploy {
+        Some(d) => Some(sha_input(runner, d.sha.as_deref())?),
+        None => None,
     };
     let result = match args.command {
         Command::Start => start(runner, &ctx, &args, sha.expect("validated")),
         Command::Fail => fail(runner, &ctx, &args, sha.expect("validated")),
         Command::Window => window(runner, &ctx),
         Command::Verify => verification::verify(runner, &ctx, &args),
+        Command::PreviewCheck => preview::check(runner, &ctx),
         cmd => {
             let session = Session::open(&ctx.spec)?;
             if let Some(s) = session.auth().secret() {
@@ -816,6 +1020,9 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
                 Command::Resolve => resolve(runner, &ctx, &session, &args),
                 Command::Hold => hold(runner, &ctx, &session, &args),
                 Command::AutoRollback => verification::auto_rollback(runner, &ctx, &session, &args),
+                Command::PreviewOpen => preview::open(runner, &ctx, &session, &args),
+                Command::PreviewClose => preview::close(runner, &ctx, &session),
+                Command::PreviewSweep => preview::sweep(runner, &ctx, &session),
                 _ => release(runner, &ctx, &session, &args),
             }
         }
@@ -951,6 +1158,7 @@ impl<'c> Gh<'c> {
             run_key: self.on.run_key.clone(),
             description: format!("{what} of {} by run {}", short(sha), ctx.run_id),
             extra,
+            transient: false,
         };
         let d = self
             .api
@@ -1223,6 +1431,19 @@ fn on_branch(session: &Session, ctx: &Ctx, state: &EnvState, sha: Oid, tip: Oid)
     match session.is_ancestor(sha, tip) {
         Ok(b) => Ok(b),
         Err(GitError::Missing(_)) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Push one ref update; a lost lease is a refusal (exit 1) worded by `lost`, nothing changed.
+fn push_leased(
+    session: &Session,
+    update: RefUpdate,
+    lost: impl FnOnce(&GitError) -> String,
+) -> Result<()> {
+    match session.push(&[update]) {
+        Ok(()) => Ok(()),
+        Err(e @ GitError::Lease { .. }) => Err(Failure::refused(lost(&e))),
         Err(e) => Err(e.into()),
     }
 }
@@ -1651,19 +1872,15 @@ fn place_hold(runner: &Runner, ctx: &Ctx, session: &Session, reason: &str) -> Re
         ),
     };
     let oid = session.create_tag_object(&tag, commit, &tagger(ctx), &h.message(env))?;
-    match session.push(&[RefUpdate {
-        name: deploy::hold_ref(env),
-        new: Some(oid),
-        expect: Expect::Absent,
-    }]) {
-        Ok(()) => {}
-        Err(e @ GitError::Lease { .. }) => {
-            return Err(Failure::refused(format!(
-                "someone else put `{env}` on hold at the same time: {e}"
-            )))
-        }
-        Err(e) => return Err(e.into()),
-    }
+    push_leased(
+        session,
+        RefUpdate {
+            name: deploy::hold_ref(env),
+            new: Some(oid),
+            expect: Expect::Absent,
+        },
+        |e| format!("someone else put `{env}` on hold at the same time: {e}"),
+    )?;
     runner.set_output("status", "held")?;
     runner.info(&format!(
         "`{env}` is on hold ({tag} on {}): automatic deploys and promotions are refused until `tag-deploy release --environment {env}`",
@@ -1688,19 +1905,15 @@ fn release(runner: &Runner, ctx: &Ctx, session: &Session, args: &Inputs) -> Resu
         runner.info(&format!("`{env}` is not on hold; nothing to release"));
         return Ok(());
     };
-    match session.push(&[RefUpdate {
-        name: deploy::hold_ref(env),
-        new: None,
-        expect: Expect::Oid(h.tag_oid),
-    }]) {
-        Ok(()) => {}
-        Err(e @ GitError::Lease { .. }) => {
-            return Err(Failure::refused(format!(
-                "the hold on `{env}` changed while releasing it: {e}"
-            )))
-        }
-        Err(e) => return Err(e.into()),
-    }
+    push_leased(
+        session,
+        RefUpdate {
+            name: deploy::hold_ref(env),
+            new: None,
+            expect: Expect::Oid(h.tag_oid),
+        },
+        |e| format!("the hold on `{env}` changed while releasing it: {e}"),
+    )?;
     runner.set_output("status", "released")?;
     runner.set_output("held", "false")?;
     runner.info(&format!(

@@ -25,10 +25,14 @@ locals {
   } }
 
   envs = merge([for r, c in local.repos : { for i, e in c.environments : "${r}/${e.name}" => {
-    repository     = r
-    name           = e.name
-    branch         = e.branch
-    production     = try(e.production, false)
+    repository = r
+    name       = e.name
+    branch     = e.branch
+    production = try(e.production, false)
+    # Preview workspaces (#18), as the binaries decide it (src/envs.rs): `previews:` when given
+    # (refused there on production and promoted-into environments), else only a first, non-
+    # production environment named dev.
+    previews       = try(e.previews, i == 0 && e.name == "dev" && !try(e.production, false))
     aws_region     = try(e["aws-region"], null)
     account        = try(e["aws-account-id"], null) == null ? local.only_account : lookup(local.account_by_id, e["aws-account-id"], null)
     reviewer_users = try(e.reviewers.users, [])
@@ -52,6 +56,7 @@ locals {
     deploy_plan_ref               = "refs/heads/${e.branch}"
     deploy_plan_job_workflow_refs = [for w in var.repositories[e.repository].deploy_workflows : "${local.repos[e.repository].full_name}/${w}@refs/heads/${e.branch}"]
     state_prefixes                = local.repos[e.repository].state_prefixes
+    previews                      = e.previews && !e.production
     registries                    = e.registries
     app_deploy_policy_arns        = var.repositories[e.repository].app_deploy_policy_arns
     plan_policy_arns              = var.repositories[e.repository].plan_policy_arns

@@ -130,10 +130,10 @@ fn an_input_of_another_verb_is_a_usage_error_naming_input_and_verb() {
         ("plan-gate", vec![], vec![("GITOPS_COMMAND", "verify"), ("GITOPS_PLAN", plan), ("GITOPS_PR_NUMBER", "3")], "pr-number", "`plan-gate verify` does not take it"),
         // tag-deploy (its hand-made "does not apply to" checks are gone): flags and variables.
         ("tag-deploy", vec!["list", "--environment", "dev", "--to", "previous"], vec![], "to", "`tag-deploy list` does not take `--to` (it is an input of: resolve)"),
-        ("tag-deploy", vec!["fail", "--environment", "dev", "--image", "x"], vec![], "image", "`tag-deploy fail` does not take `--image` (it is an input of: start, record)"),
-        ("tag-deploy", vec![], vec![("GITOPS_COMMAND", "record"), ("GITOPS_ENVIRONMENT", "dev"), ("GITOPS_REASON", "why")], "reason", "`GITOPS_REASON` is set, but `tag-deploy record` does not take it (it is an input of: hold, release)"),
-        ("tag-deploy", vec!["window", "--environment", "dev"], vec![("GITOPS_SHA", "abc")], "sha", "`GITOPS_SHA` is set, but `tag-deploy window` does not take it (it is an input of: start, record, fail, verify)"),
-        ("tag-deploy", vec!["verify", "--environment", "dev", "--image", "x"], vec![], "image", "`tag-deploy verify` does not take `--image` (it is an input of: start, record)"),
+        ("tag-deploy", vec!["fail", "--environment", "dev", "--image", "x"], vec![], "image", "`tag-deploy fail` does not take `--image` (it is an input of: start, record, preview-open)"),
+        ("tag-deploy", vec![], vec![("GITOPS_COMMAND", "record"), ("GITOPS_ENVIRONMENT", "dev"), ("GITOPS_REASON", "why")], "reason", "`GITOPS_REASON` is set, but `tag-deploy record` does not take it (it is an input of: hold, release, preview-close)"),
+        ("tag-deploy", vec!["window", "--environment", "dev"], vec![("GITOPS_SHA", "abc")], "sha", "`GITOPS_SHA` is set, but `tag-deploy window` does not take it (it is an input of: start, record, fail, verify, preview-open)"),
+        ("tag-deploy", vec!["verify", "--environment", "dev", "--image", "x"], vec![], "image", "`tag-deploy verify` does not take `--image` (it is an input of: start, record, preview-open)"),
         ("tag-deploy", vec!["auto-rollback", "--environment", "dev"], vec![("GITOPS_TERRAFORM_OUTPUTS", "o.json")], "terraform-outputs", "`GITOPS_TERRAFORM_OUTPUTS` is set, but `tag-deploy auto-rollback` does not take it (it is an input of: verify)"),
         ("tag-deploy", vec!["hold", "--environment", "dev", "--reason", "r", "--verification-outcome", "passed"], vec![], "verification-outcome", "`tag-deploy hold` does not take `--verification-outcome` (it is an input of: record)"),
     ];

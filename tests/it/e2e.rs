@@ -29,6 +29,7 @@ const TEMPLATES: &[&str] = &[
     "promote.yml",
     "rollback.yml",
     "core.yml",
+    "preview.yml",
 ];
 
 /// Where our own actions are referenced from in the templates.
@@ -701,6 +702,49 @@ const PR_JOB_SECRETS: &[(&str, &str)] = &[(
 /// token for the read-only plan role.
 const PR_JOB_WRITES: &[&str] = &["pull-requests", "id-token"];
 
+/// What a job that runs the head of a pull request from THIS repository (never a fork) may also
+/// hold with `write`, from the environment it names: a preview's record tag, its Deployment.
+const SAME_REPO_PR_JOB_WRITES: &[&str] = &["contents", "deployments"];
+
+/// The conjuncts (top-level `&&` parts, outer `${{ }}` and parentheses removed) of an `if:`.
+fn conjuncts(cond: &str) -> Vec<String> {
+    let c = cond.trim();
+    let c = c
+        .strip_prefix("${{")
+        .and_then(|c| c.strip_suffix("}}"))
+        .unwrap_or(c);
+    let (mut out, mut depth, mut cur) = (Vec::new(), 0i32, String::new());
+    let b = c.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'(' => depth += 1,
+            b')' => depth -= 1,
+            b'&' if depth == 0 && b.get(i + 1) == Some(&b'&') => {
+                out.push(cur.trim().to_string());
+                cur.clear();
+                i += 2;
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(b[i] as char);
+        i += 1;
+    }
+    out.push(cur.trim().to_string());
+    out
+}
+
+/// Whether a job's `if:` requires the pull request's head to be in this repository: one of its
+/// conjuncts is that comparison (events without a pull request pass the second form).
+fn job_requires_same_repository(job: &Value) -> bool {
+    let cond = job.get("if").and_then(Value::as_str).unwrap_or("");
+    conjuncts(cond).iter().any(|c| {
+        c == "github.event.pull_request.head.repo.full_name == github.repository"
+            || c == "(github.event.pull_request.head.repo.full_name || github.repository) == github.repository"
+    })
+}
+
 /// Events that run code from a pull request's head.
 const PR_EVENTS: &[&str] = &["pull_request", "pull_request_target"];
 
@@ -775,7 +819,10 @@ fn pr_credential_problems(file: &str, wf: &Value) -> Vec<String> {
             Some(Value::Mapping(p)) => {
                 for (k, v) in p {
                     let k = k.as_str().unwrap_or("");
-                    if v.as_str() == Some("write") && !PR_JOB_WRITES.contains(&k) {
+                    let same_repo = job_requires_same_repository(job)
+                        && job.get("environment").is_some()
+                        && SAME_REPO_PR_JOB_WRITES.contains(&k);
+                    if v.as_str() == Some("write") && !PR_JOB_WRITES.contains(&k) && !same_repo {
                         problems.push(format!("{at}: it must not hold `{k}: write`"));
                     }
                 }
@@ -821,6 +868,17 @@ fn e2e_templates_give_pull_request_jobs_no_privileged_credentials() {
     ] {
         let p = bad(yaml);
         assert!(p.iter().any(|m| m.contains(want)), "{yaml}: expected {want:?} in {p:?}");
+    }
+    // A same-repository pull-request job (a preview) may hold the preview's writes, only from
+    // an environment and only when its condition keeps forks out.
+    assert!(bad("on: pull_request\njobs:\n  a:\n    if: ${{ github.event.pull_request.head.repo.full_name == github.repository }}\n    environment: dev\n    permissions:\n      contents: write\n").is_empty());
+    for yaml in [
+        "on: pull_request\njobs:\n  a:\n    environment: dev\n    permissions:\n      contents: write\n",
+        "on: pull_request\njobs:\n  a:\n    if: ${{ github.event.pull_request.head.repo.full_name == github.repository || true }}\n    environment: dev\n    permissions:\n      contents: write\n",
+        "on: pull_request\njobs:\n  a:\n    if: ${{ github.event.pull_request.head.repo.full_name == github.repository }}\n    permissions:\n      contents: write\n",
+        "on: pull_request\njobs:\n  a:\n    if: ${{ github.event.pull_request.head.repo.full_name == github.repository }}\n    environment: dev\n    permissions:\n      actions: write\n",
+    ] {
+        assert!(!bad(yaml).is_empty(), "{yaml}");
     }
     // A push-only job may hold what it needs.
     assert!(bad("on: [push, pull_request]\njobs:\n  a:\n    if: github.event_name == 'push'\n    permissions:\n      contents: write\n    env:\n      T: ${{ secrets.CORE_GITHUB_TOKEN }}\n").is_empty());
@@ -1180,7 +1238,8 @@ fn e2e_demo_runs_the_whole_flow_and_leaves_the_expected_tags() {
     let summary = tmp.path().join("summary.txt");
     let bin_dir = support::bin("oidc-login").parent().unwrap().to_path_buf();
     let mut c = Command::new(root().join("scripts/demo"));
-    c.args(["--no-install", "--quiet", "--bin-dir"])
+    // With the optional preview step (#18, scripts/demo-lib/preview.sh): README names it.
+    c.args(["--no-install", "--quiet", "--previews", "--bin-dir"])
         .arg(&bin_dir)
         .arg("--summary")
         .arg(&summary)
@@ -1238,6 +1297,11 @@ fn e2e_demo_runs_the_whole_flow_and_leaves_the_expected_tags() {
         "promote staging -> prod",
         "rollback prod -> previous",
         "deploy prod while held",
+        // The preview step: created, updated, refused for prod, destroyed.
+        "pull request -> preview",
+        "second push -> preview",
+        "forged preview of prod",
+        "pull request closed",
     ] {
         assert!(stderr.contains(step), "timeline lacks `{step}`:\n{stderr}");
     }
@@ -1262,6 +1326,10 @@ fn e2e_demo_runs_the_whole_flow_and_leaves_the_expected_tags() {
             assert!(l.ends_with(&format!("account {account}")), "{l}");
         }
     }
+    // The preview step checked its own facts (state under env:/pr-<n>/ in moto, the record,
+    // the Deployment and comment, the refusal, the state gone, deploy/dev/current untouched)
+    // and says so only when every one held.
+    assert_eq!(kv["previews"], "ok", "{kv:?}");
 }
 
 // Where terraform is absent the demo says so and stops before starting anything (exit 3); an
@@ -1309,4 +1377,182 @@ fn e2e_demo_stops_honestly_without_terraform_and_refuses_unknown_flags() {
         .filter(|e| e.file_name().to_string_lossy().starts_with("gitops-demo."))
         .collect();
     assert!(left.is_empty(), "the demo left a work directory behind");
+}
+
+/// Problems of preview.yml's fork rule: no `pull_request_target`; every job that holds a
+/// credential (OIDC, a write) or checks out the pull request's head keeps forks out in its own
+/// condition; the job that serves every pull request (forks too) holds no OIDC token, names no
+/// environment and checks out the base branch only.
+fn preview_fork_problems(wf: &Value) -> Vec<String> {
+    let mut p = Vec::new();
+    if triggers(wf).contains("pull_request_target") {
+        p.push("preview.yml must not run on pull_request_target".to_string());
+    }
+    for (name, job) in wf.get("jobs").and_then(Value::as_mapping).unwrap() {
+        let name = name.as_str().unwrap();
+        let text = serde_yaml_ng::to_string(job).unwrap();
+        let writes = job
+            .get("permissions")
+            .and_then(Value::as_mapping)
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, v)| {
+                        v.as_str() == Some("write") && k.as_str() != Some("pull-requests")
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        let head = text.contains("github.event.pull_request.head.sha");
+        let guarded = job_requires_same_repository(job);
+        if (writes > 0 || head || job.get("environment").is_some()) && !guarded {
+            p.push(format!(
+                "job `{name}` holds credentials or runs the pull request's head without keeping forks out"
+            ));
+        }
+        if !guarded && text.contains("github.event.pull_request.head.sha") {
+            p.push(format!("job `{name}` checks out a fork's head"));
+        }
+    }
+    p
+}
+
+// The fork rule and the concurrency rule of preview.yml: forks get no credentials (and the
+// rule catches a job that would give them some); a newer push cancels an older preview plan but
+// never a running apply or destroy (one non-cancelling group per pull request, shared by apply
+// and destroy); every binary that names the environment gets the workspace.
+#[test]
+fn e2e_preview_template_keeps_forks_out_and_never_cancels_an_apply() {
+    let (text, wf) = load("preview.yml");
+    let problems = preview_fork_problems(&wf);
+    assert!(problems.is_empty(), "fork rule:\n{}", problems.join("\n"));
+    let jobs = wf.get("jobs").unwrap();
+    // The check job serves forks too: no OIDC, no environment, the base branch's files only.
+    let check = &jobs["check"];
+    assert!(check.get("environment").is_none());
+    assert!(check["permissions"].get("id-token").is_none());
+    assert!(serde_yaml_ng::to_string(check)
+        .unwrap()
+        .contains("github.base_ref"));
+    // The rule is not vacuous: a preview plan job without the same-repository condition is caught.
+    let mut broken = wf.clone();
+    broken["jobs"]["plan"]["if"] = Value::from("${{ needs.check.outputs.preview == 'true' }}");
+    assert!(
+        preview_fork_problems(&broken)
+            .iter()
+            .any(|m| m.contains("`plan`")),
+        "{:?}",
+        preview_fork_problems(&broken)
+    );
+    let mut target: Value = wf.clone();
+    target["on"]["pull_request_target"] = Value::Null;
+    assert!(!preview_fork_problems(&target).is_empty());
+
+    // Concurrency: no workflow-level group (it would cancel applies); the plan cancels, the
+    // apply and destroy never do, and they share one group per pull request.
+    assert!(
+        wf.get("concurrency").is_none(),
+        "no workflow-level concurrency"
+    );
+    let conc = |job: &str| {
+        let c = &jobs[job]["concurrency"];
+        (
+            c["group"].as_str().unwrap().to_string(),
+            c["cancel-in-progress"].as_bool(),
+        )
+    };
+    let (plan_group, plan_cancel) = conc("plan");
+    assert_eq!(plan_cancel, Some(true));
+    assert_eq!(
+        plan_group,
+        "gitops-preview-plan-pr-${{ github.event.pull_request.number }}"
+    );
+    assert!(!serde_yaml_ng::to_string(&jobs["plan"])
+        .unwrap()
+        .contains("terraform apply"));
+    let (apply_group, apply_cancel) = conc("apply");
+    let (destroy_group, destroy_cancel) = conc("destroy");
+    assert_eq!((apply_cancel, destroy_cancel), (Some(false), Some(false)));
+    assert_eq!(
+        apply_group,
+        "gitops-preview-pr-${{ github.event.pull_request.number }}"
+    );
+    // The destroy runs for one workspace `pr-<n>`: the same group name as the apply's.
+    assert_eq!(
+        destroy_group,
+        "gitops-preview-${{ needs.targets.outputs.workspace }}"
+    );
+    assert_ne!(plan_group, apply_group);
+
+    // Every step of ours that names the environment passes the workspace; the preview is never
+    // recorded with `record` (that would move deploy/dev/current).
+    for u in uses_in("preview.yml", &wf) {
+        let Some(rest) = u.uses.strip_prefix(OUR_PREFIX) else {
+            continue;
+        };
+        let cmd = u.with.get("command").and_then(Value::as_str).unwrap_or("");
+        // The sweep looks at every preview: it takes no single workspace.
+        if u.with.contains_key("environment") && cmd != "preview-sweep" {
+            assert!(
+                u.with.contains_key("workspace"),
+                "job `{}`: {rest} names the environment without the workspace",
+                u.job
+            );
+        }
+        assert!(
+            !matches!(cmd, "record" | "start" | "fail"),
+            "preview.yml must not use tag-deploy {cmd}"
+        );
+    }
+    assert!(
+        text.contains("transient"),
+        "the header says the Deployment is transient"
+    );
+}
+
+// #18: the deploy role of the environment that allows previews (the binaries' default: the
+// first environment, `dev`, not production) may use the S3 backend's workspace state keys
+// `env:/pr-*/<state key>` (and lock files), nothing broader; no other role gets them, and the
+// plan roles still write nothing.
+#[test]
+fn e2e_terraform_only_devs_deploy_role_may_use_preview_workspace_state() {
+    // The module of an environment account: the deploy role's two preview statements.
+    let deploy = core_block(r#"data "aws_iam_policy_document" "deploy""#);
+    assert!(
+        deploy.contains(r#"sid       = "PreviewStateReadWrite""#)
+            && deploy.contains(r#"actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]"#)
+            && deploy.contains(r#"resources = [for p in statement.value : "${aws_s3_bucket.state[each.value.name].arn}/env:/pr-*/${p}*"]"#),
+        "workspace state of pr-<n> under the repository's prefixes only:\n{deploy}"
+    );
+    assert!(
+        deploy.contains(r#"sid       = "PreviewStateList""#)
+            && deploy.contains(
+                r#"values   = concat(["env:/"], [for p in statement.value : "env:/pr-*/${p}*"])"#
+            ),
+        "{deploy}"
+    );
+    // Both statements exist only where previews are allowed.
+    let gate = "for_each = each.value.previews ? [each.value.state_prefixes] : []";
+    assert_eq!(deploy.matches(gate).count(), 2, "{deploy}");
+    let code: String = deploy
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(
+        code.matches("env:/").count(),
+        3,
+        "no other workspace grant:\n{deploy}"
+    );
+    // Who has previews: the binaries' rule (src/envs.rs), and never a production environment.
+    let locals = std::fs::read_to_string(root().join("terraform/core/locals.tf")).unwrap();
+    assert!(
+        locals.contains(
+            r#"previews = try(e.previews, i == 0 && e.name == "dev" && !try(e.production, false))"#
+        ) && locals.contains("previews                      = e.previews && !e.production"),
+        "only the first, non-production `dev` (or `previews: true`), never production:\n{locals}"
+    );
+    // The plan role: still no write, and no workspace object.
+    let plan = core_block(r#"data "aws_iam_policy_document" "plan""#);
+    assert!(!plan.contains("env:/pr-"), "{plan}");
+    assert!(!plan.contains("s3:PutObject") && !plan.contains("s3:DeleteObject"));
 }

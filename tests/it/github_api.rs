@@ -121,6 +121,7 @@ fn new_deployment(env: &str, production: bool, run_key: &str) -> NewDeployment {
         run_key: run_key.into(),
         description: "deploy by gitops-actions".into(),
         extra,
+        transient: false,
     }
 }
 
@@ -158,6 +159,28 @@ fn every_github_call_we_make_is_valid_against_githubs_openapi_description(prism:
         .await
         .unwrap();
         c.list_deployments("prod", Some(SHA), 10).await.unwrap();
+        // A preview's deployment: a transient environment `dev/pr-<n>`, marked inactive when
+        // the preview is destroyed; the sweep reads each preview's pull request.
+        let preview = NewDeployment {
+            transient: true,
+            ..new_deployment("dev/pr-7", false, "43.1")
+        };
+        let pd = c.create_deployment(&preview).await.unwrap();
+        c.set_deployment_status(
+            pd.id,
+            &DeploymentStatus {
+                state: DeploymentState::Success,
+                log_url: None,
+                environment_url: Some("https://pr-7.dev.example.com".into()),
+                description: Some("preview of pull request #7".into()),
+                auto_inactive: Some(true),
+            },
+        )
+        .await
+        .unwrap();
+        c.deactivate_environment("dev/pr-7", "preview destroyed", 10)
+            .await
+            .unwrap();
         c.mark_older_inactive("prod", d.id, 5).await.unwrap();
         c.find_pull_request("promote/prod/0123456", "prod", "open")
             .await

@@ -1534,3 +1534,43 @@ fn role_chaining_true_chains_from_exported_environment_keys() {
     assert!(sb.outputs()["authenticated-arn"].contains(":assumed-role/second/"));
     sb.assert_no_leak(&r, &[&first_secret], &[]);
 }
+
+// #18: dev's deploy credentials for a preview workspace only where previews are allowed; the
+// refusal happens before any token is requested or any STS call is made.
+#[test]
+fn a_preview_workspace_is_refused_for_staging_and_prod_before_any_request() {
+    let oidc = OidcServer::start();
+    let proxy = StsFaults::start(None, vec![]);
+    for (extra, code, needle) in [
+        (
+            vec!["--environment", "prod", "--workspace", "pr-4"],
+            1,
+            "`prod` is a production environment",
+        ),
+        (
+            vec!["--environment", "staging", "--workspace", "pr-4"],
+            1,
+            "`staging` is not marked `previews: true`",
+        ),
+        (
+            vec!["--environment", "dev", "--workspace", "pr-x"],
+            2,
+            "is not a workspace name",
+        ),
+        (
+            vec!["--workspace", "pr-4"],
+            2,
+            "a preview workspace needs `environment`",
+        ),
+    ] {
+        let sb = sandbox(&oidc, &proxy.endpoint());
+        let mut args = base_args();
+        args.extend(extra.iter().copied());
+        let r = login(&sb, &args);
+        r.expect_code(code);
+        assert!(r.all().contains(needle), "{extra:?}: {}", r.all());
+        assert!(!sb.outputs().contains_key("aws-access-key-id"), "{extra:?}");
+    }
+    assert_eq!(oidc.count(), 0, "no token was requested");
+    assert!(proxy.requests().is_empty(), "nothing reached STS");
+}

@@ -1478,3 +1478,69 @@ fn a_comment_create_whose_answer_is_lost_is_not_duplicated() {
     );
     sb.assert_no_leak(&r, &["ghs_FAKETOKEN0123456789abcdef"], &[]);
 }
+
+// #18: plan-gate takes the workspace; a preview's report says it is a preview (and gets its own
+// comment key); a preview workspace for staging or prod is refused by the one rule (exit 1)
+// before the plan is read or anything is sent; a bad name is exit 2.
+#[test]
+fn plan_gate_workspace_previews_only_where_allowed() {
+    let plan = fixture("tf-scenarios.plan.json");
+    let plan = plan.to_str().unwrap();
+    let (_, r) = gate(&[
+        "--plan",
+        plan,
+        "--environment",
+        "dev",
+        "--workspace",
+        "pr-9",
+        "--comment",
+        "off",
+        "--format",
+        "markdown",
+    ]);
+    assert!(
+        r.stdout.contains("**preview** `pr-9`"),
+        "the report says it is a preview: {}",
+        r.stdout
+    );
+    for (args, code, needle) in [
+        (
+            vec!["--environment", "prod", "--workspace", "pr-9"],
+            1,
+            "`prod` is a production environment",
+        ),
+        (
+            vec!["--environment", "staging", "--workspace", "pr-9"],
+            1,
+            "previews: true",
+        ),
+        (
+            vec!["--environment", "dev", "--workspace", "pr-9 "],
+            2,
+            "is not a workspace name",
+        ),
+        (vec!["--workspace", "pr-9"], 2, "needs `environment`"),
+        (
+            vec![
+                "--environment",
+                "dev",
+                "--workspace",
+                "pr-9",
+                "--pr-number",
+                "8",
+            ],
+            2,
+            "is the preview of pull request 9",
+        ),
+    ] {
+        let mut all = vec!["--plan", plan];
+        all.extend(args.iter().copied());
+        let (sb, r) = gate(&all);
+        r.expect_code(code);
+        assert!(r.all().contains(needle), "{args:?}: {}", r.all());
+        assert!(
+            !sb.outputs().contains_key("verdict"),
+            "{args:?}: refused before reading the plan"
+        );
+    }
+}

@@ -941,3 +941,39 @@ fn a_verified_source_deploy_promotes() {
     run.expect_code(0);
     assert_eq!(branch(&r.bare, "main"), cand);
 }
+
+// #18: a preview is never promoted. With a preview record of a newer commit under
+// deploy/dev/preview/pr-<n>, promote still promotes deploy/dev/current; asking for the preview's
+// workspace is refused (exit 1) and changes nothing; a bad workspace name is exit 2.
+#[test]
+fn promote_never_promotes_a_preview() {
+    let (r, cand) = deployed_in_dev(3);
+    let url = r.bare.display().to_string();
+    add_commits(&r.bare, "dev", 1);
+    let newer = branch(&r.bare, "dev");
+    tag(
+        &r.bare,
+        "deploy/dev/preview/pr-7",
+        &newer,
+        "preview dev/pr-7: x\n\nPreview.\n\nEnvironment: dev\nWorkspace: pr-7\nPull-Request: 7\n",
+    );
+    let before = refs(&r.bare);
+    for (ws, code, needle) in [
+        ("pr-7", 1, "promote never promotes a preview"),
+        ("pr-007", 2, "is not a workspace name"),
+    ] {
+        let sb = Sandbox::actions();
+        let run = promote(&sb, &url, &["--from", "dev", "--workspace", ws]);
+        run.expect_code(code);
+        assert!(run.all().contains(needle), "{}", run.all());
+        assert_eq!(refs(&r.bare), before, "{ws}: nothing changed");
+    }
+    let sb = Sandbox::actions();
+    promote(&sb, &url, &["--from", "dev"]).expect_code(0);
+    assert_eq!(
+        branch(&r.bare, "main"),
+        cand,
+        "deploy/dev/current, not the preview"
+    );
+    assert_ne!(cand, newer);
+}

@@ -1839,3 +1839,516 @@ fn window_refuses_a_frozen_environment_and_an_override_is_recorded() {
         "{msg}"
     );
 }
+
+// ---------------------------------------------------------------- previews (#18)
+
+/// GitHub's ref for a pull request's head, in the bare repository (what GitHub advertises).
+fn pull_head(r: &Remote, pr: u64, sha: &str) {
+    git_http::git_ok(
+        &r._bare,
+        &["update-ref", &format!("refs/pull/{pr}/head"), sha],
+    );
+}
+
+/// A preview run's sandbox: the Deployments API and comments on the fake behind Prism.
+fn preview_sandbox(r: &Remote, proxy: &Prism, run_id: &str) -> Sandbox {
+    deploy_sandbox(r, proxy, run_id)
+}
+
+/// Run a tag-deploy verb; the preview verbs that comment edit only `github-actions[bot]`'s.
+fn pv(sb: &Sandbox, args: &[&str]) -> Run {
+    let mut a: Vec<&str> = args.to_vec();
+    if matches!(args[0], "preview-open" | "preview-close" | "preview-check") {
+        a.extend(["--comment-author", "github-actions[bot]"]);
+    }
+    sb.run("tag-deploy", &a)
+}
+
+fn deploy_refs(r: &Remote) -> BTreeMap<String, String> {
+    r.refs()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("refs/tags/deploy/"))
+        .collect()
+}
+
+// The lifecycle: a pull request into dev gets a preview (its record under
+// deploy/dev/preview/pr-<n>, a transient Deployment `dev/pr-<n>` with the URL, one comment with
+// the URL and the resources created); a second push updates the same record, Deployment
+// environment and comment (keeping the opening time); closing deletes the record, marks the
+// Deployments inactive and updates the comment. deploy/dev/current and dev's history never move.
+#[test]
+fn preview_lifecycle_open_update_close_never_touches_the_environments_record() {
+    let fake = GithubFake::start();
+    let proxy = Prism::proxy(&fake.url());
+    let r = Remote::local(4);
+    let d = r.seeded.dev.clone();
+    // dev is deployed at d[1]: its record must survive the whole preview untouched.
+    let (run, _) = r.td("300", &["record", "--environment", "dev", "--sha", &d[1]]);
+    run.expect_code(0);
+    let before = deploy_refs(&r);
+    let pr = fake.add_pull("feature/x", "dev", &d[2]);
+    pull_head(&r, pr, &d[2]);
+    let ws = format!("pr-{pr}");
+    let plan_dir = tempfile::tempdir().unwrap();
+    let plan = plan_dir.path().join("tfplan.json");
+    std::fs::write(
+        &plan,
+        r#"{"format_version":"1.2","terraform_version":"1.11.4","applyable":true,"complete":true,"resource_changes":[{"address":"terraform_data.release","mode":"managed","type":"terraform_data","name":"release","provider_name":"terraform.io/builtin/terraform","change":{"actions":["create"],"before":null,"after":{},"after_unknown":{}}}]}"#,
+    )
+    .unwrap();
+
+    let sb = preview_sandbox(&r, &proxy, "301");
+    let run = pv(
+        &sb,
+        &[
+            "preview-open",
+            "--environment",
+            "dev",
+            "--workspace",
+            &ws,
+            "--sha",
+            &d[2],
+            "--environment-url",
+            "https://pr.dev.example.com/",
+            "--plan",
+            plan.to_str().unwrap(),
+        ],
+    );
+    run.expect_code(0);
+    sb.assert_no_leak(&run, &[API_TOKEN], &[]);
+    assert_eq!(out(&sb, "status"), "opened");
+    assert_eq!(out(&sb, "tag"), format!("deploy/dev/preview/{ws}"));
+    let refs = r.refs();
+    let rec = format!("refs/tags/deploy/dev/preview/{ws}");
+    assert_eq!(refs[&format!("{rec}^{{}}")], d[2]);
+    let creates: Vec<_> = fake
+        .requests_to("POST", "/repos/acme/app/deployments")
+        .into_iter()
+        .filter(|p| p.path == "/repos/acme/app/deployments")
+        .collect();
+    assert_eq!(creates.len(), 1);
+    assert_eq!(creates[0].body["environment"], format!("dev/{ws}"));
+    assert_eq!(creates[0].body["transient_environment"], true);
+    assert_eq!(creates[0].body["production_environment"], false);
+    let id: u64 = out(&sb, "deployment-id").parse().unwrap();
+    assert_eq!(fake.latest_status(id).as_deref(), Some("success"));
+    let st = fake.state.lock().unwrap().statuses[&id][0].clone();
+    assert_eq!(st["environment_url"], "https://pr.dev.example.com/");
+    let comments = fake.comments_on(pr);
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    assert!(comments[0].contains("**preview**"), "{}", comments[0]);
+    assert!(
+        comments[0].contains("https://pr.dev.example.com/"),
+        "{}",
+        comments[0]
+    );
+    assert!(
+        comments[0].contains("Resources created by this run"),
+        "{}",
+        comments[0]
+    );
+    assert!(
+        comments[0].contains("terraform_data.release"),
+        "{}",
+        comments[0]
+    );
+    let opened = tag_message(&r, &rec);
+    let opened_line = opened
+        .lines()
+        .find(|l| l.starts_with("Opened: "))
+        .unwrap()
+        .to_string();
+
+    // A second push: the record moves to the new head, one comment still, the opening time kept.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    pull_head(&r, pr, &d[3]);
+    let sb = preview_sandbox(&r, &proxy, "302");
+    let run = pv(
+        &sb,
+        &[
+            "preview-open",
+            "--environment",
+            "dev",
+            "--workspace",
+            &ws,
+            "--sha",
+            &d[3],
+        ],
+    );
+    run.expect_code(0);
+    assert_eq!(out(&sb, "status"), "updated");
+    assert_eq!(r.refs()[&format!("{rec}^{{}}")], d[3]);
+    assert_eq!(
+        fake.comments_on(pr).len(),
+        1,
+        "the comment is updated in place"
+    );
+    let again = tag_message(&r, &rec);
+    assert!(again.contains(&opened_line), "{again}");
+    assert!(again.contains(&format!("Commit: {}", d[3])), "{again}");
+
+    // Closed: the record is gone, every Deployment of dev/pr-<n> inactive, the comment says so.
+    fake.close_pull(pr);
+    let sb = preview_sandbox(&r, &proxy, "303");
+    let run = pv(
+        &sb,
+        &[
+            "preview-close",
+            "--environment",
+            "dev",
+            "--workspace",
+            &ws,
+            "--reason",
+            "pull request closed",
+        ],
+    );
+    run.expect_code(0);
+    assert_eq!(out(&sb, "status"), "closed");
+    assert!(!r.refs().contains_key(&rec));
+    let ids: Vec<u64> = fake
+        .state
+        .lock()
+        .unwrap()
+        .deployments
+        .iter()
+        .filter(|dep| dep["environment"] == format!("dev/{ws}"))
+        .map(|dep| dep["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "one Deployment per run of preview-open");
+    for n in ids {
+        assert_eq!(fake.latest_status(n).as_deref(), Some("inactive"), "{n}");
+    }
+    let comments = fake.comments_on(pr);
+    assert_eq!(comments.len(), 1);
+    assert!(comments[0].contains("**destroyed**"), "{}", comments[0]);
+    // Closing again is a no-op on git.
+    let sb = preview_sandbox(&r, &proxy, "304");
+    let run = pv(
+        &sb,
+        &["preview-close", "--environment", "dev", "--workspace", &ws],
+    );
+    run.expect_code(0);
+    assert_eq!(out(&sb, "status"), "not-recorded");
+
+    assert_eq!(
+        deploy_refs(&r),
+        before,
+        "deploy/dev/current and dev's history untouched"
+    );
+    proxy.assert_no_violations();
+}
+
+fn tag_message(r: &Remote, full: &str) -> String {
+    let out = std::process::Command::new("git")
+        .args(["-C", r._bare.to_str().unwrap(), "cat-file", "-p", full])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+// The sweep: a preview whose close event was missed (its PR is closed), one whose PR no longer
+// exists, and one older than max-age are listed for destruction; an open, fresh one is kept.
+// It changes nothing itself.
+#[test]
+fn preview_sweep_lists_orphans_and_old_previews_and_changes_nothing() {
+    let fake = GithubFake::start();
+    let proxy = Prism::proxy(&fake.url());
+    let r = Remote::local(4);
+    let d = r.seeded.dev.clone();
+    let open_pr = fake.add_pull("a", "dev", &d[1]);
+    let closed_pr = fake.add_pull("b", "dev", &d[2]);
+    let old_pr = fake.add_pull("c", "dev", &d[3]);
+    let gone_pr = 9999;
+    let msg = |pr: u64, opened: &str| {
+        format!("preview dev/pr-{pr}: x\n\nPreview.\n\nEnvironment: dev\nWorkspace: pr-{pr}\nPull-Request: {pr}\nOpened: {opened}\n")
+    };
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    for (pr, sha, opened) in [
+        (open_pr, &d[1], now.as_str()),
+        (closed_pr, &d[2], now.as_str()),
+        (old_pr, &d[3], "2020-01-01T00:00:00Z"),
+        (gone_pr, &d[1], now.as_str()),
+    ] {
+        forge(
+            &r._bare,
+            &format!("deploy/dev/preview/pr-{pr}"),
+            sha,
+            &msg(pr, opened),
+        );
+    }
+    fake.close_pull(closed_pr);
+    let before = r.refs();
+    let sb = preview_sandbox(&r, &proxy, "310");
+    let run = pv(
+        &sb,
+        &["preview-sweep", "--environment", "dev", "--max-age", "7d"],
+    );
+    run.expect_code(0);
+    let list: Vec<String> = serde_json::from_str(&out(&sb, "workspaces")).unwrap();
+    let mut want = vec![
+        format!("pr-{closed_pr}"),
+        format!("pr-{old_pr}"),
+        format!("pr-{gone_pr}"),
+    ];
+    want.sort_by_key(|w| w[3..].parse::<u64>().unwrap());
+    assert_eq!(list, want, "{}", run.all());
+    assert_eq!(out(&sb, "workspace"), want[0], "the first to destroy");
+    assert!(
+        run.all().contains("its pull request is closed"),
+        "{}",
+        run.all()
+    );
+    assert!(run.all().contains("does not exist"), "{}", run.all());
+    assert!(
+        run.all().contains("older than the maximum age"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(r.refs(), before, "the sweep changes nothing");
+    assert!(
+        fake.requests_to("POST", "/").is_empty(),
+        "the sweep posts nothing"
+    );
+    proxy.assert_no_violations();
+}
+
+// Refused by construction: a preview workspace for staging or prod (exit 1 naming the rule), a
+// preview workspace for the environment's own verbs (exit 1: previews never move current), bad
+// workspace names (exit 2), a fork (no preview, the reason as an output). Nothing is written
+// and, for every refusal, no request is sent.
+#[test]
+fn preview_refusals_change_nothing_and_send_nothing() {
+    let fake = GithubFake::start();
+    let proxy = Prism::proxy(&fake.url());
+    let r = Remote::local(3);
+    let d = r.seeded.dev.clone();
+    let before = r.refs();
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (
+            vec![
+                "preview-open",
+                "--environment",
+                "prod",
+                "--workspace",
+                "pr-5",
+                "--sha",
+                &d[1],
+            ],
+            1,
+            "`prod` is a production environment",
+        ),
+        (
+            vec![
+                "preview-open",
+                "--environment",
+                "staging",
+                "--workspace",
+                "pr-5",
+                "--sha",
+                &d[1],
+            ],
+            1,
+            "`staging` is not marked `previews: true`",
+        ),
+        (
+            vec![
+                "preview-close",
+                "--environment",
+                "prod",
+                "--workspace",
+                "pr-5",
+            ],
+            1,
+            "previews: true",
+        ),
+        (
+            vec![
+                "record",
+                "--environment",
+                "dev",
+                "--workspace",
+                "pr-5",
+                "--sha",
+                &d[1],
+            ],
+            1,
+            "a preview never moves deploy/dev/current",
+        ),
+        (
+            vec![
+                "record",
+                "--environment",
+                "prod",
+                "--workspace",
+                "pr-5",
+                "--sha",
+                &d[1],
+            ],
+            1,
+            "production environment",
+        ),
+        (
+            vec![
+                "hold",
+                "--environment",
+                "dev",
+                "--workspace",
+                "pr-5",
+                "--reason",
+                "x",
+            ],
+            1,
+            "never enters `deploy/dev/history/`",
+        ),
+        (
+            vec![
+                "preview-open",
+                "--environment",
+                "dev",
+                "--workspace",
+                "pr-05",
+                "--sha",
+                &d[1],
+            ],
+            2,
+            "is not a workspace name",
+        ),
+        (
+            vec![
+                "preview-open",
+                "--environment",
+                "dev",
+                "--workspace",
+                "../prod",
+                "--sha",
+                &d[1],
+            ],
+            2,
+            "is not a workspace name",
+        ),
+        (
+            vec![
+                "preview-open",
+                "--environment",
+                "dev",
+                "--workspace",
+                "default",
+                "--sha",
+                &d[1],
+            ],
+            2,
+            "needs the preview's workspace",
+        ),
+        (
+            vec!["preview-open", "--environment", "dev", "--sha", &d[1]],
+            2,
+            "needs the preview's workspace",
+        ),
+        (
+            vec![
+                "preview-sweep",
+                "--environment",
+                "dev",
+                "--workspace",
+                "pr-5",
+            ],
+            2,
+            "give no workspace",
+        ),
+        (
+            vec!["preview-sweep", "--environment", "dev", "--max-age", "10m"],
+            2,
+            "between 1h and 90d",
+        ),
+        (
+            vec![
+                "preview-check",
+                "--environment",
+                "dev",
+                "--workspace",
+                "pr-5",
+            ],
+            2,
+            "head-repository",
+        ),
+        (
+            vec![
+                "preview-open",
+                "--environment",
+                "dev",
+                "--workspace",
+                "pr-5",
+                "--sha",
+                &d[1],
+                "--environment-url",
+                "ftp://x",
+            ],
+            2,
+            "environment-url",
+        ),
+    ];
+    for (args, code, needle) in cases {
+        let sb = preview_sandbox(&r, &proxy, "320");
+        let run = pv(&sb, &args);
+        run.expect_code(code);
+        assert!(run.all().contains(needle), "{args:?}: {}", run.all());
+        assert_eq!(r.refs(), before, "{args:?}");
+    }
+    assert!(
+        fake.requests().is_empty(),
+        "a refusal sends nothing: {:?}",
+        fake.requests()
+    );
+
+    // A fork: no preview, the reason in the outputs and in the one comment; no git, no Deployment.
+    let sb = preview_sandbox(&r, &proxy, "321");
+    let run = pv(
+        &sb,
+        &[
+            "preview-check",
+            "--environment",
+            "dev",
+            "--workspace",
+            "pr-5",
+            "--head-repository",
+            "mallory/app",
+            "--labels",
+            "preview",
+        ],
+    );
+    run.expect_code(0);
+    assert_eq!(out(&sb, "preview"), "false");
+    assert!(out(&sb, "reason").contains("comes from a fork"));
+    let comments = fake.comments_on(5);
+    assert_eq!(comments.len(), 1);
+    assert!(
+        comments[0].contains("**No preview**") && comments[0].contains("fork"),
+        "{}",
+        comments[0]
+    );
+    assert!(fake
+        .requests_to("POST", "/repos/acme/app/deployments")
+        .is_empty());
+    // The same repository: a preview, no comment.
+    let sb = preview_sandbox(&r, &proxy, "322");
+    let run = pv(
+        &sb,
+        &[
+            "preview-check",
+            "--environment",
+            "dev",
+            "--workspace",
+            "pr-6",
+            "--head-repository",
+            "acme/app",
+        ],
+    );
+    run.expect_code(0);
+    assert_eq!(out(&sb, "preview"), "true");
+    assert_eq!(out(&sb, "url-output"), "url");
+    assert!(fake.comments_on(6).is_empty());
+    assert_eq!(r.refs(), before);
+    proxy.assert_no_violations();
+}

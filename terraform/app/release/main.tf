@@ -77,3 +77,8 @@ output "commit" {
   description = "The commit now deployed."
   value       = terraform_data.release.output.commit
 }
+
+output "url" {
+  description = "Where this deploy can be seen: the environment, or a preview workspace `pr-<n>` of it (the `preview.url-output` of .github/gitops.yml)."
+  value       = terraform.workspace == "default" ? "https://${var.environment}.app.example.com/" : "https://${terraform.workspace}.${var.environment}.app.example.com/"
+}

@@ -59,6 +59,8 @@ pub struct State {
     /// Check runs by sha: (name, status, conclusion).
     pub check_runs: BTreeMap<String, Vec<(String, String, Option<String>)>>,
     pub dispatches: Vec<Value>,
+    /// Issue comments: (issue number, comment), oldest first; written as `github-actions[bot]`.
+    pub comments: Vec<(u64, Value)>,
     pub script: VecDeque<Scripted>,
     pub next_id: u64,
 }
@@ -185,6 +187,25 @@ impl GithubFake {
         r["state"] = json!(state);
         r["commit_id"] = json!(commit);
         st.reviews.entry(number).or_default().push(r);
+    }
+
+    /// Close pull request `n` (merged or not).
+    pub fn close_pull(&self, n: u64) {
+        let mut st = self.state.lock().unwrap();
+        for p in st.pulls.iter_mut().filter(|p| p["number"] == json!(n)) {
+            p["state"] = json!("closed");
+            p["closed_at"] = json!("2026-11-26T00:00:00Z");
+        }
+    }
+
+    /// The bodies of the comments on issue or pull request `n`, oldest first.
+    pub fn comments_on(&self, n: u64) -> Vec<String> {
+        let st = self.state.lock().unwrap();
+        st.comments
+            .iter()
+            .filter(|(i, _)| *i == n)
+            .map(|(_, c)| c["body"].as_str().unwrap_or_default().to_string())
+            .collect()
     }
 
     /// What GitHub does when a PR's head lands on its base by a push: mark it merged.
@@ -572,6 +593,44 @@ fn handle(method: &str, path: &str, body: &Value, st: &Mutex<State>, ex: &Value)
             c["total_count"] = json!(runs.len());
             c["check_runs"] = Value::Array(runs);
             reply(200, c)
+        }
+        ("GET", ["repos", _, _, "issues", n, "comments"]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            let list: Vec<Value> = s
+                .comments
+                .iter()
+                .filter(|(i, _)| *i == n)
+                .map(|(_, c)| c.clone())
+                .collect();
+            reply(200, Value::Array(list))
+        }
+        ("POST", ["repos", _, _, "issues", n, "comments"]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            s.next_id += 1;
+            let mut c = example("issue-comment");
+            c["id"] = json!(s.next_id);
+            c["body"] = body["body"].clone();
+            c["user"]["login"] = json!("github-actions[bot]");
+            c["user"]["type"] = json!("Bot");
+            c["html_url"] = json!(format!(
+                "https://github.com/o/r/pull/{n}#issuecomment-{}",
+                s.next_id
+            ));
+            s.comments.push((n, c.clone()));
+            reply(201, c)
+        }
+        ("PATCH", ["repos", _, _, "issues", "comments", id]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            match s.comments.iter_mut().find(|(_, c)| c["id"] == json!(id)) {
+                Some((_, c)) => {
+                    c["body"] = body["body"].clone();
+                    reply(200, c.clone())
+                }
+                None => reply(
+                    404,
+                    json!({"message": "Not Found", "documentation_url": "x"}),
+                ),
+            }
         }
         ("POST", ["repos", _, _, "actions", "workflows", _, "dispatches"]) => {
             s.dispatches.push(json!({"path": p, "body": body}));

@@ -142,6 +142,34 @@ data "aws_iam_policy_document" "deploy" {
     resources = local.state_locks[each.key]
   }
 
+  # Preview environments (#18): only where previews are allowed (never staging or production),
+  # the S3 backend's workspace state of `pr-<n>` under the repository's prefixes
+  # (`env:/pr-<n>/<key>` and its lock file, `env:` being the default workspace_key_prefix):
+  # list the workspaces, read/write/delete their state (a workspace goes with its preview).
+  # Nothing else under `env:/`.
+  dynamic "statement" {
+    for_each = each.value.previews ? [each.value.state_prefixes] : []
+    content {
+      sid       = "PreviewStateList"
+      actions   = ["s3:ListBucket"]
+      resources = [aws_s3_bucket.state[each.value.name].arn]
+      condition {
+        test     = "StringLike"
+        variable = "s3:prefix"
+        values   = concat(["env:/"], [for p in statement.value : "env:/pr-*/${p}*"])
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.value.previews ? [each.value.state_prefixes] : []
+    content {
+      sid       = "PreviewStateReadWrite"
+      actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+      resources = [for p in statement.value : "${aws_s3_bucket.state[each.value.name].arn}/env:/pr-*/${p}*"]
+    }
+  }
+
   statement {
     sid       = "StateEncryption"
     actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]

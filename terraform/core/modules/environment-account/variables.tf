@@ -58,6 +58,7 @@ variable "environments" {
     deploy_plan_ref               = string
     deploy_plan_job_workflow_refs = list(string)
     state_prefixes                = list(string)
+    previews                      = bool
     registries                    = map(string)
     app_deploy_policy_arns        = list(string)
     plan_policy_arns              = list(string)
