@@ -108,9 +108,17 @@ impl Model {
     pub fn from_yaml(text: &str, source: &str) -> Result<Model> {
         let file: File = serde_yaml_ng::from_str(text)
             .map_err(|e| Failure::usage("config", validate::config_error(source, &e)))?;
+        Model::from_environments(file.environments, source)
+    }
+
+    /// Validate a model from the `environments:` list of a configuration file that another
+    /// module already parsed (`None`: the file has no `environments:` key). The same model and
+    /// the same errors as [`Model::from_yaml`] of that file: [`crate::stacks`] parses the file
+    /// once for both sections and hands the list over here.
+    pub fn from_environments(envs: Option<Vec<Environment>>, source: &str) -> Result<Model> {
         // A file that only lists stacks keeps the built-in environments -- said in the log, so
         // it is never a silent fallback.
-        let Some(envs) = file.environments else {
+        let Some(envs) = envs else {
             return Ok(Model {
                 log: format!("built-in default model: {source} defines no `environments`"),
                 ..Model::default()
