@@ -215,6 +215,11 @@ pub trait TreeView {
     fn list(&self, path: &str) -> Option<Vec<(String, Kind)>>;
     /// The contents of the file at `path`.
     fn read(&self, path: &str) -> Option<Vec<u8>>;
+    /// The object id of the file at `path`, when the view has one: files with the same id hold
+    /// the same bytes (what is read from one holds for every other). Default: none.
+    fn id(&self, _path: &str) -> Option<git2::Oid> {
+        None
+    }
 }
 
 /// Stack names: 1-64 of `A-Z a-z 0-9 . _ -`, not starting with `.` or `-`.
@@ -307,7 +312,9 @@ fn glob(field: &str, pattern: &str) -> Result<Glob> {
 pub fn watch_prefix(pattern: &str) -> Option<&str> {
     let dir = pattern.strip_suffix("/**")?;
     let literal = !dir.is_empty()
-        && !dir.contains(['*', '?', '[', ']', '{', '}', '\\', '!'])
+        && !dir
+            .bytes()
+            .any(|b| matches!(b, b'*' | b'?' | b'[' | b']' | b'{' | b'}' | b'\\' | b'!'))
         && !dir.ends_with('/');
     literal.then_some(dir)
 }
@@ -681,6 +688,9 @@ pub struct Modules<'t> {
     tree: &'t dyn TreeView,
     /// dir -> (modules it calls, whether every `.tf` file of it was parsed).
     cache: HashMap<String, (Vec<String>, bool)>,
+    /// (file id, whether parsed in full) -> the local sources it declares (`None`: it cannot
+    /// declare a module): a file with the same bytes as one read before is not read again.
+    by_id: HashMap<(git2::Oid, bool), Option<Vec<String>>>,
 }
 
 impl<'t> Modules<'t> {
@@ -689,6 +699,7 @@ impl<'t> Modules<'t> {
         Modules {
             tree,
             cache: HashMap::new(),
+            by_id: HashMap::new(),
         }
     }
 
@@ -722,21 +733,38 @@ impl<'t> Modules<'t> {
         Ok(())
     }
 
-    fn read_dir(&self, dir: &str, full: bool) -> Result<Vec<String>> {
+    /// The local sources the `.tf` file `file` declares; `None` when it cannot declare a
+    /// module (no line starting with `module`; with `full`, every file is parsed).
+    fn sources(&mut self, file: &str, full: bool) -> Result<Option<Vec<String>>> {
+        let id = self.tree.id(file);
+        if let Some(hit) = id.and_then(|id| self.by_id.get(&(id, full))) {
+            return Ok(hit.clone());
+        }
+        let Some(bytes) = self.tree.read(file) else {
+            return Ok(None);
+        };
+        let found = if !full && !may_declare_module(&bytes) {
+            None
+        } else {
+            Some(module_sources(file, &bytes)?)
+        };
+        if let Some(id) = id {
+            self.by_id.insert((id, full), found.clone());
+        }
+        Ok(found)
+    }
+
+    fn read_dir(&mut self, dir: &str, full: bool) -> Result<Vec<String>> {
         let mut out = BTreeSet::new();
         for (name, kind) in self.tree.list(dir).unwrap_or_default() {
             if kind != Kind::File || !name.ends_with(".tf") {
                 continue;
             }
             let file = join(dir, &name);
-            let Some(bytes) = self.tree.read(&file) else {
+            let Some(sources) = self.sources(&file, full)? else {
                 continue;
             };
-            // A file without a line starting with `module` cannot hold a module block.
-            if !full && !may_declare_module(&bytes) {
-                continue;
-            }
-            for source in module_sources(&file, &bytes)? {
+            for source in sources {
                 let target = resolve_source(dir, &source).ok_or_else(|| {
                     Failure::usage(
                         FIELD,
@@ -1274,6 +1302,13 @@ impl TreeView for GitTree<'_> {
     fn read(&self, path: &str) -> Option<Vec<u8>> {
         match self.entry(path)? {
             (Kind::File, id) => Some(self.repo.find_blob(id).ok()?.content().to_vec()),
+            _ => None,
+        }
+    }
+
+    fn id(&self, path: &str) -> Option<git2::Oid> {
+        match self.entry(path)? {
+            (Kind::File, id) => Some(id),
             _ => None,
         }
     }

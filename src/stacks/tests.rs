@@ -981,3 +981,32 @@ fn one_yaml_parse_gives_what_two_gave() {
         );
     }
 }
+
+#[test]
+fn files_read_once_by_id_still_resolve_in_their_own_directory() {
+    let r = Repo::new();
+    let call = "module \"m\" {\n  source = \"./sub\"\n}\n";
+    r.write("stacks/a/main.tf", call)
+        .write("stacks/a/sub/main.tf", "")
+        .write("stacks/b/main.tf", call)
+        .write("stacks/c/main.tf", call)
+        .write("stacks/c/sub/main.tf", "");
+    let c = r.commit();
+    let view = GitTree::new(&r.repo, r.repo.find_commit(c).unwrap().tree().unwrap());
+    assert_eq!(
+        view.id("stacks/a/main.tf"),
+        view.id("stacks/b/main.tf"),
+        "the same blob"
+    );
+    let mut m = Modules::new(&view);
+    assert_eq!(m.calls("stacks/a").unwrap(), ["stacks/a/sub"]);
+    assert_eq!(m.calls("stacks/c").unwrap(), ["stacks/c/sub"]);
+    // The same bytes, read from the cache, are still checked against their own directory.
+    let e = m.calls("stacks/b").unwrap_err();
+    assert_eq!(e.class, ExitClass::Usage);
+    assert!(
+        e.to_string()
+            .contains("stacks/b/main.tf: module source `./sub` is not a directory"),
+        "{e}"
+    );
+}
