@@ -691,7 +691,12 @@ pub struct Modules<'t> {
     /// (file id, whether parsed in full) -> the local sources it declares (`None`: it cannot
     /// declare a module): a file with the same bytes as one read before is not read again.
     by_id: HashMap<(git2::Oid, bool), Option<Vec<String>>>,
+    /// file -> what parsing it gave, worked out ahead by [`Modules::prefetch`].
+    ahead: HashMap<String, Result<Vec<String>>>,
 }
+
+/// Below this many files to parse, [`Modules::prefetch`] parses on the calling thread.
+const PARALLEL_FROM: usize = 64;
 
 impl<'t> Modules<'t> {
     /// Module reader over one commit.
@@ -700,6 +705,69 @@ impl<'t> Modules<'t> {
             tree,
             cache: HashMap::new(),
             by_id: HashMap::new(),
+            ahead: HashMap::new(),
+        }
+    }
+
+    /// Parse the `.tf` files of `dirs` that may declare a module on every core, ahead of the
+    /// reads that need them: [`Modules::calls`] then finds each file's result (or error) as it
+    /// would have computed it, at the point where it would have (only the parsing, a pure
+    /// function of the bytes, moves; reading git objects stays on this thread).
+    pub fn prefetch(&mut self, dirs: &[&str]) {
+        let mut queued: HashSet<git2::Oid> = HashSet::new();
+        let mut jobs: Vec<(String, Option<git2::Oid>, Vec<u8>)> = Vec::new();
+        for dir in dirs {
+            for (name, kind) in self.tree.list(dir).unwrap_or_default() {
+                if kind != Kind::File || !name.ends_with(".tf") {
+                    continue;
+                }
+                let file = join(dir, &name);
+                let id = self.tree.id(&file);
+                if let Some(id) = id {
+                    if self.by_id.contains_key(&(id, false)) || !queued.insert(id) {
+                        continue;
+                    }
+                }
+                let Some(bytes) = self.tree.read(&file) else {
+                    continue;
+                };
+                if !may_declare_module(&bytes) {
+                    if let Some(id) = id {
+                        self.by_id.insert((id, false), None);
+                    }
+                    continue;
+                }
+                jobs.push((file, id, bytes));
+            }
+        }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let parse = |part: &[(String, Option<git2::Oid>, Vec<u8>)]| -> Vec<Result<Vec<String>>> {
+            part.iter().map(|(f, _, b)| module_sources(f, b)).collect()
+        };
+        let results: Vec<Result<Vec<String>>> = if threads < 2 || jobs.len() < PARALLEL_FROM {
+            parse(&jobs)
+        } else {
+            let size = jobs.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = jobs
+                    .chunks(size)
+                    .map(|part| scope.spawn(move || parse(part)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            })
+        };
+        for ((file, id, _), result) in jobs.into_iter().zip(results) {
+            match (id, result) {
+                (Some(id), Ok(sources)) => {
+                    self.by_id.insert((id, false), Some(sources));
+                }
+                (_, result) => {
+                    self.ahead.insert(file, result);
+                }
+            }
         }
     }
 
@@ -739,6 +807,11 @@ impl<'t> Modules<'t> {
         let id = self.tree.id(file);
         if let Some(hit) = id.and_then(|id| self.by_id.get(&(id, full))) {
             return Ok(hit.clone());
+        }
+        if !full {
+            if let Some(result) = self.ahead.remove(file) {
+                return result.map(Some);
+            }
         }
         let Some(bytes) = self.tree.read(file) else {
             return Ok(None);
@@ -1012,6 +1085,14 @@ pub fn changed(
             }
         }
     }
+
+    // Every directory read below (the walk's first step, the check of changed stacks), parsed
+    // ahead on every core.
+    let first: Vec<&str> = (0..n)
+        .filter(|&i| live[i] && (reason[i].is_some() || !touched.is_empty()))
+        .map(|i| head.stacks[i].path.as_str())
+        .collect();
+    modules.prefetch(&first);
 
     // Local modules, only for live stacks not already changed and only when some changed path
     // lies in a directory a module could be in.
@@ -1583,6 +1664,12 @@ fn detect_with(
     let Some(base) = base else {
         let changes = first_deploy(&loaded.resolved, env);
         let mut modules = Modules::new(&head_view);
+        let dirs: Vec<&str> = changes
+            .changed
+            .iter()
+            .map(|(i, _)| loaded.resolved.stacks[*i].path.as_str())
+            .collect();
+        modules.prefetch(&dirs);
         for (i, _) in &changes.changed {
             modules.check(&loaded.resolved.stacks[*i].path, false)?;
         }

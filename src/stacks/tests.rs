@@ -1010,3 +1010,51 @@ fn files_read_once_by_id_still_resolve_in_their_own_directory() {
         "{e}"
     );
 }
+
+#[test]
+fn prefetched_parses_give_what_reading_one_by_one_gives() {
+    let r = Repo::new();
+    let mut dirs = Vec::new();
+    for i in 0..(2 * PARALLEL_FROM + 5) {
+        let d = format!("stacks/s{i:03}");
+        let main = match i % 5 {
+            0 => "module \"m\" {\n  source = \"./sub\"\n}\n".to_string(),
+            1 => format!("module \"m\" {{\n  source = \"../s{:03}\"\n}}\n", i / 2),
+            2 => "module \"broken\" {\n  source = \n".to_string(),
+            3 => "resource \"a\" \"b\" {}\n".to_string(),
+            _ => format!("module \"m{i}\" {{\n  source = \"./gone\"\n}}\n"),
+        };
+        r.write(&format!("{d}/main.tf"), &main)
+            .write(&format!("{d}/variables.tf"), "variable \"x\" {}\n");
+        if i % 3 == 0 {
+            r.write(&format!("{d}/sub/main.tf"), "");
+        }
+        dirs.push(d);
+    }
+    let c = r.commit();
+    let view = GitTree::new(&r.repo, r.repo.find_commit(c).unwrap().tree().unwrap());
+    let show = |m: &mut Modules<'_>, d: &str| match m.calls(d) {
+        Ok(v) => format!("ok {v:?}"),
+        Err(f) => format!("error {f}"),
+    };
+    let mut plain = Modules::new(&view);
+    let mut ahead = Modules::new(&view);
+    let all: Vec<&str> = dirs.iter().map(String::as_str).collect();
+    ahead.prefetch(&all);
+    for d in &dirs {
+        assert_eq!(show(&mut ahead, d), show(&mut plain, d), "{d}");
+    }
+    // The same over a view without object ids (every result kept by file).
+    let mem = Mem::new(&[
+        ("a/main.tf", "module \"m\" {\n  source = \"../b\"\n}\n"),
+        ("b/main.tf", "module \"m\" {\n  source = \n"),
+    ]);
+    let mut ahead = Modules::new(&mem);
+    ahead.prefetch(&["a", "b"]);
+    assert_eq!(show(&mut ahead, "a"), "ok [\"b\"]");
+    assert_eq!(
+        show(&mut ahead, "b"),
+        show(&mut Modules::new(&mem), "b"),
+        "the error names its file"
+    );
+}
