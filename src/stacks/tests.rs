@@ -821,6 +821,10 @@ fn mutate(r: &Repo, g: &mut Gen) {
                 r.write(&path, "same\n");
             }
             let mode = full.metadata().unwrap().permissions().mode() ^ 0o111;
+            // Written again (the same bytes): the index's stat cache would not see a chmod.
+            let bytes = std::fs::read(&full).unwrap();
+            std::fs::remove_file(&full).unwrap();
+            std::fs::write(&full, bytes).unwrap();
             std::fs::set_permissions(&full, std::fs::Permissions::from_mode(mode)).unwrap();
         }
         7 => {
@@ -866,6 +870,25 @@ fn diff_paths_match_libgit2_on_generated_repos() {
             }
         }
     }
+}
+
+#[test]
+fn diff_paths_see_a_change_of_mode_alone() {
+    // Built with a tree builder: the index helper does not record a chmod alone.
+    let r = Repo::new();
+    let blob = r.repo.blob(b"same\n").unwrap();
+    let tree = |mode: i32| {
+        let mut sub = r.repo.treebuilder(None).unwrap();
+        sub.insert("run.sh", blob, mode).unwrap();
+        sub.insert("keep", blob, 0o100644).unwrap();
+        let sub = sub.write().unwrap();
+        let mut top = r.repo.treebuilder(None).unwrap();
+        top.insert("bin", sub, 0o040000).unwrap();
+        r.repo.find_tree(top.write().unwrap()).unwrap()
+    };
+    let (a, b) = (tree(0o100644), tree(0o100755));
+    assert_eq!(diff_paths(&r.repo, &a, &b).unwrap(), ["bin/run.sh"]);
+    assert!(diff_paths(&r.repo, &a, &a).unwrap().is_empty());
 }
 
 /// The configuration of the generated repositories: module calls, watch globs, depends-on,
