@@ -105,7 +105,7 @@ pub struct Environment {
 /// The `preview:` section as written.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct PreviewFile {
+pub struct PreviewFile {
     #[serde(default)]
     label: Option<String>,
     #[serde(default)]
@@ -284,20 +284,22 @@ pub struct Reviewers {
 /// GitHub accepts at most this many required reviewers (users and teams) per environment.
 pub const MAX_REVIEWERS: usize = 6;
 
-#[derive(Debug, Deserialize)]
+/// The configuration file as written: the parts this module owns (the stacks' keys are
+/// accepted and left to [`crate::stacks`]).
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct File {
+pub struct File {
     /// Absent: the built-in environments (a file may hold only `stacks:`).
-    environments: Option<Vec<Environment>>,
+    pub environments: Option<Vec<Environment>>,
     /// The state key prefixes of the repository's stacks (Core grants its roles those only).
     #[serde(default, rename = "state-prefixes")]
-    state_prefixes: Option<Vec<String>>,
+    pub state_prefixes: Option<Vec<String>>,
     /// The repository's image names (Core creates one registry per image and environment).
     #[serde(default)]
-    registries: Option<Vec<String>>,
+    pub registries: Option<Vec<String>>,
     /// Preview settings ([`PreviewSettings`]).
     #[serde(default)]
-    preview: Option<PreviewFile>,
+    pub preview: Option<PreviewFile>,
     /// Owned and validated by [`crate::stacks`].
     #[serde(default, rename = "stacks")]
     _stacks: Option<serde::de::IgnoredAny>,
@@ -356,6 +358,30 @@ impl Model {
     pub fn from_yaml(text: &str, source: &str) -> Result<Model> {
         let file: File = serde_yaml_ng::from_str(text)
             .map_err(|e| Failure::usage("config", validate::config_error(source, &e)))?;
+        Model::from_file(file, source)
+    }
+
+    /// A [`File`] from its parts, for a module that parsed them itself ([`crate::stacks`]).
+    pub fn file(
+        environments: Option<Vec<Environment>>,
+        state_prefixes: Option<Vec<String>>,
+        registries: Option<Vec<String>>,
+        preview: Option<PreviewFile>,
+    ) -> File {
+        File {
+            environments,
+            state_prefixes,
+            registries,
+            preview,
+            ..File::default()
+        }
+    }
+
+    /// Validate a model from a configuration file that another module already parsed into a
+    /// [`File`]: the same model and the same errors as [`Model::from_yaml`] of that file
+    /// ([`crate::stacks`] parses the file once for its section and this one and hands this
+    /// part over).
+    pub fn from_file(file: File, source: &str) -> Result<Model> {
         let preview = preview_settings(source, file.preview.unwrap_or_default())?;
         // A file that only lists stacks keeps the built-in environments -- said in the log, so
         // it is never a silent fallback.

@@ -67,15 +67,16 @@ pub struct Entry {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
-    /// Owned by [`crate::envs`]; accepted here so the same file parses.
-    #[serde(default, rename = "environments")]
-    _environments: Option<serde::de::IgnoredAny>,
-    /// Owned by [`crate::envs`] (Core's keys); accepted here so the same file parses.
-    #[serde(default, rename = "state-prefixes")]
-    _state_prefixes: Option<serde::de::IgnoredAny>,
-    /// Owned by [`crate::envs`] (Core's keys); accepted here so the same file parses.
-    #[serde(default, rename = "registries")]
-    _registries: Option<serde::de::IgnoredAny>,
+    /// Owned by [`crate::envs`] (`environments`, Core's keys, previews): read in the same parse
+    /// and handed over to [`crate::envs::Model::from_file`] (one YAML parse serves both).
+    #[serde(default)]
+    environments: Option<Vec<crate::envs::Environment>>,
+    #[serde(default)]
+    state_prefixes: Option<Vec<String>>,
+    #[serde(default)]
+    registries: Option<Vec<String>>,
+    #[serde(default)]
+    preview: Option<crate::envs::PreviewFile>,
     /// Explicit stacks.
     #[serde(default)]
     pub stacks: Option<Vec<Entry>>,
@@ -93,6 +94,32 @@ impl Section {
         // Where and what kind, never the value (a secret pasted into the wrong file).
         serde_yaml_ng::from_str(text)
             .map_err(|e| Failure::usage(FIELD, crate::validate::config_error(source, &e)))
+    }
+
+    /// The environments model and the stacks section of one configuration file, from one YAML
+    /// parse. Same result and same first error as [`crate::envs::Model::from_yaml`] followed
+    /// by [`Section::from_yaml`]: when the file does not parse, the environments model is
+    /// parsed alone first, so its error wins as it did.
+    pub fn with_model(text: &str, source: &str) -> Result<(crate::envs::Model, Section)> {
+        if text.trim().is_empty() {
+            return Ok((crate::envs::Model::default(), Section::default()));
+        }
+        match Section::from_yaml(text, source) {
+            Ok(mut section) => {
+                let file = crate::envs::Model::file(
+                    section.environments.take(),
+                    section.state_prefixes.take(),
+                    section.registries.take(),
+                    section.preview.take(),
+                );
+                let model = crate::envs::Model::from_file(file, source)?;
+                Ok((model, section))
+            }
+            Err(e) => {
+                crate::envs::Model::from_yaml(text, source)?;
+                Err(e)
+            }
+        }
     }
 
     /// True when neither `stacks:` nor `stack-roots:` is present (the one-stack mode).
@@ -199,6 +226,11 @@ pub trait TreeView {
     fn list(&self, path: &str) -> Option<Vec<(String, Kind)>>;
     /// The contents of the file at `path`.
     fn read(&self, path: &str) -> Option<Vec<u8>>;
+    /// The object id of the file at `path`, when the view has one: files with the same id hold
+    /// the same bytes (what is read from one holds for every other). Default: none.
+    fn id(&self, _path: &str) -> Option<git2::Oid> {
+        None
+    }
 }
 
 /// Stack names: 1-64 of `A-Z a-z 0-9 . _ -`, not starting with `.` or `-`.
@@ -291,7 +323,9 @@ fn glob(field: &str, pattern: &str) -> Result<Glob> {
 pub fn watch_prefix(pattern: &str) -> Option<&str> {
     let dir = pattern.strip_suffix("/**")?;
     let literal = !dir.is_empty()
-        && !dir.contains(['*', '?', '[', ']', '{', '}', '\\', '!'])
+        && !dir
+            .bytes()
+            .any(|b| matches!(b, b'*' | b'?' | b'[' | b']' | b'{' | b'}' | b'\\' | b'!'))
         && !dir.ends_with('/');
     literal.then_some(dir)
 }
@@ -665,7 +699,15 @@ pub struct Modules<'t> {
     tree: &'t dyn TreeView,
     /// dir -> (modules it calls, whether every `.tf` file of it was parsed).
     cache: HashMap<String, (Vec<String>, bool)>,
+    /// (file id, whether parsed in full) -> the local sources it declares (`None`: it cannot
+    /// declare a module): a file with the same bytes as one read before is not read again.
+    by_id: HashMap<(git2::Oid, bool), Option<Vec<String>>>,
+    /// file -> what parsing it gave, worked out ahead by [`Modules::prefetch`].
+    ahead: HashMap<String, Result<Vec<String>>>,
 }
+
+/// Below this many files to parse, [`Modules::prefetch`] parses on the calling thread.
+const PARALLEL_FROM: usize = 64;
 
 impl<'t> Modules<'t> {
     /// Module reader over one commit.
@@ -673,6 +715,70 @@ impl<'t> Modules<'t> {
         Modules {
             tree,
             cache: HashMap::new(),
+            by_id: HashMap::new(),
+            ahead: HashMap::new(),
+        }
+    }
+
+    /// Parse the `.tf` files of `dirs` that may declare a module on every core, ahead of the
+    /// reads that need them: [`Modules::calls`] then finds each file's result (or error) as it
+    /// would have computed it, at the point where it would have (only the parsing, a pure
+    /// function of the bytes, moves; reading git objects stays on this thread).
+    pub fn prefetch(&mut self, dirs: &[&str]) {
+        let mut queued: HashSet<git2::Oid> = HashSet::new();
+        let mut jobs: Vec<(String, Option<git2::Oid>, Vec<u8>)> = Vec::new();
+        for dir in dirs {
+            for (name, kind) in self.tree.list(dir).unwrap_or_default() {
+                if kind != Kind::File || !name.ends_with(".tf") {
+                    continue;
+                }
+                let file = join(dir, &name);
+                let id = self.tree.id(&file);
+                if let Some(id) = id {
+                    if self.by_id.contains_key(&(id, false)) || !queued.insert(id) {
+                        continue;
+                    }
+                }
+                let Some(bytes) = self.tree.read(&file) else {
+                    continue;
+                };
+                if !may_declare_module(&bytes) {
+                    if let Some(id) = id {
+                        self.by_id.insert((id, false), None);
+                    }
+                    continue;
+                }
+                jobs.push((file, id, bytes));
+            }
+        }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let parse = |part: &[(String, Option<git2::Oid>, Vec<u8>)]| -> Vec<Result<Vec<String>>> {
+            part.iter().map(|(f, _, b)| module_sources(f, b)).collect()
+        };
+        let results: Vec<Result<Vec<String>>> = if threads < 2 || jobs.len() < PARALLEL_FROM {
+            parse(&jobs)
+        } else {
+            let size = jobs.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = jobs
+                    .chunks(size)
+                    .map(|part| scope.spawn(move || parse(part)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            })
+        };
+        for ((file, id, _), result) in jobs.into_iter().zip(results) {
+            match (id, result) {
+                (Some(id), Ok(sources)) => {
+                    self.by_id.insert((id, false), Some(sources));
+                }
+                (_, result) => {
+                    self.ahead.insert(file, result);
+                }
+            }
         }
     }
 
@@ -706,21 +812,43 @@ impl<'t> Modules<'t> {
         Ok(())
     }
 
-    fn read_dir(&self, dir: &str, full: bool) -> Result<Vec<String>> {
+    /// The local sources the `.tf` file `file` declares; `None` when it cannot declare a
+    /// module (no line starting with `module`; with `full`, every file is parsed).
+    fn sources(&mut self, file: &str, full: bool) -> Result<Option<Vec<String>>> {
+        let id = self.tree.id(file);
+        if let Some(hit) = id.and_then(|id| self.by_id.get(&(id, full))) {
+            return Ok(hit.clone());
+        }
+        if !full {
+            if let Some(result) = self.ahead.remove(file) {
+                return result.map(Some);
+            }
+        }
+        let Some(bytes) = self.tree.read(file) else {
+            return Ok(None);
+        };
+        let found = if !full && !may_declare_module(&bytes) {
+            None
+        } else {
+            Some(module_sources(file, &bytes)?)
+        };
+        if let Some(id) = id {
+            self.by_id.insert((id, full), found.clone());
+        }
+        Ok(found)
+    }
+
+    fn read_dir(&mut self, dir: &str, full: bool) -> Result<Vec<String>> {
         let mut out = BTreeSet::new();
         for (name, kind) in self.tree.list(dir).unwrap_or_default() {
             if kind != Kind::File || !name.ends_with(".tf") {
                 continue;
             }
             let file = join(dir, &name);
-            let Some(bytes) = self.tree.read(&file) else {
+            let Some(sources) = self.sources(&file, full)? else {
                 continue;
             };
-            // A file without a line starting with `module` cannot hold a module block.
-            if !full && !may_declare_module(&bytes) {
-                continue;
-            }
-            for source in module_sources(&file, &bytes)? {
+            for source in sources {
                 let target = resolve_source(dir, &source).ok_or_else(|| {
                     Failure::usage(
                         FIELD,
@@ -968,6 +1096,14 @@ pub fn changed(
             }
         }
     }
+
+    // Every directory read below (the walk's first step, the check of changed stacks), parsed
+    // ahead on every core.
+    let first: Vec<&str> = (0..n)
+        .filter(|&i| live[i] && (reason[i].is_some() || !touched.is_empty()))
+        .map(|i| head.stacks[i].path.as_str())
+        .collect();
+    modules.prefetch(&first);
 
     // Local modules, only for live stacks not already changed and only when some changed path
     // lies in a directory a module could be in.
@@ -1261,31 +1397,93 @@ impl TreeView for GitTree<'_> {
             _ => None,
         }
     }
+
+    fn id(&self, path: &str) -> Option<git2::Oid> {
+        match self.entry(path)? {
+            (Kind::File, id) => Some(id),
+            _ => None,
+        }
+    }
 }
 
 /// Every path changed between two trees, both sides of every change (so a rename counts for
-/// its old and its new location without rename detection).
+/// its old and its new location without rename detection), sorted. The same paths as
+/// `git diff --name-only --no-renames` (and libgit2's tree-to-tree diff), found by walking
+/// both trees together and skipping every subtree whose object id is the same on both sides:
+/// only the directories that differ are read.
 pub fn diff_paths(
     repo: &git2::Repository,
     base: &git2::Tree<'_>,
     head: &git2::Tree<'_>,
 ) -> std::result::Result<Vec<String>, git2::Error> {
-    let mut opts = git2::DiffOptions::new();
-    opts.skip_binary_check(true).context_lines(0);
-    let diff = repo.diff_tree_to_tree(Some(base), Some(head), Some(&mut opts))?;
-    let mut out = Vec::with_capacity(diff.deltas().len() * 2);
-    for d in diff.deltas() {
-        for f in [d.old_file(), d.new_file()] {
-            if let Some(p) = f.path().and_then(|p| p.to_str()) {
-                if out.last().map(String::as_str) != Some(p) {
-                    out.push(p.to_string());
-                }
-            }
-        }
-    }
+    let mut out = Vec::new();
+    diff_trees(repo, "", Some(base), Some(head), &mut out)?;
     out.sort_unstable();
     out.dedup();
     Ok(out)
+}
+
+/// The changed paths below `dir` between `old` and `new` (`None`: the side has no tree there).
+fn diff_trees(
+    repo: &git2::Repository,
+    dir: &str,
+    old: Option<&git2::Tree<'_>>,
+    new: Option<&git2::Tree<'_>>,
+    out: &mut Vec<String>,
+) -> std::result::Result<(), git2::Error> {
+    // Git sorts tree entries by name, a directory as if its name ended in `/`: merging both
+    // lists in that order pairs each entry with the same name and kind on the other side (a
+    // file replaced by a directory is a file deleted and a directory added).
+    fn key<'e>(e: &'e git2::TreeEntry<'_>) -> (&'e [u8], bool) {
+        (e.name_bytes(), GitTree::kind_of(e.filemode()) == Kind::Dir)
+    }
+    let order = |(a, ta): (&[u8], bool), (b, tb): (&[u8], bool)| {
+        let n = a.len().min(b.len());
+        a[..n].cmp(&b[..n]).then_with(|| {
+            let next = |s: &[u8], t: bool| s.get(n).copied().or(t.then_some(b'/'));
+            next(a, ta).cmp(&next(b, tb))
+        })
+    };
+    let mut a: Vec<git2::TreeEntry<'_>> = old.map(|t| t.iter().collect()).unwrap_or_default();
+    let mut b: Vec<git2::TreeEntry<'_>> = new.map(|t| t.iter().collect()).unwrap_or_default();
+    a.reverse();
+    b.reverse();
+    loop {
+        let side = match (a.last(), b.last()) {
+            (None, None) => return Ok(()),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) => order(key(x), key(y)),
+        };
+        let (x, y) = match side {
+            std::cmp::Ordering::Less => (a.pop(), None),
+            std::cmp::Ordering::Greater => (None, b.pop()),
+            std::cmp::Ordering::Equal => (a.pop(), b.pop()),
+        };
+        if let (Some(x), Some(y)) = (&x, &y) {
+            if x.id() == y.id() && x.filemode() == y.filemode() {
+                continue;
+            }
+        }
+        let Some(name) = x.as_ref().or(y.as_ref()).and_then(|e| e.name()) else {
+            continue; // not UTF-8: a path the rules could not name either
+        };
+        let path = join(dir, name);
+        let is_tree = |e: &Option<git2::TreeEntry<'_>>| {
+            e.as_ref()
+                .is_some_and(|e| GitTree::kind_of(e.filemode()) == Kind::Dir)
+        };
+        if is_tree(&x) || is_tree(&y) {
+            let tree = |e: &Option<git2::TreeEntry<'_>>| match e {
+                Some(e) => repo.find_tree(e.id()).map(Some),
+                None => Ok(None),
+            };
+            let (tx, ty) = (tree(&x)?, tree(&y)?);
+            diff_trees(repo, &path, tx.as_ref(), ty.as_ref(), out)?;
+        } else {
+            out.push(path);
+        }
+    }
 }
 
 /// Where and how to read the stacks of a commit.
@@ -1324,28 +1522,14 @@ fn load_reusing(
 ) -> Result<Loaded> {
     let config = normalise_path("config", opts.config_path)?;
     let source = format!("{config} at {what}");
-    let bytes = match tree.kind(&config) {
-        None => None,
-        Some(Kind::File) => tree.read(&config),
-        Some(_) => {
-            return Err(Failure::usage(
-                "config",
-                format!("{source}: is not a regular file (a symbolic link or directory)"),
-            ))
-        }
-    };
+    let bytes = read_config(tree, &config, &source)?;
     let (model, section) = match (same, &bytes) {
         (Some(l), b) if l.config == *b => (l.model.clone(), l.section.clone()),
         (_, None) => (crate::envs::Model::default(), Section::default()),
         (_, Some(bytes)) => {
-            let text = String::from_utf8(bytes.clone())
+            let text = std::str::from_utf8(bytes)
                 .map_err(|_| Failure::usage("config", format!("{source}: is not UTF-8")))?;
-            let model = if text.trim().is_empty() {
-                crate::envs::Model::default()
-            } else {
-                crate::envs::Model::from_yaml(&text, &source)?
-            };
-            (model, Section::from_yaml(&text, &source)?)
+            Section::with_model(text, &source)?
         }
     };
     if let Some(e) = opts.environment {
@@ -1365,6 +1549,80 @@ fn load_reusing(
     })
 }
 
+/// The bytes of the configuration file at `config` (`None`: no such file); exit 2 when it is
+/// not a regular file.
+fn read_config(tree: &dyn TreeView, config: &str, source: &str) -> Result<Option<Vec<u8>>> {
+    match tree.kind(config) {
+        None => Ok(None),
+        Some(Kind::File) => Ok(tree.read(config)),
+        Some(_) => Err(Failure::usage(
+            "config",
+            format!("{source}: is not a regular file (a symbolic link or directory)"),
+        )),
+    }
+}
+
+/// The base's stacks without resolving the base in full, when that is sure to give what
+/// [`resolve`] would: the base's configuration file holds the head's bytes and has no
+/// `stack-roots:` (discovery depends on the tree). The stacks, their order and layers are
+/// then the head's; only whether a stack's directory exists (or goes through a symlink) can
+/// differ, and only for a stack whose path is a changed path, lies under one, or holds one (a
+/// directory that appears, disappears or changes kind shows in the diff as the paths below it
+/// or as the entry itself). Those few are checked in the base's tree. `None`: resolve the base
+/// in full (also when such a check fails, so the full path words the warning).
+fn base_like_head(
+    head: &Loaded,
+    base: &dyn TreeView,
+    opts: &Opts<'_>,
+    paths: &[String],
+) -> Option<Resolved> {
+    if head.section.stack_roots.is_some() {
+        return None;
+    }
+    let config = normalise_path("config", opts.config_path).ok()?;
+    if read_config(base, &config, "").ok()? != head.config {
+        return None;
+    }
+    let changed: HashSet<&str> = paths.iter().map(String::as_str).collect();
+    let mut holds: HashSet<&str> = HashSet::new();
+    for p in paths {
+        let mut end = p.len();
+        while end > 0 {
+            end = p[..end].rfind('/').unwrap_or(0);
+            if !holds.insert(&p[..end]) {
+                break; // its ancestors are in already
+            }
+        }
+    }
+    let touches = |path: &str| {
+        if holds.contains(path) {
+            return true;
+        }
+        let mut end = path.len();
+        while end > 0 {
+            if changed.contains(&path[..end]) {
+                return true;
+            }
+            end = path[..end].rfind('/').unwrap_or(0);
+        }
+        false
+    };
+    let r = &head.resolved;
+    let mut missing: Vec<(String, String)> = r
+        .missing
+        .iter()
+        .filter(|(_, p)| !touches(p))
+        .cloned()
+        .collect();
+    for s in r.stacks.iter().filter(|s| touches(&s.path)) {
+        if !check_dir(base, FIELD, &s.path).ok()? {
+            missing.push((s.name.clone(), s.path.clone()));
+        }
+    }
+    missing.sort();
+    Some(Resolved::new(r.stacks.clone(), missing))
+}
+
 /// The result of `changed`.
 pub struct Detection {
     /// The head's stacks.
@@ -1382,6 +1640,26 @@ pub fn detect(
     head: git2::Oid,
     opts: &Opts<'_>,
 ) -> Result<Detection> {
+    detect_with(repo, base, head, opts, Resolve::Fast)
+}
+
+/// How [`detect_with`] reads the base's stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resolve {
+    /// From the head's when the configuration is the same ([`base_like_head`]).
+    Fast,
+    /// Always in full (the reference the fast path is tested against).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Full,
+}
+
+fn detect_with(
+    repo: &git2::Repository,
+    base: Option<git2::Oid>,
+    head: git2::Oid,
+    opts: &Opts<'_>,
+    how: Resolve,
+) -> Result<Detection> {
     let tree_of = |oid: git2::Oid, what: &str| {
         repo.find_commit(oid).and_then(|c| c.tree()).map_err(|e| {
             Failure::runtime(format!(
@@ -1397,6 +1675,12 @@ pub fn detect(
     let Some(base) = base else {
         let changes = first_deploy(&loaded.resolved, env);
         let mut modules = Modules::new(&head_view);
+        let dirs: Vec<&str> = changes
+            .changed
+            .iter()
+            .map(|(i, _)| loaded.resolved.stacks[*i].path.as_str())
+            .collect();
+        modules.prefetch(&dirs);
         for (i, _) in &changes.changed {
             modules.check(&loaded.resolved.stacks[*i].path, false)?;
         }
@@ -1408,30 +1692,37 @@ pub fn detect(
     };
     let base_tree = tree_of(base, "base")?;
     let base_view = GitTree::new(repo, base_tree.clone());
-    let (base_resolved, warning) = match load_reusing(
-        &base_view,
-        &Opts {
-            environment: None,
-            ..opts.clone()
-        },
-        &format!("base {}", short(base)),
-        Some(&loaded),
-    ) {
-        Ok(l) => (Some(l.resolved), None),
-        Err(f) => (
-            None,
-            Some(format!(
-                "the base's configuration is not valid ({}); every stack counts as changed",
-                f.message
-            )),
-        ),
-    };
     let paths = diff_paths(repo, &base_tree, &head_tree).map_err(|e| {
         Failure::runtime(format!(
             "cannot diff {base}..{head}: {}",
             single_line(e.message())
         ))
     })?;
+    let fast = match how {
+        Resolve::Fast => base_like_head(&loaded, &base_view, opts, &paths),
+        Resolve::Full => None,
+    };
+    let (base_resolved, warning) = match fast {
+        Some(r) => (Some(r), None),
+        None => match load_reusing(
+            &base_view,
+            &Opts {
+                environment: None,
+                ..opts.clone()
+            },
+            &format!("base {}", short(base)),
+            Some(&loaded),
+        ) {
+            Ok(l) => (Some(l.resolved), None),
+            Err(f) => (
+                None,
+                Some(format!(
+                    "the base's configuration is not valid ({}); every stack counts as changed",
+                    f.message
+                )),
+            ),
+        },
+    };
     let mut modules = Modules::new(&head_view);
     let changes = changed(
         base_resolved.as_ref(),

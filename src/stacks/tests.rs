@@ -88,7 +88,7 @@ fn bad_configuration_is_exit_2_naming_the_entry() {
     let t = tf_tree();
     let cases: &[(&str, &str)] = &[
         ("stacks:\n  - name: a\n    path: stacks/network\n    dependson: []\n", "line 4, column 5: an unknown key; expected one of `name`, `path`"),
-        ("stack-root: [x]\n", "line 1, column 1: an unknown key; expected one of `environments`, `state-prefixes`, `registries`, `stacks`, `stack-roots`"),
+        ("stack-root: [x]\n", "line 1, column 1: an unknown key; expected one of `environments`, `state-prefixes`, `registries`, `preview`, `stacks`, `stack-roots`"),
         ("stacks:\n  - name: a\n    path: stacks/network\n  - name: a\n    path: stacks/db\n", "stack `a` is listed twice"),
         ("stacks:\n  - name: a\n    path: stacks/network\n  - name: b\n    path: stacks/network/\n", "path `stacks/network/` is used by both `a` and `b`"),
         ("stacks:\n  - name: a\n    path: ../outside\n", "stacks[0].path"),
@@ -743,4 +743,371 @@ fn keys_outside_the_prefixes_table() {
     // The one stack without a stacks section uses Core's TF_STATE_KEY: never outside.
     let single = resolve(&Section::default(), &tree, ENVS, ".", "t.yml").unwrap();
     assert!(keys_outside(&single, ENVS, &p(&["elsewhere/"])).is_empty());
+}
+
+// ------------------------------------------- fast paths against the full ones (generated repos)
+
+/// A small deterministic generator (xorshift64*), so a failing case can be replayed by seed.
+struct Gen(u64);
+
+impl Gen {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
+    }
+    fn pick<'a>(&mut self, of: &[&'a str]) -> &'a str {
+        of[self.below(of.len())]
+    }
+}
+
+/// The reference: libgit2's tree-to-tree diff, both sides of every delta.
+fn libgit2_paths(repo: &git2::Repository, a: git2::Oid, b: git2::Oid) -> Vec<String> {
+    let tree = |c: git2::Oid| repo.find_commit(c).unwrap().tree().unwrap();
+    let diff = repo
+        .diff_tree_to_tree(Some(&tree(a)), Some(&tree(b)), None)
+        .unwrap();
+    let mut out: Vec<String> = diff
+        .deltas()
+        .flat_map(|d| [d.old_file(), d.new_file()])
+        .filter_map(|f| f.path().and_then(|p| p.to_str()).map(str::to_string))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+const DIRS: &[&str] = &[
+    "stacks/a",
+    "stacks/b",
+    "stacks/b/nested",
+    "stacks/c",
+    "modules/m1",
+    "modules/m2",
+    "config/a",
+    "config/b",
+    "other",
+    "",
+];
+const NAMES: &[&str] = &["main.tf", "x.tf", "f.json", "a", "a.txt", "a-b", "z"];
+
+/// One random change to the working tree of `r`: write, delete, replace a file by a directory
+/// or the reverse, symlink, flip the executable bit, rename, or write a `.tf` calling a module.
+fn mutate(r: &Repo, g: &mut Gen) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = g.pick(DIRS);
+    let name = g.pick(NAMES);
+    let path = if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    };
+    let full = r.root().join(&path);
+    let clear = |p: &Path| {
+        if p.is_symlink() || p.is_file() {
+            std::fs::remove_file(p).unwrap();
+        } else if p.is_dir() {
+            std::fs::remove_dir_all(p).unwrap();
+        }
+    };
+    // Nothing may sit where a parent directory has to be.
+    let mut parent = full.parent();
+    while let Some(p) = parent {
+        if p == r.root() {
+            break;
+        }
+        if p.is_symlink() || p.is_file() {
+            clear(p);
+        }
+        parent = p.parent();
+    }
+    match g.below(9) {
+        0..=2 => {
+            clear(&full);
+            r.write(&path, &format!("v{}\n", g.below(4)));
+        }
+        3 if g.below(2) == 0 || dir.is_empty() => clear(&full),
+        3 => clear(&r.root().join(dir)), // a whole directory (a stack's, perhaps) goes
+        4 => {
+            clear(&full);
+            r.write(&format!("{path}/inner.tf"), "");
+        }
+        5 => {
+            // A symlink as the entry, or in place of its whole directory.
+            let at = if g.below(2) == 0 || dir.is_empty() {
+                full.clone()
+            } else {
+                r.root().join(dir)
+            };
+            clear(&at);
+            std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(g.pick(&["../stacks", "main.tf", "nowhere"]), &at).unwrap();
+        }
+        6 => {
+            // The executable bit flips, the contents stay.
+            if !full.is_file() || full.is_symlink() {
+                clear(&full);
+                r.write(&path, "same\n");
+            }
+            let mode = full.metadata().unwrap().permissions().mode() ^ 0o111;
+            // Written again (the same bytes): the index's stat cache would not see a chmod.
+            let bytes = std::fs::read(&full).unwrap();
+            std::fs::remove_file(&full).unwrap();
+            std::fs::write(&full, bytes).unwrap();
+            std::fs::set_permissions(&full, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        7 => {
+            let to = r.root().join(g.pick(DIRS)).join("moved");
+            if full.exists() && !full.is_symlink() && !to.starts_with(&full) {
+                clear(&to);
+                r.mv(&path, to.strip_prefix(r.root()).unwrap().to_str().unwrap());
+            }
+        }
+        _ => {
+            clear(&full);
+            let target = g.pick(&["../../modules/m1", "../../modules/m2", "../m1", "./nested"]);
+            r.write(
+                &format!("{dir}/calls.tf"),
+                &format!("module \"m\" {{\n  source = \"{target}\"\n}}\n"),
+            );
+        }
+    }
+}
+
+#[test]
+fn diff_paths_match_libgit2_on_generated_repos() {
+    for seed in 1..=12u64 {
+        let mut g = Gen(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let r = Repo::new();
+        r.write("keep.txt", "k");
+        let mut commits = vec![r.commit()];
+        for _ in 0..6 {
+            for _ in 0..1 + g.below(6) {
+                mutate(&r, &mut g);
+            }
+            r.write("keep.txt", &format!("{}", commits.len()));
+            commits.push(r.commit());
+        }
+        let tree = |c: git2::Oid| r.repo.find_commit(c).unwrap().tree().unwrap();
+        for &a in &commits {
+            for &b in &commits {
+                assert_eq!(
+                    diff_paths(&r.repo, &tree(a), &tree(b)).unwrap(),
+                    libgit2_paths(&r.repo, a, b),
+                    "seed {seed}: {a}..{b}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn diff_paths_see_a_change_of_mode_alone() {
+    // Built with a tree builder: the index helper does not record a chmod alone.
+    let r = Repo::new();
+    let blob = r.repo.blob(b"same\n").unwrap();
+    let tree = |mode: i32| {
+        let mut sub = r.repo.treebuilder(None).unwrap();
+        sub.insert("run.sh", blob, mode).unwrap();
+        sub.insert("keep", blob, 0o100644).unwrap();
+        let sub = sub.write().unwrap();
+        let mut top = r.repo.treebuilder(None).unwrap();
+        top.insert("bin", sub, 0o040000).unwrap();
+        r.repo.find_tree(top.write().unwrap()).unwrap()
+    };
+    let (a, b) = (tree(0o100644), tree(0o100755));
+    assert_eq!(diff_paths(&r.repo, &a, &b).unwrap(), ["bin/run.sh"]);
+    assert!(diff_paths(&r.repo, &a, &a).unwrap().is_empty());
+}
+
+/// The configuration of the generated repositories: module calls, watch globs, depends-on,
+/// a nested stack and a stack limited to one environment.
+const GEN_CONFIG: &str = "environments:\n  - name: dev\n    branch: dev\n  - name: prod\n    branch: prod\nstacks:\n  - name: a\n    path: stacks/a\n    watch: ['config/a/**']\n  - name: b\n    path: stacks/b\n    depends-on: [a]\n    watch: ['config/*/f.json']\n  - name: nested\n    path: stacks/b/nested\n  - name: c\n    path: stacks/c\n    environments: [prod]\n  - name: top\n    path: other\n    depends-on: [c]\n    environments: [prod]\n";
+
+/// Everything a detection decides, as comparable text (a failure is its message).
+fn outcome(d: Result<Detection>) -> String {
+    match d {
+        Ok(d) => format!(
+            "changed {:?} deleted {:?} warning {:?} head {:?}",
+            d.changes
+                .changed
+                .iter()
+                .map(|(i, r)| (d.head.stacks[*i].name.clone(), r.clone()))
+                .collect::<Vec<_>>(),
+            d.changes.deleted,
+            d.warning,
+            d.head.missing
+        ),
+        Err(f) => format!("error {:?} {f}", f.class),
+    }
+}
+
+#[test]
+fn fast_base_matches_full_resolution_on_generated_repos() {
+    let mut fast_paths = 0;
+    for seed in 1..=12u64 {
+        let mut g = Gen(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
+        let r = Repo::new();
+        r.write(".github/gitops.yml", GEN_CONFIG);
+        for d in [
+            "stacks/a",
+            "stacks/b",
+            "stacks/b/nested",
+            "stacks/c",
+            "other",
+        ] {
+            r.write(&format!("{d}/main.tf"), "");
+        }
+        r.write("modules/m1/main.tf", "")
+            .write("modules/m2/main.tf", "");
+        let mut commits = vec![r.commit()];
+        for _ in 0..6 {
+            for _ in 0..1 + g.below(5) {
+                mutate(&r, &mut g);
+            }
+            // Now and then a configuration change (the fast path must step aside).
+            if g.below(5) == 0 {
+                r.write(".github/gitops.yml", &GEN_CONFIG.replace("[prod]", "[dev]"));
+            } else {
+                r.write(".github/gitops.yml", GEN_CONFIG);
+            }
+            commits.push(r.commit());
+        }
+        for &a in &commits {
+            for &b in &commits {
+                for env in [None, Some("dev"), Some("prod")] {
+                    let opts = Opts {
+                        config_path: crate::envs::CONFIG_PATH,
+                        working_dir: ".",
+                        environment: env,
+                    };
+                    let full = outcome(detect_with(&r.repo, Some(a), b, &opts, Resolve::Full));
+                    let fast = outcome(detect_with(&r.repo, Some(a), b, &opts, Resolve::Fast));
+                    assert_eq!(fast, full, "seed {seed}: {a}..{b} env {env:?}");
+                    if full.starts_with("changed") {
+                        fast_paths += 1;
+                    }
+                }
+            }
+        }
+    }
+    // The generator must reach detections that succeed, not only refusals.
+    assert!(fast_paths > 100, "{fast_paths}");
+}
+
+#[test]
+fn one_yaml_parse_gives_what_two_gave() {
+    let cases = [
+        "",
+        "  \n",
+        GEN_CONFIG,
+        "stacks:\n  - name: a\n    path: a\n",
+        "environments:\n  - name: dev\n    branch: dev\n",
+        "environments:\n  - name: Dev\n    branch: dev\nstacks:\n  - name: a\n    path: a\n",
+        "environments:\n  - name: dev\n    branch: dev\n    bogus: 1\nstacks:\n  - name: a\n    pth: a\n",
+        "stacks:\n  - name: a\n    pth: a\nenvironments:\n  - name: dev\n    branch: dev\n    bogus: 1\n",
+        "stacks:\n  - name: a\n    pth: a\nenvironments:\n  - name: dev\n    branch: dev\n",
+        "stacks: 3\nenvironments: []\n",
+        "stack-roots: ['s/*']\nextra: 1\n",
+        "environments: [\n",
+        "environments:\n  - name: dev\n    branch: dev\n  - name: dev\n    branch: main\nstacks: []\n",
+    ];
+    let show = |r: Result<(crate::envs::Model, Section)>| match r {
+        // The environments are the model's now (the one-parse section hands them over).
+        Ok((m, s)) => format!("ok {m:?} {:?} {:?}", s.stacks, s.stack_roots),
+        Err(f) => format!("error {:?} {f}", f.class),
+    };
+    for text in cases {
+        let two = (|| {
+            let model = if text.trim().is_empty() {
+                crate::envs::Model::default()
+            } else {
+                crate::envs::Model::from_yaml(text, "g.yml")?
+            };
+            Ok((model, Section::from_yaml(text, "g.yml")?))
+        })();
+        assert_eq!(
+            show(Section::with_model(text, "g.yml")),
+            show(two),
+            "{text:?}"
+        );
+    }
+}
+
+#[test]
+fn files_read_once_by_id_still_resolve_in_their_own_directory() {
+    let r = Repo::new();
+    let call = "module \"m\" {\n  source = \"./sub\"\n}\n";
+    r.write("stacks/a/main.tf", call)
+        .write("stacks/a/sub/main.tf", "")
+        .write("stacks/b/main.tf", call)
+        .write("stacks/c/main.tf", call)
+        .write("stacks/c/sub/main.tf", "");
+    let c = r.commit();
+    let view = GitTree::new(&r.repo, r.repo.find_commit(c).unwrap().tree().unwrap());
+    assert_eq!(
+        view.id("stacks/a/main.tf"),
+        view.id("stacks/b/main.tf"),
+        "the same blob"
+    );
+    let mut m = Modules::new(&view);
+    assert_eq!(m.calls("stacks/a").unwrap(), ["stacks/a/sub"]);
+    assert_eq!(m.calls("stacks/c").unwrap(), ["stacks/c/sub"]);
+    // The same bytes, read from the cache, are still checked against their own directory.
+    let e = m.calls("stacks/b").unwrap_err();
+    assert_eq!(e.class, ExitClass::Usage);
+    assert!(
+        e.to_string()
+            .contains("stacks/b/main.tf: module source `./sub` is not a directory"),
+        "{e}"
+    );
+}
+
+#[test]
+fn prefetched_parses_give_what_reading_one_by_one_gives() {
+    let r = Repo::new();
+    let mut dirs = Vec::new();
+    for i in 0..(2 * PARALLEL_FROM + 5) {
+        let d = format!("stacks/s{i:03}");
+        let main = match i % 5 {
+            0 => "module \"m\" {\n  source = \"./sub\"\n}\n".to_string(),
+            1 => format!("module \"m\" {{\n  source = \"../s{:03}\"\n}}\n", i / 2),
+            2 => "module \"broken\" {\n  source = \n".to_string(),
+            3 => "resource \"a\" \"b\" {}\n".to_string(),
+            _ => format!("module \"m{i}\" {{\n  source = \"./gone\"\n}}\n"),
+        };
+        r.write(&format!("{d}/main.tf"), &main)
+            .write(&format!("{d}/variables.tf"), "variable \"x\" {}\n");
+        if i % 3 == 0 {
+            r.write(&format!("{d}/sub/main.tf"), "");
+        }
+        dirs.push(d);
+    }
+    let c = r.commit();
+    let view = GitTree::new(&r.repo, r.repo.find_commit(c).unwrap().tree().unwrap());
+    let show = |m: &mut Modules<'_>, d: &str| match m.calls(d) {
+        Ok(v) => format!("ok {v:?}"),
+        Err(f) => format!("error {f}"),
+    };
+    let mut plain = Modules::new(&view);
+    let mut ahead = Modules::new(&view);
+    let all: Vec<&str> = dirs.iter().map(String::as_str).collect();
+    ahead.prefetch(&all);
+    for d in &dirs {
+        assert_eq!(show(&mut ahead, d), show(&mut plain, d), "{d}");
+    }
+    // The same over a view without object ids (every result kept by file).
+    let mem = Mem::new(&[
+        ("a/main.tf", "module \"m\" {\n  source = \"../b\"\n}\n"),
+        ("b/main.tf", "module \"m\" {\n  source = \n"),
+    ]);
+    let mut ahead = Modules::new(&mem);
+    ahead.prefetch(&["a", "b"]);
+    assert_eq!(show(&mut ahead, "a"), "ok [\"b\"]");
+    assert_eq!(
+        show(&mut ahead, "b"),
+        show(&mut Modules::new(&mem), "b"),
+        "the error names its file"
+    );
 }
