@@ -280,6 +280,10 @@ fn finish(b: Builder<'_>) -> Result<Summary, PlanError> {
     ]
     .iter()
     .any(|k| keys.contains(*k));
+    // OpenTofu's encrypted files wrap state or plan and name their scheme's version.
+    if keys.contains("encryption_version") && keys.contains("encrypted_data") {
+        return Err(PlanError::Encrypted);
+    }
     let state_like = keys.contains("lineage")
         || keys.contains("serial")
         || (keys.contains("values") && !plan_like);
@@ -296,6 +300,12 @@ fn finish(b: Builder<'_>) -> Result<Summary, PlanError> {
         return Err(PlanError::NotAPlan);
     }
     let mut s = b.summary.into_inner();
+    if s.engine == super::Engine::OpenTofu && !opentofu_version(&s.terraform_version) {
+        return Err(PlanError::UnsupportedEngineVersion {
+            engine: "OpenTofu",
+            version: s.terraform_version.clone(),
+        });
+    }
     let mut sens = b.sensitive.into_inner();
     // Sensitive variables: their values are scrubbed from everything rendered.
     let sens_vars = b.sensitive_vars.into_inner();
@@ -364,6 +374,16 @@ fn finish(b: Builder<'_>) -> Result<Summary, PlanError> {
     finish_values(&mut s);
     s.digest = leaves.finish();
     Ok(s)
+}
+
+/// An OpenTofu version as its plans write it: `1.<minor>.<patch>`, maybe with a pre-release
+/// suffix (`1.9.0-beta1`). (OpenTofu's releases start at 1.6.0; an older 1.x here is Terraform
+/// using OpenTofu's registry, which writes the same format.)
+fn opentofu_version(v: &str) -> bool {
+    let core = v.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    let num = |p: &str| !p.is_empty() && p.len() <= 6 && p.bytes().all(|c| c.is_ascii_digit());
+    parts.len() == 3 && parts.iter().all(|p| num(p)) && parts[0] == "1"
 }
 
 fn actions_of(address: &str, actions: &[Cow<'_, str>]) -> Result<Action, PlanError> {
