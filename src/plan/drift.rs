@@ -388,7 +388,10 @@ const MARKER_WORD: &str = "gitops-actions:drift";
 
 /// The hidden marker of the issue of `key` (reduced to a safe alphabet, as the comment's).
 pub fn issue_marker(key: &str) -> String {
-    format!("<!-- {MARKER_WORD} key={} -->", super::comment::marker_key(key))
+    format!(
+        "<!-- {MARKER_WORD} key={} -->",
+        super::comment::marker_key(key)
+    )
 }
 
 /// The issue's title.
@@ -448,6 +451,33 @@ pub enum Step {
     Close(u64),
     /// No drift and no open issue.
     Nothing,
+}
+
+/// What was done with the environment's issue: (number, URL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssueOutcome {
+    /// A new issue was opened.
+    Opened(u64, String),
+    /// Our open issue was updated in place.
+    Updated(u64, String),
+    /// Our open issue was commented on and closed.
+    Closed(u64, String),
+    /// No drift, no open issue.
+    Nothing,
+}
+
+/// Does an issue body carry the marker of `env` or of one of its stacks (`env/<stack>`)?
+pub fn marks_environment(body: &str, env: &str) -> bool {
+    let b = body.trim_end();
+    let Some(rest) = b
+        .strip_suffix(" -->")
+        .and_then(|b| b.rsplit_once(&format!("<!-- {MARKER_WORD} key=")))
+        .map(|(_, k)| k)
+    else {
+        return false;
+    };
+    let env = super::comment::marker_key(env);
+    rest == env || rest.strip_prefix(&env).is_some_and(|s| s.starts_with('/'))
 }
 
 /// The issue lifecycle, from whether there is drift and our open issue (if any).

@@ -245,5 +245,19 @@ fn the_issue_lifecycle_and_its_marker() {
     let body = issue_body(&d, &place, &scrubber(&[&refresh]));
     assert!(body.trim_end().ends_with(&issue_marker("prod")));
     assert_eq!(body.matches("gitops-actions:drift").count(), 1, "{body}");
+    assert!(marks_environment(&body, "prod"));
+    assert!(!marks_environment(&body, "pro"));
+    let stack = Place {
+        stack: Some("net".into()),
+        ..place.clone()
+    };
+    assert!(marks_environment(
+        &issue_body(&d, &stack, &scrubber(&[&refresh])),
+        "prod"
+    ));
+    assert!(!marks_environment(
+        "<!-- gitops-actions:drift key=prod --> and more",
+        "prod"
+    ));
     assert!(close_comment(&place).contains("No drift any more in `prod`"));
 }
