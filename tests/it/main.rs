@@ -10,12 +10,14 @@
 //! - `tag_deploy`, `promote`: deploy tags and promotion against git smart-HTTP remotes.
 //! - `stacks`: stack configuration, change detection against deploy tags, the matrix under act.
 //! - `actions`: generated action.yml files, install.sh, act runs of the composite actions.
+//! - `drift`: `plan-gate drift` on real refresh-only plans and the drift issue lifecycle.
 //! - `e2e`: the whole dev -> staging -> prod flow.
 
 mod support;
 
 mod actions;
 mod cli;
+mod drift;
 mod e2e;
 mod ecr_push;
 mod github_api;
