@@ -21,6 +21,7 @@
 //!       allow: ["Mon-Thu 09:00-16:00"]
 //!       freeze:
 //!         - { from: "2026-12-20T00:00", to: "2027-01-04T00:00", reason: "year-end freeze" }
+//!     require-no-drift: true  # optional: no promotion into prod while it has drift
 //! ```
 //!
 //! Unknown keys, bad names, duplicate names or branches are refused with a clear error (exit 2).
@@ -56,6 +57,10 @@ pub struct Environment {
     /// Deploy windows and freezes ([`crate::windows`]); absent: any time.
     #[serde(default)]
     pub windows: Option<crate::windows::Config>,
+    /// `require-no-drift`: promotion into this environment is refused while it has an open
+    /// drift issue (`plan-gate drift`, the `gitops-drift` label). Opt-in; default `false`.
+    #[serde(default)]
+    pub require_no_drift: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,6 +95,7 @@ impl Default for Model {
             aws_account_id: None,
             aws_region: None,
             windows: None,
+            require_no_drift: false,
         };
         Model {
             envs: vec![
