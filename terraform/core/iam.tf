@@ -7,8 +7,10 @@
 #                                        (decrypting them only through S3), describe its images;
 #                                        and only from a pull-request run (`ref` =
 #                                        `refs/pull/<n>/merge`) of the plan workflow
-#                                        (`job_workflow_ref`), so pushing a branch with a
-#                                        workflow that names `<env>-plan` gets nothing.
+#                                        (`job_workflow_ref`), or a run of the drift workflow
+#                                        from the default branch (`drift.yml`), so pushing a
+#                                        branch with a workflow that names `<env>-plan` gets
+#                                        nothing.
 # GitHub puts `environment:<name>` into `sub` for every job that names an environment, so a
 # pull-request job (plan.yml runs in `<env>-plan`) can never get the deploy role.
 # What a plan role can read, and why that is acceptable: docs/actions.md ("What a plan role can read").
@@ -38,13 +40,14 @@ data "aws_iam_policy_document" "trust" {
       values   = ["${local.sub_repo}:environment:${each.value.kind == "deploy" ? each.value.env : "${each.value.env}-plan"}"]
     }
 
-    # Plan roles: pull-request runs of the plan workflow only (STS validates these GitHub claims).
+    # Plan roles: pull-request runs of the plan workflow, and the drift workflow on the default
+    # branch, only (STS validates these GitHub claims).
     dynamic "condition" {
-      for_each = each.value.kind == "plan" ? { ref = local.plan_ref, job_workflow_ref = local.plan_job_workflow_ref } : {}
+      for_each = each.value.kind == "plan" ? local.plan_trust : {}
       content {
         test     = "StringLike"
         variable = "${local.oidc_host}:${condition.key}"
-        values   = [condition.value]
+        values   = condition.value
       }
     }
   }

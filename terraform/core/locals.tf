@@ -18,6 +18,15 @@ locals {
   # What a plan role's trust policy requires besides `sub`: a pull-request run of the plan workflow.
   plan_ref              = "refs/pull/*/merge"
   plan_job_workflow_ref = "${var.github_owner}/${var.repository}/${var.plan_workflow}@refs/pull/*/merge"
+  # ... or a run of the drift workflow from the default branch (drift.yml: a refresh-only plan of
+  # the deployed commit). `ref` and `job_workflow_ref` are ANDed, the values of each ORed, and
+  # each `job_workflow_ref` names its own ref: neither workflow is trusted from the other's ref.
+  drift_ref              = "refs/heads/${var.drift_branch}"
+  drift_job_workflow_ref = "${var.github_owner}/${var.repository}/${var.drift_workflow}@refs/heads/${var.drift_branch}"
+  plan_trust = {
+    ref              = [local.plan_ref, local.drift_ref]
+    job_workflow_ref = [local.plan_job_workflow_ref, local.drift_job_workflow_ref]
+  }
 
   state_key      = { for n, e in local.envs : n => "app/${n}/terraform.tfstate" }
   registry_host  = "${local.account_id}.dkr.ecr.${var.aws_region}.amazonaws.com"

@@ -26,9 +26,6 @@ output "trusted_subjects" {
 }
 
 output "plan_trusted_claims" {
-  description = "Besides `sub` and `aud`, what every plan role's trust policy requires: a pull-request run (`ref`) of the plan workflow (`job_workflow_ref`)."
-  value = {
-    ref              = local.plan_ref
-    job_workflow_ref = local.plan_job_workflow_ref
-  }
+  description = "Besides `sub` and `aud`, what every plan role's trust policy requires: a pull-request run (`ref`) of the plan workflow, or a default-branch run of the drift workflow (`job_workflow_ref`)."
+  value       = local.plan_trust
 }

@@ -139,6 +139,28 @@ variable "plan_branch_patterns" {
   }
 }
 
+variable "drift_workflow" {
+  description = "Path of the drift workflow in the app repository; the plan roles also trust its jobs, from `drift_branch` only (`job_workflow_ref`)."
+  type        = string
+  default     = ".github/workflows/drift.yml"
+
+  validation {
+    condition     = can(regex("^\\.github/workflows/[A-Za-z0-9_.-]+\\.ya?ml$", var.drift_workflow))
+    error_message = "drift_workflow must be a path like .github/workflows/drift.yml."
+  }
+}
+
+variable "drift_branch" {
+  description = "The branch the drift workflow's schedule runs on (the repository's default branch)."
+  type        = string
+  default     = "main"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$", var.drift_branch)) && !strcontains(var.drift_branch, "..")
+    error_message = "drift_branch must be a branch name without refs/heads/."
+  }
+}
+
 variable "plan_workflow" {
   description = "Path of the pull-request plan workflow in the app repository; the plan roles trust only jobs of this workflow (`job_workflow_ref`)."
   type        = string
