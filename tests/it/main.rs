@@ -6,6 +6,7 @@
 //! - `cli`: every binary's `--help`, `--version`, usage errors and exit codes.
 //! - `oidc_login`: keyless AWS login against moto and our OIDC token endpoint.
 //! - `plan_gate`: plan parsing, counting, rendering, policy, PR comment.
+//! - `opentofu`: OpenTofu plan JSON (fixtures from its documentation) and its refusals.
 //! - `ecr_push`: pushes and copies against the CNCF distribution registry and moto's ECR API.
 //! - `tag_deploy`, `promote`: deploy tags and promotion against git smart-HTTP remotes.
 //! - `stacks`: stack configuration, change detection against deploy tags, the matrix under act.
@@ -23,6 +24,7 @@ mod ecr_push;
 mod github_api;
 mod harness;
 mod oidc_login;
+mod opentofu;
 mod plan_gate;
 mod promote;
 mod stacks;

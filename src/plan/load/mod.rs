@@ -626,6 +626,63 @@ mod tests {
         assert!(matches!(r(dupkey), PlanError::DuplicateKey(_)));
     }
 
+    /// The engine comes from the providers' registry; an OpenTofu plan's `terraform_version` is
+    /// OpenTofu's own 1.x version; both readers agree on it.
+    #[test]
+    fn opentofu_plans_name_their_engine_and_other_versions_are_refused() {
+        let plan = |host: &str, v: &str| {
+            format!(
+                r#"{{"format_version":"1.2","terraform_version":"{v}","resource_changes":[],"configuration":{{"provider_config":{{"a":{{"name":"aws","full_name":"{host}/hashicorp/aws"}}}}}}}}"#
+            )
+        };
+        for (host, v, want) in [
+            (
+                "registry.opentofu.org",
+                "1.8.3",
+                Some(crate::plan::Engine::OpenTofu),
+            ),
+            (
+                "registry.opentofu.org",
+                "1.10.0-beta1",
+                Some(crate::plan::Engine::OpenTofu),
+            ),
+            (
+                "registry.opentofu.org",
+                "1.5.7",
+                Some(crate::plan::Engine::OpenTofu),
+            ),
+            (
+                "registry.terraform.io",
+                "1.11.4",
+                Some(crate::plan::Engine::Terraform),
+            ),
+            (
+                "terraform.io/builtin",
+                "1.11.4",
+                Some(crate::plan::Engine::Either),
+            ),
+            ("registry.opentofu.org", "2.0.0", None),
+            ("registry.opentofu.org", "1.8", None),
+            ("registry.opentofu.org", "", None),
+        ] {
+            let p = plan(host, v);
+            let fast = load_bytes_fast(p.as_bytes(), &lim()).map(|s| s.engine);
+            let r = load_bytes_reference(p.as_bytes(), &lim());
+            match want {
+                Some(e) => {
+                    assert_eq!(r.unwrap().engine, e, "{host} {v}");
+                    assert_eq!(fast, Some(e), "{host} {v}");
+                }
+                None => assert!(
+                    matches!(r, Err(PlanError::UnsupportedEngineVersion { .. })),
+                    "{host} {v}: {r:?}"
+                ),
+            }
+        }
+        let enc = br#"{"meta":{},"encrypted_data":"eA==","encryption_version":"v0"}"#;
+        assert_eq!(load_bytes(enc, &lim()).unwrap_err(), PlanError::Encrypted);
+    }
+
     #[test]
     fn deposed_objects_are_their_own_entries_and_higher_minors_are_accepted() {
         let p = br#"{"format_version":"1.9","future_key":{"x":[1,2]},"resource_changes":[
