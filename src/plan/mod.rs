@@ -18,6 +18,9 @@
 //! - [`Summary`] (this file): what is kept of a plan, and the counting rules.
 //! - [`digest`]: `plan_digest`, a canonical SHA-256 of the plan's changes.
 //! - [`comment`]: the one upserted pull-request comment.
+//! - [`drift`]: drift classification (refresh-only plan, optional normal plan), the drift report
+//!   and the rules of the one drift issue per environment (`plan-gate drift`).
+//! - [`Engine`]: Terraform or OpenTofu, from the providers' registry (both write this format).
 //!
 //! Every refusal is a [`PlanError`], mapped to exit 2 by [`PlanError::into_failure`].
 
