@@ -34,6 +34,7 @@
 //!   label: preview     # only pull requests with this label get one (default: every same-repo PR)
 //!   max-age: 7d        # the sweep destroys older previews (default 7d; 1h..90d)
 //!   url-output: url    # the Terraform output holding a preview's URL (default `url`)
+//!     require-no-drift: true  # optional: no promotion into prod while it has drift
 //! ```
 //!
 //! The same schema is Core's configuration of the repository (`terraform/core/repositories/
@@ -100,6 +101,10 @@ pub struct Environment {
     /// first environment of the promotion order (set when the model is built).
     #[serde(skip)]
     previews_default: bool,
+    /// `require-no-drift`: promotion into this environment is refused while it has an open
+    /// drift issue (`plan-gate drift`, the `gitops-drift` label). Opt-in; default `false`.
+    #[serde(default)]
+    pub require_no_drift: bool,
 }
 
 /// The `preview:` section as written.
@@ -337,6 +342,7 @@ impl Default for Model {
             verify: None,
             previews: None,
             previews_default: name == "dev",
+            require_no_drift: false,
         };
         Model {
             envs: vec![

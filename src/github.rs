@@ -42,6 +42,7 @@ use serde_json::{json, Value};
 
 use crate::exit::{Failure, Result};
 use crate::plan::comment::{self, Author, Found, Identity, Outcome};
+use crate::plan::drift;
 use crate::runner::{cut, single_line, Runner};
 use crate::secret::Secret;
 pub use crate::verify::ContextState;
@@ -1024,9 +1025,7 @@ impl Client {
         Ok(me)
     }
 
-    /// Search pull request `pr`'s comments, page by page (at most [`COMMENT_PAGES_MAX`]), for
-    /// ours ([`comment::pick`]: our marker at the end, our identity as the author). The
-    /// identity is asked for only once a comment with our marker exists.
+    /// Search pull request `pr`'s comments for ours ([`Client::find_marked`]).
     async fn find_comment(
         &self,
         pr: u64,
@@ -1035,23 +1034,55 @@ impl Client {
         me: &mut Option<Identity>,
         notes: &mut Vec<String>,
     ) -> std::result::Result<(Option<IssueComment>, Found), ApiError> {
+        let page = |next: Option<String>| async move {
+            self.issue_comments_page(pr, next.as_deref()).await
+        };
+        self.find_marked(
+            marker,
+            author,
+            me,
+            notes,
+            "comments",
+            page,
+            IssueComment::view,
+        )
+        .await
+    }
+
+    /// Search a listing, page by page (at most [`COMMENT_PAGES_MAX`]), for ours
+    /// ([`comment::pick`]: our marker at the end, our identity as the author). The identity is
+    /// asked for only once an item with our marker exists. `what` names the items in notes.
+    #[allow(clippy::too_many_arguments)]
+    async fn find_marked<T, P, F>(
+        &self,
+        marker: &str,
+        author: Option<&str>,
+        me: &mut Option<Identity>,
+        notes: &mut Vec<String>,
+        what: &str,
+        page: P,
+        view: for<'a> fn(&'a T) -> (u64, &'a Author, &'a str),
+    ) -> std::result::Result<(Option<T>, Found), ApiError>
+    where
+        P: Fn(Option<String>) -> F,
+        F: Future<Output = std::result::Result<(Vec<T>, NextPage), ApiError>>,
+    {
         let mut found = Found::default();
         let mut next: Option<String> = None;
         for _ in 0..COMMENT_PAGES_MAX {
-            let (items, after) = self.issue_comments_page(pr, next.as_deref()).await?;
+            let (items, after) = page(next.take()).await?;
             if items
                 .iter()
-                .any(|c| comment::ends_with_marker(&c.body, marker))
+                .any(|c| comment::ends_with_marker(view(c).2, marker))
             {
                 if me.is_none() {
                     *me = Some(self.comment_identity(author, notes).await?);
                 }
                 if let Some(me) = me.as_ref() {
-                    let page = items.iter().map(|c| (c.id, &c.author, c.body.as_str()));
-                    comment::pick(page, marker, me, &mut found);
+                    comment::pick(items.iter().map(view), marker, me, &mut found);
                 }
                 if let Some(id) = found.ours {
-                    return Ok((items.into_iter().find(|c| c.id == id), found));
+                    return Ok((items.into_iter().find(|c| view(c).0 == id), found));
                 }
             }
             match after {
@@ -1059,7 +1090,7 @@ impl Client {
                 NextPage::Follow(t) => next = Some(t),
                 NextPage::Foreign(origin) => {
                     notes.push(format!(
-                        "GitHub's pagination link points to another origin ({origin}); not following it with the token, so older comments were not searched"
+                        "GitHub's pagination link points to another origin ({origin}); not following it with the token, so older {what} were not searched"
                     ));
                     break;
                 }
@@ -1119,6 +1150,195 @@ impl Client {
     }
 }
 
+impl Client {
+    // ---------------------------------------------------------------- drift issues
+
+    /// One page (up to 100) of the repository's open issues carrying `label` (pull requests,
+    /// which the endpoint lists too, are left out): the first page when `next` is `None`, else
+    /// the target a [`NextPage::Follow`] gave.
+    pub async fn open_issues_page(
+        &self,
+        label: &str,
+        next: Option<&str>,
+    ) -> std::result::Result<(Vec<Issue>, NextPage), ApiError> {
+        let path = self.repo_path("/issues");
+        let a = match next {
+            None => {
+                let first = format!("{path}?labels={}&state=open&per_page=100", enc(label));
+                self.call(Method::GET, &first, None, &[]).await?
+            }
+            Some(t) => {
+                let op = format!("GET {path}");
+                self.call_at(Method::GET, t, op, None, &[]).await?
+            }
+        };
+        let items = a
+            .body
+            .as_array()
+            .ok_or_else(|| ApiError::Decode {
+                op: format!("GET {path}"),
+                detail: "not a list of issues".into(),
+            })?
+            .iter()
+            .filter(|v| v.get("pull_request").is_none_or(Value::is_null))
+            .map(Issue::from_json)
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok((items, next_page(&a.headers, &self.origin)))
+    }
+
+    /// Every open issue with `label` whose body `matches` (by anyone: a caller that blocks on
+    /// it fails closed), at most [`COMMENT_PAGES_MAX`] pages; and whether the search ended
+    /// early (a foreign pagination link).
+    pub async fn open_issues_matching(
+        &self,
+        label: &str,
+        matches: impl Fn(&str) -> bool,
+    ) -> std::result::Result<(Vec<Issue>, bool), ApiError> {
+        let mut out = Vec::new();
+        let mut next: Option<String> = None;
+        for _ in 0..COMMENT_PAGES_MAX {
+            let (items, after) = self.open_issues_page(label, next.as_deref()).await?;
+            out.extend(items.into_iter().filter(|i| matches(&i.body)));
+            match after {
+                NextPage::End => return Ok((out, false)),
+                NextPage::Follow(t) => next = Some(t),
+                NextPage::Foreign(_) => return Ok((out, true)),
+            }
+        }
+        Ok((out, true))
+    }
+
+    /// Open an issue: one POST, never repeated here ([`Client::sync_drift_issue`] looks
+    /// before posting again).
+    pub async fn create_issue(
+        &self,
+        title: &str,
+        body: &str,
+        labels: &[&str],
+    ) -> std::result::Result<Issue, ApiError> {
+        let path = self.repo_path("/issues");
+        let b = json!({ "title": title, "body": body, "labels": labels });
+        let a = self.call(Method::POST, &path, Some(&b), &[]).await?;
+        Issue::from_json(&a.body)
+    }
+
+    /// Change issue `number` (PATCH with the fields in `patch`: `title`, `body`, `state`,
+    /// `state_reason`).
+    pub async fn update_issue(
+        &self,
+        number: u64,
+        patch: &Value,
+    ) -> std::result::Result<Issue, ApiError> {
+        let path = self.repo_path(&format!("/issues/{number}"));
+        let a = self.call(Method::PATCH, &path, Some(patch), &[]).await?;
+        Issue::from_json(&a.body)
+    }
+
+    /// Our open drift issue of `key`: the label, our marker at the end, our identity as author.
+    async fn find_drift_issue(
+        &self,
+        marker: &str,
+        author: Option<&str>,
+        me: &mut Option<Identity>,
+        notes: &mut Vec<String>,
+    ) -> std::result::Result<(Option<Issue>, Found), ApiError> {
+        let page = |next: Option<String>| async move {
+            self.open_issues_page(drift::LABEL, next.as_deref()).await
+        };
+        self.find_marked(marker, author, me, notes, "issues", page, Issue::view)
+            .await
+    }
+
+    /// The one drift issue of `place` ([`drift::next_step`]): opened when there is drift and
+    /// none is open, updated in place while there is, commented on and closed when the drift
+    /// is gone. Issues by anyone else are never edited. F15: when the create POST's outcome is
+    /// unknown, the open issues are searched for ours before posting again.
+    pub async fn sync_drift_issue(
+        &self,
+        place: &drift::Place,
+        drifted: bool,
+        body: &str,
+        author: Option<&str>,
+    ) -> std::result::Result<(drift::IssueOutcome, Vec<String>), ApiError> {
+        let marker = &drift::issue_marker(&place.key());
+        let title = &drift::issue_title(place);
+        let mut notes = Vec::new();
+        let mut me = None;
+        let (ours, found) = self
+            .find_drift_issue(marker, author, &mut me, &mut notes)
+            .await?;
+        if let Some(me) = &me {
+            notes.extend(comment::foreign_notes(&found, me));
+        }
+        let outcome = match drift::next_step(drifted, ours.as_ref().map(|i| i.number)) {
+            drift::Step::Nothing => drift::IssueOutcome::Nothing,
+            drift::Step::Update(n) => {
+                let i = self
+                    .update_issue(n, &json!({ "title": title, "body": body }))
+                    .await?;
+                drift::IssueOutcome::Updated(i.number, i.html_url)
+            }
+            drift::Step::Close(n) => {
+                self.create_issue_comment(n, &drift::close_comment(place))
+                    .await?;
+                let i = self
+                    .update_issue(
+                        n,
+                        &json!({ "state": "closed", "state_reason": "completed" }),
+                    )
+                    .await?;
+                drift::IssueOutcome::Closed(i.number, i.html_url)
+            }
+            drift::Step::Open => {
+                let create = || self.create_issue(title, body, &[drift::LABEL]);
+                let find = || async move {
+                    let (mut me, mut ignored) = (None, Vec::new());
+                    let (ours, _) = self
+                        .find_drift_issue(marker, author, &mut me, &mut ignored)
+                        .await?;
+                    Ok(ours)
+                };
+                let looking = format!("our drift issue (`{}`)", single_line(&place.key()));
+                let found = |i: &Issue| format!("issue #{}", i.number);
+                let i = self.create_once(&looking, found, create, find).await?;
+                drift::IssueOutcome::Opened(i.number, i.html_url)
+            }
+        };
+        Ok((outcome, notes))
+    }
+}
+
+/// An issue (the fields the drift issue uses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    /// Number.
+    pub number: u64,
+    /// Web URL.
+    pub html_url: String,
+    /// Body (empty when GitHub sends none).
+    pub body: String,
+    /// Who opened it.
+    pub author: Author,
+}
+
+impl Issue {
+    /// What [`comment::pick`] reads: number, author, body.
+    fn view(&self) -> (u64, &Author, &str) {
+        (self.number, &self.author, &self.body)
+    }
+
+    /// Decode from GitHub's JSON (`issue`).
+    pub fn from_json(v: &Value) -> std::result::Result<Issue, ApiError> {
+        let (number, html_url, body, author) = posted(v, "number", "issue")?;
+        Ok(Issue {
+            number,
+            html_url,
+            body,
+            author,
+        })
+    }
+}
+
 /// At most this many pages of comments are searched for ours.
 pub const COMMENT_PAGES_MAX: usize = 50;
 
@@ -1136,20 +1356,39 @@ pub struct IssueComment {
 }
 
 impl IssueComment {
+    /// What [`comment::pick`] reads: id, author, body.
+    fn view(&self) -> (u64, &Author, &str) {
+        (self.id, &self.author, &self.body)
+    }
+
     /// Decode from GitHub's JSON (`issue-comment`).
     pub fn from_json(v: &Value) -> std::result::Result<IssueComment, ApiError> {
-        let op = "issue comment";
+        let (id, html_url, body, author) = posted(v, "id", "issue comment")?;
         Ok(IssueComment {
-            id: u64_field(v, "id", op)?,
-            html_url: str_field(v, "html_url", op)?,
-            body: v
-                .get("body")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            author: author_from_json(v.get("user").unwrap_or(&Value::Null)),
+            id,
+            html_url,
+            body,
+            author,
         })
     }
+}
+
+/// What an issue and a comment share: the `key` number, `html_url`, `body` (empty when GitHub
+/// sends none) and `user`.
+fn posted(
+    v: &Value,
+    key: &str,
+    op: &str,
+) -> std::result::Result<(u64, String, String, Author), ApiError> {
+    Ok((
+        u64_field(v, key, op)?,
+        str_field(v, "html_url", op)?,
+        v.get("body")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        author_from_json(v.get("user").unwrap_or(&Value::Null)),
+    ))
 }
 
 /// A `simple-user` as far as authorship goes; a missing user (a deleted account) has an empty

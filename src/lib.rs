@@ -24,7 +24,8 @@
 //! - [`registry`]: OCI distribution client, image sources and ECR specifics (ecr-push).
 //! - [`promote`]: the promotion decision table, [`promote::decide`]: one function per rule, in
 //!   order (holds, nothing deployed, not on the source branch, up to date, a target with commits
-//!   the source lacks, soak, the target's deploy windows, deployment status), each refusal a
+//!   the source lacks, soak, the target's deploy windows, the target's drift with
+//!   `require-no-drift`, deployment status), each refusal a
 //!   [`promote::Refusal`].
 //! - [`windows`]: deploy windows and freezes per environment (time zone, allowed windows,
 //!   freeze periods) and the rule [`windows::Windows::check`] promote and tag-deploy enforce.

@@ -401,9 +401,10 @@ pub fn markdown(r: &Report<'_>) -> Doc {
         doc.section(s);
     }
     doc.section(format!(
-        "<sub>plan_digest {} · format {} · Terraform {} · plan-gate {}</sub>\n",
+        "<sub>plan_digest {} · format {} · {} {} · plan-gate {}</sub>\n",
         md::code(&p.digest),
         code(sc, &p.format_version),
+        p.engine.name(),
         code(
             sc,
             if p.terraform_version.is_empty() {
@@ -509,6 +510,7 @@ pub fn json(r: &Report<'_>) -> serde_json::Value {
     json!({
         "format_version": p.format_version,
         "terraform_version": p.terraform_version,
+        "engine": p.engine.name(),
         "add": c.add,
         "change": c.change,
         "destroy": c.destroy,

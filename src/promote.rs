@@ -225,6 +225,18 @@ pub struct Rules<'a> {
     pub windows: Option<&'a Windows>,
     /// `override-window-reason`: promote outside the target's windows (logged, recorded).
     pub override_window: Option<&'a str>,
+    /// The target's `require-no-drift` (environments model): refuse while it has drift.
+    pub require_no_drift: bool,
+}
+
+/// The target's open drift issues (`plan-gate drift`: the `gitops-drift` label and the
+/// target's marker, by anyone: a forged one blocks, which fails closed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenDrift {
+    /// Open drift issues of the target (and its stacks), by number.
+    pub issues: Vec<u64>,
+    /// The search could not finish (too many pages, a pagination link to another origin).
+    pub incomplete: bool,
 }
 
 /// The commits on the target branch that the candidate lacks (newest first, at most 20).
@@ -279,6 +291,8 @@ pub struct Facts {
     pub now: Option<jiff::Timestamp>,
     /// The source deploy's verification trailers and time (`require-verification`).
     pub verification: Option<Verified>,
+    /// The target's open drift issues (asked only with `require-no-drift`).
+    pub drift: Option<OpenDrift>,
 }
 
 /// What the source deploy (`deploy/<from>/current`) says about its verification.
@@ -359,6 +373,9 @@ pub enum Need {
     /// [`Facts::deployment_status`]. Asked only when every git rule passed and this is no dry
     /// run, for the promotion that waits on it.
     DeploymentStatus(Promotion),
+    /// The target's open drift issues: [`Facts::drift`] (asked only with `require-no-drift`,
+    /// once every git rule and the window passed).
+    DriftIssues,
 }
 
 /// Why a promotion does not happen. Each variant renders its one-line message (`Display`) and
@@ -449,6 +466,13 @@ pub enum Refusal {
         env: String,
         /// Why, since when, when it opens.
         shut: Box<Shut>,
+    },
+    /// `require-no-drift`: the target has open drift issues (or the search did not finish).
+    Drifted {
+        /// Target environment.
+        env: String,
+        /// What was found.
+        drift: OpenDrift,
     },
     /// The promotion pull request's head branch exists on another commit.
     HeadBranchTaken {
@@ -605,6 +629,20 @@ impl std::fmt::Display for Refusal {
                 "`{env}` {shut}; to promote anyway, give {}",
                 windows::OVERRIDE_INPUT
             ),
+            Refusal::Drifted { env, drift } if drift.issues.is_empty() => write!(
+                f,
+                "`{env}` requires no drift (`require-no-drift`) and its drift issues could not all be searched (a pagination link to another origin or too many pages); refusing rather than guessing"
+            ),
+            Refusal::Drifted { env, drift } => write!(
+                f,
+                "`{env}` has changed outside Terraform (open drift issue {}) and requires no drift (`require-no-drift`): re-apply or reconcile the code, let the next drift run close the issue, then promote",
+                drift
+                    .issues
+                    .iter()
+                    .map(|n| format!("#{n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Refusal::HeadBranchTaken {
                 head,
                 at,
@@ -687,6 +725,7 @@ fn decide_in_order(f: &Facts, r: &Rules) -> Step<Decision> {
     soaked(f, r, current, candidate)?;
     verified(f, r, current, candidate)?;
     within_window(f, r)?;
+    no_drift(f, r)?;
     let p = Promotion {
         deploy_tag: current,
         candidate,
@@ -872,6 +911,22 @@ fn within_window(f: &Facts, r: &Rules) -> Step<()> {
     }
 }
 
+/// `require-no-drift`: the target has no open drift issue (a search that did not finish
+/// refuses too). Asked before the dry-run answer: a dry run says what a promotion would do.
+fn no_drift(f: &Facts, r: &Rules) -> Step<()> {
+    if !r.require_no_drift {
+        return ControlFlow::Continue(());
+    }
+    let drift = known(f.drift.clone(), Need::DriftIssues)?;
+    if drift.issues.is_empty() && !drift.incomplete {
+        return ControlFlow::Continue(());
+    }
+    refuse(Refusal::Drifted {
+        env: r.to.name.clone(),
+        drift,
+    })
+}
+
 /// The window an `override-window-reason` overrode, with the reason: what the command logs
 /// when the decision went ahead outside the target's windows.
 pub fn window_overridden<'a>(f: &Facts, r: &Rules<'a>) -> Option<(Shut, &'a str)> {
@@ -992,6 +1047,7 @@ mod tests {
                 failed: None,
                 since: Some(1_000_000),
             }),
+            drift: Some(OpenDrift::default()),
         }
     }
 
@@ -1072,6 +1128,7 @@ mod tests {
             windows: None,
             require_verification: false,
             override_window: None,
+            require_no_drift: false,
         };
         type Case = (&'static str, fn(&mut Facts), fn(&mut Rules), Want);
         use ExitClass::{Refused, Runtime};
@@ -1290,6 +1347,73 @@ mod tests {
                 |r| r.require_verification = false,
                 Want::Is(Decision::FastForward(promotion())),
             ),
+            (
+                "drift not required: not asked",
+                |f| f.drift = None,
+                |_| {},
+                Want::Is(Decision::FastForward(promotion())),
+            ),
+            (
+                "require-no-drift: the open drift issues are asked for",
+                |f| f.drift = None,
+                |r| r.require_no_drift = true,
+                Want::Is(Decision::Gather(Need::DriftIssues)),
+            ),
+            (
+                "require-no-drift and no drift",
+                |_| {},
+                |r| r.require_no_drift = true,
+                Want::Is(Decision::FastForward(promotion())),
+            ),
+            (
+                "require-no-drift and an open drift issue",
+                |f| {
+                    f.drift = Some(OpenDrift {
+                        issues: vec![12],
+                        incomplete: false,
+                    })
+                },
+                |r| r.require_no_drift = true,
+                Want::Refused(Refused, "`staging` has changed outside Terraform (open drift issue #12)"),
+            ),
+            (
+                "require-no-drift: a dry run says it too",
+                |f| {
+                    f.drift = Some(OpenDrift {
+                        issues: vec![12, 14],
+                        incomplete: false,
+                    })
+                },
+                |r| {
+                    r.require_no_drift = true;
+                    r.dry_run = true
+                },
+                Want::Refused(Refused, "open drift issue #12, #14"),
+            ),
+            (
+                "require-no-drift and a search that did not finish: fail closed",
+                |f| {
+                    f.drift = Some(OpenDrift {
+                        issues: vec![],
+                        incomplete: true,
+                    })
+                },
+                |r| r.require_no_drift = true,
+                Want::Refused(Refused, "could not all be searched"),
+            ),
+            (
+                "require-no-drift is not asked before a failing window",
+                |f| {
+                    f.drift = None;
+                    f.now = Some(at("2027-01-03T10:00:00+01:00"))
+                },
+                |r| {
+                    r.require_no_drift = true;
+                    r.windows = Some(&YEAR_END);
+                    r.override_window = None;
+                },
+                Want::Refused(Refused, "to promote anyway"),
+            ),
         ];
         for (what, facts, rules, want) in cases {
             let mut f = ready();
@@ -1349,6 +1473,7 @@ mod tests {
             via: Via::FastForward,
             windows: Some(&YEAR_END),
             override_window: None,
+            require_no_drift: true,
         };
         let full = ready();
         let mut f = Facts {
@@ -1360,6 +1485,7 @@ mod tests {
             deployment_status: None,
             now: None,
             verification: None,
+            drift: None,
             ..full.clone()
         };
         let (t, s, d, c) = (oid('a'), oid('5'), oid('d'), oid('c'));
@@ -1380,6 +1506,7 @@ mod tests {
                         Need::DeploymentStatus(_) => {
                             f.deployment_status = full.deployment_status.clone()
                         }
+                        Need::DriftIssues => f.drift = full.drift.clone(),
                     }
                 }
                 d => {
@@ -1411,6 +1538,7 @@ mod tests {
                 Need::Age { current: t },
                 Need::Verification { current: t },
                 Need::Clock,
+                Need::DriftIssues,
                 Need::DeploymentStatus(promotion()),
             ]
         );
@@ -1450,6 +1578,7 @@ mod tests {
             via: Via::FastForward,
             windows: Some(&YEAR_END),
             override_window: Some("INC-42"),
+            require_no_drift: false,
         };
         let mut f = ready();
         assert_eq!(window_overridden(&f, &rules), None);

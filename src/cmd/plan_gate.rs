@@ -6,6 +6,9 @@
 //! `plan-gate verify --plan plan.json --digest sha256:...` recomputes `plan_digest` and exits 1
 //! when it differs (apply what was reviewed, nothing else); with `--reviewed-changes` (the plan
 //! job's `changes` manifest) it prints what differs, by address and action.
+//! `plan-gate drift --plan refresh-only.json [--normal-plan plan.json] --environment prod`
+//! classifies what changed outside Terraform (`plan::drift`), writes the drift report (the `json`
+//! output), the step summary, and opens, updates or closes the environment's one drift issue.
 
 use std::path::PathBuf;
 
@@ -17,7 +20,7 @@ use crate::envs::Model;
 use crate::exit::{Failure, Result};
 use crate::plan::manifest::{self, Manifest};
 use crate::plan::review;
-use crate::plan::{comment, Limits};
+use crate::plan::{comment, Limits, PlanError};
 use crate::plan_report::{self as render, Report, Verdict};
 use crate::policy::rego::RegoPolicies;
 use crate::policy::{self, Context, Policy};
@@ -53,7 +56,7 @@ pub enum CommentMode {
     about = "Terraform plan summary, policy gate and PR comment"
 )]
 pub struct Args {
-    /// `gate` (the default when none is given) or `verify`.
+    /// `gate` (the default when none is given), `verify` or `drift`.
     #[command(subcommand)]
     pub command: Option<Verb>,
 }
@@ -65,6 +68,8 @@ pub enum Verb {
     Gate(Box<GateArgs>),
     /// Recompute the plan digest and compare it with `--digest`.
     Verify(Box<VerifyArgs>),
+    /// Drift: classify a refresh-only plan (and a normal plan), report, sync the drift issue.
+    Drift(Box<DriftArgs>),
 }
 
 /// The plan file, the limits it is read with and the report format (both verbs).
@@ -100,6 +105,39 @@ impl PlanFile {
     }
 }
 
+/// The environment (and stack) a plan is for (`gate` and `drift`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Target {
+    /// Target environment (validated against the environments model).
+    #[arg(long, env = "GITOPS_ENVIRONMENT")]
+    pub environment: Option<String>,
+    /// Environments model file (default `.github/gitops.yml` if present, else dev/staging/prod).
+    #[arg(long, env = "GITOPS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Stack name, when one environment has several Terraform roots (one PR comment or drift
+    /// issue per stack).
+    #[arg(long, env = "GITOPS_STACK")]
+    pub stack: Option<String>,
+}
+
+impl Target {
+    /// The environment (`None` when not given) and whether it is production; the stack checked.
+    fn check(&self) -> Result<(Option<String>, bool)> {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        let model = Model::load(&cwd, self.config.as_deref())?;
+        if let Some(s) = &self.stack {
+            name_like("stack", s)?;
+        }
+        Ok(match self.environment.as_deref() {
+            Some(e) => {
+                let env = model.get("environment", e)?;
+                (Some(env.name.clone()), env.production)
+            }
+            None => (None, false),
+        })
+    }
+}
+
 /// `gate`: summary, policy, outputs, step summary and PR comment.
 #[derive(Debug, clap::Args)]
 pub struct GateArgs {
@@ -115,15 +153,9 @@ pub struct GateArgs {
     /// Time limit for evaluating the Rego policies, in seconds (exceeding it is exit 2).
     #[arg(long, env = "GITOPS_POLICY_REGO_TIMEOUT", default_value_t = 60)]
     pub policy_rego_timeout: u64,
-    /// Target environment (validated against the environments model).
-    #[arg(long, env = "GITOPS_ENVIRONMENT")]
-    pub environment: Option<String>,
-    /// Environments model file (default `.github/gitops.yml` if present, else dev/staging/prod).
-    #[arg(long, env = "GITOPS_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Stack name, when one environment has several Terraform roots (one PR comment per stack).
-    #[arg(long, env = "GITOPS_STACK")]
-    pub stack: Option<String>,
+    /// The environment and stack.
+    #[command(flatten)]
+    pub target: Target,
     /// Override a policy rule by id (repeatable or comma-separated); needs `--allow-reason`.
     #[arg(long, env = "GITOPS_ALLOW", value_delimiter = ',')]
     pub allow: Vec<String>,
@@ -215,6 +247,44 @@ pub struct VerifyArgs {
     /// Where the commit statuses are read: token, repository, API URL.
     #[command(flatten)]
     pub github: GithubTarget,
+}
+
+/// Whether to sync the drift issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum IssueMode {
+    /// Open, update in place or close the environment's one drift issue.
+    #[default]
+    Sync,
+    /// Do not touch issues.
+    Off,
+}
+
+/// `drift`: what changed outside Terraform in one environment (and stack).
+#[derive(Debug, clap::Args)]
+pub struct DriftArgs {
+    /// `plan` is the refresh-only plan: `terraform plan -refresh-only -out=tfplan` and
+    /// `terraform show -json tfplan`.
+    #[command(flatten)]
+    pub plan: PlanFile,
+    /// A normal plan of the same commit (tells "code not yet deployed" from "reality changed").
+    #[arg(long, env = "GITOPS_NORMAL_PLAN")]
+    pub normal_plan: Option<PathBuf>,
+    /// The environment (required) and stack.
+    #[command(flatten)]
+    pub target: Target,
+    /// The deployed commit that was planned (full SHA), named in the report and the issue.
+    #[arg(long, env = "GITOPS_DEPLOYED_SHA")]
+    pub deployed_sha: Option<String>,
+    /// `sync` the environment's drift issue (default) or `off`.
+    #[arg(long, value_enum, env = "GITOPS_ISSUE", default_value_t = IssueMode::Sync)]
+    pub issue: IssueMode,
+    /// Where the issue goes: token (`issues: write`), repository, API URL.
+    #[command(flatten)]
+    pub github: GithubTarget,
+    /// The login whose drift issue may be edited: a GitHub App's `<slug>[bot]` when the token
+    /// is an App's (default: the token's user from `GET /user`, else `github-actions[bot]`).
+    #[arg(long, env = "GITOPS_ISSUE_AUTHOR")]
+    pub issue_author: Option<String>,
 }
 
 /// Outputs this binary sets.
@@ -310,6 +380,22 @@ pub const OUTPUTS: &[OutputDoc] = &[
     OutputDoc {
         name: "comment-url",
         description: "URL of the upserted PR comment (empty when skipped)",
+    },
+    OutputDoc {
+        name: "drift-status",
+        description: "`drift`: `drifted` when anything changed outside Terraform, else `clean`",
+    },
+    OutputDoc {
+        name: "reality-changed",
+        description: "`drift`: resources changed outside Terraform",
+    },
+    OutputDoc {
+        name: "code-not-deployed",
+        description: "`drift`: resources the deployed code would change (empty without `normal-plan`)",
+    },
+    OutputDoc {
+        name: "drift-issue-url",
+        description: "`drift`: URL of the environment's drift issue (opened, updated or closed; empty when none)",
     },
 ];
 
@@ -418,6 +504,11 @@ fn name_like(field: &str, v: &str) -> Result<()> {
 /// A GitHub login (1-39 letters, digits and inner single hyphens), or an App's `<slug>[bot]`.
 /// (Shared with tag-deploy's preview comment.)
 pub(crate) fn comment_author(v: &str) -> Result<String> {
+    login("comment-author", v)
+}
+
+/// A GitHub login (1-39 letters, digits and inner single hyphens), or an App's `<slug>[bot]`.
+fn login(field: &str, v: &str) -> Result<String> {
     let name = v.strip_suffix("[bot]").unwrap_or(v);
     let ok = !name.is_empty()
         && name.len() <= 39
@@ -429,7 +520,7 @@ pub(crate) fn comment_author(v: &str) -> Result<String> {
         Ok(v.to_string())
     } else {
         Err(Failure::usage(
-            "comment-author",
+            field,
             format!(
                 "`{}` is not a GitHub login (1-39 letters, digits, single inner `-`) or an App's `<slug>[bot]`",
                 single_line(v)
@@ -442,8 +533,8 @@ pub(crate) fn comment_author(v: &str) -> Result<String> {
 fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
     let limits = a.plan.limits()?;
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let model = Model::load(&cwd, a.config.as_deref())?;
-    let (environment, production, workspace) = match a.environment.as_deref() {
+    let model = Model::load(&cwd, a.target.config.as_deref())?;
+    let (environment, production, workspace) = match a.target.environment.as_deref() {
         Some(e) => {
             let env = model.get("environment", e)?;
             let ws = crate::envs::check_workspace(env, "workspace", &a.workspace)?;
@@ -471,7 +562,7 @@ fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
             ));
         }
     }
-    if let Some(s) = &a.stack {
+    if let Some(s) = &a.target.stack {
         name_like("stack", s)?;
     }
     let policy = match &a.policy {
@@ -581,7 +672,7 @@ fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
                 }
                 Some(api) => {
                     crate::github::validate_repository("repository", &api.repository)?;
-                    let mut key = match (&environment, &a.stack) {
+                    let mut key = match (&environment, &a.target.stack) {
                         (Some(e), Some(s)) => format!("{e}/{s}"),
                         (Some(e), None) => e.clone(),
                         (None, Some(s)) => format!("-/{s}"),
@@ -614,7 +705,7 @@ fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
             Some(StatusTarget {
                 api: github_api(runner, &a.github, "the commit status (`status-sha`)")?,
                 sha: sha.to_string(),
-                context: review::context(env, a.stack.as_deref()),
+                context: review::context(env, a.target.stack.as_deref()),
             })
         }
     };
@@ -625,7 +716,7 @@ fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
         rego,
         environment,
         production,
-        stack: a.stack.clone(),
+        stack: a.target.stack.clone(),
         allow: a.allow.clone(),
         allow_reason,
         rollback: a.rollback,
@@ -634,6 +725,164 @@ fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
         comment_skip,
         workspace: preview_pr.map(|_| workspace.name()),
     })
+}
+
+/// What `drift` needs, validated before any plan is read or any call is made.
+struct DriftChecked {
+    limits: Limits,
+    place: crate::plan::drift::Place,
+    issue: Option<crate::github::Config>,
+    author: Option<String>,
+}
+
+fn check_drift(runner: &Runner, a: &DriftArgs) -> Result<DriftChecked> {
+    let limits = a.plan.limits()?;
+    let (environment, _) = a.target.check()?;
+    let environment = environment.ok_or_else(|| {
+        Failure::usage(
+            "environment",
+            "`drift` needs the environment whose deployed commit was planned",
+        )
+    })?;
+    if let Some(p) = &a.normal_plan {
+        if !p.is_file() {
+            return Err(Failure::usage(
+                "normal-plan",
+                format!("`{}` is not a file", single_line(&p.display().to_string())),
+            ));
+        }
+    }
+    let sha = a.deployed_sha.as_deref().filter(|s| !s.is_empty());
+    if let Some(s) = sha {
+        crate::validate::full_sha("deployed-sha", s)?;
+    }
+    let author = a
+        .issue_author
+        .as_deref()
+        .filter(|v| !v.is_empty())
+        .map(|v| login("issue-author", v))
+        .transpose()?;
+    let issue = match a.issue {
+        IssueMode::Off => None,
+        IssueMode::Sync => {
+            let github = a.github.resolve(runner)?;
+            let why = "`issue: sync` needs the GitHub API: give `github-token` and `repository` (or run in Actions), or set `issue: off`";
+            if github.token.is_none() {
+                return Err(Failure::usage(github.token_source, why));
+            }
+            let api = github
+                .api
+                .ok_or_else(|| Failure::usage("repository", why))?;
+            crate::github::validate_repository("repository", &api.repository)?;
+            Some(api)
+        }
+    };
+    Ok(DriftChecked {
+        limits,
+        place: crate::plan::drift::Place {
+            environment,
+            stack: a.target.stack.clone(),
+            sha: sha.map(str::to_string),
+            run_url: run_url(runner),
+        },
+        issue,
+        author,
+    })
+}
+
+/// `drift`: classify, report (outputs, stdout, step summary), sync the drift issue. Exit 0 with
+/// the report whether or not there is drift; 3 when the issue could not be synced (promotion
+/// may read it).
+fn drift(runner: &Runner, a: &DriftArgs) -> Result<()> {
+    use crate::plan::drift as d;
+    if a.plan.format == Format::Json {
+        runner.machine_output();
+    }
+    let c = check_drift(runner, a)?;
+    if let Some(api) = &c.issue {
+        runner.mask(&api.token);
+    }
+    let refresh = load_plan(runner, &a.plan.plan, &c.limits)?;
+    let normal = match &a.normal_plan {
+        Some(p) => Some(load_plan(runner, p, &c.limits).map_err(|mut f| {
+            if f.field.as_deref() == Some("plan") {
+                f.field = Some("normal-plan".into());
+            }
+            f
+        })?),
+        None => None,
+    };
+    let report = d::classify(&refresh, normal.as_deref()).map_err(PlanError::into_failure)?;
+    let mut plans: Vec<&crate::plan::Summary> = vec![&refresh];
+    plans.extend(normal.as_deref());
+    let sc = d::scrubber(&plans);
+    let mut j = d::json(&report, &c.place);
+    scrub_json(&sc, &mut j);
+    runner.set_output("drift-status", report.status())?;
+    runner.set_output("reality-changed", &report.reality_changed().to_string())?;
+    runner.set_output(
+        "code-not-deployed",
+        &if report.with_plan {
+            report.code_not_deployed().to_string()
+        } else {
+            String::new()
+        },
+    )?;
+    runner.set_output("json", &j.to_string())?;
+    let md = d::markdown(&report, &c.place, &sc);
+    match a.plan.format {
+        Format::Json => runner.document(&j)?,
+        Format::Markdown => runner.untrusted_block(&md),
+        Format::Text => runner.info(&format!(
+            "drift in `{}`: {} ({} changed outside Terraform{})",
+            single_line(&c.place.key()),
+            report.status(),
+            report.reality_changed(),
+            if report.with_plan {
+                format!(", {} code not yet deployed", report.code_not_deployed())
+            } else {
+                String::new()
+            }
+        )),
+    }
+    runner.summary(&md)?;
+    let mut url = String::new();
+    if let Some(api) = &c.issue {
+        let body = d::issue_body(&report, &c.place, &sc);
+        let gh = crate::github::Blocking::open(api, runner)?;
+        let drifted = report.reality_changed() > 0;
+        let (outcome, notes) =
+            gh.block(
+                gh.client
+                    .sync_drift_issue(&c.place, drifted, &body, c.author.as_deref()),
+            )?;
+        for n in &notes {
+            runner.warning(n);
+        }
+        match outcome {
+            d::IssueOutcome::Opened(n, u) => {
+                runner.info(&format!("drift issue #{n} opened: {}", single_line(&u)));
+                url = u;
+            }
+            d::IssueOutcome::Updated(n, u) => {
+                runner.info(&format!(
+                    "drift issue #{n} updated in place: {}",
+                    single_line(&u)
+                ));
+                url = u;
+            }
+            d::IssueOutcome::Closed(n, u) => {
+                runner.info(&format!(
+                    "drift issue #{n} closed: the drift is gone: {}",
+                    single_line(&u)
+                ));
+                url = u;
+            }
+            d::IssueOutcome::Nothing => runner.info("no drift and no open drift issue"),
+        }
+    }
+    runner.set_output("drift-issue-url", &url)?;
+    Ok(())
 }
 
 /// Scrub sensitive strings inside every string of a JSON value (never across its structure).
@@ -657,7 +906,11 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
     match args.command {
         Some(Verb::Gate(a)) => gate(runner, &a),
         Some(Verb::Verify(a)) => verify(runner, &a),
-        None => Err(Failure::usage("command", "give `gate` or `verify`")),
+        Some(Verb::Drift(a)) => drift(runner, &a),
+        None => Err(Failure::usage(
+            "command",
+            "give `gate`, `verify` or `drift`",
+        )),
     }
 }
 

@@ -22,6 +22,7 @@ use crate::envs::Model;
 use crate::exit::{Failure, Result};
 use crate::git::{Expect, GitError, RefUpdate, RemoteSpec, Session};
 use crate::github::{self, TokenKind};
+use crate::plan;
 use crate::promote::{
     self, self as rules, short, Changelog, Decision, DeployAge, Facts, HeadBranch, Lacking, Need,
     Promotion, Rules, Via,
@@ -183,6 +184,7 @@ fn check(runner: &Runner, a: &Args) -> Result<Checked> {
     };
     let needs_api = a.mode == Mode::PullRequest
         || a.require_deployment_status
+        || to.require_no_drift
         || (a.dispatch_workflow.is_some() && kind.is_some_and(|k| !k.push_triggers_workflows()));
     let api = github.api;
     if needs_api && api.is_none() {
@@ -190,6 +192,8 @@ fn check(runner: &Runner, a: &Args) -> Result<Checked> {
             "`mode: pull-request`"
         } else if a.require_deployment_status {
             "`require-deployment-status`"
+        } else if to.require_no_drift {
+            "the target's `require-no-drift`"
         } else {
             "`dispatch-workflow`"
         };
@@ -337,6 +341,7 @@ fn promote_once(
         },
         windows: c.windows.as_ref(),
         override_window: c.override_window.as_deref(),
+        require_no_drift: to.require_no_drift,
     };
     // The changelog is written once, when every git rule passed (before any GitHub rule).
     let mut log: Option<String> = None;
@@ -361,6 +366,12 @@ fn promote_once(
                 api = open_api(runner, c)?;
                 let status = deployment_status(required(api.as_ref())?, &from.name, p.candidate)?;
                 facts.deployment_status = Some(status);
+            }
+            Decision::Gather(Need::DriftIssues) => {
+                if api.is_none() {
+                    api = open_api(runner, c)?;
+                }
+                facts.drift = Some(open_drift(required(api.as_ref())?, &to.name)?);
             }
             Decision::Gather(need) => {
                 let fetch = [cur_ref.as_str(), src_ref.as_str(), dst_ref.as_str()];
@@ -482,9 +493,9 @@ fn gather(
                 session.tag_time(current),
             ));
         }
-        Need::DeploymentStatus(_) => {
+        Need::DeploymentStatus(_) | Need::DriftIssues => {
             return Err(Failure::runtime(
-                "internal error: the deployment status is not a git fact",
+                "internal error: GitHub facts are not git facts",
             ))
         }
     }
@@ -494,6 +505,18 @@ fn gather(
 /// The clock, read once per evaluation: every rule that needs the time sees the same instant.
 fn clock(facts: &mut Facts) -> jiff::Timestamp {
     *facts.now.get_or_insert_with(windows::now)
+}
+
+/// `env`'s open drift issues (its own and its stacks'), as `plan-gate drift` keeps them.
+fn open_drift(api: &Api, env: &str) -> Result<promote::OpenDrift> {
+    let (issues, incomplete) =
+        api.block(api.client.open_issues_matching(plan::drift::LABEL, |body| {
+            plan::drift::marks_environment(body, env)
+        }))?;
+    Ok(promote::OpenDrift {
+        issues: issues.iter().map(|i| i.number).collect(),
+        incomplete,
+    })
 }
 
 /// GitHub's latest status of `env`'s deployment of `candidate` (`None`: none, or no status).

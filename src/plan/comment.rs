@@ -146,8 +146,13 @@ pub enum Outcome {
 /// The hidden marker for one key. The key is reduced to a safe alphabet so it cannot close the
 /// HTML comment.
 pub fn marker(key: &str) -> String {
-    let safe: String = key
-        .chars()
+    format!("<!-- gitops-actions:plan-gate key={} -->", marker_key(key))
+}
+
+/// A key reduced to the alphabet a hidden marker may carry (letters, digits, `-_./`; at most
+/// 100 characters), so it can never close the HTML comment.
+pub fn marker_key(key: &str) -> String {
+    key.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "-_./".contains(c) {
                 c
@@ -156,8 +161,7 @@ pub fn marker(key: &str) -> String {
             }
         })
         .take(100)
-        .collect();
-    format!("<!-- gitops-actions:plan-gate key={safe} -->")
+        .collect()
 }
 
 /// The comment body: the report cut at a section boundary to fit, scrubbed by `scrub` and with

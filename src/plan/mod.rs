@@ -18,11 +18,15 @@
 //! - [`Summary`] (this file): what is kept of a plan, and the counting rules.
 //! - [`digest`]: `plan_digest`, a canonical SHA-256 of the plan's changes.
 //! - [`comment`]: the one upserted pull-request comment.
+//! - [`drift`]: drift classification (refresh-only plan, optional normal plan), the drift report
+//!   and the rules of the one drift issue per environment (`plan-gate drift`).
+//! - [`Engine`]: Terraform or OpenTofu, from the providers' registry (both write this format).
 //!
 //! Every refusal is a [`PlanError`], mapped to exit 2 by [`PlanError::into_failure`].
 
 pub mod comment;
 pub mod digest;
+pub mod drift;
 pub(crate) mod jsoncheck;
 pub mod load;
 pub mod manifest;
@@ -89,6 +93,17 @@ pub enum PlanError {
     UnsupportedVersion(String),
     /// A Terraform state file (raw `terraform.tfstate`, or `terraform show -json` of a state).
     StateFile,
+    /// An OpenTofu encrypted state or plan (top-level `encryption_version`): nothing in it can
+    /// be read without the key.
+    Encrypted,
+    /// An OpenTofu plan whose `terraform_version` (OpenTofu's own version there) is not an
+    /// OpenTofu 1.x version.
+    UnsupportedEngineVersion {
+        /// The engine.
+        engine: &'static str,
+        /// The version as written.
+        version: String,
+    },
     /// JSON, but not a plan.
     NotAPlan,
     /// The same top-level key twice (parsers would disagree on which one counts).
@@ -157,6 +172,14 @@ impl fmt::Display for PlanError {
             PlanError::StateFile => f.write_str(
                 "this is a Terraform state, not a plan: run `terraform plan -out tfplan` and `terraform show -json tfplan`",
             ),
+            PlanError::Encrypted => f.write_str(
+                "this is an OpenTofu encrypted state or plan (it has `encryption_version`): plan-gate reads plan JSON, so run `tofu show -json tfplan` with the encryption configured and pass its output",
+            ),
+            PlanError::UnsupportedEngineVersion { engine, version } => write!(
+                f,
+                "this plan names {engine} providers but its `terraform_version` (the {engine} version) is {:?}, not a 1.x version this plan-gate knows (OpenTofu {OPENTOFU_COVERED}); refusing to guess its format",
+                single_line(&version.chars().take(40).collect::<String>())
+            ),
             PlanError::NotAPlan => f.write_str(
                 "this JSON has a `format_version` but none of a plan's sections (`resource_changes`, `planned_values`, `output_changes`, `resource_drift`)",
             ),
@@ -194,6 +217,48 @@ impl PlanError {
         Failure::usage("plan", self.to_string())
     }
 }
+
+/// The engine that wrote a plan: OpenTofu and Terraform write the same JSON format
+/// (`format_version` 1.x) and the same key `terraform_version`, each with its own version
+/// numbering; the providers' registry host tells them apart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// Only built-in providers (`terraform.io/builtin/...`) or none: either engine.
+    #[default]
+    Either,
+    /// Providers from `registry.terraform.io`.
+    Terraform,
+    /// Providers from `registry.opentofu.org`.
+    OpenTofu,
+}
+
+impl Engine {
+    /// From the `full_name`s in `configuration.provider_config` (`registry.opentofu.org/...`).
+    pub fn from_provider_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Engine {
+        let mut e = Engine::Either;
+        for n in names {
+            let host = n.split('/').next().unwrap_or("").to_ascii_lowercase();
+            match host.as_str() {
+                "registry.opentofu.org" => return Engine::OpenTofu,
+                "registry.terraform.io" => e = Engine::Terraform,
+                _ => {}
+            }
+        }
+        e
+    }
+    /// For humans and the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Either => "Terraform/OpenTofu",
+            Engine::Terraform => "Terraform",
+            Engine::OpenTofu => "OpenTofu",
+        }
+    }
+}
+
+/// The OpenTofu releases whose JSON output format this reader follows (its "JSON Output
+/// Format" documentation, format_version 1.x): 1.6 to 1.10.
+pub const OPENTOFU_COVERED: &str = "1.6 to 1.10";
 
 /// The action set of one change, as Terraform defines them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -468,8 +533,10 @@ impl Counts {
 pub struct Summary {
     /// `format_version`.
     pub format_version: String,
-    /// `terraform_version` (empty when absent).
+    /// `terraform_version` (empty when absent): OpenTofu writes its own version under this key.
     pub terraform_version: String,
+    /// Which engine wrote the plan, as far as its providers' registry tells.
+    pub engine: Engine,
     /// `errored` (absent = false).
     pub errored: bool,
     /// `applyable` (absent = unknown).

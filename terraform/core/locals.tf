@@ -16,6 +16,9 @@ locals {
     # What a plan role's trust policy requires besides `sub`: a pull-request run of the plan workflow.
     plan_ref              = "refs/pull/*/merge"
     plan_job_workflow_ref = "${var.github_owner}/${r}/${c.plan_workflow}@refs/pull/*/merge"
+    # ... or a run of the drift workflow from its branch (a refresh-only plan of the deployed commit).
+    drift_ref              = "refs/heads/${c.drift_branch}"
+    drift_job_workflow_ref = "${var.github_owner}/${r}/${c.drift_workflow}@refs/heads/${c.drift_branch}"
     # The state key prefixes its stacks use (the one-stack TF_STATE_KEY is the first + <env>/terraform.tfstate).
     state_prefixes = try(local.config[r]["state-prefixes"], ["${r}/"])
     images         = try(local.config[r].registries, [r])
@@ -52,6 +55,9 @@ locals {
     plan_sub              = "${local.repos[e.repository].sub_repo}:environment:${e.name}-plan"
     plan_ref              = local.repos[e.repository].plan_ref
     plan_job_workflow_ref = local.repos[e.repository].plan_job_workflow_ref
+    # ... or the drift workflow (drift.yml) from its branch: each job_workflow_ref names its own ref.
+    drift_ref              = local.repos[e.repository].drift_ref
+    drift_job_workflow_ref = local.repos[e.repository].drift_job_workflow_ref
     # The plan jobs of deploy.yml/rollback.yml (#16): runs on the environment's own branch only.
     deploy_plan_ref               = "refs/heads/${e.branch}"
     deploy_plan_job_workflow_refs = [for w in var.repositories[e.repository].deploy_workflows : "${local.repos[e.repository].full_name}/${w}@refs/heads/${e.branch}"]

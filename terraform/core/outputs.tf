@@ -32,9 +32,9 @@ output "trusted_subjects" {
 }
 
 output "plan_trusted_claims" {
-  description = "Besides `sub` and `aud`, what every plan role's trust policy requires, per repository: a pull-request run (`ref`) of the plan workflow (`job_workflow_ref`)."
+  description = "Besides `sub` and `aud`, what every plan role's trust policy requires, per repository: a pull-request run (`ref`) of the plan workflow, or a run of the drift workflow from its branch (`job_workflow_ref`; the values of each are ORed, the two conditions ANDed)."
   value = { for r, c in local.repos : r => {
-    ref              = c.plan_ref
-    job_workflow_ref = c.plan_job_workflow_ref
+    ref              = [c.plan_ref, c.drift_ref]
+    job_workflow_ref = [c.plan_job_workflow_ref, c.drift_job_workflow_ref]
   } }
 }

@@ -93,6 +93,8 @@ variable "repositories" {
     sub_claim_format       = optional(string)
     plan_workflow          = optional(string, ".github/workflows/plan.yml")
     deploy_workflows       = optional(list(string), [".github/workflows/deploy.yml", ".github/workflows/rollback.yml"])
+    drift_workflow         = optional(string, ".github/workflows/drift.yml")
+    drift_branch           = optional(string, "main")
     terraform_working_dir  = optional(string, "terraform/app/release")
     plan_branch_patterns   = optional(list(string), ["**/*"])
     app_deploy_policy_arns = optional(list(string), [])
@@ -117,6 +119,11 @@ variable "repositories" {
   validation {
     condition     = alltrue([for c in values(var.repositories) : alltrue([for w in c.deploy_workflows : can(regex("^\\.github/workflows/[A-Za-z0-9_.-]+\\.ya?ml$", w))])])
     error_message = "deploy_workflows must be paths like .github/workflows/deploy.yml (their plan jobs plan in <env>-plan before the apply job)."
+  }
+
+  validation {
+    condition     = alltrue([for c in values(var.repositories) : can(regex("^\\.github/workflows/[A-Za-z0-9_.-]+\\.ya?ml$", c.drift_workflow)) && can(regex("^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$", c.drift_branch)) && !strcontains(c.drift_branch, "..")])
+    error_message = "drift_workflow must be a path like .github/workflows/drift.yml, and drift_branch a branch name without refs/heads/."
   }
 
   validation {

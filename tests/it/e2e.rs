@@ -25,6 +25,7 @@ use std::process::Command;
 /// The templates, in the order of the flow.
 const TEMPLATES: &[&str] = &[
     "plan.yml",
+    "drift.yml",
     "deploy.yml",
     "promote.yml",
     "rollback.yml",
@@ -64,6 +65,45 @@ const THIRD_PARTY: &[(&str, &str, &str, &[&str])] = &[
             "submodules",
             "set-safe-directory",
             "github-server-url",
+        ],
+    ),
+    (
+        "opentofu/setup-opentofu",
+        "592200bd4b9bbf4772ace78f887668b1aee8f716",
+        "v1.0.5",
+        &[
+            "cli_config_credentials_hostname",
+            "cli_config_credentials_token",
+            "tofu_version",
+            "tofu_wrapper",
+        ],
+    ),
+    (
+        "actions/upload-artifact",
+        "ea165f8d65b6e75b540449e92b4886f43607fa02",
+        "v4.6.2",
+        &[
+            "name",
+            "path",
+            "if-no-files-found",
+            "retention-days",
+            "compression-level",
+            "overwrite",
+            "include-hidden-files",
+        ],
+    ),
+    (
+        "actions/download-artifact",
+        "d3f86a106a0bac45b974a628896c90dbdf5c8093",
+        "v4.3.0",
+        &[
+            "name",
+            "path",
+            "pattern",
+            "merge-multiple",
+            "github-token",
+            "repository",
+            "run-id",
         ],
     ),
     (
@@ -443,6 +483,7 @@ fn e2e_templates_keep_expressions_out_of_run_and_permissions_per_job() {
                                 "pull-requests",
                                 "actions",
                                 "statuses",
+                                "issues",
                             ];
                             if !allowed.contains(&k) {
                                 problems.push(format!(
@@ -1136,8 +1177,10 @@ fn e2e_terraform_plan_environments_and_roles_are_restricted() {
 
     let trust = core_block(r#"data "aws_iam_policy_document" "trust""#);
     assert!(
-        trust.contains(r#"each.value.kind == "plan" ? { ref = var.environments[each.value.env].plan_ref, job_workflow_ref = var.environments[each.value.env].plan_job_workflow_ref }"#),
-        "plan roles must require the pull-request ref and the plan workflow:\n{trust}"
+        trust.contains("ref              = [var.environments[each.value.env].plan_ref, var.environments[each.value.env].drift_ref]")
+            && trust.contains("job_workflow_ref = [var.environments[each.value.env].plan_job_workflow_ref, var.environments[each.value.env].drift_job_workflow_ref]")
+            && trust.contains("values   = condition.value"),
+        "plan roles must require the pull-request ref and the plan workflow (or drift.yml from its branch):\n{trust}"
     );
     // The plan jobs of deploy.yml/rollback.yml (#16): the plan role, on the environment's own
     // branch only, for those workflows only.
@@ -1151,6 +1194,16 @@ fn e2e_terraform_plan_environments_and_roles_are_restricted() {
             trust.contains(want),
             "the plan-before-apply trust needs `{want}`:\n{trust}"
         );
+    }
+    // Each trusted workflow carries its own ref in `job_workflow_ref`: plan.yml only from
+    // pull-request merges, drift.yml only from the default branch.
+    for want in [
+        r#"drift_job_workflow_ref = "${var.github_owner}/${var.repository}/${var.drift_workflow}@refs/heads/${var.drift_branch}""#,
+        r#"ref              = [local.plan_ref, local.drift_ref]"#,
+        r#"job_workflow_ref = [local.plan_job_workflow_ref, local.drift_job_workflow_ref]"#,
+    ] {
+        let locals = std::fs::read_to_string(root().join("terraform/core/locals.tf")).unwrap();
+        assert!(locals.contains(want), "{want}:\n{locals}");
     }
     let locals = std::fs::read_to_string(root().join("terraform/core/locals.tf")).unwrap();
     assert!(
@@ -1555,4 +1608,100 @@ fn e2e_terraform_only_devs_deploy_role_may_use_preview_workspace_state() {
     let plan = core_block(r#"data "aws_iam_policy_document" "plan""#);
     assert!(!plan.contains("env:/pr-"), "{plan}");
     assert!(!plan.contains("s3:PutObject") && !plan.contains("s3:DeleteObject"));
+}
+
+// drift.yml: scheduled and by hand; per environment (matrix) it plans the commit behind
+// `deploy/<env>/current` (never the branch tip) with the environment's read-only plan role, a
+// refresh-only and a normal plan, hands both to `plan-gate drift`, and only that job may write
+// issues; the summary job holds no permission at all. The engine is a variable, each setup
+// action pinned and chosen by it.
+#[test]
+fn e2e_drift_template_plans_the_deployed_commit_read_only_and_only_it_writes_issues() {
+    let (text, wf) = load("drift.yml");
+    let on = wf.get("on").unwrap();
+    assert!(on.get("schedule").is_some() && on.get("workflow_dispatch").is_some());
+    let jobs = wf.get("jobs").unwrap();
+    let drift = jobs.get("drift").unwrap();
+    assert_eq!(
+        drift.get("environment").and_then(Value::as_str),
+        Some("${{ matrix.environment }}-plan")
+    );
+    let perms = drift.get("permissions").unwrap();
+    assert_eq!(perms.get("issues").and_then(Value::as_str), Some("write"));
+    assert_eq!(perms.get("contents").and_then(Value::as_str), Some("read"));
+    assert_eq!(
+        map_keys(Some(perms)).len(),
+        3,
+        "contents, id-token, issues: nothing else"
+    );
+    let summary = jobs.get("summary").unwrap();
+    assert!(map_keys(summary.get("permissions")).is_empty());
+    let steps = drift.get("steps").and_then(Value::as_sequence).unwrap();
+    let checkout = &steps[0];
+    assert_eq!(
+        checkout
+            .get("with")
+            .and_then(|w| w.get("ref"))
+            .and_then(Value::as_str),
+        Some("refs/tags/deploy/${{ matrix.environment }}/current"),
+        "drift is about what is deployed, not the branch tip"
+    );
+    let job_text = serde_yaml_ng::to_string(drift).unwrap();
+    for want in [
+        "vars.AWS_PLAN_ROLE_ARN",
+        "plan -refresh-only -input=false -lock=false",
+        "command: drift",
+        "normal-plan:",
+        "deployed-sha: ${{ steps.deployed.outputs.sha }}",
+        "if: ${{ env.TF_ENGINE == 'terraform' }}",
+        "if: ${{ env.TF_ENGINE == 'tofu' }}",
+    ] {
+        assert!(job_text.contains(want), "drift job lacks `{want}`");
+    }
+    assert!(!text.contains("terraform apply") && !text.contains("tofu apply"));
+}
+
+// The engine is a variable in every template that runs Terraform: `TF_ENGINE` (`terraform`, the
+// default, or `tofu`) picks the pinned setup action, every command runs `"$TF_ENGINE"`, and any
+// other value stops the job before anything runs.
+#[test]
+fn e2e_templates_take_the_engine_as_a_variable() {
+    for file in [
+        "plan.yml",
+        "deploy.yml",
+        "rollback.yml",
+        "drift.yml",
+        "core.yml",
+    ] {
+        let (text, wf) = load(file);
+        for (job_name, job) in wf.get("jobs").and_then(Value::as_mapping).unwrap() {
+            let job_text = serde_yaml_ng::to_string(job).unwrap();
+            if !job_text.contains("hashicorp/setup-terraform") {
+                continue;
+            }
+            let at = format!("{file}: job `{}`", job_name.as_str().unwrap());
+            assert!(
+                job_text.contains("TF_ENGINE: ${{ vars.TF_ENGINE || 'terraform' }}"),
+                "{at}: TF_ENGINE"
+            );
+            assert!(
+                job_text.contains("opentofu/setup-opentofu@"),
+                "{at}: tofu setup"
+            );
+            assert!(
+                job_text.contains("TF_ENGINE must be terraform or tofu"),
+                "{at}: the engine is checked"
+            );
+            let bare = regex_lite::Regex::new(r"(?m)^\s*terraform (init|plan|show|apply)").unwrap();
+            for step in job.get("steps").and_then(Value::as_sequence).unwrap() {
+                if let Some(run) = step.get("run").and_then(Value::as_str) {
+                    assert!(
+                        !bare.is_match(run),
+                        "{at}: a command names terraform: {run}"
+                    );
+                }
+            }
+        }
+        assert!(text.contains("TF_ENGINE"), "{file}");
+    }
 }

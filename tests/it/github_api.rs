@@ -48,6 +48,7 @@ fn prism_serves_the_committed_subset_and_rejects_invalid_requests() {
         "/repos/o/r/deployments/1/statuses",
         "/repos/o/r/git/ref/heads/main",
         "/repos/o/r/issues/1/comments",
+        "/repos/o/r/issues",
     ] {
         let (code, _, body) = p.request("GET", path, None);
         assert_eq!(code, 200, "{path}: {body}");
@@ -63,6 +64,16 @@ use gitops_actions::secret::Secret;
 use serde_json::json;
 
 use crate::support::github_fake::{GithubFake, Scripted};
+use gitops_actions::plan::drift;
+
+fn place(env: &str) -> drift::Place {
+    drift::Place {
+        environment: env.into(),
+        stack: None,
+        sha: Some(SHA.into()),
+        run_url: Some("https://github.com/o/r/actions/runs/42".into()),
+    }
+}
 
 static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
 
@@ -210,6 +221,27 @@ fn every_github_call_we_make_is_valid_against_githubs_openapi_description(prism:
         c.upsert_comment(1, "dev", None, "plan report")
             .await
             .unwrap();
+        // The drift issue calls.
+        c.open_issues_page(drift::LABEL, None).await.unwrap();
+        let issue = c
+            .create_issue("Drift in prod", "body", &[drift::LABEL])
+            .await
+            .unwrap();
+        c.update_issue(
+            issue.number,
+            &json!({"title": "Drift in prod", "body": "again"}),
+        )
+        .await
+        .unwrap();
+        c.update_issue(
+            issue.number,
+            &json!({"state": "closed", "state_reason": "completed"}),
+        )
+        .await
+        .unwrap();
+        c.sync_drift_issue(&place("prod"), true, "drift body", None)
+            .await
+            .unwrap();
         let mut inputs = serde_json::Map::new();
         inputs.insert("environment".into(), json!("prod"));
         c.dispatch_workflow("deploy.yml", "prod", &inputs)
@@ -272,15 +304,7 @@ fn rate_limit_longer_than_allowed_fails_without_retrying() {
 // F15: the create POST takes effect but its answer never arrives in time. We must find the
 // deployment carrying our run key instead of creating a second one.
 fn timed_out_deployment_create_finds_ours_instead_of_duplicating(fake: &GithubFake, proxy: &Prism) {
-    fake.script(Scripted {
-        method: "POST".into(),
-        path_prefix: "/repos/o/r/deployments".into(),
-        status: 201,
-        headers: vec![],
-        body: json!({}),
-        delay: Duration::from_secs(4),
-        apply: true,
-    });
+    fake.script(late_answer_to_post("/repos/o/r/deployments"));
     let (c, lines) = client(&proxy.url(), Duration::from_secs(2), fast_retry());
     let d = rt()
         .block_on(c.create_deployment(&new_deployment("staging", false, "99.2")))
@@ -408,6 +432,134 @@ fn approval_and_checks_are_read_from_reviews_statuses_and_check_runs(
     proxy.assert_no_violations();
 }
 
+// The drift issue's lifecycle: opened on first detection (with the label), updated in place by
+// the next run (never a second issue), an issue with our marker by someone else left alone,
+// commented on and closed once the drift is gone, then nothing.
+fn drift_issue_is_opened_updated_in_place_and_closed(fake: &GithubFake, proxy: &Prism) {
+    let foreign = fake.add_issue(
+        "copied",
+        &format!("x\n{}\n", drift::issue_marker("prod")),
+        &[drift::LABEL],
+        "mallory",
+    );
+    let (c, _) = client(&proxy.url(), Duration::from_secs(20), fast_retry());
+    let r = RT.get_or_init(rt);
+    let (o, notes) = r
+        .block_on(c.sync_drift_issue(
+            &place("prod"),
+            true,
+            "first\n<!-- gitops-actions:drift key=prod -->\n",
+            None,
+        ))
+        .unwrap();
+    let drift::IssueOutcome::Opened(n, _) = o else {
+        panic!("{o:?}")
+    };
+    assert!(notes.iter().any(|m| m.contains("mallory")), "{notes:?}");
+    let (o, _) = r
+        .block_on(c.sync_drift_issue(
+            &place("prod"),
+            true,
+            "second\n<!-- gitops-actions:drift key=prod -->\n",
+            None,
+        ))
+        .unwrap();
+    assert!(
+        matches!(o, drift::IssueOutcome::Updated(m, _) if m == n),
+        "{o:?}"
+    );
+    let issues = fake.issues();
+    assert_eq!(issues.len(), 2, "one of ours, one foreign");
+    let ours = issues.iter().find(|i| i["number"] == json!(n)).unwrap();
+    assert!(ours["body"].as_str().unwrap().starts_with("second"));
+    assert_eq!(ours["labels"][0]["name"], json!(drift::LABEL));
+    assert_eq!(
+        ours["title"],
+        json!("Drift in prod: changed outside Terraform")
+    );
+    // Another environment's drift is its own issue.
+    let (o, _) = r
+        .block_on(c.sync_drift_issue(&place("dev"), false, "", None))
+        .unwrap();
+    assert_eq!(o, drift::IssueOutcome::Nothing);
+    let (o, _) = r
+        .block_on(c.sync_drift_issue(&place("prod"), false, "", None))
+        .unwrap();
+    assert!(
+        matches!(o, drift::IssueOutcome::Closed(m, _) if m == n),
+        "{o:?}"
+    );
+    let issues = fake.issues();
+    let ours = issues.iter().find(|i| i["number"] == json!(n)).unwrap();
+    assert_eq!(ours["state"], json!("closed"));
+    let comments = fake.state.lock().unwrap().issue_comments.clone();
+    assert!(comments[&n][0]["body"]
+        .as_str()
+        .unwrap()
+        .contains("No drift any more in `prod`"));
+    let theirs = issues
+        .iter()
+        .find(|i| i["number"] == json!(foreign))
+        .unwrap();
+    assert_eq!(
+        theirs["state"],
+        json!("open"),
+        "never edit someone else's issue"
+    );
+    assert!(fake
+        .requests_to("PATCH", &format!("/repos/o/r/issues/{foreign}"))
+        .is_empty());
+    let (o, _) = r
+        .block_on(c.sync_drift_issue(&place("prod"), false, "", None))
+        .unwrap();
+    assert_eq!(o, drift::IssueOutcome::Nothing);
+    assert_eq!(
+        fake.requests_to("POST", "/repos/o/r/issues")
+            .iter()
+            .filter(|q| q.path == "/repos/o/r/issues")
+            .count(),
+        1
+    );
+    proxy.assert_no_violations();
+}
+
+/// The POST to `prefix` takes effect, but its answer comes after the client's 2 s timeout.
+fn late_answer_to_post(prefix: &str) -> Scripted {
+    Scripted {
+        method: "POST".into(),
+        path_prefix: prefix.into(),
+        status: 201,
+        headers: vec![],
+        body: json!({}),
+        delay: Duration::from_secs(4),
+        apply: true,
+    }
+}
+
+// F15 for the drift issue: the create POST took effect but its answer came too late; the retry
+// finds our issue instead of opening a second one.
+fn timed_out_drift_issue_create_finds_ours_instead_of_duplicating(
+    fake: &GithubFake,
+    proxy: &Prism,
+) {
+    fake.script(late_answer_to_post("/repos/o/r/issues"));
+    let (c, lines) = client(&proxy.url(), Duration::from_secs(2), fast_retry());
+    let (o, _) = RT
+        .get_or_init(rt)
+        .block_on(c.sync_drift_issue(
+            &place("prod"),
+            true,
+            "body\n<!-- gitops-actions:drift key=prod -->\n",
+            None,
+        ))
+        .unwrap();
+    assert!(matches!(o, drift::IssueOutcome::Opened(..)), "{o:?}");
+    assert_eq!(fake.issues().len(), 1, "no duplicate issue");
+    let lines = lines.lock().unwrap().join("\n");
+    assert!(lines.contains("outcome unknown"), "{lines}");
+    assert!(lines.contains("not creating another"), "{lines}");
+}
+
 // Stateful scenarios, one fake behind one validating Prism proxy (Prism takes seconds to start:
 // one instance serves them all, the fake is reset between scenarios).
 #[test]
@@ -415,7 +567,15 @@ fn github_scenarios_against_a_stateful_fake_behind_a_validating_proxy() {
     let fake = GithubFake::start();
     let proxy = Prism::proxy(&fake.url());
     type Scenario = fn(&GithubFake, &Prism);
-    let scenarios: [(&str, Scenario); 5] = [
+    let scenarios: [(&str, Scenario); 7] = [
+        (
+            "drift issue lifecycle",
+            drift_issue_is_opened_updated_in_place_and_closed,
+        ),
+        (
+            "F15 drift issue",
+            timed_out_drift_issue_create_finds_ours_instead_of_duplicating,
+        ),
         (
             "F14 retry-after",
             rate_limited_call_waits_for_retry_after_then_succeeds,

@@ -37,7 +37,8 @@ fn refusal_kind(e: &PlanError) -> &'static str {
         PlanError::FormatVersionMissing
         | PlanError::FormatVersionNotString
         | PlanError::UnsupportedVersion(_) => "format_version",
-        PlanError::StateFile => "state",
+        PlanError::StateFile | PlanError::Encrypted => "state",
+        PlanError::UnsupportedEngineVersion { .. } => "format_version",
         PlanError::NotAPlan => "not_a_plan",
         PlanError::DuplicateAddress(_) => "duplicate",
         PlanError::UnknownAction { .. } => "action",

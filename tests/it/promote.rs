@@ -977,3 +977,66 @@ fn promote_never_promotes_a_preview() {
     );
     assert_ne!(cand, newer);
 }
+
+// `require-no-drift` on the target: an open drift issue of the target (or one of its stacks)
+// refuses the promotion with exit 1, names the issue and moves nothing; a dry run says the same;
+// another environment's drift issue does not count; once the issue is closed, it promotes.
+#[test]
+fn a_drifted_target_with_require_no_drift_refuses_the_promotion() {
+    use gitops_actions::plan::drift;
+    let fake = GithubFake::start();
+    let proxy = Prism::proxy(&fake.url());
+    let (r, cand) = deployed_in_dev(3);
+    let url = r.bare.display().to_string();
+    let token = "ghs_promoteFakeToken0123456789";
+    let marked = |key: &str| format!("drift\n{}\n", drift::issue_marker(key));
+    let drifted = fake.add_issue(
+        "Drift in staging",
+        &marked("staging/network"),
+        &[drift::LABEL],
+        "github-actions[bot]",
+    );
+    fake.add_issue(
+        "Drift in prod",
+        &marked("prod"),
+        &[drift::LABEL],
+        "github-actions[bot]",
+    );
+    let run_it = |extra: &[&str]| {
+        let sb = api_sandbox(&proxy, token);
+        let dir = sb.path().join("model");
+        std::fs::create_dir_all(dir.join(".github")).unwrap();
+        std::fs::write(
+            dir.join(".github/gitops.yml"),
+            "environments:\n  - name: dev\n    branch: dev\n  - name: staging\n    branch: main\n    require-no-drift: true\n  - name: prod\n    branch: prod\n    production: true\n",
+        )
+        .unwrap();
+        let checkout = dir.display().to_string();
+        let mut args = vec!["--from", "dev", "--repo-path", &checkout];
+        args.extend_from_slice(extra);
+        let run = promote(&sb, &url, &args);
+        sb.assert_no_leak(&run, &[token], &[]);
+        (sb, run)
+    };
+    let before = refs(&r.bare);
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let (_, run) = run_it(extra);
+        run.expect_code(1);
+        assert!(
+            run.all().contains(&format!("`staging` has changed outside Terraform (open drift issue #{drifted}) and requires no drift (`require-no-drift`)")),
+            "{}",
+            run.all()
+        );
+        assert_eq!(refs(&r.bare), before, "a refused promotion moved a ref");
+    }
+    fake.state.lock().unwrap().issues.iter_mut().for_each(|i| {
+        if i["number"] == json!(drifted) {
+            i["state"] = json!("closed");
+        }
+    });
+    let (sb, run) = run_it(&[]);
+    run.expect_code(0);
+    assert_eq!(sb.outputs()["status"], "promoted", "{}", run.all());
+    assert_eq!(branch(&r.bare, "main"), cand);
+    proxy.assert_no_violations();
+}

@@ -280,6 +280,10 @@ fn finish(b: Builder<'_>) -> Result<Summary, PlanError> {
     ]
     .iter()
     .any(|k| keys.contains(*k));
+    // OpenTofu's encrypted files wrap state or plan and name their scheme's version.
+    if keys.contains("encryption_version") && keys.contains("encrypted_data") {
+        return Err(PlanError::Encrypted);
+    }
     let state_like = keys.contains("lineage")
         || keys.contains("serial")
         || (keys.contains("values") && !plan_like);
@@ -296,6 +300,12 @@ fn finish(b: Builder<'_>) -> Result<Summary, PlanError> {
         return Err(PlanError::NotAPlan);
     }
     let mut s = b.summary.into_inner();
+    if s.engine == super::Engine::OpenTofu && !opentofu_version(&s.terraform_version) {
+        return Err(PlanError::UnsupportedEngineVersion {
+            engine: "OpenTofu",
+            version: s.terraform_version.clone(),
+        });
+    }
     let mut sens = b.sensitive.into_inner();
     // Sensitive variables: their values are scrubbed from everything rendered.
     let sens_vars = b.sensitive_vars.into_inner();
@@ -365,6 +375,16 @@ fn finish(b: Builder<'_>) -> Result<Summary, PlanError> {
     s.digest = leaves.finish();
     s.leaves = leaves;
     Ok(s)
+}
+
+/// An OpenTofu version as its plans write it: `1.<minor>.<patch>`, maybe with a pre-release
+/// suffix (`1.9.0-beta1`). (OpenTofu's releases start at 1.6.0; an older 1.x here is Terraform
+/// using OpenTofu's registry, which writes the same format.)
+fn opentofu_version(v: &str) -> bool {
+    let core = v.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    let num = |p: &str| !p.is_empty() && p.len() <= 6 && p.bytes().all(|c| c.is_ascii_digit());
+    parts.len() == 3 && parts.iter().all(|p| num(p)) && parts[0] == "1"
 }
 
 fn actions_of(address: &str, actions: &[Cow<'_, str>]) -> Result<Action, PlanError> {
@@ -605,6 +625,63 @@ mod tests {
         assert!(matches!(r(unk), PlanError::UnknownAction { .. }));
         let dupkey = br#"{"format_version":"1.2","resource_changes":[],"resource_changes":[]}"#;
         assert!(matches!(r(dupkey), PlanError::DuplicateKey(_)));
+    }
+
+    /// The engine comes from the providers' registry; an OpenTofu plan's `terraform_version` is
+    /// OpenTofu's own 1.x version; both readers agree on it.
+    #[test]
+    fn opentofu_plans_name_their_engine_and_other_versions_are_refused() {
+        let plan = |host: &str, v: &str| {
+            format!(
+                r#"{{"format_version":"1.2","terraform_version":"{v}","resource_changes":[],"configuration":{{"provider_config":{{"a":{{"name":"aws","full_name":"{host}/hashicorp/aws"}}}}}}}}"#
+            )
+        };
+        for (host, v, want) in [
+            (
+                "registry.opentofu.org",
+                "1.8.3",
+                Some(crate::plan::Engine::OpenTofu),
+            ),
+            (
+                "registry.opentofu.org",
+                "1.10.0-beta1",
+                Some(crate::plan::Engine::OpenTofu),
+            ),
+            (
+                "registry.opentofu.org",
+                "1.5.7",
+                Some(crate::plan::Engine::OpenTofu),
+            ),
+            (
+                "registry.terraform.io",
+                "1.11.4",
+                Some(crate::plan::Engine::Terraform),
+            ),
+            (
+                "terraform.io/builtin",
+                "1.11.4",
+                Some(crate::plan::Engine::Either),
+            ),
+            ("registry.opentofu.org", "2.0.0", None),
+            ("registry.opentofu.org", "1.8", None),
+            ("registry.opentofu.org", "", None),
+        ] {
+            let p = plan(host, v);
+            let fast = load_bytes_fast(p.as_bytes(), &lim()).map(|s| s.engine);
+            let r = load_bytes_reference(p.as_bytes(), &lim());
+            match want {
+                Some(e) => {
+                    assert_eq!(r.unwrap().engine, e, "{host} {v}");
+                    assert_eq!(fast, Some(e), "{host} {v}");
+                }
+                None => assert!(
+                    matches!(r, Err(PlanError::UnsupportedEngineVersion { .. })),
+                    "{host} {v}: {r:?}"
+                ),
+            }
+        }
+        let enc = br#"{"meta":{},"encrypted_data":"eA==","encryption_version":"v0"}"#;
+        assert_eq!(load_bytes(enc, &lim()).unwrap_err(), PlanError::Encrypted);
     }
 
     #[test]

@@ -170,7 +170,14 @@ impl<'de> DeserializeSeed<'de> for KeySeed<'_, '_, '_> {
             }
             "configuration" => {
                 let c: Option<ConfigRaw> = Deserialize::deserialize(d)?;
-                if let Some(root) = c.and_then(|c| c.root_module) {
+                let (root, providers) = match c {
+                    Some(c) => (c.root_module, c.provider_config.unwrap_or_default()),
+                    None => (None, BTreeMap::new()),
+                };
+                b.summary.borrow_mut().engine = crate::plan::Engine::from_provider_names(
+                    providers.values().filter_map(|p| p.full_name.as_deref()),
+                );
+                if let Some(root) = root {
                     let mut sv = b.sensitive_vars.borrow_mut();
                     for (k, v) in root.variables.unwrap_or_default() {
                         if v.sensitive {
@@ -226,6 +233,15 @@ struct VarRaw<'a> {
 struct ConfigRaw {
     #[serde(default)]
     root_module: Option<ConfigModule>,
+    /// Which registry the providers come from tells OpenTofu from Terraform.
+    #[serde(default)]
+    provider_config: Option<BTreeMap<String, ProviderConfig>>,
+}
+
+#[derive(Deserialize)]
+struct ProviderConfig {
+    #[serde(default)]
+    full_name: Option<String>,
 }
 
 #[derive(Deserialize)]

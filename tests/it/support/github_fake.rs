@@ -61,6 +61,13 @@ pub struct State {
     pub dispatches: Vec<Value>,
     /// Issue comments: (issue number, comment), oldest first; written as `github-actions[bot]`.
     pub comments: Vec<(u64, Value)>,
+    /// Issues (pull requests are in `pulls`), each from GitHub's `issue` example.
+    pub issues: Vec<Value>,
+    /// Comments by issue number.
+    pub issue_comments: BTreeMap<u64, Vec<Value>>,
+    /// `GET /user` answers 200 with this login and id; `None`: 403, as for `GITHUB_TOKEN`
+    /// (whose writes are then by `github-actions[bot]`).
+    pub user: Option<(String, u64)>,
     pub script: VecDeque<Scripted>,
     pub next_id: u64,
 }
@@ -114,6 +121,22 @@ impl GithubFake {
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Add an issue as `login` wrote it; returns its number.
+    pub fn add_issue(&self, title: &str, body: &str, labels: &[&str], login: &str) -> u64 {
+        let mut s = self.state.lock().unwrap();
+        s.next_id += 1;
+        let n = s.next_id;
+        let mut i = self.example("issue");
+        set_issue(&mut i, n, title, body, labels, login, 1);
+        s.issues.push(i);
+        n
+    }
+
+    /// The issues as they are now.
+    pub fn issues(&self) -> Vec<Value> {
+        self.state.lock().unwrap().issues.clone()
     }
 
     /// The example GitHub's description gives for a component (e.g. `pull-request`).
@@ -242,6 +265,46 @@ struct Reply {
     status: u16,
     headers: Vec<(String, String)>,
     body: Value,
+}
+
+fn set_issue(
+    i: &mut Value,
+    n: u64,
+    title: &str,
+    body: &str,
+    labels: &[&str],
+    login: &str,
+    id: u64,
+) {
+    i["id"] = json!(n);
+    i["number"] = json!(n);
+    i["title"] = json!(title);
+    i["body"] = json!(body);
+    i["state"] = json!("open");
+    i["state_reason"] = Value::Null;
+    i["closed_at"] = Value::Null;
+    i["html_url"] = json!(format!("https://github.com/o/r/issues/{n}"));
+    let tmpl = i["labels"][0].clone();
+    i["labels"] = Value::Array(
+        labels
+            .iter()
+            .map(|l| {
+                let mut x = tmpl.clone();
+                x["name"] = json!(l);
+                x
+            })
+            .collect(),
+    );
+    i["user"]["login"] = json!(login);
+    i["user"]["id"] = json!(id);
+    i["user"]["type"] = json!(if login.ends_with("[bot]") {
+        "Bot"
+    } else {
+        "User"
+    });
+    if let Some(o) = i.as_object_mut() {
+        o.remove("pull_request");
+    }
 }
 
 fn reply(status: u16, body: Value) -> Reply {
@@ -606,6 +669,16 @@ fn handle(method: &str, path: &str, body: &Value, st: &Mutex<State>, ex: &Value)
         }
         ("POST", ["repos", _, _, "issues", n, "comments"]) => {
             let n: u64 = n.parse().unwrap_or(0);
+            // A comment on one of the fake's issues (drift) is kept with that issue; any other
+            // number is a pull request (plan and preview comments).
+            if s.issues.iter().any(|i| i["number"] == json!(n)) {
+                s.next_id += 1;
+                let mut c = example("issue-comment");
+                c["id"] = json!(s.next_id);
+                c["body"] = body["body"].clone();
+                s.issue_comments.entry(n).or_default().push(c.clone());
+                return reply(201, c);
+            }
             s.next_id += 1;
             let mut c = example("issue-comment");
             c["id"] = json!(s.next_id);
@@ -631,6 +704,75 @@ fn handle(method: &str, path: &str, body: &Value, st: &Mutex<State>, ex: &Value)
                     json!({"message": "Not Found", "documentation_url": "x"}),
                 ),
             }
+        }
+        ("GET", ["user"]) => match s.user.clone() {
+            Some((login, id)) => {
+                let mut u = example("private-user-response-with-public-profile-information");
+                u["login"] = json!(login);
+                u["id"] = json!(id);
+                reply(200, u)
+            }
+            None => reply(
+                403,
+                json!({"message": "Resource not accessible by integration", "documentation_url": "x"}),
+            ),
+        },
+        ("GET", ["repos", _, _, "issues"]) => {
+            let state = q.get("state").cloned().unwrap_or("open".into());
+            let label = q.get("labels").cloned();
+            let list: Vec<Value> = s
+                .issues
+                .iter()
+                .filter(|i| {
+                    (state == "all" || i["state"] == json!(state))
+                        && label.as_ref().is_none_or(|l| {
+                            i["labels"]
+                                .as_array()
+                                .is_some_and(|ls| ls.iter().any(|x| x["name"] == json!(l)))
+                        })
+                })
+                .cloned()
+                .collect();
+            reply(200, Value::Array(list))
+        }
+        ("POST", ["repos", _, _, "issues"]) => {
+            s.next_id += 1;
+            let n = s.next_id;
+            let mut i = example("issue");
+            let labels: Vec<&str> = body["labels"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let (login, id) = s
+                .user
+                .clone()
+                .unwrap_or(("github-actions[bot]".into(), 41898282));
+            set_issue(
+                &mut i,
+                n,
+                body["title"].as_str().unwrap_or(""),
+                body["body"].as_str().unwrap_or(""),
+                &labels,
+                &login,
+                id,
+            );
+            s.issues.push(i.clone());
+            reply(201, i)
+        }
+        ("PATCH", ["repos", _, _, "issues", n]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            let Some(i) = s.issues.iter_mut().find(|i| i["number"] == json!(n)) else {
+                return reply(
+                    404,
+                    json!({"message": "Not Found", "documentation_url": "x"}),
+                );
+            };
+            for k in ["title", "body", "state", "state_reason"] {
+                if !body[k].is_null() {
+                    i[k] = body[k].clone();
+                }
+            }
+            reply(200, i.clone())
         }
         ("POST", ["repos", _, _, "actions", "workflows", _, "dispatches"]) => {
             s.dispatches.push(json!({"path": p, "body": body}));

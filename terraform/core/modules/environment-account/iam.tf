@@ -52,13 +52,19 @@ data "aws_iam_policy_document" "trust" {
       values   = [each.value.sub]
     }
 
-    # Plan roles: pull-request runs of the plan workflow only (STS validates these GitHub claims).
+    # Plan roles: pull-request runs of the plan workflow, or runs of the drift workflow from its
+    # branch (STS validates these GitHub claims). The values of each condition are ORed and the
+    # two conditions ANDed; each job_workflow_ref names its own ref, so neither workflow is
+    # trusted from the other's ref.
     dynamic "condition" {
-      for_each = each.value.kind == "plan" ? { ref = var.environments[each.value.env].plan_ref, job_workflow_ref = var.environments[each.value.env].plan_job_workflow_ref } : {}
+      for_each = each.value.kind == "plan" ? {
+        ref              = [var.environments[each.value.env].plan_ref, var.environments[each.value.env].drift_ref]
+        job_workflow_ref = [var.environments[each.value.env].plan_job_workflow_ref, var.environments[each.value.env].drift_job_workflow_ref]
+      } : {}
       content {
         test     = "StringLike"
         variable = "${local.oidc_host}:${condition.key}"
-        values   = [condition.value]
+        values   = condition.value
       }
     }
   }

@@ -55,6 +55,8 @@ variable "environments" {
     plan_sub                      = string
     plan_ref                      = string
     plan_job_workflow_ref         = string
+    drift_ref                     = string
+    drift_job_workflow_ref        = string
     deploy_plan_ref               = string
     deploy_plan_job_workflow_refs = list(string)
     state_prefixes                = list(string)
