@@ -1141,16 +1141,28 @@ fn e2e_terraform_plan_environments_and_roles_are_restricted() {
     );
     // The plan jobs of deploy.yml/rollback.yml (#16): the plan role, on the environment's own
     // branch only, for those workflows only.
+    let squeeze = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let trust_words = squeeze(&trust);
     for want in [
-        r#"sid     = "GitHubOidcPlanBeforeApply""#,
-        r#"values   = ["${local.sub_repo}:environment:${each.value.env}-plan"]"#,
-        r#"values   = ["refs/heads/${local.envs[each.value.env].branch}"]"#,
-        r#"values   = [for w in var.deploy_workflows : "${var.github_owner}/${var.repository}/${w}@refs/heads/${local.envs[each.value.env].branch}"]"#,
+        r#"sid = "GitHubOidcPlanBeforeApply""#,
+        r#"variable = "${local.oidc_host}:sub" values = [each.value.sub]"#,
+        r#"variable = "${local.oidc_host}:ref" values = [var.environments[each.value.env].deploy_plan_ref]"#,
+        r#"variable = "${local.oidc_host}:job_workflow_ref" values = var.environments[each.value.env].deploy_plan_job_workflow_refs"#,
     ] {
         assert!(
-            trust.contains(want),
+            trust_words.contains(want),
             "the plan-before-apply trust needs `{want}`:\n{trust}"
         );
+    }
+    // ... whose values the root computes per repository environment: its own branch, and the
+    // repository's deploy workflows on that branch.
+    let root_locals =
+        squeeze(&std::fs::read_to_string(root().join("terraform/core/locals.tf")).unwrap());
+    for want in [
+        r#"deploy_plan_ref = "refs/heads/${e.branch}""#,
+        r#"deploy_plan_job_workflow_refs = [for w in var.repositories[e.repository].deploy_workflows : "${local.repos[e.repository].full_name}/${w}@refs/heads/${e.branch}"]"#,
+    ] {
+        assert!(root_locals.contains(want), "locals.tf needs `{want}`");
     }
     let locals = std::fs::read_to_string(root().join("terraform/core/locals.tf")).unwrap();
     assert!(
@@ -1545,10 +1557,11 @@ fn e2e_terraform_only_devs_deploy_role_may_use_preview_workspace_state() {
     );
     // Who has previews: the binaries' rule (src/envs.rs), and never a production environment.
     let locals = std::fs::read_to_string(root().join("terraform/core/locals.tf")).unwrap();
+    let words = locals.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(
-        locals.contains(
+        words.contains(
             r#"previews = try(e.previews, i == 0 && e.name == "dev" && !try(e.production, false))"#
-        ) && locals.contains("previews                      = e.previews && !e.production"),
+        ) && words.contains("previews = e.previews && !e.production"),
         "only the first, non-production `dev` (or `previews: true`), never production:\n{locals}"
     );
     // The plan role: still no write, and no workspace object.
