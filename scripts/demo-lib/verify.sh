@@ -74,7 +74,7 @@ verify_bad_deploy_rolls_back() { # override good good_digest
   grep -q '^Verification: failed$' <<<"$msg" || fail "deploy/prod/current does not record the failed verification"
   grep -q '`prod` FAILED verification' "$LAST_LOG" || fail "the deploy failed, but not its verification: see $LAST_LOG"
   VERIFY_SUMMARY+=("verified.bad=failed")
-  timeline "deploy (override)" prod "$bad" "$(state_image prod | sed 's/.*@//')" "$(latest_history prod)" "verify FAILED: $(grep -o 'http app: [^;]*' <<<"$msg" | head -1)"
+  timeline "deploy (override)" prod "$bad" "$(state_image prod | sed 's/.*@//')" "$(latest_history prod)" "verify FAILED: $(grep -o 'http app: [^;(]*' <<<"$msg" | head -1); account ${ACCOUNT_OF[prod]}"
   grep -q 'rollback.yml dispatched on `prod`' "$LAST_LOG" || fail "the auto-rollback job did not dispatch rollback.yml: see $LAST_LOG"
   [ -n "$(remote_tag deploy/prod/hold)" ] || fail "the failed verification did not put prod on hold"
   timeline "auto-rollback" prod "$bad" "-" "deploy/prod/hold" "held; rollback.yml dispatched -> previous"

@@ -1184,26 +1184,36 @@ fn e2e_terraform_plan_environments_and_roles_are_restricted() {
     );
     // The plan jobs of deploy.yml/rollback.yml (#16): the plan role, on the environment's own
     // branch only, for those workflows only.
+    let squeeze = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let trust_words = squeeze(&trust);
     for want in [
-        r#"sid     = "GitHubOidcPlanBeforeApply""#,
-        r#"values   = ["${local.sub_repo}:environment:${each.value.env}-plan"]"#,
-        r#"values   = ["refs/heads/${local.envs[each.value.env].branch}"]"#,
-        r#"values   = [for w in var.deploy_workflows : "${var.github_owner}/${var.repository}/${w}@refs/heads/${local.envs[each.value.env].branch}"]"#,
+        r#"sid = "GitHubOidcPlanBeforeApply""#,
+        r#"variable = "${local.oidc_host}:sub" values = [each.value.sub]"#,
+        r#"variable = "${local.oidc_host}:ref" values = [var.environments[each.value.env].deploy_plan_ref]"#,
+        r#"variable = "${local.oidc_host}:job_workflow_ref" values = var.environments[each.value.env].deploy_plan_job_workflow_refs"#,
     ] {
         assert!(
-            trust.contains(want),
+            trust_words.contains(want),
             "the plan-before-apply trust needs `{want}`:\n{trust}"
         );
     }
-    // Each trusted workflow carries its own ref in `job_workflow_ref`: plan.yml only from
-    // pull-request merges, drift.yml only from the default branch.
+    // ... whose values the root computes per repository environment: its own branch, and the
+    // repository's deploy workflows on that branch.
+    let root_locals =
+        squeeze(&std::fs::read_to_string(root().join("terraform/core/locals.tf")).unwrap());
     for want in [
-        r#"drift_job_workflow_ref = "${var.github_owner}/${var.repository}/${var.drift_workflow}@refs/heads/${var.drift_branch}""#,
-        r#"ref              = [local.plan_ref, local.drift_ref]"#,
-        r#"job_workflow_ref = [local.plan_job_workflow_ref, local.drift_job_workflow_ref]"#,
+        r#"deploy_plan_ref = "refs/heads/${e.branch}""#,
+        r#"deploy_plan_job_workflow_refs = [for w in var.repositories[e.repository].deploy_workflows : "${local.repos[e.repository].full_name}/${w}@refs/heads/${e.branch}"]"#,
     ] {
-        let locals = std::fs::read_to_string(root().join("terraform/core/locals.tf")).unwrap();
-        assert!(locals.contains(want), "{want}:\n{locals}");
+        assert!(root_locals.contains(want), "locals.tf needs `{want}`");
+    }
+    // Each trusted workflow carries its own ref in `job_workflow_ref`: plan.yml only from
+    // pull-request merges, drift.yml only from its branch (per repository).
+    for want in [
+        r#"drift_job_workflow_ref = "${var.github_owner}/${r}/${c.drift_workflow}@refs/heads/${c.drift_branch}""#,
+        r#"drift_ref = "refs/heads/${c.drift_branch}""#,
+    ] {
+        assert!(root_locals.contains(want), "locals.tf needs `{want}`");
     }
     let locals = std::fs::read_to_string(root().join("terraform/core/locals.tf")).unwrap();
     assert!(
@@ -1598,10 +1608,11 @@ fn e2e_terraform_only_devs_deploy_role_may_use_preview_workspace_state() {
     );
     // Who has previews: the binaries' rule (src/envs.rs), and never a production environment.
     let locals = std::fs::read_to_string(root().join("terraform/core/locals.tf")).unwrap();
+    let words = locals.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(
-        locals.contains(
+        words.contains(
             r#"previews = try(e.previews, i == 0 && e.name == "dev" && !try(e.production, false))"#
-        ) && locals.contains("previews                      = e.previews && !e.production"),
+        ) && words.contains("previews = e.previews && !e.production"),
         "only the first, non-production `dev` (or `previews: true`), never production:\n{locals}"
     );
     // The plan role: still no write, and no workspace object.
