@@ -538,6 +538,15 @@ fn needs_output(expr: &str) -> Option<(String, String)> {
     Some((job.to_string(), out.to_string()))
 }
 
+/// A step whose script runs the engine's `verb`: `terraform`, `tofu`, or the templates'
+/// `"$TF_ENGINE"` (either of them).
+fn runs_engine(st: &Value, verb: &str) -> bool {
+    let run = s(st, "run");
+    ["terraform", "tofu", "\"$TF_ENGINE\""]
+        .iter()
+        .any(|e| run.contains(&format!("{e} {verb}")))
+}
+
 /// No job holding the deploy role applies without a `plan-gate verify` against a digest that
 /// came from a job outside the protected environment (gated there by `plan-gate`), and nothing
 /// re-plans between that verify and the apply.
@@ -547,10 +556,7 @@ fn split_problems(file: &str, wf: &Value) -> Vec<String> {
     for (name, job) in &jobs {
         let name = name.as_str().unwrap_or("?");
         let steps = job["steps"].as_sequence().cloned().unwrap_or_default();
-        let Some(apply) = steps
-            .iter()
-            .position(|st| s(st, "run").contains("terraform apply"))
-        else {
+        let Some(apply) = steps.iter().position(|st| runs_engine(st, "apply")) else {
             continue;
         };
         if !holds_deploy_role(job) {
@@ -568,7 +574,7 @@ fn split_problems(file: &str, wf: &Value) -> Vec<String> {
         };
         if steps[verify + 1..apply]
             .iter()
-            .any(|st| s(st, "run").contains("terraform plan"))
+            .any(|st| runs_engine(st, "plan"))
         {
             problems.push(format!(
                 "{file}: job `{name}` plans again between verify and apply"
@@ -636,7 +642,7 @@ fn e2e_templates_apply_only_a_plan_verified_against_a_digest_reviewed_outside_th
                     .as_sequence()
                     .into_iter()
                     .flatten()
-                    .any(|st| s(st, "run").contains("terraform apply"))
+                    .any(|st| runs_engine(st, "apply"))
             }),
             "{file} applies somewhere (the check above is not vacuous)"
         );
@@ -679,10 +685,7 @@ fn e2e_templates_apply_only_a_plan_verified_against_a_digest_reviewed_outside_th
                 "a re-plan after verify",
                 |wf, a, _| {
                     let st = wf["jobs"][a]["steps"].as_sequence_mut().unwrap();
-                    let at = st
-                        .iter()
-                        .position(|x| s(x, "run").contains("terraform apply"))
-                        .unwrap();
+                    let at = st.iter().position(|x| runs_engine(x, "apply")).unwrap();
                     let mut extra = serde_yaml_ng::Mapping::new();
                     extra.insert("run".into(), "terraform plan -out=tfplan".into());
                     st.insert(at, Value::Mapping(extra));
