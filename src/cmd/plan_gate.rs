@@ -121,18 +121,24 @@ pub struct Target {
 }
 
 impl Target {
-    /// The environment (`None` when not given) and whether it is production; the stack checked.
-    fn check(&self) -> Result<(Option<String>, bool)> {
+    /// The environment's entry in the model (`None` when not given); the stack name checked.
+    fn resolve(&self) -> Result<Option<crate::envs::Environment>> {
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
         let model = Model::load(&cwd, self.config.as_deref())?;
+        let env = match self.environment.as_deref() {
+            Some(e) => Some(model.get("environment", e)?.clone()),
+            None => None,
+        };
         if let Some(s) = &self.stack {
             name_like("stack", s)?;
         }
-        Ok(match self.environment.as_deref() {
-            Some(e) => {
-                let env = model.get("environment", e)?;
-                (Some(env.name.clone()), env.production)
-            }
+        Ok(env)
+    }
+
+    /// The environment (`None` when not given) and whether it is production; the stack checked.
+    fn check(&self) -> Result<(Option<String>, bool)> {
+        Ok(match self.resolve()? {
+            Some(env) => (Some(env.name), env.production),
             None => (None, false),
         })
     }
@@ -532,13 +538,10 @@ fn login(field: &str, v: &str) -> Result<String> {
 /// Validate every input of `gate` before reading the plan or touching the network.
 fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
     let limits = a.plan.limits()?;
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let model = Model::load(&cwd, a.target.config.as_deref())?;
-    let (environment, production, workspace) = match a.target.environment.as_deref() {
-        Some(e) => {
-            let env = model.get("environment", e)?;
-            let ws = crate::envs::check_workspace(env, "workspace", &a.workspace)?;
-            (Some(env.name.clone()), env.production, ws)
+    let (environment, production, workspace) = match a.target.resolve()? {
+        Some(env) => {
+            let ws = crate::envs::check_workspace(&env, "workspace", &a.workspace)?;
+            (Some(env.name), env.production, ws)
         }
         None => match crate::envs::Workspace::parse("workspace", &a.workspace)? {
             crate::envs::Workspace::Default => (None, false, crate::envs::Workspace::Default),
@@ -561,9 +564,6 @@ fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
                 ),
             ));
         }
-    }
-    if let Some(s) = &a.target.stack {
-        name_like("stack", s)?;
     }
     let policy = match &a.policy {
         Some(p) => Policy::load(p)?,

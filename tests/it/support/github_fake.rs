@@ -669,20 +669,16 @@ fn handle(method: &str, path: &str, body: &Value, st: &Mutex<State>, ex: &Value)
         }
         ("POST", ["repos", _, _, "issues", n, "comments"]) => {
             let n: u64 = n.parse().unwrap_or(0);
-            // A comment on one of the fake's issues (drift) is kept with that issue; any other
-            // number is a pull request (plan and preview comments).
-            if s.issues.iter().any(|i| i["number"] == json!(n)) {
-                s.next_id += 1;
-                let mut c = example("issue-comment");
-                c["id"] = json!(s.next_id);
-                c["body"] = body["body"].clone();
-                s.issue_comments.entry(n).or_default().push(c.clone());
-                return reply(201, c);
-            }
             s.next_id += 1;
             let mut c = example("issue-comment");
             c["id"] = json!(s.next_id);
             c["body"] = body["body"].clone();
+            // A comment on one of the fake's issues (drift) is kept with that issue; any other
+            // number is a pull request (plan and preview comments).
+            if s.issues.iter().any(|i| i["number"] == json!(n)) {
+                s.issue_comments.entry(n).or_default().push(c.clone());
+                return reply(201, c);
+            }
             c["user"]["login"] = json!("github-actions[bot]");
             c["user"]["type"] = json!("Bot");
             c["html_url"] = json!(format!(
