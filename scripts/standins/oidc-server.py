@@ -33,6 +33,9 @@ Flags (each also read from the environment variable in brackets):
   --immutable-sub          use the immutable `repo:O@owner_id/R@repo_id:...` form of `sub`
   --ttl SECONDS            exp - iat (default 300; negative gives already-expired tokens) [OIDC_TTL]
   --fail-first N           answer the first N token requests with HTTP 500 [OIDC_FAIL_FIRST]
+  --claims-dir DIR         also serve `GET /token/<job>`: the claims of DIR/<job>.json (keys
+                           environment, ref, sha, event_name, run_id, workflow_file) over the
+                           flags' values, so ONE server stands in for many jobs (the demo) [OIDC_CLAIMS_DIR]
   --log PATH               append one JSON line per request: {"n", "path", "audience", "status"}
                            [OIDC_LOG]; tests count these lines to assert "zero requests"
 
@@ -80,6 +83,7 @@ def parse_args():
     p.add_argument("--ttl", type=int, default=int(env("OIDC_TTL", "300")))
     p.add_argument("--fail-first", type=int, default=int(env("OIDC_FAIL_FIRST", "0")))
     p.add_argument("--log", default=env("OIDC_LOG", None))
+    p.add_argument("--claims-dir", default=env("OIDC_CLAIMS_DIR", None))
     return p.parse_args()
 
 
@@ -101,7 +105,28 @@ def jwks():
                       "n": b64u_uint(pub.n), "e": b64u_uint(pub.e)}]}
 
 
-def subject():
+JOB_KEYS = ("environment", "ref", "sha", "event_name", "run_id", "workflow_file")
+
+
+def job_settings(job):
+    """ARGS with the overrides of the claims file of `job` (None: the flags alone)."""
+    if job is None:
+        return ARGS
+    if not ARGS.claims_dir or not job.replace("-", "").replace("_", "").isalnum():
+        return None
+    try:
+        with open(os.path.join(ARGS.claims_dir, job + ".json"), encoding="utf-8") as f:
+            over = json.load(f)
+    except (OSError, ValueError):
+        return None
+    merged = argparse.Namespace(**vars(ARGS))
+    for k in JOB_KEYS:
+        if k in over:
+            setattr(merged, k, str(over[k]))
+    return merged
+
+
+def subject(ARGS):
     if ARGS.sub:
         return ARGS.sub
     owner, name = ARGS.repository.split("/", 1)
@@ -118,13 +143,13 @@ def subject():
     return f"repo:{repo}:{ctx}"
 
 
-def claims(audience):
+def claims(audience, ARGS):
     now = int(time.time())
     owner = ARGS.repository.split("/", 1)[0]
     wf = f"{ARGS.repository}/.github/workflows/{ARGS.workflow_file}@{ARGS.ref}"
     c = {
         "jti": str(uuid.uuid4()),
-        "sub": subject(),
+        "sub": subject(ARGS),
         "aud": audience,
         "ref": ARGS.ref,
         "sha": ARGS.sha,
@@ -203,8 +228,14 @@ class Handler(BaseHTTPRequestHandler):
             })
         if url.path == "/.well-known/jwks":
             return self.send_json(200, jwks())
-        if url.path != "/token":
+        job = None
+        if url.path.startswith("/token/") and ARGS.claims_dir:
+            job = url.path[len("/token/"):]
+        elif url.path != "/token":
             return self.send_json(404, {"message": "Not Found"})
+        settings = job_settings(job)
+        if settings is None:
+            return self.send_json(404, {"message": "no claims for this job"})
         q = parse_qs(url.query)
         audience = q.get("audience", [""])[0]
         entry = {"n": n, "path": url.path, "audience": audience}
@@ -223,7 +254,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(500, {"message": "injected failure"})
         if not audience:
             audience = "https://github.com/" + ARGS.repository.split("/", 1)[0]
-        token = jwt.encode(claims(audience), KEY, algorithm="RS256", headers={"kid": KID})
+        token = jwt.encode(claims(audience, settings), KEY, algorithm="RS256", headers={"kid": KID})
         entry["status"] = 200
         log_request(entry)
         return self.send_json(200, {"count": 1, "value": token})
