@@ -1572,53 +1572,491 @@ fn e2e_preview_template_keeps_forks_out_and_never_cancels_an_apply() {
     );
 }
 
-// #18: the deploy role of the environment that allows previews (the binaries' default: the
-// first environment, `dev`, not production) may use the S3 backend's workspace state keys
-// `env:/pr-*/<state key>` (and lock files), nothing broader; no other role gets them, and the
-// plan roles still write nothing.
+/// IAM's resource wildcards: `*` any run of characters (`/` included), `?` one character.
+fn iam_match(pattern: &str, s: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), s.chars().collect());
+    let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
+    while j < t.len() {
+        if i < p.len() && (p[i] == '?' || p[i] == t[j]) {
+            i += 1;
+            j += 1;
+        } else if i < p.len() && p[i] == '*' {
+            star = Some(i);
+            mark = j;
+            i += 1;
+        } else if let Some(st) = star {
+            i = st + 1;
+            mark += 1;
+            j = mark;
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|c| *c == '*')
+}
+
 #[test]
-fn e2e_terraform_only_devs_deploy_role_may_use_preview_workspace_state() {
-    // The module of an environment account: the deploy role's two preview statements.
-    let deploy = core_block(r#"data "aws_iam_policy_document" "deploy""#);
+fn iam_wildcards_match_like_iam() {
+    for (p, s, want) in [
+        (
+            "arn:b/env:/pr-*/app/*",
+            "arn:b/env:/pr-4/app/dev/terraform.tfstate",
+            true,
+        ),
+        (
+            "arn:b/env:/pr-*/app/*",
+            "arn:b/app/dev/terraform.tfstate",
+            false,
+        ),
+        (
+            "arn:b/app/*",
+            "arn:b/env:/pr-4/app/dev/terraform.tfstate",
+            false,
+        ),
+        (
+            "arn:b/app/*.tflock",
+            "arn:b/app/dev/terraform.tfstate.tflock",
+            true,
+        ),
+        (
+            "arn:b/app/*.tflock",
+            "arn:b/app/dev/terraform.tfstate",
+            false,
+        ),
+        ("a?c", "abc", true),
+        ("a?c", "ac", false),
+        ("*", "", true),
+    ] {
+        assert_eq!(iam_match(p, s), want, "{p} vs {s}");
+    }
+}
+
+/// The account module's first `locals` block (iam.tf: the roles and the state keys each kind of
+/// role may use), evaluated by `terraform apply` for `environments` (HCL), with the state bucket
+/// of an environment `<name>` standing in as `arn:aws:s3:::bucket-<name>`. `None` without
+/// terraform.
+fn evaluate_iam_locals(environments: &str) -> Option<serde_json::Value> {
+    if !support::has_tool("terraform") {
+        skip_loudly(
+            "evaluating the roles' state keys with terraform",
+            "terraform is not installed (the text checks still run)",
+        );
+        return None;
+    }
+    let module = root().join("terraform/core/modules/environment-account");
+    let iam = std::fs::read_to_string(module.join("iam.tf")).unwrap();
+    let start = iam.find("\nlocals {").expect("iam.tf has a locals block") + 1;
+    let mut depth = 0usize;
+    let mut end = start;
+    for (i, ch) in iam[start..].char_indices() {
+        match ch {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    end = start + i + 1;
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let bucket = "aws_s3_bucket.state[e.name].arn";
+    let locals = &iam[start..end];
+    assert!(locals.contains(bucket), "{locals}");
+    let locals = locals.replace(bucket, "\"arn:aws:s3:::bucket-${e.name}\"");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(module.join("variables.tf"), dir.path().join("variables.tf")).unwrap();
+    std::fs::write(
+        dir.path().join("locals.tf"),
+        format!(
+            "{locals}\n\
+             output \"roles\" {{ value = local.roles }}\n\
+             output \"state_objects\" {{ value = local.state_objects }}\n\
+             output \"state_locks\" {{ value = local.state_locks }}\n\
+             output \"state_listing\" {{ value = local.state_listing }}\n\
+             output \"preview_objects\" {{ value = local.preview_objects }}\n\
+             output \"preview_listing\" {{ value = local.preview_listing }}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("t.tfvars"),
+        format!(
+            "account_name = \"main\"\naccount_id = \"111111111111\"\naws_region = \"eu-west-1\"\n\
+             name_prefix = \"gitops\"\ncreate_oidc_provider = true\nimage_retention_count = 5\n\
+             state_noncurrent_days = 5\nenvironments = {environments}\n"
+        ),
+    )
+    .unwrap();
+    let tf = |args: &[&str]| {
+        let out = Command::new("terraform")
+            .args(args)
+            .current_dir(dir.path())
+            .env("TF_CLI_CONFIG_FILE", "/dev/null")
+            .env("CHECKPOINT_DISABLE", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "terraform {args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    tf(&["init", "-input=false", "-no-color"]);
+    tf(&[
+        "apply",
+        "-input=false",
+        "-auto-approve",
+        "-no-color",
+        "-var-file=t.tfvars",
+    ]);
+    let out: serde_json::Value = serde_json::from_slice(&tf(&["output", "-json"])).unwrap();
+    Some(
+        out.as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v["value"].clone()))
+            .collect(),
+    )
+}
+
+/// One repository environment of the account module's input, as the root computes it.
+fn module_env(name: &str, previews: bool, wkp: &str) -> String {
+    format!(
+        r#"{{
+    repository = "app", full_name = "o/app", name = "{name}"
+    deploy_sub = "repo:o/app:environment:{name}", plan_sub = "repo:o/app:environment:{name}-plan"
+    plan_ref = "refs/pull/*/merge", plan_job_workflow_ref = "o/app/.github/workflows/plan.yml@refs/pull/*/merge"
+    drift_ref = "refs/heads/main", drift_job_workflow_ref = "o/app/.github/workflows/drift.yml@refs/heads/main"
+    deploy_plan_ref = "refs/heads/{name}", deploy_plan_job_workflow_refs = []
+    state_prefixes = ["app/", "shared/app/"], previews = {previews}
+    preview_sub = "repo:o/app:environment:{name}-preview", preview_refs = [], preview_job_workflow_refs = []
+    workspace_key_prefix = "{wkp}", preview_policy_arns = []
+    registries = {{ app = "gitops/app-{name}" }}, app_deploy_policy_arns = [], plan_policy_arns = []
+  }}"#
+    )
+}
+
+// #18, the state-key scoping of Core's policy documents, evaluated: dev's deploy role can no
+// longer touch any workspace state (`env:/...`), dev's preview role can touch only the previews'
+// workspace state (and lock files) and never the default workspace's key, and staging/prod have
+// no preview role at all (and their deploy roles no workspace state). The keys are what the
+// module's locals compute, checked with IAM's wildcard rules; each statement of the policy
+// documents is checked to use exactly those locals.
+#[test]
+fn e2e_terraform_state_keys_deploy_roles_default_workspace_preview_roles_workspaces_only() {
+    // The statements: which keys each kind of role's S3 statements name.
+    let squeeze = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let code = |t: &str| {
+        t.lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let deploy = code(&core_block(r#"data "aws_iam_policy_document" "deploy""#));
+    for (sid, want) in [
+        ("StateList", "values = local.state_listing[each.key]"),
+        (
+            "StateReadWrite",
+            "resources = local.state_objects[each.key]",
+        ),
+        (
+            "StateLockRelease",
+            "resources = local.state_locks[each.key]",
+        ),
+    ] {
+        assert!(
+            squeeze(statement(&deploy, sid)).contains(want),
+            "deploy {sid} needs `{want}`"
+        );
+    }
+    for absent in ["env:", "preview", "workspace", "pr-"] {
+        assert!(
+            !deploy.contains(absent),
+            "the deploy role names no workspace state (`{absent}`):\n{deploy}"
+        );
+    }
+    let s3 = |doc: &str| -> BTreeSet<String> {
+        regex_lite::Regex::new(r"(?m)^\s*actions\s*=\s*\[([^\]]*)\]")
+            .unwrap()
+            .captures_iter(doc)
+            .flat_map(|c| {
+                c[1].split(',')
+                    .map(|a| a.trim().trim_matches('"').to_string())
+                    .filter(|a| a.starts_with("s3:"))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let want: BTreeSet<String> = [
+        "s3:ListBucket",
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:DeleteObject",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(s3(&deploy), want, "{deploy}");
+    // Each S3 action of the deploy role is in one of the three statements above.
+    let s3_grants = |doc: &str| doc.matches("\"s3:").count() - doc.matches("\"s3:prefix\"").count();
+    assert_eq!(s3_grants(&deploy), 4, "{deploy}");
+    let preview = code(&core_block(r#"data "aws_iam_policy_document" "preview""#));
+    for (sid, want) in [
+        (
+            "PreviewStateList",
+            "values = local.preview_listing[each.key]",
+        ),
+        (
+            "PreviewStateReadWrite",
+            r#"actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"] resources = local.preview_objects[each.key]"#,
+        ),
+    ] {
+        assert!(
+            squeeze(statement(&preview, sid)).contains(want),
+            "preview {sid} needs `{want}`"
+        );
+    }
+    for absent in [
+        "state_objects",
+        "state_locks",
+        "state_listing",
+        "s3:*",
+        "\"*\"]",
+    ] {
+        let at = preview.matches(absent).count();
+        // `"*"` is allowed once: ecr:GetAuthorizationToken has no resource-level permission.
+        let allowed = usize::from(absent == "\"*\"]");
+        assert!(
+            at <= allowed,
+            "the preview role must not name `{absent}`:\n{preview}"
+        );
+    }
+    assert_eq!(s3(&preview), want, "{preview}");
+    assert_eq!(s3_grants(&preview), 4, "{preview}");
     assert!(
-        deploy.contains(r#"sid       = "PreviewStateReadWrite""#)
-            && deploy.contains(r#"actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]"#)
-            && deploy.contains(r#"resources = [for p in statement.value : "${aws_s3_bucket.state[each.value.name].arn}/env:/pr-*/${p}*"]"#),
-        "workspace state of pr-<n> under the repository's prefixes only:\n{deploy}"
+        squeeze(statement(&preview, "RegistryLogin"))
+            .contains(r#"actions = ["ecr:GetAuthorizationToken"] resources = ["*"]"#),
+        "{preview}"
     );
+    // The preview role, its policy and its app policies exist only where previews are allowed.
+    for header in [
+        r#"resource "aws_iam_role" "preview""#,
+        r#"data "aws_iam_policy_document" "preview""#,
+        r#"resource "aws_iam_role_policy" "preview""#,
+    ] {
+        assert!(
+            squeeze(&core_block(header)).contains("for_each = local.preview_envs"),
+            "{header}"
+        );
+    }
     assert!(
-        deploy.contains(r#"sid       = "PreviewStateList""#)
-            && deploy.contains(
-                r#"values   = concat(["env:/"], [for p in statement.value : "env:/pr-*/${p}*"])"#
-            ),
-        "{deploy}"
+        core_block(r#"resource "aws_iam_role_policy_attachment" "preview_app""#)
+            .contains("for k, e in local.preview_envs")
     );
-    // Both statements exist only where previews are allowed.
-    let gate = "for_each = each.value.previews ? [each.value.state_prefixes] : []";
-    assert_eq!(deploy.matches(gate).count(), 2, "{deploy}");
-    let code: String = deploy
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let trust = squeeze(&core_block(r#"data "aws_iam_policy_document" "trust""#));
+    assert!(
+        trust.contains(r#"for_each = each.value.kind == "preview" ? { ref = var.environments[each.value.env].preview_refs job_workflow_ref = var.environments[each.value.env].preview_job_workflow_refs } : {}"#),
+        "the preview role trusts only the preview workflow's runs:\n{trust}"
+    );
+
+    // Evaluated: dev (previews, the default prefix and a custom one), staging and prod (none).
+    let envs = format!(
+        "{{\n  \"app/dev\" = {}\n  \"app/staging\" = {}\n  \"app/prod\" = {}\n  \"tools/dev\" = {}\n}}",
+        module_env("dev", true, "env:"),
+        module_env("staging", false, "env:"),
+        module_env("prod", false, "env:"),
+        module_env("dev", true, "previews"),
+    );
+    // tools/dev: a second repository environment with its own workspace key prefix.
+    let Some(o) = evaluate_iam_locals(&envs) else {
+        return;
+    };
+    let list = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect()
+    };
+    let roles: BTreeSet<String> = o["roles"].as_object().unwrap().keys().cloned().collect();
+    let want: BTreeSet<String> = [
+        "app/dev/deploy",
+        "app/dev/plan",
+        "app/dev/preview",
+        "app/staging/deploy",
+        "app/staging/plan",
+        "app/prod/deploy",
+        "app/prod/plan",
+        "tools/dev/deploy",
+        "tools/dev/plan",
+        "tools/dev/preview",
+    ]
+    .map(String::from)
+    .into();
     assert_eq!(
-        code.matches("env:/").count(),
-        3,
-        "no other workspace grant:\n{deploy}"
+        roles, want,
+        "a preview role only where previews are allowed"
     );
+    assert_eq!(
+        o["roles"]["app/dev/preview"]["sub"],
+        "repo:o/app:environment:dev-preview"
+    );
+    assert_eq!(
+        o["preview_objects"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["app/dev", "tools/dev"],
+        "staging and prod have no preview keys"
+    );
+    let b = |env: &str, key: &str| format!("arn:aws:s3:::bucket-{env}/{key}");
+    for env in ["dev", "staging", "prod"] {
+        let k = format!("app/{env}");
+        let deploy_keys: Vec<String> = list(&o["state_objects"][&k])
+            .into_iter()
+            .chain(list(&o["state_locks"][&k]))
+            .collect();
+        let default = b(env, &format!("app/{env}/terraform.tfstate"));
+        let stack = b(env, &format!("shared/app/{env}/net.tfstate"));
+        for key in [&default, &stack, &format!("{default}.tflock")] {
+            assert!(
+                deploy_keys.iter().any(|p| iam_match(p, key)),
+                "{k}'s deploy role uses its default-workspace key {key}"
+            );
+        }
+        for key in [
+            b(env, &format!("env:/pr-4/app/{env}/terraform.tfstate")),
+            b(
+                env,
+                &format!("env:/pr-4/app/{env}/terraform.tfstate.tflock"),
+            ),
+            b(env, &format!("env:/pr-4/shared/app/{env}/net.tfstate")),
+            b(env, &format!("env:/feature/app/{env}/terraform.tfstate")),
+        ] {
+            assert!(
+                !deploy_keys.iter().any(|p| iam_match(p, &key)),
+                "{k}'s deploy role must not touch workspace state {key}: {deploy_keys:?}"
+            );
+        }
+        let listing = list(&o["state_listing"][&k]);
+        assert!(
+            !listing
+                .iter()
+                .any(|p| iam_match(p, "env:/") || iam_match(p, &format!("env:/pr-4/app/{env}/"))),
+            "{k}'s deploy role lists no workspaces: {listing:?}"
+        );
+    }
+    // dev's preview role: the previews' workspace state and lock files, nothing else.
+    let pk = list(&o["preview_objects"]["app/dev"]);
+    for key in [
+        b("dev", "env:/pr-4/app/dev/terraform.tfstate"),
+        b("dev", "env:/pr-4/app/dev/terraform.tfstate.tflock"),
+        b("dev", "env:/pr-123/shared/app/dev/net.tfstate"),
+    ] {
+        assert!(pk.iter().any(|p| iam_match(p, &key)), "{key}: {pk:?}");
+    }
+    for key in [
+        b("dev", "app/dev/terraform.tfstate"),
+        b("dev", "app/dev/terraform.tfstate.tflock"),
+        b("dev", "shared/app/dev/net.tfstate"),
+        b("dev", "env:/feature/app/dev/terraform.tfstate"),
+        b("dev", "env:/pr-4/other/dev/terraform.tfstate"),
+        b("dev", "previews/pr-4/app/dev/terraform.tfstate"),
+        b("staging", "env:/pr-4/app/staging/terraform.tfstate"),
+    ] {
+        assert!(
+            !pk.iter().any(|p| iam_match(p, &key)),
+            "dev's preview role must not touch {key}: {pk:?}"
+        );
+    }
+    let pl = list(&o["preview_listing"]["app/dev"]);
+    assert!(pl.iter().any(|p| iam_match(p, "env:/")), "{pl:?}");
+    assert!(
+        !pl.iter()
+            .any(|p| iam_match(p, "app/") || iam_match(p, "app/dev/terraform.tfstate")),
+        "the preview role lists no default-workspace key: {pl:?}"
+    );
+    // A repository with its own workspace_key_prefix: its previews live under it.
+    let tk = list(&o["preview_objects"]["tools/dev"]);
+    assert!(tk
+        .iter()
+        .any(|p| iam_match(p, &b("dev", "previews/pr-4/app/dev/terraform.tfstate"))));
+    assert!(!tk
+        .iter()
+        .any(|p| iam_match(p, &b("dev", "env:/pr-4/app/dev/terraform.tfstate"))));
+
     // Who has previews: the binaries' rule (src/envs.rs), and never a production environment.
     let locals = std::fs::read_to_string(root().join("terraform/core/locals.tf")).unwrap();
-    let words = locals.split_whitespace().collect::<Vec<_>>().join(" ");
+    let words = squeeze(&locals);
     assert!(
         words.contains(
             r#"previews = try(e.previews, i == 0 && e.name == "dev" && !try(e.production, false))"#
-        ) && words.contains("previews = e.previews && !e.production"),
+        ) && words.contains("previews = e.previews && !e.production")
+            && words.contains(
+                "preview_envs = { for k, e in local.envs : k => e if e.previews && !e.production }"
+            ),
         "only the first, non-production `dev` (or `previews: true`), never production:\n{locals}"
     );
     // The plan role: still no write, and no workspace object.
     let plan = core_block(r#"data "aws_iam_policy_document" "plan""#);
-    assert!(!plan.contains("env:/pr-"), "{plan}");
+    assert!(
+        !plan.contains("env:/pr-") && !plan.contains("preview"),
+        "{plan}"
+    );
     assert!(!plan.contains("s3:PutObject") && !plan.contains("s3:DeleteObject"));
+}
+
+// #18: the GitHub side of previews. Each environment with previews gets `<env>-preview` (never
+// `<env>`, whose branch policy admits only its own branch): a branch policy of its own, optional
+// reviewers, and variables naming the preview role (no deploy or plan role).
+#[test]
+fn e2e_terraform_preview_environments_are_their_own() {
+    let squeeze = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let env = squeeze(&core_block(
+        r#"resource "github_repository_environment" "preview""#,
+    ));
+    for want in [
+        "for_each = local.preview_envs",
+        r#"environment = "${each.value.name}-preview""#,
+        "protected_branches = false custom_branch_policies = true",
+        "dynamic \"reviewers\"",
+        "preview_reviewers",
+    ] {
+        assert!(env.contains(want), "`{want}`:\n{env}");
+    }
+    let policy = squeeze(&core_block(
+        r#"resource "github_repository_environment_deployment_policy" "preview""#,
+    ));
+    assert!(
+        policy.contains("github_repository_environment.preview[each.value.env].environment")
+            && policy.contains("var.repositories[e.repository].preview_branch_patterns"),
+        "{policy}"
+    );
+    // dev's own environment still admits only dev's branch.
+    let deploy_policy = squeeze(&core_block(
+        r#"resource "github_repository_environment_deployment_policy" "deploy""#,
+    ));
+    assert!(
+        deploy_policy.contains("branch_pattern = each.value.branch"),
+        "{deploy_policy}"
+    );
+    let vars = core_block(r#"resource "github_actions_environment_variable" "preview""#);
+    assert!(vars.contains("github_repository_environment.preview[each.value.env].environment"));
+    let github = std::fs::read_to_string(root().join("terraform/core/github.tf")).unwrap();
+    let at = github.find("preview_variables = merge(").unwrap();
+    let block = &github[at..at + github[at..].find("}]...)").unwrap()];
+    assert!(
+        block.contains("AWS_PREVIEW_ROLE_ARN    = local.preview_role_arns[k]"),
+        "{block}"
+    );
+    assert!(
+        !block.contains("DEPLOY_ROLE") && !block.contains("PLAN_ROLE"),
+        "{block}"
+    );
 }
 
 // drift.yml: scheduled and by hand; per environment (matrix) it plans the commit behind
