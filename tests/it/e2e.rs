@@ -36,6 +36,9 @@ const TEMPLATES: &[&str] = &[
 /// Where our own actions are referenced from in the templates.
 const OUR_PREFIX: &str = "gitops-actions/gitops-actions/actions/";
 
+/// Our root action (action.yml: installs every binary onto PATH), as the templates name it.
+const ROOT_ACTION: &str = "gitops-actions/gitops-actions@";
+
 /// Third-party actions the templates may use: the pinned commit, the release it is, and the
 /// inputs that release declares (from its `action.yml`). A new pin or input must be added here
 /// after checking that release's `action.yml`.
@@ -249,6 +252,28 @@ fn our_pin(text: &str, name: &str, reference: &str) -> Result<(String, String), 
     }
 }
 
+/// The root action pinned at `reference`: a full commit SHA, and the line carries the release.
+fn our_root_pin(text: &str, reference: &str) -> Result<(String, String), String> {
+    let sha = regex_lite::Regex::new("^[0-9a-f]{40}$").unwrap();
+    if !sha.is_match(reference) {
+        return Err(format!(
+            "our root action must be pinned by full commit SHA (`@<40 hex> # vX.Y.Z`), not `@{reference}`"
+        ));
+    }
+    let line = regex_lite::Regex::new(&format!(
+        r"(?m)^\s*(?:- )?uses: {}{} # (v[0-9]+\.[0-9]+\.[0-9]+)$",
+        regex_lite::escape(ROOT_ACTION),
+        reference
+    ))
+    .unwrap();
+    match line.captures(text) {
+        Some(c) => Ok((reference.to_string(), c[1].to_string())),
+        None => Err(format!(
+            "the pin must carry its release: `{ROOT_ACTION}{reference} # vX.Y.Z`"
+        )),
+    }
+}
+
 fn uses_in(file: &str, wf: &Value) -> Vec<Use> {
     let mut out = Vec::new();
     let jobs = wf.get("jobs").and_then(Value::as_mapping).expect("jobs");
@@ -307,7 +332,26 @@ fn e2e_templates_name_real_actions_inputs_and_outputs() {
         let mut step_action: BTreeMap<(String, String), String> = BTreeMap::new();
         for u in uses_in(file, &wf) {
             let at = format!("{}: job `{}`: `{}`", u.file, u.job, u.uses);
-            if let Some(rest) = u.uses.strip_prefix(OUR_PREFIX) {
+            if let Some(reference) = u.uses.strip_prefix(ROOT_ACTION) {
+                // The root action: installs every binary onto PATH; no inputs.
+                match our_root_pin(&text, reference) {
+                    Ok(pin) => {
+                        pins.insert(pin);
+                    }
+                    Err(why) => problems.push(format!("{at}: {why}")),
+                }
+                let root_action: Value = serde_yaml_ng::from_str(
+                    &std::fs::read_to_string(root().join("action.yml")).unwrap(),
+                )
+                .unwrap();
+                let inputs: BTreeSet<String> =
+                    map_keys(root_action.get("inputs")).into_iter().collect();
+                for k in u.with.keys() {
+                    if !inputs.contains(k) {
+                        problems.push(format!("{at}: `{k}` is not an input of the root action"));
+                    }
+                }
+            } else if let Some(rest) = u.uses.strip_prefix(OUR_PREFIX) {
                 let (name, reference) = rest.split_once('@').unwrap_or((rest, ""));
                 match our_pin(&text, name, reference) {
                     Ok(pin) => {
@@ -589,7 +633,7 @@ fn e2e_pin_script_rewrites_every_reference_of_ours_and_nothing_else() {
             let (_, wf) = load(f);
             uses_in(f, &wf)
                 .iter()
-                .filter(|u| u.uses.starts_with(OUR_PREFIX))
+                .filter(|u| u.uses.starts_with(OUR_PREFIX) || u.uses.starts_with(ROOT_ACTION))
                 .count()
         })
         .sum();
@@ -626,6 +670,15 @@ fn e2e_pin_script_rewrites_every_reference_of_ours_and_nothing_else() {
                 continue;
             }
             let (head, rest) = a.split_once("uses: ").expect("only uses: lines change");
+            if rest.starts_with(ROOT_ACTION) {
+                assert_eq!(
+                    *b,
+                    format!("{head}uses: {ROOT_ACTION}{sha} # v1.4.2"),
+                    "{f}"
+                );
+                rewritten += 1;
+                continue;
+            }
             let name = rest
                 .strip_prefix(OUR_PREFIX)
                 .unwrap()
@@ -649,6 +702,11 @@ fn e2e_pin_script_rewrites_every_reference_of_ours_and_nothing_else() {
                 let (name, reference) = rest.split_once('@').unwrap();
                 assert_eq!(
                     our_pin(text, name, reference),
+                    Ok((sha.to_string(), "v1.4.2".to_string()))
+                );
+            } else if let Some(reference) = u.uses.strip_prefix(ROOT_ACTION) {
+                assert_eq!(
+                    our_root_pin(text, reference),
                     Ok((sha.to_string(), "v1.4.2".to_string()))
                 );
             }
@@ -1365,6 +1423,10 @@ fn e2e_demo_runs_the_whole_flow_and_leaves_the_expected_tags() {
         "second push -> preview",
         "forged preview of prod",
         "pull request closed",
+        // The sweep: two orphans and a broken preview in one scheduled run, then the retry.
+        "2 orphans + 1 broken",
+        "sweep (schedule)",
+        "next sweep",
     ] {
         assert!(stderr.contains(step), "timeline lacks `{step}`:\n{stderr}");
     }
@@ -1509,6 +1571,23 @@ fn e2e_preview_template_keeps_forks_out_and_never_cancels_an_apply() {
     let mut target: Value = wf.clone();
     target["on"]["pull_request_target"] = Value::Null;
     assert!(!preview_fork_problems(&target).is_empty());
+    // ... and a destroy job (it holds dev-preview's credential) without it is caught too.
+    let mut broken = wf.clone();
+    broken["jobs"]["destroy"]["if"] = Value::from("${{ needs.targets.outputs.workspaces != '' }}");
+    assert!(preview_fork_problems(&broken)
+        .iter()
+        .any(|m| m.contains("`destroy`")));
+    // The binary decides (never a fork): preview-check gets the head's repository, and the
+    // reason is the job's output and summary (the fork's token may not comment).
+    let check_step = uses_in("preview.yml", &wf)
+        .into_iter()
+        .find(|u| u.job == "check" && u.step_id.as_deref() == Some("check"))
+        .expect("the check job's preview-check step");
+    assert_eq!(check_step.with["command"].as_str(), Some("preview-check"));
+    assert_eq!(
+        check_step.with["head-repository"].as_str(),
+        Some("${{ github.event.pull_request.head.repo.full_name }}")
+    );
 
     // Concurrency: no workflow-level group (it would cancel applies); the plan cancels, the
     // apply and destroy never do, and they share one group per pull request.
@@ -1539,12 +1618,94 @@ fn e2e_preview_template_keeps_forks_out_and_never_cancels_an_apply() {
         apply_group,
         "gitops-preview-pr-${{ github.event.pull_request.number }}"
     );
-    // The destroy runs for one workspace `pr-<n>`: the same group name as the apply's.
-    assert_eq!(
-        destroy_group,
-        "gitops-preview-${{ needs.targets.outputs.workspace }}"
-    );
+    // For a closed pull request the destroy's group IS the apply's (`pr-<n>`); the sweep has
+    // its own (`gitops-preview-pr-sweep`, no pull request number there).
+    assert_eq!(destroy_group, apply_group.replace(" }}", " || 'sweep' }}"));
     assert_ne!(plan_group, apply_group);
+
+    // The GitHub environments (#18): every job that holds a credential runs in `dev-preview`
+    // (its branch policy admits pull-request heads; dev's own admits only dev), with dev's
+    // PREVIEW role, never dev's deploy role; the jobs that serve forks or only list name none.
+    for (job, env) in [
+        ("check", None),
+        ("plan", Some("dev-preview")),
+        ("apply", Some("dev-preview")),
+        ("targets", None),
+        ("destroy", Some("dev-preview")),
+    ] {
+        assert_eq!(
+            jobs[job].get("environment").and_then(Value::as_str),
+            env,
+            "job `{job}`'s environment"
+        );
+    }
+    assert_eq!(
+        wf["jobs"].as_mapping().unwrap().len(),
+        5,
+        "a new job must be added to the environment table above"
+    );
+    assert!(
+        !text.contains("AWS_DEPLOY_ROLE_ARN") && !text.contains("AWS_PLAN_ROLE_ARN"),
+        "preview.yml names only the preview role"
+    );
+    for u in uses_in("preview.yml", &wf) {
+        if u.uses.contains("/actions/oidc-login@") {
+            assert_eq!(
+                u.with["role-to-assume"].as_str(),
+                Some("${{ vars.AWS_PREVIEW_ROLE_ARN }}"),
+                "job `{}`",
+                u.job
+            );
+        }
+    }
+    let destroy = serde_yaml_ng::to_string(&jobs["destroy"]).unwrap();
+    assert!(
+        destroy.contains("ROLE_ARN: ${{ vars.AWS_PREVIEW_ROLE_ARN }}"),
+        "{destroy}"
+    );
+    // Terraform never reads the default workspace's state (the preview role may not): the
+    // workspace is selected by TF_WORKSPACE from init on, in every job that runs terraform.
+    for job in ["plan", "apply"] {
+        assert_eq!(
+            jobs[job]["env"]["TF_WORKSPACE"].as_str(),
+            Some("pr-${{ github.event.pull_request.number }}"),
+            "job `{job}`"
+        );
+    }
+    assert!(
+        destroy.contains(r#"export TF_WORKSPACE="$ws""#),
+        "{destroy}"
+    );
+    assert!(
+        !text.contains("terraform workspace select") && !destroy.contains("workspace select"),
+        "no workspace switch through the default workspace"
+    );
+    // The sweep destroys EVERY listed preview in one run: one job loops over the list, one
+    // failure does not stop the others, and each preview is gated and closed on its own.
+    assert_eq!(
+        jobs["targets"]["outputs"]["workspaces"].as_str(),
+        Some("${{ steps.closed.outputs.workspaces || steps.sweep.outputs.workspaces }}")
+    );
+    for want in [
+        "WORKSPACES: ${{ needs.targets.outputs.workspaces }}",
+        "for ws in $list; do",
+        "oidc-login --role-to-assume",
+        "--workspace \"$ws\"",
+        "plan-gate --plan",
+        "tag-deploy preview-close --environment dev",
+        "terraform -chdir=\"$TF_DIR\" workspace delete",
+        "GITHUB_STEP_SUMMARY",
+        "exit \"$worst\"",
+    ] {
+        assert!(
+            destroy.contains(want),
+            "the destroy loop needs `{want}`:\n{destroy}"
+        );
+    }
+    assert!(
+        !destroy.contains("set -e") && destroy.contains("set +e -uo pipefail"),
+        "one failure must not end the loop"
+    );
 
     // Every step of ours that names the environment passes the workspace; the preview is never
     // recorded with `record` (that would move deploy/dev/current).
