@@ -127,8 +127,12 @@ preview_demo() {
   printf 'preview dev/pr-40: broken\n\nPreview.\n\nEnvironment: dev\nWorkspace: pr-40\nPull-Request: 40\nOpened: %s\n' "$old" > "$dir/msg"
   git -C "$dir" tag -a -F "$dir/msg" deploy/dev/preview/pr-40 origin/dev
   git -C "$dir" push -q origin refs/tags/deploy/dev/preview/pr-40
-  account_s3 dev -X PUT --data-binary 'not a terraform state' -o /dev/null \
+  # (octet-stream: with curl's default form type moto stores an empty object, which Terraform
+  # reads as an empty state.)
+  account_s3 dev -X PUT -H 'Content-Type: application/octet-stream' --data-binary 'not a terraform state' -o /dev/null \
     "$MOTO/gitops-dev-tfstate/env:/pr-40/app/dev/terraform.tfstate" || fail "could not write pr-40's state"
+  [ "$(account_s3 dev "$MOTO/gitops-dev-tfstate/env:/pr-40/app/dev/terraform.tfstate")" = 'not a terraform state' ] ||
+    fail "pr-40's broken state did not reach moto as written"
   timeline "2 orphans + 1 broken" "dev" "-" "-" "deploy/dev/preview/pr-{40,42,43}" "records aged 8 days (max-age 7d)"
 
   preview_sweep preview-sweep

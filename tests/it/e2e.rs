@@ -1676,6 +1676,19 @@ fn e2e_preview_template_keeps_forks_out_and_never_cancels_an_apply() {
         destroy.contains(r#"export TF_WORKSPACE="$ws""#),
         "{destroy}"
     );
+    // A new workspace is created through a scratch root whose state key is the workspace's
+    // key (a plain `init` would read the default workspace's state), and only when that state
+    // holds nothing, so the empty apply there can never destroy anything.
+    for job in ["plan", "apply", "destroy"] {
+        let t = serde_yaml_ng::to_string(&jobs[job]).unwrap();
+        assert!(
+            t.contains("/${STATE_KEY}\"")
+                && t.contains("-backend-config=\"key=${WORKSPACE_KEY_PREFIX}/")
+                && t.contains("show -json)")
+                && t.contains(r#"!= *'"values"'* ]]; then"#),
+            "job `{job}` must create a new workspace through the scratch root, guarded:\n{t}"
+        );
+    }
     assert!(
         !text.contains("terraform workspace select") && !destroy.contains("workspace select"),
         "no workspace switch through the default workspace"
