@@ -59,10 +59,11 @@ locals {
 
 # What the account modules created, merged across accounts.
 locals {
-  plan_role_arns = merge([for a in values(local.account_outputs) : a.plan_role_arns]...)
-  registry_urls  = merge([for a in values(local.account_outputs) : a.registry_urls]...)
-  state_buckets  = merge([for a in values(local.account_outputs) : a.state_buckets]...)
-  registry_hosts = { for n, a in local.account_outputs : n => a.registry_host }
+  plan_role_arns    = merge([for a in values(local.account_outputs) : a.plan_role_arns]...)
+  preview_role_arns = merge([for a in values(local.account_outputs) : a.preview_role_arns]...)
+  registry_urls     = merge([for a in values(local.account_outputs) : a.registry_urls]...)
+  state_buckets     = merge([for a in values(local.account_outputs) : a.state_buckets]...)
+  registry_hosts    = { for n, a in local.account_outputs : n => a.registry_host }
 }
 
 check "every_account_has_its_module" {

@@ -1,7 +1,9 @@
 # The GitHub side, per repository: one deployment environment per environment (only its own
 # branch may deploy to it; production environments wait for reviewers), one `<env>-plan`
-# environment for pull-request plans (no reviewers, only the read-only role, branches only), and
-# the variables the workflow templates read (they point into the environment's own account).
+# environment for pull-request plans (no reviewers, only the read-only role, branches only), one
+# `<env>-preview` environment per environment that allows previews (#18: pull-request branches,
+# only the preview role, optional reviewers), and the variables the workflow templates read
+# (they point into the environment's own account).
 # Role ARNs and bucket names are not secrets: they are variables.
 
 locals {
@@ -95,6 +97,59 @@ resource "github_repository_environment_deployment_policy" "plan" {
   branch_pattern = each.value.pattern
 }
 
+# Previews (#18): preview.yml's jobs run in `<env>-preview`, never in `<env>`, whose policy admits
+# only the environment's own branch (widening it would hand the deploy role to any pushed branch).
+# For a `pull_request` run GitHub evaluates an environment's deployment branch policy against the
+# pull request's HEAD branch, not `refs/pull/<n>/merge` (the run's `head_branch`; GitHub's
+# changelog 2023-08-10 "Actions runs triggered from tags or forks with the same name as a
+# protected branch will now be blocked" hardens exactly that evaluation for fork heads; a public
+# reproduction, github.com/thejcannon/ticket-3517845, shows a PR-triggered job refused with
+# `Branch "<head branch>" is not allowed to deploy to <env>`); the scheduled sweep is evaluated
+# against its branch (preview_sweep_branch, the default branch). The patterns are Ruby
+# File.fnmatch patterns where `*` does not match `/` (GitHub's REST description of
+# deployment-branch-policy name patterns), so the default `**/*` admits every branch name. As
+# for `<env>-plan`, a branch pattern cannot tell a pull request from a push: that the run IS a
+# pull request (or the sweep) of preview.yml is enforced where the credential is issued, the
+# preview role's trust policy (`ref`, `job_workflow_ref`), and what the credential can do is
+# the preview role's policy (workspace state only). Reviewers are optional (preview_reviewers).
+resource "github_repository_environment" "preview" {
+  for_each            = local.preview_envs
+  repository          = each.value.repository
+  environment         = "${each.value.name}-preview"
+  prevent_self_review = length(var.repositories[each.value.repository].preview_reviewers.users) + length(var.repositories[each.value.repository].preview_reviewers.teams) > 0
+  can_admins_bypass   = true
+
+  dynamic "reviewers" {
+    for_each = length(var.repositories[each.value.repository].preview_reviewers.users) + length(var.repositories[each.value.repository].preview_reviewers.teams) > 0 ? [var.repositories[each.value.repository].preview_reviewers] : []
+    content {
+      users = reviewers.value.users
+      teams = reviewers.value.teams
+    }
+  }
+
+  deployment_branch_policy {
+    protected_branches     = false
+    custom_branch_policies = true
+  }
+
+  lifecycle {
+    precondition {
+      condition     = alltrue([for p in local.repos[each.value.repository].state_prefixes : !startswith(p, "${local.repos[each.value.repository].workspace_key_prefix}/")])
+      error_message = "Repository ${each.value.repository}: a state prefix starts with its workspace_key_prefix, so the preview role's workspace keys would include default-workspace state."
+    }
+  }
+}
+
+resource "github_repository_environment_deployment_policy" "preview" {
+  for_each = merge([for k, e in local.preview_envs : {
+    for pattern in var.repositories[e.repository].preview_branch_patterns : "${k} ${pattern}" => { env = k, pattern = pattern }
+  }]...)
+
+  repository     = local.envs[each.value.env].repository
+  environment    = github_repository_environment.preview[each.value.env].environment
+  branch_pattern = each.value.pattern
+}
+
 locals {
   # Per repository environment: what its jobs need, in the environment's own account (and, for
   # the copy of the tested digest, where the environment below keeps it — another account, maybe).
@@ -132,6 +187,21 @@ locals {
       ECR_REPOSITORY    = e.registries[local.env_variables[k].first_image]
     } : "${k}/${name}" => { env = k, name = name, value = value }
   }]...)
+
+  # `<env>-preview` (#18): the preview role, the environment's bucket and key (the workspace
+  # state lives at <TF_WORKSPACE_KEY_PREFIX>/pr-<n>/<TF_STATE_KEY>), its registry. No deploy or
+  # plan role ARN: preview.yml cannot name one by mistake.
+  preview_variables = merge([for k, e in local.preview_envs : {
+    for name, value in {
+      AWS_REGION              = var.aws_region
+      AWS_PREVIEW_ROLE_ARN    = local.preview_role_arns[k]
+      TF_STATE_BUCKET         = local.env_variables[k].bucket
+      TF_STATE_KEY            = e.state_key
+      TF_WORKSPACE_KEY_PREFIX = local.repos[e.repository].workspace_key_prefix
+      ECR_REGISTRY            = local.env_variables[k].registry
+      ECR_REPOSITORY          = e.registries[local.env_variables[k].first_image]
+    } : "${k}/${name}" => { env = k, name = name, value = value }
+  }]...)
 }
 
 resource "github_actions_environment_variable" "deploy" {
@@ -146,6 +216,14 @@ resource "github_actions_environment_variable" "plan" {
   for_each      = local.plan_variables
   repository    = local.envs[each.value.env].repository
   environment   = github_repository_environment.plan[each.value.env].environment
+  variable_name = each.value.name
+  value         = each.value.value
+}
+
+resource "github_actions_environment_variable" "preview" {
+  for_each      = local.preview_variables
+  repository    = local.envs[each.value.env].repository
+  environment   = github_repository_environment.preview[each.value.env].environment
   variable_name = each.value.name
   value         = each.value.value
 }

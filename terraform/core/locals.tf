@@ -19,6 +19,15 @@ locals {
     # ... or a run of the drift workflow from its branch (a refresh-only plan of the deployed commit).
     drift_ref              = "refs/heads/${c.drift_branch}"
     drift_job_workflow_ref = "${var.github_owner}/${r}/${c.drift_workflow}@refs/heads/${c.drift_branch}"
+    # What a preview role's trust policy requires besides `sub` (#18): a pull-request run of the
+    # preview workflow (opened ... closed), or its scheduled sweep / Run workflow on the sweep
+    # branch (reviewed code); each job_workflow_ref names its own ref.
+    preview_refs = ["refs/pull/*/merge", "refs/heads/${c.preview_sweep_branch}"]
+    preview_job_workflow_refs = [
+      "${var.github_owner}/${r}/${c.preview_workflow}@refs/pull/*/merge",
+      "${var.github_owner}/${r}/${c.preview_workflow}@refs/heads/${c.preview_sweep_branch}",
+    ]
+    workspace_key_prefix = c.workspace_key_prefix
     # The state key prefixes its stacks use (the one-stack TF_STATE_KEY is the first + <env>/terraform.tfstate).
     state_prefixes = try(local.config[r]["state-prefixes"], ["${r}/"])
     images         = try(local.config[r].registries, [r])
@@ -63,10 +72,19 @@ locals {
     deploy_plan_job_workflow_refs = [for w in var.repositories[e.repository].deploy_workflows : "${local.repos[e.repository].full_name}/${w}@refs/heads/${e.branch}"]
     state_prefixes                = local.repos[e.repository].state_prefixes
     previews                      = e.previews && !e.production
+    preview_sub                   = "${local.repos[e.repository].sub_repo}:environment:${e.name}-preview"
+    preview_refs                  = local.repos[e.repository].preview_refs
+    preview_job_workflow_refs     = local.repos[e.repository].preview_job_workflow_refs
+    workspace_key_prefix          = local.repos[e.repository].workspace_key_prefix
+    preview_policy_arns           = coalesce(var.repositories[e.repository].preview_policy_arns, var.repositories[e.repository].app_deploy_policy_arns)
     registries                    = e.registries
     app_deploy_policy_arns        = var.repositories[e.repository].app_deploy_policy_arns
     plan_policy_arns              = var.repositories[e.repository].plan_policy_arns
   } if e.account == a } }
+
+  # The environments with previews (#18): each gets a GitHub environment `<env>-preview` and a
+  # role of its own (github.tf, modules/environment-account/iam.tf); never a production one.
+  preview_envs = { for k, e in local.envs : k => e if e.previews && !e.production }
 
   # ... which next environment's deploy role may pull from each of its registries ...
   account_pullers = { for a, _ in var.accounts : a => merge([for k, e in local.envs : {

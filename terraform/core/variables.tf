@@ -85,7 +85,9 @@ variable "repositories" {
     `.github/gitops.yml` (environments in promotion order with branch, production, reviewers,
     aws-account-id; `registries`; `state-prefixes`) — `stacks check-core` fails when the two
     disagree. `repository_id` is needed for the immutable `sub` form. The rest are the
-    repository's GitHub variables and policies.
+    repository's GitHub variables and policies; the `preview_*` ones and
+    `workspace_key_prefix` shape the `<env>-preview` GitHub environment and role of every
+    environment that allows previews (README.md, "Preview environments").
   EOT
   type = map(object({
     config                 = string
@@ -99,6 +101,16 @@ variable "repositories" {
     plan_branch_patterns   = optional(list(string), ["**/*"])
     app_deploy_policy_arns = optional(list(string), [])
     plan_policy_arns       = optional(list(string), [])
+    # Preview environments (#18), for the repository's environments that allow previews.
+    preview_workflow        = optional(string, ".github/workflows/preview.yml")
+    preview_sweep_branch    = optional(string, "main")
+    preview_branch_patterns = optional(list(string), ["**/*"])
+    preview_reviewers = optional(object({
+      users = optional(list(number), [])
+      teams = optional(list(number), [])
+    }), {})
+    workspace_key_prefix = optional(string, "env:")
+    preview_policy_arns  = optional(list(string))
   }))
 
   validation {
@@ -129,6 +141,27 @@ variable "repositories" {
   validation {
     condition     = alltrue([for c in values(var.repositories) : length(c.plan_branch_patterns) > 0 && alltrue([for p in c.plan_branch_patterns : length(trimspace(p)) > 0 && !startswith(p, "refs/")])])
     error_message = "plan_branch_patterns needs at least one non-empty branch-name pattern (without refs/heads/)."
+  }
+
+  validation {
+    condition     = alltrue([for c in values(var.repositories) : can(regex("^\\.github/workflows/[A-Za-z0-9_.-]+\\.ya?ml$", c.preview_workflow)) && can(regex("^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$", c.preview_sweep_branch)) && !strcontains(c.preview_sweep_branch, "..")])
+    error_message = "preview_workflow must be a path like .github/workflows/preview.yml, and preview_sweep_branch (the branch the scheduled sweep runs on: the default branch) a branch name without refs/heads/."
+  }
+
+  validation {
+    condition     = alltrue([for c in values(var.repositories) : length(c.preview_branch_patterns) > 0 && alltrue([for p in c.preview_branch_patterns : length(trimspace(p)) > 0 && !startswith(p, "refs/")])])
+    error_message = "preview_branch_patterns needs at least one non-empty branch-name pattern (without refs/heads/)."
+  }
+
+  validation {
+    condition     = alltrue([for c in values(var.repositories) : length(c.preview_reviewers.users) + length(c.preview_reviewers.teams) <= 6])
+    error_message = "preview_reviewers: GitHub accepts at most 6 required reviewers (users and teams) per environment."
+  }
+
+  # The S3 backend keeps a workspace's state at <workspace_key_prefix>/<workspace>/<key>.
+  validation {
+    condition     = alltrue([for c in values(var.repositories) : can(regex("^[A-Za-z0-9_.:-]{1,64}$", c.workspace_key_prefix))])
+    error_message = "workspace_key_prefix must be 1-64 letters, digits, '.', '_', ':' or '-' (no '/'): the S3 backend's prefix of workspace state keys (default env:)."
   }
 }
 

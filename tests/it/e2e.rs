@@ -36,6 +36,9 @@ const TEMPLATES: &[&str] = &[
 /// Where our own actions are referenced from in the templates.
 const OUR_PREFIX: &str = "gitops-actions/gitops-actions/actions/";
 
+/// Our root action (action.yml: installs every binary onto PATH), as the templates name it.
+const ROOT_ACTION: &str = "gitops-actions/gitops-actions@";
+
 /// Third-party actions the templates may use: the pinned commit, the release it is, and the
 /// inputs that release declares (from its `action.yml`). A new pin or input must be added here
 /// after checking that release's `action.yml`.
@@ -249,6 +252,28 @@ fn our_pin(text: &str, name: &str, reference: &str) -> Result<(String, String), 
     }
 }
 
+/// The root action pinned at `reference`: a full commit SHA, and the line carries the release.
+fn our_root_pin(text: &str, reference: &str) -> Result<(String, String), String> {
+    let sha = regex_lite::Regex::new("^[0-9a-f]{40}$").unwrap();
+    if !sha.is_match(reference) {
+        return Err(format!(
+            "our root action must be pinned by full commit SHA (`@<40 hex> # vX.Y.Z`), not `@{reference}`"
+        ));
+    }
+    let line = regex_lite::Regex::new(&format!(
+        r"(?m)^\s*(?:- )?uses: {}{} # (v[0-9]+\.[0-9]+\.[0-9]+)$",
+        regex_lite::escape(ROOT_ACTION),
+        reference
+    ))
+    .unwrap();
+    match line.captures(text) {
+        Some(c) => Ok((reference.to_string(), c[1].to_string())),
+        None => Err(format!(
+            "the pin must carry its release: `{ROOT_ACTION}{reference} # vX.Y.Z`"
+        )),
+    }
+}
+
 fn uses_in(file: &str, wf: &Value) -> Vec<Use> {
     let mut out = Vec::new();
     let jobs = wf.get("jobs").and_then(Value::as_mapping).expect("jobs");
@@ -307,7 +332,26 @@ fn e2e_templates_name_real_actions_inputs_and_outputs() {
         let mut step_action: BTreeMap<(String, String), String> = BTreeMap::new();
         for u in uses_in(file, &wf) {
             let at = format!("{}: job `{}`: `{}`", u.file, u.job, u.uses);
-            if let Some(rest) = u.uses.strip_prefix(OUR_PREFIX) {
+            if let Some(reference) = u.uses.strip_prefix(ROOT_ACTION) {
+                // The root action: installs every binary onto PATH; no inputs.
+                match our_root_pin(&text, reference) {
+                    Ok(pin) => {
+                        pins.insert(pin);
+                    }
+                    Err(why) => problems.push(format!("{at}: {why}")),
+                }
+                let root_action: Value = serde_yaml_ng::from_str(
+                    &std::fs::read_to_string(root().join("action.yml")).unwrap(),
+                )
+                .unwrap();
+                let inputs: BTreeSet<String> =
+                    map_keys(root_action.get("inputs")).into_iter().collect();
+                for k in u.with.keys() {
+                    if !inputs.contains(k) {
+                        problems.push(format!("{at}: `{k}` is not an input of the root action"));
+                    }
+                }
+            } else if let Some(rest) = u.uses.strip_prefix(OUR_PREFIX) {
                 let (name, reference) = rest.split_once('@').unwrap_or((rest, ""));
                 match our_pin(&text, name, reference) {
                     Ok(pin) => {
@@ -589,7 +633,7 @@ fn e2e_pin_script_rewrites_every_reference_of_ours_and_nothing_else() {
             let (_, wf) = load(f);
             uses_in(f, &wf)
                 .iter()
-                .filter(|u| u.uses.starts_with(OUR_PREFIX))
+                .filter(|u| u.uses.starts_with(OUR_PREFIX) || u.uses.starts_with(ROOT_ACTION))
                 .count()
         })
         .sum();
@@ -626,6 +670,15 @@ fn e2e_pin_script_rewrites_every_reference_of_ours_and_nothing_else() {
                 continue;
             }
             let (head, rest) = a.split_once("uses: ").expect("only uses: lines change");
+            if rest.starts_with(ROOT_ACTION) {
+                assert_eq!(
+                    *b,
+                    format!("{head}uses: {ROOT_ACTION}{sha} # v1.4.2"),
+                    "{f}"
+                );
+                rewritten += 1;
+                continue;
+            }
             let name = rest
                 .strip_prefix(OUR_PREFIX)
                 .unwrap()
@@ -649,6 +702,11 @@ fn e2e_pin_script_rewrites_every_reference_of_ours_and_nothing_else() {
                 let (name, reference) = rest.split_once('@').unwrap();
                 assert_eq!(
                     our_pin(text, name, reference),
+                    Ok((sha.to_string(), "v1.4.2".to_string()))
+                );
+            } else if let Some(reference) = u.uses.strip_prefix(ROOT_ACTION) {
+                assert_eq!(
+                    our_root_pin(text, reference),
                     Ok((sha.to_string(), "v1.4.2".to_string()))
                 );
             }
@@ -1365,6 +1423,10 @@ fn e2e_demo_runs_the_whole_flow_and_leaves_the_expected_tags() {
         "second push -> preview",
         "forged preview of prod",
         "pull request closed",
+        // The sweep: two orphans and a broken preview in one scheduled run, then the retry.
+        "2 orphans + 1 broken",
+        "sweep (schedule)",
+        "next sweep",
     ] {
         assert!(stderr.contains(step), "timeline lacks `{step}`:\n{stderr}");
     }
@@ -1509,6 +1571,23 @@ fn e2e_preview_template_keeps_forks_out_and_never_cancels_an_apply() {
     let mut target: Value = wf.clone();
     target["on"]["pull_request_target"] = Value::Null;
     assert!(!preview_fork_problems(&target).is_empty());
+    // ... and a destroy job (it holds dev-preview's credential) without it is caught too.
+    let mut broken = wf.clone();
+    broken["jobs"]["destroy"]["if"] = Value::from("${{ needs.targets.outputs.workspaces != '' }}");
+    assert!(preview_fork_problems(&broken)
+        .iter()
+        .any(|m| m.contains("`destroy`")));
+    // The binary decides (never a fork): preview-check gets the head's repository, and the
+    // reason is the job's output and summary (the fork's token may not comment).
+    let check_step = uses_in("preview.yml", &wf)
+        .into_iter()
+        .find(|u| u.job == "check" && u.step_id.as_deref() == Some("check"))
+        .expect("the check job's preview-check step");
+    assert_eq!(check_step.with["command"].as_str(), Some("preview-check"));
+    assert_eq!(
+        check_step.with["head-repository"].as_str(),
+        Some("${{ github.event.pull_request.head.repo.full_name }}")
+    );
 
     // Concurrency: no workflow-level group (it would cancel applies); the plan cancels, the
     // apply and destroy never do, and they share one group per pull request.
@@ -1539,12 +1618,107 @@ fn e2e_preview_template_keeps_forks_out_and_never_cancels_an_apply() {
         apply_group,
         "gitops-preview-pr-${{ github.event.pull_request.number }}"
     );
-    // The destroy runs for one workspace `pr-<n>`: the same group name as the apply's.
-    assert_eq!(
-        destroy_group,
-        "gitops-preview-${{ needs.targets.outputs.workspace }}"
-    );
+    // For a closed pull request the destroy's group IS the apply's (`pr-<n>`); the sweep has
+    // its own (`gitops-preview-pr-sweep`, no pull request number there).
+    assert_eq!(destroy_group, apply_group.replace(" }}", " || 'sweep' }}"));
     assert_ne!(plan_group, apply_group);
+
+    // The GitHub environments (#18): every job that holds a credential runs in `dev-preview`
+    // (its branch policy admits pull-request heads; dev's own admits only dev), with dev's
+    // PREVIEW role, never dev's deploy role; the jobs that serve forks or only list name none.
+    for (job, env) in [
+        ("check", None),
+        ("plan", Some("dev-preview")),
+        ("apply", Some("dev-preview")),
+        ("targets", None),
+        ("destroy", Some("dev-preview")),
+    ] {
+        assert_eq!(
+            jobs[job].get("environment").and_then(Value::as_str),
+            env,
+            "job `{job}`'s environment"
+        );
+    }
+    assert_eq!(
+        wf["jobs"].as_mapping().unwrap().len(),
+        5,
+        "a new job must be added to the environment table above"
+    );
+    assert!(
+        !text.contains("AWS_DEPLOY_ROLE_ARN") && !text.contains("AWS_PLAN_ROLE_ARN"),
+        "preview.yml names only the preview role"
+    );
+    for u in uses_in("preview.yml", &wf) {
+        if u.uses.contains("/actions/oidc-login@") {
+            assert_eq!(
+                u.with["role-to-assume"].as_str(),
+                Some("${{ vars.AWS_PREVIEW_ROLE_ARN }}"),
+                "job `{}`",
+                u.job
+            );
+        }
+    }
+    let destroy = serde_yaml_ng::to_string(&jobs["destroy"]).unwrap();
+    assert!(
+        destroy.contains("ROLE_ARN: ${{ vars.AWS_PREVIEW_ROLE_ARN }}"),
+        "{destroy}"
+    );
+    // Terraform never reads the default workspace's state (the preview role may not): the
+    // workspace is selected by TF_WORKSPACE from init on, in every job that runs terraform.
+    for job in ["plan", "apply"] {
+        assert_eq!(
+            jobs[job]["env"]["TF_WORKSPACE"].as_str(),
+            Some("pr-${{ github.event.pull_request.number }}"),
+            "job `{job}`"
+        );
+    }
+    assert!(
+        destroy.contains(r#"export TF_WORKSPACE="$ws""#),
+        "{destroy}"
+    );
+    // A new workspace is created through a scratch root whose state key is the workspace's
+    // key (a plain `init` would read the default workspace's state), and only when that state
+    // holds nothing, so the empty apply there can never destroy anything.
+    for job in ["plan", "apply", "destroy"] {
+        let t = serde_yaml_ng::to_string(&jobs[job]).unwrap();
+        assert!(
+            t.contains("/${STATE_KEY}\"")
+                && t.contains("-backend-config=\"key=${WORKSPACE_KEY_PREFIX}/")
+                && t.contains("show -json)")
+                && t.contains(r#"!= *'"values"'* ]]; then"#),
+            "job `{job}` must create a new workspace through the scratch root, guarded:\n{t}"
+        );
+    }
+    assert!(
+        !text.contains("terraform workspace select") && !destroy.contains("workspace select"),
+        "no workspace switch through the default workspace"
+    );
+    // The sweep destroys EVERY listed preview in one run: one job loops over the list, one
+    // failure does not stop the others, and each preview is gated and closed on its own.
+    assert_eq!(
+        jobs["targets"]["outputs"]["workspaces"].as_str(),
+        Some("${{ steps.closed.outputs.workspaces || steps.sweep.outputs.workspaces }}")
+    );
+    for want in [
+        "WORKSPACES: ${{ needs.targets.outputs.workspaces }}",
+        "for ws in $list; do",
+        "oidc-login --role-to-assume",
+        "--workspace \"$ws\"",
+        "plan-gate --plan",
+        "tag-deploy preview-close --environment dev",
+        "terraform -chdir=\"$TF_DIR\" workspace delete",
+        "GITHUB_STEP_SUMMARY",
+        "exit \"$worst\"",
+    ] {
+        assert!(
+            destroy.contains(want),
+            "the destroy loop needs `{want}`:\n{destroy}"
+        );
+    }
+    assert!(
+        !destroy.contains("set -e") && destroy.contains("set +e -uo pipefail"),
+        "one failure must not end the loop"
+    );
 
     // Every step of ours that names the environment passes the workspace; the preview is never
     // recorded with `record` (that would move deploy/dev/current).
@@ -1572,53 +1746,491 @@ fn e2e_preview_template_keeps_forks_out_and_never_cancels_an_apply() {
     );
 }
 
-// #18: the deploy role of the environment that allows previews (the binaries' default: the
-// first environment, `dev`, not production) may use the S3 backend's workspace state keys
-// `env:/pr-*/<state key>` (and lock files), nothing broader; no other role gets them, and the
-// plan roles still write nothing.
+/// IAM's resource wildcards: `*` any run of characters (`/` included), `?` one character.
+fn iam_match(pattern: &str, s: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), s.chars().collect());
+    let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
+    while j < t.len() {
+        if i < p.len() && (p[i] == '?' || p[i] == t[j]) {
+            i += 1;
+            j += 1;
+        } else if i < p.len() && p[i] == '*' {
+            star = Some(i);
+            mark = j;
+            i += 1;
+        } else if let Some(st) = star {
+            i = st + 1;
+            mark += 1;
+            j = mark;
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|c| *c == '*')
+}
+
 #[test]
-fn e2e_terraform_only_devs_deploy_role_may_use_preview_workspace_state() {
-    // The module of an environment account: the deploy role's two preview statements.
-    let deploy = core_block(r#"data "aws_iam_policy_document" "deploy""#);
+fn iam_wildcards_match_like_iam() {
+    for (p, s, want) in [
+        (
+            "arn:b/env:/pr-*/app/*",
+            "arn:b/env:/pr-4/app/dev/terraform.tfstate",
+            true,
+        ),
+        (
+            "arn:b/env:/pr-*/app/*",
+            "arn:b/app/dev/terraform.tfstate",
+            false,
+        ),
+        (
+            "arn:b/app/*",
+            "arn:b/env:/pr-4/app/dev/terraform.tfstate",
+            false,
+        ),
+        (
+            "arn:b/app/*.tflock",
+            "arn:b/app/dev/terraform.tfstate.tflock",
+            true,
+        ),
+        (
+            "arn:b/app/*.tflock",
+            "arn:b/app/dev/terraform.tfstate",
+            false,
+        ),
+        ("a?c", "abc", true),
+        ("a?c", "ac", false),
+        ("*", "", true),
+    ] {
+        assert_eq!(iam_match(p, s), want, "{p} vs {s}");
+    }
+}
+
+/// The account module's first `locals` block (iam.tf: the roles and the state keys each kind of
+/// role may use), evaluated by `terraform apply` for `environments` (HCL), with the state bucket
+/// of an environment `<name>` standing in as `arn:aws:s3:::bucket-<name>`. `None` without
+/// terraform.
+fn evaluate_iam_locals(environments: &str) -> Option<serde_json::Value> {
+    if !support::has_tool("terraform") {
+        skip_loudly(
+            "evaluating the roles' state keys with terraform",
+            "terraform is not installed (the text checks still run)",
+        );
+        return None;
+    }
+    let module = root().join("terraform/core/modules/environment-account");
+    let iam = std::fs::read_to_string(module.join("iam.tf")).unwrap();
+    let start = iam.find("\nlocals {").expect("iam.tf has a locals block") + 1;
+    let mut depth = 0usize;
+    let mut end = start;
+    for (i, ch) in iam[start..].char_indices() {
+        match ch {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    end = start + i + 1;
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let bucket = "aws_s3_bucket.state[e.name].arn";
+    let locals = &iam[start..end];
+    assert!(locals.contains(bucket), "{locals}");
+    let locals = locals.replace(bucket, "\"arn:aws:s3:::bucket-${e.name}\"");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(module.join("variables.tf"), dir.path().join("variables.tf")).unwrap();
+    std::fs::write(
+        dir.path().join("locals.tf"),
+        format!(
+            "{locals}\n\
+             output \"roles\" {{ value = local.roles }}\n\
+             output \"state_objects\" {{ value = local.state_objects }}\n\
+             output \"state_locks\" {{ value = local.state_locks }}\n\
+             output \"state_listing\" {{ value = local.state_listing }}\n\
+             output \"preview_objects\" {{ value = local.preview_objects }}\n\
+             output \"preview_listing\" {{ value = local.preview_listing }}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("t.tfvars"),
+        format!(
+            "account_name = \"main\"\naccount_id = \"111111111111\"\naws_region = \"eu-west-1\"\n\
+             name_prefix = \"gitops\"\ncreate_oidc_provider = true\nimage_retention_count = 5\n\
+             state_noncurrent_days = 5\nenvironments = {environments}\n"
+        ),
+    )
+    .unwrap();
+    let tf = |args: &[&str]| {
+        let out = Command::new("terraform")
+            .args(args)
+            .current_dir(dir.path())
+            .env("TF_CLI_CONFIG_FILE", "/dev/null")
+            .env("CHECKPOINT_DISABLE", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "terraform {args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    tf(&["init", "-input=false", "-no-color"]);
+    tf(&[
+        "apply",
+        "-input=false",
+        "-auto-approve",
+        "-no-color",
+        "-var-file=t.tfvars",
+    ]);
+    let out: serde_json::Value = serde_json::from_slice(&tf(&["output", "-json"])).unwrap();
+    Some(
+        out.as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v["value"].clone()))
+            .collect(),
+    )
+}
+
+/// One repository environment of the account module's input, as the root computes it.
+fn module_env(name: &str, previews: bool, wkp: &str) -> String {
+    format!(
+        r#"{{
+    repository = "app", full_name = "o/app", name = "{name}"
+    deploy_sub = "repo:o/app:environment:{name}", plan_sub = "repo:o/app:environment:{name}-plan"
+    plan_ref = "refs/pull/*/merge", plan_job_workflow_ref = "o/app/.github/workflows/plan.yml@refs/pull/*/merge"
+    drift_ref = "refs/heads/main", drift_job_workflow_ref = "o/app/.github/workflows/drift.yml@refs/heads/main"
+    deploy_plan_ref = "refs/heads/{name}", deploy_plan_job_workflow_refs = []
+    state_prefixes = ["app/", "shared/app/"], previews = {previews}
+    preview_sub = "repo:o/app:environment:{name}-preview", preview_refs = [], preview_job_workflow_refs = []
+    workspace_key_prefix = "{wkp}", preview_policy_arns = []
+    registries = {{ app = "gitops/app-{name}" }}, app_deploy_policy_arns = [], plan_policy_arns = []
+  }}"#
+    )
+}
+
+// #18, the state-key scoping of Core's policy documents, evaluated: dev's deploy role can no
+// longer touch any workspace state (`env:/...`), dev's preview role can touch only the previews'
+// workspace state (and lock files) and never the default workspace's key, and staging/prod have
+// no preview role at all (and their deploy roles no workspace state). The keys are what the
+// module's locals compute, checked with IAM's wildcard rules; each statement of the policy
+// documents is checked to use exactly those locals.
+#[test]
+fn e2e_terraform_state_keys_deploy_roles_default_workspace_preview_roles_workspaces_only() {
+    // The statements: which keys each kind of role's S3 statements name.
+    let squeeze = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let code = |t: &str| {
+        t.lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let deploy = code(&core_block(r#"data "aws_iam_policy_document" "deploy""#));
+    for (sid, want) in [
+        ("StateList", "values = local.state_listing[each.key]"),
+        (
+            "StateReadWrite",
+            "resources = local.state_objects[each.key]",
+        ),
+        (
+            "StateLockRelease",
+            "resources = local.state_locks[each.key]",
+        ),
+    ] {
+        assert!(
+            squeeze(statement(&deploy, sid)).contains(want),
+            "deploy {sid} needs `{want}`"
+        );
+    }
+    for absent in ["env:", "preview", "workspace", "pr-"] {
+        assert!(
+            !deploy.contains(absent),
+            "the deploy role names no workspace state (`{absent}`):\n{deploy}"
+        );
+    }
+    let s3 = |doc: &str| -> BTreeSet<String> {
+        regex_lite::Regex::new(r"(?m)^\s*actions\s*=\s*\[([^\]]*)\]")
+            .unwrap()
+            .captures_iter(doc)
+            .flat_map(|c| {
+                c[1].split(',')
+                    .map(|a| a.trim().trim_matches('"').to_string())
+                    .filter(|a| a.starts_with("s3:"))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let want: BTreeSet<String> = [
+        "s3:ListBucket",
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:DeleteObject",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(s3(&deploy), want, "{deploy}");
+    // Each S3 action of the deploy role is in one of the three statements above.
+    let s3_grants = |doc: &str| doc.matches("\"s3:").count() - doc.matches("\"s3:prefix\"").count();
+    assert_eq!(s3_grants(&deploy), 4, "{deploy}");
+    let preview = code(&core_block(r#"data "aws_iam_policy_document" "preview""#));
+    for (sid, want) in [
+        (
+            "PreviewStateList",
+            "values = local.preview_listing[each.key]",
+        ),
+        (
+            "PreviewStateReadWrite",
+            r#"actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"] resources = local.preview_objects[each.key]"#,
+        ),
+    ] {
+        assert!(
+            squeeze(statement(&preview, sid)).contains(want),
+            "preview {sid} needs `{want}`"
+        );
+    }
+    for absent in [
+        "state_objects",
+        "state_locks",
+        "state_listing",
+        "s3:*",
+        "\"*\"]",
+    ] {
+        let at = preview.matches(absent).count();
+        // `"*"` is allowed once: ecr:GetAuthorizationToken has no resource-level permission.
+        let allowed = usize::from(absent == "\"*\"]");
+        assert!(
+            at <= allowed,
+            "the preview role must not name `{absent}`:\n{preview}"
+        );
+    }
+    assert_eq!(s3(&preview), want, "{preview}");
+    assert_eq!(s3_grants(&preview), 4, "{preview}");
     assert!(
-        deploy.contains(r#"sid       = "PreviewStateReadWrite""#)
-            && deploy.contains(r#"actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]"#)
-            && deploy.contains(r#"resources = [for p in statement.value : "${aws_s3_bucket.state[each.value.name].arn}/env:/pr-*/${p}*"]"#),
-        "workspace state of pr-<n> under the repository's prefixes only:\n{deploy}"
+        squeeze(statement(&preview, "RegistryLogin"))
+            .contains(r#"actions = ["ecr:GetAuthorizationToken"] resources = ["*"]"#),
+        "{preview}"
     );
+    // The preview role, its policy and its app policies exist only where previews are allowed.
+    for header in [
+        r#"resource "aws_iam_role" "preview""#,
+        r#"data "aws_iam_policy_document" "preview""#,
+        r#"resource "aws_iam_role_policy" "preview""#,
+    ] {
+        assert!(
+            squeeze(&core_block(header)).contains("for_each = local.preview_envs"),
+            "{header}"
+        );
+    }
     assert!(
-        deploy.contains(r#"sid       = "PreviewStateList""#)
-            && deploy.contains(
-                r#"values   = concat(["env:/"], [for p in statement.value : "env:/pr-*/${p}*"])"#
-            ),
-        "{deploy}"
+        core_block(r#"resource "aws_iam_role_policy_attachment" "preview_app""#)
+            .contains("for k, e in local.preview_envs")
     );
-    // Both statements exist only where previews are allowed.
-    let gate = "for_each = each.value.previews ? [each.value.state_prefixes] : []";
-    assert_eq!(deploy.matches(gate).count(), 2, "{deploy}");
-    let code: String = deploy
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let trust = squeeze(&core_block(r#"data "aws_iam_policy_document" "trust""#));
+    assert!(
+        trust.contains(r#"for_each = each.value.kind == "preview" ? { ref = var.environments[each.value.env].preview_refs job_workflow_ref = var.environments[each.value.env].preview_job_workflow_refs } : {}"#),
+        "the preview role trusts only the preview workflow's runs:\n{trust}"
+    );
+
+    // Evaluated: dev (previews, the default prefix and a custom one), staging and prod (none).
+    let envs = format!(
+        "{{\n  \"app/dev\" = {}\n  \"app/staging\" = {}\n  \"app/prod\" = {}\n  \"tools/dev\" = {}\n}}",
+        module_env("dev", true, "env:"),
+        module_env("staging", false, "env:"),
+        module_env("prod", false, "env:"),
+        module_env("dev", true, "previews"),
+    );
+    // tools/dev: a second repository environment with its own workspace key prefix.
+    let Some(o) = evaluate_iam_locals(&envs) else {
+        return;
+    };
+    let list = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect()
+    };
+    let roles: BTreeSet<String> = o["roles"].as_object().unwrap().keys().cloned().collect();
+    let want: BTreeSet<String> = [
+        "app/dev/deploy",
+        "app/dev/plan",
+        "app/dev/preview",
+        "app/staging/deploy",
+        "app/staging/plan",
+        "app/prod/deploy",
+        "app/prod/plan",
+        "tools/dev/deploy",
+        "tools/dev/plan",
+        "tools/dev/preview",
+    ]
+    .map(String::from)
+    .into();
     assert_eq!(
-        code.matches("env:/").count(),
-        3,
-        "no other workspace grant:\n{deploy}"
+        roles, want,
+        "a preview role only where previews are allowed"
     );
+    assert_eq!(
+        o["roles"]["app/dev/preview"]["sub"],
+        "repo:o/app:environment:dev-preview"
+    );
+    assert_eq!(
+        o["preview_objects"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["app/dev", "tools/dev"],
+        "staging and prod have no preview keys"
+    );
+    let b = |env: &str, key: &str| format!("arn:aws:s3:::bucket-{env}/{key}");
+    for env in ["dev", "staging", "prod"] {
+        let k = format!("app/{env}");
+        let deploy_keys: Vec<String> = list(&o["state_objects"][&k])
+            .into_iter()
+            .chain(list(&o["state_locks"][&k]))
+            .collect();
+        let default = b(env, &format!("app/{env}/terraform.tfstate"));
+        let stack = b(env, &format!("shared/app/{env}/net.tfstate"));
+        for key in [&default, &stack, &format!("{default}.tflock")] {
+            assert!(
+                deploy_keys.iter().any(|p| iam_match(p, key)),
+                "{k}'s deploy role uses its default-workspace key {key}"
+            );
+        }
+        for key in [
+            b(env, &format!("env:/pr-4/app/{env}/terraform.tfstate")),
+            b(
+                env,
+                &format!("env:/pr-4/app/{env}/terraform.tfstate.tflock"),
+            ),
+            b(env, &format!("env:/pr-4/shared/app/{env}/net.tfstate")),
+            b(env, &format!("env:/feature/app/{env}/terraform.tfstate")),
+        ] {
+            assert!(
+                !deploy_keys.iter().any(|p| iam_match(p, &key)),
+                "{k}'s deploy role must not touch workspace state {key}: {deploy_keys:?}"
+            );
+        }
+        let listing = list(&o["state_listing"][&k]);
+        assert!(
+            !listing
+                .iter()
+                .any(|p| iam_match(p, "env:/") || iam_match(p, &format!("env:/pr-4/app/{env}/"))),
+            "{k}'s deploy role lists no workspaces: {listing:?}"
+        );
+    }
+    // dev's preview role: the previews' workspace state and lock files, nothing else.
+    let pk = list(&o["preview_objects"]["app/dev"]);
+    for key in [
+        b("dev", "env:/pr-4/app/dev/terraform.tfstate"),
+        b("dev", "env:/pr-4/app/dev/terraform.tfstate.tflock"),
+        b("dev", "env:/pr-123/shared/app/dev/net.tfstate"),
+    ] {
+        assert!(pk.iter().any(|p| iam_match(p, &key)), "{key}: {pk:?}");
+    }
+    for key in [
+        b("dev", "app/dev/terraform.tfstate"),
+        b("dev", "app/dev/terraform.tfstate.tflock"),
+        b("dev", "shared/app/dev/net.tfstate"),
+        b("dev", "env:/feature/app/dev/terraform.tfstate"),
+        b("dev", "env:/pr-4/other/dev/terraform.tfstate"),
+        b("dev", "previews/pr-4/app/dev/terraform.tfstate"),
+        b("staging", "env:/pr-4/app/staging/terraform.tfstate"),
+    ] {
+        assert!(
+            !pk.iter().any(|p| iam_match(p, &key)),
+            "dev's preview role must not touch {key}: {pk:?}"
+        );
+    }
+    let pl = list(&o["preview_listing"]["app/dev"]);
+    assert!(pl.iter().any(|p| iam_match(p, "env:/")), "{pl:?}");
+    assert!(
+        !pl.iter()
+            .any(|p| iam_match(p, "app/") || iam_match(p, "app/dev/terraform.tfstate")),
+        "the preview role lists no default-workspace key: {pl:?}"
+    );
+    // A repository with its own workspace_key_prefix: its previews live under it.
+    let tk = list(&o["preview_objects"]["tools/dev"]);
+    assert!(tk
+        .iter()
+        .any(|p| iam_match(p, &b("dev", "previews/pr-4/app/dev/terraform.tfstate"))));
+    assert!(!tk
+        .iter()
+        .any(|p| iam_match(p, &b("dev", "env:/pr-4/app/dev/terraform.tfstate"))));
+
     // Who has previews: the binaries' rule (src/envs.rs), and never a production environment.
     let locals = std::fs::read_to_string(root().join("terraform/core/locals.tf")).unwrap();
-    let words = locals.split_whitespace().collect::<Vec<_>>().join(" ");
+    let words = squeeze(&locals);
     assert!(
         words.contains(
             r#"previews = try(e.previews, i == 0 && e.name == "dev" && !try(e.production, false))"#
-        ) && words.contains("previews = e.previews && !e.production"),
+        ) && words.contains("previews = e.previews && !e.production")
+            && words.contains(
+                "preview_envs = { for k, e in local.envs : k => e if e.previews && !e.production }"
+            ),
         "only the first, non-production `dev` (or `previews: true`), never production:\n{locals}"
     );
     // The plan role: still no write, and no workspace object.
     let plan = core_block(r#"data "aws_iam_policy_document" "plan""#);
-    assert!(!plan.contains("env:/pr-"), "{plan}");
+    assert!(
+        !plan.contains("env:/pr-") && !plan.contains("preview"),
+        "{plan}"
+    );
     assert!(!plan.contains("s3:PutObject") && !plan.contains("s3:DeleteObject"));
+}
+
+// #18: the GitHub side of previews. Each environment with previews gets `<env>-preview` (never
+// `<env>`, whose branch policy admits only its own branch): a branch policy of its own, optional
+// reviewers, and variables naming the preview role (no deploy or plan role).
+#[test]
+fn e2e_terraform_preview_environments_are_their_own() {
+    let squeeze = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let env = squeeze(&core_block(
+        r#"resource "github_repository_environment" "preview""#,
+    ));
+    for want in [
+        "for_each = local.preview_envs",
+        r#"environment = "${each.value.name}-preview""#,
+        "protected_branches = false custom_branch_policies = true",
+        "dynamic \"reviewers\"",
+        "preview_reviewers",
+    ] {
+        assert!(env.contains(want), "`{want}`:\n{env}");
+    }
+    let policy = squeeze(&core_block(
+        r#"resource "github_repository_environment_deployment_policy" "preview""#,
+    ));
+    assert!(
+        policy.contains("github_repository_environment.preview[each.value.env].environment")
+            && policy.contains("var.repositories[e.repository].preview_branch_patterns"),
+        "{policy}"
+    );
+    // dev's own environment still admits only dev's branch.
+    let deploy_policy = squeeze(&core_block(
+        r#"resource "github_repository_environment_deployment_policy" "deploy""#,
+    ));
+    assert!(
+        deploy_policy.contains("branch_pattern = each.value.branch"),
+        "{deploy_policy}"
+    );
+    let vars = core_block(r#"resource "github_actions_environment_variable" "preview""#);
+    assert!(vars.contains("github_repository_environment.preview[each.value.env].environment"));
+    let github = std::fs::read_to_string(root().join("terraform/core/github.tf")).unwrap();
+    let at = github.find("preview_variables = merge(").unwrap();
+    let block = &github[at..at + github[at..].find("}]...)").unwrap()];
+    assert!(
+        block.contains("AWS_PREVIEW_ROLE_ARN    = local.preview_role_arns[k]"),
+        "{block}"
+    );
+    assert!(
+        !block.contains("DEPLOY_ROLE") && !block.contains("PLAN_ROLE"),
+        "{block}"
+    );
 }
 
 // drift.yml: scheduled and by hand; per environment (matrix) it plans the commit behind

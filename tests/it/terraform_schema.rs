@@ -578,6 +578,7 @@ locals {
   account_outputs  = { for a, _ in var.accounts : a => {} }
   deploy_role_arns = { for k, e in local.envs : k => "arn:aws:iam::${var.accounts[e.account].id}:role/${var.name_prefix}-${e.repository}-${e.name}-deploy" }
   plan_role_arns   = { for k, e in local.envs : k => "arn:aws:iam::${var.accounts[e.account].id}:role/${var.name_prefix}-${e.repository}-${e.name}-plan" }
+  preview_role_arns = { for k, e in local.preview_envs : k => "arn:aws:iam::${var.accounts[e.account].id}:role/${var.name_prefix}-${e.repository}-${e.name}-preview" }
   registry_arns = merge([for k, e in local.envs : {
     for image, name in e.registries : "${k}/${image}" => "arn:aws:ecr:${var.aws_region}:${var.accounts[e.account].id}:repository/${name}"
   }]...)
@@ -595,6 +596,8 @@ output "t_account_pullers" { value = local.account_pullers }
 output "t_account_pull_sources" { value = local.account_pull_sources }
 output "t_deploy_variables" { value = { for k, v in local.deploy_variables : k => v.value } }
 output "t_plan_variables" { value = { for k, v in local.plan_variables : k => v.value } }
+output "t_preview_variables" { value = { for k, v in local.preview_variables : k => v.value } }
+output "t_preview_envs" { value = keys(local.preview_envs) }
 output "t_working_dirs" { value = { for r, c in var.repositories : r => c.terraform_working_dir } }
 "#;
 
@@ -681,7 +684,7 @@ accounts = {
   prod = { id = "222222222222", core_role_arn = "arn:aws:iam::222222222222:role/gitops-core" }
 }
 repositories = {
-  app = { config = "repositories/app.yml" }
+  app = { config = "repositories/app.yml", app_deploy_policy_arns = ["arn:aws:iam::111111111111:policy/app-stack"] }
   api = { config = "repositories/api.yml", repository_id = 42, sub_claim_format = "immutable", terraform_working_dir = "infra" }
 }
 "#;
@@ -809,6 +812,74 @@ repositories = {
         o["t_working_dirs"],
         serde_json::json!({"api": "infra", "app": "terraform/app/release"})
     );
+    // Previews (#18): only the first, non-production `dev` of each repository gets an
+    // `<env>-preview` environment and role; its variables name the preview role (never a deploy
+    // or plan role), dev's bucket and key, the workspace key prefix and dev's registry.
+    assert_eq!(
+        o["t_preview_envs"],
+        serde_json::json!(["api/dev", "app/dev"])
+    );
+    let pv = |k: &str| o["t_preview_variables"][k].clone();
+    assert_eq!(
+        pv("app/dev/AWS_PREVIEW_ROLE_ARN"),
+        "arn:aws:iam::111111111111:role/gitops-app-dev-preview"
+    );
+    assert_eq!(
+        pv("app/dev/TF_STATE_BUCKET"),
+        "gitops-111111111111-eu-west-1-dev-tfstate"
+    );
+    assert_eq!(pv("app/dev/TF_STATE_KEY"), "app/dev/terraform.tfstate");
+    assert_eq!(pv("app/dev/TF_WORKSPACE_KEY_PREFIX"), "env:");
+    assert_eq!(pv("app/dev/ECR_REPOSITORY"), "gitops/app-dev");
+    assert_eq!(
+        pv("api/dev/ECR_REGISTRY"),
+        "111111111111.dkr.ecr.eu-west-1.amazonaws.com"
+    );
+    let preview_keys: Vec<String> = keys(&o["t_preview_variables"])
+        .into_iter()
+        .filter(|k| k.starts_with("app/dev/"))
+        .collect();
+    assert_eq!(
+        preview_keys,
+        [
+            "app/dev/AWS_PREVIEW_ROLE_ARN",
+            "app/dev/AWS_REGION",
+            "app/dev/ECR_REGISTRY",
+            "app/dev/ECR_REPOSITORY",
+            "app/dev/TF_STATE_BUCKET",
+            "app/dev/TF_STATE_KEY",
+            "app/dev/TF_WORKSPACE_KEY_PREFIX",
+        ]
+    );
+    assert_eq!(
+        env("dev", "app/dev", "preview_sub"),
+        "repo:example-org/app:environment:dev-preview"
+    );
+    assert_eq!(env("dev", "app/dev", "previews"), true);
+    // The app stack's policies: by default the deploy role's.
+    assert_eq!(
+        env("dev", "app/dev", "preview_policy_arns"),
+        serde_json::json!(["arn:aws:iam::111111111111:policy/app-stack"])
+    );
+    assert_eq!(env("prod", "app/staging", "previews"), false);
+    assert_eq!(env("prod", "app/prod", "previews"), false);
+    assert_eq!(
+        env("dev", "api/dev", "preview_job_workflow_refs"),
+        serde_json::json!([
+            "example-org/api/.github/workflows/preview.yml@refs/pull/*/merge",
+            "example-org/api/.github/workflows/preview.yml@refs/heads/main",
+        ])
+    );
+    assert_eq!(
+        env("dev", "app/dev", "preview_refs"),
+        serde_json::json!(["refs/pull/*/merge", "refs/heads/main"])
+    );
+    assert_eq!(
+        o["trusted_subjects"]["api/dev/preview"],
+        "repo:example-org@7/api@42:environment:dev-preview"
+    );
+    assert!(o["trusted_subjects"].get("app/staging/preview").is_none());
+    assert!(o["trusted_subjects"].get("app/prod/preview").is_none());
     // Core's own outputs evaluate too.
     assert_eq!(o["environment_accounts"]["app/staging"], "prod");
     assert_eq!(
@@ -828,7 +899,7 @@ fn terraform_core_one_account_for_all_as_committed() {
     // the legacy `sub` form while the default is immutable.
     let tfvars = tfvars.replace(
         "repositories = {\n",
-        "repositories = {\n  tools = { config = \"repositories/tools.yml\", sub_claim_format = \"legacy\" }\n",
+        "repositories = {\n  tools = { config = \"repositories/tools.yml\", sub_claim_format = \"legacy\", workspace_key_prefix = \"previews\", preview_sweep_branch = \"dev\", preview_policy_arns = [] }\n",
     );
     assert!(tfvars.contains("tools = "), "{tfvars}");
     let tools = "environments:\n  - { name: dev, branch: dev }\n  - { name: prod, branch: main }\n";
@@ -860,6 +931,28 @@ fn terraform_core_one_account_for_all_as_committed() {
     assert_eq!(
         o["t_deploy_variables"]["example-app/dev/TF_STATE_KEY"],
         "app/dev/terraform.tfstate"
+    );
+    // A repository's own preview settings: the workspace key prefix its variables name, the
+    // sweep branch its preview role trusts, and no app policy on the preview role.
+    assert_eq!(
+        o["t_preview_variables"]["tools/dev/TF_WORKSPACE_KEY_PREFIX"],
+        "previews"
+    );
+    assert_eq!(
+        o["t_account_envs"]["main"]["tools/dev"]["preview_refs"],
+        serde_json::json!(["refs/pull/*/merge", "refs/heads/dev"])
+    );
+    assert_eq!(
+        o["t_account_envs"]["main"]["tools/dev"]["preview_policy_arns"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        o["t_preview_variables"]["example-app/dev/TF_WORKSPACE_KEY_PREFIX"],
+        "env:"
+    );
+    assert_eq!(
+        o["trusted_subjects"]["example-app/dev/preview"],
+        "repo:example-org@1234567/example-app@7654321:environment:dev-preview"
     );
     assert_eq!(
         o["trusted_subjects"]["example-app/prod/deploy"],

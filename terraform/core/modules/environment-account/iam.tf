@@ -13,24 +13,44 @@
 #                                        on the environment's own branch (reviewed code); so
 #                                        pushing any other branch with a workflow that names
 #                                        `<env>-plan` gets nothing.
+#   - preview: `environment:<env>-preview` (#18), only where previews are allowed (never
+#                                        production) — read/write/delete ONLY the S3 backend's
+#                                        workspace state of `pr-<n>` (`<workspace_key_prefix>/
+#                                        pr-*/<state prefix>*`, lock files included), push to the
+#                                        environment's registries, the app stack's policies
+#                                        (`preview_policy_arns`); never the default workspace's
+#                                        state. Only from a pull-request run of the preview
+#                                        workflow, or its sweep on the sweep branch
+#                                        (`job_workflow_ref`): a pull request's code runs with it,
+#                                        so this policy, not the workflow, is the boundary.
 # GitHub puts `environment:<name>` into `sub` for every job that names an environment, so a
-# pull-request job (plan.yml runs in `<env>-plan`) can never get the deploy role.
+# pull-request job (plan.yml runs in `<env>-plan`, preview.yml in `<env>-preview`) can never get
+# the deploy role.
 # What a plan role can read, and why that is acceptable: docs/actions.md ("What a plan role can read").
 
 locals {
-  roles = merge([for k, e in var.environments : {
+  roles = merge([for k, e in var.environments : merge({
     "${k}/deploy" = { env = k, kind = "deploy", sub = e.deploy_sub }
     "${k}/plan"   = { env = k, kind = "plan", sub = e.plan_sub }
-  }]...)
+    }, { for r, v in { "${k}/preview" = { env = k, kind = "preview", sub = e.preview_sub } } : r => v if e.previews }
+  )]...)
+
+  # The environments with previews (the root never marks a production one).
+  preview_envs = { for k, e in var.environments : k => e if e.previews }
 
   # The state objects a repository's roles may use in its environment's bucket.
   state_objects = { for k, e in var.environments : k => [for p in e.state_prefixes : "${aws_s3_bucket.state[e.name].arn}/${p}*"] }
   state_locks   = { for k, e in var.environments : k => [for p in e.state_prefixes : "${aws_s3_bucket.state[e.name].arn}/${p}*.tflock"] }
   state_listing = { for k, e in var.environments : k => [for p in e.state_prefixes : "${p}*"] }
+
+  # The S3 backend's workspace state of the previews, `<workspace_key_prefix>/pr-<n>/<key>` (and
+  # `<key>.tflock`), under the repository's prefixes: the only state a preview role touches.
+  preview_objects = { for k, e in local.preview_envs : k => [for p in e.state_prefixes : "${aws_s3_bucket.state[e.name].arn}/${e.workspace_key_prefix}/pr-*/${p}*"] }
+  preview_listing = { for k, e in local.preview_envs : k => concat(["${e.workspace_key_prefix}/"], [for p in e.state_prefixes : "${e.workspace_key_prefix}/pr-*/${p}*"]) }
 }
 
 data "aws_iam_policy_document" "trust" {
-  #checkov:skip=CKV_AWS_358:The `sub` condition is one exact subject per role (repo:OWNER/REPO:environment:ENV or its immutable form, no wildcard), built in the root module's locals (deploy_sub, plan_sub) and passed in through var.environments, which checkov does not follow; tests/it/e2e.rs checks its form.
+  #checkov:skip=CKV_AWS_358:The `sub` condition is one exact subject per role (repo:OWNER/REPO:environment:ENV or its immutable form, no wildcard), built in the root module's locals (deploy_sub, plan_sub, preview_sub) and passed in through var.environments, which checkov does not follow; tests/it/e2e.rs checks its form.
   for_each = local.roles
 
   statement {
@@ -60,6 +80,22 @@ data "aws_iam_policy_document" "trust" {
       for_each = each.value.kind == "plan" ? {
         ref              = [var.environments[each.value.env].plan_ref, var.environments[each.value.env].drift_ref]
         job_workflow_ref = [var.environments[each.value.env].plan_job_workflow_ref, var.environments[each.value.env].drift_job_workflow_ref]
+      } : {}
+      content {
+        test     = "StringLike"
+        variable = "${local.oidc_host}:${condition.key}"
+        values   = condition.value
+      }
+    }
+
+    # Preview roles (#18): pull-request runs of the preview workflow (opened, synchronize, closed
+    # ...: `ref` = refs/pull/<n>/merge), or its scheduled sweep / Run workflow on the sweep branch.
+    # As above, the values of each condition are ORed and the two conditions ANDed, and each
+    # job_workflow_ref names its own ref; a workflow_dispatch from any other branch gets nothing.
+    dynamic "condition" {
+      for_each = each.value.kind == "preview" ? {
+        ref              = var.environments[each.value.env].preview_refs
+        job_workflow_ref = var.environments[each.value.env].preview_job_workflow_refs
       } : {}
       content {
         test     = "StringLike"
@@ -148,33 +184,8 @@ data "aws_iam_policy_document" "deploy" {
     resources = local.state_locks[each.key]
   }
 
-  # Preview environments (#18): only where previews are allowed (never staging or production),
-  # the S3 backend's workspace state of `pr-<n>` under the repository's prefixes
-  # (`env:/pr-<n>/<key>` and its lock file, `env:` being the default workspace_key_prefix):
-  # list the workspaces, read/write/delete their state (a workspace goes with its preview).
-  # Nothing else under `env:/`.
-  dynamic "statement" {
-    for_each = each.value.previews ? [each.value.state_prefixes] : []
-    content {
-      sid       = "PreviewStateList"
-      actions   = ["s3:ListBucket"]
-      resources = [aws_s3_bucket.state[each.value.name].arn]
-      condition {
-        test     = "StringLike"
-        variable = "s3:prefix"
-        values   = concat(["env:/"], [for p in statement.value : "env:/pr-*/${p}*"])
-      }
-    }
-  }
-
-  dynamic "statement" {
-    for_each = each.value.previews ? [each.value.state_prefixes] : []
-    content {
-      sid       = "PreviewStateReadWrite"
-      actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-      resources = [for p in statement.value : "${aws_s3_bucket.state[each.value.name].arn}/env:/pr-*/${p}*"]
-    }
-  }
+  # No workspace state (#18): previews run with the environment's preview role (below), never
+  # with this one.
 
   statement {
     sid       = "StateEncryption"
@@ -307,5 +318,110 @@ resource "aws_iam_role_policy" "plan" {
 resource "aws_iam_role_policy_attachment" "plan_app" {
   for_each   = merge([for k, e in var.environments : { for arn in e.plan_policy_arns : "${k} ${arn}" => { env = k, arn = arn } }]...)
   role       = aws_iam_role.plan[each.value.env].name
+  policy_arn = each.value.arn
+}
+
+# Preview environments (#18): one role per environment that allows previews, for the jobs of the
+# preview workflow in the GitHub environment `<env>-preview`. A pull request's code runs with it
+# (its Terraform, its workflow file), so what it may do is this policy and nothing else: the
+# previews' workspace state and lock files (never the default workspace's state, never another
+# prefix), the environment's registries (ECR's tags are immutable here, so a push cannot move a
+# tag that exists; IAM has no condition key on the tag name, the workflow tags `pr-<n>-<sha>`),
+# and the app stack's own policies (`preview_policy_arns`, by default the deploy role's
+# `app_deploy_policy_arns`; narrow them, e.g. with a permissions boundary on `*-pr-*` names).
+resource "aws_iam_role" "preview" {
+  for_each             = local.preview_envs
+  name                 = "${var.name_prefix}-${each.value.repository}-${each.value.name}-preview"
+  description          = "GitHub Actions preview environments (pull requests) of ${each.value.full_name} in ${each.value.name}: workspace state only"
+  assume_role_policy   = data.aws_iam_policy_document.trust["${each.key}/preview"].json
+  max_session_duration = 3600
+}
+
+data "aws_iam_policy_document" "preview" {
+  for_each = local.preview_envs
+
+  # The S3 backend lists `<workspace_key_prefix>/` to find the workspaces (key names only) and
+  # the previews' own keys; never the default workspace's prefixes.
+  statement {
+    sid       = "PreviewStateList"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.state[each.value.name].arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = local.preview_listing[each.key]
+    }
+  }
+
+  # Read/write the previews' state, take and release their lock files (`<key>.tflock`, Terraform's
+  # native S3 locking: there is no lock table), delete a workspace's state with its preview.
+  statement {
+    sid       = "PreviewStateReadWrite"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = local.preview_objects[each.key]
+  }
+
+  # The environment's key, only through S3 for this bucket (bucket keys: the context is the
+  # bucket ARN) and through ECR for the pushes.
+  statement {
+    sid       = "PreviewStateEncryption"
+    actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.env[each.value.name].arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${var.aws_region}.amazonaws.com"]
+    }
+    condition {
+      test     = "StringLike"
+      variable = "kms:EncryptionContext:aws:s3:arn"
+      values   = concat([aws_s3_bucket.state[each.value.name].arn], local.preview_objects[each.key])
+    }
+  }
+
+  statement {
+    sid       = "PreviewRegistryEncryption"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.env[each.value.name].arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["ecr.${var.aws_region}.amazonaws.com"]
+    }
+  }
+
+  statement {
+    sid = "RegistryLogin"
+    # GetAuthorizationToken has no resource-level permission: "*" is the only valid resource.
+    actions   = ["ecr:GetAuthorizationToken"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid = "PreviewRegistryPush"
+    actions = [
+      "ecr:BatchCheckLayerAvailability",
+      "ecr:BatchGetImage",
+      "ecr:CompleteLayerUpload",
+      "ecr:DescribeImages",
+      "ecr:GetDownloadUrlForLayer",
+      "ecr:InitiateLayerUpload",
+      "ecr:PutImage",
+      "ecr:UploadLayerPart",
+    ]
+    resources = [for image, _ in each.value.registries : aws_ecr_repository.app["${each.key}/${image}"].arn]
+  }
+}
+
+resource "aws_iam_role_policy" "preview" {
+  for_each = local.preview_envs
+  name     = "preview-workspace-state-and-registry"
+  role     = aws_iam_role.preview[each.key].id
+  policy   = data.aws_iam_policy_document.preview[each.key].json
+}
+
+resource "aws_iam_role_policy_attachment" "preview_app" {
+  for_each   = merge([for k, e in local.preview_envs : { for arn in e.preview_policy_arns : "${k} ${arn}" => { env = k, arn = arn } }]...)
+  role       = aws_iam_role.preview[each.value.env].name
   policy_arn = each.value.arn
 }

@@ -8,6 +8,11 @@ output "plan_role_arns" {
   value       = { for k, r in aws_iam_role.plan : k => r.arn }
 }
 
+output "preview_role_arns" {
+  description = "Preview role per \"<repository>/<environment>\" of the environments that allow previews."
+  value       = { for k, r in aws_iam_role.preview : k => r.arn }
+}
+
 output "state_buckets" {
   description = "State bucket per \"<account name>/<environment>\"."
   value       = { for n, b in aws_s3_bucket.state : "${var.account_name}/${n}" => b.bucket }

@@ -45,7 +45,8 @@ variable "environments" {
     the exact OIDC subjects of the deploy and plan roles, the plan workflow's job_workflow_ref (and the deploy workflows' plan jobs' ref and
     job_workflow_refs),
     the state key prefixes the roles may use, the registries (image name => ECR repository name),
-    the managed policies to attach.
+    the managed policies to attach; where `previews` is true, the preview role's exact subject,
+    refs and job_workflow_refs, the S3 backend's workspace_key_prefix and its managed policies.
   EOT
   type = map(object({
     repository                    = string
@@ -61,6 +62,11 @@ variable "environments" {
     deploy_plan_job_workflow_refs = list(string)
     state_prefixes                = list(string)
     previews                      = bool
+    preview_sub                   = string
+    preview_refs                  = list(string)
+    preview_job_workflow_refs     = list(string)
+    workspace_key_prefix          = string
+    preview_policy_arns           = list(string)
     registries                    = map(string)
     app_deploy_policy_arns        = list(string)
     plan_policy_arns              = list(string)
