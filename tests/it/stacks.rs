@@ -610,3 +610,126 @@ fn stacks_check_core_accepts_the_committed_core_example() {
     run.expect_code(0);
     assert!(run.all().contains("they agree"), "{}", run.all());
 }
+
+// The per-layer matrices the templates' fixed layer jobs read (`layer-<k>`, with `max-layers`),
+// the `mode` output, and a configuration that needs more layers than the workflow runs: exit 2
+// naming `max-layers`, before the remote is read (a closed port here), no output set.
+#[test]
+fn stacks_layer_outputs_and_max_layers() {
+    let sb = Sandbox::actions();
+    let repo = sb.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    seed(&repo);
+    write(&repo, &[("modules/vpc/main.tf", "# v2\n")]);
+    commit(&repo, "vpc v2");
+    let r = repo.display().to_string();
+    let run = sb.run(
+        "stacks",
+        &[
+            "changed",
+            "--base",
+            "HEAD~1",
+            "--environment",
+            "dev",
+            "--max-layers",
+            "3",
+            "--repo-path",
+            &r,
+        ],
+    );
+    run.expect_code(0);
+    assert_eq!(sb.outputs()["mode"], "stacks");
+    assert_eq!(json_out(&sb, "layer-0")["include"][0]["stack"], "network");
+    assert_eq!(
+        json_out(&sb, "layer-0")["include"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(json_out(&sb, "layer-1")["include"][0]["stack"], "service");
+    assert_eq!(
+        json_out(&sb, "layer-1")["include"][0]["state-key"],
+        "service/dev.tfstate"
+    );
+    for k in 2..6 {
+        assert_eq!(
+            json_out(&sb, &format!("layer-{k}")),
+            serde_json::json!({"include": []})
+        );
+    }
+
+    // Without max-layers: no layer outputs (the matrix and chunks as before).
+    let sb2 = Sandbox::actions();
+    sb2.run(
+        "stacks",
+        &["list", "--environment", "prod", "--repo-path", &r],
+    )
+    .expect_code(0);
+    assert!(!sb2.outputs().contains_key("layer-0"));
+
+    // One layer is not enough for network -> service.
+    let closed = format!(
+        "http://127.0.0.1:{}/nobody.git",
+        crate::support::free_port()
+    );
+    for args in [
+        vec![
+            "changed",
+            "--environment",
+            "dev",
+            "--max-layers",
+            "1",
+            "--remote",
+            &closed,
+            "--repo-path",
+            &r,
+        ],
+        vec!["list", "--max-layers", "1", "--repo-path", &r],
+    ] {
+        let sb = Sandbox::actions();
+        let run = sb.run("stacks", &args);
+        run.expect_code(2);
+        assert!(
+            run.all().contains("max-layers")
+                && run.all().contains("need 2 dependency layers (stack `service` is in the last), but the workflow runs at most 1"),
+            "{}",
+            run.all()
+        );
+        assert!(sb.outputs().is_empty(), "{:?}", sb.outputs());
+    }
+    for bad in ["0", "7", "x"] {
+        let sb = Sandbox::actions();
+        let run = sb.run("stacks", &["list", "--max-layers", bad, "--repo-path", &r]);
+        run.expect_code(2);
+        assert!(
+            run.all().contains("is not a number of layers from 1 to 6"),
+            "{}",
+            run.all()
+        );
+    }
+
+    // No `stacks:`: one stack, `mode=single`, its state key left to the template.
+    let one = sb.path().join("one");
+    std::fs::create_dir_all(&one).unwrap();
+    git_ok(&one, &["init", "-q", "-b", "main"]);
+    write(&one, &[("main.tf", "\n")]);
+    commit(&one, "one");
+    let sb = Sandbox::actions();
+    let o = one.display().to_string();
+    sb.run(
+        "stacks",
+        &[
+            "list",
+            "--environment",
+            "dev",
+            "--max-layers",
+            "3",
+            "--repo-path",
+            &o,
+        ],
+    )
+    .expect_code(0);
+    assert_eq!(sb.outputs()["mode"], "single");
+    assert_eq!(json_out(&sb, "layer-0")["include"][0]["state-key"], "");
+}
