@@ -74,6 +74,23 @@ pub fn recorded(statuses: &[Status], context: &str, this_run: Option<&str>) -> O
         .max_by_key(|r| r.at)
 }
 
+/// The newest plan status of `context` that THIS run's plan job recorded (`this_run`: the
+/// run's URL, its `target_url`): how a matrix apply job gets its own stack's reviewed digest,
+/// since a matrix job cannot pass per-entry outputs. `None`: this run recorded none.
+pub fn from_this_run(statuses: &[Status], context: &str, this_run: &str) -> Option<Recorded> {
+    statuses
+        .iter()
+        .filter(|s| s.context == context && s.target_url.as_deref() == Some(this_run))
+        .filter_map(|s| {
+            Some(Recorded {
+                digest: digest_in(&s.description)?.to_string(),
+                at: s.created_at,
+                run_url: s.target_url.clone(),
+            })
+        })
+        .max_by_key(|r| r.at)
+}
+
 /// What the rule lets through.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Passed {
@@ -185,6 +202,39 @@ mod tests {
             target_url: Some(url.into()),
             created_at: t(at),
         }
+    }
+
+    #[test]
+    fn a_matrix_apply_reads_only_its_own_runs_newest_plan_of_its_stack() {
+        let this = "https://github.com/o/r/actions/runs/7";
+        let other = "https://github.com/o/r/actions/runs/6";
+        let ctx = context("dev", Some("network"));
+        let statuses = vec![
+            status(&ctx, &d('a'), this, "2026-01-01T10:00:00Z"),
+            status(&ctx, &d('b'), this, "2026-01-01T11:00:00Z"),
+            status(&ctx, &d('c'), other, "2026-01-01T12:00:00Z"),
+            status(
+                &context("dev", Some("service")),
+                &d('e'),
+                this,
+                "2026-01-01T13:00:00Z",
+            ),
+            Status {
+                description: "not ours".into(),
+                ..status(&ctx, &d('f'), this, "2026-01-01T14:00:00Z")
+            },
+        ];
+        let got = from_this_run(&statuses, &ctx, this).unwrap();
+        assert_eq!(
+            got.digest,
+            d('b'),
+            "the newest of this run, never another run's"
+        );
+        assert_eq!(from_this_run(&statuses, &ctx, "https://x/runs/8"), None);
+        assert_eq!(
+            from_this_run(&statuses, &context("dev", Some("db")), this),
+            None
+        );
     }
 
     #[test]

@@ -511,6 +511,161 @@ fn the_apply_requires_the_plan_recorded_on_the_promotion_pull_request_head() {
     proxy.assert_no_violations();
 }
 
+/// #14: a stack's apply job (a matrix entry, which gets no per-entry outputs) reads its
+/// reviewed digest from the status `gitops/plan/<env>/<stack>` that this run's plan job
+/// recorded; another run's status, another stack's, or none is never taken (exit 1, nothing
+/// applied), and bad inputs are exit 2 before any request.
+#[test]
+fn a_stack_apply_reads_its_reviewed_digest_from_this_runs_plan_status() {
+    let fake = crate::support::github_fake::GithubFake::start();
+    let proxy = crate::support::prism::Prism::proxy(&fake.url());
+    let dir = tempfile::tempdir().unwrap();
+    let net = plan_file(dir.path(), "net.json", "net");
+    let svc = plan_file(dir.path(), "svc.json", "svc");
+    let gate_on = |run: &str, plan: &str, stack: &str| {
+        let sb = github_sandbox(&proxy, run);
+        let r = sb.run(
+            "plan-gate",
+            &[
+                "--plan",
+                plan,
+                "--comment",
+                "off",
+                "--environment",
+                "dev",
+                "--stack",
+                stack,
+                "--status-sha",
+                PR_SHA,
+            ],
+        );
+        r.expect_code(0);
+        sb.outputs()["plan-digest"].clone()
+    };
+    let verify_on = |run: &str, plan: &str, stack: &str| {
+        let sb = github_sandbox(&proxy, run);
+        let r = sb.run(
+            "plan-gate",
+            &[
+                "verify",
+                "--plan",
+                plan,
+                "--digest-from-status",
+                "--environment",
+                "dev",
+                "--stack",
+                stack,
+                "--sha",
+                PR_SHA,
+                "--require-reviewed-plan",
+                "false",
+            ],
+        );
+        (sb, r)
+    };
+    let d_net = gate_on("7", &net, "network");
+    gate_on("7", &svc, "service");
+    let st = fake.state.lock().unwrap().posted_statuses[PR_SHA].clone();
+    assert!(st.iter().any(|s| s["context"] == "gitops/plan/dev/network"));
+
+    let (sb, r) = verify_on("7", &net, "network");
+    r.expect_code(0);
+    assert!(
+        r.all().contains(&format!(
+            "the reviewed digest of this run's plan job: {d_net}"
+        )),
+        "{}",
+        r.all()
+    );
+    assert_eq!(sb.outputs()["plan-digest"], d_net);
+    // The service plan against network's status: another plan, refused.
+    let (_, r) = verify_on("7", &svc, "network");
+    r.expect_code(1);
+    assert!(
+        r.all().contains("is not the one that was reviewed"),
+        "{}",
+        r.all()
+    );
+    // Another run (8) recorded nothing: refused before the plan is compared.
+    let (sb, r) = verify_on("8", &net, "network");
+    r.expect_code(1);
+    assert!(
+        r.all().contains("no plan of this run is recorded on 0123456789abcdef0123456789abcdef01234567 (commit status `gitops/plan/dev/network` with this run as its target)"),
+        "{}",
+        r.all()
+    );
+    assert!(!sb.outputs().contains_key("plan-digest"));
+    let (_, r) = verify_on("7", &net, "db");
+    r.expect_code(1);
+
+    let before = fake.requests().len();
+    for (args, want) in [
+        (
+            vec![
+                "--digest-from-status",
+                "--digest",
+                &d_net,
+                "--environment",
+                "dev",
+                "--stack",
+                "network",
+            ],
+            "not both",
+        ),
+        (
+            vec!["--digest-from-status", "--environment", "dev"],
+            "give `stack`",
+        ),
+        (
+            vec!["--digest-from-status", "--stack", "network"],
+            "give `environment`",
+        ),
+        (
+            vec![
+                "--digest-from-status",
+                "--environment",
+                "qa",
+                "--stack",
+                "network",
+            ],
+            "qa",
+        ),
+        (vec![], "`verify` needs the reviewed digest"),
+    ] {
+        let sb = github_sandbox(&proxy, "7");
+        let mut all = vec!["verify", "--plan", &net, "--sha", PR_SHA];
+        all.extend(args);
+        let r = sb.run("plan-gate", &all);
+        r.expect_code(2);
+        assert!(r.all().contains(want), "{want}: {}", r.all());
+    }
+    let mut sb = github_sandbox(&proxy, "7");
+    sb.unset("GITHUB_RUN_ID");
+    let r = sb.run(
+        "plan-gate",
+        &[
+            "verify",
+            "--plan",
+            &net,
+            "--sha",
+            PR_SHA,
+            "--digest-from-status",
+            "--environment",
+            "dev",
+            "--stack",
+            "network",
+        ],
+    );
+    r.expect_code(2);
+    assert!(r.all().contains("the run is unknown"), "{}", r.all());
+    assert_eq!(
+        fake.requests().len(),
+        before,
+        "no request after a bad input"
+    );
+    proxy.assert_no_violations();
+}
+
 // ---------------------------------------------------------------- template structure
 
 use serde_yaml_ng::Value;
