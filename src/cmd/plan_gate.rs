@@ -1123,7 +1123,11 @@ fn reviewed_digest_from_status(runner: &Runner, src: &StatusSource) -> Result<St
         .block(gh.client.commit_statuses(&src.sha))
         .map_err(Failure::from)?;
     match review::from_this_run(&statuses, &src.context, &src.this_run) {
-        Some(r) => {
+        Some((r, false)) => Err(Failure::refused(format!(
+            "this run's plan of {} (commit status `{}`, {}) was refused by plan-gate: nothing may be applied",
+            src.sha, src.context, r.digest
+        ))),
+        Some((r, true)) => {
             runner.info(&format!(
                 "the reviewed digest of this run's plan job: {} (commit status `{}` on {})",
                 r.digest, src.context, src.sha

@@ -44,6 +44,8 @@ pub struct Status {
     pub target_url: Option<String>,
     /// When it was created.
     pub created_at: OffsetDateTime,
+    /// `success` (the plan gate passed), `failure` (it refused), ...
+    pub state: String,
 }
 
 /// The plan recorded on the commit by a plan job of another run (the promotion pull request's).
@@ -75,20 +77,27 @@ pub fn recorded(statuses: &[Status], context: &str, this_run: Option<&str>) -> O
 }
 
 /// The newest plan status of `context` that THIS run's plan job recorded (`this_run`: the
-/// run's URL, its `target_url`): how a matrix apply job gets its own stack's reviewed digest,
-/// since a matrix job cannot pass per-entry outputs. `None`: this run recorded none.
-pub fn from_this_run(statuses: &[Status], context: &str, this_run: &str) -> Option<Recorded> {
+/// run's URL, its `target_url`), and whether the plan gate passed it (`success`): how a matrix
+/// apply job gets its own stack's reviewed digest, since a matrix job cannot pass per-entry
+/// outputs. `None`: this run recorded none. A refused plan is never taken, even when an older
+/// attempt of the same run passed.
+pub fn from_this_run(
+    statuses: &[Status],
+    context: &str,
+    this_run: &str,
+) -> Option<(Recorded, bool)> {
     statuses
         .iter()
         .filter(|s| s.context == context && s.target_url.as_deref() == Some(this_run))
         .filter_map(|s| {
-            Some(Recorded {
+            let r = Recorded {
                 digest: digest_in(&s.description)?.to_string(),
                 at: s.created_at,
                 run_url: s.target_url.clone(),
-            })
+            };
+            Some((r, s.state == "success"))
         })
-        .max_by_key(|r| r.at)
+        .max_by_key(|(r, _)| r.at)
 }
 
 /// What the rule lets through.
@@ -201,6 +210,7 @@ mod tests {
             description: description(digest),
             target_url: Some(url.into()),
             created_at: t(at),
+            state: "success".into(),
         }
     }
 
@@ -224,17 +234,22 @@ mod tests {
                 ..status(&ctx, &d('f'), this, "2026-01-01T14:00:00Z")
             },
         ];
-        let got = from_this_run(&statuses, &ctx, this).unwrap();
+        let (got, passed) = from_this_run(&statuses, &ctx, this).unwrap();
         assert_eq!(
             got.digest,
             d('b'),
             "the newest of this run, never another run's"
         );
-        assert_eq!(from_this_run(&statuses, &ctx, "https://x/runs/8"), None);
-        assert_eq!(
-            from_this_run(&statuses, &context("dev", Some("db")), this),
-            None
-        );
+        assert!(passed);
+        let mut refused = statuses.clone();
+        refused.push(Status {
+            state: "failure".into(),
+            ..status(&ctx, &d('9'), this, "2026-01-01T11:30:00Z")
+        });
+        let (got, passed) = from_this_run(&refused, &ctx, this).unwrap();
+        assert_eq!((got.digest.as_str(), passed), (d('9').as_str(), false));
+        assert!(from_this_run(&statuses, &ctx, "https://x/runs/8").is_none());
+        assert!(from_this_run(&statuses, &context("dev", Some("db")), this).is_none());
     }
 
     #[test]

@@ -597,6 +597,53 @@ fn a_stack_apply_reads_its_reviewed_digest_from_this_runs_plan_status() {
     assert!(!sb.outputs().contains_key("plan-digest"));
     let (_, r) = verify_on("7", &net, "db");
     r.expect_code(1);
+    // A plan the gate refused (a policy) records `failure`: never applied.
+    let sb = github_sandbox(&proxy, "9");
+    let policy = dir.path().join("policy.yml");
+    std::fs::write(&policy, "rules:\n  forbid-providers: [hashicorp/aws]\n").unwrap();
+    let policy = policy.display().to_string();
+    sb.run(
+        "plan-gate",
+        &[
+            "--plan",
+            &net,
+            "--comment",
+            "off",
+            "--environment",
+            "prod",
+            "--stack",
+            "network",
+            "--status-sha",
+            PR_SHA,
+            "--policy",
+            &policy,
+        ],
+    )
+    .expect_code(1);
+    let r = sb.run(
+        "plan-gate",
+        &[
+            "verify",
+            "--plan",
+            &net,
+            "--digest-from-status",
+            "--environment",
+            "prod",
+            "--stack",
+            "network",
+            "--sha",
+            PR_SHA,
+            "--require-reviewed-plan",
+            "false",
+        ],
+    );
+    r.expect_code(1);
+    assert!(
+        r.all()
+            .contains("was refused by plan-gate: nothing may be applied"),
+        "{}",
+        r.all()
+    );
 
     let before = fake.requests().len();
     for (args, want) in [
