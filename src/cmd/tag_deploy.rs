@@ -739,6 +739,9 @@ struct Ctx {
     stack: Option<String>,
     /// record: the stacks the commit changed (the environment's record waits for all).
     stacks: Option<Vec<String>>,
+    /// record --stacks without a verification outcome where the environment declares checks:
+    /// refused (exit 2) once every changed stack applied.
+    stacks_unverified: bool,
 }
 
 /// Whether and how the GitHub Deployment of this run is kept.
@@ -888,11 +891,30 @@ fn prepare(runner: &Runner, args: &Inputs) -> Result<Ctx> {
     let windows = env.windows()?;
     let checks = env.checks()?;
     let (stack, stacks) = stack_inputs(args, &env.name)?;
+    // With stacks, a deploy whose stacks did not all apply was not verified: the outcome is
+    // required once every changed stack applied (checked after the stacks rule).
+    let stacks_unverified = stacks.is_some()
+        && checks.is_some()
+        && args.verification.as_ref().is_some_and(|v| {
+            v.verification_outcome
+                .as_deref()
+                .unwrap_or_default()
+                .is_empty()
+                && v.verification_duration
+                    .as_deref()
+                    .unwrap_or_default()
+                    .is_empty()
+                && v.verification_checks
+                    .as_deref()
+                    .unwrap_or_default()
+                    .is_empty()
+        });
     let verification = match &args.verification {
         Some(v) if stack.is_some() => {
             verification::none_for_a_stack(v)?;
             None
         }
+        Some(_) if stacks_unverified => None,
         Some(v) => verification::outcome_input(v, checks.as_ref(), &env.name)?,
         None => None,
     };
@@ -981,6 +1003,7 @@ fn prepare(runner: &Runner, args: &Inputs) -> Result<Ctx> {
     Ok(Ctx {
         stack,
         stacks,
+        stacks_unverified,
         preview,
         skip_deployment: common.skip_github_deployment,
         production: env.production,
@@ -1644,6 +1667,12 @@ fn record(runner: &Runner, ctx: &Ctx, session: &Session, args: &Inputs, sha: Oid
             } => break (previous, rollback, stacks),
         }
     };
+    if ctx.stacks_unverified {
+        return Err(Failure::usage(
+            "verification-outcome",
+            format!("is required: every changed stack of {} applied and `{env}` declares verification checks (`verify:`); pass the `outcome` output of `tag-deploy verify`", short(sha)),
+        ));
+    }
     let state = &facts.state;
 
     let rec = Record {

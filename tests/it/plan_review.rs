@@ -782,6 +782,16 @@ fn split_problems(file: &str, wf: &Value) -> Vec<String> {
                 "{file}: job `{name}` plans again between verify and apply"
             ));
         }
+        if s(&steps[verify]["with"], "digest-from-status") == "true" {
+            problems.extend(status_digest_problems(
+                file,
+                name,
+                job,
+                &steps[verify],
+                &jobs,
+            ));
+            continue;
+        }
         let Some((from, out)) = needs_output(s(&steps[verify]["with"], "digest")) else {
             problems.push(format!(
                 "{file}: job `{name}` verifies against a digest that is not another job's output"
@@ -826,6 +836,69 @@ fn split_problems(file: &str, wf: &Value) -> Vec<String> {
                 "{file}: `{from}`'s output `{out}` is not the digest of a plan-gate gate step"
             ));
         }
+    }
+    problems
+}
+
+/// A stack's apply (`digest-from-status`) verifies against the commit status its plan job
+/// wrote in this run: the job needs a plan job outside its protected environment, in a `-plan`
+/// environment, without the deploy role, over the same matrix (the same layer), whose
+/// plan-gate gate step records the same stack's digest on the same commit.
+fn status_digest_problems(
+    file: &str,
+    name: &str,
+    job: &Value,
+    verify: &Value,
+    jobs: &serde_yaml_ng::Mapping,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let w = &verify["with"];
+    if !s(w, "digest").is_empty() {
+        problems.push(format!(
+            "{file}: job `{name}` gives a digest and digest-from-status"
+        ));
+    }
+    if s(w, "stack") != "${{ matrix.stack }}" {
+        problems.push(format!(
+            "{file}: job `{name}` verifies another stack's status"
+        ));
+    }
+    let needs: Vec<&str> = match &job["needs"] {
+        Value::String(n) => vec![n.as_str()],
+        Value::Sequence(l) => l.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    let matrix = &job["strategy"]["matrix"];
+    let planners: Vec<&str> = needs
+        .iter()
+        .copied()
+        .filter(|n| {
+            let Some(src) = jobs.get(*n) else {
+                return false;
+            };
+            src["steps"].as_sequence().into_iter().flatten().any(|st| {
+                uses_our(st, "plan-gate")
+                    && matches!(s(&st["with"], "command"), "" | "gate")
+                    && s(&st["with"], "stack") == "${{ matrix.stack }}"
+                    && s(&st["with"], "status-sha") == s(w, "sha")
+                    && s(&st["with"], "environment") == s(w, "environment")
+            }) && &src["strategy"]["matrix"] == matrix
+        })
+        .collect();
+    let [from] = planners.as_slice() else {
+        problems.push(format!(
+            "{file}: job `{name}` reads its digest from a status no single needed plan job over the same matrix records"
+        ));
+        return problems;
+    };
+    let src = &jobs[*from];
+    if s(src, "environment") == s(job, "environment") || !s(src, "environment").ends_with("-plan") {
+        problems.push(format!(
+            "{file}: the status comes from `{from}`, which is not in a plan environment outside `{name}`'s protected one"
+        ));
+    }
+    if holds_deploy_role(src) {
+        problems.push(format!("{file}: `{from}` holds the deploy role"));
     }
     problems
 }
