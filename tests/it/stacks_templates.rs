@@ -336,3 +336,95 @@ fn e2e_the_layer_check_catches_each_broken_edit() {
         assert!(got.iter().any(|p| p.contains(needle)), "{what}: {got:?}");
     }
 }
+
+#[test]
+fn e2e_rollback_template_rolls_stacks_back_in_order_and_refuses_removed_stacks() {
+    let wf = template("rollback.yml");
+    assert_eq!(layer_problems(&wf), Vec::<String>::new());
+    let jobs = wf["jobs"].as_mapping().unwrap();
+    let detect = &jobs["stacks"];
+    let changed = step(detect, |st| uses(st, "stacks"))[0];
+    // The stacks that differ between the target (head) and the current deploy (base).
+    assert_eq!(
+        s(&changed["with"], "head"),
+        "${{ steps.target.outputs.sha }}"
+    );
+    assert_eq!(
+        s(&changed["with"], "base"),
+        "${{ steps.current.outputs.sha }}"
+    );
+    let refuse = step(detect, |st| {
+        s(st, "if").contains("steps.changed.outputs.deleted != '[]'")
+    });
+    assert_eq!(refuse.len(), 1, "a target removing stacks is refused");
+    assert!(s(refuse[0], "run").contains("exit 1"));
+    for k in 0..layers(jobs) {
+        let plan = &jobs[format!("plan-{k}").as_str()];
+        let apply = &jobs[format!("apply-{k}").as_str()];
+        let gate = step(plan, |st| uses(st, "plan-gate"));
+        assert_eq!(
+            s(&gate[0]["with"], "rollback"),
+            "true",
+            "plan-{k}: protect-stateful"
+        );
+        assert_eq!(
+            s(&gate[0]["with"], "status-sha"),
+            "${{ needs.stacks.outputs.sha }}"
+        );
+        let rec = step(apply, |st| {
+            uses(st, "tag-deploy") && s(&st["with"], "command") == "record"
+        });
+        assert_eq!(s(&rec[0]["with"], "rollback"), "true", "apply-{k}");
+        for job in [plan, apply] {
+            assert!(
+                step(job, |st| s(st, "run")
+                    .contains("git checkout --detach \"$TARGET_SHA\""))
+                .len()
+                    == 1,
+                "layer {k} runs the target commit"
+            );
+        }
+    }
+    let record = &jobs["stacks-record"];
+    assert!(!step(record, |st| s(&st["with"], "command") == "hold").is_empty());
+    assert_eq!(perms(&jobs["stacks"]), p(&[("contents", "read")]));
+    assert_eq!(perms(&jobs["stacks-start"]), p(&[("contents", "read")]));
+    assert!(s(&jobs["plan"], "if").contains("needs.stacks.outputs.mode == 'single'"));
+}
+
+#[test]
+fn e2e_plan_template_plans_each_changed_stack_with_its_own_comment_and_summarises_them() {
+    let wf = template("plan.yml");
+    let jobs = wf["jobs"].as_mapping().unwrap();
+    let changed = step(&jobs["stacks"], |st| uses(st, "stacks"))[0];
+    assert_eq!(s(&changed["with"], "base"), "${{ steps.base.outputs.sha }}");
+    let base = step(&jobs["stacks"], |st| s(st, "id") == "base")[0];
+    assert!(s(base, "run").contains("git merge-base \"origin/${BASE_REF}\" HEAD"));
+    let plan = &jobs["plan-stack"];
+    assert_eq!(
+        s(&plan["strategy"], "matrix"),
+        "${{ fromJSON(needs.stacks.outputs.matrix) }}"
+    );
+    assert_eq!(plan["strategy"]["fail-fast"].as_bool(), Some(false));
+    assert!(s(&plan["strategy"], "max-parallel").contains("vars.STACKS_MAX_PARALLEL"));
+    let gate = step(plan, |st| uses(st, "plan-gate"))[0];
+    // One comment per stack and environment: plan-gate keys it by both.
+    assert_eq!(s(&gate["with"], "stack"), "${{ matrix.stack }}");
+    assert_eq!(s(&gate["with"], "environment"), "${{ env.DEPLOY_ENV }}");
+    assert!(!s(&gate["with"], "pr-number").is_empty());
+    assert!(s(&plan, "environment").ends_with("-plan"));
+    assert_eq!(
+        perms(plan),
+        p(&[
+            ("contents", "read"),
+            ("id-token", "write"),
+            ("pull-requests", "write")
+        ])
+    );
+    assert_eq!(perms(&jobs["stacks"]), p(&[("contents", "read")]));
+    let summary = &jobs["summary"];
+    assert_eq!(needs(summary), ["stacks", "plan-stack"]);
+    assert!(s(summary, "if").contains("!cancelled()"));
+    assert!(perms(summary).is_empty());
+    assert!(s(&jobs["plan"], "if").contains("needs.stacks.outputs.mode == 'single'"));
+}
