@@ -58,7 +58,7 @@ fn uses(step: &Value, action: &str) -> bool {
     s(step, "uses").starts_with(&format!("gitops-actions/gitops-actions/actions/{action}@"))
 }
 
-fn step<'a>(job: &'a Value, pred: impl Fn(&Value) -> bool) -> Vec<&'a Value> {
+fn step(job: &Value, pred: impl Fn(&Value) -> bool) -> Vec<&Value> {
     job["steps"]
         .as_sequence()
         .into_iter()
@@ -412,7 +412,7 @@ fn e2e_plan_template_plans_each_changed_stack_with_its_own_comment_and_summarise
     assert_eq!(s(&gate["with"], "stack"), "${{ matrix.stack }}");
     assert_eq!(s(&gate["with"], "environment"), "${{ env.DEPLOY_ENV }}");
     assert!(!s(&gate["with"], "pr-number").is_empty());
-    assert!(s(&plan, "environment").ends_with("-plan"));
+    assert!(s(plan, "environment").ends_with("-plan"));
     assert_eq!(
         perms(plan),
         p(&[
