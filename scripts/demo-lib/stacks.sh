@@ -33,7 +33,7 @@ except ValueError:
     print("-"); sys.exit()
 for r in s.get("resources", []):
     if r["type"] == "terraform_data" and r["name"] == sys.argv[1]:
-        print(json.dumps(r["instances"][0]["attributes"]["input"], sort_keys=True)); sys.exit()
+        print(json.dumps(r["instances"][0]["attributes"]["input"], sort_keys=True, separators=(",", ":"))); sys.exit()
 print("-")' "$3"
 }
 # stacks_at ENV SHA: the stacks whose record (deploy/ENV/stacks/<stack>/current) is at SHA.
@@ -147,7 +147,7 @@ stacks_demo() {
   local c0 c1 c2 c3 s
   c0=$(git -C "$PLATFORM" rev-parse HEAD)
   # 1. First deploy: every stack (network before service), current moves.
-  stacks_deploy "first deploy (every stack)" 0 "$c0" "dns network service"
+  stacks_deploy "first deploy" 0 "$c0" "dns network service"
   [ "$(stacks_trailers dev)" = "dns network service" ] || fail "stacks: current's Stack-Applied trailers are '$(stacks_trailers dev)'"
   grep -n 'apply dev network (layer 0)' "$LAST_LOG" >/dev/null || fail "stacks: no layer-0 apply of network in $LAST_LOG"
   local net_done svc_start
@@ -164,7 +164,7 @@ stacks_demo() {
   sed -i 's/ttl = 300/ttl = 60/' "$PLATFORM/stacks/dns/main.tf"
   c1=$(stacks_commit "dns: ttl 60")
   local net_before; net_before=$(stacks_state dev network | md5sum)
-  stacks_deploy "change dns only" 0 "$c1" "dns"
+  stacks_deploy "dns only" 0 "$c1" "dns"
   [ "$(stacks_trailers dev)" = "dns" ] || fail "stacks: the dns deploy's trailers are '$(stacks_trailers dev)'"
   [ "$(stacks_state dev network | md5sum)" = "$net_before" ] || fail "stacks: network's state changed though only dns did"
   stacks_state_input dev dns dns | grep -q '"ttl":60' || fail "stacks: dns's state does not have the new ttl"
@@ -173,10 +173,12 @@ stacks_demo() {
   sed -i 's/scheme = "v1"/scheme = "v2"/' "$PLATFORM/modules/tagging/main.tf"
   touch "$PLATFORM/stacks/service/FAIL"
   c2=$(stacks_commit "tagging v2 (and a broken service health check)")
-  stacks_deploy "shared module; service fails" 1 "$c1" "network"
+  stacks_deploy "module; svc fails" 1 "$c1" "network"
   [ "$(git ls-remote "$PLATFORM_REMOTE" refs/heads/main | awk '{print $1}')" = "$c1" ] || fail "stacks: the partly deployed commit was promoted"
   [ "$LAST_SHA" = "$c2" ] || fail "stacks: the failed deploy ran ${LAST_SHA:0:7}, not ${c2:0:7}"
   [ "$(stacks_tag_commit deploy/dev/stacks/service/current)" = "$c0" ] || fail "stacks: service's record moved although its apply failed"
+  local failed_current failed_applied
+  failed_current=$(stacks_tag_commit deploy/dev/current) failed_applied=$(stacks_at dev "$c2")
   grep -q 'not every changed stack of' "$LAST_LOG" || fail "stacks: the refused record did not say which stacks applied: see $LAST_LOG"
   stacks_state_input dev network network | grep -q '"scheme":"v2"' || fail "stacks: network did not apply the new module"
 
@@ -184,7 +186,7 @@ stacks_demo() {
   rm "$PLATFORM/stacks/service/FAIL"
   sed -i 's/ttl = 60/ttl = 30/' "$PLATFORM/stacks/dns/main.tf"
   c3=$(stacks_commit "service: fix the health check; dns: ttl 30")
-  stacks_deploy "fix: failed stack + new change" 0 "$c3" "dns network service"
+  stacks_deploy "fix + new change" 0 "$c3" "dns network service"
   [ "$(stacks_trailers dev)" = "dns network service" ] || fail "stacks: the fixing deploy's trailers are '$(stacks_trailers dev)'"
   stacks_state_input dev service service | grep -q '"scheme":"v2"' || fail "stacks: service does not run the new module"
   grep -q 'No changes' "$LAST_LOG" || fail "stacks: network (applied before) did not plan without changes: see $LAST_LOG"
@@ -192,7 +194,7 @@ stacks_demo() {
   # 5. Promotion (deploy.yml's promote job, after a recorded deploy only): main got c1, never
   #    the partly deployed c2, then c3; staging deploys every stack.
   [ "$(git ls-remote "$PLATFORM_REMOTE" refs/heads/main | awk '{print $1}')" = "$c3" ] || fail "stacks: main is not at $c3 after dev's deploy promoted it"
-  timeline "stacks: promote dev -> staging" staging "$c3" "-" "main fast-forwarded" "c2 (partly deployed) was never promoted"
+  timeline "stacks: promote -> staging" staging "$c3" "-" "main fast-forwarded" "c2 (partly deployed) was never promoted"
   stacks_deploy "deploy staging" 0 "$c3" "dns network service" staging
 
   # 6. Rollback of dev to previous (c1): network and service (module v1) and dns (ttl 60) differ.
@@ -203,5 +205,11 @@ stacks_demo() {
   stacks_state_input dev network network | grep -q '"scheme":"v1"' || fail "stacks: network was not rolled back"
   timeline "stacks: rollback dev" dev "$c1" "-" "current: ${c1:0:7} (held)" "rolled back: $(stacks_at dev "$c1")"
   # shellcheck disable=SC2034 # scripts/demo writes it into --summary
-  STACKS_SUMMARY=("stacks.current.dev=$(stacks_tag_commit deploy/dev/current)" "stacks.current.staging=$(stacks_tag_commit deploy/staging/current)" "stacks.failed_kept_current=true")
+  STACKS_SUMMARY=(
+    "stacks.c1=$c1" "stacks.c3=$c3"
+    "stacks.failed.current=$failed_current" "stacks.failed.applied=$failed_applied"
+    "stacks.current.dev=$(stacks_tag_commit deploy/dev/current)"
+    "stacks.current.staging=$(stacks_tag_commit deploy/staging/current)"
+    "stacks.rolled_back=$(stacks_at dev "$c1")"
+  )
 }
