@@ -733,3 +733,91 @@ fn stacks_layer_outputs_and_max_layers() {
     assert_eq!(sb.outputs()["mode"], "single");
     assert_eq!(json_out(&sb, "layer-0")["include"][0]["state-key"], "");
 }
+
+// The templates' layer pattern under act: `layer-<k>` outputs (read with the bracket form, as
+// the templates do) feed one matrix job per layer; layer 1 runs only after every entry of
+// layer 0, and a layer beyond `layers` is skipped.
+#[test]
+fn stacks_layer_jobs_run_in_dependency_order_under_act() {
+    let sb = Sandbox::plain();
+    let repo = sb.path().join("repo");
+    crate::actions::copy_action_tree(&repo);
+    seed(&repo);
+    let wf = r#"on: push
+permissions: {}
+jobs:
+  stacks:
+    runs-on: ubuntu-latest
+    outputs:
+      layers: ${{ steps.s.outputs.layers }}
+      layer-0: ${{ steps.s.outputs['layer-0'] }}
+      layer-1: ${{ steps.s.outputs['layer-1'] }}
+      layer-2: ${{ steps.s.outputs['layer-2'] }}
+    steps:
+      - uses: actions/checkout@v4
+      - id: s
+        uses: ./actions/stacks
+        with:
+          command: list
+          environment: prod
+          max-layers: "3"
+  layer-0:
+    needs: stacks
+    if: ${{ needs.stacks.outputs.layers > 0 }}
+    runs-on: ubuntu-latest
+    strategy:
+      fail-fast: false
+      max-parallel: ${{ fromJSON(vars.STACKS_MAX_PARALLEL || '4') }}
+      matrix: ${{ fromJSON(needs.stacks.outputs['layer-0']) }}
+    steps:
+      - env:
+          STACK: ${{ matrix.stack }}
+          KEY: ${{ matrix['state-key'] }}
+        run: echo "LAYER0 stack=$STACK key=$KEY"
+  layer-1:
+    needs: [stacks, layer-0]
+    if: ${{ needs.stacks.outputs.layers > 1 }}
+    runs-on: ubuntu-latest
+    strategy:
+      matrix: ${{ fromJSON(needs.stacks.outputs['layer-1']) }}
+    steps:
+      - env:
+          STACK: ${{ matrix.stack }}
+        run: echo "LAYER1 stack=$STACK"
+  layer-2:
+    needs: [stacks, layer-1]
+    if: ${{ needs.stacks.outputs.layers > 2 }}
+    runs-on: ubuntu-latest
+    strategy:
+      matrix: ${{ fromJSON(needs.stacks.outputs['layer-2']) }}
+    steps:
+      - run: echo "LAYER2 ran"
+"#;
+    write(&repo, &[(".github/workflows/layers.yml", wf)]);
+    act::init_repo(&repo);
+    let bins = crate::actions::built_bin_dir().display().to_string();
+    let run = act::run(
+        &sb,
+        &repo,
+        "push",
+        &["--env", &format!("GITOPS_ACTIONS_LOCAL_BIN_DIR={bins}")],
+    );
+    let log = run.all();
+    assert_eq!(run.code, 0, "{log}");
+    let at = |needle: &str| {
+        log.find(needle)
+            .unwrap_or_else(|| panic!("missing {needle:?}\n{log}"))
+    };
+    // prod: edge and network in layer 0, service (depends on network) in layer 1.
+    let edge = at("LAYER0 stack=edge key=edge/prod/terraform.tfstate");
+    let network = at("LAYER0 stack=network key=network/prod.tfstate");
+    let service = at("LAYER1 stack=service");
+    assert!(
+        edge < service && network < service,
+        "layer 1 ran before layer 0:\n{log}"
+    );
+    assert!(
+        !log.contains("LAYER2 ran"),
+        "a layer beyond `layers` ran:\n{log}"
+    );
+}
