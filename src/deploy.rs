@@ -15,6 +15,10 @@
 //!   never enters `history/` (so it is never a rollback target, never promoted): the rule is
 //!   [`workspace_scope`], and [`EnvState::from_refs`] reads only `current`, `history/` and `hold`.
 //!
+//! - `deploy/<env>/stacks/<stack>/current`: with stacks, each stack's record (the commit its
+//!   apply job applied, with the plan digest); `current` then moves only when every changed stack
+//!   of the commit has one ([`stacks`], the rule [`stacks::every_stack_applied`]).
+//!
 //! This module is the one owner of that vocabulary: the names ([`current_tag`], [`hold_tag`],
 //! [`history_name`], [`tag_ref`] / [`short_tag`], the `*_ref` and `*_prefix` forms), the
 //! messages and trailers ([`Record`], [`Hold`]) and their parsing. Nobody else formats or parses
