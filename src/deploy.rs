@@ -17,7 +17,7 @@
 //!
 //! - `deploy/<env>/stacks/<stack>/current`: with stacks, each stack's record (the commit its
 //!   apply job applied, with the plan digest); `current` then moves only when every changed stack
-//!   of the commit has one ([`stacks`], the rule [`stacks::every_stack_applied`]).
+//!   of the commit has one ([`stacks`], the rule `stacks::every_stack_applied`).
 //!
 //! This module is the one owner of that vocabulary: the names ([`current_tag`], [`hold_tag`],
 //! [`history_name`], [`tag_ref`] / [`short_tag`], the `*_ref` and `*_prefix` forms), the
