@@ -15,6 +15,10 @@
 //!   never enters `history/` (so it is never a rollback target, never promoted): the rule is
 //!   [`workspace_scope`], and [`EnvState::from_refs`] reads only `current`, `history/` and `hold`.
 //!
+//! - `deploy/<env>/stacks/<stack>/current`: with stacks, each stack's record (the commit its
+//!   apply job applied, with the plan digest); `current` then moves only when every changed stack
+//!   of the commit has one ([`stacks`], the rule `stacks::every_stack_applied`).
+//!
 //! This module is the one owner of that vocabulary: the names ([`current_tag`], [`hold_tag`],
 //! [`history_name`], [`tag_ref`] / [`short_tag`], the `*_ref` and `*_prefix` forms), the
 //! messages and trailers ([`Record`], [`Hold`]) and their parsing. Nobody else formats or parses
@@ -41,6 +45,9 @@ use crate::runner::single_line;
 use crate::validate;
 
 use crate::envs::Workspace;
+
+pub mod stacks;
+pub use stacks::{stack_ref, stack_tag, stacks_prefix, StackOutcome};
 
 /// Where tags live: a short tag name `deploy/...` is the ref `refs/tags/deploy/...`.
 const TAGS: &str = "refs/tags/";
@@ -213,6 +220,9 @@ pub struct EnvState {
     pub hold: Option<HoldRef>,
     /// Refs under the history prefix we could not parse (shown as warnings, never used).
     pub foreign: Vec<String>,
+    /// Each stack's record `deploy/<env>/stacks/<stack>/current`, by stack name
+    /// ([`stacks`]: what each stack's apply job recorded).
+    pub stacks: std::collections::BTreeMap<String, RemoteRef>,
 }
 
 impl EnvState {
@@ -234,7 +244,10 @@ impl EnvState {
             }
         }
         history.sort_by_key(|h| std::cmp::Reverse(h.name.sort_key()));
+        let (stack_records, odd) = stacks::from_refs(env, refs);
+        foreign.extend(odd);
         EnvState {
+            stacks: stack_records,
             env: env.to_string(),
             current: refs.get(&current_ref(env)),
             history,
@@ -563,6 +576,13 @@ pub struct Record {
     /// replaced), when it was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_loss: Option<String>,
+    /// A stack's record (`deploy/<env>/stacks/<stack>/current`): the stack applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+    /// The environment's record with stacks: each changed stack of the commit, its outcome and
+    /// plan digest (`Stack-Applied` trailers, one per stack).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stacks: Vec<StackOutcome>,
 }
 
 /// The `Verification` trailer of a deploy that passed its checks.
@@ -576,7 +596,7 @@ pub fn check_data_loss_reason(field: &str, v: Option<&str>) -> Result<Option<Str
     validate::recorded_reason(field, v)
 }
 
-const TRAILERS: [&str; 13] = [
+const TRAILERS: [&str; 14] = [
     "Environment",
     "Commit",
     "Run-ID",
@@ -590,19 +610,24 @@ const TRAILERS: [&str; 13] = [
     "Verification-Duration",
     "Verification-Checks",
     "Data-Loss-Allowed",
+    "Stack",
 ];
 
 impl Record {
     /// The tag message: a subject line, a blank line, a sentence, and the trailers.
     pub fn message(&self) -> String {
         let sha7 = &self.commit[..self.commit.len().min(7)];
+        let what = match &self.stack {
+            Some(s) => format!("{} stack {s}", self.environment),
+            None => self.environment.clone(),
+        };
         let subject = if self.rollback_of.is_some() {
-            format!("rollback {}: {sha7}", self.environment)
+            format!("rollback {what}: {sha7}")
         } else {
-            format!("deploy {}: {sha7}", self.environment)
+            format!("deploy {what}: {sha7}")
         };
         let mut m = format!("{subject}\n\nRecorded by gitops-actions tag-deploy.\n\n");
-        let fields: [Option<&str>; 13] = [
+        let fields: [Option<&str>; 14] = [
             Some(&self.environment),
             Some(&self.commit),
             Some(&self.run_id),
@@ -616,11 +641,19 @@ impl Record {
             self.verification_duration.as_deref(),
             self.verification_checks.as_deref(),
             self.data_loss.as_deref(),
+            self.stack.as_deref(),
         ];
         for (k, v) in TRAILERS.iter().zip(fields) {
             if let Some(v) = v {
                 m.push_str(&format!("{k}: {}\n", one_line(v)));
             }
+        }
+        for o in &self.stacks {
+            m.push_str(&format!(
+                "{}: {}\n",
+                stacks::APPLIED_TRAILER,
+                one_line(&o.trailer())
+            ));
         }
         m
     }
@@ -644,6 +677,8 @@ impl Record {
                 "Verification-Duration" => r.verification_duration = Some(v),
                 "Verification-Checks" => r.verification_checks = Some(v),
                 "Data-Loss-Allowed" => r.data_loss = Some(v),
+                "Stack" => r.stack = Some(v),
+                stacks::APPLIED_TRAILER => r.stacks.extend(StackOutcome::parse(&v)),
                 _ => {}
             }
         }
@@ -814,6 +849,12 @@ pub struct RecordRules<'a> {
     pub branch: &'a str,
     /// `--rollback`: a deliberate return to a commit deployed here before.
     pub rollback: bool,
+    /// `--stack`: record this stack's apply (`deploy/<env>/stacks/<stack>/current`) instead
+    /// of the environment's deploy.
+    pub stack: Option<&'a str>,
+    /// `--stacks`: the stacks this commit changed (`stacks changed`); the environment's record
+    /// moves only when every one of them applied at the commit. `None`: one stack.
+    pub stacks: Option<&'a [String]>,
 }
 
 /// What is known when recording `sha`. `state` and `branch_tip` come from one `ls-remote`; the
@@ -834,6 +875,9 @@ pub struct DeployFacts {
     pub behind_current: Option<bool>,
     /// The [`check_record`] verdicts on the history entries of `sha`.
     pub verdicts: Option<Verdicts>,
+    /// The stack records at `sha` of the changed stacks, by name (`None` inside: the tag's
+    /// message could not be read).
+    pub stack_records: Option<std::collections::BTreeMap<String, Option<Record>>>,
 }
 
 /// A fact a `record` rule needs that is not gathered yet.
@@ -858,6 +902,8 @@ pub enum RecordNeed {
     },
     /// Judge these history entries (every record of `sha`): [`DeployFacts::verdicts`].
     Verdicts(Vec<HistoryEntry>),
+    /// Read the messages of these stack records (name, tag object): [`DeployFacts::stack_records`].
+    StackRecords(Vec<(String, Oid)>),
 }
 
 /// Why `record` records nothing. Every variant exits 1 (refused) and leaves the remote as it
@@ -901,6 +947,8 @@ pub enum RecordRefusal {
         current: Oid,
         /// The history tag of the current deploy, if any.
         by: Option<String>,
+        /// The stack, when this is a stack's record.
+        stack: Option<String>,
     },
     /// A rollback to a commit no real record of this environment made (F16); the reason is
     /// [`resolve`]'s.
@@ -917,6 +965,8 @@ pub enum RecordRefusal {
         /// The tag object the remote has now.
         is: Option<Oid>,
     },
+    /// Not every changed stack of the commit applied: `deploy/<env>/current` stays.
+    StacksNotApplied(stacks::NotApplied),
     /// The compare-and-swap push lost to another deploy (F10).
     LostRace {
         /// The environment.
@@ -952,13 +1002,20 @@ impl std::fmt::Display for RecordRefusal {
                 sha,
                 current,
                 by,
-            } => write!(
-                f,
-                "{sha} is an ancestor of the current deploy {current} of `{env}`{}: recording it would roll `{env}` back. A re-run of an old deploy job must not roll back by accident; if this is a deliberate rollback, pass `--rollback`",
-                by.as_ref()
-                    .map(|t| format!(" (history tag {t})"))
-                    .unwrap_or_default()
-            ),
+                stack,
+            } => {
+                let what = match stack {
+                    Some(s) => format!("`{env}` stack `{s}`"),
+                    None => format!("`{env}`"),
+                };
+                write!(
+                    f,
+                    "{sha} is an ancestor of the current deploy {current} of {what}{}: recording it would roll {what} back. A re-run of an old deploy job must not roll back by accident; if this is a deliberate rollback, pass `--rollback`",
+                    by.as_ref()
+                        .map(|t| format!(" (history tag {t})"))
+                        .unwrap_or_default()
+                )
+            }
             RecordRefusal::NotARollbackTarget { reason } => write!(
                 f,
                 "{reason}: a rollback may only return to a commit deployed there before; nothing was changed"
@@ -973,6 +1030,7 @@ impl std::fmt::Display for RecordRefusal {
                     show(is)
                 )
             }
+            RecordRefusal::StacksNotApplied(n) => write!(f, "{n}"),
             RecordRefusal::LostRace { env, detail } => write!(
                 f,
                 "lost the race to record a deploy of `{env}`: {detail}. Another deploy was recorded in between; re-run `tag-deploy list --environment {env}` to see it"
@@ -1005,6 +1063,9 @@ pub enum RecordDecision {
         previous: Option<Oid>,
         /// A rollback (marked in the trailers).
         rollback: bool,
+        /// The environment's record with stacks: every changed stack applied, with its plan
+        /// digest (the `Stack-Applied` trailers). Empty for one stack and for a stack's record.
+        stacks: Vec<StackOutcome>,
     },
 }
 
@@ -1020,16 +1081,27 @@ pub fn decide_record(facts: &DeployFacts, rules: &RecordRules) -> RecordDecision
 type RecordStep<T> = ControlFlow<RecordDecision, T>;
 
 fn record_in_order(f: &DeployFacts, r: &RecordRules) -> RecordStep<RecordDecision> {
-    not_current_already(f)?;
+    not_current_already(f, r)?;
     not_held(f, r)?;
     let tip = branch_exists(f, r)?;
     on_branch(f, r, tip)?;
     not_backwards(f, r)?;
     rollback_to_a_record(f, r)?;
+    let stacks = stacks::every_stack_applied(f, r)?;
     ControlFlow::Continue(RecordDecision::Record {
-        previous: f.state.current_commit(),
+        previous: recorded_commit(f, r),
         rollback: r.rollback,
+        stacks,
     })
+}
+
+/// The commit the record being written holds now: the stack's (`--stack`) or the
+/// environment's current deploy.
+fn recorded_commit(f: &DeployFacts, r: &RecordRules) -> Option<Oid> {
+    match r.stack {
+        Some(s) => f.state.stacks.get(s).map(|c| c.peeled),
+        None => f.state.current_commit(),
+    }
 }
 
 fn asked<T: Clone>(fact: &Option<T>, need: RecordNeed) -> RecordStep<T> {
@@ -1044,15 +1116,18 @@ fn refuse_record<T>(r: RecordRefusal) -> RecordStep<T> {
 }
 
 /// 1. Recording the current deploy again changes nothing (a re-run of the same job).
-fn not_current_already(f: &DeployFacts) -> RecordStep<()> {
-    if f.state.current_commit() != Some(f.sha) {
+fn not_current_already(f: &DeployFacts, r: &RecordRules) -> RecordStep<()> {
+    if recorded_commit(f, r) != Some(f.sha) {
         return ControlFlow::Continue(());
     }
-    let history_tag = f
-        .state
-        .last_deploy_of(f.sha)
-        .map(|e| e.tag.clone())
-        .unwrap_or_default();
+    let history_tag = match r.stack {
+        Some(_) => String::new(),
+        None => f
+            .state
+            .last_deploy_of(f.sha)
+            .map(|e| e.tag.clone())
+            .unwrap_or_default(),
+    };
     ControlFlow::Break(RecordDecision::Unchanged { history_tag })
 }
 
@@ -1096,7 +1171,7 @@ fn on_branch(f: &DeployFacts, r: &RecordRules, tip: Oid) -> RecordStep<()> {
 
 /// 5. An ancestor of the current deploy is a rollback, and must say so (F13).
 fn not_backwards(f: &DeployFacts, r: &RecordRules) -> RecordStep<()> {
-    let Some(current) = f.state.current_commit() else {
+    let Some(current) = recorded_commit(f, r) else {
         return ControlFlow::Continue(());
     };
     let sha = f.sha;
@@ -1111,7 +1186,11 @@ fn not_backwards(f: &DeployFacts, r: &RecordRules) -> RecordStep<()> {
         env: r.env.to_string(),
         sha,
         current,
-        by: f.state.last_deploy_of(current).map(|e| e.tag.clone()),
+        by: match r.stack {
+            Some(s) => Some(stack_tag(r.env, s)),
+            None => f.state.last_deploy_of(current).map(|e| e.tag.clone()),
+        },
+        stack: r.stack.map(str::to_string),
     })
 }
 
@@ -1458,6 +1537,7 @@ mod tests {
             on_branch: Some(true),
             behind_current: Some(false),
             verdicts: Some(verdicts),
+            stack_records: None,
         }
     }
 
@@ -1480,6 +1560,7 @@ mod tests {
             Want::Is(RecordDecision::Record {
                 previous: previous.map(oid),
                 rollback,
+                stacks: Vec::new(),
             })
         };
         let hold = Hold {
@@ -1598,6 +1679,8 @@ mod tests {
                 env: "dev",
                 branch: "dev",
                 rollback,
+                stack: None,
+                stacks: None,
             };
             match (want, decide_record(&f, &rules)) {
                 (Want::Is(w), g) => assert_eq!(g, w, "{what}"),
@@ -1625,6 +1708,8 @@ mod tests {
             env: "dev",
             branch: "dev",
             rollback: true,
+            stack: None,
+            stacks: None,
         };
         let mut asked = Vec::new();
         let got = loop {
@@ -1635,6 +1720,7 @@ mod tests {
                         RecordNeed::OnBranch { .. } => f.on_branch = Some(true),
                         RecordNeed::BehindCurrent { .. } => f.behind_current = Some(true),
                         RecordNeed::Verdicts(_) => f.verdicts = full.verdicts.clone(),
+                        RecordNeed::StackRecords(_) => panic!("one stack: no stack records"),
                     }
                     asked.push(need);
                 }
@@ -1645,7 +1731,8 @@ mod tests {
             got,
             RecordDecision::Record {
                 previous: Some(oid('3')),
-                rollback: true
+                rollback: true,
+                stacks: Vec::new(),
             }
         );
         let of_2 = f.state.last_deploy_of(oid('2')).unwrap().clone();
@@ -2028,6 +2115,8 @@ mod tests {
             verification_duration: Some("31s".into()),
             verification_checks: Some("http health: failed (status 500); alarms: passed (1 alarm(s) out of ALARM for 30s)".into()),
             data_loss: Some("INC-43: the cache is rebuilt from the database".into()),
+            stack: None,
+            stacks: Vec::new(),
         };
         let m = r.message();
         assert!(m.contains("\nVerification: failed\nVerification-Duration: 31s\nVerification-Checks: http health: failed (status 500); alarms: passed"));

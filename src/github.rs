@@ -893,6 +893,11 @@ impl Client {
             .map(|s| {
                 let at = str_field(s, "created_at", op)?;
                 Ok(crate::plan::review::Status {
+                    state: s
+                        .get("state")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
                     context: str_field(s, "context", op)?,
                     description: s
                         .get("description")

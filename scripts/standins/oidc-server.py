@@ -34,7 +34,7 @@ Flags (each also read from the environment variable in brackets):
   --ttl SECONDS            exp - iat (default 300; negative gives already-expired tokens) [OIDC_TTL]
   --fail-first N           answer the first N token requests with HTTP 500 [OIDC_FAIL_FIRST]
   --claims-dir DIR         also serve `GET /token/<job>`: the claims of DIR/<job>.json (keys
-                           environment, ref, sha, event_name, run_id, workflow_file) over the
+                           repository, environment, ref, sha, event_name, run_id, workflow_file) over the
                            flags' values, so ONE server stands in for many jobs (the demo) [OIDC_CLAIMS_DIR]
   --log PATH               append one JSON line per request: {"n", "path", "audience", "status"}
                            [OIDC_LOG]; tests count these lines to assert "zero requests"
@@ -105,7 +105,7 @@ def jwks():
                       "n": b64u_uint(pub.n), "e": b64u_uint(pub.e)}]}
 
 
-JOB_KEYS = ("environment", "ref", "sha", "event_name", "run_id", "workflow_file")
+JOB_KEYS = ("repository", "environment", "ref", "sha", "event_name", "run_id", "workflow_file")
 
 
 def job_settings(job):

@@ -224,6 +224,12 @@ pub struct VerifyArgs {
     /// The digest that was reviewed (`sha256:<64 hex>`).
     #[arg(long, env = "GITOPS_DIGEST")]
     pub digest: Option<String>,
+    /// Instead of `digest`: read the reviewed digest from the commit status
+    /// `gitops/plan/<env>/<stack>` that THIS run's plan job recorded on `sha` (its target is this
+    /// run): how a matrix apply job gets its stack's digest (matrix jobs pass no per-entry
+    /// outputs). Needs `environment`, `stack`, a token with `statuses: read` and the run's URL.
+    #[arg(long, env = "GITOPS_DIGEST_FROM_STATUS")]
+    pub digest_from_status: bool,
     /// The reviewed plan's change manifest (the plan job's `changes` output): on a mismatch,
     /// what differs is printed by address and action (it holds no values).
     #[arg(long, env = "GITOPS_REVIEWED_CHANGES")]
@@ -952,13 +958,33 @@ fn verify(runner: &Runner, a: &VerifyArgs) -> Result<()> {
         runner.machine_output();
     }
     let limits = a.plan.limits()?;
-    let want = a.digest.as_deref().ok_or_else(|| {
-        Failure::usage(
+    let given = a.digest.as_deref().filter(|d| !d.is_empty());
+    let from_status = match (given, a.digest_from_status) {
+        (Some(_), true) => {
+            return Err(Failure::usage(
+                "digest-from-status",
+                "give the reviewed `digest` or `digest-from-status`, not both",
+            ))
+        }
+        (None, true) => Some(status_source(runner, a)?),
+        (Some(d), false) => {
+            crate::validate::sha256_digest("digest", d)?;
+            None
+        }
+        (None, false) => return Err(Failure::usage(
             "digest",
-            "`verify` needs the reviewed digest (`--digest sha256:...`)",
-        )
-    })?;
-    crate::validate::sha256_digest("digest", want)?;
+            "`verify` needs the reviewed digest (`--digest sha256:...`, or `digest-from-status`)",
+        )),
+    };
+    let rule = reviewed_plan_rule(runner, a)?;
+    let fetched;
+    let want = match &from_status {
+        None => given.expect("checked above"),
+        Some(src) => {
+            fetched = reviewed_digest_from_status(runner, src)?;
+            fetched.as_str()
+        }
+    };
     let reviewed = match a
         .reviewed_changes
         .as_deref()
@@ -981,7 +1007,6 @@ fn verify(runner: &Runner, a: &VerifyArgs) -> Result<()> {
             Some(m)
         }
     };
-    let rule = reviewed_plan_rule(runner, a)?;
     let plan = load_plan(runner, &a.plan.plan, &limits)?;
     runner.set_output("plan-digest", &plan.digest)?;
     if plan.digest == want {
@@ -1029,6 +1054,91 @@ fn verify(runner: &Runner, a: &VerifyArgs) -> Result<()> {
         plan.digest,
         single_line(want)
     )))
+}
+
+/// Where `digest-from-status` reads the reviewed digest, validated before any network call.
+struct StatusSource {
+    api: crate::github::Config,
+    sha: String,
+    context: String,
+    this_run: String,
+}
+
+fn status_source(runner: &Runner, a: &VerifyArgs) -> Result<StatusSource> {
+    let env = a
+        .environment
+        .as_deref()
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| {
+            Failure::usage(
+                "environment",
+                "`digest-from-status` reads the status `gitops/plan/<env>/<stack>`: give `environment`",
+            )
+        })?;
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let model = Model::load(&cwd, a.config.as_deref())?;
+    let env = model.get("environment", env)?.name.clone();
+    let stack = a
+        .stack
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            Failure::usage(
+                "stack",
+                "`digest-from-status` reads one stack's plan status: give `stack`",
+            )
+        })?;
+    name_like("stack", stack)?;
+    let sha = a
+        .sha
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .or_else(|| runner.var("GITHUB_SHA"))
+        .ok_or_else(|| {
+            Failure::usage(
+                "sha",
+                "give the commit being applied (default `GITHUB_SHA`)",
+            )
+        })?
+        .to_string();
+    crate::validate::full_sha("sha", &sha)?;
+    let this_run = run_url(runner).ok_or_else(|| {
+        Failure::usage(
+            "digest-from-status",
+            "reads the status this run's plan job recorded, but the run is unknown (GITHUB_SERVER_URL, GITHUB_REPOSITORY, GITHUB_RUN_ID)",
+        )
+    })?;
+    Ok(StatusSource {
+        api: github_api(runner, &a.github, "`digest-from-status`")?,
+        context: review::context(&env, Some(stack)),
+        sha,
+        this_run,
+    })
+}
+
+/// The digest this run's plan job recorded for the stack (exit 1 when it recorded none).
+fn reviewed_digest_from_status(runner: &Runner, src: &StatusSource) -> Result<String> {
+    let gh = crate::github::Blocking::open(&src.api, runner)?;
+    let statuses = gh
+        .block(gh.client.commit_statuses(&src.sha))
+        .map_err(Failure::from)?;
+    match review::from_this_run(&statuses, &src.context, &src.this_run) {
+        Some((r, false)) => Err(Failure::refused(format!(
+            "this run's plan of {} (commit status `{}`, {}) was refused by plan-gate: nothing may be applied",
+            src.sha, src.context, r.digest
+        ))),
+        Some((r, true)) => {
+            runner.info(&format!(
+                "the reviewed digest of this run's plan job: {} (commit status `{}` on {})",
+                r.digest, src.context, src.sha
+            ));
+            Ok(r.digest)
+        }
+        None => Err(Failure::refused(format!(
+            "no plan of this run is recorded on {} (commit status `{}` with this run as its target): the plan job of this run records it before the apply; nothing was applied",
+            src.sha, src.context
+        ))),
+    }
 }
 
 /// What `require-reviewed-plan` needs, validated before any network call.

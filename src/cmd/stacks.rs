@@ -91,7 +91,14 @@ pub struct Args {
     /// Token for the git remote (`x-access-token` basic auth). Default: `GITHUB_TOKEN` if set, else the credentials `actions/checkout` persisted.
     #[arg(long, env = "GITOPS_GITHUB_TOKEN", hide_env_values = true)]
     pub github_token: Option<String>,
+
+    /// list/changed: the most dependency layers the workflow runs (its fixed layer jobs, fed by the `layer-<k>` outputs; 1-6). A configuration whose stacks of the environment need more layers is exit 2, before the remote is read.
+    #[arg(long, env = "GITOPS_MAX_LAYERS")]
+    pub max_layers: Option<String>,
 }
+
+/// How many `layer-<k>` outputs there are (`layer-0` ... `layer-5`).
+pub const LAYER_OUTPUTS: usize = 6;
 
 /// Outputs this binary sets.
 pub const OUTPUTS: &[OutputDoc] = &[
@@ -126,6 +133,34 @@ pub const OUTPUTS: &[OutputDoc] = &[
     OutputDoc {
         name: "base",
         description: "changed: the base commit (empty for a first deploy)",
+    },
+    OutputDoc {
+        name: "mode",
+        description: "`stacks` when the configuration has `stacks:`/`stack-roots:`, `single` when the repository is one stack (`working-dir`, the template's own state key)",
+    },
+    OutputDoc {
+        name: "layer-0",
+        description: "The matrix (`{\"include\":[...]}`) of layer 0: the stacks with no dependency among the matrix; `{\"include\":[]}` when there is no such layer",
+    },
+    OutputDoc {
+        name: "layer-1",
+        description: "The matrix of layer 1 (applied after layer 0)",
+    },
+    OutputDoc {
+        name: "layer-2",
+        description: "The matrix of layer 2",
+    },
+    OutputDoc {
+        name: "layer-3",
+        description: "The matrix of layer 3",
+    },
+    OutputDoc {
+        name: "layer-4",
+        description: "The matrix of layer 4",
+    },
+    OutputDoc {
+        name: "layer-5",
+        description: "The matrix of layer 5",
     },
     OutputDoc {
         name: "head",
@@ -215,6 +250,7 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
     if let Some(r) = &args.remote {
         git::validate_remote_url("remote", r)?;
     }
+    let max_layers = max_layers_input(&args)?;
     let token = args
         .github_token
         .clone()
@@ -285,7 +321,8 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
                         .find_commit(head)
                         .and_then(|c| c.tree())
                         .map_err(|e| Failure::runtime(single_line(e.message())))?;
-                    stacks::load(&GitTree::new(&repo, tree), &opts, "head")?;
+                    let loaded = stacks::load(&GitTree::new(&repo, tree), &opts, "head")?;
+                    check_layers(max_layers, &loaded.resolved, env)?;
                     current_deploy(runner, &repo, &root, &args, token, e)?
                 }
                 (None, None) => unreachable!("checked above"),
@@ -297,7 +334,94 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
             (d.head, d.changes, base)
         }
     };
+    check_layers(max_layers, &resolved, env)?;
     report(runner, &args, &resolved, &changes, base, head)
+}
+
+/// `max-layers`: 1 to [`LAYER_OUTPUTS`]; only for `list` and `changed`.
+fn max_layers_input(args: &Args) -> Result<Option<usize>> {
+    let Some(v) = args.max_layers.as_deref().filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if args.command == Command::CheckCore {
+        return Err(Failure::usage(
+            "max-layers",
+            "applies to `list` and `changed` only",
+        ));
+    }
+    match v.parse::<usize>() {
+        Ok(n) if (1..=LAYER_OUTPUTS).contains(&n) => Ok(Some(n)),
+        _ => Err(Failure::usage(
+            "max-layers",
+            format!(
+                "`{}` is not a number of layers from 1 to {LAYER_OUTPUTS} (the `layer-<k>` outputs)",
+                single_line(v)
+            ),
+        )),
+    }
+}
+
+/// A workflow with `max` layer jobs cannot apply stacks (of `env`) that need more layers: exit
+/// 2, decided on the whole configuration, not on what changed, so a deploy does not fail later
+/// for a change deeper in the chain.
+fn check_layers(max: Option<usize>, resolved: &Resolved, env: Option<&str>) -> Result<()> {
+    let Some(max) = max else {
+        return Ok(());
+    };
+    let layers: std::collections::BTreeSet<usize> = resolved
+        .stacks
+        .iter()
+        .filter(|s| env.is_none_or(|e| s.deploys_to(e)))
+        .map(|s| s.layer)
+        .collect();
+    if layers.len() <= max {
+        return Ok(());
+    }
+    let deepest = resolved
+        .stacks
+        .iter()
+        .filter(|s| env.is_none_or(|e| s.deploys_to(e)))
+        .max_by_key(|s| s.layer)
+        .map(|s| s.name.clone())
+        .unwrap_or_default();
+    Err(Failure::usage(
+        "max-layers",
+        format!(
+            "the stacks{} need {} dependency layers (stack `{deepest}` is in the last), but the workflow runs at most {max}: add layer jobs to the workflow and raise `max-layers` (at most {LAYER_OUTPUTS}), or flatten the `depends-on` chain",
+            env.map(|e| format!(" of `{e}`")).unwrap_or_default(),
+            layers.len()
+        ),
+    ))
+}
+
+/// The matrix of each layer (`layer-<k>`), with at most [`stacks::MATRIX_LIMIT`] entries each
+/// (GitHub's limit for one matrix job): exit 2 beyond it, naming the layer.
+fn layer_matrices(m: &stacks::Matrix) -> Result<Vec<stacks::Matrix>> {
+    let mut out: Vec<stacks::Matrix> = (0..LAYER_OUTPUTS)
+        .map(|_| stacks::Matrix {
+            include: Vec::new(),
+        })
+        .collect();
+    for e in &m.include {
+        if let Some(l) = out.get_mut(e.layer) {
+            l.include.push(e.clone());
+        }
+    }
+    if let Some((k, l)) = out
+        .iter()
+        .enumerate()
+        .find(|(_, l)| l.include.len() > stacks::MATRIX_LIMIT)
+    {
+        return Err(Failure::usage(
+            "max-layers",
+            format!(
+                "layer {k} has {} stacks: more than one matrix job runs ({}); fan out the `chunks` output instead of `layer-<k>`",
+                l.include.len(),
+                stacks::MATRIX_LIMIT
+            ),
+        ));
+    }
+    Ok(out)
 }
 
 /// Core's configuration files are small; anything larger is not one.
@@ -459,6 +583,11 @@ fn report(
         .iter()
         .map(|e| e.stack.as_str())
         .collect();
+    // Before any output: a layer too large for one matrix job is exit 2 with no outputs.
+    let per_layer = match args.max_layers {
+        Some(_) => layer_matrices(&out.matrix)?,
+        None => Vec::new(),
+    };
     runner.set_output("matrix", &json(&out.matrix)?)?;
     runner.set_output("chunks", &json(&out.chunks)?)?;
     runner.set_output("chunk-count", &out.chunks.len().to_string())?;
@@ -467,6 +596,11 @@ fn report(
     runner.set_output("layers", &out.layers.to_string())?;
     runner.set_output("deleted", &json(&out.deleted)?)?;
     runner.set_output("base", &base.map(|b| b.to_string()).unwrap_or_default())?;
+    let single = resolved.stacks.len() == 1 && resolved.stacks[0].state_key.is_empty();
+    runner.set_output("mode", if single { "single" } else { "stacks" })?;
+    for (k, l) in per_layer.iter().enumerate() {
+        runner.set_output(&format!("layer-{k}"), &json(l)?)?;
+    }
     runner.set_output("head", &head.to_string())?;
     if args.format == OutputFormat::Json || !runner.in_actions() {
         runner.finish(args.format);

@@ -283,6 +283,15 @@ pub struct RecordArgs {
     /// output), kept in the `Data-Loss-Allowed` trailer.
     #[arg(long, env = "GITOPS_DATA_LOSS_REASON")]
     pub data_loss_reason: Option<String>,
+    /// Record one stack's apply: moves `deploy/<env>/stacks/<stack>/current` to `sha` (with
+    /// its `plan-digest`) and nothing else: no history tag, no GitHub Deployment.
+    #[arg(long, env = "GITOPS_STACK")]
+    pub stack: Option<String>,
+    /// The stacks this commit changed (a JSON array of names: `stacks changed`'s `stacks`
+    /// output). `deploy/<env>/current` moves only when every one of them recorded its apply at
+    /// `sha` (`stack`); the tag's `Stack-Applied` trailers name each with its plan digest.
+    #[arg(long, env = "GITOPS_STACKS")]
+    pub stacks: Option<String>,
 }
 
 /// `fail`.
@@ -476,6 +485,8 @@ struct Inputs {
     deployment_id: Option<u64>,
     override_window_reason: Option<String>,
     data_loss_reason: Option<String>,
+    stack: Option<String>,
+    stacks: Option<String>,
     limit: usize,
     to: Option<String>,
     reason: Option<String>,
@@ -497,6 +508,8 @@ impl Inputs {
             deployment_id: None,
             override_window_reason: None,
             data_loss_reason: None,
+            stack: None,
+            stacks: None,
             limit: 0,
             to: None,
             reason: None,
@@ -523,6 +536,8 @@ impl Inputs {
                 override_window_reason: a.window.override_window_reason,
                 verification: Some(a.verification),
                 data_loss_reason: a.data_loss_reason,
+                stack: a.stack.filter(|s| !s.is_empty()),
+                stacks: a.stacks.filter(|s| !s.trim().is_empty()),
                 ..Inputs::new(Command::Record, a.common)
             },
             Verb::Fail(a) => Inputs {
@@ -720,6 +735,13 @@ struct Ctx {
     preview: Option<preview::Context>,
     /// `skip-github-deployment`.
     skip_deployment: bool,
+    /// record: the one stack whose apply is recorded.
+    stack: Option<String>,
+    /// record: the stacks the commit changed (the environment's record waits for all).
+    stacks: Option<Vec<String>>,
+    /// record --stacks without a verification outcome where the environment declares checks:
+    /// refused (exit 2) once every changed stack applied.
+    stacks_unverified: bool,
 }
 
 /// Whether and how the GitHub Deployment of this run is kept.
@@ -868,7 +890,31 @@ fn prepare(runner: &Runner, args: &Inputs) -> Result<Ctx> {
     let env = model.get("environment", &common.environment)?.clone();
     let windows = env.windows()?;
     let checks = env.checks()?;
+    let (stack, stacks) = stack_inputs(args, &env.name)?;
+    // With stacks, a deploy whose stacks did not all apply was not verified: the outcome is
+    // required once every changed stack applied (checked after the stacks rule).
+    let stacks_unverified = stacks.is_some()
+        && checks.is_some()
+        && args.verification.as_ref().is_some_and(|v| {
+            v.verification_outcome
+                .as_deref()
+                .unwrap_or_default()
+                .is_empty()
+                && v.verification_duration
+                    .as_deref()
+                    .unwrap_or_default()
+                    .is_empty()
+                && v.verification_checks
+                    .as_deref()
+                    .unwrap_or_default()
+                    .is_empty()
+        });
     let verification = match &args.verification {
+        Some(v) if stack.is_some() => {
+            verification::none_for_a_stack(v)?;
+            None
+        }
+        Some(_) if stacks_unverified => None,
         Some(v) => verification::outcome_input(v, checks.as_ref(), &env.name)?,
         None => None,
     };
@@ -955,6 +1001,9 @@ fn prepare(runner: &Runner, args: &Inputs) -> Result<Ctx> {
         )?),
     };
     Ok(Ctx {
+        stack,
+        stacks,
+        stacks_unverified,
         preview,
         skip_deployment: common.skip_github_deployment,
         production: env.production,
@@ -978,6 +1027,55 @@ fn prepare(runner: &Runner, args: &Inputs) -> Result<Ctx> {
         run_url,
         actor,
     })
+}
+
+/// The most stacks one record names (far more than one repository's matrix runs).
+const MAX_STACKS: usize = 10_000;
+
+/// `stack` and `stacks` (record): valid stack names whose record refs git accepts, not both.
+fn stack_inputs(args: &Inputs, env: &str) -> Result<(Option<String>, Option<Vec<String>>)> {
+    let check = |field: &str, name: &str| -> Result<()> {
+        crate::stacks::validate_name(field, name)?;
+        git::validate_full_ref(field, &deploy::stack_ref(env, name))
+    };
+    if let Some(s) = &args.stack {
+        check("stack", s)?;
+    }
+    let stacks = match args.stacks.as_deref() {
+        None => None,
+        Some(text) => {
+            let names: Vec<String> = serde_json::from_str(text).map_err(|_| {
+                Failure::usage(
+                    "stacks",
+                    "is not a JSON array of stack names (pass `stacks changed`'s `stacks` output)",
+                )
+            })?;
+            if names.len() > MAX_STACKS {
+                return Err(Failure::usage(
+                    "stacks",
+                    format!("names more than {MAX_STACKS} stacks"),
+                ));
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for n in &names {
+                check("stacks", n)?;
+                if !seen.insert(n.as_str()) {
+                    return Err(Failure::usage(
+                        "stacks",
+                        format!("names `{}` twice", single_line(n)),
+                    ));
+                }
+            }
+            Some(names)
+        }
+    };
+    if args.stack.is_some() && stacks.is_some() {
+        return Err(Failure::usage(
+            "stacks",
+            "is for the environment's record; `stack` records one stack's apply: give one of them",
+        ));
+    }
+    Ok((args.stack.clone(), stacks))
 }
 
 /// The `sha` input, else `GITHUB_SHA`: a full commit id (exit 2 otherwise).
@@ -1013,6 +1111,10 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
                 runner.mask(s);
             }
             match cmd {
+                // A stack's record is one tag; the environment's record keeps the Deployment.
+                Command::Record if ctx.stack.is_some() => {
+                    record(runner, &ctx, &session, &args, sha.expect("validated"))
+                }
                 Command::Record => {
                     record_with_deployment(runner, &ctx, &session, &args, sha.expect("validated"))
                 }
@@ -1482,7 +1584,19 @@ fn record(runner: &Runner, ctx: &Ctx, session: &Session, args: &Inputs, sha: Oid
     let env = &ctx.env;
     let branch_ref = format!("refs/heads/{}", ctx.branch);
     let (state, refs) = read_state(session, env, &[branch_ref.as_str()])?;
-    let current_tag = deploy::current_tag(env);
+    let stack = ctx.stack.as_deref();
+    let current_tag = match stack {
+        Some(s) => deploy::stack_tag(env, s),
+        None => deploy::current_tag(env),
+    };
+    let what = match stack {
+        Some(s) => format!("`{env}` stack `{s}`"),
+        None => format!("`{env}`"),
+    };
+    let seen = match stack {
+        Some(s) => state.stacks.get(s).copied(),
+        None => state.current,
+    };
     runner.set_output("tag", &current_tag)?;
     runner.set_output(
         "held",
@@ -1494,10 +1608,7 @@ fn record(runner: &Runner, ctx: &Ctx, session: &Session, args: &Inputs, sha: Oid
     )?;
     runner.set_output(
         "previous-sha",
-        &state
-            .current_commit()
-            .map(|o| o.to_string())
-            .unwrap_or_default(),
+        &seen.map(|o| o.peeled.to_string()).unwrap_or_default(),
     )?;
     runner.set_output("sha", &sha.to_string())?;
 
@@ -1505,6 +1616,8 @@ fn record(runner: &Runner, ctx: &Ctx, session: &Session, args: &Inputs, sha: Oid
         env,
         branch: &ctx.branch,
         rollback: args.rollback(),
+        stack,
+        stacks: ctx.stacks.as_deref(),
     };
     let mut facts = deploy::DeployFacts {
         state,
@@ -1514,8 +1627,9 @@ fn record(runner: &Runner, ctx: &Ctx, session: &Session, args: &Inputs, sha: Oid
         on_branch: None,
         behind_current: None,
         verdicts: None,
+        stack_records: None,
     };
-    let (previous, rollback) = loop {
+    let (previous, rollback, outcomes) = loop {
         match deploy::decide_record(&facts, &rules) {
             RecordDecision::Gather(RecordNeed::Hold) => {
                 facts.hold = Some(hold_details(session, &facts.state));
@@ -1530,18 +1644,35 @@ fn record(runner: &Runner, ctx: &Ctx, session: &Session, args: &Inputs, sha: Oid
             RecordDecision::Gather(RecordNeed::Verdicts(entries)) => {
                 facts.verdicts = Some(audit(session, ctx, &refs, &entries)?);
             }
+            RecordDecision::Gather(RecordNeed::StackRecords(tags)) => {
+                facts.stack_records = Some(stack_records(session, env, &tags));
+            }
+            RecordDecision::Refuse(RecordRefusal::StacksNotApplied(n)) => {
+                runner.summary(&stacks_summary(env, sha, &n.applied, Some(&n.missing)))?;
+                return Err(RecordRefusal::StacksNotApplied(n).into());
+            }
             RecordDecision::Refuse(r) => return Err(r.into()),
             RecordDecision::Unchanged { history_tag } => {
                 runner.set_output("history-tag", &history_tag)?;
                 runner.set_output("status", "unchanged")?;
                 runner.info(&format!(
-                    "{sha} is already the current deploy of `{env}` ({current_tag}); nothing to record"
+                    "{sha} is already the current deploy of {what} ({current_tag}); nothing to record"
                 ));
                 return Ok(());
             }
-            RecordDecision::Record { previous, rollback } => break (previous, rollback),
+            RecordDecision::Record {
+                previous,
+                rollback,
+                stacks,
+            } => break (previous, rollback, stacks),
         }
     };
+    if ctx.stacks_unverified {
+        return Err(Failure::usage(
+            "verification-outcome",
+            format!("is required: every changed stack of {} applied and `{env}` declares verification checks (`verify:`); pass the `outcome` output of `tag-deploy verify`", short(sha)),
+        ));
+    }
     let state = &facts.state;
 
     let rec = Record {
@@ -1562,7 +1693,12 @@ fn record(runner: &Runner, ctx: &Ctx, session: &Session, args: &Inputs, sha: Oid
         verification_duration: ctx.verification.as_ref().and_then(|v| v.duration.clone()),
         verification_checks: ctx.verification.as_ref().and_then(|v| v.checks.clone()),
         data_loss: ctx.data_loss.clone(),
+        stack: stack.map(str::to_string),
+        stacks: outcomes.clone(),
     };
+    if let Some(s) = stack {
+        return record_stack(runner, ctx, session, (s, seen), &rec, previous);
+    }
     let now = time::OffsetDateTime::now_utc();
     let history = deploy::history_name(env, now, &ctx.run_id, sha);
     let msg = rec.message();
@@ -1614,7 +1750,134 @@ fn record(runner: &Runner, ctx: &Ctx, session: &Session, args: &Inputs, sha: Oid
     if let Some(i) = &args.image {
         md.push_str(&format!("| image | {} |\n", markdown::code(i)));
     }
+    if ctx.stacks.is_some() {
+        md.push('\n');
+        md.push_str(&stacks_summary(env, sha, &outcomes, None));
+    }
     runner.summary(&md)?;
+    Ok(())
+}
+
+/// Read the messages of stack records (name, tag object): `None` for one that cannot be read.
+fn stack_records(
+    session: &Session,
+    env: &str,
+    tags: &[(String, Oid)],
+) -> std::collections::BTreeMap<String, Option<Record>> {
+    let names: Vec<String> = tags
+        .iter()
+        .map(|(n, _)| deploy::stack_ref(env, n))
+        .collect();
+    let names_s: Vec<&str> = names.iter().map(String::as_str).collect();
+    let oids: Vec<Oid> = tags.iter().map(|(_, o)| *o).collect();
+    let depth = session.is_scratch().then_some(1);
+    let fetched = session.ensure_with_depth(&oids, &names_s, depth).is_ok();
+    tags.iter()
+        .map(|(n, o)| {
+            let rec = fetched
+                .then(|| session.tag_message(*o).ok())
+                .flatten()
+                .map(|m| Record::parse(&m));
+            (n.clone(), rec)
+        })
+        .collect()
+}
+
+/// The step summary of an environment's record with stacks: which applied (with digests), and
+/// which did not (a refused record: `missing`).
+fn stacks_summary(
+    env: &str,
+    sha: Oid,
+    applied: &[deploy::StackOutcome],
+    missing: Option<&[(String, deploy::stacks::Missing)]>,
+) -> String {
+    let mut md = match missing {
+        Some(_) => format!(
+            "### tag-deploy: {} not recorded: not every changed stack of `{}` applied\n\n{} stays where it was; the next deploy re-plans every stack changed since it.\n\n",
+            markdown::code(env),
+            short(sha),
+            markdown::code(&deploy::current_tag(env))
+        ),
+        None => String::new(),
+    };
+    md.push_str("| stack | outcome | plan digest |\n|---|---|---|\n");
+    for o in applied {
+        md.push_str(&format!(
+            "| {} | applied (run {}) | {} |\n",
+            markdown::code(&o.stack),
+            markdown::escape(&o.run_id),
+            markdown::code(o.plan_digest.as_deref().unwrap_or("-"))
+        ));
+    }
+    for (s, m) in missing.unwrap_or_default() {
+        let why = match m {
+            deploy::stacks::Missing::NoRecord => "not applied (never applied here)".to_string(),
+            deploy::stacks::Missing::At(o) => {
+                format!("not applied (last applied at `{}`)", short(*o))
+            }
+            deploy::stacks::Missing::NotARecord => {
+                "not applied (its record is not one of ours)".to_string()
+            }
+        };
+        md.push_str(&format!("| {} | {why} | - |\n", markdown::code(s)));
+    }
+    md
+}
+
+/// `record --stack`: move `deploy/<env>/stacks/<stack>/current` (lease: the tag object read).
+fn record_stack(
+    runner: &Runner,
+    ctx: &Ctx,
+    session: &Session,
+    (stack, seen): (&str, Option<git::RemoteRef>),
+    rec: &Record,
+    previous: Option<Oid>,
+) -> Result<()> {
+    let env = &ctx.env;
+    let sha = git::parse_oid("sha", &rec.commit)?;
+    let tag = deploy::stack_tag(env, stack);
+    let oid = session.create_tag_object(&tag, sha, &tagger(ctx), &rec.message())?;
+    let update = RefUpdate {
+        name: deploy::stack_ref(env, stack),
+        new: Some(oid),
+        expect: Expect::from_seen(seen),
+    };
+    match session.push(&[update]) {
+        Ok(()) => {}
+        Err(e @ GitError::Lease { .. }) => {
+            return Err(RecordRefusal::LostRace {
+                env: env.clone(),
+                detail: e.to_string(),
+            }
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let status = if rec.rollback_of.is_some() {
+        "rolled-back"
+    } else {
+        "recorded"
+    };
+    runner.set_output("history-tag", "")?;
+    runner.set_output("status", status)?;
+    runner.info(&format!(
+        "{status} {sha} as the apply of `{env}` stack `{stack}`: {tag} -> {}{}{}",
+        short(sha),
+        previous
+            .map(|p| format!(" (was {})", short(p)))
+            .unwrap_or_default(),
+        rec.plan_digest
+            .as_deref()
+            .map(|d| format!(", plan {d}"))
+            .unwrap_or_default()
+    ));
+    runner.summary(&format!(
+        "### tag-deploy: {} stack {} applied\n\n| | |\n|---|---|\n| commit | `{sha}` |\n| record | {} |\n| plan digest | {} |\n",
+        markdown::code(env),
+        markdown::code(stack),
+        markdown::code(&tag),
+        markdown::code(rec.plan_digest.as_deref().unwrap_or("-"))
+    ))?;
     Ok(())
 }
 

@@ -44,6 +44,8 @@ pub struct Status {
     pub target_url: Option<String>,
     /// When it was created.
     pub created_at: OffsetDateTime,
+    /// `success` (the plan gate passed), `failure` (it refused), ...
+    pub state: String,
 }
 
 /// The plan recorded on the commit by a plan job of another run (the promotion pull request's).
@@ -72,6 +74,30 @@ pub fn recorded(statuses: &[Status], context: &str, this_run: Option<&str>) -> O
             })
         })
         .max_by_key(|r| r.at)
+}
+
+/// The newest plan status of `context` that THIS run's plan job recorded (`this_run`: the
+/// run's URL, its `target_url`), and whether the plan gate passed it (`success`): how a matrix
+/// apply job gets its own stack's reviewed digest, since a matrix job cannot pass per-entry
+/// outputs. `None`: this run recorded none. A refused plan is never taken, even when an older
+/// attempt of the same run passed.
+pub fn from_this_run(
+    statuses: &[Status],
+    context: &str,
+    this_run: &str,
+) -> Option<(Recorded, bool)> {
+    statuses
+        .iter()
+        .filter(|s| s.context == context && s.target_url.as_deref() == Some(this_run))
+        .filter_map(|s| {
+            let r = Recorded {
+                digest: digest_in(&s.description)?.to_string(),
+                at: s.created_at,
+                run_url: s.target_url.clone(),
+            };
+            Some((r, s.state == "success"))
+        })
+        .max_by_key(|(r, _)| r.at)
 }
 
 /// What the rule lets through.
@@ -184,7 +210,46 @@ mod tests {
             description: description(digest),
             target_url: Some(url.into()),
             created_at: t(at),
+            state: "success".into(),
         }
+    }
+
+    #[test]
+    fn a_matrix_apply_reads_only_its_own_runs_newest_plan_of_its_stack() {
+        let this = "https://github.com/o/r/actions/runs/7";
+        let other = "https://github.com/o/r/actions/runs/6";
+        let ctx = context("dev", Some("network"));
+        let statuses = vec![
+            status(&ctx, &d('a'), this, "2026-01-01T10:00:00Z"),
+            status(&ctx, &d('b'), this, "2026-01-01T11:00:00Z"),
+            status(&ctx, &d('c'), other, "2026-01-01T12:00:00Z"),
+            status(
+                &context("dev", Some("service")),
+                &d('e'),
+                this,
+                "2026-01-01T13:00:00Z",
+            ),
+            Status {
+                description: "not ours".into(),
+                ..status(&ctx, &d('f'), this, "2026-01-01T14:00:00Z")
+            },
+        ];
+        let (got, passed) = from_this_run(&statuses, &ctx, this).unwrap();
+        assert_eq!(
+            got.digest,
+            d('b'),
+            "the newest of this run, never another run's"
+        );
+        assert!(passed);
+        let mut refused = statuses.clone();
+        refused.push(Status {
+            state: "failure".into(),
+            ..status(&ctx, &d('9'), this, "2026-01-01T11:30:00Z")
+        });
+        let (got, passed) = from_this_run(&refused, &ctx, this).unwrap();
+        assert_eq!((got.digest.as_str(), passed), (d('9').as_str(), false));
+        assert!(from_this_run(&statuses, &ctx, "https://x/runs/8").is_none());
+        assert!(from_this_run(&statuses, &context("dev", Some("db")), this).is_none());
     }
 
     #[test]

@@ -1408,6 +1408,14 @@ fn e2e_demo_runs_the_whole_flow_and_leaves_the_expected_tags() {
     // rollback passed its verification.
     assert_eq!(kv["verified.bad"], "failed", "{kv:?}");
     assert_eq!(kv["verified.rollback"], "passed", "{kv:?}");
+    // Stacks (#14, demo/platform): the partly failed deploy left current at c1 with only
+    // network recorded at its commit; the fix reached staging; the rollback took dev back to
+    // c1 across the three stacks.
+    assert_eq!(kv["stacks.failed.current"], kv["stacks.c1"], "{kv:?}");
+    assert_eq!(kv["stacks.failed.applied"], "network", "{kv:?}");
+    assert_eq!(kv["stacks.current.staging"], kv["stacks.c3"], "{kv:?}");
+    assert_eq!(kv["stacks.current.dev"], kv["stacks.c1"], "{kv:?}");
+    assert_eq!(kv["stacks.rolled_back"], "dns network service", "{kv:?}");
     // The timeline names every step.
     for step in [
         "pull request -> dev: plan",
@@ -1418,6 +1426,11 @@ fn e2e_demo_runs_the_whole_flow_and_leaves_the_expected_tags() {
         "promote staging -> prod",
         "rollback prod -> previous",
         "deploy prod while held",
+        "stacks: first deploy",
+        "stacks: dns only",
+        "stacks: module; svc fails",
+        "stacks: fix + new change",
+        "stacks: rollback dev",
         // The preview step: created, updated, refused for prod, destroyed.
         "pull request -> preview",
         "second push -> preview",

@@ -11,6 +11,7 @@
 //! - `ecr_push`: pushes and copies against the CNCF distribution registry and moto's ECR API.
 //! - `tag_deploy`, `promote`: deploy tags and promotion against git smart-HTTP remotes.
 //! - `stacks`: stack configuration, change detection against deploy tags, the matrix under act.
+//! - `stacks_templates`: the stacks jobs of the templates (layers, digests, records, permissions).
 //! - `actions`: generated action.yml files, install.sh, act runs of the composite actions.
 //! - `drift`: `plan-gate drift` on real refresh-only plans and the drift issue lifecycle.
 //! - `e2e`: the whole dev -> staging -> prod flow.
@@ -31,6 +32,7 @@ mod plan_gate_rego;
 mod plan_review;
 mod promote;
 mod stacks;
+mod stacks_templates;
 mod tag_deploy;
 mod terraform_schema;
 mod verify;

@@ -511,6 +511,208 @@ fn the_apply_requires_the_plan_recorded_on_the_promotion_pull_request_head() {
     proxy.assert_no_violations();
 }
 
+/// #14: a stack's apply job (a matrix entry, which gets no per-entry outputs) reads its
+/// reviewed digest from the status `gitops/plan/<env>/<stack>` that this run's plan job
+/// recorded; another run's status, another stack's, or none is never taken (exit 1, nothing
+/// applied), and bad inputs are exit 2 before any request.
+#[test]
+fn a_stack_apply_reads_its_reviewed_digest_from_this_runs_plan_status() {
+    let fake = crate::support::github_fake::GithubFake::start();
+    let proxy = crate::support::prism::Prism::proxy(&fake.url());
+    let dir = tempfile::tempdir().unwrap();
+    let net = plan_file(dir.path(), "net.json", "net");
+    let svc = plan_file(dir.path(), "svc.json", "svc");
+    let gate_on = |run: &str, plan: &str, stack: &str| {
+        let sb = github_sandbox(&proxy, run);
+        let r = sb.run(
+            "plan-gate",
+            &[
+                "--plan",
+                plan,
+                "--comment",
+                "off",
+                "--environment",
+                "dev",
+                "--stack",
+                stack,
+                "--status-sha",
+                PR_SHA,
+            ],
+        );
+        r.expect_code(0);
+        sb.outputs()["plan-digest"].clone()
+    };
+    let verify_on = |run: &str, plan: &str, stack: &str| {
+        let sb = github_sandbox(&proxy, run);
+        let r = sb.run(
+            "plan-gate",
+            &[
+                "verify",
+                "--plan",
+                plan,
+                "--digest-from-status",
+                "--environment",
+                "dev",
+                "--stack",
+                stack,
+                "--sha",
+                PR_SHA,
+                "--require-reviewed-plan",
+                "false",
+            ],
+        );
+        (sb, r)
+    };
+    let d_net = gate_on("7", &net, "network");
+    gate_on("7", &svc, "service");
+    let st = fake.state.lock().unwrap().posted_statuses[PR_SHA].clone();
+    assert!(st.iter().any(|s| s["context"] == "gitops/plan/dev/network"));
+
+    let (sb, r) = verify_on("7", &net, "network");
+    r.expect_code(0);
+    assert!(
+        r.all().contains(&format!(
+            "the reviewed digest of this run's plan job: {d_net}"
+        )),
+        "{}",
+        r.all()
+    );
+    assert_eq!(sb.outputs()["plan-digest"], d_net);
+    // The service plan against network's status: another plan, refused.
+    let (_, r) = verify_on("7", &svc, "network");
+    r.expect_code(1);
+    assert!(
+        r.all().contains("is not the one that was reviewed"),
+        "{}",
+        r.all()
+    );
+    // Another run (8) recorded nothing: refused before the plan is compared.
+    let (sb, r) = verify_on("8", &net, "network");
+    r.expect_code(1);
+    assert!(
+        r.all().contains("no plan of this run is recorded on 0123456789abcdef0123456789abcdef01234567 (commit status `gitops/plan/dev/network` with this run as its target)"),
+        "{}",
+        r.all()
+    );
+    assert!(!sb.outputs().contains_key("plan-digest"));
+    let (_, r) = verify_on("7", &net, "db");
+    r.expect_code(1);
+    // A plan the gate refused (a policy) records `failure`: never applied.
+    let sb = github_sandbox(&proxy, "9");
+    let policy = dir.path().join("policy.yml");
+    std::fs::write(&policy, "rules:\n  forbid-providers: [hashicorp/aws]\n").unwrap();
+    let policy = policy.display().to_string();
+    sb.run(
+        "plan-gate",
+        &[
+            "--plan",
+            &net,
+            "--comment",
+            "off",
+            "--environment",
+            "prod",
+            "--stack",
+            "network",
+            "--status-sha",
+            PR_SHA,
+            "--policy",
+            &policy,
+        ],
+    )
+    .expect_code(1);
+    let r = sb.run(
+        "plan-gate",
+        &[
+            "verify",
+            "--plan",
+            &net,
+            "--digest-from-status",
+            "--environment",
+            "prod",
+            "--stack",
+            "network",
+            "--sha",
+            PR_SHA,
+            "--require-reviewed-plan",
+            "false",
+        ],
+    );
+    r.expect_code(1);
+    assert!(
+        r.all()
+            .contains("was refused by plan-gate: nothing may be applied"),
+        "{}",
+        r.all()
+    );
+
+    let before = fake.requests().len();
+    for (args, want) in [
+        (
+            vec![
+                "--digest-from-status",
+                "--digest",
+                &d_net,
+                "--environment",
+                "dev",
+                "--stack",
+                "network",
+            ],
+            "not both",
+        ),
+        (
+            vec!["--digest-from-status", "--environment", "dev"],
+            "give `stack`",
+        ),
+        (
+            vec!["--digest-from-status", "--stack", "network"],
+            "give `environment`",
+        ),
+        (
+            vec![
+                "--digest-from-status",
+                "--environment",
+                "qa",
+                "--stack",
+                "network",
+            ],
+            "qa",
+        ),
+        (vec![], "`verify` needs the reviewed digest"),
+    ] {
+        let sb = github_sandbox(&proxy, "7");
+        let mut all = vec!["verify", "--plan", &net, "--sha", PR_SHA];
+        all.extend(args);
+        let r = sb.run("plan-gate", &all);
+        r.expect_code(2);
+        assert!(r.all().contains(want), "{want}: {}", r.all());
+    }
+    let mut sb = github_sandbox(&proxy, "7");
+    sb.unset("GITHUB_RUN_ID");
+    let r = sb.run(
+        "plan-gate",
+        &[
+            "verify",
+            "--plan",
+            &net,
+            "--sha",
+            PR_SHA,
+            "--digest-from-status",
+            "--environment",
+            "dev",
+            "--stack",
+            "network",
+        ],
+    );
+    r.expect_code(2);
+    assert!(r.all().contains("the run is unknown"), "{}", r.all());
+    assert_eq!(
+        fake.requests().len(),
+        before,
+        "no request after a bad input"
+    );
+    proxy.assert_no_violations();
+}
+
 // ---------------------------------------------------------------- template structure
 
 use serde_yaml_ng::Value;
@@ -580,6 +782,16 @@ fn split_problems(file: &str, wf: &Value) -> Vec<String> {
                 "{file}: job `{name}` plans again between verify and apply"
             ));
         }
+        if s(&steps[verify]["with"], "digest-from-status") == "true" {
+            problems.extend(status_digest_problems(
+                file,
+                name,
+                job,
+                &steps[verify],
+                &jobs,
+            ));
+            continue;
+        }
         let Some((from, out)) = needs_output(s(&steps[verify]["with"], "digest")) else {
             problems.push(format!(
                 "{file}: job `{name}` verifies against a digest that is not another job's output"
@@ -624,6 +836,69 @@ fn split_problems(file: &str, wf: &Value) -> Vec<String> {
                 "{file}: `{from}`'s output `{out}` is not the digest of a plan-gate gate step"
             ));
         }
+    }
+    problems
+}
+
+/// A stack's apply (`digest-from-status`) verifies against the commit status its plan job
+/// wrote in this run: the job needs a plan job outside its protected environment, in a `-plan`
+/// environment, without the deploy role, over the same matrix (the same layer), whose
+/// plan-gate gate step records the same stack's digest on the same commit.
+fn status_digest_problems(
+    file: &str,
+    name: &str,
+    job: &Value,
+    verify: &Value,
+    jobs: &serde_yaml_ng::Mapping,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let w = &verify["with"];
+    if !s(w, "digest").is_empty() {
+        problems.push(format!(
+            "{file}: job `{name}` gives a digest and digest-from-status"
+        ));
+    }
+    if s(w, "stack") != "${{ matrix.stack }}" {
+        problems.push(format!(
+            "{file}: job `{name}` verifies another stack's status"
+        ));
+    }
+    let needs: Vec<&str> = match &job["needs"] {
+        Value::String(n) => vec![n.as_str()],
+        Value::Sequence(l) => l.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    let matrix = &job["strategy"]["matrix"];
+    let planners: Vec<&str> = needs
+        .iter()
+        .copied()
+        .filter(|n| {
+            let Some(src) = jobs.get(*n) else {
+                return false;
+            };
+            src["steps"].as_sequence().into_iter().flatten().any(|st| {
+                uses_our(st, "plan-gate")
+                    && matches!(s(&st["with"], "command"), "" | "gate")
+                    && s(&st["with"], "stack") == "${{ matrix.stack }}"
+                    && s(&st["with"], "status-sha") == s(w, "sha")
+                    && s(&st["with"], "environment") == s(w, "environment")
+            }) && &src["strategy"]["matrix"] == matrix
+        })
+        .collect();
+    let [from] = planners.as_slice() else {
+        problems.push(format!(
+            "{file}: job `{name}` reads its digest from a status no single needed plan job over the same matrix records"
+        ));
+        return problems;
+    };
+    let src = &jobs[*from];
+    if s(src, "environment") == s(job, "environment") || !s(src, "environment").ends_with("-plan") {
+        problems.push(format!(
+            "{file}: the status comes from `{from}`, which is not in a plan environment outside `{name}`'s protected one"
+        ));
+    }
+    if holds_deploy_role(src) {
+        problems.push(format!("{file}: `{from}` holds the deploy role"));
     }
     problems
 }

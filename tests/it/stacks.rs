@@ -610,3 +610,214 @@ fn stacks_check_core_accepts_the_committed_core_example() {
     run.expect_code(0);
     assert!(run.all().contains("they agree"), "{}", run.all());
 }
+
+// The per-layer matrices the templates' fixed layer jobs read (`layer-<k>`, with `max-layers`),
+// the `mode` output, and a configuration that needs more layers than the workflow runs: exit 2
+// naming `max-layers`, before the remote is read (a closed port here), no output set.
+#[test]
+fn stacks_layer_outputs_and_max_layers() {
+    let sb = Sandbox::actions();
+    let repo = sb.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    seed(&repo);
+    write(&repo, &[("modules/vpc/main.tf", "# v2\n")]);
+    commit(&repo, "vpc v2");
+    let r = repo.display().to_string();
+    let run = sb.run(
+        "stacks",
+        &[
+            "changed",
+            "--base",
+            "HEAD~1",
+            "--environment",
+            "dev",
+            "--max-layers",
+            "3",
+            "--repo-path",
+            &r,
+        ],
+    );
+    run.expect_code(0);
+    assert_eq!(sb.outputs()["mode"], "stacks");
+    assert_eq!(json_out(&sb, "layer-0")["include"][0]["stack"], "network");
+    assert_eq!(
+        json_out(&sb, "layer-0")["include"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(json_out(&sb, "layer-1")["include"][0]["stack"], "service");
+    assert_eq!(
+        json_out(&sb, "layer-1")["include"][0]["state-key"],
+        "service/dev.tfstate"
+    );
+    for k in 2..6 {
+        assert_eq!(
+            json_out(&sb, &format!("layer-{k}")),
+            serde_json::json!({"include": []})
+        );
+    }
+
+    // Without max-layers: no layer outputs (the matrix and chunks as before).
+    let sb2 = Sandbox::actions();
+    sb2.run(
+        "stacks",
+        &["list", "--environment", "prod", "--repo-path", &r],
+    )
+    .expect_code(0);
+    assert!(!sb2.outputs().contains_key("layer-0"));
+
+    // One layer is not enough for network -> service.
+    let closed = format!(
+        "http://127.0.0.1:{}/nobody.git",
+        crate::support::free_port()
+    );
+    for args in [
+        vec![
+            "changed",
+            "--environment",
+            "dev",
+            "--max-layers",
+            "1",
+            "--remote",
+            &closed,
+            "--repo-path",
+            &r,
+        ],
+        vec!["list", "--max-layers", "1", "--repo-path", &r],
+    ] {
+        let sb = Sandbox::actions();
+        let run = sb.run("stacks", &args);
+        run.expect_code(2);
+        assert!(
+            run.all().contains("max-layers")
+                && run.all().contains("need 2 dependency layers (stack `service` is in the last), but the workflow runs at most 1"),
+            "{}",
+            run.all()
+        );
+        assert!(sb.outputs().is_empty(), "{:?}", sb.outputs());
+    }
+    for bad in ["0", "7", "x"] {
+        let sb = Sandbox::actions();
+        let run = sb.run("stacks", &["list", "--max-layers", bad, "--repo-path", &r]);
+        run.expect_code(2);
+        assert!(
+            run.all().contains("is not a number of layers from 1 to 6"),
+            "{}",
+            run.all()
+        );
+    }
+
+    // No `stacks:`: one stack, `mode=single`, its state key left to the template.
+    let one = sb.path().join("one");
+    std::fs::create_dir_all(&one).unwrap();
+    git_ok(&one, &["init", "-q", "-b", "main"]);
+    write(&one, &[("main.tf", "\n")]);
+    commit(&one, "one");
+    let sb = Sandbox::actions();
+    let o = one.display().to_string();
+    sb.run(
+        "stacks",
+        &[
+            "list",
+            "--environment",
+            "dev",
+            "--max-layers",
+            "3",
+            "--repo-path",
+            &o,
+        ],
+    )
+    .expect_code(0);
+    assert_eq!(sb.outputs()["mode"], "single");
+    assert_eq!(json_out(&sb, "layer-0")["include"][0]["state-key"], "");
+}
+
+// The templates' layer pattern under act: `layer-<k>` outputs (read with the bracket form, as
+// the templates do) feed one matrix job per layer; layer 1 runs only after every entry of
+// layer 0, and a layer beyond `layers` is skipped.
+#[test]
+fn stacks_layer_jobs_run_in_dependency_order_under_act() {
+    let sb = Sandbox::plain();
+    let repo = sb.path().join("repo");
+    crate::actions::copy_action_tree(&repo);
+    seed(&repo);
+    let wf = r#"on: push
+permissions: {}
+jobs:
+  stacks:
+    runs-on: ubuntu-latest
+    outputs:
+      layers: ${{ steps.s.outputs.layers }}
+      layer-0: ${{ steps.s.outputs['layer-0'] }}
+      layer-1: ${{ steps.s.outputs['layer-1'] }}
+      layer-2: ${{ steps.s.outputs['layer-2'] }}
+    steps:
+      - uses: actions/checkout@v4
+      - id: s
+        uses: ./actions/stacks
+        with:
+          command: list
+          environment: prod
+          max-layers: "3"
+  layer-0:
+    needs: stacks
+    if: ${{ needs.stacks.outputs.layers > 0 }}
+    runs-on: ubuntu-latest
+    strategy:
+      fail-fast: false
+      max-parallel: ${{ fromJSON(vars.STACKS_MAX_PARALLEL || '4') }}
+      matrix: ${{ fromJSON(needs.stacks.outputs['layer-0']) }}
+    steps:
+      - env:
+          STACK: ${{ matrix.stack }}
+          KEY: ${{ matrix['state-key'] }}
+        run: echo "LAYER0 stack=$STACK key=$KEY"
+  layer-1:
+    needs: [stacks, layer-0]
+    if: ${{ needs.stacks.outputs.layers > 1 }}
+    runs-on: ubuntu-latest
+    strategy:
+      matrix: ${{ fromJSON(needs.stacks.outputs['layer-1']) }}
+    steps:
+      - env:
+          STACK: ${{ matrix.stack }}
+        run: echo "LAYER1 stack=$STACK"
+  layer-2:
+    needs: [stacks, layer-1]
+    if: ${{ needs.stacks.outputs.layers > 2 }}
+    runs-on: ubuntu-latest
+    strategy:
+      matrix: ${{ fromJSON(needs.stacks.outputs['layer-2']) }}
+    steps:
+      - run: echo "LAYER2 ran"
+"#;
+    write(&repo, &[(".github/workflows/layers.yml", wf)]);
+    act::init_repo(&repo);
+    let bins = crate::actions::built_bin_dir().display().to_string();
+    let run = act::run(
+        &sb,
+        &repo,
+        "push",
+        &["--env", &format!("GITOPS_ACTIONS_LOCAL_BIN_DIR={bins}")],
+    );
+    let log = run.all();
+    assert_eq!(run.code, 0, "{log}");
+    let at = |needle: &str| {
+        log.find(needle)
+            .unwrap_or_else(|| panic!("missing {needle:?}\n{log}"))
+    };
+    // prod: edge and network in layer 0, service (depends on network) in layer 1.
+    let edge = at("LAYER0 stack=edge key=edge/prod/terraform.tfstate");
+    let network = at("LAYER0 stack=network key=network/prod.tfstate");
+    let service = at("LAYER1 stack=service");
+    assert!(
+        edge < service && network < service,
+        "layer 1 ran before layer 0:\n{log}"
+    );
+    assert!(
+        !log.contains("LAYER2 ran"),
+        "a layer beyond `layers` ran:\n{log}"
+    );
+}

@@ -2352,3 +2352,220 @@ fn preview_refusals_change_nothing_and_send_nothing() {
     assert_eq!(r.refs(), before);
     proxy.assert_no_violations();
 }
+
+/// `record` of one stack (`--stack`) or of the environment with stacks (`--stacks`).
+fn rec(r: &Remote, run: &str, sha: &str, extra: &[&str]) -> (Run, Sandbox) {
+    let mut a = vec!["record", "--environment", "dev", "--sha", sha];
+    a.extend_from_slice(extra);
+    r.td(run, &a)
+}
+
+fn digest(c: char) -> String {
+    format!("sha256:{}", c.to_string().repeat(64))
+}
+
+// #14: each stack's apply job records the stack (deploy/<env>/stacks/<stack>/current, one
+// leased push, its plan digest in the message); the environment's record moves
+// deploy/<env>/current only when every changed stack of the commit applied there, and names
+// each stack's outcome and digest in its trailers. A partly failed deploy leaves current where
+// it was (exit 1, the summary says which applied); the fixing commit records both.
+#[test]
+fn stack_records_and_current_moves_only_when_every_changed_stack_applied() {
+    let r = Remote::http(6);
+    let d = &r.seeded.dev;
+    rec(&r, "100", &d[1], &[]).0.expect_code(0);
+    let both = r#"["network","service"]"#;
+
+    // Commit 2: network applies, service's apply fails (never records).
+    let (run, sb) = rec(
+        &r,
+        "101",
+        &d[2],
+        &["--stack", "network", "--plan-digest", &digest('a')],
+    );
+    run.expect_code(0);
+    assert_eq!(out(&sb, "status"), "recorded");
+    assert_eq!(out(&sb, "tag"), "deploy/dev/stacks/network/current");
+    assert_eq!(out(&sb, "history-tag"), "");
+    sb.assert_no_leak(&run, &[TOKEN], &[]);
+    let refs = r.refs();
+    assert_eq!(refs["refs/tags/deploy/dev/stacks/network/current^{}"], d[2]);
+    assert_eq!(
+        refs["refs/tags/deploy/dev/current^{}"], d[1],
+        "a stack's record moves nothing else"
+    );
+    assert_eq!(
+        refs.keys()
+            .filter(|k| k.contains("/history/") && !k.ends_with("^{}"))
+            .count(),
+        1,
+        "a stack's record adds no history tag"
+    );
+    let msg = tag_message(&r, "refs/tags/deploy/dev/stacks/network/current");
+    assert!(msg.contains("\nStack: network\n"), "{msg}");
+    assert!(
+        msg.contains(&format!("\nPlan-Digest: {}\n", digest('a'))),
+        "{msg}"
+    );
+    assert!(msg.contains(&format!("\nCommit: {}\n", d[2])), "{msg}");
+
+    let before = r.refs();
+    let (run, sb) = rec(&r, "101", &d[2], &["--stacks", both]);
+    run.expect_code(1);
+    let all = run.all();
+    assert!(
+        all.contains(&format!(
+            "not every changed stack of {} applied in `dev`: applied: network; not applied: service (never applied here). deploy/dev/current stays at {}",
+            &d[2][..7],
+            &d[1][..7]
+        )),
+        "{all}"
+    );
+    assert_eq!(r.refs(), before, "a refused record changes nothing");
+    let summary = sb.summary();
+    assert!(
+        summary.contains("| `network` | applied (run 101) |"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("| `service` | not applied (never applied here) |"),
+        "{summary}"
+    );
+
+    // Commit 3 (the fix): `stacks changed` against current (d[1]) lists both again.
+    for (run, stack, c) in [("102", "network", 'b'), ("102", "service", 'c')] {
+        let (x, sb) = rec(
+            &r,
+            run,
+            &d[3],
+            &["--stack", stack, "--plan-digest", &digest(c)],
+        );
+        x.expect_code(0);
+        if stack == "network" {
+            assert_eq!(out(&sb, "previous-sha"), d[2]);
+        }
+    }
+    // A re-run of a stack's apply at the same commit is unchanged.
+    let (x, sb) = rec(&r, "102", &d[3], &["--stack", "service"]);
+    x.expect_code(0);
+    assert_eq!(out(&sb, "status"), "unchanged");
+    let (run, sb) = rec(&r, "102", &d[3], &["--stacks", both]);
+    run.expect_code(0);
+    assert_eq!(out(&sb, "status"), "recorded");
+    assert_eq!(r.refs()["refs/tags/deploy/dev/current^{}"], d[3]);
+    let msg = tag_message(&r, "refs/tags/deploy/dev/current");
+    assert!(
+        msg.contains(&format!(
+            "\nStack-Applied: network applied {} run 102\n",
+            digest('b')
+        )),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!(
+            "\nStack-Applied: service applied {} run 102\n",
+            digest('c')
+        )),
+        "{msg}"
+    );
+    assert!(sb.summary().contains("| `service` | applied (run 102) |"));
+    let (_, sb) = r.td("103", &["list", "--environment", "dev", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&out(&sb, "json")).unwrap();
+    assert_eq!(doc["history"][0]["stacks"][1]["stack"], "service");
+    assert_eq!(
+        doc["history"][0]["stacks"][1]["plan_digest"],
+        digest('c').as_str()
+    );
+
+    // An older commit for one stack is a rollback, and must say so (F13 per stack).
+    let before = r.refs();
+    let (run, _) = rec(&r, "104", &d[2], &["--stack", "network"]);
+    run.expect_code(1);
+    assert!(
+        run.all().contains(&format!(
+            "is an ancestor of the current deploy {} of `dev` stack `network` (history tag deploy/dev/stacks/network/current)",
+            d[3]
+        )),
+        "{}",
+        run.all()
+    );
+    assert_eq!(r.refs(), before);
+
+    // A tag with the right name but not our trailers is not a stack record.
+    forge(
+        &r._bare,
+        "deploy/dev/stacks/db/current",
+        &d[4],
+        &trailers("dev", &d[4], "105"),
+    );
+    rec(&r, "105", &d[4], &["--stack", "network"])
+        .0
+        .expect_code(0);
+    let before = r.refs();
+    let (run, _) = rec(&r, "105", &d[4], &["--stacks", r#"["network","db"]"#]);
+    run.expect_code(1);
+    assert!(
+        run.all()
+            .contains("not applied: db (its record is not one of ours)"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(r.refs(), before);
+
+    // No stack changed (`[]`): the environment's record moves as for one stack.
+    let (run, _) = rec(&r, "106", &d[4], &["--stacks", "[]"]);
+    run.expect_code(0);
+    assert_eq!(r.refs()["refs/tags/deploy/dev/current^{}"], d[4]);
+}
+
+// The stack inputs are validated before any call: exit 2, the input named, nothing written.
+#[test]
+fn bad_stack_inputs_are_refused_before_any_call() {
+    let r = Remote::local(3);
+    let d = &r.seeded.dev;
+    let before = r.refs();
+    for (args, field, needle) in [
+        (
+            vec!["--stack", "../x"],
+            "stack",
+            "is not a valid stack name",
+        ),
+        (vec!["--stack=-x"], "stack", "is not a valid stack name"),
+        (
+            vec!["--stacks", "network"],
+            "stacks",
+            "is not a JSON array of stack names",
+        ),
+        (
+            vec!["--stacks", r#"["a","a"]"#],
+            "stacks",
+            "names `a` twice",
+        ),
+        (
+            vec!["--stacks", r#"["a b"]"#],
+            "stacks",
+            "is not a valid stack name",
+        ),
+        (
+            vec!["--stack", "a", "--stacks", r#"["a"]"#],
+            "stacks",
+            "give one of them",
+        ),
+        (
+            vec!["--stack", "a", "--verification-outcome", "passed"],
+            "verification-outcome",
+            "a stack's record (`stack`) carries no verification",
+        ),
+    ] {
+        let (run, _) = rec(&r, "1", &d[1], &args);
+        run.expect_code(2);
+        assert!(
+            run.all().contains(field) && run.all().contains(needle),
+            "{args:?}: {}",
+            run.all()
+        );
+    }
+    let (run, _) = r.td("1", &["list", "--environment", "dev", "--stack", "a"]);
+    run.expect_code(2);
+    assert_eq!(r.refs(), before);
+}

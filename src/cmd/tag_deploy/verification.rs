@@ -43,6 +43,23 @@ impl Outcome {
     }
 }
 
+/// A stack's record (`record --stack`) carries no verification: the environment's record does.
+pub(super) fn none_for_a_stack(v: &super::VerificationArgs) -> Result<()> {
+    for (f, x) in [
+        ("verification-outcome", &v.verification_outcome),
+        ("verification-duration", &v.verification_duration),
+        ("verification-checks", &v.verification_checks),
+    ] {
+        if x.as_deref().is_some_and(|x| !x.is_empty()) {
+            return Err(Failure::usage(
+                f,
+                "is for the environment's record: a stack's record (`stack`) carries no verification",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Validate `record`'s verification inputs (exit 2, before any call): an environment with
 /// checks needs an outcome (`success` is posted only after a passed verification); `none` is
 /// only for an environment without checks.
