@@ -894,6 +894,7 @@ impl Client {
                 let at = str_field(s, "created_at", op)?;
                 Ok(crate::plan::review::Status {
                     context: str_field(s, "context", op)?,
+                    state: str_field(s, "state", op)?,
                     description: s
                         .get("description")
                         .and_then(Value::as_str)
