@@ -267,9 +267,10 @@ pub struct VerifyArgs {
     /// The commit being applied (full SHA; default `GITHUB_SHA`): where the reviewed plan is recorded.
     #[arg(long, env = "GITOPS_SHA")]
     pub sha: Option<String>,
-    /// The target's current deploy (tag-deploy list's `sha` in the apply job, a 40-hex-digit
-    /// commit id), or `none` when nothing is deployed: required when `require-reviewed-plan`
-    /// applies.
+    /// The environment's deployed commit (`deploy/<env>/current`: tag-deploy list's `sha`).
+    /// `verify`: the target's current deploy, 40 hex digits or `none` when nothing is deployed
+    /// (required when `require-reviewed-plan` applies). `drift`: the deployed commit that was
+    /// planned (full SHA), named in the report and the issue.
     #[arg(long, env = "GITOPS_DEPLOYED_SHA")]
     pub deployed_sha: Option<String>,
     /// Where the commit statuses are read: token, repository, API URL.
@@ -318,7 +319,10 @@ pub struct DriftArgs {
     /// The environment (required) and stack.
     #[command(flatten)]
     pub target: Target,
-    /// The deployed commit that was planned (full SHA), named in the report and the issue.
+    /// The environment's deployed commit (`deploy/<env>/current`: tag-deploy list's `sha`).
+    /// `verify`: the target's current deploy, 40 hex digits or `none` when nothing is deployed
+    /// (required when `require-reviewed-plan` applies). `drift`: the deployed commit that was
+    /// planned (full SHA), named in the report and the issue.
     #[arg(long, env = "GITOPS_DEPLOYED_SHA")]
     pub deployed_sha: Option<String>,
     /// `sync` the environment's drift issue (default) or `off`.
