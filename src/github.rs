@@ -893,12 +893,8 @@ impl Client {
             .map(|s| {
                 let at = str_field(s, "created_at", op)?;
                 Ok(crate::plan::review::Status {
-                    state: s
-                        .get("state")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
                     context: str_field(s, "context", op)?,
+                    state: str_field(s, "state", op)?,
                     description: s
                         .get("description")
                         .and_then(Value::as_str)

@@ -6,6 +6,10 @@
 //! `plan-gate verify --plan plan.json --digest sha256:...` recomputes `plan_digest` and exits 1
 //! when it differs (apply what was reviewed, nothing else); with `--reviewed-changes` (the plan
 //! job's `changes` manifest) it prints what differs, by address and action.
+//! `plan-gate record --record DIR` (the recorder, `workflow_run` of a pull request's plan, never
+//! that pull request's code) posts the plan records a pull request's plan job left
+//! (`--record-file`) as the commit status `gitops/plan/<env>[/<stack>]` on the pull request's
+//! head, the commit and pull request taken from the event (`plan::record`).
 //! `plan-gate drift --plan refresh-only.json [--normal-plan plan.json] --environment prod`
 //! classifies what changed outside Terraform (`plan::drift`), writes the drift report (the `json`
 //! output), the step summary, and opens, updates or closes the environment's one drift issue.
@@ -70,6 +74,8 @@ pub enum Verb {
     Verify(Box<VerifyArgs>),
     /// Drift: classify a refresh-only plan (and a normal plan), report, sync the drift issue.
     Drift(Box<DriftArgs>),
+    /// Post a pull request plan's record as the commit status on its head (the recorder).
+    Record(Box<RecordArgs>),
 }
 
 /// The plan file, the limits it is read with and the report format (both verbs).
@@ -202,12 +208,23 @@ pub struct GateArgs {
     /// environment that allows previews; the report and comment say it is a preview).
     #[arg(long, env = "GITOPS_WORKSPACE", default_value = "default")]
     pub workspace: String,
+    /// Write the plan's value-free record (digest, change manifest, environment, stack,
+    /// `base-sha`) to this file, for the recorder (plan-record.yml) to post on the pull
+    /// request's head: a pull request's plan job holds no `statuses: write`. Needs `environment`
+    /// and `base-sha`.
+    #[arg(long, env = "GITOPS_RECORD_FILE")]
+    pub record_file: Option<PathBuf>,
+    /// With `record-file`: the target's current deploy the plan is made against (tag-deploy
+    /// list's `sha`, a 40-hex-digit commit id), or `none` when nothing is deployed yet.
+    #[arg(long, env = "GITOPS_BASE_SHA")]
+    pub base_sha: Option<String>,
 }
 
 /// Whether `verify` requires the plan recorded on the promotion pull request's head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Requirement {
-    /// Required for production environments (environments model), else not.
+    /// Required for production environments (environments model) promoted into through pull
+    /// requests (`promotion-mode: pull-request`), else not.
     #[default]
     Auto,
     /// Required.
@@ -234,12 +251,16 @@ pub struct VerifyArgs {
     /// what differs is printed by address and action (it holds no values).
     #[arg(long, env = "GITOPS_REVIEWED_CHANGES")]
     pub reviewed_changes: Option<String>,
-    /// `auto` (on for production environments), `true` or `false`: the plan must also be the one
-    /// recorded on `sha` by another run's plan job (the promotion pull request's), unless that
-    /// record is older than the target's current deploy (`deployed-at`): then it is not trusted
-    /// and this run's own reviewed plan is applied.
+    /// `auto` (on for a production environment with `promotion-mode: pull-request`), `true` or
+    /// `false`: the plan must also be the one the promotion pull request's plan recorded on
+    /// `sha`, made against the target's current deploy (`deployed-sha`); a record made against
+    /// another deploy is not trusted (exit 1: a new pull-request plan is needed).
     #[arg(long, value_enum, env = "GITOPS_REQUIRE_REVIEWED_PLAN", default_value_t = Requirement::Auto)]
     pub require_reviewed_plan: Requirement,
+    /// How the environment is promoted into (promote's `mode`, e.g. `vars.PROMOTE_MODE`): with
+    /// `fast-forward` there is no promotion pull request, so `auto` does not require one.
+    #[arg(long, value_enum, env = "GITOPS_PROMOTION_MODE", default_value_t = super::promote::Mode::FastForward)]
+    pub promotion_mode: super::promote::Mode,
     /// Target environment (validated against the environments model; names the status context).
     #[arg(long, env = "GITOPS_ENVIRONMENT")]
     pub environment: Option<String>,
@@ -252,11 +273,31 @@ pub struct VerifyArgs {
     /// The commit being applied (full SHA; default `GITHUB_SHA`): where the reviewed plan is recorded.
     #[arg(long, env = "GITOPS_SHA")]
     pub sha: Option<String>,
-    /// When the target's current deploy was recorded (RFC 3339, tag-deploy list's `deployed-at`;
-    /// empty: nothing deployed yet).
-    #[arg(long, env = "GITOPS_DEPLOYED_AT")]
-    pub deployed_at: Option<String>,
+    /// The environment's deployed commit (`deploy/<env>/current`: tag-deploy list's `sha`).
+    /// `verify`: the target's current deploy, 40 hex digits or `none` when nothing is deployed
+    /// (required when `require-reviewed-plan` applies). `drift`: the deployed commit that was
+    /// planned (full SHA), named in the report and the issue.
+    #[arg(long, env = "GITOPS_DEPLOYED_SHA")]
+    pub deployed_sha: Option<String>,
     /// Where the commit statuses are read: token, repository, API URL.
+    #[command(flatten)]
+    pub github: GithubTarget,
+}
+
+/// `record`: the recorder. Posts the records a pull request's plan run left as commit statuses
+/// on that pull request's head; the commit, the pull request and its base come from the
+/// `workflow_run` event (`GITHUB_EVENT_PATH`), never from the records.
+#[derive(Debug, clap::Args)]
+pub struct RecordArgs {
+    /// The plan run's record file, or a directory of them (the downloaded artifacts: at most 64
+    /// `.json` files, at most one directory level down; links are refused).
+    #[arg(long, env = "GITOPS_RECORD")]
+    pub record: PathBuf,
+    /// Environments model file (default `.github/gitops.yml` if present, else dev/staging/prod):
+    /// the default branch's, which maps each environment to the branch its pull requests target.
+    #[arg(long, env = "GITOPS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where the statuses go: token (`statuses: write`), repository, API URL.
     #[command(flatten)]
     pub github: GithubTarget,
 }
@@ -284,7 +325,10 @@ pub struct DriftArgs {
     /// The environment (required) and stack.
     #[command(flatten)]
     pub target: Target,
-    /// The deployed commit that was planned (full SHA), named in the report and the issue.
+    /// The environment's deployed commit (`deploy/<env>/current`: tag-deploy list's `sha`).
+    /// `verify`: the target's current deploy, 40 hex digits or `none` when nothing is deployed
+    /// (required when `require-reviewed-plan` applies). `drift`: the deployed commit that was
+    /// planned (full SHA), named in the report and the issue.
     #[arg(long, env = "GITOPS_DEPLOYED_SHA")]
     pub deployed_sha: Option<String>,
     /// `sync` the environment's drift issue (default) or `off`.
@@ -383,7 +427,11 @@ pub const OUTPUTS: &[OutputDoc] = &[
     },
     OutputDoc {
         name: "reviewed-plan",
-        description: "`verify`: `matches`, `replanned` (the pull request's plan was older than the current deploy) or `not-required`",
+        description: "`verify`: `matches` (the promotion pull request's recorded plan, made against the current deploy) or `not-required`",
+    },
+    OutputDoc {
+        name: "recorded",
+        description: "`record`: the status contexts posted on the pull request's head, comma-separated",
     },
     OutputDoc {
         name: "json",
@@ -435,6 +483,8 @@ struct Checked {
     comment: Option<CommentTarget>,
     comment_skip: Option<String>,
     status: Option<StatusTarget>,
+    /// Where the plan record goes, and the deploy it is made against.
+    record: Option<(PathBuf, review::Base)>,
     /// The preview workspace, if the plan is a preview's.
     workspace: Option<String>,
 }
@@ -715,8 +765,28 @@ fn check(runner: &Runner, a: &GateArgs) -> Result<Checked> {
             })
         }
     };
+    let record = match a.record_file.as_ref().filter(|p| !p.as_os_str().is_empty()) {
+        None => None,
+        Some(path) => {
+            if environment.is_none() {
+                return Err(Failure::usage(
+                    "environment",
+                    "`record-file` records the plan of an environment: give `environment`",
+                ));
+            }
+            let given = a.base_sha.as_deref().map(str::trim).unwrap_or("");
+            let base = review::Base::parse(given).ok_or_else(|| {
+                Failure::usage(
+                    "base-sha",
+                    "with `record-file`, give the target's current deploy the plan is made against: a 40-hex-digit commit id (tag-deploy list's `sha`), or `none` when nothing is deployed",
+                )
+            })?;
+            Some((path.clone(), base))
+        }
+    };
     Ok(Checked {
         status,
+        record,
         limits,
         policy,
         rego,
@@ -794,6 +864,161 @@ fn check_drift(runner: &Runner, a: &DriftArgs) -> Result<DriftChecked> {
         issue,
         author,
     })
+}
+
+/// The record files under `path` (a file, or a directory with files at most one level down),
+/// in path order; exit 2 for a link, another kind of file, too many or too large files.
+fn record_files(path: &std::path::Path) -> Result<Vec<PathBuf>> {
+    let bad = |why: String| Failure::usage("record", why);
+    let meta = std::fs::symlink_metadata(path).map_err(|_| {
+        bad(format!(
+            "`{}` does not exist",
+            single_line(&path.display().to_string())
+        ))
+    })?;
+    if meta.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    if !meta.is_dir() {
+        return Err(bad("is a link or not a regular file or directory".into()));
+    }
+    let mut files = Vec::new();
+    let mut dirs = vec![(path.to_path_buf(), 0)];
+    while let Some((dir, depth)) = dirs.pop() {
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| Failure::runtime(format!("reading the plan records: {e}")))?;
+        for e in entries {
+            let e = e.map_err(|e| Failure::runtime(format!("reading the plan records: {e}")))?;
+            let p = e.path();
+            let name = single_line(&e.file_name().to_string_lossy());
+            let t = e
+                .file_type()
+                .map_err(|e| Failure::runtime(format!("reading the plan records: {e}")))?;
+            if t.is_dir() && depth == 0 {
+                dirs.push((p, 1));
+            } else if t.is_file() && p.extension().is_some_and(|x| x == "json") {
+                files.push(p);
+            } else {
+                return Err(bad(format!(
+                    "holds `{name}`, which is not a `.json` record file (or is a link, or too deep): a plan run leaves nothing else"
+                )));
+            }
+            if files.len() > crate::plan::record::MAX_FILES {
+                return Err(bad(format!(
+                    "holds more than {} record files",
+                    crate::plan::record::MAX_FILES
+                )));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// `record`: post the records of a pull request's plan run on its head. Everything is checked
+/// (inputs, the event, every record) before the first call; then all records are posted.
+fn record(runner: &Runner, a: &RecordArgs) -> Result<()> {
+    use crate::plan::record::{self as rec, PlanRun, Record};
+    let event = runner.var("GITHUB_EVENT_NAME").unwrap_or_default();
+    if event != "workflow_run" {
+        return Err(Failure::usage_general(format!(
+            "`record` runs on `workflow_run` (the completed plan run), not on `{}`: the commit and pull request come from that event",
+            single_line(event)
+        )));
+    }
+    let payload = runner
+        .var("GITHUB_EVENT_PATH")
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .ok_or_else(|| {
+            Failure::usage_general("the event payload (`GITHUB_EVENT_PATH`) cannot be read")
+        })?;
+    let run = PlanRun::from_event(&payload)
+        .map_err(|e| Failure::usage_general(format!("the `workflow_run` event {e}")))?;
+    let api = github_api(runner, &a.github, "`record`")?;
+    runner.mask(&api.token);
+    // The run first: a fork's (or any other run's that is not recorded) records are not read.
+    if let Err(why) = rec::check_run(&run, &api.repository) {
+        runner.set_output("recorded", "")?;
+        return Err(Failure::refused(why.to_string()));
+    }
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let model = Model::load(&cwd, a.config.as_deref())?;
+    let mut records = Vec::new();
+    for f in record_files(&a.record)? {
+        let shown = single_line(
+            &f.strip_prefix(&a.record)
+                .unwrap_or(&f)
+                .display()
+                .to_string(),
+        );
+        let len = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(u64::MAX);
+        if len > rec::MAX_BYTES {
+            return Err(Failure::usage(
+                "record",
+                format!("`{shown}` is larger than {} bytes", rec::MAX_BYTES),
+            ));
+        }
+        let text = std::fs::read_to_string(&f)
+            .map_err(|_| Failure::usage("record", format!("`{shown}` is not UTF-8 text")))?;
+        let r = Record::parse(&text)
+            .map_err(|e| Failure::usage("record", format!("the plan record `{shown}` {e}")))?;
+        records.push(r);
+    }
+    let branch_of = |env: &str| {
+        model
+            .environments()
+            .iter()
+            .find(|e| e.name == env)
+            .map(|e| e.branch.clone())
+    };
+    let posts = match rec::decide(&run, &api.repository, &records, branch_of) {
+        Ok(p) => p,
+        Err(why) => {
+            runner.set_output("recorded", "")?;
+            return Err(Failure::refused(why.to_string()));
+        }
+    };
+    let server = runner
+        .var("GITHUB_SERVER_URL")
+        .unwrap_or("https://github.com");
+    let plan_run = url::Url::parse(&format!(
+        "{server}/{}/actions/runs/{}",
+        api.repository, run.id
+    ))
+    .ok()
+    .map(|u| u.to_string());
+    let gh = crate::github::Blocking::open(&api, runner)?;
+    let mut done = Vec::new();
+    for p in &posts {
+        gh.block(gh.client.create_commit_status(
+            &p.sha,
+            "success",
+            &p.context,
+            &p.description,
+            plan_run.as_deref(),
+        ))
+        .map_err(Failure::from)?;
+        runner.info(&format!(
+            "recorded on {} (pull request #{}): commit status {} = {}",
+            p.sha, p.pr, p.context, p.description
+        ));
+        done.push(p.context.clone());
+    }
+    runner.set_output("recorded", &done.join(","))?;
+    if runner.has_step_summary() {
+        let mut md = String::from("### The pull request's plan, recorded on its head\n\n");
+        for p in &posts {
+            md.push_str(&format!(
+                "- {} on {} (pull request #{}): {}\n",
+                crate::runner::markdown::code(&p.context),
+                crate::runner::markdown::code(&p.sha),
+                p.pr,
+                crate::runner::markdown::code(&p.description)
+            ));
+        }
+        runner.summary(&md)?;
+    }
+    Ok(())
 }
 
 /// `drift`: classify, report (outputs, stdout, step summary), sync the drift issue. Exit 0 with
@@ -913,6 +1138,7 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
         Some(Verb::Gate(a)) => gate(runner, &a),
         Some(Verb::Verify(a)) => verify(runner, &a),
         Some(Verb::Drift(a)) => drift(runner, &a),
+        Some(Verb::Record(a)) => record(runner, &a),
         None => Err(Failure::usage(
             "command",
             "give `gate`, `verify` or `drift`",
@@ -1146,7 +1372,7 @@ struct ReviewedPlanRule {
     api: crate::github::Config,
     sha: String,
     context: String,
-    deployed_at: Option<time::OffsetDateTime>,
+    current: review::Base,
     this_run: Option<String>,
 }
 
@@ -1162,11 +1388,16 @@ fn reviewed_plan_rule(runner: &Runner, a: &VerifyArgs) -> Result<Option<Reviewed
     if let Some(s) = &a.stack {
         name_like("stack", s)?;
     }
-    let required = match a.require_reviewed_plan {
-        Requirement::False => false,
-        Requirement::True => true,
-        Requirement::Auto => env.as_ref().is_some_and(|e| e.production),
+    let explicit = match a.require_reviewed_plan {
+        Requirement::False => Some(false),
+        Requirement::True => Some(true),
+        Requirement::Auto => None,
     };
+    let required = review::required(
+        explicit,
+        env.as_ref().is_some_and(|e| e.production),
+        a.promotion_mode == super::promote::Mode::PullRequest,
+    );
     if !required {
         return Ok(None);
     }
@@ -1189,28 +1420,18 @@ fn reviewed_plan_rule(runner: &Runner, a: &VerifyArgs) -> Result<Option<Reviewed
         })?
         .to_string();
     crate::validate::full_sha("sha", &sha)?;
-    let deployed_at = match a
-        .deployed_at
-        .as_deref()
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-    {
-        None => None,
-        Some(d) => Some(
-            time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339)
-                .map_err(|_| {
-                    Failure::usage(
-                        "deployed-at",
-                        format!("`{}` is not an RFC 3339 time", single_line(d)),
-                    )
-                })?,
-        ),
-    };
+    let given = a.deployed_sha.as_deref().map(str::trim).unwrap_or("");
+    let current = review::Base::parse(given).ok_or_else(|| {
+        Failure::usage(
+            "deployed-sha",
+            "`require-reviewed-plan` compares the deploy the pull request's plan was made against with the target's current one: give it (tag-deploy list's `sha`, a 40-hex-digit commit id, or `none` when nothing is deployed)",
+        )
+    })?;
     Ok(Some(ReviewedPlanRule {
         api: github_api(runner, &a.github, "`require-reviewed-plan`")?,
         context: review::context(&env.name, a.stack.as_deref()),
         sha,
-        deployed_at,
+        current,
         this_run: run_url(runner),
     }))
 }
@@ -1236,20 +1457,13 @@ fn check_reviewed_plan(
         &r.context,
         &r.sha,
         recorded.as_ref(),
-        r.deployed_at,
+        &r.current,
     ) {
         Ok(review::Passed::Matches) => {
             runner.set_output("reviewed-plan", "matches")?;
             runner.info(&format!(
-                "require-reviewed-plan: the plan is the one recorded on {} ({})",
-                r.sha, r.context
-            ));
-            Ok(())
-        }
-        Ok(review::Passed::Replanned { recorded, deployed }) => {
-            runner.set_output("reviewed-plan", "replanned")?;
-            runner.notice(&format!(
-                "require-reviewed-plan: the pull request's plan (recorded {recorded}) is older than the current deploy ({deployed}): not trusted; this run's own plan, reviewed at the environment's approval, is applied"
+                "require-reviewed-plan: the plan is the one the promotion pull request's plan recorded on {} ({}), made against {}",
+                r.sha, r.context, r.current
             ));
             Ok(())
         }
@@ -1457,6 +1671,29 @@ fn gate(runner: &Runner, args: &GateArgs) -> Result<()> {
         }
     }
     runner.set_output("comment-url", &comment_url)?;
+    if let (Some((path, base)), Some(env)) = (&c.record, &c.environment) {
+        // Value-free: the digest, the manifest (addresses scrubbed, actions, salted hashes),
+        // names and a commit id. The recorder checks it again and trusts none of it for *where*.
+        let rec = crate::plan::record::Record {
+            environment: env.clone(),
+            stack: c.stack.clone(),
+            digest: plan.digest.clone(),
+            base: base.clone(),
+            changes: Manifest::build(&plan, &plan.digest, Some(manifest::MAX_BYTES)).to_text(),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Failure::runtime(format!("the plan record's directory: {e}")))?;
+        }
+        std::fs::write(path, rec.to_text() + "\n")
+            .map_err(|e| Failure::runtime(format!("the plan record could not be written: {e}")))?;
+        runner.info(&format!(
+            "plan record written for the recorder: {} ({}, planned against {})",
+            review::context(env, c.stack.as_deref()),
+            plan.digest,
+            base
+        ));
+    }
     if let Some(st) = &c.status {
         // The record the promotion's apply job compares with: failing to write it is a failure
         // of this job (exit 3), never a silent skip.

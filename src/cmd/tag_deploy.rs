@@ -667,7 +667,7 @@ pub const OUTPUTS: &[OutputDoc] = &[
     },
     OutputDoc {
         name: "deployed-at",
-        description: "list: when the current deploy was recorded (RFC 3339; empty when none), for plan-gate verify's `deployed-at`",
+        description: "list: when the current deploy was recorded (RFC 3339; empty when none)",
     },
     OutputDoc {
         name: "deployment-id",

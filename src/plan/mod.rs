@@ -18,6 +18,8 @@
 //! - [`Summary`] (this file): what is kept of a plan, and the counting rules.
 //! - [`digest`]: `plan_digest`, a canonical SHA-256 of the plan's changes.
 //! - [`comment`]: the one upserted pull-request comment.
+//! - [`review`]: the plan statuses on a commit and `require-reviewed-plan`; [`record`]: the
+//!   value-free record a pull request's plan leaves and the rules of its recorder.
 //! - [`drift`]: drift classification (refresh-only plan, optional normal plan), the drift report
 //!   and the rules of the one drift issue per environment (`plan-gate drift`).
 //! - [`Engine`]: Terraform or OpenTofu, from the providers' registry (both write this format).
@@ -31,6 +33,7 @@ pub(crate) mod jsoncheck;
 pub mod load;
 pub mod manifest;
 mod raw;
+pub mod record;
 pub mod review;
 pub(crate) mod scan;
 mod values;

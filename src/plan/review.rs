@@ -1,11 +1,17 @@
-//! The reviewed plan bound to a commit: the commit status a plan job records (context
-//! `gitops/plan/<env>[/<stack>]`, the digest in its description) and the rule
+//! The reviewed plan bound to a commit: the commit statuses plan jobs record (context
+//! `gitops/plan/<env>[/<stack>]`, the digest in the description) and the rule
 //! `require-reviewed-plan` ([`decide`]): the apply job of a promotion applies the plan the
-//! promotion pull request's reviewers saw, or a fresh one when that plan is older than the
-//! target's current deploy (re-planned, never trusted).
+//! promotion pull request's reviewers saw, and only when that plan was made against the deploy
+//! the target still runs; a plan made against another deploy is not trusted (a new pull-request
+//! plan is needed).
 //!
-//! Pure: the command gathers the statuses (through `github::Client`) and the current deploy's
-//! time (tag-deploy's `deployed-at`), and this module decides.
+//! Two kinds of status share a context: a deploy run's plan job writes `plan <digest>`; the
+//! recorder (`plan-gate record`, `workflow_run` of the pull request's plan) writes
+//! `plan <digest> base <sha|none>`, the base being the target's `deploy/<env>/current` that
+//! the pull request's plan was made against. Only the second kind is a pull request's record.
+//!
+//! Pure: the command gathers the statuses (through `github::Client`) and the target's current
+//! deploy (tag-deploy list's `sha`), and this module decides.
 
 use std::fmt;
 
@@ -13,6 +19,9 @@ use time::OffsetDateTime;
 
 /// The prefix of every plan status context.
 pub const CONTEXT_PREFIX: &str = "gitops/plan/";
+
+/// GitHub's limit on a status description.
+pub const DESCRIPTION_MAX: usize = 140;
 
 /// The status context of a plan for `environment` (and `stack`).
 pub fn context(environment: &str, stack: Option<&str>) -> String {
@@ -22,15 +31,73 @@ pub fn context(environment: &str, stack: Option<&str>) -> String {
     }
 }
 
-/// The status description: the digest, which is all a status carries of the plan.
+/// The deploy a plan was made against: the target's `deploy/<env>/current` commit, or nothing
+/// deployed yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Base {
+    /// `deploy/<env>/current` pointed at this commit (40 lowercase hex digits).
+    Deployed(String),
+    /// Nothing was deployed.
+    Nothing,
+}
+
+impl Base {
+    /// `none`, or a GitHub commit id (40 lowercase hex digits); `None` for anything else.
+    pub fn parse(v: &str) -> Option<Base> {
+        if v == "none" {
+            return Some(Base::Nothing);
+        }
+        (v.len() == 40
+            && v.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        .then(|| Base::Deployed(v.to_string()))
+    }
+
+    /// The text form ([`Base::parse`] reads it back).
+    pub fn as_text(&self) -> &str {
+        match self {
+            Base::Deployed(s) => s,
+            Base::Nothing => "none",
+        }
+    }
+}
+
+impl fmt::Display for Base {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Base::Deployed(s) => write!(f, "commit {s}"),
+            Base::Nothing => f.write_str("none (nothing deployed)"),
+        }
+    }
+}
+
+/// A deploy run's plan job's status description: the digest.
 pub fn description(digest: &str) -> String {
     format!("plan {digest}")
 }
 
+/// A pull request's record: the digest and the deploy it was planned against (at most 122
+/// characters, within GitHub's 140).
+pub fn record_description(digest: &str, base: &Base) -> String {
+    format!("plan {digest} base {}", base.as_text())
+}
+
 /// The digest a status description carries (`None`: not a description we wrote).
 pub fn digest_in(description: &str) -> Option<&str> {
-    let d = description.strip_prefix("plan ")?;
+    let rest = description.strip_prefix("plan ")?;
+    let d = rest.split_once(' ').map_or(rest, |(d, _)| d);
     crate::validate::is_sha256_digest(d).then_some(d)
+}
+
+/// The digest and base of a pull request's record (`None`: not a record; a deploy run's own
+/// `plan <digest>` is not one).
+pub fn record_in(description: &str) -> Option<(&str, Base)> {
+    let rest = description.strip_prefix("plan ")?;
+    let (d, base) = rest.split_once(" base ")?;
+    if !crate::validate::is_sha256_digest(d) {
+        return None;
+    }
+    Some((d, Base::parse(base)?))
 }
 
 /// One commit status, as the API gives it (the fields this rule reads).
@@ -38,37 +105,41 @@ pub fn digest_in(description: &str) -> Option<&str> {
 pub struct Status {
     /// Its context.
     pub context: String,
+    /// `success`, `failure`, `pending` or `error`.
+    pub state: String,
     /// Its description.
     pub description: String,
-    /// Where it links (our plan job's run).
+    /// Where it links (the plan's run).
     pub target_url: Option<String>,
     /// When it was created.
     pub created_at: OffsetDateTime,
-    /// `success` (the plan gate passed), `failure` (it refused), ...
-    pub state: String,
 }
 
-/// The plan recorded on the commit by a plan job of another run (the promotion pull request's).
+/// The plan a pull request's plan run recorded on the commit (through the recorder).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
     /// Its digest.
     pub digest: String,
+    /// The target's deploy it was planned against.
+    pub base: Base,
     /// When it was recorded.
     pub at: OffsetDateTime,
-    /// The run that recorded it.
+    /// The plan's run.
     pub run_url: Option<String>,
 }
 
-/// The newest plan status of `context` not written by this run (`this_run`: its URL, which
-/// this run's own plan job put in `target_url`). `statuses` in any order.
+/// The newest successful pull-request record of `context`, not linked to this run (`this_run`:
+/// its URL, which this run's own plan job puts in `target_url`). `statuses` in any order.
 pub fn recorded(statuses: &[Status], context: &str, this_run: Option<&str>) -> Option<Recorded> {
     statuses
         .iter()
-        .filter(|s| s.context == context)
+        .filter(|s| s.context == context && s.state == "success")
         .filter(|s| this_run.is_none() || s.target_url.as_deref() != this_run)
         .filter_map(|s| {
+            let (digest, base) = record_in(&s.description)?;
             Some(Recorded {
-                digest: digest_in(&s.description)?.to_string(),
+                digest: digest.to_string(),
+                base,
                 at: s.created_at,
                 run_url: s.target_url.clone(),
             })
@@ -85,19 +156,36 @@ pub fn from_this_run(
     statuses: &[Status],
     context: &str,
     this_run: &str,
-) -> Option<(Recorded, bool)> {
+) -> Option<(ThisRunPlan, bool)> {
     statuses
         .iter()
         .filter(|s| s.context == context && s.target_url.as_deref() == Some(this_run))
         .filter_map(|s| {
-            let r = Recorded {
+            let r = ThisRunPlan {
                 digest: digest_in(&s.description)?.to_string(),
                 at: s.created_at,
-                run_url: s.target_url.clone(),
             };
             Some((r, s.state == "success"))
         })
         .max_by_key(|(r, _)| r.at)
+}
+
+/// A plan this run's own plan job recorded (no base: it is not a pull request's record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThisRunPlan {
+    /// Its digest.
+    pub digest: String,
+    /// When it was recorded.
+    pub at: OffsetDateTime,
+}
+
+/// Whether `require-reviewed-plan` applies: `explicit` is the input when it is `true` or
+/// `false`; `auto` (`None`) means on exactly when the environment is production **and** it is
+/// promoted into through pull requests (`promotion-mode: pull-request`): only then is there a
+/// promotion pull request whose reviewers saw a plan. A fast-forward promotion has none, so
+/// `auto` leaves it to the environment's own approval of this run's plan.
+pub fn required(explicit: Option<bool>, production: bool, pull_request_promotion: bool) -> bool {
+    explicit.unwrap_or(production && pull_request_promotion)
 }
 
 /// What the rule lets through.
@@ -105,27 +193,28 @@ pub fn from_this_run(
 pub enum Passed {
     /// The rule is off.
     NotRequired,
-    /// The plan is the one recorded on the pull request head.
+    /// The plan is the one recorded on the pull request head, made against the current deploy.
     Matches,
-    /// The recorded plan is older than the target's current deploy: not trusted; this run's
-    /// own plan (reviewed at the environment's approval) is applied instead.
-    Replanned {
-        /// When the pull request's plan was recorded.
-        recorded: OffsetDateTime,
-        /// When the target was last deployed.
-        deployed: OffsetDateTime,
-    },
 }
 
-/// Why the rule refuses (exit 1).
+/// Why the rule refuses (exit 1; nothing is applied).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
-    /// No plan of another run is recorded on the commit.
+    /// No pull request's plan is recorded on the commit.
     NoRecord {
         /// The context looked for.
         context: String,
         /// The commit.
         sha: String,
+    },
+    /// The recorded plan was made against another deploy than the target's current one.
+    Stale {
+        /// The context.
+        context: String,
+        /// What the pull request's plan was made against.
+        planned: Base,
+        /// The target's current deploy.
+        current: Base,
     },
     /// The recorded plan is another one.
     Differs {
@@ -143,7 +232,15 @@ impl fmt::Display for Refusal {
         match self {
             Refusal::NoRecord { context, sha } => write!(
                 f,
-                "require-reviewed-plan: no plan is recorded on {sha} (commit status `{context}`): the promotion pull request's plan job records it; plan the pull request again, or set require-reviewed-plan: false where promotions are direct"
+                "require-reviewed-plan: no pull request's plan is recorded on {sha} (commit status `{context}` with a base, written by plan-record.yml): nothing was applied; plan the promotion pull request (plan.yml) so that its plan is recorded, or set require-reviewed-plan: false where production is not promoted through pull requests"
+            ),
+            Refusal::Stale {
+                context,
+                planned,
+                current,
+            } => write!(
+                f,
+                "require-reviewed-plan: the promotion pull request's plan (commit status `{context}`) was made when the target's current deploy was {planned}, but it is now {current}: a plan reviewed against another deploy is not trusted, and nothing was applied; a new plan is needed: re-run the pull request's plan (plan.yml), have it reviewed, then deploy again"
             ),
             Refusal::Differs {
                 context,
@@ -157,14 +254,16 @@ impl fmt::Display for Refusal {
     }
 }
 
-/// `require-reviewed-plan`: may the apply job apply the plan with digest `got`?
+/// `require-reviewed-plan`: may the apply job apply the plan with digest `got`, on `sha`,
+/// while the target runs `current`? A record made against another deploy is refused before
+/// its digest is compared: it is never trusted, whatever it says.
 pub fn decide(
     required: bool,
     got: &str,
     context: &str,
     sha: &str,
     recorded: Option<&Recorded>,
-    deployed_at: Option<OffsetDateTime>,
+    current: &Base,
 ) -> Result<Passed, Refusal> {
     if !required {
         return Ok(Passed::NotRequired);
@@ -175,10 +274,11 @@ pub fn decide(
             sha: sha.to_string(),
         });
     };
-    if let Some(d) = deployed_at.filter(|d| r.at <= *d) {
-        return Ok(Passed::Replanned {
-            recorded: r.at,
-            deployed: d,
+    if &r.base != current {
+        return Err(Refusal::Stale {
+            context: context.to_string(),
+            planned: r.base.clone(),
+            current: current.clone(),
         });
     }
     if r.digest == got {
@@ -204,13 +304,17 @@ mod tests {
         format!("sha256:{}", c.to_string().repeat(64))
     }
 
-    fn status(context: &str, digest: &str, url: &str, at: &str) -> Status {
+    fn sha(c: char) -> String {
+        c.to_string().repeat(40)
+    }
+
+    fn status(context: &str, description: String, url: &str, at: &str) -> Status {
         Status {
             context: context.into(),
-            description: description(digest),
+            state: "success".into(),
+            description,
             target_url: Some(url.into()),
             created_at: t(at),
-            state: "success".into(),
         }
     }
 
@@ -220,18 +324,16 @@ mod tests {
         let other = "https://github.com/o/r/actions/runs/6";
         let ctx = context("dev", Some("network"));
         let statuses = vec![
-            status(&ctx, &d('a'), this, "2026-01-01T10:00:00Z"),
-            status(&ctx, &d('b'), this, "2026-01-01T11:00:00Z"),
-            status(&ctx, &d('c'), other, "2026-01-01T12:00:00Z"),
-            status(
-                &context("dev", Some("service")),
-                &d('e'),
+            status(&ctx, description(&d('a')), this, "2026-01-01T10:00:00Z"),
+            status(&ctx, description(&d('b')), this, "2026-01-01T11:00:00Z"),
+            status(&ctx, description(&d('c')), other, "2026-01-01T12:00:00Z"),
+            status(&context("dev", Some("service")), description(&d('e')),
                 this,
                 "2026-01-01T13:00:00Z",
             ),
             Status {
                 description: "not ours".into(),
-                ..status(&ctx, &d('f'), this, "2026-01-01T14:00:00Z")
+                ..status(&ctx, description(&d('f')), this, "2026-01-01T14:00:00Z")
             },
         ];
         let (got, passed) = from_this_run(&statuses, &ctx, this).unwrap();
@@ -244,7 +346,7 @@ mod tests {
         let mut refused = statuses.clone();
         refused.push(Status {
             state: "failure".into(),
-            ..status(&ctx, &d('9'), this, "2026-01-01T11:30:00Z")
+            ..status(&ctx, description(&d('9')), this, "2026-01-01T11:30:00Z")
         });
         let (got, passed) = from_this_run(&refused, &ctx, this).unwrap();
         assert_eq!((got.digest.as_str(), passed), (d('9').as_str(), false));
@@ -259,69 +361,129 @@ mod tests {
         assert_eq!(digest_in(&description(&d('a'))), Some(d('a').as_str()));
         assert_eq!(digest_in("plan sha256:xyz"), None);
         assert_eq!(digest_in(&d('a')), None);
-        assert!(
-            description(&d('a')).len() <= 140,
-            "GitHub's description limit"
-        );
+        let based = Base::Deployed(sha('b'));
+        let rd = record_description(&d('a'), &based);
+        assert_eq!(digest_in(&rd), Some(d('a').as_str()));
+        assert_eq!(record_in(&rd), Some((d('a').as_str(), based)));
+        let none = record_description(&d('a'), &Base::Nothing);
+        assert_eq!(record_in(&none), Some((d('a').as_str(), Base::Nothing)));
+        assert!(rd.len() <= DESCRIPTION_MAX, "GitHub's description limit");
+        // A deploy run's own status is not a pull request's record; nor is anything malformed.
+        for not in [
+            description(&d('a')),
+            format!("plan {} base {}", d('a'), "B".repeat(40)),
+            format!("plan {} base {}", d('a'), "b".repeat(64)),
+            format!("plan {} base ", d('a')),
+            format!("plan sha256:{} base none", "a".repeat(63)),
+            format!("plan {} base none trailing", d('a')),
+        ] {
+            assert_eq!(record_in(&not), None, "{not}");
+        }
+        assert_eq!(Base::parse("none"), Some(Base::Nothing));
+        assert_eq!(Base::parse(""), None);
     }
 
     #[test]
-    fn the_pull_requests_record_is_the_newest_of_another_run() {
+    fn the_pull_requests_record_is_the_newest_successful_one_of_another_run() {
         let pr = "https://github.com/o/r/actions/runs/1";
         let me = "https://github.com/o/r/actions/runs/2";
+        let base = Base::Deployed(sha('0'));
+        let rec = |c: char| record_description(&d(c), &base);
         let all = [
-            status("gitops/plan/prod", &d('a'), pr, "2026-12-01T10:00:00Z"),
-            status("gitops/plan/prod", &d('b'), pr, "2026-12-01T11:00:00Z"),
-            status("gitops/plan/prod", &d('c'), me, "2026-12-01T12:00:00Z"),
-            status("gitops/plan/staging", &d('e'), pr, "2026-12-01T13:00:00Z"),
+            status("gitops/plan/prod", rec('a'), pr, "2026-12-01T10:00:00Z"),
+            status("gitops/plan/prod", rec('b'), pr, "2026-12-01T11:00:00Z"),
+            // This run's own record, and a deploy run's plain status: neither is the PR's.
+            status("gitops/plan/prod", rec('c'), me, "2026-12-01T12:00:00Z"),
+            status(
+                "gitops/plan/prod",
+                description(&d('g')),
+                "https://github.com/o/r/actions/runs/3",
+                "2026-12-01T12:30:00Z",
+            ),
+            status("gitops/plan/staging", rec('e'), pr, "2026-12-01T13:00:00Z"),
+            status(
+                "gitops/plan/prod",
+                "someone else's words".into(),
+                pr,
+                "2026-12-01T14:00:00Z",
+            ),
             Status {
-                description: "someone else's words".into(),
-                ..status("gitops/plan/prod", &d('f'), pr, "2026-12-01T14:00:00Z")
+                state: "failure".into(),
+                ..status("gitops/plan/prod", rec('h'), pr, "2026-12-01T15:00:00Z")
             },
         ];
         let r = recorded(&all, "gitops/plan/prod", Some(me)).unwrap();
         assert_eq!(r.digest, d('b'));
+        assert_eq!(r.base, base);
         assert_eq!(r.run_url.as_deref(), Some(pr));
         assert_eq!(recorded(&all, "gitops/plan/dev", Some(me)), None);
-        assert_eq!(recorded(&all[2..3], "gitops/plan/prod", Some(me)), None);
+        assert_eq!(recorded(&all[2..4], "gitops/plan/prod", Some(me)), None);
+    }
+
+    #[test]
+    fn auto_means_production_promoted_through_pull_requests() {
+        // (explicit, production, pull-request promotion) -> required
+        for (explicit, production, pr, want) in [
+            (None, true, true, true),
+            (None, true, false, false),
+            (None, false, true, false),
+            (None, false, false, false),
+            (Some(true), false, false, true),
+            (Some(true), true, false, true),
+            (Some(false), true, true, false),
+        ] {
+            assert_eq!(
+                required(explicit, production, pr),
+                want,
+                "{explicit:?} {production} {pr}"
+            );
+        }
     }
 
     #[test]
     fn the_decision_table() {
+        let current = Base::Deployed(sha('1'));
         let rec = Recorded {
             digest: d('a'),
+            base: current.clone(),
             at: t("2026-12-01T10:00:00Z"),
             run_url: None,
         };
-        let before = Some(t("2026-12-01T09:00:00Z"));
-        let later = t("2026-12-01T11:00:00Z");
-        let after = Some(later);
+        let older = Recorded {
+            base: Base::Deployed(sha('0')),
+            ..rec.clone()
+        };
+        let first = Recorded {
+            base: Base::Nothing,
+            ..rec.clone()
+        };
         let c = "gitops/plan/prod";
-        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let on = "0123456789abcdef0123456789abcdef01234567";
         type Row<'a> = (
             &'a str,
             bool,
             String,
             Option<&'a Recorded>,
-            Option<OffsetDateTime>,
+            Base,
             Result<Passed, &'a str>,
         );
         let rows: Vec<Row> = vec![
-            ("off", false, d('b'), None, None, Ok(Passed::NotRequired)),
+            ("off", false, d('b'), None, current.clone(), Ok(Passed::NotRequired)),
             (
-                "matches",
-                true,
-                d('a'),
-                Some(&rec),
-                before,
-                Ok(Passed::Matches),
+                "off: a stale record does not matter",
+                false,
+                d('b'),
+                Some(&older),
+                current.clone(),
+                Ok(Passed::NotRequired),
             ),
+            ("matches", true, d('a'), Some(&rec), current.clone(), Ok(Passed::Matches)),
             (
-                "matches, nothing deployed",
+                "matches, nothing deployed then or now",
                 true,
                 d('a'),
-                Some(&rec),
-                None,
+                Some(&first),
+                Base::Nothing,
                 Ok(Passed::Matches),
             ),
             (
@@ -329,7 +491,7 @@ mod tests {
                 true,
                 d('b'),
                 Some(&rec),
-                before,
+                current.clone(),
                 Err("is not the one the promotion pull request's reviewers saw"),
             ),
             (
@@ -337,34 +499,44 @@ mod tests {
                 true,
                 d('a'),
                 None,
-                before,
-                Err("no plan is recorded on 0123456789abcdef0123456789abcdef01234567"),
+                current.clone(),
+                Err("no pull request's plan is recorded on 0123456789abcdef0123456789abcdef01234567"),
             ),
             (
-                "older than the current deploy: re-planned, not trusted",
+                "planned against an older deploy: not trusted, even with the same digest",
                 true,
-                d('b'),
-                Some(&rec),
-                after,
-                Ok(Passed::Replanned {
-                    recorded: rec.at,
-                    deployed: later,
-                }),
+                d('a'),
+                Some(&older),
+                current.clone(),
+                Err("was made when the target's current deploy was commit 0000000000000000000000000000000000000000, but it is now commit 1111111111111111111111111111111111111111: a plan reviewed against another deploy is not trusted, and nothing was applied; a new plan is needed: re-run the pull request's plan"),
             ),
             (
-                "recorded at the very second of the deploy: not trusted either",
+                "planned before the first deploy, deployed since",
+                true,
+                d('a'),
+                Some(&first),
+                current.clone(),
+                Err("current deploy was none (nothing deployed), but it is now commit 1111"),
+            ),
+            (
+                "planned against a deploy, nothing deployed now (the tags were removed)",
+                true,
+                d('a'),
+                Some(&rec),
+                Base::Nothing,
+                Err("but it is now none (nothing deployed)"),
+            ),
+            (
+                "stale and different: the staleness is what is said",
                 true,
                 d('b'),
-                Some(&rec),
-                Some(rec.at),
-                Ok(Passed::Replanned {
-                    recorded: rec.at,
-                    deployed: rec.at,
-                }),
+                Some(&older),
+                current.clone(),
+                Err("a new plan is needed"),
             ),
         ];
-        for (name, required, got, r, deployed, want) in rows {
-            let out = decide(required, &got, c, sha, r, deployed);
+        for (name, required, got, r, now, want) in rows {
+            let out = decide(required, &got, c, on, r, &now);
             match (out, want) {
                 (Ok(p), Ok(w)) => assert_eq!(p, w, "{name}"),
                 (Err(e), Err(w)) => assert!(e.to_string().contains(w), "{name}: {e}"),

@@ -128,6 +128,9 @@ fn an_input_of_another_verb_is_a_usage_error_naming_input_and_verb() {
         ("plan-gate", vec!["--plan", plan, "--digest", &digest], vec![], "digest", "`plan-gate gate` does not take `--digest` (it is an input of: verify)"),
         ("plan-gate", vec!["verify", "--plan", plan, "--digest", &digest], vec![("GITOPS_POLICY", "p.yml")], "policy", "`plan-gate verify` does not take it (it is an input of: gate)"),
         ("plan-gate", vec![], vec![("GITOPS_COMMAND", "verify"), ("GITOPS_PLAN", plan), ("GITOPS_PR_NUMBER", "3")], "pr-number", "`plan-gate verify` does not take it"),
+        ("plan-gate", vec!["record", "--record", "r", "--plan", plan], vec![], "plan", "`plan-gate record` does not take `--plan` (it is an input of: gate, verify, drift)"),
+        ("plan-gate", vec!["record", "--record", "r"], vec![("GITOPS_DEPLOYED_SHA", "none")], "deployed-sha", "`GITOPS_DEPLOYED_SHA` is set, but `plan-gate record` does not take it (it is an input of: verify, drift)"),
+        ("plan-gate", vec!["verify", "--plan", plan, "--digest", &digest, "--base-sha", "none"], vec![], "base-sha", "`plan-gate verify` does not take `--base-sha` (it is an input of: gate)"),
         // tag-deploy (its hand-made "does not apply to" checks are gone): flags and variables.
         ("tag-deploy", vec!["list", "--environment", "dev", "--to", "previous"], vec![], "to", "`tag-deploy list` does not take `--to` (it is an input of: resolve)"),
         ("tag-deploy", vec!["fail", "--environment", "dev", "--image", "x"], vec![], "image", "`tag-deploy fail` does not take `--image` (it is an input of: start, record, preview-open)"),

@@ -25,6 +25,7 @@ use std::process::Command;
 /// The templates, in the order of the flow.
 const TEMPLATES: &[&str] = &[
     "plan.yml",
+    "plan-record.yml",
     "drift.yml",
     "deploy.yml",
     "promote.yml",
