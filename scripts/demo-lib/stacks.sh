@@ -109,15 +109,9 @@ TF
   git -C "$PLATFORM" remote add origin "$PLATFORM_REMOTE"
   git -C "$PLATFORM" add -A && git -C "$PLATFORM" commit -qm "initial commit: three stacks and a shared module"
   git -C "$PLATFORM" push -q origin HEAD:refs/heads/dev HEAD:refs/heads/main HEAD:refs/heads/prod
-  # Commit statuses with state (the digest a stack's plan job records and its apply job reads);
-  # everything else goes on to Prism.
-  local port_file=$WORK/github-statuses.port
-  start github-statuses python3 "$ROOT/scripts/standins/github-statuses.py" --port 0 --port-file "$port_file" \
-    --upstream "$GITHUB_API_URL_DEMO" --token "$GIT_TOKEN"
-  local _
-  for _ in $(seq 200); do [ -s "$port_file" ] && break; sleep 0.05; done
-  [ -s "$port_file" ] || fail "stacks: the commit statuses stand-in did not start (see $WORK/logs/github-statuses.log)"
-  STACKS_API=http://127.0.0.1:$(cat "$port_file")
+  # The demo's GitHub API keeps commit statuses (the digest a stack's plan job records and its
+  # apply job reads): the stateful fake behind Prism (scripts/demo-lib/github-api.sh).
+  STACKS_API=$GITHUB_API_URL_DEMO
 }
 
 # stacks_run NAME EVENT WORKFLOW REF ENV [args]: act_run against demo/platform.

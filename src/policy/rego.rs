@@ -27,7 +27,8 @@ use std::time::Duration;
 
 use regorus::unstable::{Expr, Literal, Module, Query, Ref, Rule, RuleHead, BUILTINS};
 use regorus::utils::limits::ExecutionTimerConfig;
-use regorus::{Engine, Value};
+use regorus::value::Object;
+use regorus::{Engine, Rc, Value};
 
 use super::Violation;
 use crate::exit::{Failure, Result};
@@ -126,6 +127,156 @@ pub struct RegoPolicies {
     entries: Vec<Entry>,
     /// Per module: opted in.
     opted: Vec<bool>,
+    /// Every rule in one evaluation (`None`: rule by rule, see [`Combined`]).
+    combined: Option<Combined>,
+}
+
+/// The engine that evaluates every `deny`/`violation`/`warn` rule in one query, so helper rules
+/// are computed once and the input is walked once per rule body, not once per evaluation.
+///
+/// Each file's finding rules are renamed in its own copy of the text (`deny` in file 3 becomes
+/// `deny__plan_gate_3`, at the rule head's exact span, definitions and defaults alike): the
+/// rules of different files then stay apart and every finding is still named by its file and
+/// rule. Not used when a policy reads the finding rules themselves (the renaming would change
+/// what it reads) or a rule already has such a name; evaluation is then rule by rule.
+struct Combined {
+    engine: Engine,
+    /// The query for the files that see masked input and for those that opted in.
+    queries: [Option<String>; 2],
+    /// One per (file, rule name): the query binding, the entry that names it.
+    groups: Vec<Group>,
+    /// Renamed rule names and the names they stand for (for error texts).
+    renamed: Vec<(String, String)>,
+}
+
+/// An error of the combined query: pointing into a rule's text, or not (the time limit).
+enum CombinedError {
+    Located(Failure),
+    Unlocated(Failure),
+}
+use CombinedError::{Located, Unlocated};
+
+struct Group {
+    binding: String,
+    entry: usize,
+    opted: bool,
+}
+
+/// A fresh engine with plan-gate's settings.
+fn new_engine(timeout: Duration) -> Engine {
+    let mut engine = Engine::new();
+    // A built-in's error (`object.keys(null)`) stops the run (exit 2) instead of making the
+    // expression undefined as OPA does by default: a rule that silently stops firing on some
+    // resources would be a silent pass.
+    engine.set_strict_builtin_errors(true);
+    engine.set_execution_timer_config(ExecutionTimerConfig {
+        limit: timeout,
+        check_interval: NonZeroU32::new(64).unwrap_or(NonZeroU32::MIN),
+    });
+    engine
+}
+
+/// The variable at the root of a rule head's reference (`deny` of `deny[msg]`).
+fn head_root(e: &Expr) -> Option<&regorus::unstable::Span> {
+    match e {
+        Expr::Var { span, .. } => Some(span),
+        Expr::RefDot { refr, .. } | Expr::RefBrack { refr, .. } => head_root(refr),
+        _ => None,
+    }
+}
+
+const RENAMED: &str = "__plan_gate_";
+
+impl Combined {
+    /// `None` when the renaming cannot be done safely (evaluation is then rule by rule).
+    fn build(
+        modules: &[Ref<Module>],
+        sources: &[(String, bool)],
+        entries: &[Entry],
+        opted: &[bool],
+        timeout: Duration,
+    ) -> Option<Combined> {
+        let mut engine = new_engine(timeout);
+        let mut renamed = Vec::new();
+        for (i, m) in modules.iter().enumerate() {
+            let (text, v0) = sources.get(i)?;
+            let in_main = package_path(m).ok()? == MAIN;
+            let mut edits = Vec::new();
+            for rule in &m.policy {
+                let refr = match rule.as_ref() {
+                    Rule::Spec { head, .. } => match head {
+                        RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. } => refr,
+                        RuleHead::Func { refr, .. } => {
+                            if head_root(refr).is_some_and(|s| s.text().contains(RENAMED)) {
+                                return None;
+                            }
+                            continue;
+                        }
+                    },
+                    Rule::Default { refr, .. } => refr,
+                };
+                let span = head_root(refr)?;
+                let name = span.text();
+                if name.contains(RENAMED) {
+                    return None;
+                }
+                if !in_main || rule_kind(name).is_none() {
+                    continue;
+                }
+                let (start, end) = (span.start as usize, span.end as usize);
+                if text.get(start..end) != Some(name) {
+                    return None;
+                }
+                edits.push((start, end, name.to_string(), format!("{name}{RENAMED}{i}")));
+            }
+            let mut t = text.clone();
+            edits.sort_by_key(|e| std::cmp::Reverse(e.0));
+            for (start, end, old, new) in edits {
+                t.replace_range(start..end, &new);
+                renamed.push((new, old));
+            }
+            engine.set_rego_v0(*v0);
+            let file = m.package.span.source.file().clone();
+            engine.add_policy(file, t).ok()?;
+        }
+        renamed.sort();
+        renamed.dedup();
+        let mut groups: Vec<Group> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (i, e) in entries.iter().enumerate() {
+            if !seen.insert((e.module, e.name.clone())) {
+                continue;
+            }
+            groups.push(Group {
+                binding: format!("f{}", groups.len()),
+                entry: i,
+                opted: opted[e.module],
+            });
+        }
+        let query = |want: bool| {
+            let parts: Vec<String> = groups
+                .iter()
+                .filter(|g| g.opted == want)
+                .map(|g| {
+                    let e = &entries[g.entry];
+                    // An array comprehension is always defined: a rule that does not hold
+                    // gives `[]` instead of making the whole query undefined.
+                    format!(
+                        "{} := [v | v := data.main.{}{RENAMED}{}]",
+                        g.binding, e.name, e.module
+                    )
+                })
+                .collect();
+            (!parts.is_empty()).then(|| parts.join("\n"))
+        };
+        let queries = [query(false), query(true)];
+        Some(Combined {
+            engine,
+            queries,
+            groups,
+            renamed,
+        })
+    }
 }
 
 /// What the policies found.
@@ -267,17 +418,10 @@ impl RegoPolicies {
     /// Read, parse and check every policy under `paths`; nothing is evaluated yet.
     pub fn load(paths: &[PathBuf], timeout: Duration) -> Result<RegoPolicies> {
         let files = collect(paths)?;
-        let mut engine = Engine::new();
-        // A built-in's error (`object.keys(null)`) stops the run (exit 2) instead of making the
-        // expression undefined as OPA does by default: a rule that silently stops firing on some
-        // resources would be a silent pass.
-        engine.set_strict_builtin_errors(true);
-        engine.set_execution_timer_config(ExecutionTimerConfig {
-            limit: timeout,
-            check_interval: NonZeroU32::new(64).unwrap_or(NonZeroU32::MIN),
-        });
+        let mut engine = new_engine(timeout);
         let mut shown = Vec::new();
         let mut opted = Vec::new();
+        let mut sources = Vec::new();
         for f in &files {
             let name = f.display().to_string();
             let text = std::fs::read_to_string(f)
@@ -286,9 +430,11 @@ impl RegoPolicies {
             // Rego v1 first (OPA 1.0's and conftest's default), then v0 (classic `deny[msg] {`).
             // A file that is neither is refused with the error of the reading that got furthest.
             engine.set_rego_v0(false);
+            let mut v0_syntax = false;
             if let Err(v1) = engine.add_policy(name.clone(), text.clone()) {
                 engine.set_rego_v0(true);
-                if let Err(v0) = engine.add_policy(name.clone(), text) {
+                v0_syntax = true;
+                if let Err(v0) = engine.add_policy(name.clone(), text.clone()) {
                     let e = if error_line(&v0) > error_line(&v1) {
                         v0
                     } else {
@@ -301,9 +447,10 @@ impl RegoPolicies {
                 }
             }
             shown.push(name);
+            sources.push((text, v0_syntax));
         }
         let modules = engine.get_modules().clone();
-        let uses = check_modules(&modules)?;
+        let (uses, reads_findings) = check_modules(&modules)?;
         let mut entries = Vec::new();
         for (i, m) in modules.iter().enumerate() {
             let package = package_path(m)?;
@@ -354,6 +501,12 @@ impl RegoPolicies {
             .filter(|(_, o)| **o)
             .map(|(s, _)| s.clone())
             .collect();
+        // One evaluation for all rules (helpers computed once), unless a policy reads the
+        // findings themselves (`count(deny)`, `data.main`), which the renaming would change.
+        let combined = match reads_findings {
+            true => None,
+            false => Combined::build(&modules, &sources, &entries, &opted, timeout),
+        };
         Ok(RegoPolicies {
             files: shown,
             sees_sensitive,
@@ -361,6 +514,7 @@ impl RegoPolicies {
             engine,
             entries,
             opted,
+            combined,
         })
     }
 
@@ -404,6 +558,158 @@ impl RegoPolicies {
     /// Evaluate every `deny`/`violation`/`warn` rule: against `masked` for files that did not
     /// opt in, against `raw` for those that did (`raw` must be given when any did).
     pub fn evaluate(&self, masked: &Value, raw: Option<&Value>, sc: &Scrubber) -> Result<Findings> {
+        let mut out = match &self.combined {
+            Some(c) => match self.evaluate_combined(c, masked, raw, sc) {
+                Ok(f) => f,
+                // An error that points into no rule (the time limit): rule by rule, the first
+                // that fails is named with its file and line; if none fails alone, the
+                // combined error stands.
+                Err(Unlocated(e)) => match self.evaluate_each(masked, raw, sc) {
+                    Err(each) => return Err(each),
+                    Ok(_) => return Err(e),
+                },
+                Err(Located(e)) => return Err(e),
+            },
+            None => self.evaluate_each(masked, raw, sc)?,
+        };
+        for list in [&mut out.deny, &mut out.warn] {
+            list.sort_by(|a, b| (&a.rule, &a.message).cmp(&(&b.rule, &b.message)));
+            list.dedup();
+        }
+        Ok(out)
+    }
+
+    /// One query per input for every rule (see [`Combined`]).
+    fn evaluate_combined(
+        &self,
+        c: &Combined,
+        masked: &Value,
+        raw: Option<&Value>,
+        sc: &Scrubber,
+    ) -> std::result::Result<Findings, CombinedError> {
+        let mut out = Findings::default();
+        for (slot, query) in c.queries.iter().enumerate() {
+            let Some(query) = query else { continue };
+            let input = match slot {
+                1 => raw.ok_or_else(|| {
+                    Located(Failure::runtime(
+                        "internal: the unmasked input was not built",
+                    ))
+                })?,
+                _ => masked,
+            };
+            let mut engine = c.engine.clone();
+            engine.set_input(input.clone());
+            let results = engine
+                .eval_query(query.clone(), false)
+                .map_err(|err| self.evaluation_error(c, &err, sc))?;
+            let bindings = match results.result.as_slice() {
+                [one] => one.bindings.clone(),
+                _ => {
+                    return Err(Located(Failure::runtime(format!(
+                        "internal: the policy query gave {} results instead of one",
+                        results.result.len()
+                    ))))
+                }
+            };
+            // The engine holds the input too (see `check_plan`).
+            std::mem::forget(engine);
+            for g in c.groups.iter().filter(|g| usize::from(g.opted) == slot) {
+                let e = &self.entries[g.entry];
+                let value = match &bindings[g.binding.as_str()] {
+                    Value::Array(a) => a.first().cloned().unwrap_or(Value::Undefined),
+                    _ => {
+                        return Err(Located(Failure::runtime(format!(
+                            "internal: no value for rule `{}` ({})",
+                            e.name, e.place
+                        ))))
+                    }
+                };
+                self.collect(e, &value, sc, &mut out).map_err(Located)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// An evaluation error of the combined query, named by the rule whose text it points into
+    /// (with the rule names as the policy wrote them).
+    fn evaluation_error(&self, c: &Combined, err: &anyhow::Error, sc: &Scrubber) -> CombinedError {
+        let mut text = engine_error(err, "policy", Some(sc));
+        for (new, old) in &c.renamed {
+            text = text.replace(new.as_str(), old);
+        }
+        let place = format!("{err:#}")
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("--> ").map(str::to_string));
+        let rule = place.as_deref().and_then(|p| self.rule_at(p));
+        match rule {
+            Some((name, place)) => Located(usage(format!(
+                "policy evaluation failed in rule `{name}` ({place}): {text}"
+            ))),
+            None => Unlocated(usage(format!("policy evaluation failed: {text}"))),
+        }
+    }
+
+    /// The rule (name, `file:line`) whose text holds `file:line:col`.
+    fn rule_at(&self, place: &str) -> Option<(String, String)> {
+        let mut it = place.rsplitn(3, ':');
+        let (_col, line, file) = (it.next()?, it.next()?, it.next()?);
+        let line: u32 = line.parse().ok()?;
+        let modules = self.engine.clone().get_modules().clone();
+        for m in modules.iter() {
+            if m.package.span.source.file() != file {
+                continue;
+            }
+            for rule in &m.policy {
+                let (span, refr) = match rule.as_ref() {
+                    Rule::Spec { span, head, .. } => match head {
+                        RuleHead::Compr { refr, .. }
+                        | RuleHead::Set { refr, .. }
+                        | RuleHead::Func { refr, .. } => (span, refr),
+                    },
+                    Rule::Default { span, refr, .. } => (span, refr),
+                };
+                let last = span.line + span.text().matches('\n').count() as u32;
+                if (span.line..=last).contains(&line) {
+                    let name = head_root(refr).map(|s| s.text().to_string())?;
+                    return Some((name, format!("{file}:{}", span.line)));
+                }
+            }
+        }
+        None
+    }
+
+    /// The findings of one rule's value.
+    fn collect(&self, e: &Entry, value: &Value, sc: &Scrubber, out: &mut Findings) -> Result<()> {
+        let id = e.id();
+        for msg in messages(value).map_err(|why| {
+            usage(format!(
+                "{}: rule `{}` {why} (conftest expects strings, or objects with a string `msg`)",
+                e.place, e.name
+            ))
+        })? {
+            // Scrubbed before the cut, and the cut end scrubbed of a cut-off secret.
+            let message = sc.scrub_cut(&crate::runner::cut(&sc.scrub(&msg), MESSAGE_MAX));
+            let v = Violation {
+                rule: id.clone(),
+                address: None,
+                message,
+            };
+            match e.kind {
+                Kind::Deny => out.deny.push(v),
+                Kind::Warn => out.warn.push(v),
+            }
+        }
+        Ok(())
+    }
+
+    /// Each rule definition on its own (when a policy reads the finding rules themselves).
+    fn evaluate_each(
+        &self,
+        masked: &Value,
+        raw: Option<&Value>,
+        sc: &Scrubber,
+    ) -> Result<Findings> {
         let mut out = Findings::default();
         let mut engines: [Option<Engine>; 2] = [None, None];
         for e in &self.entries {
@@ -435,33 +741,10 @@ impl RegoPolicies {
                         engine_error(&err, &e.place, Some(sc))
                     ))
                 })?;
-            let value = &data["main"][e.name.as_str()];
-            let id = e.id();
-            for msg in messages(value).map_err(|why| {
-                usage(format!(
-                    "{}: rule `{}` {why} (conftest expects strings, or objects with a string `msg`)",
-                    e.place, e.name
-                ))
-            })? {
-                // Scrubbed before the cut, and the cut end scrubbed of a cut-off secret.
-                let message = sc.scrub_cut(&crate::runner::cut(&sc.scrub(&msg), MESSAGE_MAX));
-                let v = Violation {
-                    rule: id.clone(),
-                    address: None,
-                    message,
-                };
-                match e.kind {
-                    Kind::Deny => out.deny.push(v),
-                    Kind::Warn => out.warn.push(v),
-                }
-            }
+            self.collect(e, &data["main"][e.name.as_str()], sc, &mut out)?;
         }
         // The engines hold the input too (see `check_plan`).
         std::mem::forget(engines);
-        for list in [&mut out.deny, &mut out.warn] {
-            list.sort_by(|a, b| (&a.rule, &a.message).cmp(&(&b.rule, &b.message)));
-            list.dedup();
-        }
         Ok(out)
     }
 }
@@ -536,6 +819,10 @@ struct Walk<'a> {
     /// Package path -> the first components of the rules it defines.
     packages: &'a BTreeMap<Vec<String>, BTreeSet<String>>,
     uses: &'a mut Uses,
+    /// The finding rules of `package main` (`deny`, `warn_x`, ...).
+    findings: &'a BTreeSet<String>,
+    /// Whether a policy reads them (`count(deny)`, `data.main.warn`, `data.main`, `data`).
+    reads_findings: bool,
     problem: Option<String>,
 }
 
@@ -556,6 +843,16 @@ impl Walk<'_> {
 
     fn reference(&mut self, line: u32, parts: &[String]) {
         let parts = self.resolve(parts);
+        let reads = match parts.first().map(String::as_str) {
+            Some("data") => match (parts.get(1).map(String::as_str), parts.get(2)) {
+                (None, _) | (Some("main"), None) => true,
+                (Some("main"), Some(r)) => self.findings.contains(r),
+                _ => false,
+            },
+            Some(root) => self.package == MAIN && self.findings.contains(root),
+            None => false,
+        };
+        self.reads_findings |= reads;
         match parts.first().map(String::as_str) {
             Some("input") => match parts.get(1) {
                 Some(k) => {
@@ -787,8 +1084,8 @@ impl Walk<'_> {
 pub const REGORUS_VERSION: &str = "0.14";
 
 /// Check every module before evaluation: functions, `data.*` references, imports. Returns the
-/// top-level input keys the policies read.
-pub fn check_modules(modules: &[Ref<Module>]) -> Result<Uses> {
+/// top-level input keys the policies read, and whether a policy reads the finding rules.
+pub fn check_modules(modules: &[Ref<Module>]) -> Result<(Uses, bool)> {
     let functions = regorus::utils::gather_functions(modules)
         .map_err(|e| usage(engine_error(&e, "policy", None)))?;
     let mut packages: BTreeMap<Vec<String>, BTreeSet<String>> = BTreeMap::new();
@@ -811,7 +1108,18 @@ pub fn check_modules(modules: &[Ref<Module>]) -> Result<Uses> {
             }
         }
     }
+    let findings: BTreeSet<String> = packages
+        .get(&MAIN.split('.').map(str::to_string).collect::<Vec<_>>())
+        .map(|rules| {
+            rules
+                .iter()
+                .filter(|r| rule_kind(r).is_some())
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
     let mut uses = Uses::default();
+    let mut reads_findings = false;
     for m in modules {
         let file = m.package.span.source.file().clone();
         let package = package_path(m)?;
@@ -823,6 +1131,8 @@ pub fn check_modules(modules: &[Ref<Module>]) -> Result<Uses> {
             functions: &functions,
             packages: &packages,
             uses: &mut uses,
+            findings: &findings,
+            reads_findings: false,
             problem: None,
         };
         for imp in &m.imports {
@@ -852,195 +1162,315 @@ pub fn check_modules(modules: &[Ref<Module>]) -> Result<Uses> {
         if let Some(p) = walk.problem {
             return Err(usage(p));
         }
+        reads_findings |= walk.reads_findings;
     }
-    Ok(uses)
+    Ok((uses, reads_findings))
 }
 
 /// The plan JSON as the policies see it: only the keys in `uses`; with `masked`, every value a
 /// sensitivity mask marks, every sensitive variable and output, and every string holding a
 /// sensitive string is replaced by [`SENSITIVE`].
+///
+/// Each top-level key is parsed once, straight into regorus's value (object keys interned), and
+/// masked in place: no intermediate JSON tree, no second conversion.
 pub fn input(text: &[u8], uses: &Uses, sc: &Scrubber, masked: bool) -> Result<Value> {
     let text = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(text);
-    let bad = |e: serde_json::Error| {
+    let bad = |e: String| {
         Failure::usage(
             "plan",
             format!("the plan could not be read for the Rego policies: {e}"),
         )
     };
-    let top: BTreeMap<String, Box<serde_json::value::RawValue>> =
-        serde_json::from_slice(text).map_err(bad)?;
-    let mut doc = serde_json::Map::new();
+    let top: BTreeMap<&str, &serde_json::value::RawValue> =
+        serde_json::from_slice(text).map_err(|e| bad(e.to_string()))?;
+    let mut doc = Object::new();
     for (k, raw) in &top {
         if uses.wants(k) {
-            doc.insert(k.clone(), serde_json::from_str(raw.get()).map_err(bad)?);
+            let v = Value::from_json_str(raw.get()).map_err(|e| bad(format!("{e:#}")))?;
+            doc.insert(Value::from(*k), v);
         }
     }
+    let mut doc = Value::from(doc);
     if masked {
+        let wants_vars = uses.wants("variables") || uses.wants("configuration");
         let sensitive_vars: BTreeSet<String> = match top.get("configuration") {
-            Some(raw) if doc.contains_key("variables") || doc.contains_key("configuration") => {
-                let c: serde_json::Value = serde_json::from_str(raw.get()).map_err(bad)?;
-                c.pointer("/root_module/variables")
-                    .and_then(|v| v.as_object())
-                    .map(|vars| {
-                        vars.iter()
-                            .filter(|(_, v)| {
-                                v.get("sensitive") == Some(&serde_json::Value::Bool(true))
-                            })
-                            .map(|(k, _)| k.clone())
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            }
+            Some(raw) if wants_vars => sensitive_variables(raw.get()).map_err(bad)?,
             _ => BTreeSet::new(),
         };
-        mask_plan(&mut doc, &sensitive_vars);
-        for v in doc.values_mut() {
-            scrub_strings(sc, v);
-        }
+        let k = Keys::new();
+        mask_plan(&mut doc, &sensitive_vars, &k);
+        scrub_strings(sc, &mut doc);
     }
-    // Converted from a borrow, and the JSON tree is not dropped (see `check_plan`).
-    let doc = std::mem::ManuallyDrop::new(serde_json::Value::Object(doc));
-    serde::Deserialize::deserialize(&*doc).map_err(bad)
+    Ok(doc)
 }
 
-fn marker() -> serde_json::Value {
-    serde_json::Value::String(SENSITIVE.to_string())
+/// The names of the variables `configuration.root_module.variables` declares sensitive.
+fn sensitive_variables(configuration: &str) -> std::result::Result<BTreeSet<String>, String> {
+    let c: serde_json::Value = serde_json::from_str(configuration).map_err(|e| e.to_string())?;
+    Ok(c.pointer("/root_module/variables")
+        .and_then(|v| v.as_object())
+        .map(|vars| {
+            vars.iter()
+                .filter(|(_, v)| v.get("sensitive") == Some(&serde_json::Value::Bool(true)))
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// The object keys the mask walk looks up, made once (a regorus key is a reference-counted
+/// string: building one per lookup would allocate per resource).
+struct Keys {
+    before: Value,
+    after: Value,
+    before_sensitive: Value,
+    after_sensitive: Value,
+    change: Value,
+    resource_change: Value,
+    resources: Value,
+    sensitive_values: Value,
+    values: Value,
+    child_modules: Value,
+    root_module: Value,
+    outputs: Value,
+    sensitive: Value,
+    value: Value,
+    default: Value,
+    variables: Value,
+}
+
+impl Keys {
+    fn new() -> Keys {
+        let k = |s: &str| Value::from(s);
+        Keys {
+            before: k("before"),
+            after: k("after"),
+            before_sensitive: k("before_sensitive"),
+            after_sensitive: k("after_sensitive"),
+            change: k("change"),
+            resource_change: k("resource_change"),
+            resources: k("resources"),
+            sensitive_values: k("sensitive_values"),
+            values: k("values"),
+            child_modules: k("child_modules"),
+            root_module: k("root_module"),
+            outputs: k("outputs"),
+            sensitive: k("sensitive"),
+            value: k("value"),
+            default: k("default"),
+            variables: k("variables"),
+        }
+    }
+}
+
+fn marker() -> Value {
+    Value::from(SENSITIVE)
+}
+
+/// Whether a mask marks anything (`false`, `{}`, `[]` and nested empties mark nothing).
+fn marks_something(mask: &Value) -> bool {
+    match mask {
+        Value::Bool(b) => *b,
+        Value::Object(m) => m.values().any(marks_something),
+        Value::Array(m) => m.iter().any(marks_something),
+        _ => false,
+    }
 }
 
 /// Replace what `mask` marks in `v` (`true`: the whole value; objects and arrays: member-wise).
-pub fn apply_mask(v: &mut serde_json::Value, mask: &serde_json::Value) {
-    use serde_json::Value as J;
-    match (mask, v) {
-        (J::Bool(true), v) => *v = marker(),
-        (J::Object(m), J::Object(o)) => {
-            for (k, mk) in m {
-                if let Some(x) = o.get_mut(k) {
-                    apply_mask(x, mk);
+/// Only the parts the mask marks are touched (a fresh tree is never shared, so nothing is copied).
+pub fn apply_mask(v: &mut Value, mask: &Value) {
+    match mask {
+        Value::Bool(true) => *v = marker(),
+        Value::Object(m) if matches!(v, Value::Object(_)) => {
+            let marked: Vec<(&Value, &Value)> =
+                m.iter().filter(|(_, mk)| marks_something(mk)).collect();
+            if marked.is_empty() {
+                return;
+            }
+            if let Ok(o) = v.as_object_mut() {
+                for (k, mk) in marked {
+                    if let Some(x) = o.get_mut(k) {
+                        apply_mask(x, mk);
+                    }
                 }
             }
         }
-        (J::Array(m), J::Array(a)) => {
-            for (x, mk) in a.iter_mut().zip(m) {
-                apply_mask(x, mk);
+        Value::Array(m) if matches!(v, Value::Array(_)) => {
+            if !m.iter().any(marks_something) {
+                return;
+            }
+            if let Ok(a) = v.as_array_mut() {
+                for (x, mk) in a.iter_mut().zip(m.iter()) {
+                    apply_mask(x, mk);
+                }
             }
         }
         _ => {}
     }
 }
 
+/// `v[key]`, mutable, when `v` is an object that has it.
+fn member<'a>(v: &'a mut Value, key: &Value) -> Option<&'a mut Value> {
+    match v {
+        Value::Object(o) if o.contains_key(key) => v.as_object_mut().ok()?.get_mut(key),
+        _ => None,
+    }
+}
+
+/// Every element of an array, mutable.
+fn elements(v: &mut Value) -> impl Iterator<Item = &mut Value> {
+    v.as_array_mut().ok().into_iter().flat_map(|a| a.iter_mut())
+}
+
+/// Mask `o[value_key]` with `o[mask_key]`.
+fn mask_member(o: &mut Value, value_key: &Value, mask_key: &Value) {
+    let Some(mask) = (match &*o {
+        Value::Object(m) => m.get(mask_key).filter(|m| marks_something(m)).cloned(),
+        _ => None,
+    }) else {
+        return;
+    };
+    if let Some(x) = member(o, value_key) {
+        apply_mask(x, &mask);
+    }
+}
+
 /// Every place of a plan document that carries values and a mask for them.
-fn mask_plan(
-    doc: &mut serde_json::Map<String, serde_json::Value>,
-    sensitive_vars: &BTreeSet<String>,
-) {
-    use serde_json::Value as J;
-    fn change(c: &mut J) {
-        let Some(c) = c.as_object_mut() else { return };
-        for (val, mask) in [("before", "before_sensitive"), ("after", "after_sensitive")] {
-            if let Some(m) = c.get(mask).cloned() {
-                if let Some(x) = c.get_mut(val) {
-                    apply_mask(x, &m);
-                }
+fn mask_plan(doc: &mut Value, sensitive_vars: &BTreeSet<String>, k: &Keys) {
+    fn change(c: &mut Value, k: &Keys) {
+        mask_member(c, &k.before, &k.before_sensitive);
+        mask_member(c, &k.after, &k.after_sensitive);
+    }
+    fn module(m: &mut Value, k: &Keys) {
+        if let Some(rs) = member(m, &k.resources) {
+            for r in elements(rs) {
+                mask_member(r, &k.values, &k.sensitive_values);
+            }
+        }
+        if let Some(cs) = member(m, &k.child_modules) {
+            for c in elements(cs) {
+                module(c, k);
             }
         }
     }
-    fn module(m: &mut J) {
-        let Some(m) = m.as_object_mut() else { return };
-        if let Some(J::Array(rs)) = m.get_mut("resources") {
-            for r in rs.iter_mut().filter_map(J::as_object_mut) {
-                if let Some(mask) = r.get("sensitive_values").cloned() {
-                    if let Some(x) = r.get_mut("values") {
-                        apply_mask(x, &mask);
-                    }
-                }
-            }
-        }
-        if let Some(J::Array(cs)) = m.get_mut("child_modules") {
-            cs.iter_mut().for_each(module);
-        }
-    }
-    fn outputs(o: &mut J) {
-        let Some(o) = o.as_object_mut() else { return };
-        for out in o.values_mut().filter_map(J::as_object_mut) {
-            if out.get("sensitive") == Some(&J::Bool(true)) {
-                if let Some(x) = out.get_mut("value") {
-                    *x = marker();
-                }
+    fn outputs(o: &mut Value, k: &Keys) {
+        let Value::Object(map) = &*o else { return };
+        let sensitive: Vec<Value> = map
+            .iter()
+            .filter(|(_, out)| match out {
+                Value::Object(x) => x.get(&k.sensitive) == Some(&Value::Bool(true)),
+                _ => false,
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in sensitive {
+            if let Some(x) = member(o, &name).and_then(|out| member(out, &k.value)) {
+                *x = marker();
             }
         }
     }
-    fn values(v: &mut J) {
-        if let Some(root) = v.get_mut("root_module") {
-            module(root);
+    fn values(v: &mut Value, k: &Keys) {
+        if let Some(root) = member(v, &k.root_module) {
+            module(root, k);
         }
-        if let Some(o) = v.get_mut("outputs") {
-            outputs(o);
+        if let Some(o) = member(v, &k.outputs) {
+            outputs(o, k);
         }
     }
     for key in ["resource_changes", "resource_drift"] {
-        if let Some(J::Array(list)) = doc.get_mut(key) {
-            for e in list.iter_mut() {
-                if let Some(c) = e.get_mut("change") {
-                    change(c);
+        if let Some(list) = member(doc, &Value::from(key)) {
+            for e in elements(list) {
+                if let Some(c) = member(e, &k.change) {
+                    change(c, k);
                 }
             }
         }
     }
     // Terraform 1.9+: changes deferred to a later plan carry the same change objects.
-    if let Some(J::Array(list)) = doc.get_mut("deferred_changes") {
-        for e in list.iter_mut() {
-            if let Some(c) = e.pointer_mut("/resource_change/change") {
-                change(c);
+    if let Some(list) = member(doc, &Value::from("deferred_changes")) {
+        for e in elements(list) {
+            if let Some(c) = member(e, &k.resource_change).and_then(|rc| member(rc, &k.change)) {
+                change(c, k);
             }
         }
     }
-    if let Some(J::Object(oc)) = doc.get_mut("output_changes") {
-        oc.values_mut().for_each(change);
-    }
-    if let Some(p) = doc.get_mut("planned_values") {
-        values(p);
-    }
-    if let Some(p) = doc.get_mut("prior_state").and_then(|p| p.get_mut("values")) {
-        values(p);
-    }
-    if let Some(J::Object(vars)) = doc.get_mut("variables") {
-        for (k, v) in vars.iter_mut() {
-            if sensitive_vars.contains(k) {
-                if let Some(x) = v.get_mut("value") {
-                    *x = marker();
-                }
+    if let Some(oc) = member(doc, &Value::from("output_changes")) {
+        if let Ok(o) = oc.as_object_mut() {
+            for (_, c) in o.iter_mut() {
+                change(c, k);
             }
         }
     }
-    if let Some(J::Object(vars)) = doc
-        .get_mut("configuration")
-        .and_then(|c| c.pointer_mut("/root_module/variables"))
+    if let Some(p) = member(doc, &Value::from("planned_values")) {
+        values(p, k);
+    }
+    if let Some(p) = member(doc, &Value::from("prior_state")).and_then(|p| member(p, &k.values)) {
+        values(p, k);
+    }
+    if sensitive_vars.is_empty() {
+        return;
+    }
+    if let Some(vars) = member(doc, &k.variables) {
+        for name in sensitive_vars {
+            if let Some(x) =
+                member(vars, &Value::from(name.as_str())).and_then(|v| member(v, &k.value))
+            {
+                *x = marker();
+            }
+        }
+    }
+    if let Some(vars) = member(doc, &Value::from("configuration"))
+        .and_then(|c| member(c, &k.root_module))
+        .and_then(|r| member(r, &k.variables))
     {
-        for (k, v) in vars.iter_mut() {
-            if sensitive_vars.contains(k) {
-                if let Some(x) = v.get_mut("default") {
-                    *x = marker();
-                }
+        for name in sensitive_vars {
+            if let Some(x) =
+                member(vars, &Value::from(name.as_str())).and_then(|v| member(v, &k.default))
+            {
+                *x = marker();
             }
         }
     }
 }
 
-/// Scrub every string (object keys included) of the plan's sensitive strings.
-fn scrub_strings(sc: &Scrubber, v: &mut serde_json::Value) {
-    use serde_json::Value as J;
+/// Whether any string of `v` (object keys included) holds one of the plan's sensitive strings.
+fn holds_sensitive(sc: &Scrubber, v: &Value) -> bool {
     match v {
-        J::String(s) if sc.matches(s) => *s = sc.scrub(s),
-        J::Array(a) => a.iter_mut().for_each(|x| scrub_strings(sc, x)),
-        J::Object(o) => {
-            if o.keys().any(|k| sc.matches(k)) {
-                let old = std::mem::take(o);
-                for (k, mut x) in old {
+        Value::String(s) => sc.matches(s),
+        Value::Array(a) => a.iter().any(|x| holds_sensitive(sc, x)),
+        Value::Set(s) => s.iter().any(|x| holds_sensitive(sc, x)),
+        Value::Object(o) => o
+            .iter()
+            .any(|(k, x)| holds_sensitive(sc, k) || holds_sensitive(sc, x)),
+        _ => false,
+    }
+}
+
+/// Scrub every string (object keys included) of the plan's sensitive strings; only the parts
+/// that hold one are rebuilt.
+fn scrub_strings(sc: &Scrubber, v: &mut Value) {
+    if !holds_sensitive(sc, v) {
+        return;
+    }
+    match v {
+        Value::String(s) => *v = Value::from(sc.scrub(s)),
+        Value::Array(_) => elements(v).for_each(|x| scrub_strings(sc, x)),
+        Value::Object(o) => {
+            if o.keys().any(|k| holds_sensitive(sc, k)) {
+                let old = std::mem::replace(o, Rc::new(Object::new()));
+                let mut new = Object::new();
+                for (k, x) in old.iter() {
+                    let (mut k, mut x) = (k.clone(), x.clone());
+                    scrub_strings(sc, &mut k);
                     scrub_strings(sc, &mut x);
-                    o.insert(sc.scrub(&k), x);
+                    new.insert(k, x);
                 }
-            } else {
-                o.values_mut().for_each(|x| scrub_strings(sc, x));
+                *v = Value::from(new);
+            } else if let Ok(o) = v.as_object_mut() {
+                for (_, x) in o.iter_mut() {
+                    scrub_strings(sc, x);
+                }
             }
         }
         _ => {}

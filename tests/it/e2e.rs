@@ -2321,9 +2321,20 @@ fn e2e_templates_take_the_engine_as_a_variable() {
                 job_text.contains("TF_ENGINE: ${{ vars.TF_ENGINE || 'terraform' }}"),
                 "{at}: TF_ENGINE"
             );
+            // The pin verified against public pins of the release (docs/actions.md); the
+            // parsed job has no comments, the file has the release in one.
             assert!(
-                job_text.contains("opentofu/setup-opentofu@"),
-                "{at}: tofu setup"
+                job_text
+                    .contains("opentofu/setup-opentofu@a1320f892987e89d278cc92dc5adc984fb93aca4"),
+                "{at}: tofu setup, pinned to the verified v2.0.2 commit"
+            );
+            assert!(
+                text.lines()
+                    .filter(|l| l.contains("opentofu/setup-opentofu@"))
+                    .all(|l| l.trim_end().ends_with(
+                        "opentofu/setup-opentofu@a1320f892987e89d278cc92dc5adc984fb93aca4 # v2.0.2"
+                    )),
+                "{file}: every setup-opentofu line is the verified pin"
             );
             assert!(
                 job_text.contains("TF_ENGINE must be terraform or tofu"),

@@ -601,3 +601,61 @@ fn github_scenarios_against_a_stateful_fake_behind_a_validating_proxy() {
         run(&fake, &proxy);
     }
 }
+
+// The demo's GitHub API: the same fake, compiled into `gitops-dev github-fake`, serves GitHub's
+// routes with state and its own `/__fake/state`; a description without examples is refused
+// before it listens.
+#[test]
+fn the_dev_binary_serves_the_same_stateful_fake_for_the_demo() {
+    use crate::support::prism::raw_request;
+    let dir = tempfile::tempdir().unwrap();
+    let port_file = dir.path().join("port");
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{}").unwrap();
+    let out = std::process::Command::new(crate::support::bin("gitops-dev"))
+        .args(["github-fake", "--spec"])
+        .arg(&bad)
+        .arg("--port-file")
+        .arg(&port_file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(!port_file.exists(), "refused before listening");
+    let mut child = std::process::Command::new(crate::support::bin("gitops-dev"))
+        .args(["github-fake", "--spec"])
+        .arg(crate::support::prism::spec_path())
+        .arg("--port-file")
+        .arg(&port_file)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !port_file.exists() || std::fs::read_to_string(&port_file).unwrap().is_empty() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "no port file"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let port: u16 = std::fs::read_to_string(&port_file)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (status, _, body) = raw_request(
+        port,
+        "POST",
+        "/repos/o/r/issues",
+        Some(r#"{"title":"drift in prod","body":"b","labels":["gitops-drift"]}"#),
+        &[],
+    );
+    assert_eq!(status, 201, "{body}");
+    let n = serde_json::from_str::<serde_json::Value>(&body).unwrap()["number"].clone();
+    let (status, _, body) = raw_request(port, "GET", "/__fake/state", None, &[]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200);
+    let state: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(state["issues"][0]["number"], n, "{state}");
+    assert_eq!(state["issues"][0]["title"], "drift in prod");
+    assert_eq!(state["issues"][0]["state"], "open");
+}

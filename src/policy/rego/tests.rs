@@ -126,9 +126,10 @@ fn masks_replace_exactly_what_they_mark() {
         // A mask of another shape marks nothing it cannot place.
         (json!([1]), json!({"0": true}), json!([1])),
     ] {
-        let mut v = value.clone();
-        apply_mask(&mut v, &mask);
-        assert_eq!(v, want, "{value} under {mask}");
+        let r = |j: &serde_json::Value| Value::from_json_str(&j.to_string()).unwrap();
+        let mut v = r(&value);
+        apply_mask(&mut v, &r(&mask));
+        assert_eq!(v, r(&want), "{value} under {mask}");
     }
 }
 
@@ -430,4 +431,72 @@ fn every_place_of_a_plan_that_carries_values_is_masked() {
         !v.to_string().contains("VAR"),
         "the configuration is read for the mask: {v}"
     );
+}
+
+#[test]
+fn one_evaluation_keeps_every_file_and_rule_apart() {
+    // The same message from two files, a helper of `package main` defined in a third, a
+    // default: every finding is still named by its own file and rule.
+    let a = "package main\nimport rego.v1\ndeny contains msg if { some rc in input.resource_changes; destroyed(rc); msg := \"same\" }\n";
+    let b = "package main\ndeny[msg] { rc := input.resource_changes[_]; destroyed(rc); msg := \"same\" }\ndefault warn_flag := false\nwarn_flag { count(input.resource_changes) > 1 }\n";
+    let h = "package main\nimport rego.v1\ndestroyed(rc) if \"delete\" in rc.change.actions\n";
+    let r = load(&[("a.rego", a), ("b.rego", b), ("h.rego", h)]).unwrap();
+    assert!(r.combined.is_some(), "evaluated in one query");
+    let f = run(&[("a.rego", a), ("b.rego", b), ("h.rego", h)], plan()).unwrap();
+    assert_eq!(
+        msgs(&f.deny),
+        vec![
+            ("a.rego:deny".into(), "same".into()),
+            ("b.rego:deny".into(), "same".into()),
+        ]
+    );
+    assert_eq!(
+        msgs(&f.warn),
+        vec![(
+            "b.rego:warn_flag".into(),
+            "(the rule holds; it gives no message)".into()
+        )]
+    );
+}
+
+#[test]
+fn a_policy_that_reads_the_findings_is_evaluated_rule_by_rule() {
+    let a = "package main\nimport rego.v1\ndeny contains \"d\" if { some rc in input.resource_changes; rc.type == \"aws_s3_bucket\" }\n";
+    for reader in [
+        "package main\nimport rego.v1\nwarn contains sprintf(\"%d denial(s)\", [count(deny)]) if true\n",
+        "package other\nimport rego.v1\nn := count(data.main.deny)\n",
+    ] {
+        let files = [("a.rego", a), ("b.rego", reader)];
+        let r = load(&files).unwrap();
+        assert!(r.combined.is_none(), "{reader}");
+        let f = run(&files, plan()).unwrap();
+        assert_eq!(msgs(&f.deny), vec![("a.rego:deny".into(), "d".into())]);
+    }
+    let f = run(
+        &[
+            ("a.rego", a),
+            ("b.rego", "package main\nimport rego.v1\nwarn contains sprintf(\"%d denial(s)\", [count(deny)]) if true\n"),
+        ],
+        plan(),
+    )
+    .unwrap();
+    assert_eq!(
+        msgs(&f.warn),
+        vec![("b.rego:warn".into(), "1 denial(s)".into())]
+    );
+}
+
+#[test]
+fn an_evaluation_error_names_the_rule_it_is_in_as_written() {
+    let bad = "package main\nimport rego.v1\n\nhelper := 1\n\ndeny contains msg if {\n  some rc in input.resource_changes\n  msg := rc.address + 1\n}\n";
+    let e = run(&[("e.rego", bad)], plan()).unwrap_err();
+    assert_eq!(e.class.code(), 2);
+    assert!(
+        e.message.contains("in rule `deny` (")
+            && e.message.contains("e.rego:6)")
+            && e.message.contains("e.rego:8:"),
+        "{}",
+        e.message
+    );
+    assert!(!e.message.contains(RENAMED), "{}", e.message);
 }

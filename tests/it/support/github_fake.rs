@@ -87,7 +87,12 @@ fn examples() -> Value {
 
 impl GithubFake {
     pub fn start() -> GithubFake {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        GithubFake::start_on(0)
+    }
+
+    /// On a given loopback port (`0`: a free one).
+    pub fn start_on(port: u16) -> GithubFake {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(State {
             next_id: 1000,
@@ -773,6 +778,43 @@ fn handle(method: &str, path: &str, body: &Value, st: &Mutex<State>, ex: &Value)
         ("POST", ["repos", _, _, "actions", "workflows", _, "dispatches"]) => {
             s.dispatches.push(json!({"path": p, "body": body}));
             reply(204, Value::Null)
+        }
+        // The fake's own routes (not GitHub's; called directly, never through Prism): the state
+        // for a scenario's assertions (the demo's), and a pull request the scenario simulates.
+        ("GET", ["__fake", "state"]) => {
+            let comments_of = |m: &BTreeMap<u64, Vec<Value>>| -> Value {
+                m.iter()
+                    .map(|(n, v)| (n.to_string(), Value::Array(v.clone())))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into()
+            };
+            reply(
+                200,
+                json!({
+                    "issues": s.issues,
+                    "issue_comments": comments_of(&s.issue_comments),
+                    "comments": s.comments.iter().map(|(n, c)| json!({"number": n, "comment": c})).collect::<Vec<_>>(),
+                    "deployments": s.deployments,
+                    "statuses": s.statuses.iter().map(|(id, v)| (id.to_string(), Value::Array(v.clone()))).collect::<serde_json::Map<_, _>>(),
+                    "pulls": s.pulls,
+                    "dispatches": s.dispatches,
+                    "requests": s.requests.iter().map(|r| format!("{} {}", r.method, r.path)).collect::<Vec<_>>(),
+                }),
+            )
+        }
+        ("POST", ["__fake", "pulls"]) => {
+            let n = body["number"].as_u64().unwrap_or(0);
+            let mut pr = example("pull-request");
+            set_pull(
+                &mut pr,
+                n,
+                body["head"].as_str().unwrap_or(""),
+                body["base"].as_str().unwrap_or(""),
+                body["head_sha"].as_str().unwrap_or(""),
+            );
+            s.pulls.retain(|p| p["number"] != json!(n));
+            s.pulls.push(pr.clone());
+            reply(201, pr)
         }
         _ => reply(
             404,
