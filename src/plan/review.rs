@@ -327,7 +327,9 @@ mod tests {
             status(&ctx, description(&d('a')), this, "2026-01-01T10:00:00Z"),
             status(&ctx, description(&d('b')), this, "2026-01-01T11:00:00Z"),
             status(&ctx, description(&d('c')), other, "2026-01-01T12:00:00Z"),
-            status(&context("dev", Some("service")), description(&d('e')),
+            status(
+                &context("dev", Some("service")),
+                description(&d('e')),
                 this,
                 "2026-01-01T13:00:00Z",
             ),
