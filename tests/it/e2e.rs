@@ -73,8 +73,8 @@ const THIRD_PARTY: &[(&str, &str, &str, &[&str])] = &[
     ),
     (
         "opentofu/setup-opentofu",
-        "592200bd4b9bbf4772ace78f887668b1aee8f716",
-        "v1.0.5",
+        "a1320f892987e89d278cc92dc5adc984fb93aca4",
+        "v2.0.2",
         &[
             "cli_config_credentials_hostname",
             "cli_config_credentials_token",

@@ -1378,6 +1378,10 @@ fn pr_plan_problems(wf: &Value) -> Vec<String> {
             p.push(format!("job `{name}` posts a status itself"));
         }
         let gate = steps.iter().find(|st| uses_our(st, "plan-gate"));
+        if gate.is_none() {
+            // A job that plans nothing (the stacks list, the summary) has no record to write.
+            continue;
+        }
         let dir = gate
             .map(|g| s(&g["with"], "record-file"))
             .and_then(|f| f.rsplit_once('/'))
