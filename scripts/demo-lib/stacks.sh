@@ -145,8 +145,8 @@ stacks_demo() {
   [ "$(stacks_trailers dev)" = "dns network service" ] || fail "stacks: current's Stack-Applied trailers are '$(stacks_trailers dev)'"
   grep -n 'apply dev network (layer 0)' "$LAST_LOG" >/dev/null || fail "stacks: no layer-0 apply of network in $LAST_LOG"
   local net_done svc_start
-  net_done=$(grep -n 'apply dev network (layer 0).*Job succeeded' "$LAST_LOG" | head -1 | cut -d: -f1)
-  svc_start=$(grep -n 'plan dev service (layer 1)' "$LAST_LOG" | head -1 | cut -d: -f1)
+  net_done=$(grep -m1 -n 'apply dev network (layer 0).*Job succeeded' "$LAST_LOG" | cut -d: -f1)
+  svc_start=$(grep -m1 -n 'plan dev service (layer 1)' "$LAST_LOG" | cut -d: -f1)
   if [ -z "$net_done" ] || [ -z "$svc_start" ] || [ "$net_done" -gt "$svc_start" ]; then
     fail "stacks: service (layer 1) was planned before network (layer 0) applied: see $LAST_LOG"
   fi
