@@ -1315,19 +1315,7 @@ fn status_source(runner: &Runner, a: &VerifyArgs) -> Result<StatusSource> {
             )
         })?;
     name_like("stack", stack)?;
-    let sha = a
-        .sha
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .or_else(|| runner.var("GITHUB_SHA"))
-        .ok_or_else(|| {
-            Failure::usage(
-                "sha",
-                "give the commit being applied (default `GITHUB_SHA`)",
-            )
-        })?
-        .to_string();
-    crate::validate::full_sha("sha", &sha)?;
+    let sha = applied_sha(a.sha.as_deref(), runner)?;
     let this_run = run_url(runner).ok_or_else(|| {
         Failure::usage(
             "digest-from-status",
@@ -1340,6 +1328,22 @@ fn status_source(runner: &Runner, a: &VerifyArgs) -> Result<StatusSource> {
         sha,
         this_run,
     })
+}
+
+/// The commit being applied: `sha`, else `GITHUB_SHA`; 40 lowercase hex digits (exit 2).
+fn applied_sha<'a>(given: Option<&'a str>, runner: &'a Runner) -> Result<String> {
+    let sha = given
+        .filter(|s| !s.is_empty())
+        .or_else(|| runner.var("GITHUB_SHA"))
+        .ok_or_else(|| {
+            Failure::usage(
+                "sha",
+                "give the commit being applied (default `GITHUB_SHA`)",
+            )
+        })?
+        .to_string();
+    crate::validate::full_sha("sha", &sha)?;
+    Ok(sha)
 }
 
 /// The digest this run's plan job recorded for the stack (exit 1 when it recorded none).
@@ -1407,19 +1411,7 @@ fn reviewed_plan_rule(runner: &Runner, a: &VerifyArgs) -> Result<Option<Reviewed
             "`require-reviewed-plan` looks for the plan recorded for an environment: give `environment`",
         )
     })?;
-    let sha = a
-        .sha
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .or_else(|| runner.var("GITHUB_SHA"))
-        .ok_or_else(|| {
-            Failure::usage(
-                "sha",
-                "give the commit being applied (default `GITHUB_SHA`)",
-            )
-        })?
-        .to_string();
-    crate::validate::full_sha("sha", &sha)?;
+    let sha = applied_sha(a.sha.as_deref(), runner)?;
     let given = a.deployed_sha.as_deref().map(str::trim).unwrap_or("");
     let current = review::Base::parse(given).ok_or_else(|| {
         Failure::usage(
