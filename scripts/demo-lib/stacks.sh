@@ -136,8 +136,8 @@ stacks_deploy() {
   timeline "stacks: $label" "$e" "$LAST_SHA" "-" "current: ${cur:0:7}" "applied: $applied"
 }
 
+# stacks_demo: the scenario (after stacks_setup; scripts/demo runs it beside the main flow).
 stacks_demo() {
-  stacks_setup
   local c0 c1 c2 c3 s
   c0=$(git -C "$PLATFORM" rev-parse HEAD)
   # 1. First deploy: every stack (network before service), current moves.

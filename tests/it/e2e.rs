@@ -1877,38 +1877,7 @@ fn evaluate_iam_locals(environments: &str) -> Option<serde_json::Value> {
         ),
     )
     .unwrap();
-    let tf = |args: &[&str]| {
-        let out = Command::new("terraform")
-            .args(args)
-            .current_dir(dir.path())
-            .env("TF_CLI_CONFIG_FILE", "/dev/null")
-            .env("CHECKPOINT_DISABLE", "1")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "terraform {args:?}:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    };
-    tf(&["init", "-input=false", "-no-color"]);
-    tf(&[
-        "apply",
-        "-input=false",
-        "-auto-approve",
-        "-no-color",
-        "-var-file=t.tfvars",
-    ]);
-    let out: serde_json::Value = serde_json::from_slice(&tf(&["output", "-json"])).unwrap();
-    Some(
-        out.as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v["value"].clone()))
-            .collect(),
-    )
+    Some(crate::terraform_schema::apply_outputs(dir.path()))
 }
 
 /// One repository environment of the account module's input, as the root computes it.

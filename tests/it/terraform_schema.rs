@@ -633,10 +633,16 @@ fn evaluate_core(tfvars: &str, repos: &[(&str, &str)]) -> Option<serde_json::Val
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, text).unwrap();
     }
+    Some(apply_outputs(dir.path()))
+}
+
+/// `terraform init` + `apply` of the scratch root in `dir` (its `t.tfvars`), then its outputs
+/// as one JSON object of values (the Core evaluation tests here and in e2e.rs).
+pub(crate) fn apply_outputs(dir: &std::path::Path) -> serde_json::Value {
     let tf = |args: &[&str]| {
         let out = std::process::Command::new("terraform")
             .args(args)
-            .current_dir(dir.path())
+            .current_dir(dir)
             .env("TF_CLI_CONFIG_FILE", "/dev/null")
             .env("CHECKPOINT_DISABLE", "1")
             .env("TF_IN_AUTOMATION", "1")
@@ -659,13 +665,11 @@ fn evaluate_core(tfvars: &str, repos: &[(&str, &str)]) -> Option<serde_json::Val
         "-var-file=t.tfvars",
     ]);
     let out: serde_json::Value = serde_json::from_slice(&tf(&["output", "-json"])).unwrap();
-    Some(
-        out.as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v["value"].clone()))
-            .collect(),
-    )
+    out.as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v["value"].clone()))
+        .collect()
 }
 
 // Two accounts (dev; staging and prod) and two repositories (legacy and immutable `sub`, one
