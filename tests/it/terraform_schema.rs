@@ -603,7 +603,7 @@ output "t_working_dirs" { value = { for r, c in var.repositories : r => c.terraf
 
 /// Core's root logic with `tfvars` and the repository files, evaluated by `terraform apply` (no
 /// resource, no provider): the outputs, as JSON values. `None` without terraform.
-fn evaluate_core(tfvars: &str, repos: &[(&str, &str)]) -> Option<serde_json::Value> {
+pub(crate) fn evaluate_core(tfvars: &str, repos: &[(&str, &str)]) -> Option<serde_json::Value> {
     if !crate::support::has_tool("terraform") {
         crate::support::skip_loudly(
             "evaluating Core's wiring with terraform",
