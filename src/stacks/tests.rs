@@ -760,7 +760,16 @@ fn core_disagreements_table() {
     let db_prod = core("stacks:\n  - { name: network, path: n, state-key: 'app/network/{env}.tfstate' }\n  - { name: service, path: s }\n  - { name: db, path: d, environments: [dev, prod] }\n");
     let other_key = core("stacks:\n  - { name: network, path: n, state-key: 'net/{env}.tfstate' }\n  - { name: service, path: s }\n  - { name: db, path: d, environments: [dev] }\n");
     let extra = core("stacks:\n  - { name: network, path: n, state-key: 'app/network/{env}.tfstate' }\n  - { name: service, path: s }\n  - { name: db, path: d, environments: [dev] }\n  - { name: cache, path: c, environments: [staging] }\n");
-    let cases: Vec<(&str, &Resolved, Option<Vec<Entry>>, bool, Vec<&str>, Vec<&str>)> = vec![
+    // (what, the repository's stacks, Core's `stacks:`, explicit prefixes, prefixes, lines)
+    type Case<'a> = (
+        &'a str,
+        &'a Resolved,
+        Option<Vec<Entry>>,
+        bool,
+        Vec<&'a str>,
+        Vec<&'a str>,
+    );
+    let cases: Vec<Case> = vec![
         ("the same stacks", &r, same.clone(), false, vec!["app/"], vec![]),
         (
             "a stack missing from Core",
