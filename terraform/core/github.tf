@@ -74,10 +74,8 @@ resource "github_repository_environment" "deploy" {
       error_message = "Environment ${each.key}: a stack's state key starts with its workspace_key_prefix, so it would be a preview workspace's key."
     }
     precondition {
-      condition = !local.repos[each.value.repository].explicit_prefixes || alltrue([for key in coalesce(each.value.state_keys, []) : anytrue([
-        for p in local.repos[each.value.repository].state_prefixes : startswith(key, p)
-      ])])
-      error_message = "Environment ${each.key}: a stack's state key lies outside the repository's state-prefixes."
+      condition     = length(local.keys_outside_prefixes[each.key]) == 0
+      error_message = "Environment ${each.key}: stack state keys [${join(", ", local.keys_outside_prefixes[each.key])}] lie outside the repository's state-prefixes [${join(", ", local.repos[each.value.repository].state_prefixes)}]."
     }
   }
 }

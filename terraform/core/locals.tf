@@ -73,6 +73,13 @@ locals {
     registries = { for image in c.images : image => "${var.name_prefix}/${image}-${e.name}" }
   } }]...)
 
+  # Per repository environment, the stack keys outside the `state-prefixes` its file gives
+  # (github.tf refuses any: the file's prefixes are what the repository said it uses).
+  keys_outside_prefixes = { for k, e in local.envs : k => [
+    for key in(e.state_keys == null ? [] : e.state_keys) : key
+    if local.repos[e.repository].explicit_prefixes && !anytrue([for p in local.repos[e.repository].state_prefixes : startswith(key, p)])
+  ] }
+
   # What each account's module creates: its repository environments ...
   account_envs = { for a, _ in var.accounts : a => { for k, e in local.envs : k => {
     repository            = e.repository

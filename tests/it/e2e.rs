@@ -2339,16 +2339,33 @@ accounts = { main = { id = "111111111111" } }
 repositories = {
   app = { config = "repositories/app.yml", repository_id = 1 }
   api = { config = "repositories/api.yml", repository_id = 2 }
+  ops = { config = "repositories/ops.yml", repository_id = 3 }
 }
 "#;
     let app = "environments:\n  - { name: dev, branch: dev }\n  - { name: prod, branch: main, production: true, reviewers: { teams: [5] } }\nstate-prefixes: ['app/']\nstacks:\n  - { name: network, path: stacks/network, state-key: 'app/network/{env}.tfstate' }\n  - { name: service, path: stacks/service, state-key: 'app/{env}/service.tfstate' }\n  - { name: db, path: stacks/db, environments: [dev], state-key: 'app/db/{env}.tfstate' }\n";
     let api = "environments:\n  - { name: dev, branch: dev }\n  - { name: prod, branch: main }\n";
+    let ops = "environments:\n  - { name: dev, branch: dev }\nstate-prefixes: ['ops/']\nstacks:\n  - { name: db, path: db }\n";
     let Some(root_out) = crate::terraform_schema::evaluate_core(
         tfvars,
-        &[("repositories/app.yml", app), ("repositories/api.yml", api)],
+        &[
+            ("repositories/app.yml", app),
+            ("repositories/api.yml", api),
+            ("repositories/ops.yml", ops),
+        ],
     ) else {
         return;
     };
+    // The keys github.tf's precondition refuses: only a stack key outside the prefixes the file
+    // gives (ops' `db` takes the default key `db/{env}.tfstate`, outside `ops/`).
+    assert_eq!(
+        root_out["t_keys_outside_prefixes"],
+        serde_json::json!({"app/dev": [], "app/prod": [], "api/dev": [], "api/prod": [], "ops/dev": ["db/dev.tfstate"]})
+    );
+    let github = std::fs::read_to_string(root().join("terraform/core/github.tf")).unwrap();
+    assert!(
+        github.contains("condition     = length(local.keys_outside_prefixes[each.key]) == 0"),
+        "github.tf refuses those keys"
+    );
     let envs = &root_out["t_account_envs"]["main"];
     assert_eq!(
         envs["app/dev"]["state_keys"],
