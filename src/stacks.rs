@@ -1763,5 +1763,133 @@ pub fn keys_outside(
     out
 }
 
+/// What Core grants a repository's roles, read from Core's configuration file of it: with an
+/// explicit `stacks:` list, per environment exactly the keys of the stacks deploying there
+/// (terraform/core/locals.tf `state_keys`); without one, the whole state prefixes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoreGrants {
+    /// Everything under these prefixes, in every environment.
+    Prefixes(Vec<String>),
+    /// Per environment of Core's file: `(stack, key)`, in the file's order.
+    Keys(BTreeMap<String, Vec<(String, String)>>),
+}
+
+impl CoreGrants {
+    /// What Core computes from its file: `entries` (its `stacks:`, if any), `envs` (its
+    /// environments), `prefixes` (its state-prefixes or the default).
+    pub fn from_core(entries: Option<&[Entry]>, envs: &[&str], prefixes: &[String]) -> CoreGrants {
+        let Some(entries) = entries else {
+            return CoreGrants::Prefixes(prefixes.to_vec());
+        };
+        let mut keys: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+        for env in envs {
+            let here = keys.entry(env.to_string()).or_default();
+            for e in entries {
+                let deploys = e
+                    .environments
+                    .as_ref()
+                    .is_none_or(|l| l.iter().any(|x| x == env));
+                if deploys {
+                    let template = e
+                        .state_key
+                        .clone()
+                        .unwrap_or_else(|| format!("{}/{{env}}.tfstate", e.name));
+                    here.push((e.name.clone(), template.replace("{env}", env)));
+                }
+            }
+        }
+        CoreGrants::Keys(keys)
+    }
+}
+
+/// Where the repository's stacks and what Core grants disagree, one line each (empty: they
+/// agree). `envs`: the repository's environments; `prefixes`: Core's state prefixes (or its
+/// default); `explicit_prefixes`: Core's file names them (then Core refuses a stack key outside
+/// them); `single_key_prefix`: the repository's first state prefix, whose
+/// `<prefix><env>/terraform.tfstate` is the one stack's key (TF_STATE_KEY) without `stacks:`.
+///
+/// With prefix grants: every stack key outside the prefixes ([`keys_outside`]). With per-stack
+/// grants: every (stack, environment) where one side has a key and the other has none or
+/// another, naming both keys, and every Core key outside explicit prefixes.
+pub fn core_disagreements(
+    resolved: &Resolved,
+    envs: &[&str],
+    grants: &CoreGrants,
+    explicit_prefixes: bool,
+    prefixes: &[String],
+    single_key_prefix: &str,
+) -> Vec<String> {
+    let keys = match grants {
+        CoreGrants::Prefixes(p) => {
+            return keys_outside(resolved, envs, p)
+                .into_iter()
+                .map(|(stack, env, key)| {
+                    format!(
+                        "stack `{stack}` in `{env}`: its state key `{key}` is outside Core's state-prefixes [{}]",
+                        p.join(", ")
+                    )
+                })
+                .collect();
+        }
+        CoreGrants::Keys(k) => k,
+    };
+    let mut out = Vec::new();
+    // Every environment of either side, the repository's order first.
+    let mut all: Vec<&str> = envs.to_vec();
+    all.extend(
+        keys.keys()
+            .map(String::as_str)
+            .filter(|e| !envs.contains(e)),
+    );
+    for env in all {
+        let repo: Vec<(String, String)> = if envs.contains(&env) {
+            resolved
+                .stacks
+                .iter()
+                .filter(|s| s.deploys_to(env))
+                .map(|s| {
+                    let key = if s.state_key.is_empty() {
+                        format!("{single_key_prefix}{env}/terraform.tfstate")
+                    } else {
+                        s.state_key_for(Some(env))
+                    };
+                    (s.name.clone(), key)
+                })
+                .collect()
+        } else {
+            vec![]
+        };
+        let core: &[(String, String)] = keys.get(env).map(Vec::as_slice).unwrap_or(&[]);
+        let find = |l: &[(String, String)], n: &str| {
+            l.iter().find(|(m, _)| m == n).map(|(_, k)| k.clone())
+        };
+        for (name, key) in &repo {
+            match find(core, name) {
+                None => out.push(format!(
+                    "stack `{name}` in `{env}`: the repository's state key `{key}`, Core's file grants none (it does not list the stack there)"
+                )),
+                Some(k) if k != *key => out.push(format!(
+                    "stack `{name}` in `{env}`: the repository's state key `{key}`, Core grants `{k}`"
+                )),
+                Some(_) => {}
+            }
+        }
+        for (name, key) in core {
+            if find(&repo, name).is_none() {
+                out.push(format!(
+                    "stack `{name}` in `{env}`: Core grants state key `{key}`, the repository has no such stack there"
+                ));
+            }
+            if explicit_prefixes && !prefixes.iter().any(|p| key.starts_with(p.as_str())) {
+                out.push(format!(
+                    "stack `{name}` in `{env}`: Core's state key `{key}` is outside Core's state-prefixes [{}] (Core refuses it)",
+                    prefixes.join(", ")
+                ));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests;

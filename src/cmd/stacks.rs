@@ -9,7 +9,9 @@
 //! - `check-core --core-config FILE`: Core's configuration of this repository (its
 //!   `terraform/core/repositories/<repository>.yml`, same schema) against the checkout's
 //!   `.github/gitops.yml` at `head`: exit 1 naming every disagreement ([`crate::envs::disagreements`],
-//!   and every stack whose state key lies outside Core's `state-prefixes`); no outputs.
+//!   and [`crate::stacks::core_disagreements`]: with `stacks:` in Core's file, every stack and
+//!   environment where the keys Core grants and the repository's differ; without, every stack
+//!   whose state key lies outside Core's `state-prefixes`); no outputs.
 //!
 //! Outputs: `matrix` (`{"include":[...]}` in dependency order), `chunks` (the same entries in
 //! chunks of at most 256, one layer each, in run order), `chunk-count`, `stacks`, `count`,
@@ -459,12 +461,30 @@ fn check_core(runner: &Runner, core_path: &Path, loaded: &stacks::Loaded) -> Res
         .iter()
         .map(|e| e.name.as_str())
         .collect();
-    for (stack, env, key) in stacks::keys_outside(&loaded.resolved, &envs, &prefixes) {
-        found.push(format!(
-            "stack `{stack}` in `{env}`: its state key `{key}` is outside Core's state-prefixes [{}]",
-            prefixes.join(", ")
-        ));
-    }
+    // What Core grants per environment: its `stacks:` keys, or its prefixes (src/stacks.rs).
+    let section = stacks::Section::from_yaml(&text, &core_path.display().to_string())
+        .map_err(|e| Failure::usage("core-config", e.message))?;
+    let core_envs: Vec<&str> = core
+        .environments()
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    let grants = stacks::CoreGrants::from_core(section.stacks.as_deref(), &core_envs, &prefixes);
+    let first = loaded
+        .model
+        .state_prefixes
+        .as_ref()
+        .and_then(|p| p.first().cloned())
+        .or_else(|| prefixes.first().cloned())
+        .unwrap_or_default();
+    found.extend(stacks::core_disagreements(
+        &loaded.resolved,
+        &envs,
+        &grants,
+        core.state_prefixes.is_some(),
+        &prefixes,
+        &first,
+    ));
     runner.info(&format!(
         "Core's configuration {shown} against {}",
         loaded.model.log_line()

@@ -745,6 +745,115 @@ fn keys_outside_the_prefixes_table() {
     assert!(keys_outside(&single, ENVS, &p(&["elsewhere/"])).is_empty());
 }
 
+// Core grants per stack when its file lists `stacks:`: every (stack, environment) where the
+// repository and Core differ is one line naming both keys; prefix grants keep keys_outside.
+#[test]
+fn core_disagreements_table() {
+    let tree = tf_tree();
+    let repo = "stacks:\n  - name: network\n    path: stacks/network\n    state-key: 'app/network/{env}.tfstate'\n  - name: service\n    path: stacks/service\n  - name: db\n    path: stacks/db\n    environments: [dev]\n";
+    let r = resolve_yaml(repo, &tree).unwrap();
+    let single = resolve(&Section::default(), &tree, ENVS, ".", "t.yml").unwrap();
+    let p = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let core = |yaml: &str| Section::from_yaml(yaml, "core.yml").unwrap().stacks;
+    let same = core(repo);
+    let no_db = core("stacks:\n  - { name: network, path: n, state-key: 'app/network/{env}.tfstate' }\n  - { name: service, path: s }\n");
+    let db_prod = core("stacks:\n  - { name: network, path: n, state-key: 'app/network/{env}.tfstate' }\n  - { name: service, path: s }\n  - { name: db, path: d, environments: [dev, prod] }\n");
+    let other_key = core("stacks:\n  - { name: network, path: n, state-key: 'net/{env}.tfstate' }\n  - { name: service, path: s }\n  - { name: db, path: d, environments: [dev] }\n");
+    let extra = core("stacks:\n  - { name: network, path: n, state-key: 'app/network/{env}.tfstate' }\n  - { name: service, path: s }\n  - { name: db, path: d, environments: [dev] }\n  - { name: cache, path: c, environments: [staging] }\n");
+    // (what, the repository's stacks, Core's `stacks:`, explicit prefixes, prefixes, lines)
+    type Case<'a> = (
+        &'a str,
+        &'a Resolved,
+        Option<Vec<Entry>>,
+        bool,
+        Vec<&'a str>,
+        Vec<&'a str>,
+    );
+    let cases: Vec<Case> = vec![
+        ("the same stacks", &r, same.clone(), false, vec!["app/"], vec![]),
+        (
+            "a stack missing from Core",
+            &r,
+            no_db,
+            false,
+            vec!["app/"],
+            vec!["stack `db` in `dev`: the repository's state key `db/dev.tfstate`, Core's file grants none (it does not list the stack there)"],
+        ),
+        (
+            "Core lists it in another environment",
+            &r,
+            db_prod,
+            false,
+            vec!["app/"],
+            vec!["stack `db` in `prod`: Core grants state key `db/prod.tfstate`, the repository has no such stack there"],
+        ),
+        (
+            "a key differs",
+            &r,
+            other_key,
+            false,
+            vec!["app/"],
+            vec![
+                "stack `network` in `dev`: the repository's state key `app/network/dev.tfstate`, Core grants `net/dev.tfstate`",
+                "stack `network` in `staging`: the repository's state key `app/network/staging.tfstate`, Core grants `net/staging.tfstate`",
+                "stack `network` in `prod`: the repository's state key `app/network/prod.tfstate`, Core grants `net/prod.tfstate`",
+            ],
+        ),
+        (
+            "Core lists a stack the repository does not have",
+            &r,
+            extra,
+            false,
+            vec!["app/"],
+            vec!["stack `cache` in `staging`: Core grants state key `cache/staging.tfstate`, the repository has no such stack there"],
+        ),
+        (
+            "a key outside explicit prefixes",
+            &r,
+            same.clone(),
+            true,
+            vec!["app/", "service/"],
+            vec!["stack `db` in `dev`: Core's state key `db/dev.tfstate` is outside Core's state-prefixes [app/, service/] (Core refuses it)"],
+        ),
+        (
+            "prefix grants: keys_outside",
+            &r,
+            None,
+            true,
+            vec!["app/", "service/"],
+            vec!["stack `db` in `dev`: its state key `db/dev.tfstate` is outside Core's state-prefixes [app/, service/]"],
+        ),
+        ("prefix grants, the one stack", &single, None, false, vec!["x/"], vec![]),
+        (
+            "the one stack against Core's stacks",
+            &single,
+            core("stacks:\n  - { name: default, path: ., state-key: 'app/{env}/terraform.tfstate', environments: [dev] }\n"),
+            false,
+            vec!["app/"],
+            vec![
+                "stack `default` in `staging`: the repository's state key `app/staging/terraform.tfstate`, Core's file grants none (it does not list the stack there)",
+                "stack `default` in `prod`: the repository's state key `app/prod/terraform.tfstate`, Core's file grants none (it does not list the stack there)",
+            ],
+        ),
+    ];
+    for (what, resolved, entries, explicit, prefixes, want) in cases {
+        let prefixes = p(&prefixes);
+        let grants = CoreGrants::from_core(entries.as_deref(), ENVS, &prefixes);
+        let got = core_disagreements(resolved, ENVS, &grants, explicit, &prefixes, "app/");
+        assert_eq!(got, want, "{what}");
+    }
+    // Core's environments that the repository does not have: its keys there are Core's only.
+    let grants = CoreGrants::from_core(same.as_deref(), &["dev", "qa"], &p(&["app/"]));
+    let got = core_disagreements(&r, &["dev"], &grants, false, &p(&["app/"]), "app/");
+    assert_eq!(
+        got,
+        vec![
+            "stack `network` in `qa`: Core grants state key `app/network/qa.tfstate`, the repository has no such stack there",
+            "stack `service` in `qa`: Core grants state key `service/qa.tfstate`, the repository has no such stack there",
+        ]
+    );
+}
+
 // ------------------------------------------- fast paths against the full ones (generated repos)
 
 /// A small deterministic generator (xorshift64*), so a failing case can be replayed by seed.

@@ -7,10 +7,11 @@
 # Role ARNs and bucket names are not secrets: they are variables.
 
 locals {
-  # Every ECR repository name, and who else writes state into the same bucket (account + name).
+  # Every ECR repository name, and what else is granted in the same bucket (account + name):
+  # the other repositories' stack keys or state prefixes.
   all_registry_names = flatten([for e in values(local.envs) : values(e.registries)])
   bucket_neighbours = { for k, e in local.envs : k => flatten([
-    for k2, e2 in local.envs : local.repos[e2.repository].state_prefixes
+    for k2, e2 in local.envs : e2.state_grants
     if e2.account == e.account && e2.name == e.name && e2.repository != e.repository
   ]) }
 }
@@ -53,10 +54,28 @@ resource "github_repository_environment" "deploy" {
       error_message = "Two repositories name the same registry (`registries`): each ECR repository belongs to one repository."
     }
     precondition {
-      condition = alltrue([for p in local.repos[each.value.repository].state_prefixes : alltrue([
+      condition = alltrue([for p in each.value.state_grants : alltrue([
         for q in local.bucket_neighbours[each.key] : !startswith(p, q) && !startswith(q, p)
       ])])
-      error_message = "Environment ${each.key}: its state-prefixes overlap another repository's in the same state bucket."
+      error_message = "Environment ${each.key}: its state-prefixes (or stack state keys) overlap another repository's in the same state bucket."
+    }
+    precondition {
+      condition = local.repos[each.value.repository].stacks == null || alltrue([for s in coalesce(local.repos[each.value.repository].stacks, []) : alltrue([
+        for x in coalesce(try(s.environments, null), [each.value.name]) : contains([for y in local.repos[each.value.repository].environments : y.name], x)
+      ])])
+      error_message = "Repository ${each.value.repository}: a stack names an environment its file does not have."
+    }
+    precondition {
+      condition     = length(each.value.state_grants) > 0
+      error_message = "Environment ${each.key}: no stack of its repository's `stacks:` deploys there, so its roles would have no state key."
+    }
+    precondition {
+      condition     = alltrue([for key in coalesce(each.value.state_keys, []) : !startswith(key, "${local.repos[each.value.repository].workspace_key_prefix}/")])
+      error_message = "Environment ${each.key}: a stack's state key starts with its workspace_key_prefix, so it would be a preview workspace's key."
+    }
+    precondition {
+      condition     = length(local.keys_outside_prefixes[each.key]) == 0
+      error_message = "Environment ${each.key}: stack state keys [${join(", ", local.keys_outside_prefixes[each.key])}] lie outside the repository's state-prefixes [${join(", ", local.repos[each.value.repository].state_prefixes)}]."
     }
   }
 }

@@ -1,7 +1,9 @@
 # The repositories' configuration files (the schema of `.github/gitops.yml`, owned by the
 # gitops-actions library, src/envs.rs) read into one map of repository environments, keyed
 # "<repository>/<environment>", each with the account it lives in and its neighbours in the
-# promotion order.
+# promotion order. State grants: with an explicit `stacks:` list, each environment's roles get
+# exactly the keys of the stacks deploying there (`state_keys`); without one (one stack, or
+# `stack-roots:` discovery, which Terraform cannot evaluate) the whole `state-prefixes`.
 
 locals {
   config = { for r, c in var.repositories : r => yamldecode(file("${path.module}/${c.config}")) }
@@ -30,10 +32,17 @@ locals {
     workspace_key_prefix = c.workspace_key_prefix
     # The state key prefixes its stacks use (the one-stack TF_STATE_KEY is the first + <env>/terraform.tfstate).
     state_prefixes = try(local.config[r]["state-prefixes"], ["${r}/"])
-    images         = try(local.config[r].registries, [r])
-    environments   = local.config[r].environments
-    immutable      = coalesce(c.sub_claim_format, var.sub_claim_format) == "immutable"
-    repository_id  = c.repository_id
+    # Given in the file (then every stack key must lie under one of them), or the default.
+    explicit_prefixes = try(local.config[r]["state-prefixes"], null) != null
+    # An explicit `stacks:` list (src/stacks.rs): per environment its roles get exactly the state
+    # keys of the stacks deploying there. Without one (a one-stack repository, or `stack-roots:`
+    # discovery, which needs the repository's tree and cannot be evaluated here) null: the roles
+    # keep the whole state prefixes.
+    stacks        = try(local.config[r].stacks, null)
+    images        = try(local.config[r].registries, [r])
+    environments  = local.config[r].environments
+    immutable     = coalesce(c.sub_claim_format, var.sub_claim_format) == "immutable"
+    repository_id = c.repository_id
   } }
 
   envs = merge([for r, c in local.repos : { for i, e in c.environments : "${r}/${e.name}" => {
@@ -52,8 +61,24 @@ locals {
     previous       = i == 0 ? null : "${r}/${c.environments[i - 1].name}"
     next           = i == length(c.environments) - 1 ? null : "${r}/${c.environments[i + 1].name}"
     state_key      = "${c.state_prefixes[0]}${e.name}/terraform.tfstate"
-    registries     = { for image in c.images : image => "${var.name_prefix}/${image}-${e.name}" }
+    # The exact state keys of the stacks that deploy here (a stack's `environments:`, default
+    # every environment), as src/stacks.rs computes them: its `state-key` with `{env}` replaced
+    # by the environment (a literal replace, not a pattern), default `<stack>/{env}.tfstate`.
+    # null without `stacks:` (prefix grants).
+    state_keys = c.stacks == null ? null : [for s in c.stacks : replace(coalesce(try(s["state-key"], null), "${s.name}/{env}.tfstate"), "{env}", e.name)
+    if contains(coalesce(try(s.environments, null), [for x in c.environments : x.name]), e.name)]
+    # What its roles are granted in the bucket: those keys, or the prefixes.
+    state_grants = c.stacks == null ? c.state_prefixes : [for s in c.stacks : replace(coalesce(try(s["state-key"], null), "${s.name}/{env}.tfstate"), "{env}", e.name)
+    if contains(coalesce(try(s.environments, null), [for x in c.environments : x.name]), e.name)]
+    registries = { for image in c.images : image => "${var.name_prefix}/${image}-${e.name}" }
   } }]...)
+
+  # Per repository environment, the stack keys outside the `state-prefixes` its file gives
+  # (github.tf refuses any: the file's prefixes are what the repository said it uses).
+  keys_outside_prefixes = { for k, e in local.envs : k => [
+    for key in(e.state_keys == null ? [] : e.state_keys) : key
+    if local.repos[e.repository].explicit_prefixes && !anytrue([for p in local.repos[e.repository].state_prefixes : startswith(key, p)])
+  ] }
 
   # What each account's module creates: its repository environments ...
   account_envs = { for a, _ in var.accounts : a => { for k, e in local.envs : k => {
@@ -71,6 +96,7 @@ locals {
     deploy_plan_ref               = "refs/heads/${e.branch}"
     deploy_plan_job_workflow_refs = [for w in var.repositories[e.repository].deploy_workflows : "${local.repos[e.repository].full_name}/${w}@refs/heads/${e.branch}"]
     state_prefixes                = local.repos[e.repository].state_prefixes
+    state_keys                    = e.state_keys
     previews                      = e.previews && !e.production
     preview_sub                   = "${local.repos[e.repository].sub_repo}:environment:${e.name}-preview"
     preview_refs                  = local.repos[e.repository].preview_refs

@@ -1316,12 +1316,14 @@ fn e2e_terraform_plan_environments_and_roles_are_restricted() {
             && read.contains("resources = local.state_objects[each.key]"),
         "state read is the repository's state objects and lock files only:\n{read}"
     );
-    // ... which are the objects under the repository's own state key prefixes in its bucket.
+    // ... which are the objects under the repository's own state key prefixes in its bucket, or
+    // with explicit stacks exactly their keys and lock files (evaluated in
+    // e2e_terraform_state_keys_per_stack_*).
     let iam =
         std::fs::read_to_string(root().join("terraform/core/modules/environment-account/iam.tf"))
             .unwrap();
     assert!(
-        iam.contains(r#"state_objects = { for k, e in var.environments : k => [for p in e.state_prefixes : "${aws_s3_bucket.state[e.name].arn}/${p}*"] }"#),
+        iam.contains(r#"state_objects = { for k, e in var.environments : k => e.state_keys == null ? [for p in e.state_prefixes : "${aws_s3_bucket.state[e.name].arn}/${p}*"] : flatten([for key in e.state_keys : ["${aws_s3_bucket.state[e.name].arn}/${key}", "${aws_s3_bucket.state[e.name].arn}/${key}.tflock"]]) }"#),
         "{iam}"
     );
     let decrypt = statement(&plan, "StateDecrypt");
@@ -2321,4 +2323,162 @@ fn e2e_templates_take_the_engine_as_a_variable() {
         }
         assert!(text.contains("TF_ENGINE"), "{file}");
     }
+}
+
+// Core's state grants per stack, evaluated end to end: the root's locals (terraform apply of
+// locals.tf with the repositories' files) compute each environment's `state_keys`, and the
+// account module's IAM locals turn them into the roles' resources, checked with IAM's wildcard
+// rules. `app` lists three stacks, `db` only in dev; `api` has no `stacks:` and keeps its prefix.
+#[test]
+fn e2e_terraform_state_keys_per_stack_exact_keys_per_environment() {
+    let tfvars = r#"
+aws_region      = "eu-west-1"
+github_owner    = "example-org"
+github_owner_id = 7
+accounts = { main = { id = "111111111111" } }
+repositories = {
+  app = { config = "repositories/app.yml", repository_id = 1 }
+  api = { config = "repositories/api.yml", repository_id = 2 }
+  ops = { config = "repositories/ops.yml", repository_id = 3 }
+}
+"#;
+    let app = "environments:\n  - { name: dev, branch: dev }\n  - { name: prod, branch: main, production: true, reviewers: { teams: [5] } }\nstate-prefixes: ['app/']\nstacks:\n  - { name: network, path: stacks/network, state-key: 'app/network/{env}.tfstate' }\n  - { name: service, path: stacks/service, state-key: 'app/{env}/service.tfstate' }\n  - { name: db, path: stacks/db, environments: [dev], state-key: 'app/db/{env}.tfstate' }\n";
+    let api = "environments:\n  - { name: dev, branch: dev }\n  - { name: prod, branch: main }\n";
+    let ops = "environments:\n  - { name: dev, branch: dev }\nstate-prefixes: ['ops/']\nstacks:\n  - { name: db, path: db }\n";
+    let Some(root_out) = crate::terraform_schema::evaluate_core(
+        tfvars,
+        &[
+            ("repositories/app.yml", app),
+            ("repositories/api.yml", api),
+            ("repositories/ops.yml", ops),
+        ],
+    ) else {
+        return;
+    };
+    // The keys github.tf's precondition refuses: only a stack key outside the prefixes the file
+    // gives (ops' `db` takes the default key `db/{env}.tfstate`, outside `ops/`).
+    assert_eq!(
+        root_out["t_keys_outside_prefixes"],
+        serde_json::json!({"app/dev": [], "app/prod": [], "api/dev": [], "api/prod": [], "ops/dev": ["db/dev.tfstate"]})
+    );
+    let github = std::fs::read_to_string(root().join("terraform/core/github.tf")).unwrap();
+    assert!(
+        github.contains("condition     = length(local.keys_outside_prefixes[each.key]) == 0"),
+        "github.tf refuses those keys"
+    );
+    let envs = &root_out["t_account_envs"]["main"];
+    assert_eq!(
+        envs["app/dev"]["state_keys"],
+        serde_json::json!([
+            "app/network/dev.tfstate",
+            "app/dev/service.tfstate",
+            "app/db/dev.tfstate"
+        ])
+    );
+    assert_eq!(
+        envs["app/prod"]["state_keys"],
+        serde_json::json!(["app/network/prod.tfstate", "app/prod/service.tfstate"])
+    );
+    assert!(envs["api/dev"]["state_keys"].is_null(), "{envs}");
+    // The module's input as the root computed it (JSON is an HCL expression).
+    let Some(o) = evaluate_iam_locals(&envs.to_string()) else {
+        return;
+    };
+    let list = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap_or_else(|| panic!("a list: {v}"))
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect()
+    };
+    let b = |env: &str, key: &str| format!("arn:aws:s3:::bucket-{env}/{key}");
+    let writes = |k: &str| list(&o["state_objects"][k]);
+    let may = |k: &str, key: &str| writes(k).iter().any(|p| iam_match(p, key));
+    // dev's deploy role writes the dev-only stack's key and its lock; prod's may not.
+    for key in ["app/db/dev.tfstate", "app/db/dev.tfstate.tflock"] {
+        assert!(
+            may("app/dev", &b("dev", key)),
+            "{key}: {:?}",
+            writes("app/dev")
+        );
+    }
+    for key in [
+        "app/db/prod.tfstate",
+        "app/db/prod.tfstate.tflock",
+        "app/db/dev.tfstate",
+    ] {
+        assert!(
+            !may("app/prod", &b("prod", key)),
+            "{key}: {:?}",
+            writes("app/prod")
+        );
+    }
+    for (env, key) in [
+        ("prod", "app/network/prod.tfstate"),
+        ("prod", "app/prod/service.tfstate.tflock"),
+        ("dev", "app/dev/service.tfstate"),
+    ] {
+        assert!(may(&format!("app/{env}"), &b(env, key)), "{env} {key}");
+    }
+    // Exactly the stacks' keys: nothing else under the prefix, no other repository's key, no
+    // workspace state.
+    for key in [
+        "app/dev/terraform.tfstate",
+        "app/other/dev.tfstate",
+        "app/network/dev.tfstate.bak",
+        "api/dev/terraform.tfstate",
+        "env:/pr-4/app/db/dev.tfstate",
+    ] {
+        assert!(
+            !may("app/dev", &b("dev", key)),
+            "{key}: {:?}",
+            writes("app/dev")
+        );
+    }
+    assert_eq!(
+        list(&o["state_locks"]["app/prod"]),
+        [
+            b("prod", "app/network/prod.tfstate.tflock"),
+            b("prod", "app/prod/service.tfstate.tflock")
+        ]
+    );
+    assert_eq!(
+        list(&o["state_listing"]["app/prod"]),
+        ["app/network/prod.tfstate", "app/prod/service.tfstate"]
+    );
+    // The stackless repository keeps its prefix grants, and never reaches app's keys.
+    assert_eq!(list(&o["state_objects"]["api/dev"]), [b("dev", "api/*")]);
+    assert!(may("api/dev", &b("dev", "api/dev/terraform.tfstate")));
+    assert!(!may("api/dev", &b("dev", "app/db/dev.tfstate")));
+    assert!(!may("api/prod", &b("prod", "app/network/prod.tfstate")));
+    // dev's previews: the same stacks' keys under the workspace prefix, nothing else.
+    let pk = list(&o["preview_objects"]["app/dev"]);
+    for key in [
+        "env:/pr-4/app/db/dev.tfstate",
+        "env:/pr-4/app/db/dev.tfstate.tflock",
+    ] {
+        assert!(
+            pk.iter().any(|p| iam_match(p, &b("dev", key))),
+            "{key}: {pk:?}"
+        );
+    }
+    for key in [
+        "app/db/dev.tfstate",
+        "env:/pr-4/app/other/dev.tfstate",
+        "env:/pr-4/api/dev/x",
+    ] {
+        assert!(
+            !pk.iter().any(|p| iam_match(p, &b("dev", key))),
+            "{key}: {pk:?}"
+        );
+    }
+    assert_eq!(
+        list(&o["preview_listing"]["app/dev"]),
+        [
+            "env:/",
+            "env:/pr-*/app/network/dev.tfstate",
+            "env:/pr-*/app/dev/service.tfstate",
+            "env:/pr-*/app/db/dev.tfstate"
+        ]
+    );
 }

@@ -537,6 +537,46 @@ fn stacks_check_core_agrees_or_names_every_disagreement() {
     run.expect_code(1);
     assert!(run.all().contains("stack `service` in `dev`: its state key `service/dev.tfstate` is outside Core's state-prefixes [network/]"), "{}", run.all());
 
+    // Core's file lists the stacks (the same file): Core grants each stack's key in the
+    // environments it deploys to, and check-core compares them per stack and environment.
+    let prefixes = "state-prefixes: ['network/', 'service/', 'edge/']\n";
+    write(
+        &repo,
+        &[(".github/gitops.yml", &format!("{CONFIG}{prefixes}"))],
+    );
+    commit(&repo, "prefixes again");
+    let run = check("app.yml", &format!("{CONFIG}{prefixes}"));
+    run.expect_code(0);
+    assert!(run.all().contains("they agree"), "{}", run.all());
+    // edge limited to prod in the repository, listed everywhere in Core; service missing from
+    // Core; network with another key.
+    let core_stacks = "stacks:\n  - { name: network, path: stacks/network, state-key: 'network/{env}/x.tfstate' }\n  - { name: edge, path: stacks/edge, state-key: 'edge/{env}/terraform.tfstate' }\n";
+    let run = check("app.yml", &format!("{core_envs}{prefixes}{core_stacks}"));
+    run.expect_code(1);
+    for want in [
+        "stack `network` in `dev`: the repository's state key `network/dev.tfstate`, Core grants `network/dev/x.tfstate`",
+        "stack `service` in `prod`: the repository's state key `service/prod.tfstate`, Core's file grants none (it does not list the stack there)",
+        "stack `edge` in `dev`: Core grants state key `edge/dev/terraform.tfstate`, the repository has no such stack there",
+        "disagree in 5 place(s)",
+    ] {
+        assert!(run.all().contains(want), "{want}: {}", run.all());
+    }
+    assert!(sb.outputs().is_empty(), "{:?}", sb.outputs());
+    // A key of Core's stacks outside Core's own state-prefixes: Core refuses it.
+    let run = check(
+        "app.yml",
+        &format!("{CONFIG}state-prefixes: ['network/', 'service/']\n"),
+    );
+    run.expect_code(1);
+    assert!(run.all().contains("stack `edge` in `prod`: Core's state key `edge/prod/terraform.tfstate` is outside Core's state-prefixes [network/, service/] (Core refuses it)"), "{}", run.all());
+    // A Core file whose stacks are not in the schema: exit 2.
+    let run = check(
+        "app.yml",
+        &format!("{core_envs}{prefixes}stacks:\n  - {{ name: a, path: a, stat-key: x }}\n"),
+    );
+    run.expect_code(2);
+    assert!(run.all().contains("app.yml"), "{}", run.all());
+
     // Refusals before anything is read: exit 2 naming the input.
     let missing = core_dir.join("nope.yml").display().to_string();
     let bad = core_dir.join("bad.yml");

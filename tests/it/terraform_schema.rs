@@ -598,12 +598,13 @@ output "t_deploy_variables" { value = { for k, v in local.deploy_variables : k =
 output "t_plan_variables" { value = { for k, v in local.plan_variables : k => v.value } }
 output "t_preview_variables" { value = { for k, v in local.preview_variables : k => v.value } }
 output "t_preview_envs" { value = keys(local.preview_envs) }
+output "t_keys_outside_prefixes" { value = local.keys_outside_prefixes }
 output "t_working_dirs" { value = { for r, c in var.repositories : r => c.terraform_working_dir } }
 "#;
 
 /// Core's root logic with `tfvars` and the repository files, evaluated by `terraform apply` (no
 /// resource, no provider): the outputs, as JSON values. `None` without terraform.
-fn evaluate_core(tfvars: &str, repos: &[(&str, &str)]) -> Option<serde_json::Value> {
+pub(crate) fn evaluate_core(tfvars: &str, repos: &[(&str, &str)]) -> Option<serde_json::Value> {
     if !crate::support::has_tool("terraform") {
         crate::support::skip_loudly(
             "evaluating Core's wiring with terraform",

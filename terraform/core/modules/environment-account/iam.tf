@@ -2,7 +2,8 @@
 # STS audience, and only by a job of that repository running in the named GitHub environment
 # (exact `sub`, no wildcard):
 #   - deploy: `environment:<env>`      — read/write the repository's state key prefixes and lock
-#                                        files, push to its registries, pull from the ones below
+#                                        files (with explicit `stacks:`, exactly the keys of the
+#                                        stacks deploying in <env> and their lock files), push to its registries, pull from the ones below
 #                                        (in another account, possibly);
 #   - plan:   `environment:<env>-plan` — read the repository's state objects and lock files
 #                                        (decrypting them only through S3), describe its images;
@@ -38,15 +39,18 @@ locals {
   # The environments with previews (the root never marks a production one).
   preview_envs = { for k, e in var.environments : k => e if e.previews }
 
-  # The state objects a repository's roles may use in its environment's bucket.
-  state_objects = { for k, e in var.environments : k => [for p in e.state_prefixes : "${aws_s3_bucket.state[e.name].arn}/${p}*"] }
-  state_locks   = { for k, e in var.environments : k => [for p in e.state_prefixes : "${aws_s3_bucket.state[e.name].arn}/${p}*.tflock"] }
-  state_listing = { for k, e in var.environments : k => [for p in e.state_prefixes : "${p}*"] }
+  # The state objects a repository's roles may use in its environment's bucket: with explicit
+  # stacks (`state_keys`), exactly each stack's key and its `.tflock`; else everything under the
+  # repository's prefixes.
+  state_objects = { for k, e in var.environments : k => e.state_keys == null ? [for p in e.state_prefixes : "${aws_s3_bucket.state[e.name].arn}/${p}*"] : flatten([for key in e.state_keys : ["${aws_s3_bucket.state[e.name].arn}/${key}", "${aws_s3_bucket.state[e.name].arn}/${key}.tflock"]]) }
+  state_locks   = { for k, e in var.environments : k => e.state_keys == null ? [for p in e.state_prefixes : "${aws_s3_bucket.state[e.name].arn}/${p}*.tflock"] : [for key in e.state_keys : "${aws_s3_bucket.state[e.name].arn}/${key}.tflock"] }
+  state_listing = { for k, e in var.environments : k => e.state_keys == null ? [for p in e.state_prefixes : "${p}*"] : e.state_keys }
 
   # The S3 backend's workspace state of the previews, `<workspace_key_prefix>/pr-<n>/<key>` (and
-  # `<key>.tflock`), under the repository's prefixes: the only state a preview role touches.
-  preview_objects = { for k, e in local.preview_envs : k => [for p in e.state_prefixes : "${aws_s3_bucket.state[e.name].arn}/${e.workspace_key_prefix}/pr-*/${p}*"] }
-  preview_listing = { for k, e in local.preview_envs : k => concat(["${e.workspace_key_prefix}/"], [for p in e.state_prefixes : "${e.workspace_key_prefix}/pr-*/${p}*"]) }
+  # `<key>.tflock`), under the repository's prefixes or, with explicit stacks, of exactly their
+  # keys: the only state a preview role touches.
+  preview_objects = { for k, e in local.preview_envs : k => e.state_keys == null ? [for p in e.state_prefixes : "${aws_s3_bucket.state[e.name].arn}/${e.workspace_key_prefix}/pr-*/${p}*"] : flatten([for key in e.state_keys : ["${aws_s3_bucket.state[e.name].arn}/${e.workspace_key_prefix}/pr-*/${key}", "${aws_s3_bucket.state[e.name].arn}/${e.workspace_key_prefix}/pr-*/${key}.tflock"]]) }
+  preview_listing = { for k, e in local.preview_envs : k => concat(["${e.workspace_key_prefix}/"], e.state_keys == null ? [for p in e.state_prefixes : "${e.workspace_key_prefix}/pr-*/${p}*"] : [for key in e.state_keys : "${e.workspace_key_prefix}/pr-*/${key}"]) }
 }
 
 data "aws_iam_policy_document" "trust" {

@@ -44,7 +44,8 @@ variable "environments" {
     (computed by the root module from the repositories' configuration files):
     the exact OIDC subjects of the deploy and plan roles, the plan workflow's job_workflow_ref (and the deploy workflows' plan jobs' ref and
     job_workflow_refs),
-    the state key prefixes the roles may use, the registries (image name => ECR repository name),
+    the state key prefixes the roles may use (or, where `state_keys` is not null, exactly those
+    keys and their `.tflock` files: the repository's explicit stacks deploying there), the registries (image name => ECR repository name),
     the managed policies to attach; where `previews` is true, the preview role's exact subject,
     refs and job_workflow_refs, the S3 backend's workspace_key_prefix and its managed policies.
   EOT
@@ -61,6 +62,7 @@ variable "environments" {
     deploy_plan_ref               = string
     deploy_plan_job_workflow_refs = list(string)
     state_prefixes                = list(string)
+    state_keys                    = optional(list(string))
     previews                      = bool
     preview_sub                   = string
     preview_refs                  = list(string)
