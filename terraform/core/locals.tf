@@ -45,6 +45,13 @@ locals {
     repository_id = c.repository_id
   } }
 
+  # Per repository environment ("<repository>/<environment>"), the exact state keys of the
+  # stacks deploying there (null without `stacks:`), used by `envs` below.
+  stack_keys = merge([for r, c in local.repos : { for e in c.environments : "${r}/${e.name}" => c.stacks == null ? null : [
+    for s in c.stacks : replace(coalesce(try(s["state-key"], null), "${s.name}/{env}.tfstate"), "{env}", e.name)
+    if contains(coalesce(try(s.environments, null), [for x in c.environments : x.name]), e.name)
+  ] }]...)
+
   envs = merge([for r, c in local.repos : { for i, e in c.environments : "${r}/${e.name}" => {
     repository = r
     name       = e.name
@@ -65,12 +72,10 @@ locals {
     # every environment), as src/stacks.rs computes them: its `state-key` with `{env}` replaced
     # by the environment (a literal replace, not a pattern), default `<stack>/{env}.tfstate`.
     # null without `stacks:` (prefix grants).
-    state_keys = c.stacks == null ? null : [for s in c.stacks : replace(coalesce(try(s["state-key"], null), "${s.name}/{env}.tfstate"), "{env}", e.name)
-    if contains(coalesce(try(s.environments, null), [for x in c.environments : x.name]), e.name)]
+    state_keys = local.stack_keys["${r}/${e.name}"]
     # What its roles are granted in the bucket: those keys, or the prefixes.
-    state_grants = c.stacks == null ? c.state_prefixes : [for s in c.stacks : replace(coalesce(try(s["state-key"], null), "${s.name}/{env}.tfstate"), "{env}", e.name)
-    if contains(coalesce(try(s.environments, null), [for x in c.environments : x.name]), e.name)]
-    registries = { for image in c.images : image => "${var.name_prefix}/${image}-${e.name}" }
+    state_grants = local.stack_keys["${r}/${e.name}"] == null ? c.state_prefixes : local.stack_keys["${r}/${e.name}"]
+    registries   = { for image in c.images : image => "${var.name_prefix}/${image}-${e.name}" }
   } }]...)
 
   # Per repository environment, the stack keys outside the `state-prefixes` its file gives
