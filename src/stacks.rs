@@ -148,12 +148,20 @@ pub struct Stack {
     pub layer: usize,
 }
 
+/// A stack's state key template when its entry gives none.
+fn default_state_key(name: &str) -> String {
+    format!("{name}/{{env}}.tfstate")
+}
+
+/// Does a stack limited to `environments` (`None`: every one) deploy to `env`?
+fn listed_in(environments: Option<&[String]>, env: &str) -> bool {
+    environments.is_none_or(|l| l.iter().any(|e| e == env))
+}
+
 impl Stack {
     /// Does this stack deploy to `env`?
     pub fn deploys_to(&self, env: &str) -> bool {
-        self.environments
-            .as_ref()
-            .is_none_or(|l| l.iter().any(|e| e == env))
+        listed_in(self.environments.as_deref(), env)
     }
 
     /// The state key for an environment (`None`: the template `{env}` is kept).
@@ -529,7 +537,7 @@ pub fn resolve(
                 validate_state_key(FIELD, k).map_err(|f| ctx(f, at("state-key")))?;
                 k.clone()
             }
-            None => format!("{}/{{env}}.tfstate", e.name),
+            None => default_state_key(&e.name),
         };
         let mut deps = e.depends_on.clone();
         deps.sort();
@@ -569,7 +577,7 @@ pub fn resolve(
             by_name.insert(name.clone(), stacks.len());
             by_path.insert(dir.clone(), stacks.len());
             stacks.push(Stack {
-                state_key: format!("{name}/{{env}}.tfstate"),
+                state_key: default_state_key(&name),
                 name,
                 path: dir,
                 depends_on: vec![],
@@ -1785,15 +1793,11 @@ impl CoreGrants {
         for env in envs {
             let here = keys.entry(env.to_string()).or_default();
             for e in entries {
-                let deploys = e
-                    .environments
-                    .as_ref()
-                    .is_none_or(|l| l.iter().any(|x| x == env));
-                if deploys {
+                if listed_in(e.environments.as_deref(), env) {
                     let template = e
                         .state_key
                         .clone()
-                        .unwrap_or_else(|| format!("{}/{{env}}.tfstate", e.name));
+                        .unwrap_or_else(|| default_state_key(&e.name));
                     here.push((e.name.clone(), template.replace("{env}", env)));
                 }
             }
