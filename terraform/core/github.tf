@@ -60,10 +60,8 @@ resource "github_repository_environment" "deploy" {
       error_message = "Environment ${each.key}: its state-prefixes (or stack state keys) overlap another repository's in the same state bucket."
     }
     precondition {
-      condition = local.repos[each.value.repository].stacks == null || alltrue([for s in coalesce(local.repos[each.value.repository].stacks, []) : alltrue([
-        for x in coalesce(try(s.environments, null), [each.value.name]) : contains([for y in local.repos[each.value.repository].environments : y.name], x)
-      ])])
-      error_message = "Repository ${each.value.repository}: a stack names an environment its file does not have."
+      condition     = length(local.unknown_stack_envs[each.value.repository]) == 0
+      error_message = "Repository ${each.value.repository}: its stacks name environments its file does not have: [${join(", ", local.unknown_stack_envs[each.value.repository])}]."
     }
     precondition {
       condition     = length(each.value.state_grants) > 0

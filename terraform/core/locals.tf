@@ -78,6 +78,14 @@ locals {
     registries   = { for image in c.images : image => "${var.name_prefix}/${image}-${e.name}" }
   } }]...)
 
+  # Per repository, the environments its `stacks:` name that its file does not have (github.tf
+  # refuses any). A local, not a precondition's own expression: the stacks' objects differ in
+  # shape, so no list function can merge them with an empty default.
+  unknown_stack_envs = { for r, c in local.repos : r => c.stacks == null ? [] : [
+    for x in flatten([for s in c.stacks : try(s.environments, [])]) : x
+    if !contains([for y in c.environments : y.name], x)
+  ] }
+
   # Per repository environment, the stack keys outside the `state-prefixes` its file gives
   # (github.tf refuses any: the file's prefixes are what the repository said it uses).
   keys_outside_prefixes = { for k, e in local.envs : k => [

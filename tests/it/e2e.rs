@@ -2344,7 +2344,7 @@ repositories = {
 "#;
     let app = "environments:\n  - { name: dev, branch: dev }\n  - { name: prod, branch: main, production: true, reviewers: { teams: [5] } }\nstate-prefixes: ['app/']\nstacks:\n  - { name: network, path: stacks/network, state-key: 'app/network/{env}.tfstate' }\n  - { name: service, path: stacks/service, state-key: 'app/{env}/service.tfstate' }\n  - { name: db, path: stacks/db, environments: [dev], state-key: 'app/db/{env}.tfstate' }\n";
     let api = "environments:\n  - { name: dev, branch: dev }\n  - { name: prod, branch: main }\n";
-    let ops = "environments:\n  - { name: dev, branch: dev }\nstate-prefixes: ['ops/']\nstacks:\n  - { name: db, path: db }\n";
+    let ops = "environments:\n  - { name: dev, branch: dev }\nstate-prefixes: ['ops/']\nstacks:\n  - { name: db, path: db }\n  - { name: cache, path: cache, state-key: 'ops/cache/{env}.tfstate', environments: [dev, qa] }\n";
     let Some(root_out) = crate::terraform_schema::evaluate_core(
         tfvars,
         &[
@@ -2361,11 +2361,18 @@ repositories = {
         root_out["t_keys_outside_prefixes"],
         serde_json::json!({"app/dev": [], "app/prod": [], "api/dev": [], "api/prod": [], "ops/dev": ["db/dev.tfstate"]})
     );
-    let github = std::fs::read_to_string(root().join("terraform/core/github.tf")).unwrap();
-    assert!(
-        github.contains("condition     = length(local.keys_outside_prefixes[each.key]) == 0"),
-        "github.tf refuses those keys"
+    // ... and a stack naming an environment its file does not have (ops' `cache`, in `qa`).
+    assert_eq!(
+        root_out["t_unknown_stack_envs"],
+        serde_json::json!({"app": [], "api": [], "ops": ["qa"]})
     );
+    let github = std::fs::read_to_string(root().join("terraform/core/github.tf")).unwrap();
+    for refusal in [
+        "condition     = length(local.keys_outside_prefixes[each.key]) == 0",
+        "condition     = length(local.unknown_stack_envs[each.value.repository]) == 0",
+    ] {
+        assert!(github.contains(refusal), "github.tf lacks `{refusal}`");
+    }
     let envs = &root_out["t_account_envs"]["main"];
     assert_eq!(
         envs["app/dev"]["state_keys"],

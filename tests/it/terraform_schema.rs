@@ -599,6 +599,7 @@ output "t_plan_variables" { value = { for k, v in local.plan_variables : k => v.
 output "t_preview_variables" { value = { for k, v in local.preview_variables : k => v.value } }
 output "t_preview_envs" { value = keys(local.preview_envs) }
 output "t_keys_outside_prefixes" { value = local.keys_outside_prefixes }
+output "t_unknown_stack_envs" { value = local.unknown_stack_envs }
 output "t_working_dirs" { value = { for r, c in var.repositories : r => c.terraform_working_dir } }
 "#;
 
