@@ -207,6 +207,12 @@ impl Resolved {
         }
     }
 
+    /// The repository is one stack (no `stacks:`/`stack-roots:`): the templates' one-root jobs,
+    /// with their own state key.
+    pub fn is_single(&self) -> bool {
+        self.stacks.len() == 1 && self.stacks[0].state_key.is_empty()
+    }
+
     /// Look a stack up by name.
     pub fn get(&self, name: &str) -> Option<&Stack> {
         self.index.get(name).map(|&i| &self.stacks[i])
@@ -970,6 +976,9 @@ pub enum Reason {
     Watch(String),
     /// A stack it depends on changed.
     DependsOn(String),
+    /// Not changed against the merge base, but changed since the environment's current deploy
+    /// (its short SHA; `None`: never deployed): the environment's next deploy applies it too.
+    Undeployed(Option<String>, Box<Reason>),
 }
 
 impl std::fmt::Display for Reason {
@@ -981,6 +990,15 @@ impl std::fmt::Display for Reason {
             Reason::Module(m, p) => write!(f, "local module {m} changed ({p})"),
             Reason::Watch(p) => write!(f, "watched file {p} changed"),
             Reason::DependsOn(s) => write!(f, "depends on `{s}`, which changed"),
+            Reason::Undeployed(Some(sha), r) => {
+                write!(
+                    f,
+                    "not deployed yet: changed since the current deploy {sha} ({r})"
+                )
+            }
+            Reason::Undeployed(None, _) => {
+                f.write_str("not deployed yet: the environment has no deploy")
+            }
         }
     }
 }
@@ -1214,6 +1232,27 @@ pub fn first_deploy(head: &Resolved, env: Option<&str>) -> Changes {
             })
             .map(|(n, _)| n.clone())
             .collect(),
+    }
+}
+
+/// What a pull request plans: the stacks it changes (`pr`, against the merge base) joined with
+/// what the target environment's next deploy applies beyond them (`since`, the stacks changed
+/// since its current deploy `deployed`; `None`: never deployed). Without the join, a stack
+/// whose apply failed in an earlier deploy is applied by the next deploy with no plan reviewed
+/// on the pull request. A stack in both keeps its `pr` reason; one only in `since` is
+/// [`Reason::Undeployed`]. Both are of the same head (indices into the same stacks), so the
+/// result stays in dependency order.
+pub fn with_undeployed(pr: Changes, since: Changes, deployed: Option<&str>) -> Changes {
+    let mut by_index: BTreeMap<usize, Reason> = pr.changed.into_iter().collect();
+    for (i, r) in since.changed {
+        by_index
+            .entry(i)
+            .or_insert_with(|| Reason::Undeployed(deployed.map(str::to_string), Box::new(r)));
+    }
+    let deleted: BTreeSet<String> = pr.deleted.into_iter().chain(since.deleted).collect();
+    Changes {
+        changed: by_index.into_iter().collect(),
+        deleted: deleted.into_iter().collect(),
     }
 }
 

@@ -94,6 +94,10 @@ pub struct Args {
     #[arg(long, env = "GITOPS_GITHUB_TOKEN", hide_env_values = true)]
     pub github_token: Option<String>,
 
+    /// changed with `base` and `environment`: also every stack changed since `deploy/<env>/current` on the remote (what the environment's next deploy applies beyond `base`, e.g. a stack whose apply failed), so a pull request plans everything its merge will deploy.
+    #[arg(long, env = "GITOPS_INCLUDE_UNDEPLOYED")]
+    pub include_undeployed: bool,
+
     /// list/changed: the most dependency layers the workflow runs (its fixed layer jobs, fed by the `layer-<k>` outputs; 1-6). A configuration whose stacks of the environment need more layers is exit 2, before the remote is read.
     #[arg(long, env = "GITOPS_MAX_LAYERS")]
     pub max_layers: Option<String>,
@@ -249,6 +253,14 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
             "`changed` needs `base`, or `environment` to compare with its current deploy",
         ));
     }
+    if args.include_undeployed
+        && (args.command != Command::Changed || args.base.is_none() || args.environment.is_none())
+    {
+        return Err(Failure::usage(
+            "include-undeployed",
+            "applies to `changed` with both `base` and `environment`",
+        ));
+    }
     if let Some(r) = &args.remote {
         git::validate_remote_url("remote", r)?;
     }
@@ -325,7 +337,7 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
                         .map_err(|e| Failure::runtime(single_line(e.message())))?;
                     let loaded = stacks::load(&GitTree::new(&repo, tree), &opts, "head")?;
                     check_layers(max_layers, &loaded.resolved, env)?;
-                    current_deploy(runner, &repo, &root, &args, token, e)?
+                    current_deploy(runner, &repo, &root, &args, token.clone(), e)?
                 }
                 (None, None) => unreachable!("checked above"),
             };
@@ -333,7 +345,23 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
             if let Some(w) = &d.warning {
                 runner.warning(&single_line(w));
             }
-            (d.head, d.changes, base)
+            // One root: its plan job plans the whole root anyway, so no remote read.
+            let join = args.include_undeployed && !d.head.is_single();
+            let changes = match env.filter(|_| join) {
+                None => d.changes,
+                Some(e) => {
+                    // The head was validated in full above: the remote is read only now.
+                    check_layers(max_layers, &d.head, env)?;
+                    let deployed = current_deploy(runner, &repo, &root, &args, token, e)?;
+                    let since = stacks::detect(&repo, deployed, head, &opts)?;
+                    if let Some(w) = &since.warning {
+                        runner.warning(&single_line(w));
+                    }
+                    let sha = deployed.map(|o| o.to_string()[..12].to_string());
+                    stacks::with_undeployed(d.changes, since.changes, sha.as_deref())
+                }
+            };
+            (d.head, changes, base)
         }
     };
     check_layers(max_layers, &resolved, env)?;
@@ -616,8 +644,12 @@ fn report(
     runner.set_output("layers", &out.layers.to_string())?;
     runner.set_output("deleted", &json(&out.deleted)?)?;
     runner.set_output("base", &base.map(|b| b.to_string()).unwrap_or_default())?;
-    let single = resolved.stacks.len() == 1 && resolved.stacks[0].state_key.is_empty();
-    runner.set_output("mode", if single { "single" } else { "stacks" })?;
+    let mode = if resolved.is_single() {
+        "single"
+    } else {
+        "stacks"
+    };
+    runner.set_output("mode", mode)?;
     for (k, l) in per_layer.iter().enumerate() {
         runner.set_output(&format!("layer-{k}"), &json(l)?)?;
     }

@@ -1220,3 +1220,72 @@ fn prefetched_parses_give_what_reading_one_by_one_gives() {
         "the error names its file"
     );
 }
+
+#[test]
+fn pull_request_changes_joined_with_what_the_next_deploy_applies() {
+    let r = |i: usize, why: Reason| (i, why);
+    let file = |p: &str| Reason::File(p.to_string());
+    let undeployed =
+        |sha: Option<&str>, why: Reason| Reason::Undeployed(sha.map(str::to_string), Box::new(why));
+    let ch = |changed: Vec<(usize, Reason)>, deleted: &[&str]| Changes {
+        changed,
+        deleted: deleted.iter().map(|s| s.to_string()).collect(),
+    };
+    // (pr, since, deployed) -> expected
+    let cases = vec![
+        // Nothing carried over: the pull request's own changes, unchanged.
+        (
+            ch(vec![r(1, file("b/x.tf"))], &[]),
+            ch(vec![r(1, file("b/y.tf"))], &[]),
+            Some("abc1234"),
+            ch(vec![r(1, file("b/x.tf"))], &[]),
+        ),
+        // A stack whose apply failed (changed since the deploy only) joins, in dependency order.
+        (
+            ch(vec![r(2, file("c/x.tf"))], &[]),
+            ch(vec![r(0, file("a/main.tf")), r(2, file("c/x.tf"))], &[]),
+            Some("abc1234"),
+            ch(
+                vec![
+                    r(0, undeployed(Some("abc1234"), file("a/main.tf"))),
+                    r(2, file("c/x.tf")),
+                ],
+                &[],
+            ),
+        ),
+        // Never deployed: every stack of the environment joins.
+        (
+            ch(vec![], &["gone"]),
+            ch(
+                vec![r(0, Reason::FirstDeploy), r(1, Reason::FirstDeploy)],
+                &["old"],
+            ),
+            None,
+            ch(
+                vec![
+                    r(0, undeployed(None, Reason::FirstDeploy)),
+                    r(1, undeployed(None, Reason::FirstDeploy)),
+                ],
+                &["gone", "old"],
+            ),
+        ),
+        // A change the pull request reverts still counts (it is in `pr` only).
+        (
+            ch(vec![r(3, Reason::Config)], &["x"]),
+            ch(vec![], &["x"]),
+            Some("abc1234"),
+            ch(vec![r(3, Reason::Config)], &["x"]),
+        ),
+    ];
+    for (n, (pr, since, deployed, want)) in cases.into_iter().enumerate() {
+        assert_eq!(with_undeployed(pr, since, deployed), want, "case {n}");
+    }
+    assert_eq!(
+        undeployed(Some("abc1234"), file("a/main.tf")).to_string(),
+        "not deployed yet: changed since the current deploy abc1234 (a/main.tf changed)"
+    );
+    assert_eq!(
+        undeployed(None, Reason::FirstDeploy).to_string(),
+        "not deployed yet: the environment has no deploy"
+    );
+}

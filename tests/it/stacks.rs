@@ -58,6 +58,11 @@ fn seed(dir: &Path) -> String {
 /// Extra files of a vector: (path, contents).
 type Files<'a> = &'a [(&'a str, &'a str)];
 
+/// The run printed this line (a stack and its reason) on stdout.
+fn says(run: &crate::support::Run, text: &str) {
+    assert!(run.stdout.contains(text), "{text}\n{}", run.all());
+}
+
 fn json_out(sb: &Sandbox, name: &str) -> Value {
     serde_json::from_str(&sb.outputs()[name]).unwrap()
 }
@@ -210,17 +215,13 @@ fn stacks_changed_against_the_deploy_tag_from_a_shallow_checkout() {
         serde_json::json!(["network", "service"])
     );
     assert_eq!(json_out(&sb, "deleted"), serde_json::json!([]));
-    assert!(
-        run.stdout
-            .contains("network (stacks/network): stacks/network/extra.tf changed"),
-        "{}",
-        run.all()
+    says(
+        &run,
+        "network (stacks/network): stacks/network/extra.tf changed",
     );
-    assert!(
-        run.stdout
-            .contains("service (stacks/service): local module modules/lb changed"),
-        "{}",
-        run.all()
+    says(
+        &run,
+        "service (stacks/service): local module modules/lb changed",
     );
     sb.assert_no_leak(&run, &[TOKEN], &[]);
 
@@ -255,6 +256,85 @@ fn stacks_changed_against_the_deploy_tag_from_a_shallow_checkout() {
     run.expect_code(3);
     assert!(sb3.outputs().is_empty());
     sb3.assert_no_leak(&run, &["ghs_wrongwrongwrong"], &[]);
+
+    // A pull request on top of the failed commit (merge base = it) changes only modules/lb:
+    // alone it plans `service`; with `include-undeployed` also `network`, whose apply failed
+    // after prod's current deploy, so the merge's deploy applies nothing unplanned.
+    let pr_base = git_ok(w, &["rev-parse", "HEAD~1"]);
+    let w_s = w.display().to_string();
+    let pr = |extra: &[&str]| {
+        let sb = Sandbox::actions();
+        let mut args = vec![
+            "changed",
+            "--base",
+            &pr_base,
+            "--environment",
+            "prod",
+            "--repo-path",
+            &w_s,
+            "--remote",
+            &url,
+            "--github-token",
+            TOKEN,
+        ];
+        args.extend_from_slice(extra);
+        let run = sb.run("stacks", &args);
+        (sb, run)
+    };
+    let (sb4, run) = pr(&[]);
+    run.expect_code(0);
+    assert_eq!(
+        json_out(&sb4, "stacks"),
+        serde_json::json!(["service"]),
+        "{}",
+        run.all()
+    );
+    let (sb5, run) = pr(&["--include-undeployed"]);
+    run.expect_code(0);
+    assert_eq!(
+        json_out(&sb5, "stacks"),
+        serde_json::json!(["network", "service"]),
+        "{}",
+        run.all()
+    );
+    assert_eq!(sb5.outputs()["base"], pr_base);
+    says(
+        &run,
+        &format!(
+            "network (stacks/network): not deployed yet: changed since the current deploy {} (stacks/network/extra.tf changed)",
+            &deployed[..12]
+        ),
+    );
+    says(
+        &run,
+        "service (stacks/service): local module modules/lb changed",
+    );
+    sb5.assert_no_leak(&run, &[TOKEN], &[]);
+
+    // It needs both `base` and `environment`, and only `changed` takes it: exit 2 before the
+    // remote is read (a closed port), nothing set.
+    let closed = format!(
+        "http://127.0.0.1:{}/nobody.git",
+        crate::support::free_port()
+    );
+    for args in [
+        vec!["changed", "--environment", "prod", "--include-undeployed"],
+        vec!["changed", "--base", &pr_base, "--include-undeployed"],
+        vec!["list", "--environment", "prod", "--include-undeployed"],
+    ] {
+        let sb = Sandbox::actions();
+        let mut args = args.clone();
+        args.extend_from_slice(&["--repo-path", &w_s, "--remote", &closed]);
+        let run = sb.run("stacks", &args);
+        run.expect_code(2);
+        assert!(
+            run.all()
+                .contains("invalid input `include-undeployed`: applies to `changed` with both `base` and `environment`"),
+            "{args:?}: {}",
+            run.all()
+        );
+        assert!(sb.outputs().is_empty(), "{args:?}");
+    }
 }
 
 // Outside Actions, `--format json` prints exactly one JSON document on stdout; log lines and

@@ -268,6 +268,25 @@ fn e2e_deploy_template_applies_stacks_layer_by_layer_and_records_current_last() 
     // protected one.
     assert!(s(&jobs["plan-1"], "environment").ends_with("-plan"));
     assert!(!s(&jobs["apply-1"], "environment").ends_with("-plan"));
+    // A reviewed plan is required (`auto`) in the run's first layer; a later layer's plan
+    // depends on what the layers before it applied, so it defaults to `false`.
+    let reviewed = |job: &str| {
+        let v = step(&jobs[job], |st| {
+            uses(st, "plan-gate") && s(&st["with"], "command") == "verify"
+        });
+        s(&v[0]["with"], "require-reviewed-plan").to_string()
+    };
+    assert_eq!(
+        reviewed("apply-0"),
+        "${{ vars.REQUIRE_REVIEWED_PLAN || 'auto' }}"
+    );
+    for job in ["apply-1", "apply-2"] {
+        assert_eq!(
+            reviewed(job),
+            "${{ vars.REQUIRE_REVIEWED_PLAN || 'false' }}",
+            "{job}"
+        );
+    }
     assert!(!s(&jobs["stacks-record"], "environment").ends_with("-plan"));
 }
 
@@ -398,6 +417,9 @@ fn e2e_plan_template_plans_each_changed_stack_with_its_own_comment_and_summarise
     let jobs = wf["jobs"].as_mapping().unwrap();
     let changed = step(&jobs["stacks"], |st| uses(st, "stacks"))[0];
     assert_eq!(s(&changed["with"], "base"), "${{ steps.base.outputs.sha }}");
+    // Plus what the target's next deploy applies beyond the merge base (a failed stack).
+    assert_eq!(s(&changed["with"], "include-undeployed"), "true");
+    assert_eq!(s(&changed["with"], "github-token"), "${{ github.token }}");
     let base = step(&jobs["stacks"], |st| s(st, "id") == "base")[0];
     assert!(s(base, "run").contains("git merge-base \"origin/${BASE_REF}\" HEAD"));
     let plan = &jobs["plan-stack"];
