@@ -2489,3 +2489,170 @@ repositories = {
         ]
     );
 }
+
+// Every refusal of Core's preconditions (github.tf) is a local of locals.tf, and Terraform
+// evaluates the preconditions themselves without the providers: each condition and its
+// message, per instance of its resource (`evaluate_core_refusals`). A configuration that breaks
+// each rule once is refused exactly there, with messages naming the repository, environment,
+// key or registry at fault; one that comes close to each rule without breaking it passes.
+#[test]
+fn e2e_terraform_core_refusals_name_what_is_at_fault() {
+    // Two accounts; each repository (name, its extra settings, its file) in repositories/.
+    let refusals = |repos: &[(&str, &str, &str)]| {
+        let entries: Vec<String> = repos
+            .iter()
+            .map(|(r, extra, _)| format!("  {r} = {{ config = \"repositories/{r}.yml\"{extra} }}"))
+            .collect();
+        let tfvars = format!(
+            "aws_region   = \"eu-west-1\"\ngithub_owner = \"example-org\"\n\
+             accounts = {{\n  main  = {{ id = \"111111111111\" }}\n  other = {{ id = \"222222222222\" }}\n}}\n\
+             repositories = {{\n{}\n}}\n",
+            entries.join("\n")
+        );
+        let files: Vec<(String, &str)> = repos
+            .iter()
+            .map(|(r, _, text)| (format!("repositories/{r}.yml"), *text))
+            .collect();
+        let files: Vec<(&str, &str)> = files.iter().map(|(p, t)| (p.as_str(), *t)).collect();
+        crate::terraform_schema::evaluate_core_refusals(&tfvars, &files)
+    };
+    // app: a stack key under the workspace prefix (dev, prod), an environment no stack deploys
+    // to (qa), a stack naming an environment the file lacks (stage), a production environment
+    // in another region without reviewers. api: a prefix over app's dev key in dev's bucket, a
+    // prefix under the workspace prefix, app's registry name. ops (another account): a stack key
+    // outside its prefixes. lost: no account id while there are two accounts.
+    let app = "environments:\n  - { name: dev, branch: dev, aws-account-id: '111111111111' }\n  - { name: qa, branch: qa, aws-account-id: '111111111111' }\n  - { name: prod, branch: main, production: true, aws-account-id: '111111111111', aws-region: us-east-1 }\nstacks:\n  - { name: network, path: stacks/network, environments: [dev, prod], state-key: 'env:/network/{env}.tfstate' }\n  - { name: db, path: stacks/db, environments: [dev, stage], state-key: 'shared/db/{env}.tfstate' }\n";
+    let api = "environments:\n  - { name: dev, branch: dev, aws-account-id: '111111111111' }\nstate-prefixes: ['shared/', 'env:/api/']\nregistries: ['app']\n";
+    let ops = "environments:\n  - { name: dev, branch: dev, aws-account-id: '222222222222' }\nstate-prefixes: ['ops/']\nstacks:\n  - { name: db, path: db }\n";
+    let lost = "environments:\n  - { name: dev, branch: dev }\n";
+    let Some(o) = refusals(&[
+        ("app", "", app),
+        ("api", "", api),
+        ("ops", "", ops),
+        ("lost", "", lost),
+    ]) else {
+        return;
+    };
+    let none = |keys: &[&str]| -> serde_json::Value {
+        keys.iter()
+            .map(|k| (k.to_string(), serde_json::json!([])))
+            .collect()
+    };
+    let with = |mut v: serde_json::Value, k: &str, entries: serde_json::Value| {
+        v[k] = entries;
+        v
+    };
+    let envs = [
+        "api/dev", "app/dev", "app/prod", "app/qa", "lost/dev", "ops/dev",
+    ];
+    // Each local holds exactly the entries at fault.
+    assert_eq!(
+        o["t_refusal_locals"],
+        serde_json::json!({
+            "envs_in_another_region": ["app/prod"],
+            "envs_without_account": ["lost/dev"],
+            "envs_without_stacks": ["app/qa"],
+            "keys_outside_prefixes": with(none(&envs), "ops/dev", serde_json::json!(["db/dev.tfstate"])),
+            "keys_under_workspace_prefix": with(
+                with(none(&envs), "app/dev", serde_json::json!(["env:/network/dev.tfstate"])),
+                "app/prod",
+                serde_json::json!(["env:/network/prod.tfstate"])
+            ),
+            "overlapping_grants": with(
+                with(none(&envs), "api/dev", serde_json::json!(["shared/ with app/dev's shared/db/dev.tfstate"])),
+                "app/dev",
+                serde_json::json!(["shared/db/dev.tfstate with api/dev's shared/"])
+            ),
+            "prefixes_under_workspace_prefix": with(none(&["api", "app", "lost", "ops"]), "api", serde_json::json!(["env:/api/"])),
+            "production_envs_without_reviewers": ["app/prod"],
+            "shared_registries": {"gitops/app-dev": ["api/dev/app", "app/dev/app"]},
+            "unknown_stack_envs": with(none(&["api", "app", "lost", "ops"]), "app", serde_json::json!(["stage"])),
+        })
+    );
+    // ... and each precondition fails exactly where its local says, with its message. The
+    // shared registry fails every instance (the rule is about all of them).
+    let shared = "Repository environments share a registry name (`registries`): each ECR repository belongs to one repository environment's image: gitops/app-dev for [api/dev/app, app/dev/app].";
+    let unknown = "Repository app: its stacks name environments its file does not have: [stage].";
+    let overlap = |env: &str, pairs: &str| {
+        format!("Environment {env}: its state-prefixes (or stack state keys) overlap another repository's in the same state bucket: [{pairs}].")
+    };
+    let workspace = |env: &str, keys: &str| {
+        format!("Environment {env}: stack state keys [{keys}] start with its workspace_key_prefix env:/, so they would be preview workspaces' keys.")
+    };
+    assert_eq!(
+        o["t_refusals"],
+        serde_json::json!({
+            "github_repository_environment.deploy": {
+                "api/dev": [shared, overlap("api/dev", "shared/ with app/dev's shared/db/dev.tfstate")],
+                "app/dev": [
+                    shared,
+                    overlap("app/dev", "shared/db/dev.tfstate with api/dev's shared/"),
+                    unknown,
+                    workspace("app/dev", "env:/network/dev.tfstate"),
+                ],
+                "app/prod": [
+                    "Environment app/prod: its aws-region us-east-1 differs from var.aws_region eu-west-1 (Core serves one region).",
+                    "Environment app/prod: a production environment needs at least one reviewer (reviewers.users / reviewers.teams).",
+                    shared,
+                    unknown,
+                    workspace("app/prod", "env:/network/prod.tfstate"),
+                ],
+                "app/qa": [
+                    shared,
+                    unknown,
+                    "Environment app/qa: no stack of its repository's `stacks:` deploys there, so its roles would have no state key.",
+                ],
+                "lost/dev": [
+                    "Environment lost/dev: its aws-account-id is not the id of an account in var.accounts (or it is missing while there are several accounts).",
+                    shared,
+                ],
+                "ops/dev": [
+                    shared,
+                    "Environment ops/dev: stack state keys [db/dev.tfstate] lie outside the repository's state-prefixes [ops/].",
+                ],
+            },
+            "github_repository_environment.preview": {
+                "api/dev": ["Repository api: state prefixes [env:/api/] start with its workspace_key_prefix env:/, so the preview role's workspace keys would include default-workspace state."],
+            },
+        })
+    );
+
+    // Close to every rule, breaking none: app's keys and prefix under `env:/` with its own
+    // workspace prefix `ws`; api's prefix `application/` beside `app/`; ops' prefix `app/` in
+    // another account's dev bucket; prod in var.aws_region with one user as reviewer and only
+    // some stacks; registries `app` and `app-worker`.
+    let app = "environments:\n  - { name: dev, branch: dev, aws-account-id: '111111111111' }\n  - { name: prod, branch: main, production: true, aws-account-id: '222222222222', aws-region: eu-west-1, reviewers: { users: [1] } }\nstate-prefixes: ['app/', 'env:/app/']\nstacks:\n  - { name: network, path: stacks/network, state-key: 'env:/app/network/{env}.tfstate' }\n  - { name: db, path: stacks/db, environments: [dev], state-key: 'app/db/{env}.tfstate' }\n";
+    let api = "environments:\n  - { name: dev, branch: dev, aws-account-id: '111111111111' }\n  - { name: prod, branch: main, aws-account-id: '111111111111' }\nstate-prefixes: ['application/']\nregistries: ['api', 'app-worker']\n";
+    let ops = "environments:\n  - { name: dev, branch: dev, aws-account-id: '222222222222' }\nstate-prefixes: ['app/']\n";
+    let Some(o) = refusals(&[
+        ("app", ", workspace_key_prefix = \"ws\"", app),
+        ("api", "", api),
+        ("ops", "", ops),
+    ]) else {
+        return;
+    };
+    let envs = ["api/dev", "api/prod", "app/dev", "app/prod", "ops/dev"];
+    let repos = none(&["api", "app", "ops"]);
+    assert_eq!(
+        o["t_refusal_locals"],
+        serde_json::json!({
+            "envs_in_another_region": [],
+            "envs_without_account": [],
+            "envs_without_stacks": [],
+            "keys_outside_prefixes": none(&envs),
+            "keys_under_workspace_prefix": none(&envs),
+            "overlapping_grants": none(&envs),
+            "prefixes_under_workspace_prefix": repos,
+            "production_envs_without_reviewers": [],
+            "shared_registries": {},
+            "unknown_stack_envs": repos,
+        })
+    );
+    assert_eq!(
+        o["t_refusals"],
+        serde_json::json!({
+            "github_repository_environment.deploy": {},
+            "github_repository_environment.preview": {},
+        })
+    );
+}
