@@ -2656,3 +2656,162 @@ fn e2e_terraform_core_refusals_name_what_is_at_fault() {
         })
     );
 }
+
+/// Each `validation` block of the `variables.tf` in `dir` refuses its case: `base` (variable,
+/// HCL value) is a valid set of values that `terraform plan` accepts; case `i` replaces one
+/// variable's value and must fail exactly the file's `i`-th validation block, no other, with
+/// that block's error message. `false` without terraform.
+fn validations_refuse_each_case(dir: &Path, base: &[(&str, &str)], cases: &[(&str, &str)]) -> bool {
+    if !support::has_tool("terraform") {
+        skip_loudly(
+            "evaluating the variables' validations with terraform",
+            "terraform is not installed",
+        );
+        return false;
+    }
+    let text = std::fs::read_to_string(dir.join("variables.tf")).unwrap();
+    // Every validation block: its line (as Terraform names it) and its error message.
+    let body = hcl_edit::parser::parse_body(&text).unwrap();
+    let mut rules = Vec::new();
+    for v in body.get_blocks("variable") {
+        for rule in v.body.get_blocks("validation") {
+            let at = hcl_edit::Span::span(rule).unwrap().start;
+            let line = text[..at].matches('\n').count() + 1;
+            let message = rule
+                .body
+                .get_attribute("error_message")
+                .unwrap()
+                .value
+                .as_str()
+                .unwrap();
+            rules.push((line, message.to_string()));
+        }
+    }
+    assert_eq!(
+        rules.len(),
+        cases.len(),
+        "one case per validation block of {}",
+        dir.display()
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        dir.join("variables.tf"),
+        scratch.path().join("variables.tf"),
+    )
+    .unwrap();
+    let tf = |args: &[&str]| {
+        Command::new("terraform")
+            .args(args)
+            .current_dir(scratch.path())
+            .env("TF_CLI_CONFIG_FILE", "/dev/null")
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("TF_IN_AUTOMATION", "1")
+            .output()
+            .unwrap()
+    };
+    assert!(tf(&["init", "-input=false", "-no-color"]).status.success());
+    // The error diagnostics of a plan with `values`.
+    let errors = |values: &[(&str, &str)]| -> Vec<String> {
+        let vars: Vec<String> = values.iter().map(|(n, v)| format!("{n} = {v}")).collect();
+        std::fs::write(scratch.path().join("t.tfvars"), vars.join("\n") + "\n").unwrap();
+        let out = tf(&["plan", "-input=false", "-json", "-var-file=t.tfvars"]);
+        let errors: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|m| m["diagnostic"]["severity"] == "error")
+            .map(|m| {
+                format!(
+                    "{}: {}",
+                    m["diagnostic"]["summary"].as_str().unwrap(),
+                    m["diagnostic"]["detail"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(out.status.success(), errors.is_empty(), "{errors:?}");
+        errors
+    };
+    assert_eq!(
+        errors(base),
+        Vec::<String>::new(),
+        "the base values are valid"
+    );
+    for ((name, value), (line, message)) in cases.iter().zip(&rules) {
+        assert!(
+            base.iter().any(|(n, _)| n == name),
+            "{name} is not in the base values"
+        );
+        let values: Vec<(&str, &str)> = base
+            .iter()
+            .map(|&(n, v)| if n == *name { (n, *value) } else { (n, v) })
+            .collect();
+        assert_eq!(
+            errors(&values),
+            [format!("Invalid value for variable: {message}\n\nThis was checked by the validation rule at variables.tf:{line},3-13.")],
+            "{name} = {value}"
+        );
+    }
+    true
+}
+
+// Every validation of Core's variables (terraform/core/variables.tf, and its account module's)
+// refuses a value that breaks it, alone, with its message; Terraform evaluates them without the
+// providers (a plan of the variables only).
+#[test]
+fn e2e_terraform_core_variable_validations_refuse_each_bad_value() {
+    let repo = |attrs: &str| format!("{{ app = {{ config = \"repositories/app.yml\"{attrs} }} }}");
+    let owned: Vec<(&str, String)> = vec![
+        ("aws_region", r#""europe""#.into()),
+        ("sub_claim_format", r#""rename-proof""#.into()),
+        ("name_prefix", r#""Gitops""#.into()),
+        ("accounts", r#"{ main = { id = "11111111111" } }"#.into()),
+        ("accounts", r#"{ main = { id = "111111111111" }, other = { id = "111111111111" } }"#.into()),
+        ("accounts", r#"{ main = { id = "111111111111", core_role_arn = "arn:aws:iam::222222222222:role/core" } }"#.into()),
+        ("repositories", r#"{ "example-org/app" = { config = "repositories/app.yml" } }"#.into()),
+        ("repositories", repo(r#", sub_claim_format = "rename-proof""#)),
+        ("repositories", repo(r#", plan_workflow = "plan.yml""#)),
+        ("repositories", repo(r#", deploy_workflows = [".github/workflows/deploy.yml", "rollback.yml"]"#)),
+        ("repositories", repo(r#", drift_branch = "main..dev""#)),
+        ("repositories", repo(r#", plan_branch_patterns = ["refs/heads/*"]"#)),
+        ("repositories", repo(r#", preview_sweep_branch = "main..dev""#)),
+        ("repositories", repo(", preview_branch_patterns = []")),
+        ("repositories", repo(", preview_reviewers = { users = [1, 2, 3, 4], teams = [5, 6, 7] }")),
+        ("repositories", repo(r#", workspace_key_prefix = "env:/previews""#)),
+    ];
+    let cases: Vec<(&str, &str)> = owned.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let core = root().join("terraform/core");
+    let ok = validations_refuse_each_case(
+        &core,
+        &[
+            ("aws_region", r#""eu-west-1""#),
+            ("github_owner", r#""example-org""#),
+            ("sub_claim_format", r#""immutable""#),
+            ("name_prefix", r#""gitops""#),
+            (
+                "accounts",
+                r#"{ main = { id = "111111111111", core_role_arn = "arn:aws:iam::111111111111:role/core" }, other = { id = "222222222222" } }"#,
+            ),
+            (
+                "repositories",
+                r#"{ "app.v2" = { config = "repositories/app.yml", preview_reviewers = { users = [1, 2, 3], teams = [4, 5, 6] }, workspace_key_prefix = "env:" } }"#,
+            ),
+        ],
+        &cases,
+    );
+    if !ok {
+        return;
+    }
+    validations_refuse_each_case(
+        &core.join("modules/environment-account"),
+        &[
+            ("account_name", r#""main""#),
+            ("account_id", r#""111111111111""#),
+            ("aws_region", r#""eu-west-1""#),
+            ("name_prefix", r#""gitops""#),
+            ("create_oidc_provider", "true"),
+            ("image_retention_count", "5"),
+            ("state_noncurrent_days", "5"),
+            ("environments", "{}"),
+        ],
+        &[("account_id", r#""arn:aws:iam::111111111111:root""#)],
+    );
+}
