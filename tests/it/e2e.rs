@@ -2497,6 +2497,21 @@ repositories = {
 // key or registry at fault; one that comes close to each rule without breaking it passes.
 #[test]
 fn e2e_terraform_core_refusals_name_what_is_at_fault() {
+    // github.tf holds every precondition (the evaluation below reads that file only).
+    let block = regex_lite::Regex::new(r"\bprecondition\s*\{").unwrap();
+    let mut files = Vec::new();
+    tf_files(&root().join("terraform/core"), &mut files);
+    for f in files
+        .iter()
+        .filter(|f| !f.ends_with("terraform/core/github.tf"))
+    {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert!(
+            !block.is_match(&text),
+            "{}: a precondition outside github.tf",
+            f.display()
+        );
+    }
     // Two accounts; each repository (name, its extra settings, its file) in repositories/.
     let refusals = |repos: &[(&str, &str, &str)]| {
         let entries: Vec<String> = repos
