@@ -6,16 +6,6 @@
 # (they point into the environment's own account).
 # Role ARNs and bucket names are not secrets: they are variables.
 
-locals {
-  # Every ECR repository name, and what else is granted in the same bucket (account + name):
-  # the other repositories' stack keys or state prefixes.
-  all_registry_names = flatten([for e in values(local.envs) : values(e.registries)])
-  bucket_neighbours = { for k, e in local.envs : k => flatten([
-    for k2, e2 in local.envs : e2.state_grants
-    if e2.account == e.account && e2.name == e.name && e2.repository != e.repository
-  ]) }
-}
-
 resource "github_repository_environment" "deploy" {
   for_each            = local.envs
   repository          = each.value.repository
@@ -36,40 +26,40 @@ resource "github_repository_environment" "deploy" {
     custom_branch_policies = true
   }
 
+  # Each refusal is a local of locals.tf (Terraform evaluates them without the providers in
+  # tests/it/e2e.rs); its message names what is at fault.
   lifecycle {
     precondition {
-      condition     = each.value.account != null
+      condition     = !contains(local.envs_without_account, each.key)
       error_message = "Environment ${each.key}: its aws-account-id is not the id of an account in var.accounts (or it is missing while there are several accounts)."
     }
     precondition {
-      condition     = each.value.aws_region == null || each.value.aws_region == var.aws_region
-      error_message = "Environment ${each.key}: its aws-region differs from var.aws_region (Core serves one region)."
+      condition     = !contains(local.envs_in_another_region, each.key)
+      error_message = "Environment ${each.key}: its aws-region ${each.value.aws_region} differs from var.aws_region ${var.aws_region} (Core serves one region)."
     }
     precondition {
-      condition     = !each.value.production || length(each.value.reviewer_users) + length(each.value.reviewer_teams) > 0
+      condition     = !contains(local.production_envs_without_reviewers, each.key)
       error_message = "Environment ${each.key}: a production environment needs at least one reviewer (reviewers.users / reviewers.teams)."
     }
     precondition {
-      condition     = length(distinct(local.all_registry_names)) == length(local.all_registry_names)
-      error_message = "Two repositories name the same registry (`registries`): each ECR repository belongs to one repository."
+      condition     = length(local.shared_registries) == 0
+      error_message = "Repository environments share a registry name (`registries`): each ECR repository belongs to one repository environment's image: ${join("; ", [for name, users in local.shared_registries : "${name} for [${join(", ", users)}]"])}."
     }
     precondition {
-      condition = alltrue([for p in each.value.state_grants : alltrue([
-        for q in local.bucket_neighbours[each.key] : !startswith(p, q) && !startswith(q, p)
-      ])])
-      error_message = "Environment ${each.key}: its state-prefixes (or stack state keys) overlap another repository's in the same state bucket."
+      condition     = length(local.overlapping_grants[each.key]) == 0
+      error_message = "Environment ${each.key}: its state-prefixes (or stack state keys) overlap another repository's in the same state bucket: [${join(", ", local.overlapping_grants[each.key])}]."
     }
     precondition {
       condition     = length(local.unknown_stack_envs[each.value.repository]) == 0
       error_message = "Repository ${each.value.repository}: its stacks name environments its file does not have: [${join(", ", local.unknown_stack_envs[each.value.repository])}]."
     }
     precondition {
-      condition     = length(each.value.state_grants) > 0
+      condition     = !contains(local.envs_without_stacks, each.key)
       error_message = "Environment ${each.key}: no stack of its repository's `stacks:` deploys there, so its roles would have no state key."
     }
     precondition {
-      condition     = alltrue([for key in coalesce(each.value.state_keys, []) : !startswith(key, "${local.repos[each.value.repository].workspace_key_prefix}/")])
-      error_message = "Environment ${each.key}: a stack's state key starts with its workspace_key_prefix, so it would be a preview workspace's key."
+      condition     = length(local.keys_under_workspace_prefix[each.key]) == 0
+      error_message = "Environment ${each.key}: stack state keys [${join(", ", local.keys_under_workspace_prefix[each.key])}] start with its workspace_key_prefix ${local.repos[each.value.repository].workspace_key_prefix}/, so they would be preview workspaces' keys."
     }
     precondition {
       condition     = length(local.keys_outside_prefixes[each.key]) == 0
@@ -151,8 +141,8 @@ resource "github_repository_environment" "preview" {
 
   lifecycle {
     precondition {
-      condition     = alltrue([for p in local.repos[each.value.repository].state_prefixes : !startswith(p, "${local.repos[each.value.repository].workspace_key_prefix}/")])
-      error_message = "Repository ${each.value.repository}: a state prefix starts with its workspace_key_prefix, so the preview role's workspace keys would include default-workspace state."
+      condition     = length(local.prefixes_under_workspace_prefix[each.value.repository]) == 0
+      error_message = "Repository ${each.value.repository}: state prefixes [${join(", ", local.prefixes_under_workspace_prefix[each.value.repository])}] start with its workspace_key_prefix ${local.repos[each.value.repository].workspace_key_prefix}/, so the preview role's workspace keys would include default-workspace state."
     }
   }
 }

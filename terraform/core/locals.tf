@@ -93,6 +93,53 @@ locals {
     if local.repos[e.repository].explicit_prefixes && !anytrue([for p in local.repos[e.repository].state_prefixes : startswith(key, p)])
   ] }
 
+  # The other refusals of github.tf's preconditions, each a local so that Terraform evaluates it
+  # without the providers (tests/it/e2e.rs, e2e_terraform_core_refusals_name_what_is_at_fault).
+  # Per repository environment, the stack keys under its repository's workspace_key_prefix: the
+  # S3 backend keeps the preview workspaces' state there, so each would be a preview's key.
+  keys_under_workspace_prefix = { for k, e in local.envs : k => [
+    for key in(e.state_keys == null ? [] : e.state_keys) : key
+    if startswith(key, "${local.repos[e.repository].workspace_key_prefix}/")
+  ] }
+
+  # The repository environments where no stack of the repository's `stacks:` deploys: their
+  # roles would have no state key.
+  envs_without_stacks = [for k, e in local.envs : k if length(e.state_grants) == 0]
+
+  # Per repository environment, its state grants (stack keys, or state prefixes) that overlap
+  # another repository's in the same state bucket (same account and environment name), compared
+  # per key: each as "<grant> with <repository>/<environment>'s <grant>", where one starts with
+  # the other (a key or prefix under a prefix, or the same key).
+  overlapping_grants = { for k, e in local.envs : k => flatten([
+    for k2, e2 in local.envs : [
+      for p in e.state_grants : [
+        for q in e2.state_grants : "${p} with ${k2}'s ${q}" if startswith(p, q) || startswith(q, p)
+      ]
+    ] if e2.account == e.account && e2.name == e.name && e2.repository != e.repository
+  ]) }
+
+  # Per repository, its state prefixes that start with its workspace_key_prefix: the preview
+  # role's workspace keys would include default-workspace state.
+  prefixes_under_workspace_prefix = { for r, c in local.repos : r => [
+    for p in c.state_prefixes : p if startswith(p, "${c.workspace_key_prefix}/")
+  ] }
+
+  # Every ECR repository name that more than one "<repository>/<environment>/<image>" gets:
+  # each belongs to one repository environment's image.
+  shared_registries = { for name, users in {
+    for name in distinct(flatten([for e in values(local.envs) : values(e.registries)])) : name => flatten([
+      for k, e in local.envs : [for image, n in e.registries : "${k}/${image}" if n == name]
+    ])
+  } : name => users if length(users) > 1 }
+
+  # The repository environments whose aws-account-id is not the id of an account in
+  # var.accounts (or is missing while there are several accounts) ...
+  envs_without_account = [for k, e in local.envs : k if e.account == null]
+  # ... whose aws-region is another than var.aws_region (Core serves one region) ...
+  envs_in_another_region = [for k, e in local.envs : k if e.aws_region != null && e.aws_region != var.aws_region]
+  # ... and the production ones without a reviewer.
+  production_envs_without_reviewers = [for k, e in local.envs : k if e.production && length(e.reviewer_users) + length(e.reviewer_teams) == 0]
+
   # What each account's module creates: its repository environments ...
   account_envs = { for a, _ in var.accounts : a => { for k, e in local.envs : k => {
     repository            = e.repository

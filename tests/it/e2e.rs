@@ -2489,3 +2489,344 @@ repositories = {
         ]
     );
 }
+
+// Every refusal of Core's preconditions (github.tf) is a local of locals.tf, and Terraform
+// evaluates the preconditions themselves without the providers: each condition and its
+// message, per instance of its resource (`evaluate_core_refusals`). A configuration that breaks
+// each rule once is refused exactly there, with messages naming the repository, environment,
+// key or registry at fault; one that comes close to each rule without breaking it passes.
+#[test]
+fn e2e_terraform_core_refusals_name_what_is_at_fault() {
+    // github.tf holds every precondition (the evaluation below reads that file only).
+    let block = regex_lite::Regex::new(r"\bprecondition\s*\{").unwrap();
+    let mut files = Vec::new();
+    tf_files(&root().join("terraform/core"), &mut files);
+    for f in files
+        .iter()
+        .filter(|f| !f.ends_with("terraform/core/github.tf"))
+    {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert!(
+            !block.is_match(&text),
+            "{}: a precondition outside github.tf",
+            f.display()
+        );
+    }
+    // Two accounts; each repository (name, its extra settings, its file) in repositories/.
+    let refusals = |repos: &[(&str, &str, &str)]| {
+        let entries: Vec<String> = repos
+            .iter()
+            .map(|(r, extra, _)| format!("  {r} = {{ config = \"repositories/{r}.yml\"{extra} }}"))
+            .collect();
+        let tfvars = format!(
+            "aws_region   = \"eu-west-1\"\ngithub_owner = \"example-org\"\n\
+             accounts = {{\n  main  = {{ id = \"111111111111\" }}\n  other = {{ id = \"222222222222\" }}\n}}\n\
+             repositories = {{\n{}\n}}\n",
+            entries.join("\n")
+        );
+        let files: Vec<(String, &str)> = repos
+            .iter()
+            .map(|(r, _, text)| (format!("repositories/{r}.yml"), *text))
+            .collect();
+        let files: Vec<(&str, &str)> = files.iter().map(|(p, t)| (p.as_str(), *t)).collect();
+        crate::terraform_schema::evaluate_core_refusals(&tfvars, &files)
+    };
+    // app: a stack key under the workspace prefix (dev, prod), an environment no stack deploys
+    // to (qa), a stack naming an environment the file lacks (stage), a production environment
+    // in another region without reviewers. api: a prefix over app's dev key in dev's bucket, a
+    // prefix under the workspace prefix, app's registry name. ops (another account): a stack key
+    // outside its prefixes. lost: no account id while there are two accounts.
+    let app = "environments:\n  - { name: dev, branch: dev, aws-account-id: '111111111111' }\n  - { name: qa, branch: qa, aws-account-id: '111111111111' }\n  - { name: prod, branch: main, production: true, aws-account-id: '111111111111', aws-region: us-east-1 }\nstacks:\n  - { name: network, path: stacks/network, environments: [dev, prod], state-key: 'env:/network/{env}.tfstate' }\n  - { name: db, path: stacks/db, environments: [dev, stage], state-key: 'shared/db/{env}.tfstate' }\n";
+    let api = "environments:\n  - { name: dev, branch: dev, aws-account-id: '111111111111' }\nstate-prefixes: ['shared/', 'env:/api/']\nregistries: ['app']\n";
+    let ops = "environments:\n  - { name: dev, branch: dev, aws-account-id: '222222222222' }\nstate-prefixes: ['ops/']\nstacks:\n  - { name: db, path: db }\n";
+    let lost = "environments:\n  - { name: dev, branch: dev }\n";
+    let Some(o) = refusals(&[
+        ("app", "", app),
+        ("api", "", api),
+        ("ops", "", ops),
+        ("lost", "", lost),
+    ]) else {
+        return;
+    };
+    let none = |keys: &[&str]| -> serde_json::Value {
+        keys.iter()
+            .map(|k| (k.to_string(), serde_json::json!([])))
+            .collect()
+    };
+    let with = |mut v: serde_json::Value, k: &str, entries: serde_json::Value| {
+        v[k] = entries;
+        v
+    };
+    let envs = [
+        "api/dev", "app/dev", "app/prod", "app/qa", "lost/dev", "ops/dev",
+    ];
+    // Each local holds exactly the entries at fault.
+    assert_eq!(
+        o["t_refusal_locals"],
+        serde_json::json!({
+            "envs_in_another_region": ["app/prod"],
+            "envs_without_account": ["lost/dev"],
+            "envs_without_stacks": ["app/qa"],
+            "keys_outside_prefixes": with(none(&envs), "ops/dev", serde_json::json!(["db/dev.tfstate"])),
+            "keys_under_workspace_prefix": with(
+                with(none(&envs), "app/dev", serde_json::json!(["env:/network/dev.tfstate"])),
+                "app/prod",
+                serde_json::json!(["env:/network/prod.tfstate"])
+            ),
+            "overlapping_grants": with(
+                with(none(&envs), "api/dev", serde_json::json!(["shared/ with app/dev's shared/db/dev.tfstate"])),
+                "app/dev",
+                serde_json::json!(["shared/db/dev.tfstate with api/dev's shared/"])
+            ),
+            "prefixes_under_workspace_prefix": with(none(&["api", "app", "lost", "ops"]), "api", serde_json::json!(["env:/api/"])),
+            "production_envs_without_reviewers": ["app/prod"],
+            "shared_registries": {"gitops/app-dev": ["api/dev/app", "app/dev/app"]},
+            "unknown_stack_envs": with(none(&["api", "app", "lost", "ops"]), "app", serde_json::json!(["stage"])),
+        })
+    );
+    // ... and each precondition fails exactly where its local says, with its message. The
+    // shared registry fails every instance (the rule is about all of them).
+    let shared = "Repository environments share a registry name (`registries`): each ECR repository belongs to one repository environment's image: gitops/app-dev for [api/dev/app, app/dev/app].";
+    let unknown = "Repository app: its stacks name environments its file does not have: [stage].";
+    let overlap = |env: &str, pairs: &str| {
+        format!("Environment {env}: its state-prefixes (or stack state keys) overlap another repository's in the same state bucket: [{pairs}].")
+    };
+    let workspace = |env: &str, keys: &str| {
+        format!("Environment {env}: stack state keys [{keys}] start with its workspace_key_prefix env:/, so they would be preview workspaces' keys.")
+    };
+    assert_eq!(
+        o["t_refusals"],
+        serde_json::json!({
+            "github_repository_environment.deploy": {
+                "api/dev": [shared, overlap("api/dev", "shared/ with app/dev's shared/db/dev.tfstate")],
+                "app/dev": [
+                    shared,
+                    overlap("app/dev", "shared/db/dev.tfstate with api/dev's shared/"),
+                    unknown,
+                    workspace("app/dev", "env:/network/dev.tfstate"),
+                ],
+                "app/prod": [
+                    "Environment app/prod: its aws-region us-east-1 differs from var.aws_region eu-west-1 (Core serves one region).",
+                    "Environment app/prod: a production environment needs at least one reviewer (reviewers.users / reviewers.teams).",
+                    shared,
+                    unknown,
+                    workspace("app/prod", "env:/network/prod.tfstate"),
+                ],
+                "app/qa": [
+                    shared,
+                    unknown,
+                    "Environment app/qa: no stack of its repository's `stacks:` deploys there, so its roles would have no state key.",
+                ],
+                "lost/dev": [
+                    "Environment lost/dev: its aws-account-id is not the id of an account in var.accounts (or it is missing while there are several accounts).",
+                    shared,
+                ],
+                "ops/dev": [
+                    shared,
+                    "Environment ops/dev: stack state keys [db/dev.tfstate] lie outside the repository's state-prefixes [ops/].",
+                ],
+            },
+            "github_repository_environment.preview": {
+                "api/dev": ["Repository api: state prefixes [env:/api/] start with its workspace_key_prefix env:/, so the preview role's workspace keys would include default-workspace state."],
+            },
+        })
+    );
+
+    // Close to every rule, breaking none: app's keys and prefix under `env:/` with its own
+    // workspace prefix `ws`; api's prefix `application/` beside `app/`; ops' prefix `app/` in
+    // another account's dev bucket; prod in var.aws_region with one user as reviewer and only
+    // some stacks; registries `app` and `app-worker`.
+    let app = "environments:\n  - { name: dev, branch: dev, aws-account-id: '111111111111' }\n  - { name: prod, branch: main, production: true, aws-account-id: '222222222222', aws-region: eu-west-1, reviewers: { users: [1] } }\nstate-prefixes: ['app/', 'env:/app/']\nstacks:\n  - { name: network, path: stacks/network, state-key: 'env:/app/network/{env}.tfstate' }\n  - { name: db, path: stacks/db, environments: [dev], state-key: 'app/db/{env}.tfstate' }\n";
+    let api = "environments:\n  - { name: dev, branch: dev, aws-account-id: '111111111111' }\n  - { name: prod, branch: main, aws-account-id: '111111111111' }\nstate-prefixes: ['application/']\nregistries: ['api', 'app-worker']\n";
+    let ops = "environments:\n  - { name: dev, branch: dev, aws-account-id: '222222222222' }\nstate-prefixes: ['app/']\n";
+    let Some(o) = refusals(&[
+        ("app", ", workspace_key_prefix = \"ws\"", app),
+        ("api", "", api),
+        ("ops", "", ops),
+    ]) else {
+        return;
+    };
+    let envs = ["api/dev", "api/prod", "app/dev", "app/prod", "ops/dev"];
+    let repos = none(&["api", "app", "ops"]);
+    assert_eq!(
+        o["t_refusal_locals"],
+        serde_json::json!({
+            "envs_in_another_region": [],
+            "envs_without_account": [],
+            "envs_without_stacks": [],
+            "keys_outside_prefixes": none(&envs),
+            "keys_under_workspace_prefix": none(&envs),
+            "overlapping_grants": none(&envs),
+            "prefixes_under_workspace_prefix": repos,
+            "production_envs_without_reviewers": [],
+            "shared_registries": {},
+            "unknown_stack_envs": repos,
+        })
+    );
+    assert_eq!(
+        o["t_refusals"],
+        serde_json::json!({
+            "github_repository_environment.deploy": {},
+            "github_repository_environment.preview": {},
+        })
+    );
+}
+
+/// Each `validation` block of the `variables.tf` in `dir` refuses its case: `base` (variable,
+/// HCL value) is a valid set of values that `terraform plan` accepts; case `i` replaces one
+/// variable's value and must fail exactly the file's `i`-th validation block, no other, with
+/// that block's error message. `false` without terraform.
+fn validations_refuse_each_case(dir: &Path, base: &[(&str, &str)], cases: &[(&str, &str)]) -> bool {
+    if !support::has_tool("terraform") {
+        skip_loudly(
+            "evaluating the variables' validations with terraform",
+            "terraform is not installed",
+        );
+        return false;
+    }
+    let text = std::fs::read_to_string(dir.join("variables.tf")).unwrap();
+    // Every validation block: its line (as Terraform names it) and its error message.
+    let body = hcl_edit::parser::parse_body(&text).unwrap();
+    let mut rules = Vec::new();
+    for v in body.get_blocks("variable") {
+        for rule in v.body.get_blocks("validation") {
+            let at = hcl_edit::Span::span(rule).unwrap().start;
+            let line = text[..at].matches('\n').count() + 1;
+            let message = rule
+                .body
+                .get_attribute("error_message")
+                .unwrap()
+                .value
+                .as_str()
+                .unwrap();
+            rules.push((line, message.to_string()));
+        }
+    }
+    assert_eq!(
+        rules.len(),
+        cases.len(),
+        "one case per validation block of {}",
+        dir.display()
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        dir.join("variables.tf"),
+        scratch.path().join("variables.tf"),
+    )
+    .unwrap();
+    let tf = |args: &[&str]| {
+        Command::new("terraform")
+            .args(args)
+            .current_dir(scratch.path())
+            .env("TF_CLI_CONFIG_FILE", "/dev/null")
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("TF_IN_AUTOMATION", "1")
+            .output()
+            .unwrap()
+    };
+    assert!(tf(&["init", "-input=false", "-no-color"]).status.success());
+    // The error diagnostics of a plan with `values`.
+    let errors = |values: &[(&str, &str)]| -> Vec<String> {
+        let vars: Vec<String> = values.iter().map(|(n, v)| format!("{n} = {v}")).collect();
+        std::fs::write(scratch.path().join("t.tfvars"), vars.join("\n") + "\n").unwrap();
+        let out = tf(&["plan", "-input=false", "-json", "-var-file=t.tfvars"]);
+        let errors: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|m| m["diagnostic"]["severity"] == "error")
+            .map(|m| {
+                format!(
+                    "{}: {}",
+                    m["diagnostic"]["summary"].as_str().unwrap(),
+                    m["diagnostic"]["detail"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(out.status.success(), errors.is_empty(), "{errors:?}");
+        errors
+    };
+    assert_eq!(
+        errors(base),
+        Vec::<String>::new(),
+        "the base values are valid"
+    );
+    for ((name, value), (line, message)) in cases.iter().zip(&rules) {
+        assert!(
+            base.iter().any(|(n, _)| n == name),
+            "{name} is not in the base values"
+        );
+        let values: Vec<(&str, &str)> = base
+            .iter()
+            .map(|&(n, v)| if n == *name { (n, *value) } else { (n, v) })
+            .collect();
+        assert_eq!(
+            errors(&values),
+            [format!("Invalid value for variable: {message}\n\nThis was checked by the validation rule at variables.tf:{line},3-13.")],
+            "{name} = {value}"
+        );
+    }
+    true
+}
+
+// Every validation of Core's variables (terraform/core/variables.tf, and its account module's)
+// refuses a value that breaks it, alone, with its message; Terraform evaluates them without the
+// providers (a plan of the variables only).
+#[test]
+fn e2e_terraform_core_variable_validations_refuse_each_bad_value() {
+    let repo = |attrs: &str| format!("{{ app = {{ config = \"repositories/app.yml\"{attrs} }} }}");
+    let owned: Vec<(&str, String)> = vec![
+        ("aws_region", r#""europe""#.into()),
+        ("sub_claim_format", r#""rename-proof""#.into()),
+        ("name_prefix", r#""Gitops""#.into()),
+        ("accounts", r#"{ main = { id = "11111111111" } }"#.into()),
+        ("accounts", r#"{ main = { id = "111111111111" }, other = { id = "111111111111" } }"#.into()),
+        ("accounts", r#"{ main = { id = "111111111111", core_role_arn = "arn:aws:iam::222222222222:role/core" } }"#.into()),
+        ("repositories", r#"{ "example-org/app" = { config = "repositories/app.yml" } }"#.into()),
+        ("repositories", repo(r#", sub_claim_format = "rename-proof""#)),
+        ("repositories", repo(r#", plan_workflow = "plan.yml""#)),
+        ("repositories", repo(r#", deploy_workflows = [".github/workflows/deploy.yml", "rollback.yml"]"#)),
+        ("repositories", repo(r#", drift_branch = "main..dev""#)),
+        ("repositories", repo(r#", plan_branch_patterns = ["refs/heads/*"]"#)),
+        ("repositories", repo(r#", preview_sweep_branch = "main..dev""#)),
+        ("repositories", repo(", preview_branch_patterns = []")),
+        ("repositories", repo(", preview_reviewers = { users = [1, 2, 3, 4], teams = [5, 6, 7] }")),
+        ("repositories", repo(r#", workspace_key_prefix = "env:/previews""#)),
+    ];
+    let cases: Vec<(&str, &str)> = owned.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let core = root().join("terraform/core");
+    let ok = validations_refuse_each_case(
+        &core,
+        &[
+            ("aws_region", r#""eu-west-1""#),
+            ("github_owner", r#""example-org""#),
+            ("sub_claim_format", r#""immutable""#),
+            ("name_prefix", r#""gitops""#),
+            (
+                "accounts",
+                r#"{ main = { id = "111111111111", core_role_arn = "arn:aws:iam::111111111111:role/core" }, other = { id = "222222222222" } }"#,
+            ),
+            (
+                "repositories",
+                r#"{ "app.v2" = { config = "repositories/app.yml", preview_reviewers = { users = [1, 2, 3], teams = [4, 5, 6] }, workspace_key_prefix = "env:" } }"#,
+            ),
+        ],
+        &cases,
+    );
+    if !ok {
+        return;
+    }
+    validations_refuse_each_case(
+        &core.join("modules/environment-account"),
+        &[
+            ("account_name", r#""main""#),
+            ("account_id", r#""111111111111""#),
+            ("aws_region", r#""eu-west-1""#),
+            ("name_prefix", r#""gitops""#),
+            ("create_oidc_provider", "true"),
+            ("image_retention_count", "5"),
+            ("state_noncurrent_days", "5"),
+            ("environments", "{}"),
+        ],
+        &[("account_id", r#""arn:aws:iam::111111111111:root""#)],
+    );
+}

@@ -20,7 +20,7 @@ use hcl_edit::expr::Expression;
 use hcl_edit::structure::{Body, Structure};
 use hcl_edit::Span;
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 const FIXTURE: &str = "tests/fixtures/provider-schemas/subset.json";
@@ -572,25 +572,29 @@ provider \"aws\" {\n  alias               = \"dev\"\n  region              = \"e
 /// What the account modules output, computed from the configuration the way
 /// modules/environment-account names its resources: the stand-in for the modules when Core's
 /// root logic (locals.tf, the locals of github.tf, outputs.tf) is evaluated by Terraform itself
-/// without the providers.
+/// without the providers. An environment without an account is in no module (as
+/// `account_envs` places it), so it has no outputs here either.
 const MODULE_OUTPUTS_STANDIN: &str = r#"
 locals {
   account_outputs  = { for a, _ in var.accounts : a => {} }
-  deploy_role_arns = { for k, e in local.envs : k => "arn:aws:iam::${var.accounts[e.account].id}:role/${var.name_prefix}-${e.repository}-${e.name}-deploy" }
-  plan_role_arns   = { for k, e in local.envs : k => "arn:aws:iam::${var.accounts[e.account].id}:role/${var.name_prefix}-${e.repository}-${e.name}-plan" }
-  preview_role_arns = { for k, e in local.preview_envs : k => "arn:aws:iam::${var.accounts[e.account].id}:role/${var.name_prefix}-${e.repository}-${e.name}-preview" }
+  deploy_role_arns = { for k, e in local.envs : k => "arn:aws:iam::${var.accounts[e.account].id}:role/${var.name_prefix}-${e.repository}-${e.name}-deploy" if e.account != null }
+  plan_role_arns   = { for k, e in local.envs : k => "arn:aws:iam::${var.accounts[e.account].id}:role/${var.name_prefix}-${e.repository}-${e.name}-plan" if e.account != null }
+  preview_role_arns = { for k, e in local.preview_envs : k => "arn:aws:iam::${var.accounts[e.account].id}:role/${var.name_prefix}-${e.repository}-${e.name}-preview" if e.account != null }
   registry_arns = merge([for k, e in local.envs : {
     for image, name in e.registries : "${k}/${image}" => "arn:aws:ecr:${var.aws_region}:${var.accounts[e.account].id}:repository/${name}"
-  }]...)
+  } if e.account != null]...)
   registry_urls = merge([for k, e in local.envs : {
     for image, name in e.registries : "${k}/${image}" => "${var.accounts[e.account].id}.dkr.ecr.${var.aws_region}.amazonaws.com/${name}"
-  }]...)
-  env_places     = distinct([for e in values(local.envs) : "${e.account}/${e.name}"])
+  } if e.account != null]...)
+  env_places     = distinct([for e in values(local.envs) : "${e.account}/${e.name}" if e.account != null])
   key_arns       = { for p in local.env_places : p => "arn:aws:kms:${var.aws_region}:${var.accounts[split("/", p)[0]].id}:key/${split("/", p)[1]}" }
   state_buckets  = { for p in local.env_places : p => "${var.name_prefix}-${var.accounts[split("/", p)[0]].id}-${var.aws_region}-${split("/", p)[1]}-tfstate" }
   registry_hosts = { for a, v in var.accounts : a => "${v.id}.dkr.ecr.${var.aws_region}.amazonaws.com" }
 }
+"#;
 
+/// What [`evaluate_core`] outputs besides outputs.tf: the root's wiring, as the tests read it.
+const WIRING_OUTPUTS: &str = r#"
 output "t_account_envs" { value = local.account_envs }
 output "t_account_pullers" { value = local.account_pullers }
 output "t_account_pull_sources" { value = local.account_pull_sources }
@@ -606,6 +610,120 @@ output "t_working_dirs" { value = { for r, c in var.repositories : r => c.terraf
 /// Core's root logic with `tfvars` and the repository files, evaluated by `terraform apply` (no
 /// resource, no provider): the outputs, as JSON values. `None` without terraform.
 pub(crate) fn evaluate_core(tfvars: &str, repos: &[(&str, &str)]) -> Option<serde_json::Value> {
+    let core = root().join("terraform/core");
+    // github.tf's locals (the GitHub variables), without its resources.
+    let github = std::fs::read_to_string(core.join("github.tf")).unwrap();
+    let body = hcl_edit::parser::parse_body(&github).unwrap();
+    let locals: Vec<String> = body
+        .blocks()
+        .filter(|b| b.ident.as_str() == "locals")
+        .map(|b| github[b.span().expect("parsed blocks have spans")].to_string())
+        .collect();
+    assert_eq!(locals.len(), 1, "github.tf's locals blocks");
+    let outputs = std::fs::read_to_string(core.join("outputs.tf")).unwrap();
+    evaluate_core_with(
+        tfvars,
+        repos,
+        &[
+            ("outputs.tf", outputs),
+            ("github_locals.tf", locals.join("\n")),
+            ("wiring.tf", WIRING_OUTPUTS.to_string()),
+        ],
+    )
+}
+
+/// What github.tf's preconditions refuse for `tfvars` and the repository files, evaluated by
+/// `terraform apply` of locals.tf and the preconditions themselves (as outputs, see
+/// [`preconditions_as_outputs`]), without the providers. `t_refusals`: per resource
+/// (`<type>.<name>`), the instances that fail some precondition, each with the error messages
+/// of those it fails in the file's order; `t_refusal_locals`: each local a precondition checks.
+/// `None` without terraform.
+pub(crate) fn evaluate_core_refusals(
+    tfvars: &str,
+    repos: &[(&str, &str)],
+) -> Option<serde_json::Value> {
+    let github = std::fs::read_to_string(root().join("terraform/core/github.tf")).unwrap();
+    let mut o = evaluate_core_with(
+        tfvars,
+        repos,
+        &[("refusals.tf", preconditions_as_outputs(&github))],
+    )?;
+    for instances in o["t_refusals"].as_object_mut().unwrap().values_mut() {
+        let failing = instances.as_object().unwrap().iter();
+        *instances = failing
+            .filter(|(_, messages)| !messages.as_array().unwrap().is_empty())
+            .map(|(k, m)| (k.clone(), m.clone()))
+            .collect();
+    }
+    Some(o)
+}
+
+/// Every `precondition` of `text`'s resources (github.tf) as Terraform outputs: per resource,
+/// a for expression over its `for_each` (`each.key`, `each.value` become its variables) that
+/// gives each instance the messages of the preconditions it fails (a message is evaluated only
+/// where its condition fails, as Terraform does); and every local the conditions check. Each
+/// condition must check a local (the rules live in locals.tf).
+pub(crate) fn preconditions_as_outputs(text: &str) -> String {
+    let each = regex_lite::Regex::new(r"\beach\.(key|value)\b").unwrap();
+    let local = regex_lite::Regex::new(r"\blocal\.([a-z0-9_]+)").unwrap();
+    let body = hcl_edit::parser::parse_body(text).unwrap();
+    let src = |e: &Expression| {
+        each.replace_all(&text[e.span().unwrap()], "each_$1")
+            .into_owned()
+    };
+    let (mut refusals, mut locals) = (Vec::new(), BTreeSet::new());
+    for b in body.get_blocks("resource") {
+        let name: Vec<&str> = b.labels.iter().map(|l| l.as_str()).collect();
+        let name = name.join(".");
+        let mut rules = Vec::new();
+        for lifecycle in b.body.get_blocks("lifecycle") {
+            for p in lifecycle.body.get_blocks("precondition") {
+                let expr = |a: &str| &p.body.get_attribute(a).unwrap().value;
+                let condition = src(expr("condition"));
+                let checked: Vec<&str> = local
+                    .captures_iter(&condition)
+                    .map(|c| c.get(1).unwrap().as_str())
+                    .collect();
+                assert!(
+                    !checked.is_empty(),
+                    "{name}: `{condition}` checks no local (the rule belongs in locals.tf)"
+                );
+                locals.extend(checked.into_iter().map(String::from));
+                let message = src(expr("error_message"));
+                rules.push(format!(
+                    "      [for once in [0] : {message} if !({condition})],"
+                ));
+            }
+        }
+        if rules.is_empty() {
+            continue;
+        }
+        let for_each = src(&b.body.get_attribute("for_each").unwrap().value);
+        refusals.push(format!(
+            "    \"{name}\" = {{ for each_key, each_value in {for_each} : each_key => concat(\n{}\n    ) }}",
+            rules.join("\n")
+        ));
+    }
+    assert!(!refusals.is_empty(), "no precondition found");
+    let locals: Vec<String> = locals
+        .iter()
+        .map(|l| format!("    {l} = local.{l}"))
+        .collect();
+    format!(
+        "output \"t_refusals\" {{\n  value = {{\n{}\n  }}\n}}\n\noutput \"t_refusal_locals\" {{\n  value = {{\n{}\n  }}\n}}\n",
+        refusals.join("\n"),
+        locals.join("\n")
+    )
+}
+
+/// A scratch root of Core without resources or providers: variables.tf, locals.tf, the account
+/// modules' stand-in, `files` (name, text), `tfvars` and the repository files; applied, its
+/// outputs as JSON values. `None` without terraform.
+fn evaluate_core_with(
+    tfvars: &str,
+    repos: &[(&str, &str)],
+    files: &[(&str, String)],
+) -> Option<serde_json::Value> {
     if !crate::support::has_tool("terraform") {
         crate::support::skip_loudly(
             "evaluating Core's wiring with terraform",
@@ -615,20 +733,13 @@ pub(crate) fn evaluate_core(tfvars: &str, repos: &[(&str, &str)]) -> Option<serd
     }
     let dir = tempfile::tempdir().unwrap();
     let core = root().join("terraform/core");
-    for f in ["variables.tf", "locals.tf", "outputs.tf"] {
+    for f in ["variables.tf", "locals.tf"] {
         std::fs::copy(core.join(f), dir.path().join(f)).unwrap();
     }
-    // github.tf's locals (the GitHub variables), without its resources.
-    let github = std::fs::read_to_string(core.join("github.tf")).unwrap();
-    let body = hcl_edit::parser::parse_body(&github).unwrap();
-    let locals: Vec<String> = body
-        .blocks()
-        .filter(|b| b.ident.as_str() == "locals")
-        .map(|b| github[b.span().expect("parsed blocks have spans")].to_string())
-        .collect();
-    assert_eq!(locals.len(), 2, "github.tf's locals blocks");
-    std::fs::write(dir.path().join("github_locals.tf"), locals.join("\n")).unwrap();
     std::fs::write(dir.path().join("standin.tf"), MODULE_OUTPUTS_STANDIN).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
     std::fs::write(dir.path().join("t.tfvars"), tfvars).unwrap();
     for (path, text) in repos {
         let p = dir.path().join(path);
