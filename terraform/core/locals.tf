@@ -183,10 +183,3 @@ locals {
     key_arn       = local.key_arns["${local.envs[e.previous].account}/${local.envs[e.previous].name}"]
   } if e.account == a && e.previous != null } }
 }
-
-check "immutable_ids_given" {
-  assert {
-    condition     = alltrue([for r in values(local.repos) : !r.immutable || (var.github_owner_id != null && r.repository_id != null)])
-    error_message = "A repository with sub_claim_format = \"immutable\" needs github_owner_id and its repository_id."
-  }
-}

@@ -124,6 +124,11 @@ variable "repositories" {
   }
 
   validation {
+    condition     = alltrue([for c in values(var.repositories) : coalesce(c.sub_claim_format, var.sub_claim_format) != "immutable" || (var.github_owner_id != null && c.repository_id != null)])
+    error_message = "A repository whose sub_claim_format is \"immutable\" (its own or the default) needs github_owner_id and its repository_id: its roles trust repo:OWNER@OWNER_ID/REPO@REPO_ID:..."
+  }
+
+  validation {
     condition     = alltrue([for c in values(var.repositories) : can(regex("^\\.github/workflows/[A-Za-z0-9_.-]+\\.ya?ml$", c.plan_workflow))])
     error_message = "plan_workflow must be a path like .github/workflows/plan.yml."
   }
@@ -146,6 +151,11 @@ variable "repositories" {
   validation {
     condition     = alltrue([for c in values(var.repositories) : can(regex("^\\.github/workflows/[A-Za-z0-9_.-]+\\.ya?ml$", c.preview_workflow)) && can(regex("^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$", c.preview_sweep_branch)) && !strcontains(c.preview_sweep_branch, "..")])
     error_message = "preview_workflow must be a path like .github/workflows/preview.yml, and preview_sweep_branch (the branch the scheduled sweep runs on: the default branch) a branch name without refs/heads/."
+  }
+
+  validation {
+    condition     = alltrue([for c in values(var.repositories) : !startswith(c.drift_branch, "refs/") && !startswith(c.preview_sweep_branch, "refs/")])
+    error_message = "drift_branch and preview_sweep_branch are branch names without refs/ (e.g. main): the trust policies add refs/heads/ themselves, so refs/heads/main would never match."
   }
 
   validation {

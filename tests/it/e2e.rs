@@ -2773,7 +2773,9 @@ fn validations_refuse_each_case(dir: &Path, base: &[(&str, &str)], cases: &[(&st
 // providers (a plan of the variables only).
 #[test]
 fn e2e_terraform_core_variable_validations_refuse_each_bad_value() {
-    let repo = |attrs: &str| format!("{{ app = {{ config = \"repositories/app.yml\"{attrs} }} }}");
+    let repo = |attrs: &str| {
+        format!("{{ app = {{ config = \"repositories/app.yml\", repository_id = 42{attrs} }} }}")
+    };
     let owned: Vec<(&str, String)> = vec![
         ("aws_region", r#""europe""#.into()),
         ("sub_claim_format", r#""rename-proof""#.into()),
@@ -2781,13 +2783,16 @@ fn e2e_terraform_core_variable_validations_refuse_each_bad_value() {
         ("accounts", r#"{ main = { id = "11111111111" } }"#.into()),
         ("accounts", r#"{ main = { id = "111111111111" }, other = { id = "111111111111" } }"#.into()),
         ("accounts", r#"{ main = { id = "111111111111", core_role_arn = "arn:aws:iam::222222222222:role/core" } }"#.into()),
-        ("repositories", r#"{ "example-org/app" = { config = "repositories/app.yml" } }"#.into()),
+        ("repositories", r#"{ "example-org/app" = { config = "repositories/app.yml", repository_id = 42 } }"#.into()),
         ("repositories", repo(r#", sub_claim_format = "rename-proof""#)),
+        // The default form is immutable (base values): a repository without its id.
+        ("repositories", r#"{ app = { config = "repositories/app.yml" } }"#.into()),
         ("repositories", repo(r#", plan_workflow = "plan.yml""#)),
         ("repositories", repo(r#", deploy_workflows = [".github/workflows/deploy.yml", "rollback.yml"]"#)),
         ("repositories", repo(r#", drift_branch = "main..dev""#)),
         ("repositories", repo(r#", plan_branch_patterns = ["refs/heads/*"]"#)),
         ("repositories", repo(r#", preview_sweep_branch = "main..dev""#)),
+        ("repositories", repo(r#", drift_branch = "refs/heads/main""#)),
         ("repositories", repo(", preview_branch_patterns = []")),
         ("repositories", repo(", preview_reviewers = { users = [1, 2, 3, 4], teams = [5, 6, 7] }")),
         ("repositories", repo(r#", workspace_key_prefix = "env:/previews""#)),
@@ -2799,6 +2804,7 @@ fn e2e_terraform_core_variable_validations_refuse_each_bad_value() {
         &[
             ("aws_region", r#""eu-west-1""#),
             ("github_owner", r#""example-org""#),
+            ("github_owner_id", "7"),
             ("sub_claim_format", r#""immutable""#),
             ("name_prefix", r#""gitops""#),
             (
@@ -2807,7 +2813,7 @@ fn e2e_terraform_core_variable_validations_refuse_each_bad_value() {
             ),
             (
                 "repositories",
-                r#"{ "app.v2" = { config = "repositories/app.yml", preview_reviewers = { users = [1, 2, 3], teams = [4, 5, 6] }, workspace_key_prefix = "env:" } }"#,
+                r#"{ "app.v2" = { config = "repositories/app.yml", repository_id = 42, preview_reviewers = { users = [1, 2, 3], teams = [4, 5, 6] }, workspace_key_prefix = "env:" } }"#,
             ),
         ],
         &cases,
