@@ -254,11 +254,16 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
         if args.command != Command::List {
             return Err(Failure::usage("deployed", "applies to `list` only"));
         }
-        if args.environment.is_none() {
-            return Err(Failure::usage(
-                "deployed",
-                "needs `environment`: the deploy tag read is `deploy/<environment>/current`",
-            ));
+        match args.environment.as_deref() {
+            None => {
+                return Err(Failure::usage(
+                    "deployed",
+                    "needs `environment`: the deploy tag read is `deploy/<environment>/current`",
+                ))
+            }
+            // Checked before the remote is read; that it is an environment of the deployed
+            // commit's configuration, once the commit is read.
+            Some(e) => crate::envs::validate_env_name(e)?,
         }
         if args.head.is_some() {
             return Err(Failure::usage(

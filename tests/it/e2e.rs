@@ -2218,21 +2218,54 @@ fn e2e_terraform_preview_environments_are_their_own() {
     );
 }
 
-// drift.yml: scheduled and by hand; per environment (matrix) it plans the commit behind
-// `deploy/<env>/current` (never the branch tip) with the environment's read-only plan role, a
-// refresh-only and a normal plan, hands both to `plan-gate drift`, and only that job may write
-// issues; the summary job holds no permission at all. The engine is a variable, each setup
-// action pinned and chosen by it.
+// drift.yml: scheduled and by hand; per environment and deployed stack (matrix) it plans the
+// commit behind `deploy/<env>/current` (never the branch tip) with the environment's read-only
+// plan role, a refresh-only and a normal plan, hands both to `plan-gate drift` with the stack
+// (one issue per environment and stack), and only that job may write issues; the detect job
+// lists the deployed commit's stacks (`stacks list --deployed`) and may only read; the summary
+// job holds no permission at all. The engine is a variable, each setup action pinned and chosen
+// by it.
 #[test]
 fn e2e_drift_template_plans_the_deployed_commit_read_only_and_only_it_writes_issues() {
     let (text, wf) = load("drift.yml");
     let on = wf.get("on").unwrap();
     assert!(on.get("schedule").is_some() && on.get("workflow_dispatch").is_some());
     let jobs = wf.get("jobs").unwrap();
+    assert_eq!(map_keys(Some(jobs)), ["detect", "drift", "summary"]);
+    let detect = jobs.get("detect").unwrap();
+    let perms = detect.get("permissions").unwrap();
+    assert_eq!(perms.get("contents").and_then(Value::as_str), Some("read"));
+    assert_eq!(map_keys(Some(perms)).len(), 1, "detect only reads");
+    assert!(
+        detect.get("environment").is_none(),
+        "detect gets no environment's variables or token"
+    );
+    let detect_text = serde_yaml_ng::to_string(detect).unwrap();
+    for want in [
+        "stacks list --environment \"$env_name\" --deployed",
+        "--working-dir \"$WORKING_DIR\"",
+        "vars.DRIFT_ENVIRONMENTS || '[\"dev\",\"staging\",\"prod\"]'",
+        "never-deployed",
+        "-gt 256",
+    ] {
+        assert!(detect_text.contains(want), "detect job lacks `{want}`");
+    }
     let drift = jobs.get("drift").unwrap();
     assert_eq!(
         drift.get("environment").and_then(Value::as_str),
         Some("${{ matrix.environment }}-plan")
+    );
+    assert_eq!(
+        drift
+            .get("strategy")
+            .and_then(|s| s.get("matrix"))
+            .and_then(Value::as_str),
+        Some("${{ fromJSON(needs.detect.outputs.matrix) }}")
+    );
+    assert_eq!(
+        drift.get("if").and_then(Value::as_str),
+        Some("${{ needs.detect.outputs.count != '0' }}"),
+        "GitHub refuses an empty matrix"
     );
     let perms = drift.get("permissions").unwrap();
     assert_eq!(perms.get("issues").and_then(Value::as_str), Some("write"));
@@ -2251,15 +2284,20 @@ fn e2e_drift_template_plans_the_deployed_commit_read_only_and_only_it_writes_iss
             .get("with")
             .and_then(|w| w.get("ref"))
             .and_then(Value::as_str),
-        Some("refs/tags/deploy/${{ matrix.environment }}/current"),
-        "drift is about what is deployed, not the branch tip"
+        Some("${{ matrix.sha }}"),
+        "drift is about what is deployed (the commit detect read behind deploy/<env>/current), not the branch tip"
     );
     let job_text = serde_yaml_ng::to_string(drift).unwrap();
     for want in [
+        "DEPLOYED_SHA: ${{ matrix.sha }}",
+        "[ \"$head\" != \"$DEPLOYED_SHA\" ]",
         "vars.AWS_PLAN_ROLE_ARN",
+        "STATE_KEY: ${{ matrix['state-key'] || vars.TF_STATE_KEY }}",
+        "TF_DIR: ${{ matrix.path }}",
         "plan -refresh-only -input=false -lock=false",
         "command: drift",
         "normal-plan:",
+        "stack: ${{ env.STACK }}",
         "deployed-sha: ${{ steps.deployed.outputs.sha }}",
         "if: ${{ env.TF_ENGINE == 'terraform' }}",
         "if: ${{ env.TF_ENGINE == 'tofu' }}",

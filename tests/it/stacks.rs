@@ -63,7 +63,7 @@ fn tag_prod_current(w: &Path, sha: &str) {
     );
 }
 
-/// Push `main` and `deploy/prod/current` of `w` to the remote `app` of `srv`, then make a shallow
+/// Push `main` and the tags of `w` to the remote `app` of `srv`, then make a shallow
 /// clone (depth 1, no tags, credentials in `http.extraheader` as actions/checkout leaves them) in
 /// `sb`: its path.
 fn publish_and_clone(srv: &GitHttp, w: &Path, sb: &Sandbox) -> String {
@@ -80,7 +80,7 @@ fn publish_and_clone(srv: &GitHttp, w: &Path, sb: &Sandbox) -> String {
             "-q",
             &url,
         ])
-        .args(["main", "refs/tags/deploy/prod/current"])
+        .args(["main", "--tags"])
         .output()
         .unwrap();
     assert!(
@@ -284,6 +284,10 @@ fn stacks_list_deployed_reads_the_stacks_of_the_deployed_commit() {
         ],
     );
     let tip = commit(w, "a new stack, not deployed yet");
+    git_ok(
+        w,
+        &["tag", "-a", "-m", "deploy", "deploy/qa/current", &deployed],
+    );
     let sb = Sandbox::actions();
     let c = publish_and_clone(&srv, w, &sb);
     let list_deployed = |sb: &Sandbox, env: &str, extra: &[&str]| {
@@ -351,6 +355,13 @@ fn stacks_list_deployed_reads_the_stacks_of_the_deployed_commit() {
         run.all()
     );
 
+    // A deploy tag of an environment the deployed commit does not configure: exit 2, nothing set.
+    let sb5 = Sandbox::actions();
+    let run = list_deployed(&sb5, "qa", &[]);
+    run.expect_code(2);
+    assert!(run.all().contains("qa"), "{}", run.all());
+    assert!(sb5.outputs().is_empty(), "{:?}", sb5.outputs());
+
     // Refused before the remote is read (a closed port would be exit 3), nothing set.
     let closed = format!(
         "http://127.0.0.1:{}/nobody.git",
@@ -358,6 +369,10 @@ fn stacks_list_deployed_reads_the_stacks_of_the_deployed_commit() {
     );
     for (args, needle) in [
         (vec!["list", "--deployed"], "needs `environment`"),
+        (
+            vec!["list", "--environment", "Prod 1", "--deployed"],
+            "not a valid environment name",
+        ),
         (
             vec![
                 "list",
