@@ -1362,19 +1362,29 @@ fn e2e_demo_runs_the_whole_flow_and_leaves_the_expected_tags() {
     let summary = tmp.path().join("summary.txt");
     let bin_dir = support::bin("oidc-login").parent().unwrap().to_path_buf();
     let mut c = Command::new(root().join("scripts/demo"));
-    // With the optional preview step (#18, scripts/demo-lib/preview.sh): README names it.
-    c.args(["--no-install", "--quiet", "--previews", "--bin-dir"])
-        .arg(&bin_dir)
-        .arg("--summary")
-        .arg(&summary)
-        // Hermetic: only what the demo needs; no ambient GITHUB_*/AWS_*/ACTIONS_* variable.
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", tmp.path())
-        .env("TMPDIR", tmp.path())
-        .env("LANG", "C.UTF-8")
-        .env("GITOPS_STANDINS_VENV", support::standins_dir())
-        .stdin(std::process::Stdio::null());
+    // With the optional preview step (#18, scripts/demo-lib/preview.sh): README names it; and
+    // the optional drift scenario (#17, scripts/demo-lib/drift.sh), too slow for the default run.
+    c.args([
+        "--no-install",
+        "--quiet",
+        "--previews",
+        "--drift",
+        "--bin-dir",
+    ])
+    .arg(&bin_dir)
+    .arg("--summary")
+    .arg(&summary)
+    // Hermetic: only what the demo needs; no ambient GITHUB_*/AWS_*/ACTIONS_* variable.
+    .env_clear()
+    .env("PATH", std::env::var("PATH").unwrap_or_default())
+    .env("HOME", tmp.path())
+    .env("TMPDIR", tmp.path())
+    .env("LANG", "C.UTF-8")
+    .env("GITOPS_STANDINS_VENV", support::standins_dir())
+    .stdin(std::process::Stdio::null());
+    if let Some(m) = std::env::var_os("GITOPS_TF_PLUGINS") {
+        c.env("GITOPS_TF_PLUGINS", m);
+    }
     let out = c.output().expect("scripts/demo");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let code = out.status.code().unwrap_or(-1);
@@ -1471,6 +1481,98 @@ fn e2e_demo_runs_the_whole_flow_and_leaves_the_expected_tags() {
     // the Deployment and comment, the refusal, the state gone, deploy/dev/current untouched)
     // and says so only when every one held.
     assert_eq!(kv["previews"], "ok", "{kv:?}");
+    // Drift (#17, demo/ops): with the AWS provider's offline mirror, prod's parameter was changed
+    // behind Terraform's back, the drift run opened exactly one issue (read from the GitHub
+    // fake's state) naming its tags and value, and after the re-apply the next drift run closed
+    // that same issue. Without the mirror the demo must say so, never pass silently.
+    let mirror = std::env::var_os("GITOPS_TF_PLUGINS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/tf-plugins"));
+    if mirror.join("registry.terraform.io/hashicorp/aws").is_dir() {
+        assert_eq!(
+            kv.get("drift").map(String::as_str),
+            Some("ran"),
+            "the AWS provider mirror is at {}, but the drift scenario did not run: {kv:?}",
+            mirror.display()
+        );
+        assert_eq!(kv["drift.issues"], "1", "one issue for prod/params: {kv:?}");
+        assert_eq!(kv["drift.issue.opened"], "open", "{kv:?}");
+        assert_eq!(kv["drift.issue.closed"], "closed", "{kv:?}");
+        assert_eq!(kv["drift.attributes"], "tags,value", "{kv:?}");
+        assert_eq!(kv["drift.found"], "changed by hand|someone-else", "{kv:?}");
+        assert_eq!(kv["drift.current.prod"], kv["drift.c1"], "{kv:?}");
+        let issue = format!("issue #{} ", kv["drift.issue"]);
+        for step in [
+            "drift: deploy prod",
+            "drift: changed by hand",
+            "drift: re-apply prod",
+        ] {
+            assert!(stderr.contains(step), "timeline lacks `{step}`:\n{stderr}");
+        }
+        for what in ["opened", "closed"] {
+            assert!(
+                stderr.lines().any(
+                    |l| l.contains("drift: drift run") && l.contains(&format!("{issue}{what}"))
+                ),
+                "timeline lacks the drift run that {what} {issue}:\n{stderr}"
+            );
+        }
+    } else {
+        assert_eq!(
+            kv.get("drift").map(String::as_str),
+            Some("skipped"),
+            "{kv:?}"
+        );
+        assert!(
+            stderr.contains("drift scenario SKIPPED: no AWS provider mirror at"),
+            "{stderr}"
+        );
+        skip_loudly(
+            "the drift scenario of the end-to-end flow",
+            &format!(
+                "no AWS provider mirror at {} (GITOPS_TF_PLUGINS)",
+                mirror.display()
+            ),
+        );
+    }
+}
+
+// `--drift` without the AWS provider's offline mirror: the demo says `drift scenario SKIPPED`
+// and writes `drift=skipped`, never a silent pass (only the drift part runs, on the stand-ins).
+#[test]
+fn e2e_demo_says_loudly_that_the_drift_scenario_was_skipped_without_the_provider_mirror() {
+    if !support::has_tool("terraform") {
+        skip_loudly("the demo's drift skip", "terraform is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let summary = tmp.path().join("summary.txt");
+    let bin_dir = support::bin("oidc-login").parent().unwrap().to_path_buf();
+    let out = Command::new(root().join("scripts/demo"))
+        .args(["--no-install", "--quiet", "--drift", "--bin-dir"])
+        .arg(&bin_dir)
+        .arg("--summary")
+        .arg(&summary)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", tmp.path())
+        .env("TMPDIR", tmp.path())
+        .env("LANG", "C.UTF-8")
+        .env("GITOPS_STANDINS_VENV", support::standins_dir())
+        .env("GITOPS_DEMO_DRIFT_ONLY", "1")
+        .env("GITOPS_TF_PLUGINS", tmp.path().join("no-mirror"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("scripts/demo");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("drift scenario SKIPPED: no AWS provider mirror at"),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert!(text.lines().any(|l| l == "drift=skipped"), "{text}");
+    assert!(!text.contains("drift=ran"), "{text}");
 }
 
 // Where terraform is absent the demo says so and stops before starting anything (exit 3); an
