@@ -8,7 +8,8 @@
 #   2. the parameter's value and tags are changed behind Terraform's back (moto's SSM API,
 #      signed with credentials of prod's account);
 #   3. drift.yml (act) opens ONE issue `gitops-drift` for prod/params, naming the address and
-#      the attributes (checked in the GitHub fake's state, not in the log);
+#      the attributes (checked in the GitHub fake's state, not in the log); a second run updates
+#      that issue in place (its run link), no second issue;
 #   4. a new commit of the stack (a description) is pushed to prod and deployed: the apply
 #      reverts the value and the tags;
 #   5. drift.yml again: the same issue is closed, with a comment (the fake's state).
@@ -188,6 +189,15 @@ drift_demo() {
   timeline "drift: drift run" prod "$c0" "-" "issue #$DRIFT_ISSUE opened" "prod/params: $attrs changed"
   local opened=$DRIFT_ISSUE
 
+  # 3b. The next run finds the same drift: the same issue, updated in place (its run link is
+  #     this run's), no second issue.
+  drift_check open
+  [ "$DRIFT_ISSUE" = "$opened" ] || fail "drift: the second run left issue #$DRIFT_ISSUE, not #$opened"
+  drift_issues | jq -r .body | grep -q "/actions/runs/$LAST_RUN_ID)" ||
+    fail "drift: issue #$opened was not updated by run $LAST_RUN_ID: $(drift_issues | jq -r .body)"
+  timeline "drift: drift run again" prod "$c0" "-" "issue #$DRIFT_ISSUE updated" "in place, run $LAST_RUN_ID"
+  local updated=in-place
+
   # 4. The re-apply: a new commit of the stack, deployed to prod; the apply reverts the drift.
   git -C "$OPS" pull -q --ff-only origin prod
   sed -i 's/^  tags  = { owner = "team-ops" }$/  tags  = { owner = "team-ops" }\n  description = "the demo greeting"/' "$OPS/stacks/params/main.tf"
@@ -205,7 +215,7 @@ drift_demo() {
   timeline "drift: drift run" prod "$c1" "-" "issue #$DRIFT_ISSUE closed" "comment: no drift any more"
   # shellcheck disable=SC2034 # scripts/demo writes it into --summary
   DRIFT_SUMMARY=(
-    "drift=ran" "drift.issue=$DRIFT_ISSUE" "drift.issue.opened=open" "drift.issue.closed=closed"
+    "drift=ran" "drift.issue=$DRIFT_ISSUE" "drift.issue.opened=open" "drift.issue.updated=$updated" "drift.issue.closed=closed"
     "drift.issues=$(drift_issues | grep -c .)" "drift.attributes=$attrs" "drift.found=$before"
     "drift.current.prod=$(drift_tag_commit deploy/prod/current)" "drift.c1=$c1"
   )

@@ -1497,6 +1497,7 @@ fn e2e_demo_runs_the_whole_flow_and_leaves_the_expected_tags() {
         );
         assert_eq!(kv["drift.issues"], "1", "one issue for prod/params: {kv:?}");
         assert_eq!(kv["drift.issue.opened"], "open", "{kv:?}");
+        assert_eq!(kv["drift.issue.updated"], "in-place", "{kv:?}");
         assert_eq!(kv["drift.issue.closed"], "closed", "{kv:?}");
         assert_eq!(kv["drift.attributes"], "tags,value", "{kv:?}");
         assert_eq!(kv["drift.found"], "changed by hand|someone-else", "{kv:?}");
@@ -1505,6 +1506,7 @@ fn e2e_demo_runs_the_whole_flow_and_leaves_the_expected_tags() {
         for step in [
             "drift: deploy prod",
             "drift: changed by hand",
+            "drift: drift run again",
             "drift: re-apply prod",
         ] {
             assert!(stderr.contains(step), "timeline lacks `{step}`:\n{stderr}");
