@@ -2351,8 +2351,52 @@ fn e2e_drift_template_plans_the_deployed_commit_read_only_and_only_it_writes_iss
         "vars.DRIFT_ENVIRONMENTS || '[\"dev\",\"staging\",\"prod\"]'",
         "never-deployed",
         "-gt 256",
+        "[[ \"$env_name\" =~ ^[a-z][a-z0-9-]{0,31}$ ]]",
     ] {
         assert!(detect_text.contains(want), "detect job lacks `{want}`");
+    }
+    // The detect step refuses a DRIFT_ENVIRONMENTS that is not a list of environment names
+    // before anything is called (no `stacks` on PATH here) or used in a path or a log line.
+    let script = detect
+        .get("steps")
+        .and_then(Value::as_sequence)
+        .unwrap()
+        .iter()
+        .find(|s| s.get("id").and_then(Value::as_str) == Some("matrix"))
+        .and_then(|s| s.get("run"))
+        .and_then(Value::as_str)
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for (value, needle) in [
+        (r#""prod""#, "must be a non-empty JSON list"),
+        ("[]", "must be a non-empty JSON list"),
+        ("[1]", "must be a non-empty JSON list"),
+        ("not json", "must be a non-empty JSON list"),
+        (r#"["../x","dev"]"#, "not an environment name"),
+        (r#"["::error::pwned"]"#, "not an environment name"),
+        (r#"["Prod"]"#, "not an environment name"),
+    ] {
+        let out = Command::new("bash")
+            .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", script])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("ENVIRONMENTS", value)
+            .env("RUNNER_TEMP", tmp.path())
+            .env("GITHUB_OUTPUT", tmp.path().join("out"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{value}: {text}");
+        assert!(text.contains(needle), "{value}: {text}");
+        assert!(
+            !text.contains("pwned"),
+            "{value}: the value reached the log: {text}"
+        );
+        assert!(
+            !tmp.path().join("out").exists(),
+            "{value}: outputs were set"
+        );
     }
     let drift = jobs.get("drift").unwrap();
     assert_eq!(
