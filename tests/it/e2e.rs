@@ -2455,6 +2455,159 @@ fn e2e_drift_template_plans_the_deployed_commit_read_only_and_only_it_writes_iss
     assert!(!text.contains("terraform apply") && !text.contains("tofu apply"));
 }
 
+// drift.yml's detect step, run as written with the real `stacks` binary on a checkout of the
+// branch tip whose origin holds `deploy/prod/current` at an older commit: the matrix has the
+// stacks of the DEPLOYED commit that deploy to prod (their paths and keys), with that commit's
+// sha; without `stacks:` one entry per environment with TF_WORKING_DIR and no stack (the
+// environment's TF_STATE_KEY applies); dev, never deployed, is listed apart.
+#[test]
+fn e2e_drift_template_detect_lists_the_stacks_of_each_deployed_commit() {
+    let (_, wf) = load("drift.yml");
+    let script = wf["jobs"]["detect"]["steps"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|s| s.get("id").and_then(Value::as_str) == Some("matrix"))
+        .and_then(|s| s.get("run"))
+        .and_then(Value::as_str)
+        .unwrap()
+        .to_string();
+    let bin = support::bin("stacks").parent().unwrap().to_path_buf();
+    let git = |dir: &Path, args: &[&str]| support::git_http::git_ok(dir, args);
+    let write = |root: &Path, files: &[(&str, &str)]| {
+        for (p, text) in files {
+            let p = root.join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+    };
+    let config = "stacks:\n  - name: a\n    path: s/a\n  - name: b\n    path: s/b\n    environments: [dev]\n  - name: k\n    path: s/k\n    state-key: 'kk/{env}/t.tfstate'\n";
+    for (case, deployed_files, want) in [
+        (
+            "stacks",
+            vec![
+                (".github/gitops.yml", config),
+                ("s/a/main.tf", "\n"),
+                ("s/b/main.tf", "\n"),
+                ("s/k/main.tf", "\n"),
+            ],
+            serde_json::json!([
+                {"environment": "prod", "stack": "a", "path": "s/a", "state-key": "a/prod.tfstate"},
+                {"environment": "prod", "stack": "k", "path": "s/k", "state-key": "kk/prod/t.tfstate"},
+            ]),
+        ),
+        (
+            "none for prod",
+            vec![
+                (
+                    ".github/gitops.yml",
+                    "stacks:\n  - name: b\n    path: s/b\n    environments: [dev]\n",
+                ),
+                ("s/b/main.tf", "\n"),
+            ],
+            serde_json::json!([]),
+        ),
+        (
+            "single",
+            vec![("terraform/app/release/main.tf", "\n")],
+            serde_json::json!([
+                {"environment": "prod", "stack": "", "path": "terraform/app/release", "state-key": ""},
+            ]),
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let origin = tmp.path().join("origin");
+        std::fs::create_dir_all(&origin).unwrap();
+        git(&origin, &["init", "-q", "-b", "main"]);
+        write(&origin, &deployed_files);
+        git(&origin, &["add", "-A"]);
+        git(&origin, &["commit", "-qm", "deployed"]);
+        let deployed = git(&origin, &["rev-parse", "HEAD"]);
+        git(
+            &origin,
+            &[
+                "tag",
+                "-a",
+                "-m",
+                "deploy",
+                "deploy/prod/current",
+                &deployed,
+            ],
+        );
+        // The tip: a stack (or root) that is not deployed yet.
+        write(
+            &origin,
+            &[
+                (
+                    ".github/gitops.yml",
+                    &format!("{config}  - name: new\n    path: s/new\n"),
+                ),
+                ("s/new/main.tf", "\n"),
+            ],
+        );
+        git(&origin, &["add", "-A"]);
+        git(&origin, &["commit", "-qm", "tip"]);
+        let checkout = tmp.path().join("checkout");
+        git(
+            tmp.path(),
+            &[
+                "clone",
+                "-q",
+                "--no-tags",
+                origin.to_str().unwrap(),
+                checkout.to_str().unwrap(),
+            ],
+        );
+        let out_file = tmp.path().join("github_output");
+        let out = Command::new("bash")
+            .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", &script])
+            .current_dir(&checkout)
+            .env_clear()
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("HOME", tmp.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("ENVIRONMENTS", r#"["dev","prod"]"#)
+            .env("WORKING_DIR", "terraform/app/release")
+            .env("GITHUB_TOKEN", "")
+            .env("RUNNER_TEMP", tmp.path())
+            .env("GITHUB_OUTPUT", &out_file)
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{case}: {log}");
+        let outputs = std::fs::read_to_string(&out_file).unwrap();
+        let get = |k: &str| {
+            outputs
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .unwrap_or_else(|| panic!("{case}: no output {k}: {outputs}"))
+                .to_string()
+        };
+        let matrix: serde_json::Value = serde_json::from_str(&get("matrix")).unwrap();
+        let mut want = want.clone();
+        for e in want.as_array_mut().unwrap() {
+            e["sha"] = serde_json::json!(deployed);
+        }
+        assert_eq!(matrix["include"], want, "{case}: {log}");
+        assert_eq!(
+            get("count"),
+            want.as_array().unwrap().len().to_string(),
+            "{case}"
+        );
+        assert_eq!(get("never-deployed"), r#"["dev"]"#, "{case}: {log}");
+        assert!(
+            log.contains("::notice::dev was never deployed"),
+            "{case}: {log}"
+        );
+        assert_eq!(
+            log.contains("::warning::prod: the deployed commit"),
+            want.as_array().unwrap().is_empty(),
+            "{case}: a deployed environment without stacks is warned about: {log}"
+        );
+    }
+}
+
 // The engine is a variable in every template that runs Terraform: `TF_ENGINE` (`terraform`, the
 // default, or `tofu`) picks the pinned setup action, every command runs `"$TF_ENGINE"`, and any
 // other value stops the job before anything runs.
