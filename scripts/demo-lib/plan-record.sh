@@ -43,6 +43,7 @@ inputs:
   path: { required: true }
   run-id: { required: false }
   github-token: { required: false }
+  merge-multiple: { required: false }
 runs:
   using: composite
   steps:
@@ -51,9 +52,13 @@ runs:
         PATTERN: \${{ inputs.pattern }}
         DEST: \${{ inputs.path }}
         RUN: \${{ inputs.run-id }}
+        MERGE: \${{ inputs.merge-multiple }}
       run: |
         mkdir -p "\$DEST"
-        for a in "$WORK/artifacts"/\$PATTERN; do [ -d "\$a" ] && cp -r "\$a" "\$DEST/"; done
+        for a in "$WORK/artifacts"/\$PATTERN; do
+          [ -d "\$a" ] || continue
+          if [ "\$MERGE" = true ]; then cp -r "\$a"/. "\$DEST/"; else cp -r "\$a" "\$DEST/"; fi
+        done
         echo "(demo) artifacts of run \$RUN handed over: \$(find "\$DEST" -type f | wc -l) file(s)"
 EOF2
   local up='s#uses: actions/upload-artifact@[0-9a-f]{40}( \# .*)?$#uses: ./.gitops-demo/upload-artifact#'

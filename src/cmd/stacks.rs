@@ -1,6 +1,9 @@
 //! `stacks`: the Terraform roots of a repository and which of them changed.
 //!
 //! - `list`: every stack (of `--environment`, if given) with its path, layer and state key.
+//!   `list --environment ENV --deployed`: the stacks of the commit behind `deploy/<ENV>/current`
+//!   on the remote (fetched if it is not local; drift.yml's matrix), `head` that commit; never
+//!   deployed: no stacks and `head` empty.
 //! - `changed --base REV [--head REV]`: the stacks changed between two local commits.
 //! - `changed --environment ENV` (no `--base`): the base is the commit behind
 //!   `deploy/<ENV>/current` on the remote (read with ls-remote, fetched if it is not local); no
@@ -65,6 +68,10 @@ pub struct Args {
     /// The head commit (a revision of the local checkout). Default: `HEAD`.
     #[arg(long, env = "GITOPS_HEAD")]
     pub head: Option<String>,
+
+    /// list: read the stacks of the commit behind `deploy/<env>/current` on the remote (needs `environment`; fetched when the checkout lacks it) instead of `head`. Never deployed: no stacks, `head` empty.
+    #[arg(long, env = "GITOPS_DEPLOYED")]
+    pub deployed: bool,
 
     /// Also print the outputs on stdout: `text` lines or one `json` object.
     #[arg(long, env = "GITOPS_FORMAT", value_enum, default_value = "text")]
@@ -170,7 +177,7 @@ pub const OUTPUTS: &[OutputDoc] = &[
     },
     OutputDoc {
         name: "head",
-        description: "The head commit",
+        description: "The head commit (with `deployed`: the commit behind `deploy/<env>/current`, empty when the environment was never deployed)",
     },
 ];
 
@@ -247,6 +254,28 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
         }
         (_, None) => {}
     }
+    if args.deployed {
+        if args.command != Command::List {
+            return Err(Failure::usage("deployed", "applies to `list` only"));
+        }
+        match args.environment.as_deref() {
+            None => {
+                return Err(Failure::usage(
+                    "deployed",
+                    "needs `environment`: the deploy tag read is `deploy/<environment>/current`",
+                ))
+            }
+            // Checked before the remote is read; that it is an environment of the deployed
+            // commit's configuration, once the commit is read.
+            Some(e) => crate::envs::validate_env_name(e)?,
+        }
+        if args.head.is_some() {
+            return Err(Failure::usage(
+                "deployed",
+                "and `head` both say which commit to read: give one of them",
+            ));
+        }
+    }
     if args.command == Command::Changed && args.base.is_none() && args.environment.is_none() {
         return Err(Failure::usage(
             "base",
@@ -291,7 +320,21 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
             ),
         )
     })?;
-    let head = commit_of(&repo, "head", args.head.as_deref().unwrap_or("HEAD"))?;
+    let head = if args.deployed {
+        let e = args.environment.as_deref().expect("checked above");
+        match current_deploy(runner, &repo, &root, &args, token.clone(), e)? {
+            Some(c) => c,
+            None => {
+                runner.info(&format!(
+                    "`{e}` has no deploy yet ({} is not on the remote): no stacks are deployed there",
+                    deploy::current_ref(e)
+                ));
+                return report_never_deployed(runner, &args);
+            }
+        }
+    } else {
+        commit_of(&repo, "head", args.head.as_deref().unwrap_or("HEAD"))?
+    };
     let opts = Opts {
         config_path: &args.config,
         working_dir: &args.working_dir,
@@ -337,7 +380,14 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
                         .map_err(|e| Failure::runtime(single_line(e.message())))?;
                     let loaded = stacks::load(&GitTree::new(&repo, tree), &opts, "head")?;
                     check_layers(max_layers, &loaded.resolved, env)?;
-                    current_deploy(runner, &repo, &root, &args, token.clone(), e)?
+                    let base = current_deploy(runner, &repo, &root, &args, token.clone(), e)?;
+                    if base.is_none() {
+                        runner.info(&format!(
+                            "`{e}` has no deploy yet ({} is not on the remote): every stack of `{e}` is changed",
+                            deploy::current_ref(e)
+                        ));
+                    }
+                    base
                 }
                 (None, None) => unreachable!("checked above"),
             };
@@ -554,9 +604,6 @@ fn current_deploy(
     }
     let refs = session.ls_remote(&[&current])?;
     let Some(seen) = refs.get(&current) else {
-        runner.info(&format!(
-            "`{env}` has no deploy yet ({current} is not on the remote): every stack of `{env}` is changed"
-        ));
         return Ok(None);
     };
     let base = seen.peeled;
@@ -579,6 +626,31 @@ fn current_deploy(
         )));
     }
     Ok(Some(base))
+}
+
+/// `list --deployed` for an environment that was never deployed: every output set, with no
+/// stacks, `head` and `mode` empty (there is no commit to read the configuration from).
+fn report_never_deployed(runner: &Runner, args: &Args) -> Result<()> {
+    let out = stacks::matrix(&[], &[], args.environment.as_deref(), &[]);
+    runner.set_output("matrix", &json(&out.matrix)?)?;
+    runner.set_output("chunks", &json(&out.chunks)?)?;
+    runner.set_output("chunk-count", &out.chunks.len().to_string())?;
+    runner.set_output("stacks", "[]")?;
+    runner.set_output("count", "0")?;
+    runner.set_output("layers", "0")?;
+    runner.set_output("deleted", "[]")?;
+    runner.set_output("base", "")?;
+    runner.set_output("mode", "")?;
+    if args.max_layers.is_some() {
+        for k in 0..LAYER_OUTPUTS {
+            runner.set_output(&format!("layer-{k}"), &json(&out.matrix)?)?;
+        }
+    }
+    runner.set_output("head", "")?;
+    if args.format == OutputFormat::Json || !runner.in_actions() {
+        runner.finish(args.format);
+    }
+    Ok(())
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Result<String> {

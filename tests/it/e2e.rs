@@ -1362,19 +1362,29 @@ fn e2e_demo_runs_the_whole_flow_and_leaves_the_expected_tags() {
     let summary = tmp.path().join("summary.txt");
     let bin_dir = support::bin("oidc-login").parent().unwrap().to_path_buf();
     let mut c = Command::new(root().join("scripts/demo"));
-    // With the optional preview step (#18, scripts/demo-lib/preview.sh): README names it.
-    c.args(["--no-install", "--quiet", "--previews", "--bin-dir"])
-        .arg(&bin_dir)
-        .arg("--summary")
-        .arg(&summary)
-        // Hermetic: only what the demo needs; no ambient GITHUB_*/AWS_*/ACTIONS_* variable.
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", tmp.path())
-        .env("TMPDIR", tmp.path())
-        .env("LANG", "C.UTF-8")
-        .env("GITOPS_STANDINS_VENV", support::standins_dir())
-        .stdin(std::process::Stdio::null());
+    // With the optional preview step (#18, scripts/demo-lib/preview.sh): README names it; and
+    // the optional drift scenario (#17, scripts/demo-lib/drift.sh), too slow for the default run.
+    c.args([
+        "--no-install",
+        "--quiet",
+        "--previews",
+        "--drift",
+        "--bin-dir",
+    ])
+    .arg(&bin_dir)
+    .arg("--summary")
+    .arg(&summary)
+    // Hermetic: only what the demo needs; no ambient GITHUB_*/AWS_*/ACTIONS_* variable.
+    .env_clear()
+    .env("PATH", std::env::var("PATH").unwrap_or_default())
+    .env("HOME", tmp.path())
+    .env("TMPDIR", tmp.path())
+    .env("LANG", "C.UTF-8")
+    .env("GITOPS_STANDINS_VENV", support::standins_dir())
+    .stdin(std::process::Stdio::null());
+    if let Some(m) = std::env::var_os("GITOPS_TF_PLUGINS") {
+        c.env("GITOPS_TF_PLUGINS", m);
+    }
     let out = c.output().expect("scripts/demo");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let code = out.status.code().unwrap_or(-1);
@@ -1471,6 +1481,100 @@ fn e2e_demo_runs_the_whole_flow_and_leaves_the_expected_tags() {
     // the Deployment and comment, the refusal, the state gone, deploy/dev/current untouched)
     // and says so only when every one held.
     assert_eq!(kv["previews"], "ok", "{kv:?}");
+    // Drift (#17, demo/ops): with the AWS provider's offline mirror, prod's parameter was changed
+    // behind Terraform's back, the drift run opened exactly one issue (read from the GitHub
+    // fake's state) naming its tags and value, and after the re-apply the next drift run closed
+    // that same issue. Without the mirror the demo must say so, never pass silently.
+    let mirror = std::env::var_os("GITOPS_TF_PLUGINS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/tf-plugins"));
+    if mirror.join("registry.terraform.io/hashicorp/aws").is_dir() {
+        assert_eq!(
+            kv.get("drift").map(String::as_str),
+            Some("ran"),
+            "the AWS provider mirror is at {}, but the drift scenario did not run: {kv:?}",
+            mirror.display()
+        );
+        assert_eq!(kv["drift.issues"], "1", "one issue for prod/params: {kv:?}");
+        assert_eq!(kv["drift.issue.opened"], "open", "{kv:?}");
+        assert_eq!(kv["drift.issue.updated"], "in-place", "{kv:?}");
+        assert_eq!(kv["drift.issue.closed"], "closed", "{kv:?}");
+        assert_eq!(kv["drift.attributes"], "tags,value", "{kv:?}");
+        assert_eq!(kv["drift.found"], "changed by hand|someone-else", "{kv:?}");
+        assert_eq!(kv["drift.current.prod"], kv["drift.c1"], "{kv:?}");
+        let issue = format!("issue #{} ", kv["drift.issue"]);
+        for step in [
+            "drift: deploy prod",
+            "drift: changed by hand",
+            "drift: drift run again",
+            "drift: re-apply prod",
+        ] {
+            assert!(stderr.contains(step), "timeline lacks `{step}`:\n{stderr}");
+        }
+        for what in ["opened", "closed"] {
+            assert!(
+                stderr.lines().any(
+                    |l| l.contains("drift: drift run") && l.contains(&format!("{issue}{what}"))
+                ),
+                "timeline lacks the drift run that {what} {issue}:\n{stderr}"
+            );
+        }
+    } else {
+        assert_eq!(
+            kv.get("drift").map(String::as_str),
+            Some("skipped"),
+            "{kv:?}"
+        );
+        assert!(
+            stderr.contains("drift scenario SKIPPED: no AWS provider mirror at"),
+            "{stderr}"
+        );
+        skip_loudly(
+            "the drift scenario of the end-to-end flow",
+            &format!(
+                "no AWS provider mirror at {} (GITOPS_TF_PLUGINS)",
+                mirror.display()
+            ),
+        );
+    }
+}
+
+// `--drift` without the AWS provider's offline mirror: the demo says `drift scenario SKIPPED`
+// and writes `drift=skipped`, never a silent pass (only the drift part runs, on the stand-ins).
+#[test]
+fn e2e_demo_says_loudly_that_the_drift_scenario_was_skipped_without_the_provider_mirror() {
+    if !support::has_tool("terraform") {
+        skip_loudly("the demo's drift skip", "terraform is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let summary = tmp.path().join("summary.txt");
+    let bin_dir = support::bin("oidc-login").parent().unwrap().to_path_buf();
+    let out = Command::new(root().join("scripts/demo"))
+        .args(["--no-install", "--quiet", "--drift", "--bin-dir"])
+        .arg(&bin_dir)
+        .arg("--summary")
+        .arg(&summary)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", tmp.path())
+        .env("TMPDIR", tmp.path())
+        .env("LANG", "C.UTF-8")
+        .env("GITOPS_STANDINS_VENV", support::standins_dir())
+        .env("GITOPS_DEMO_DRIFT_ONLY", "1")
+        .env("GITOPS_TF_PLUGINS", tmp.path().join("no-mirror"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("scripts/demo");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("drift scenario SKIPPED: no AWS provider mirror at"),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert!(text.lines().any(|l| l == "drift=skipped"), "{text}");
+    assert!(!text.contains("drift=ran"), "{text}");
 }
 
 // Where terraform is absent the demo says so and stops before starting anything (exit 3); an
@@ -2218,21 +2322,98 @@ fn e2e_terraform_preview_environments_are_their_own() {
     );
 }
 
-// drift.yml: scheduled and by hand; per environment (matrix) it plans the commit behind
-// `deploy/<env>/current` (never the branch tip) with the environment's read-only plan role, a
-// refresh-only and a normal plan, hands both to `plan-gate drift`, and only that job may write
-// issues; the summary job holds no permission at all. The engine is a variable, each setup
-// action pinned and chosen by it.
+// drift.yml: scheduled and by hand; per environment and deployed stack (matrix) it plans the
+// commit behind `deploy/<env>/current` (never the branch tip) with the environment's read-only
+// plan role, a refresh-only and a normal plan, hands both to `plan-gate drift` with the stack
+// (one issue per environment and stack), and only that job may write issues; the detect job
+// lists the deployed commit's stacks (`stacks list --deployed`) and may only read; the summary
+// job holds no permission at all. The engine is a variable, each setup action pinned and chosen
+// by it.
 #[test]
 fn e2e_drift_template_plans_the_deployed_commit_read_only_and_only_it_writes_issues() {
     let (text, wf) = load("drift.yml");
     let on = wf.get("on").unwrap();
     assert!(on.get("schedule").is_some() && on.get("workflow_dispatch").is_some());
     let jobs = wf.get("jobs").unwrap();
+    assert_eq!(map_keys(Some(jobs)), ["detect", "drift", "summary"]);
+    let detect = jobs.get("detect").unwrap();
+    let perms = detect.get("permissions").unwrap();
+    assert_eq!(perms.get("contents").and_then(Value::as_str), Some("read"));
+    assert_eq!(map_keys(Some(perms)).len(), 1, "detect only reads");
+    assert!(
+        detect.get("environment").is_none(),
+        "detect gets no environment's variables or token"
+    );
+    let detect_text = serde_yaml_ng::to_string(detect).unwrap();
+    for want in [
+        "stacks list --environment \"$env_name\" --deployed",
+        "--working-dir \"$WORKING_DIR\"",
+        "vars.DRIFT_ENVIRONMENTS || '[\"dev\",\"staging\",\"prod\"]'",
+        "never-deployed",
+        "-gt 256",
+        "[[ \"$env_name\" =~ ^[a-z][a-z0-9-]{0,31}$ ]]",
+    ] {
+        assert!(detect_text.contains(want), "detect job lacks `{want}`");
+    }
+    // The detect step refuses a DRIFT_ENVIRONMENTS that is not a list of environment names
+    // before anything is called (no `stacks` on PATH here) or used in a path or a log line.
+    let script = detect
+        .get("steps")
+        .and_then(Value::as_sequence)
+        .unwrap()
+        .iter()
+        .find(|s| s.get("id").and_then(Value::as_str) == Some("matrix"))
+        .and_then(|s| s.get("run"))
+        .and_then(Value::as_str)
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for (value, needle) in [
+        (r#""prod""#, "must be a non-empty JSON list"),
+        ("[]", "must be a non-empty JSON list"),
+        ("[1]", "must be a non-empty JSON list"),
+        ("not json", "must be a non-empty JSON list"),
+        (r#"["../x","dev"]"#, "not an environment name"),
+        (r#"["::error::pwned"]"#, "not an environment name"),
+        (r#"["Prod"]"#, "not an environment name"),
+    ] {
+        let out = Command::new("bash")
+            .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", script])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("ENVIRONMENTS", value)
+            .env("RUNNER_TEMP", tmp.path())
+            .env("GITHUB_OUTPUT", tmp.path().join("out"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{value}: {text}");
+        assert!(text.contains(needle), "{value}: {text}");
+        assert!(
+            !text.contains("pwned"),
+            "{value}: the value reached the log: {text}"
+        );
+        assert!(
+            !tmp.path().join("out").exists(),
+            "{value}: outputs were set"
+        );
+    }
     let drift = jobs.get("drift").unwrap();
     assert_eq!(
         drift.get("environment").and_then(Value::as_str),
         Some("${{ matrix.environment }}-plan")
+    );
+    assert_eq!(
+        drift
+            .get("strategy")
+            .and_then(|s| s.get("matrix"))
+            .and_then(Value::as_str),
+        Some("${{ fromJSON(needs.detect.outputs.matrix) }}")
+    );
+    assert_eq!(
+        drift.get("if").and_then(Value::as_str),
+        Some("${{ needs.detect.outputs.count != '0' }}"),
+        "GitHub refuses an empty matrix"
     );
     let perms = drift.get("permissions").unwrap();
     assert_eq!(perms.get("issues").and_then(Value::as_str), Some("write"));
@@ -2251,15 +2432,20 @@ fn e2e_drift_template_plans_the_deployed_commit_read_only_and_only_it_writes_iss
             .get("with")
             .and_then(|w| w.get("ref"))
             .and_then(Value::as_str),
-        Some("refs/tags/deploy/${{ matrix.environment }}/current"),
-        "drift is about what is deployed, not the branch tip"
+        Some("${{ matrix.sha }}"),
+        "drift is about what is deployed (the commit detect read behind deploy/<env>/current), not the branch tip"
     );
     let job_text = serde_yaml_ng::to_string(drift).unwrap();
     for want in [
+        "DEPLOYED_SHA: ${{ matrix.sha }}",
+        "[ \"$head\" != \"$DEPLOYED_SHA\" ]",
         "vars.AWS_PLAN_ROLE_ARN",
+        "STATE_KEY: ${{ matrix['state-key'] || vars.TF_STATE_KEY }}",
+        "TF_DIR: ${{ matrix.path }}",
         "plan -refresh-only -input=false -lock=false",
         "command: drift",
         "normal-plan:",
+        "stack: ${{ env.STACK }}",
         "deployed-sha: ${{ steps.deployed.outputs.sha }}",
         "if: ${{ env.TF_ENGINE == 'terraform' }}",
         "if: ${{ env.TF_ENGINE == 'tofu' }}",
@@ -2267,6 +2453,159 @@ fn e2e_drift_template_plans_the_deployed_commit_read_only_and_only_it_writes_iss
         assert!(job_text.contains(want), "drift job lacks `{want}`");
     }
     assert!(!text.contains("terraform apply") && !text.contains("tofu apply"));
+}
+
+// drift.yml's detect step, run as written with the real `stacks` binary on a checkout of the
+// branch tip whose origin holds `deploy/prod/current` at an older commit: the matrix has the
+// stacks of the DEPLOYED commit that deploy to prod (their paths and keys), with that commit's
+// sha; without `stacks:` one entry per environment with TF_WORKING_DIR and no stack (the
+// environment's TF_STATE_KEY applies); dev, never deployed, is listed apart.
+#[test]
+fn e2e_drift_template_detect_lists_the_stacks_of_each_deployed_commit() {
+    let (_, wf) = load("drift.yml");
+    let script = wf["jobs"]["detect"]["steps"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|s| s.get("id").and_then(Value::as_str) == Some("matrix"))
+        .and_then(|s| s.get("run"))
+        .and_then(Value::as_str)
+        .unwrap()
+        .to_string();
+    let bin = support::bin("stacks").parent().unwrap().to_path_buf();
+    let git = |dir: &Path, args: &[&str]| support::git_http::git_ok(dir, args);
+    let write = |root: &Path, files: &[(&str, &str)]| {
+        for (p, text) in files {
+            let p = root.join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+    };
+    let config = "stacks:\n  - name: a\n    path: s/a\n  - name: b\n    path: s/b\n    environments: [dev]\n  - name: k\n    path: s/k\n    state-key: 'kk/{env}/t.tfstate'\n";
+    for (case, deployed_files, want) in [
+        (
+            "stacks",
+            vec![
+                (".github/gitops.yml", config),
+                ("s/a/main.tf", "\n"),
+                ("s/b/main.tf", "\n"),
+                ("s/k/main.tf", "\n"),
+            ],
+            serde_json::json!([
+                {"environment": "prod", "stack": "a", "path": "s/a", "state-key": "a/prod.tfstate"},
+                {"environment": "prod", "stack": "k", "path": "s/k", "state-key": "kk/prod/t.tfstate"},
+            ]),
+        ),
+        (
+            "none for prod",
+            vec![
+                (
+                    ".github/gitops.yml",
+                    "stacks:\n  - name: b\n    path: s/b\n    environments: [dev]\n",
+                ),
+                ("s/b/main.tf", "\n"),
+            ],
+            serde_json::json!([]),
+        ),
+        (
+            "single",
+            vec![("terraform/app/release/main.tf", "\n")],
+            serde_json::json!([
+                {"environment": "prod", "stack": "", "path": "terraform/app/release", "state-key": ""},
+            ]),
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let origin = tmp.path().join("origin");
+        std::fs::create_dir_all(&origin).unwrap();
+        git(&origin, &["init", "-q", "-b", "main"]);
+        write(&origin, &deployed_files);
+        git(&origin, &["add", "-A"]);
+        git(&origin, &["commit", "-qm", "deployed"]);
+        let deployed = git(&origin, &["rev-parse", "HEAD"]);
+        git(
+            &origin,
+            &[
+                "tag",
+                "-a",
+                "-m",
+                "deploy",
+                "deploy/prod/current",
+                &deployed,
+            ],
+        );
+        // The tip: a stack (or root) that is not deployed yet.
+        write(
+            &origin,
+            &[
+                (
+                    ".github/gitops.yml",
+                    &format!("{config}  - name: new\n    path: s/new\n"),
+                ),
+                ("s/new/main.tf", "\n"),
+            ],
+        );
+        git(&origin, &["add", "-A"]);
+        git(&origin, &["commit", "-qm", "tip"]);
+        let checkout = tmp.path().join("checkout");
+        git(
+            tmp.path(),
+            &[
+                "clone",
+                "-q",
+                "--no-tags",
+                origin.to_str().unwrap(),
+                checkout.to_str().unwrap(),
+            ],
+        );
+        let out_file = tmp.path().join("github_output");
+        let out = Command::new("bash")
+            .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", &script])
+            .current_dir(&checkout)
+            .env_clear()
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("HOME", tmp.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("ENVIRONMENTS", r#"["dev","prod"]"#)
+            .env("WORKING_DIR", "terraform/app/release")
+            .env("GITHUB_TOKEN", "")
+            .env("RUNNER_TEMP", tmp.path())
+            .env("GITHUB_OUTPUT", &out_file)
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{case}: {log}");
+        let outputs = std::fs::read_to_string(&out_file).unwrap();
+        let get = |k: &str| {
+            outputs
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .unwrap_or_else(|| panic!("{case}: no output {k}: {outputs}"))
+                .to_string()
+        };
+        let matrix: serde_json::Value = serde_json::from_str(&get("matrix")).unwrap();
+        let mut want = want.clone();
+        for e in want.as_array_mut().unwrap() {
+            e["sha"] = serde_json::json!(deployed);
+        }
+        assert_eq!(matrix["include"], want, "{case}: {log}");
+        assert_eq!(
+            get("count"),
+            want.as_array().unwrap().len().to_string(),
+            "{case}"
+        );
+        assert_eq!(get("never-deployed"), r#"["dev"]"#, "{case}: {log}");
+        assert!(
+            log.contains("::notice::dev was never deployed"),
+            "{case}: {log}"
+        );
+        assert_eq!(
+            log.contains("::warning::prod: the deployed commit"),
+            want.as_array().unwrap().is_empty(),
+            "{case}: a deployed environment without stacks is warned about: {log}"
+        );
+    }
 }
 
 // The engine is a variable in every template that runs Terraform: `TF_ENGINE` (`terraform`, the

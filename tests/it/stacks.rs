@@ -55,6 +55,55 @@ fn seed(dir: &Path) -> String {
     commit(dir, "seed")
 }
 
+/// `deploy/prod/current` (annotated, as tag-deploy writes it) at `sha`.
+fn tag_prod_current(w: &Path, sha: &str) {
+    git_ok(
+        w,
+        &["tag", "-a", "-m", "deploy", "deploy/prod/current", sha],
+    );
+}
+
+/// Push `main` and the tags of `w` to the remote `app` of `srv`, then make a shallow
+/// clone (depth 1, no tags, credentials in `http.extraheader` as actions/checkout leaves them) in
+/// `sb`: its path.
+fn publish_and_clone(srv: &GitHttp, w: &Path, sb: &Sandbox) -> String {
+    let header = format!(
+        "AUTHORIZATION: basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{TOKEN}"))
+    );
+    let url = srv.url("app");
+    let push = git_http::git(w)
+        .args([
+            "-c",
+            &format!("http.extraheader={header}"),
+            "push",
+            "-q",
+            &url,
+        ])
+        .args(["main", "--tags"])
+        .output()
+        .unwrap();
+    assert!(
+        push.status.success(),
+        "{}",
+        String::from_utf8_lossy(&push.stderr)
+    );
+    let checkout = sb.path().join("checkout");
+    let clone = git_http::git(sb.path())
+        .args(["clone", "-q", "--depth", "1", "--no-tags", "-c"])
+        .arg(format!("http.extraheader={header}"))
+        .arg(&url)
+        .arg(&checkout)
+        .output()
+        .unwrap();
+    assert!(
+        clone.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clone.stderr)
+    );
+    checkout.display().to_string()
+}
+
 /// Extra files of a vector: (path, contents).
 type Files<'a> = &'a [(&'a str, &'a str)];
 
@@ -136,59 +185,14 @@ fn stacks_changed_against_the_deploy_tag_from_a_shallow_checkout() {
     seed(w);
     write(w, &[("stacks/edge/main.tf", "resource \"a\" \"c\" {}\n")]);
     let deployed = commit(w, "edge change, deployed to prod");
-    git_ok(
-        w,
-        &[
-            "tag",
-            "-a",
-            "-m",
-            "deploy",
-            "deploy/prod/current",
-            &deployed,
-        ],
-    );
+    tag_prod_current(w, &deployed);
     write(w, &[("stacks/network/extra.tf", "# failed apply\n")]);
     commit(w, "network change whose apply failed");
     write(w, &[("modules/lb/main.tf", "resource \"lb\" \"y\" {}\n")]);
     let head = commit(w, "lb change");
-    let header = format!(
-        "AUTHORIZATION: basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{TOKEN}"))
-    );
-    let url = srv.url("app");
-    let push = git_http::git(w)
-        .args([
-            "-c",
-            &format!("http.extraheader={header}"),
-            "push",
-            "-q",
-            &url,
-        ])
-        .args(["main", "refs/tags/deploy/prod/current"])
-        .output()
-        .unwrap();
-    assert!(
-        push.status.success(),
-        "{}",
-        String::from_utf8_lossy(&push.stderr)
-    );
     let _ = bare;
-
     let sb = Sandbox::actions();
-    let checkout = sb.path().join("checkout");
-    let clone = git_http::git(sb.path())
-        .args(["clone", "-q", "--depth", "1", "-c"])
-        .arg(format!("http.extraheader={header}"))
-        .arg(&url)
-        .arg(&checkout)
-        .output()
-        .unwrap();
-    assert!(
-        clone.status.success(),
-        "{}",
-        String::from_utf8_lossy(&clone.stderr)
-    );
-    let c = checkout.display().to_string();
+    let c = publish_and_clone(&srv, w, &sb);
 
     let run = sb.run(
         "stacks",
@@ -335,6 +339,155 @@ fn stacks_changed_against_the_deploy_tag_from_a_shallow_checkout() {
         );
         assert!(sb.outputs().is_empty(), "{args:?}");
     }
+}
+
+// `list --deployed` (drift.yml's matrix): the stacks of the commit behind
+// `deploy/<env>/current` on an authenticated remote, read from that commit (fetched into a
+// shallow checkout of a later branch tip), never from the checkout's HEAD; an environment never
+// deployed lists nothing with `head` empty; and every misuse is exit 2 before the remote is read.
+#[test]
+fn stacks_list_deployed_reads_the_stacks_of_the_deployed_commit() {
+    let srv = GitHttp::start(TOKEN);
+    let _bare = srv.create_repo("app");
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let deployed = seed(w);
+    tag_prod_current(w, &deployed);
+    // After the deploy: a new stack and a new key for edge, on the branch tip only.
+    let later = CONFIG.replace("edge/{env}/terraform.tfstate", "edge2/{env}.tfstate")
+        + "  - name: extra\n    path: stacks/extra\n";
+    write(
+        w,
+        &[
+            (".github/gitops.yml", &later),
+            ("stacks/extra/main.tf", "resource \"a\" \"x\" {}\n"),
+        ],
+    );
+    let tip = commit(w, "a new stack, not deployed yet");
+    git_ok(
+        w,
+        &["tag", "-a", "-m", "deploy", "deploy/qa/current", &deployed],
+    );
+    let sb = Sandbox::actions();
+    let c = publish_and_clone(&srv, w, &sb);
+    let list_deployed = |sb: &Sandbox, env: &str, extra: &[&str]| {
+        let mut args = vec![
+            "list",
+            "--environment",
+            env,
+            "--deployed",
+            "--repo-path",
+            &c,
+        ];
+        args.extend_from_slice(extra);
+        sb.run("stacks", &args)
+    };
+    let run = list_deployed(&sb, "prod", &[]);
+    run.expect_code(0);
+    let o = sb.outputs();
+    assert_eq!(o["head"], deployed, "{}", run.all());
+    assert_ne!(o["head"], tip);
+    assert_eq!(o["mode"], "stacks");
+    assert_eq!(
+        json_out(&sb, "matrix"),
+        serde_json::json!({"include": [
+            {"stack": "edge", "path": "stacks/edge", "layer": 0, "state-key": "edge/prod/terraform.tfstate"},
+            {"stack": "network", "path": "stacks/network", "layer": 0, "state-key": "network/prod.tfstate"},
+            {"stack": "service", "path": "stacks/service", "layer": 1, "state-key": "service/prod.tfstate"},
+        ]}),
+        "the deployed commit's stacks and keys, not the tip's: {}",
+        run.all()
+    );
+    sb.assert_no_leak(&run, &[TOKEN], &[]);
+
+    // The same through GITOPS_DEPLOYED (the action's input), as one JSON document.
+    let sb2 = Sandbox::plain();
+    let mut cmd = sb2.cmd("stacks");
+    cmd.args([
+        "list",
+        "--environment",
+        "prod",
+        "--format",
+        "json",
+        "--repo-path",
+        &c,
+    ])
+    .env("GITOPS_DEPLOYED", "true");
+    let run = sb2.run_cmd(cmd);
+    run.expect_code(0);
+    let doc: Value =
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.all()));
+    assert_eq!(doc["head"], deployed.as_str(), "{}", run.all());
+    assert_eq!(doc["count"], "3");
+
+    // dev was never deployed: nothing listed, head and mode empty, exit 0.
+    let sb3 = Sandbox::actions();
+    let run = list_deployed(&sb3, "dev", &[]);
+    run.expect_code(0);
+    let o = sb3.outputs();
+    assert_eq!(o["head"], "", "{}", run.all());
+    assert_eq!(o["count"], "0");
+    assert_eq!(o["mode"], "");
+    assert_eq!(json_out(&sb3, "matrix"), serde_json::json!({"include": []}));
+    assert!(
+        run.all().contains("`dev` has no deploy yet"),
+        "{}",
+        run.all()
+    );
+
+    // A deploy tag of an environment the deployed commit does not configure: exit 2, nothing set.
+    let sb5 = Sandbox::actions();
+    let run = list_deployed(&sb5, "qa", &[]);
+    run.expect_code(2);
+    assert!(run.all().contains("qa"), "{}", run.all());
+    assert!(sb5.outputs().is_empty(), "{:?}", sb5.outputs());
+
+    // Refused before the remote is read (a closed port would be exit 3), nothing set.
+    let closed = format!(
+        "http://127.0.0.1:{}/nobody.git",
+        crate::support::free_port()
+    );
+    for (args, needle) in [
+        (vec!["list", "--deployed"], "needs `environment`"),
+        (
+            vec!["list", "--environment", "Prod 1", "--deployed"],
+            "not a valid environment name",
+        ),
+        (
+            vec![
+                "list",
+                "--environment",
+                "prod",
+                "--deployed",
+                "--head",
+                "HEAD",
+            ],
+            "give one of them",
+        ),
+        (
+            vec!["changed", "--environment", "prod", "--deployed"],
+            "applies to `list` only",
+        ),
+        (
+            vec!["check-core", "--deployed", "--core-config", "x.yml"],
+            "applies to `list` only",
+        ),
+    ] {
+        let sb = Sandbox::actions();
+        let mut args = args.clone();
+        args.extend(["--remote", &closed, "--repo-path", &c]);
+        let run = sb.run("stacks", &args);
+        run.expect_code(2);
+        assert!(run.all().contains(needle), "{args:?}: {}", run.all());
+        assert!(sb.outputs().is_empty(), "{args:?}: {:?}", sb.outputs());
+    }
+
+    // A wrong token: exit 3, nothing set, the token never printed.
+    let sb4 = Sandbox::actions();
+    let run = list_deployed(&sb4, "prod", &["--github-token", "ghs_wrongwrongwrong"]);
+    run.expect_code(3);
+    assert!(sb4.outputs().is_empty());
+    sb4.assert_no_leak(&run, &["ghs_wrongwrongwrong"], &[]);
 }
 
 // Outside Actions, `--format json` prints exactly one JSON document on stdout; log lines and
