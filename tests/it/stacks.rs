@@ -191,6 +191,7 @@ fn stacks_changed_against_the_deploy_tag_from_a_shallow_checkout() {
     write(w, &[("modules/lb/main.tf", "resource \"lb\" \"y\" {}\n")]);
     let head = commit(w, "lb change");
     let _ = bare;
+    let url = srv.url("app");
     let sb = Sandbox::actions();
     let c = publish_and_clone(&srv, w, &sb);
 
