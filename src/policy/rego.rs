@@ -141,8 +141,10 @@ pub struct RegoPolicies {
 /// what it reads) or a rule already has such a name; evaluation is then rule by rule.
 struct Combined {
     engine: Engine,
-    /// The query for the files that see masked input and for those that opted in.
-    queries: [Option<String>; 2],
+    /// The queries for the files that see masked input and for those that opted in: the
+    /// rules split into parts evaluated on threads of their own (see [`PARTS`]), each part
+    /// with its own copy of the engine over the same input.
+    queries: [Vec<String>; 2],
     /// One per (file, rule name): the query binding, the entry that names it.
     groups: Vec<Group>,
     /// Renamed rule names and the names they stand for (for error texts).
@@ -187,6 +189,13 @@ fn head_root(e: &Expr) -> Option<&regorus::unstable::Span> {
 
 const RENAMED: &str = "__plan_gate_";
 
+/// How many threads evaluate the rules (at most; one per core, and never more parts than
+/// rules). Each evaluates its share of the rules against the one input tree (regorus's values
+/// are shared across threads, its `arc` feature); helper rules are computed once per thread.
+fn parts() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
 impl Combined {
     /// `None` when the renaming cannot be done safely (evaluation is then rule by rule).
     fn build(
@@ -195,6 +204,7 @@ impl Combined {
         entries: &[Entry],
         opted: &[bool],
         timeout: Duration,
+        parts: usize,
     ) -> Option<Combined> {
         let mut engine = new_engine(timeout);
         let mut renamed = Vec::new();
@@ -253,8 +263,9 @@ impl Combined {
                 opted: opted[e.module],
             });
         }
-        let query = |want: bool| {
-            let parts: Vec<String> = groups
+        // The rules of a slot dealt round-robin into at most `parts` queries.
+        let query = |want: bool| -> Vec<String> {
+            let lines: Vec<String> = groups
                 .iter()
                 .filter(|g| g.opted == want)
                 .map(|g| {
@@ -267,7 +278,15 @@ impl Combined {
                     )
                 })
                 .collect();
-            (!parts.is_empty()).then(|| parts.join("\n"))
+            let n = parts.clamp(1, lines.len().max(1));
+            let mut out = vec![Vec::new(); n];
+            for (k, line) in lines.into_iter().enumerate() {
+                out[k % n].push(line);
+            }
+            out.into_iter()
+                .filter(|q| !q.is_empty())
+                .map(|q| q.join("\n"))
+                .collect()
         };
         let queries = [query(false), query(true)];
         Some(Combined {
@@ -417,6 +436,11 @@ fn opts_in(text: &str) -> bool {
 impl RegoPolicies {
     /// Read, parse and check every policy under `paths`; nothing is evaluated yet.
     pub fn load(paths: &[PathBuf], timeout: Duration) -> Result<RegoPolicies> {
+        Self::load_in_parts(paths, timeout, parts())
+    }
+
+    /// As [`RegoPolicies::load`], the rules evaluated in at most `parts` parts on threads.
+    fn load_in_parts(paths: &[PathBuf], timeout: Duration, parts: usize) -> Result<RegoPolicies> {
         let files = collect(paths)?;
         let mut engine = new_engine(timeout);
         let mut shown = Vec::new();
@@ -505,7 +529,7 @@ impl RegoPolicies {
         // findings themselves (`count(deny)`, `data.main`), which the renaming would change.
         let combined = match reads_findings {
             true => None,
-            false => Combined::build(&modules, &sources, &entries, &opted, timeout),
+            false => Combined::build(&modules, &sources, &entries, &opted, timeout, parts),
         };
         Ok(RegoPolicies {
             files: shown,
@@ -588,8 +612,10 @@ impl RegoPolicies {
         sc: &Scrubber,
     ) -> std::result::Result<Findings, CombinedError> {
         let mut out = Findings::default();
-        for (slot, query) in c.queries.iter().enumerate() {
-            let Some(query) = query else { continue };
+        for (slot, queries) in c.queries.iter().enumerate() {
+            if queries.is_empty() {
+                continue;
+            }
             let input = match slot {
                 1 => raw.ok_or_else(|| {
                     Located(Failure::runtime(
@@ -598,26 +624,46 @@ impl RegoPolicies {
                 })?,
                 _ => masked,
             };
-            let mut engine = c.engine.clone();
-            engine.set_input(input.clone());
-            let results = engine
-                .eval_query(query.clone(), false)
-                .map_err(|err| self.evaluation_error(c, &err, sc))?;
-            let bindings = match results.result.as_slice() {
-                [one] => one.bindings.clone(),
-                _ => {
-                    return Err(Located(Failure::runtime(format!(
+            // One thread per part, each with its own engine over the same input; the results
+            // are taken in part order, so the first failing part's error is the one reported.
+            let eval = |query: &String| -> anyhow::Result<Value> {
+                let mut engine = c.engine.clone();
+                engine.set_input(input.clone());
+                let results = engine.eval_query(query.clone(), false)?;
+                // The engine holds the input too (see `check_plan`).
+                std::mem::forget(engine);
+                match results.result.as_slice() {
+                    [one] => Ok(one.bindings.clone()),
+                    _ => Err(anyhow::anyhow!(
                         "internal: the policy query gave {} results instead of one",
                         results.result.len()
-                    ))))
+                    )),
                 }
             };
-            // The engine holds the input too (see `check_plan`).
-            std::mem::forget(engine);
+            let results: Vec<anyhow::Result<Value>> = match queries.as_slice() {
+                [one] => vec![eval(one)],
+                many => std::thread::scope(|scope| {
+                    let handles: Vec<_> =
+                        many.iter().map(|q| scope.spawn(move || eval(q))).collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                        .collect()
+                }),
+            };
+            let mut parts = Vec::with_capacity(results.len());
+            for r in results {
+                parts.push(r.map_err(|err| self.evaluation_error(c, &err, sc))?);
+            }
             for g in c.groups.iter().filter(|g| usize::from(g.opted) == slot) {
                 let e = &self.entries[g.entry];
-                let value = match &bindings[g.binding.as_str()] {
-                    Value::Array(a) => a.first().cloned().unwrap_or(Value::Undefined),
+                let key = Value::from(g.binding.as_str());
+                let found = parts.iter().find_map(|b| match b {
+                    Value::Object(o) => o.get(&key),
+                    _ => None,
+                });
+                let value = match found {
+                    Some(Value::Array(a)) => a.first().cloned().unwrap_or(Value::Undefined),
                     _ => {
                         return Err(Located(Failure::runtime(format!(
                             "internal: no value for rule `{}` ({})",

@@ -500,3 +500,27 @@ fn an_evaluation_error_names_the_rule_it_is_in_as_written() {
     );
     assert!(!e.message.contains(RENAMED), "{}", e.message);
 }
+
+#[test]
+fn rules_split_across_threads_find_what_one_evaluation_finds() {
+    // The committed conftest-style set (helpers in their own package, both syntaxes) and two
+    // files of this module's own, on the module's plan: every split gives the same findings.
+    let (dir, _) = write_all(&[("a.rego", V1), ("b.rego", V0)]);
+    let committed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rego/terraform");
+    let paths = [dir.path().to_path_buf(), committed];
+    let plan_path = dir.path().join("plan.json");
+    std::fs::write(&plan_path, plan().to_string()).unwrap();
+    let find = |parts: usize| {
+        let r = RegoPolicies::load_in_parts(&paths, Duration::from_secs(20), parts).unwrap();
+        let c = r.combined.as_ref().expect("one combined evaluation");
+        let rules = c.groups.iter().filter(|g| !g.opted).count();
+        assert_eq!(c.queries[0].len(), parts.min(rules), "parts of {parts}");
+        let f = r.check_plan(&plan_path, &none()).unwrap();
+        (msgs(&f.deny), msgs(&f.warn))
+    };
+    let one = find(1);
+    assert!(!one.0.is_empty() && !one.1.is_empty(), "{one:?}");
+    for parts in [2, 3, 5, 64] {
+        assert_eq!(find(parts), one, "{parts} parts");
+    }
+}
