@@ -1785,7 +1785,8 @@ fn detect_with(
     })
 }
 
-fn short(oid: git2::Oid) -> String {
+/// The first 12 hex digits of a commit id, as messages show it.
+pub fn short(oid: git2::Oid) -> String {
     oid.to_string()[..12].to_string()
 }
 

@@ -52,13 +52,10 @@ drift_setup() {
     printf '\n[demo] drift scenario SKIPPED: no AWS provider mirror at %s (GITOPS_TF_PLUGINS); the drift part of the demo did not run\n\n' "$DRIFT_PLUGINS" >&2
     return 0
   fi
-  git init -q --bare -b dev "$WORK/repos/demo/ops.git"
-  git -C "$WORK/repos/demo/ops.git" config http.receivepack true
-  OPS_REMOTE="http://x-access-token:$GIT_TOKEN@${GIT_URL#http://}/demo/ops.git"
   OPS=$WORK/ops
-  mkdir -p "$OPS/.github" "$OPS/stacks/params"
-  cp -r "$APP/.github/workflows" "$APP/.gitops-actions" "$APP/.gitops-demo" "$OPS/"
-  mv "$OPS/workflows" "$OPS/.github/workflows"
+  demo_repo ops "$OPS"
+  OPS_REMOTE=$REPO_REMOTE
+  mkdir -p "$OPS/stacks/params"
   # drift.yml, substituted like the others (docs/demo.md), except its checkout of the deployed
   # commit: act's built-in checkout copies the run's clone into the job and cannot check out a
   # `ref:` (the line is removed, as elsewhere), so a local step right after it checks out that

@@ -55,13 +55,10 @@ stacks_commit() { # message: commit and push to dev
 }
 
 stacks_setup() {
-  git init -q --bare -b dev "$WORK/repos/demo/platform.git"
-  git -C "$WORK/repos/demo/platform.git" config http.receivepack true
-  PLATFORM_REMOTE="http://x-access-token:$GIT_TOKEN@${GIT_URL#http://}/demo/platform.git"
   PLATFORM=$WORK/platform
-  mkdir -p "$PLATFORM/.github" "$PLATFORM/modules/tagging"
-  cp -r "$APP/.github/workflows" "$APP/.gitops-actions" "$APP/.gitops-demo" "$PLATFORM/"
-  mv "$PLATFORM/workflows" "$PLATFORM/.github/workflows"
+  demo_repo platform "$PLATFORM"
+  PLATFORM_REMOTE=$REPO_REMOTE
+  mkdir -p "$PLATFORM/modules/tagging"
   printf '%s\n' 'stacks:' '  - name: network' '    path: stacks/network' '  - name: service' '    path: stacks/service' \
     '    depends-on: [network]' '  - name: dns' '    path: stacks/dns' > "$PLATFORM/.github/gitops.yml"
   cat > "$PLATFORM/modules/tagging/main.tf" <<'TF'

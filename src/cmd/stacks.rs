@@ -329,7 +329,9 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
                     "`{e}` has no deploy yet ({} is not on the remote): no stacks are deployed there",
                     deploy::current_ref(e)
                 ));
-                return report_never_deployed(runner, &args);
+                // No commit to read a configuration from: no stacks, `head` and `mode` empty.
+                let (none, nothing) = (Resolved::default(), Changes::default());
+                return report(runner, &args, &none, &nothing, None, None);
             }
         }
     } else {
@@ -407,7 +409,7 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
                     if let Some(w) = &since.warning {
                         runner.warning(&single_line(w));
                     }
-                    let sha = deployed.map(|o| o.to_string()[..12].to_string());
+                    let sha = deployed.map(stacks::short);
                     stacks::with_undeployed(d.changes, since.changes, sha.as_deref())
                 }
             };
@@ -415,7 +417,7 @@ pub fn run(runner: &Runner, args: Args) -> Result<()> {
         }
     };
     check_layers(max_layers, &resolved, env)?;
-    report(runner, &args, &resolved, &changes, base, head)
+    report(runner, &args, &resolved, &changes, base, Some(head))
 }
 
 /// `max-layers`: 1 to [`LAYER_OUTPUTS`]; only for `list` and `changed`.
@@ -628,31 +630,6 @@ fn current_deploy(
     Ok(Some(base))
 }
 
-/// `list --deployed` for an environment that was never deployed: every output set, with no
-/// stacks, `head` and `mode` empty (there is no commit to read the configuration from).
-fn report_never_deployed(runner: &Runner, args: &Args) -> Result<()> {
-    let out = stacks::matrix(&[], &[], args.environment.as_deref(), &[]);
-    runner.set_output("matrix", &json(&out.matrix)?)?;
-    runner.set_output("chunks", &json(&out.chunks)?)?;
-    runner.set_output("chunk-count", &out.chunks.len().to_string())?;
-    runner.set_output("stacks", "[]")?;
-    runner.set_output("count", "0")?;
-    runner.set_output("layers", "0")?;
-    runner.set_output("deleted", "[]")?;
-    runner.set_output("base", "")?;
-    runner.set_output("mode", "")?;
-    if args.max_layers.is_some() {
-        for k in 0..LAYER_OUTPUTS {
-            runner.set_output(&format!("layer-{k}"), &json(&out.matrix)?)?;
-        }
-    }
-    runner.set_output("head", "")?;
-    if args.format == OutputFormat::Json || !runner.in_actions() {
-        runner.finish(args.format);
-    }
-    Ok(())
-}
-
 fn json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Failure::runtime(format!("internal: {e}")))
 }
@@ -663,7 +640,7 @@ fn report(
     resolved: &Resolved,
     changes: &Changes,
     base: Option<Oid>,
-    head: Oid,
+    head: Option<Oid>,
 ) -> Result<()> {
     let env = args.environment.as_deref();
     let selected: Vec<usize> = changes.changed.iter().map(|(i, _)| *i).collect();
@@ -716,16 +693,16 @@ fn report(
     runner.set_output("layers", &out.layers.to_string())?;
     runner.set_output("deleted", &json(&out.deleted)?)?;
     runner.set_output("base", &base.map(|b| b.to_string()).unwrap_or_default())?;
-    let mode = if resolved.is_single() {
-        "single"
-    } else {
-        "stacks"
+    let mode = match head {
+        None => "",
+        Some(_) if resolved.is_single() => "single",
+        Some(_) => "stacks",
     };
     runner.set_output("mode", mode)?;
     for (k, l) in per_layer.iter().enumerate() {
         runner.set_output(&format!("layer-{k}"), &json(l)?)?;
     }
-    runner.set_output("head", &head.to_string())?;
+    runner.set_output("head", &head.map(|h| h.to_string()).unwrap_or_default())?;
     if args.format == OutputFormat::Json || !runner.in_actions() {
         runner.finish(args.format);
     }

@@ -1344,6 +1344,27 @@ fn e2e_terraform_plan_environments_and_roles_are_restricted() {
     );
 }
 
+/// `scripts/demo --no-install --quiet <extra> --bin-dir <the test build> --summary <summary>`,
+/// hermetic: only what the demo needs (home and temp in `tmp`), no ambient GITHUB_*/AWS_*/ACTIONS_*.
+fn demo_command(tmp: &Path, summary: &Path, extra: &[&str]) -> Command {
+    let bin_dir = support::bin("oidc-login").parent().unwrap().to_path_buf();
+    let mut c = Command::new(root().join("scripts/demo"));
+    c.args(["--no-install", "--quiet"])
+        .args(extra)
+        .arg("--bin-dir")
+        .arg(&bin_dir)
+        .arg("--summary")
+        .arg(summary)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", tmp)
+        .env("TMPDIR", tmp)
+        .env("LANG", "C.UTF-8")
+        .env("GITOPS_STANDINS_VENV", support::standins_dir())
+        .stdin(std::process::Stdio::null());
+    c
+}
+
 // The README's main command, inside the test suite: `scripts/demo` with this test run's binaries
 // and the installed stand-ins runs the REAL templates with act: dev -> staging -> prod twice (a
 // good change, then a bad one, which fails prod's verification and is rolled back to `previous`
@@ -1360,28 +1381,9 @@ fn e2e_demo_runs_the_whole_flow_and_leaves_the_expected_tags() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let summary = tmp.path().join("summary.txt");
-    let bin_dir = support::bin("oidc-login").parent().unwrap().to_path_buf();
-    let mut c = Command::new(root().join("scripts/demo"));
     // With the optional preview step (#18, scripts/demo-lib/preview.sh): README names it; and
     // the optional drift scenario (#17, scripts/demo-lib/drift.sh), too slow for the default run.
-    c.args([
-        "--no-install",
-        "--quiet",
-        "--previews",
-        "--drift",
-        "--bin-dir",
-    ])
-    .arg(&bin_dir)
-    .arg("--summary")
-    .arg(&summary)
-    // Hermetic: only what the demo needs; no ambient GITHUB_*/AWS_*/ACTIONS_* variable.
-    .env_clear()
-    .env("PATH", std::env::var("PATH").unwrap_or_default())
-    .env("HOME", tmp.path())
-    .env("TMPDIR", tmp.path())
-    .env("LANG", "C.UTF-8")
-    .env("GITOPS_STANDINS_VENV", support::standins_dir())
-    .stdin(std::process::Stdio::null());
+    let mut c = demo_command(tmp.path(), &summary, &["--previews", "--drift"]);
     if let Some(m) = std::env::var_os("GITOPS_TF_PLUGINS") {
         c.env("GITOPS_TF_PLUGINS", m);
     }
@@ -1549,21 +1551,9 @@ fn e2e_demo_says_loudly_that_the_drift_scenario_was_skipped_without_the_provider
     }
     let tmp = tempfile::tempdir().unwrap();
     let summary = tmp.path().join("summary.txt");
-    let bin_dir = support::bin("oidc-login").parent().unwrap().to_path_buf();
-    let out = Command::new(root().join("scripts/demo"))
-        .args(["--no-install", "--quiet", "--drift", "--bin-dir"])
-        .arg(&bin_dir)
-        .arg("--summary")
-        .arg(&summary)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", tmp.path())
-        .env("TMPDIR", tmp.path())
-        .env("LANG", "C.UTF-8")
-        .env("GITOPS_STANDINS_VENV", support::standins_dir())
+    let out = demo_command(tmp.path(), &summary, &["--drift"])
         .env("GITOPS_DEMO_DRIFT_ONLY", "1")
         .env("GITOPS_TF_PLUGINS", tmp.path().join("no-mirror"))
-        .stdin(std::process::Stdio::null())
         .output()
         .expect("scripts/demo");
     let stderr = String::from_utf8_lossy(&out.stderr);
